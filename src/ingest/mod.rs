@@ -1,0 +1,5 @@
+//! OTLP receivers: decode what exporters send, convert it to the model, hand it to the
+//! pipeline, and answer as the OTLP specification says. Nothing here stores or analyses data.
+
+pub mod convert;
+pub mod decode;

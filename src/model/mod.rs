@@ -1,0 +1,34 @@
+//! Domain types free of wire and storage formats: ids, attributes, spans and metric points.
+//!
+//! Ingest converts OTLP into these; the store and the graph engine read only these.
+
+mod attr;
+mod ids;
+mod metric;
+mod span;
+
+pub use attr::{AttrValue, Attributes, attr_get};
+pub use ids::{IdError, SpanId, TraceId};
+pub use metric::{
+    AggregationTemporality, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
+    MetricKind, MetricPoint, NumberValue, PointValue, QuantileValue, SummaryValue,
+};
+pub use span::{Event, Link, Resource, Scope, Span, SpanKind, StatusCode, UNKNOWN_SERVICE};
+
+/// Everything one export request contributed, after validation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub spans: Vec<Span>,
+    pub metric_points: Vec<MetricPoint>,
+}
+
+impl Batch {
+    /// Items count against the pipeline's capacity: one per span and one per metric point.
+    pub fn num_items(&self) -> usize {
+        self.spans.len() + self.metric_points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.num_items() == 0
+    }
+}

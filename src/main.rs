@@ -1,1 +1,46 @@
-fn main(){}
+//! `cartograph`: parse the command line, load config, run until SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+use cartograph::App;
+use cartograph::cli::{Cli, Command};
+use cartograph::config::Config;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::ExampleConfig) => {
+            print!("{}", Config::example_toml());
+            Ok(())
+        }
+        Some(Command::Serve) | None => serve(&cli),
+    }
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<()> {
+    cartograph::telemetry::init_logging();
+    let config = cli.load_config().context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cartograph")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = App::build(config).await.context("cannot start cartograph")?;
+        wait_for_signal().await?;
+        app.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("signal received");
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Turns OTLP request bodies into `opentelemetry-proto` requests: bounded gunzip, protobuf via
+//! prost, OTLP/JSON via the crate's serde impls (after [`json_compat`]'s pre-pass). Pure and
+//! synchronous; it neither validates content (that is `convert`) nor knows about transports.
+//!
+//! [`DecodeError`] messages go back to clients verbatim, so they say exactly what was wrong.
+
+mod json_compat;
+
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use serde::de::DeserializeOwned;
+
+/// How a request body is encoded (from its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("invalid protobuf: {message}")]
+    Protobuf { message: String },
+    #[error("invalid OTLP/JSON at line {line} column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("gzip body is corrupt: {0}")]
+    Gzip(std::io::Error),
+    #[error("decompressed body exceeds the limit of {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
+}
+
+impl From<prost::DecodeError> for DecodeError {
+    fn from(err: prost::DecodeError) -> Self {
+        let text = err.to_string();
+        // prost prefixes every message with this; ours already says "invalid protobuf".
+        let message = text
+            .strip_prefix("failed to decode Protobuf message: ")
+            .unwrap_or(&text)
+            .to_owned();
+        DecodeError::Protobuf { message }
+    }
+}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(err: serde_json::Error) -> Self {
+        let (line, column) = (err.line(), err.column());
+        let text = err.to_string();
+        // serde_json appends the position, which our message puts first.
+        let message = text
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&text)
+            .to_owned();
+        DecodeError::Json {
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// Decompresses a gzip body (several members are concatenated, as HTTP allows), refusing to
+/// produce more than `max_decompressed_bytes` so a small bomb cannot exhaust memory.
+pub fn gunzip(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+    // Text-like telemetry usually compresses 5-10x; start there and let the Vec grow.
+    let initial_capacity = body.len().saturating_mul(8).min(max_decompressed_bytes);
+    let mut decompressed = Vec::with_capacity(initial_capacity);
+    let limit_plus_one = u64::try_from(max_decompressed_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    MultiGzDecoder::new(body)
+        .take(limit_plus_one)
+        .read_to_end(&mut decompressed)
+        .map_err(DecodeError::Gzip)?;
+    if decompressed.len() > max_decompressed_bytes {
+        return Err(DecodeError::TooLarge {
+            limit_bytes: max_decompressed_bytes,
+        });
+    }
+    Ok(decompressed)
+}
+
+pub fn decode_traces(
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    match encoding {
+        Encoding::Protobuf => Ok(ExportTraceServiceRequest::decode(body)?),
+        Encoding::Json => decode_json(body, json_compat::restore_non_finite_traces),
+    }
+}
+
+pub fn decode_metrics(
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<ExportMetricsServiceRequest, DecodeError> {
+    match encoding {
+        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(body)?),
+        Encoding::Json => decode_json(body, json_compat::restore_non_finite_metrics),
+    }
+}
+
+fn decode_json<T: DeserializeOwned>(
+    body: &[u8],
+    restore_non_finite: fn(&mut T),
+) -> Result<T, DecodeError> {
+    let normalized = json_compat::normalize(body);
+    let mut request: T = serde_json::from_slice(&normalized.body)?;
+    if normalized.has_non_finite {
+        restore_non_finite(&mut request);
+    }
+    Ok(request)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -32,3 +32,11 @@ impl Batch {
         self.num_items() == 0
     }
 }
+
+/// Wall-clock time as nanoseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,239 @@
+//! Wiring: opens the store, starts the pipeline's writer thread and the three listeners, and
+//! shuts them down in the order that loses nothing (ingest first, then drain, then the UI).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::config::{Config, StoreKind};
+use crate::ingest::convert::ConvertLimits;
+use crate::ingest::{Ingestor, grpc, http};
+use crate::pipeline::{Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer};
+use crate::query::{QueryService, StoreReader};
+use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
+use crate::store::{RetentionPolicy, StoreError, StoreWriter};
+use crate::telemetry::Telemetry;
+use crate::web::{self, WebState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start {what}: {source}")]
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// A running Cartograph. Dropping it without [`App::shutdown`] aborts without flushing.
+pub struct App {
+    otlp_grpc_addr: SocketAddr,
+    otlp_http_addr: SocketAddr,
+    ui_addr: SocketAddr,
+    pipeline: Pipeline,
+    writer: StoreWriterHandle,
+    writer_gate: Arc<WriterGate>,
+    telemetry: Arc<Telemetry>,
+    grpc_shutdown: watch::Sender<bool>,
+    grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    otlp_http: ServerHandle,
+    ui: ServerHandle,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("otlp_grpc_addr", &self.otlp_grpc_addr)
+            .field("otlp_http_addr", &self.otlp_http_addr)
+            .field("ui_addr", &self.ui_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Validates `config`, opens the store and binds every listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        config.validate()?;
+        let telemetry = Arc::new(Telemetry::default());
+        let (store_writer, reader) = open_store(&config)?;
+        let capacity_items = config.pipeline.queue_capacity_items.get();
+        let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry));
+        let writer_gate = Arc::new(WriterGate::default());
+        let settings = WriterSettings {
+            max_batch_items: config.pipeline.writer_batch_items.get(),
+            retention: RetentionPolicy {
+                max_age: config.retention_max_age(),
+                max_size_bytes: config.retention_max_size_bytes(),
+            },
+            retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
+        };
+        let depth_pipeline = pipeline.clone();
+        let writer = spawn_store_writer(
+            store_writer,
+            receiver,
+            settings,
+            Arc::clone(&writer_gate),
+            Arc::clone(&telemetry),
+            move || depth_pipeline.publish_depth(),
+        )
+        .map_err(|source| AppError::Start { what: "store writer", source })?;
+
+        let ingestor = Ingestor::new(
+            pipeline.clone(),
+            ConvertLimits {
+                max_future_skew_nanos: config.ingest.max_future_skew_secs.saturating_mul(1_000_000_000),
+                ..ConvertLimits::default()
+            },
+            Arc::clone(&telemetry),
+            Duration::from_secs(config.ingest.retry_after_secs),
+        );
+        let max_message_bytes = config.ingest.max_message_bytes.get();
+
+        let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
+        let otlp_grpc_addr = local_addr("OTLP/gRPC", config.listen.otlp_grpc, &grpc_listener)?;
+        let (grpc_shutdown, mut grpc_signal) = watch::channel(false);
+        let grpc_task = tokio::spawn(grpc::serve(grpc_listener, ingestor.clone(), max_message_bytes, async move {
+            let _ = grpc_signal.wait_for(|stop| *stop).await;
+        }));
+
+        let receiver = http::HttpReceiver {
+            ingestor,
+            max_message_bytes,
+            max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
+        };
+        let (otlp_http, otlp_http_addr) = start_http("OTLP/HTTP", config.listen.otlp_http, move || {
+            http::configure(receiver.clone())
+        })?;
+        let state = WebState {
+            query: QueryService::new(reader),
+            pipeline: pipeline.clone(),
+            telemetry: Arc::clone(&telemetry),
+        };
+        let (ui, ui_addr) = start_http("UI", config.listen.ui, move || web::configure(state.clone()))?;
+        info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
+        Ok(Self {
+            otlp_grpc_addr,
+            otlp_http_addr,
+            ui_addr,
+            pipeline,
+            writer,
+            writer_gate,
+            telemetry,
+            grpc_shutdown,
+            grpc_task,
+            otlp_http,
+            ui,
+        })
+    }
+
+    pub fn otlp_grpc_addr(&self) -> SocketAddr {
+        self.otlp_grpc_addr
+    }
+
+    pub fn otlp_http_addr(&self) -> SocketAddr {
+        self.otlp_http_addr
+    }
+
+    pub fn ui_addr(&self) -> SocketAddr {
+        self.ui_addr
+    }
+
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
+    }
+
+    /// Holds the store writer back (to test or observe backpressure) until resumed.
+    pub fn writer_gate(&self) -> Arc<WriterGate> {
+        Arc::clone(&self.writer_gate)
+    }
+
+    /// Stops ingest (finishing in-flight requests), commits everything accepted, then stops
+    /// the UI. Returns once all accepted data is in the store.
+    pub async fn shutdown(self) {
+        info!("shutting down: stopping ingest");
+        let _ = self.grpc_shutdown.send(true);
+        self.otlp_http.stop(true).await;
+        match self.grpc_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server failed"),
+            Err(err) => error!(error = %err, "OTLP/gRPC task failed"),
+        }
+        info!(num_items = self.pipeline.num_queued_items(), "draining accepted data into the store");
+        self.pipeline.close();
+        self.writer_gate.resume();
+        let writer = self.writer;
+        if tokio::task::spawn_blocking(move || writer.join()).await.is_err() {
+            error!("store writer join failed");
+        }
+        self.ui.stop(true).await;
+        info!("shutdown complete");
+    }
+}
+
+fn open_store(config: &Config) -> Result<(Box<dyn StoreWriter>, Arc<dyn StoreReader>), AppError> {
+    let location = match config.storage.store {
+        StoreKind::Sqlite => SqliteLocation::Dir(config.storage.data_dir.clone()),
+        StoreKind::Memory | StoreKind::Clickhouse => SqliteLocation::Memory,
+    };
+    let (writer, reader) = sqlite::open(&SqliteOptions {
+        location,
+        indexed_attribute_keys: config.storage.indexed_attributes.clone(),
+    })?;
+    Ok((Box::new(writer), Arc::new(reader)))
+}
+
+async fn bind_tokio(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { what, addr, source })
+}
+
+fn local_addr(
+    what: &'static str,
+    addr: SocketAddr,
+    listener: &tokio::net::TcpListener,
+) -> Result<SocketAddr, AppError> {
+    listener
+        .local_addr()
+        .map_err(|source| AppError::Bind { what, addr, source })
+}
+
+/// Starts an actix server on `addr` with routes from `configure`, on the current runtime.
+fn start_http<F, C>(what: &'static str, addr: SocketAddr, configure: F) -> Result<(ServerHandle, SocketAddr), AppError>
+where
+    F: Fn() -> C + Send + Clone + 'static,
+    C: FnOnce(&mut actix_web::web::ServiceConfig),
+{
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Bind { what, addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| AppError::Bind { what, addr, source })?;
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure()))
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| AppError::Bind { what, addr, source })?
+        .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        if let Err(err) = server.await {
+            error!(server = what, error = %err, "http server failed");
+        }
+    });
+    Ok((handle, bound))
+}

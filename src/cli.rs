@@ -1,0 +1,123 @@
+//! The command line: subcommands and the flags that override the config file and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, StoreKind};
+
+/// Cartograph: a live service dependency map fed by OpenTelemetry.
+///
+/// Point your services' OTLP exporters at it (gRPC :4317, HTTP :4318) and open the UI (:8080).
+/// Settings come from the config file, then CARTOGRAPH_* environment variables, then flags.
+#[derive(Debug, Parser)]
+#[command(name = "cartograph", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// TOML config file; fields it leaves out keep their defaults (see `cartograph example-config`).
+    #[arg(long, global = true, env = "CARTOGRAPH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address for OTLP/gRPC [default: 127.0.0.1:4317].
+    #[arg(long, global = true, env = "CARTOGRAPH_OTLP_GRPC", value_name = "ADDR")]
+    pub otlp_grpc: Option<SocketAddr>,
+
+    /// Address for OTLP/HTTP (/v1/traces, /v1/metrics) [default: 127.0.0.1:4318].
+    #[arg(long, global = true, env = "CARTOGRAPH_OTLP_HTTP", value_name = "ADDR")]
+    pub otlp_http: Option<SocketAddr>,
+
+    /// Address for the UI, JSON API, /health and /metrics [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "CARTOGRAPH_UI", value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
+
+    /// Directory of the embedded store [default: ./cartograph-data].
+    #[arg(long, global = true, env = "CARTOGRAPH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where telemetry is stored [default: sqlite].
+    #[arg(long, global = true, env = "CARTOGRAPH_STORE", value_name = "KIND")]
+    pub store: Option<StoreKind>,
+
+    /// ClickHouse HTTP URL, for --store clickhouse.
+    #[arg(long, global = true, env = "CARTOGRAPH_CLICKHOUSE_URL", value_name = "URL")]
+    pub clickhouse_url: Option<String>,
+
+    /// Delete stored data older than this many hours [default: 72].
+    #[arg(long, global = true, env = "CARTOGRAPH_RETENTION_HOURS", value_name = "HOURS")]
+    pub retention_hours: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive OTLP, keep the map, serve the UI (the default when no command is given).
+    Serve,
+    /// Print the example config file with every field, its default and what it means.
+    ExampleConfig,
+}
+
+impl Cli {
+    /// The effective config: file (if any), then environment and flags (clap merges those two,
+    /// flags winning), then validation.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let listen = &mut config.listen;
+        listen.otlp_grpc = self.otlp_grpc.unwrap_or(listen.otlp_grpc);
+        listen.otlp_http = self.otlp_http.unwrap_or(listen.otlp_http);
+        listen.ui = self.ui.unwrap_or(listen.ui);
+        let storage = &mut config.storage;
+        if let Some(data_dir) = &self.data_dir {
+            storage.data_dir.clone_from(data_dir);
+        }
+        storage.store = self.store.unwrap_or(storage.store);
+        if let Some(url) = &self.clickhouse_url {
+            storage.clickhouse_url.clone_from(url);
+        }
+        storage.retention_hours = self.retention_hours.unwrap_or(storage.retention_hours);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cartograph.toml");
+        std::fs::write(&path, "[storage]\nretention_hours = 5\nstore = \"memory\"\n").expect("write");
+        let cli = Cli::parse_from([
+            "cartograph",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--retention-hours",
+            "7",
+            "--ui",
+            "127.0.0.1:9999",
+        ]);
+        let config = cli.load_config().expect("valid");
+        assert_eq!(config.storage.retention_hours, 7);
+        assert_eq!(config.storage.store, StoreKind::Memory);
+        assert_eq!(config.listen.ui, "127.0.0.1:9999".parse().expect("addr"));
+    }
+
+    #[test]
+    fn help_explains_every_flag() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for flag in [
+            "--config", "--otlp-grpc", "--otlp-http", "--ui", "--data-dir", "--store",
+            "--clickhouse-url", "--retention-hours",
+        ] {
+            assert!(help.contains(flag), "--help lacks {flag}");
+        }
+        assert!(help.contains("CARTOGRAPH_DATA_DIR"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Configuration: one serde tree with defaults, loaded from a TOML file, then `CARTOGRAPH_*`
+//! environment variables and command-line flags (see `cli`), and validated once at load.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config value `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub ingest: IngestConfig,
+    pub pipeline: PipelineConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// Address of the OTLP/gRPC receiver.
+    pub otlp_grpc: SocketAddr,
+    /// Address of the OTLP/HTTP receiver (`/v1/traces`, `/v1/metrics`).
+    pub otlp_http: SocketAddr,
+    /// Address of the dashboards, the JSON API, `/health/*` and `/metrics`.
+    pub ui: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted export request as received (gRPC message or HTTP body), in bytes.
+    pub max_message_bytes: NonZeroUsize,
+    /// Largest accepted request after gzip decompression, in bytes.
+    pub max_decompressed_bytes: NonZeroUsize,
+    /// How far in the future a span or point may end before it is rejected as absurd.
+    pub max_future_skew_secs: u64,
+    /// Seconds a client is asked to wait (`Retry-After`, gRPC RetryInfo) when ingest is full.
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Spans and metric points accepted but not yet stored; beyond this, ingest pushes back.
+    pub queue_capacity_items: NonZeroUsize,
+    /// Most spans and points the store writer commits in one transaction.
+    pub writer_batch_items: NonZeroUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// Embedded SQLite in the data directory.
+    Sqlite,
+    /// The same SQLite engine held in memory: nothing survives a restart.
+    Memory,
+    /// A ClickHouse server (`clickhouse_url`).
+    Clickhouse,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Which store keeps spans and metric points.
+    pub store: StoreKind,
+    /// Directory of the embedded store's files.
+    pub data_dir: PathBuf,
+    /// ClickHouse HTTP URL, used when `store = "clickhouse"`.
+    pub clickhouse_url: String,
+    /// Data older than this is deleted.
+    pub retention_hours: u64,
+    /// When the store grows beyond this, its oldest data is deleted.
+    pub max_size_mb: u64,
+    /// How often retention runs.
+    pub retention_interval_secs: u64,
+    /// Attribute keys with an index for exact-match search (correlation ids and the like).
+    pub indexed_attributes: Vec<String>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            otlp_grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            otlp_http: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            ui: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: NonZeroUsize::new(16 * MIB).expect("non-zero"),
+            max_decompressed_bytes: NonZeroUsize::new(64 * MIB).expect("non-zero"),
+            max_future_skew_secs: 3600,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity_items: NonZeroUsize::new(200_000).expect("non-zero"),
+            writer_batch_items: NonZeroUsize::new(8192).expect("non-zero"),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Sqlite,
+            data_dir: PathBuf::from("./cartograph-data"),
+            clickhouse_url: "http://127.0.0.1:8123".to_owned(),
+            retention_hours: 72,
+            max_size_mb: 10 * 1024,
+            retention_interval_secs: 60,
+            indexed_attributes: [
+                "x-correlation-id",
+                "correlation_id",
+                "correlation.id",
+                "http.request.header.x-correlation-id",
+                "messaging.message.id",
+                "enduser.id",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: err.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what types cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        if self.ingest.max_decompressed_bytes < self.ingest.max_message_bytes {
+            return invalid(
+                "ingest.max_decompressed_bytes",
+                "must be at least ingest.max_message_bytes",
+            );
+        }
+        if self.pipeline.writer_batch_items > self.pipeline.queue_capacity_items {
+            return invalid(
+                "pipeline.writer_batch_items",
+                "must not exceed pipeline.queue_capacity_items",
+            );
+        }
+        if u32::try_from(self.pipeline.queue_capacity_items.get()).is_err() {
+            return invalid("pipeline.queue_capacity_items", "must be below 2^32");
+        }
+        if self.storage.retention_hours == 0 {
+            return invalid("storage.retention_hours", "must be at least 1");
+        }
+        if self.storage.retention_interval_secs == 0 {
+            return invalid("storage.retention_interval_secs", "must be at least 1");
+        }
+        if self.storage.store == StoreKind::Clickhouse {
+            return invalid(
+                "storage.store",
+                "the clickhouse store is not available in this version; use sqlite or memory",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn retention_max_age(&self) -> Duration {
+        Duration::from_secs(self.storage.retention_hours * 3600)
+    }
+
+    pub fn retention_max_size_bytes(&self) -> u64 {
+        self.storage.max_size_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The commented example configuration kept in the repository (`cartograph.example.toml`).
+    pub fn example_toml() -> String {
+        let defaults = toml::to_string_pretty(&Config::default()).expect("defaults serialize");
+        let mut out = String::from(
+            "# Cartograph configuration: every field with its default.\n\
+             # Precedence: this file, then CARTOGRAPH_* environment variables, then flags.\n\
+             # Generated by `cartograph example-config`; a test keeps it in sync.\n",
+        );
+        let mut section = String::new();
+        for line in defaults.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_owned();
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                let doc = field_doc(&section, key.trim());
+                out.push_str(&format!("# {doc}\n"));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// One line of documentation per field, used by the example config.
+fn field_doc(section: &str, key: &str) -> &'static str {
+    match (section, key) {
+        ("listen", "otlp_grpc") => "Address of the OTLP/gRPC receiver.",
+        ("listen", "otlp_http") => "Address of the OTLP/HTTP receiver (/v1/traces, /v1/metrics).",
+        ("listen", "ui") => "Address of the dashboards, JSON API, /health/* and /metrics.",
+        ("ingest", "max_message_bytes") => "Largest export request as received, in bytes.",
+        ("ingest", "max_decompressed_bytes") => "Largest request after gzip decompression.",
+        ("ingest", "max_future_skew_secs") => {
+            "Spans and points ending further in the future are rejected."
+        }
+        ("ingest", "retry_after_secs") => "Seconds clients are asked to wait when ingest is full.",
+        ("pipeline", "queue_capacity_items") => {
+            "Accepted but unstored spans + points; beyond this ingest answers 429/RESOURCE_EXHAUSTED."
+        }
+        ("pipeline", "writer_batch_items") => "Most spans + points per store transaction.",
+        ("storage", "store") => "sqlite (files in data_dir), memory, or clickhouse.",
+        ("storage", "data_dir") => "Directory of the embedded store.",
+        ("storage", "clickhouse_url") => "ClickHouse HTTP URL when store = \"clickhouse\".",
+        ("storage", "retention_hours") => "Data older than this is deleted.",
+        ("storage", "max_size_mb") => "Beyond this size the oldest data is deleted.",
+        ("storage", "retention_interval_secs") => "How often retention runs.",
+        ("storage", "indexed_attributes") => "Attribute keys indexed for exact-match trace search.",
+        _ => "UNDOCUMENTED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        Config::default().validate().expect("defaults validate");
+        assert!(!Config::example_toml().contains("UNDOCUMENTED"));
+    }
+
+    #[test]
+    fn example_config_is_committed() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cartograph.example.toml");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let generated = Config::example_toml();
+        if committed != generated {
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&path, &generated).expect("write golden");
+                return;
+            }
+            panic!(
+                "cartograph.example.toml is out of date: commit the new version \
+                 (run with UPDATE_GOLDEN=1 or `cartograph example-config > cartograph.example.toml`)"
+            );
+        }
+    }
+
+    #[test]
+    fn example_config_parses_back_to_defaults() {
+        let parsed: Config = toml::from_str(&Config::example_toml()).expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        let err = toml::from_str::<Config>("[storage]\nretention_hour = 3\n")
+            .expect_err("unknown field");
+        assert!(err.to_string().contains("retention_hour"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut config = Config::default();
+        config.storage.retention_hours = 0;
+        let err = config.validate().expect_err("invalid");
+        assert!(err.to_string().contains("storage.retention_hours"), "{err}");
+    }
+}

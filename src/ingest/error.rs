@@ -1,0 +1,106 @@
+//! Everything that can go wrong with an export request, and its one mapping to a gRPC status
+//! and to an OTLP/HTTP response.
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::decode::DecodeError;
+use crate::pipeline::SubmitError;
+use crate::telemetry::RejectReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("unsupported Content-Type {0:?}: send application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported Content-Encoding {0:?}: send gzip or no encoding")]
+    UnsupportedContentEncoding(String),
+    #[error("request body exceeds the limit of {limit_bytes} bytes")]
+    BodyTooLarge { limit_bytes: usize },
+    #[error("request body could not be read: {0}")]
+    BodyIncomplete(String),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+}
+
+impl IngestError {
+    pub fn reject_reason(&self) -> RejectReason {
+        match self {
+            IngestError::Decode(DecodeError::TooLarge { .. }) => RejectReason::TooLarge,
+            IngestError::Decode(_) | IngestError::BodyIncomplete(_) => RejectReason::Malformed,
+            IngestError::UnsupportedContentType(_) | IngestError::UnsupportedContentEncoding(_) => {
+                RejectReason::UnsupportedMedia
+            }
+            IngestError::BodyTooLarge { .. } => RejectReason::TooLarge,
+            IngestError::Submit(SubmitError::Full { .. }) => RejectReason::Backpressure,
+            IngestError::Submit(SubmitError::TooLarge { .. }) => RejectReason::TooLarge,
+            IngestError::Submit(SubmitError::ShuttingDown) => RejectReason::ShuttingDown,
+        }
+    }
+
+    /// The gRPC status. Backpressure carries RetryInfo, which OTLP exporters require before
+    /// they retry RESOURCE_EXHAUSTED.
+    pub fn to_grpc_status(&self, retry_after: Duration) -> tonic::Status {
+        let message = self.to_string();
+        match self {
+            IngestError::Submit(SubmitError::Full { .. }) => tonic::Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            IngestError::Submit(SubmitError::ShuttingDown) => tonic::Status::unavailable(message),
+            IngestError::Submit(SubmitError::TooLarge { .. })
+            | IngestError::BodyTooLarge { .. }
+            | IngestError::Decode(DecodeError::TooLarge { .. }) => {
+                tonic::Status::resource_exhausted(message)
+            }
+            _ => tonic::Status::invalid_argument(message),
+        }
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            IngestError::Decode(DecodeError::TooLarge { .. })
+            | IngestError::BodyTooLarge { .. }
+            | IngestError::Submit(SubmitError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Decode(_) | IngestError::BodyIncomplete(_) => StatusCode::BAD_REQUEST,
+            IngestError::UnsupportedContentType(_) | IngestError::UnsupportedContentEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            IngestError::Submit(SubmitError::Full { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Submit(SubmitError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The OTLP/HTTP error response: a `google.rpc.Status` in the request's encoding (JSON when
+    /// the request's encoding is unknown), with `Retry-After` on retryable refusals.
+    pub fn to_http_response(&self, json: bool, retry_after: Duration) -> HttpResponse {
+        let status = self.http_status();
+        let mut response = HttpResponse::build(status);
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+        }
+        let grpc_code = self.to_grpc_status(retry_after).code() as i32;
+        let rpc_status = RpcStatus {
+            code: grpc_code,
+            message: self.to_string(),
+        };
+        super::http::encode_response(&mut response, &rpc_status, json)
+    }
+}
+
+/// `google.rpc.Status` without details: what OTLP/HTTP error bodies carry.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}

@@ -1,0 +1,130 @@
+//! OTLP/gRPC receiver: TraceService and MetricsService hand requests to the [`Ingestor`];
+//! LogsService says plainly that logs are not collected.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use super::service::{ExportOutcome, Ingestor};
+
+struct GrpcReceiver {
+    ingestor: Ingestor,
+}
+
+impl GrpcReceiver {
+    /// Runs the export off the async workers: conversion of a large request is CPU work.
+    async fn export<Req, Out>(
+        &self,
+        request: Req,
+        export: fn(&Ingestor, Req) -> Result<ExportOutcome, super::error::IngestError>,
+        respond: fn(ExportOutcome) -> Out,
+    ) -> Result<Response<Out>, Status>
+    where
+        Req: Send + 'static,
+    {
+        let ingestor = self.ingestor.clone();
+        let retry_after = ingestor.retry_after();
+        let result = tokio::task::spawn_blocking(move || export(&ingestor, request))
+            .await
+            .map_err(|err| Status::internal(format!("export task failed: {err}")))?;
+        match result {
+            Ok(outcome) => Ok(Response::new(respond(outcome))),
+            Err(err) => Err(err.to_grpc_status(retry_after)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        GrpcReceiver::export(self, request.into_inner(), Ingestor::export_traces, |outcome| {
+            ExportTraceServiceResponse {
+                partial_success: (outcome.num_rejected > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
+                    error_message: outcome.rejection_message.unwrap_or_default(),
+                }),
+            }
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        GrpcReceiver::export(self, request.into_inner(), Ingestor::export_metrics, |outcome| {
+            ExportMetricsServiceResponse {
+                partial_success: (outcome.num_rejected > 0).then(|| {
+                    ExportMetricsPartialSuccess {
+                        rejected_data_points: i64::try_from(outcome.num_rejected)
+                            .unwrap_or(i64::MAX),
+                        error_message: outcome.rejection_message.unwrap_or_default(),
+                    }
+                }),
+            }
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcReceiver {
+    async fn export(
+        &self,
+        _request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        Err(Status::unimplemented(
+            "logs are not collected by cartograph: send traces and metrics only",
+        ))
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes, then finishes in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    ingestor: Ingestor,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let receiver = std::sync::Arc::new(GrpcReceiver { ingestor });
+    let traces = TraceServiceServer::from_arc(receiver.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let metrics = MetricsServiceServer::from_arc(receiver.clone())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    let logs = LogsServiceServer::from_arc(receiver)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(max_message_bytes);
+    tonic::transport::Server::builder()
+        .add_service(traces)
+        .add_service(metrics)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}

@@ -1,0 +1,143 @@
+//! The transport-independent part of an export: convert, count, hand to the pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
+use super::error::IngestError;
+use crate::model::{Batch, now_unix_nano};
+use crate::pipeline::Pipeline;
+use crate::telemetry::{RejectReason, Signal, Telemetry};
+
+/// What the client is told about an accepted request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOutcome {
+    pub num_rejected: u64,
+    pub rejection_message: Option<String>,
+}
+
+/// Shared by the gRPC and HTTP receivers.
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    pipeline: Pipeline,
+    limits: ConvertLimits,
+    telemetry: Arc<Telemetry>,
+    retry_after: Duration,
+}
+
+impl Ingestor {
+    pub fn new(
+        pipeline: Pipeline,
+        limits: ConvertLimits,
+        telemetry: Arc<Telemetry>,
+        retry_after: Duration,
+    ) -> Self {
+        Self {
+            pipeline,
+            limits,
+            telemetry,
+            retry_after,
+        }
+    }
+
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    pub fn export_traces(
+        &self,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportOutcome, IngestError> {
+        let num_received: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .map(|scope| scope.spans.len())
+            .sum();
+        self.telemetry
+            .record_request(Signal::Traces, num_received as u64);
+        let converted = convert_traces(request, now_unix_nano(), &self.limits);
+        self.submit(Signal::Traces, converted, |spans| Batch {
+            spans,
+            metric_points: Vec::new(),
+        })
+    }
+
+    pub fn export_metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+    ) -> Result<ExportOutcome, IngestError> {
+        let num_received = count_metric_points(&request);
+        self.telemetry
+            .record_request(Signal::Metrics, num_received as u64);
+        let converted = convert_metrics(request, now_unix_nano(), &self.limits);
+        self.submit(Signal::Metrics, converted, |metric_points| Batch {
+            spans: Vec::new(),
+            metric_points,
+        })
+    }
+
+    /// Counts a request refused before conversion (undecodable, wrong media type, too large).
+    pub fn record_refused(&self, signal: Signal, error: &IngestError) {
+        self.telemetry.record_request(signal, 0);
+        self.telemetry.record_rejected(signal, error.reject_reason(), 0);
+    }
+
+    fn submit<T>(
+        &self,
+        signal: Signal,
+        converted: Converted<T>,
+        into_batch: impl FnOnce(Vec<T>) -> Batch,
+    ) -> Result<ExportOutcome, IngestError> {
+        let num_items = converted.items.len() as u64;
+        if converted.num_rejected > 0 {
+            self.telemetry
+                .record_rejected(signal, RejectReason::Invalid, converted.num_rejected);
+        }
+        let outcome = ExportOutcome {
+            num_rejected: converted.num_rejected,
+            rejection_message: converted.rejection_message,
+        };
+        if num_items == 0 {
+            return Ok(outcome);
+        }
+        match self.pipeline.submit(into_batch(converted.items)) {
+            Ok(()) => {
+                self.telemetry
+                    .record_accepted(signal, num_items, converted.num_unknown_service);
+                Ok(outcome)
+            }
+            Err(err) => {
+                let error = IngestError::Submit(err);
+                self.telemetry
+                    .record_rejected(signal, error.reject_reason(), num_items);
+                Err(error)
+            }
+        }
+    }
+}
+
+fn count_metric_points(request: &ExportMetricsServiceRequest) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| match &metric.data {
+            Some(Data::Gauge(gauge)) => gauge.data_points.len(),
+            Some(Data::Sum(sum)) => sum.data_points.len(),
+            Some(Data::Histogram(histogram)) => histogram.data_points.len(),
+            Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
+            Some(Data::Summary(summary)) => summary.data_points.len(),
+            None => 1,
+        })
+        .sum()
+}

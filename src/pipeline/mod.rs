@@ -1,0 +1,195 @@
+//! The bounded hand-off between ingest and the consumers of accepted data.
+//!
+//! Capacity is counted in items (spans + metric points). A batch is accepted whole or not at
+//! all; once accepted it is owned by the pipeline until the store writer has committed it, so
+//! acknowledged data is never dropped. Closing the pipeline refuses new batches and lets the
+//! writer drain and commit everything already accepted.
+
+mod writer;
+
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::model::Batch;
+use crate::telemetry::Telemetry;
+
+pub use writer::{StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("ingest queue is full ({num_queued_items} of {capacity_items} items waiting to be stored); retry later")]
+    Full {
+        num_queued_items: usize,
+        capacity_items: usize,
+    },
+    #[error("batch of {num_items} items exceeds the ingest queue capacity of {capacity_items} items; send smaller batches")]
+    TooLarge {
+        num_items: usize,
+        capacity_items: usize,
+    },
+    #[error("cartograph is shutting down; retry against another instance or later")]
+    ShuttingDown,
+}
+
+/// An accepted batch with the queue capacity it holds until it is committed.
+pub struct Accepted {
+    pub(crate) batch: Batch,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// Cloneable handle used by every receiver to submit batches.
+#[derive(Clone)]
+pub struct Pipeline {
+    capacity: Arc<Semaphore>,
+    capacity_items: usize,
+    sender: Arc<Mutex<Option<mpsc::Sender<Accepted>>>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("capacity_items", &self.capacity_items)
+            .field("num_queued_items", &self.num_queued_items())
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Creates the pipeline and the receiving end for the store writer.
+    pub fn new(capacity_items: usize, telemetry: Arc<Telemetry>) -> (Self, mpsc::Receiver<Accepted>) {
+        let (sender, receiver) = mpsc::channel();
+        let pipeline = Self {
+            capacity: Arc::new(Semaphore::new(capacity_items)),
+            capacity_items,
+            sender: Arc::new(Mutex::new(Some(sender))),
+            telemetry,
+        };
+        pipeline.publish_depth();
+        (pipeline, receiver)
+    }
+
+    /// Accepts `batch` whole, or refuses it without side effects.
+    pub fn submit(&self, batch: Batch) -> Result<(), SubmitError> {
+        let num_items = batch.num_items();
+        if num_items > self.capacity_items {
+            return Err(SubmitError::TooLarge {
+                num_items,
+                capacity_items: self.capacity_items,
+            });
+        }
+        let num_permits = u32::try_from(num_items).unwrap_or(u32::MAX);
+        let permit = match Arc::clone(&self.capacity).try_acquire_many_owned(num_permits) {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(SubmitError::Full {
+                    num_queued_items: self.num_queued_items(),
+                    capacity_items: self.capacity_items,
+                });
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::ShuttingDown),
+        };
+        let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = sender.as_ref() else {
+            return Err(SubmitError::ShuttingDown);
+        };
+        sender
+            .send(Accepted {
+                batch,
+                permit,
+            })
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        self.publish_depth();
+        Ok(())
+    }
+
+    /// Items accepted and not yet committed by the store writer.
+    pub fn num_queued_items(&self) -> usize {
+        self.capacity_items - self.capacity.available_permits()
+    }
+
+    pub fn capacity_items(&self) -> usize {
+        self.capacity_items
+    }
+
+    /// Refuses further batches; the writer drains what was accepted and then stops.
+    pub fn close(&self) {
+        self.sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    pub(crate) fn publish_depth(&self) {
+        self.telemetry
+            .set_queue(self.num_queued_items() as u64, self.capacity_items as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(num_spans: usize) -> Batch {
+        let resource = Arc::new(crate::model::Resource::from_attributes(Vec::new(), 0));
+        let span = crate::model::Span {
+            resource,
+            scope: Arc::default(),
+            trace_id: crate::model::TraceId::from_bytes(&[1; 16]).expect("valid"),
+            span_id: crate::model::SpanId::from_bytes(&[2; 8]).expect("valid"),
+            parent_span_id: None,
+            trace_state: String::new(),
+            flags: 0,
+            name: "op".to_owned(),
+            kind: crate::model::SpanKind::Server,
+            start_time_unix_nano: 1,
+            end_time_unix_nano: 2,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
+            status_code: crate::model::StatusCode::Unset,
+            status_message: String::new(),
+        };
+        Batch {
+            spans: vec![span; num_spans],
+            metric_points: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn refuses_when_full_and_accepts_after_release() {
+        let (pipeline, receiver) = Pipeline::new(10, Arc::new(Telemetry::default()));
+        pipeline.submit(batch_of(6)).expect("fits");
+        assert_eq!(
+            pipeline.submit(batch_of(6)),
+            Err(SubmitError::Full {
+                num_queued_items: 6,
+                capacity_items: 10
+            })
+        );
+        drop(receiver.recv().expect("queued"));
+        pipeline.submit(batch_of(6)).expect("fits after release");
+    }
+
+    #[test]
+    fn refuses_oversized_batches_and_after_close() {
+        let (pipeline, _receiver) = Pipeline::new(4, Arc::new(Telemetry::default()));
+        assert!(matches!(
+            pipeline.submit(batch_of(5)),
+            Err(SubmitError::TooLarge { num_items: 5, .. })
+        ));
+        pipeline.close();
+        assert_eq!(pipeline.submit(batch_of(1)), Err(SubmitError::ShuttingDown));
+    }
+}

@@ -1,0 +1,179 @@
+//! The store writer thread: takes accepted batches off the queue, merges them into
+//! transactions of bounded size, commits them, and only then releases their queue capacity.
+//! It also runs retention, since it owns the only write connection.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use tracing::{error, info, warn};
+
+use super::Accepted;
+use crate::model::{Batch, now_unix_nano};
+use crate::store::{RetentionPolicy, StoreWriter};
+use crate::telemetry::Telemetry;
+
+/// Most time to wait between failed attempts to commit the same transaction.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub max_batch_items: usize,
+    pub retention: RetentionPolicy,
+    pub retention_interval: Duration,
+}
+
+/// Holds the writer back while closed: used by tests and maintenance to simulate a slow store.
+#[derive(Debug, Default)]
+pub struct WriterGate {
+    paused: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl WriterGate {
+    pub fn pause(&self) {
+        *self.paused.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    pub fn resume(&self) {
+        *self.paused.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.changed.notify_all();
+    }
+
+    fn wait_while_paused(&self) {
+        let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        while *paused {
+            paused = self
+                .changed
+                .wait(paused)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// The running writer thread; join it after closing the pipeline to flush everything.
+pub struct StoreWriterHandle {
+    thread: JoinHandle<()>,
+}
+
+impl StoreWriterHandle {
+    /// Waits until every accepted batch is committed and the thread has stopped.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            error!("store writer thread panicked");
+        }
+    }
+}
+
+pub fn spawn_store_writer(
+    mut store: Box<dyn StoreWriter>,
+    receiver: Receiver<Accepted>,
+    settings: WriterSettings,
+    gate: Arc<WriterGate>,
+    telemetry: Arc<Telemetry>,
+    on_commit: impl Fn() + Send + 'static,
+) -> std::io::Result<StoreWriterHandle> {
+    let thread = std::thread::Builder::new()
+        .name("store-writer".to_owned())
+        .spawn(move || {
+            let mut next_retention = Instant::now();
+            loop {
+                if Instant::now() >= next_retention {
+                    run_retention(store.as_mut(), &settings.retention, &telemetry);
+                    next_retention = Instant::now() + settings.retention_interval;
+                }
+                let wait = next_retention.saturating_duration_since(Instant::now());
+                let first = match receiver.recv_timeout(wait) {
+                    Ok(accepted) => accepted,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                let accepted = collect_more(first, &receiver, settings.max_batch_items);
+                gate.wait_while_paused();
+                commit(store.as_mut(), accepted, &telemetry);
+                on_commit();
+            }
+            info!("store writer drained and stopped");
+        })?;
+    Ok(StoreWriterHandle { thread })
+}
+
+/// Takes whatever else is already queued, up to `max_items` in all.
+fn collect_more(first: Accepted, receiver: &Receiver<Accepted>, max_items: usize) -> Vec<Accepted> {
+    let mut num_items = first.batch.num_items();
+    let mut accepted = vec![first];
+    while num_items < max_items {
+        match receiver.try_recv() {
+            Ok(next) => {
+                num_items += next.batch.num_items();
+                accepted.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+    accepted
+}
+
+/// Commits the batches as one transaction, retrying until it succeeds: accepted data is never
+/// dropped. The queue capacity the batches hold is released when `accepted` is dropped.
+fn commit(store: &mut dyn StoreWriter, accepted: Vec<Accepted>, telemetry: &Telemetry) {
+    let (merged, _permits) = merge(accepted);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        match store.write_batch(&merged) {
+            Ok(()) => {
+                telemetry.record_stored(
+                    merged.spans.len() as u64,
+                    merged.metric_points.len() as u64,
+                    started.elapsed(),
+                );
+                return;
+            }
+            Err(err) => {
+                telemetry.record_store_error();
+                warn!(num_items = merged.num_items(), error = %err, "failed to store batch, retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Moves the batches into one, keeping their queue permits alive until the caller drops them.
+fn merge(accepted: Vec<Accepted>) -> (Batch, Vec<OwnedSemaphorePermit>) {
+    let mut merged = Batch::default();
+    let mut permits = Vec::with_capacity(accepted.len());
+    for item in accepted {
+        merged.spans.extend(item.batch.spans);
+        merged.metric_points.extend(item.batch.metric_points);
+        permits.push(item.permit);
+    }
+    (merged, permits)
+}
+
+fn run_retention(store: &mut dyn StoreWriter, policy: &RetentionPolicy, telemetry: &Telemetry) {
+    let now_unix_nano = now_unix_nano();
+    match store.apply_retention(policy, now_unix_nano) {
+        Ok(report) => {
+            telemetry.record_retention(
+                report.num_spans_deleted,
+                report.num_metric_points_deleted,
+                report.size_bytes,
+            );
+            if report.num_spans_deleted + report.num_metric_points_deleted > 0 {
+                info!(
+                    num_spans_deleted = report.num_spans_deleted,
+                    num_metric_points_deleted = report.num_metric_points_deleted,
+                    size_bytes = report.size_bytes,
+                    "retention deleted old data"
+                );
+            }
+        }
+        Err(err) => warn!(error = %err, "retention failed"),
+    }
+}
+

@@ -1,0 +1,62 @@
+//! The query service: what the web layer (and later alerts) may ask of stored and live data.
+//! It runs store reads on the blocking pool and knows nothing about HTTP.
+
+use std::sync::Arc;
+
+use crate::model::{MetricPoint, Span, TraceId};
+use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
+
+/// Both read traits of one store.
+pub trait StoreReader: TraceReader + MetricReader {}
+
+impl<T: TraceReader + MetricReader> StoreReader for T {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("query task failed: {0}")]
+    Task(String),
+}
+
+#[derive(Clone)]
+pub struct QueryService {
+    reader: Arc<dyn StoreReader>,
+}
+
+impl std::fmt::Debug for QueryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryService").finish_non_exhaustive()
+    }
+}
+
+impl QueryService {
+    pub fn new(reader: Arc<dyn StoreReader>) -> Self {
+        Self { reader }
+    }
+
+    pub async fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
+        self.blocking(move |reader| reader.trace(trace_id)).await
+    }
+
+    pub async fn search_traces(&self, query: TraceQuery) -> Result<Vec<TraceSummary>, QueryError> {
+        self.blocking(move |reader| reader.search_traces(&query))
+            .await
+    }
+
+    pub async fn metric_points(&self, query: MetricQuery) -> Result<Vec<MetricPoint>, QueryError> {
+        self.blocking(move |reader| reader.metric_points(&query))
+            .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn StoreReader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || read(reader.as_ref()))
+            .await
+            .map_err(|err| QueryError::Task(err.to_string()))?
+            .map_err(QueryError::Store)
+    }
+}

@@ -1,0 +1,477 @@
+//! Compact binary encoding of the nested parts of spans (attributes, events, links) and of
+//! resources and scopes, as stored in BLOB columns.
+//!
+//! Exact by construction: integers stay integers, doubles keep their bits (NaN and infinities
+//! included, which JSON cannot carry), bytes stay bytes. Varints (LEB128) keep typical spans
+//! small; decoding never trusts lengths and reports damage as [`StoreError::Corrupt`].
+//! This module owns the byte layout only; it does not touch SQL.
+
+use std::sync::Arc;
+
+use crate::model::{AttrValue, Attributes, Event, Link, Resource, Scope, SpanId, TraceId};
+use crate::store::StoreError;
+
+/// Nesting deeper than this is treated as corruption (OTLP decoding allows far less).
+const MAX_DEPTH: usize = 128;
+
+const TAG_EMPTY: u8 = 0;
+const TAG_STR: u8 = 1;
+const TAG_FALSE: u8 = 2;
+const TAG_TRUE: u8 = 3;
+const TAG_INT: u8 = 4;
+const TAG_DOUBLE: u8 = 5;
+const TAG_BYTES: u8 = 6;
+const TAG_ARRAY: u8 = 7;
+const TAG_MAP: u8 = 8;
+
+pub(super) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        // Truncation keeps the low seven bits, which is the point of LEB128.
+        buf.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+pub(super) fn put_i64(buf: &mut Vec<u8>, value: i64) {
+    // Zigzag keeps small negative numbers short.
+    put_varint(buf, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+pub(super) fn put_f64(buf: &mut Vec<u8>, value: f64) {
+    buf.extend_from_slice(&value.to_bits().to_le_bytes());
+}
+
+pub(super) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(buf, bytes.len() as u64);
+    buf.extend_from_slice(bytes);
+}
+
+pub(super) fn put_str(buf: &mut Vec<u8>, text: &str) {
+    put_bytes(buf, text.as_bytes());
+}
+
+pub(super) fn put_opt_str(buf: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        None => buf.push(0),
+        Some(text) => {
+            buf.push(1);
+            put_str(buf, text);
+        }
+    }
+}
+
+/// A cursor over an encoded blob.
+pub(super) struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Decoder<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub(super) fn u8(&mut self) -> Result<u8, StoreError> {
+        let (first, rest) = self.bytes.split_first().ok_or_else(truncated)?;
+        self.bytes = rest;
+        Ok(*first)
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64, StoreError> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(corrupt("varint longer than 64 bits"))
+    }
+
+    pub(super) fn u32(&mut self) -> Result<u32, StoreError> {
+        u32::try_from(self.varint()?).map_err(|_| corrupt("u32 out of range"))
+    }
+
+    pub(super) fn i32(&mut self) -> Result<i32, StoreError> {
+        i32::try_from(self.i64()?).map_err(|_| corrupt("i32 out of range"))
+    }
+
+    pub(super) fn i64(&mut self) -> Result<i64, StoreError> {
+        let raw = self.varint()?;
+        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    }
+
+    pub(super) fn f64(&mut self) -> Result<f64, StoreError> {
+        let bytes = self.take(8)?;
+        let array: [u8; 8] = bytes.try_into().map_err(|_| truncated())?;
+        Ok(f64::from_bits(u64::from_le_bytes(array)))
+    }
+
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| truncated())?;
+        self.take(len)
+    }
+
+    pub(super) fn str(&mut self) -> Result<&'a str, StoreError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| corrupt("string is not utf-8"))
+    }
+
+    pub(super) fn string(&mut self) -> Result<String, StoreError> {
+        self.str().map(str::to_owned)
+    }
+
+    pub(super) fn opt_string(&mut self) -> Result<Option<String>, StoreError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.string().map(Some),
+            _ => Err(corrupt("bad option tag")),
+        }
+    }
+
+    /// A length prefix for a sequence, checked against the bytes left so a damaged length
+    /// cannot make the caller reserve absurd amounts of memory.
+    pub(super) fn count(&mut self) -> Result<usize, StoreError> {
+        let count = usize::try_from(self.varint()?).map_err(|_| truncated())?;
+        if count > self.bytes.len() {
+            return Err(truncated());
+        }
+        Ok(count)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
+        if len > self.bytes.len() {
+            return Err(truncated());
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
+}
+
+pub(super) fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("bad blob: {what}"))
+}
+
+fn truncated() -> StoreError {
+    corrupt("truncated")
+}
+
+pub(super) fn put_attributes(buf: &mut Vec<u8>, attributes: &Attributes) {
+    put_varint(buf, attributes.len() as u64);
+    for (key, value) in attributes {
+        put_str(buf, key);
+        put_value(buf, value);
+    }
+}
+
+fn put_value(buf: &mut Vec<u8>, value: &AttrValue) {
+    match value {
+        AttrValue::Empty => buf.push(TAG_EMPTY),
+        AttrValue::Str(text) => {
+            buf.push(TAG_STR);
+            put_str(buf, text);
+        }
+        AttrValue::Bool(false) => buf.push(TAG_FALSE),
+        AttrValue::Bool(true) => buf.push(TAG_TRUE),
+        AttrValue::Int(number) => {
+            buf.push(TAG_INT);
+            put_i64(buf, *number);
+        }
+        AttrValue::Double(number) => {
+            buf.push(TAG_DOUBLE);
+            put_f64(buf, *number);
+        }
+        AttrValue::Bytes(bytes) => {
+            buf.push(TAG_BYTES);
+            put_bytes(buf, bytes);
+        }
+        AttrValue::Array(values) => {
+            buf.push(TAG_ARRAY);
+            put_varint(buf, values.len() as u64);
+            for item in values {
+                put_value(buf, item);
+            }
+        }
+        AttrValue::Map(attributes) => {
+            buf.push(TAG_MAP);
+            put_attributes(buf, attributes);
+        }
+    }
+}
+
+impl Decoder<'_> {
+    pub(super) fn attributes(&mut self) -> Result<Attributes, StoreError> {
+        self.attributes_at(0)
+    }
+
+    fn attributes_at(&mut self, depth: usize) -> Result<Attributes, StoreError> {
+        let count = self.count()?;
+        let mut attributes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key = self.string()?;
+            let value = self.value_at(depth)?;
+            attributes.push((key, value));
+        }
+        Ok(attributes)
+    }
+
+    fn value_at(&mut self, depth: usize) -> Result<AttrValue, StoreError> {
+        if depth > MAX_DEPTH {
+            return Err(corrupt("attribute nesting too deep"));
+        }
+        let value = match self.u8()? {
+            TAG_EMPTY => AttrValue::Empty,
+            TAG_STR => AttrValue::Str(self.string()?),
+            TAG_FALSE => AttrValue::Bool(false),
+            TAG_TRUE => AttrValue::Bool(true),
+            TAG_INT => AttrValue::Int(self.i64()?),
+            TAG_DOUBLE => AttrValue::Double(self.f64()?),
+            TAG_BYTES => AttrValue::Bytes(self.bytes()?.to_vec()),
+            TAG_ARRAY => {
+                let count = self.count()?;
+                let mut values = Vec::with_capacity(count);
+                for _ in 0..count {
+                    values.push(self.value_at(depth + 1)?);
+                }
+                AttrValue::Array(values)
+            }
+            TAG_MAP => AttrValue::Map(self.attributes_at(depth + 1)?),
+            _ => return Err(corrupt("unknown attribute tag")),
+        };
+        Ok(value)
+    }
+}
+
+/// Whether encoded top-level `attributes` hold `key` whose search text equals `text`, without
+/// decoding the values of other keys (the scan path of attribute search).
+pub(super) fn attributes_match(blob: &[u8], key: &str, text: &str) -> Result<bool, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    let count = decoder.count()?;
+    for _ in 0..count {
+        let candidate = decoder.bytes()?;
+        if candidate == key.as_bytes() {
+            let value = decoder.value_at(0)?;
+            return Ok(value.to_search_text().as_deref() == Some(text));
+        }
+        decoder.skip_value(0)?;
+    }
+    Ok(false)
+}
+
+impl Decoder<'_> {
+    fn skip_value(&mut self, depth: usize) -> Result<(), StoreError> {
+        if depth > MAX_DEPTH {
+            return Err(corrupt("attribute nesting too deep"));
+        }
+        match self.u8()? {
+            TAG_EMPTY | TAG_FALSE | TAG_TRUE => {}
+            TAG_STR | TAG_BYTES => {
+                self.bytes()?;
+            }
+            TAG_INT => {
+                self.varint()?;
+            }
+            TAG_DOUBLE => {
+                self.take(8)?;
+            }
+            TAG_ARRAY => {
+                for _ in 0..self.count()? {
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            TAG_MAP => {
+                for _ in 0..self.count()? {
+                    self.bytes()?;
+                    self.skip_value(depth + 1)?;
+                }
+            }
+            _ => return Err(corrupt("unknown attribute tag")),
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn encode_events(buf: &mut Vec<u8>, events: &[Event]) {
+    put_varint(buf, events.len() as u64);
+    for event in events {
+        put_varint(buf, event.time_unix_nano);
+        put_str(buf, &event.name);
+        put_attributes(buf, &event.attributes);
+        put_varint(buf, u64::from(event.dropped_attributes_count));
+    }
+}
+
+pub(super) fn decode_events(blob: &[u8]) -> Result<Vec<Event>, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    let count = decoder.count()?;
+    let mut events = Vec::with_capacity(count);
+    for _ in 0..count {
+        events.push(Event {
+            time_unix_nano: decoder.varint()?,
+            name: decoder.string()?,
+            attributes: decoder.attributes()?,
+            dropped_attributes_count: decoder.u32()?,
+        });
+    }
+    Ok(events)
+}
+
+pub(super) fn encode_links(buf: &mut Vec<u8>, links: &[Link]) {
+    put_varint(buf, links.len() as u64);
+    for link in links {
+        buf.extend_from_slice(link.trace_id.as_bytes());
+        buf.extend_from_slice(link.span_id.as_bytes());
+        put_str(buf, &link.trace_state);
+        put_attributes(buf, &link.attributes);
+        put_varint(buf, u64::from(link.dropped_attributes_count));
+        put_varint(buf, u64::from(link.flags));
+    }
+}
+
+pub(super) fn decode_links(blob: &[u8]) -> Result<Vec<Link>, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    let count = decoder.count()?;
+    let mut links = Vec::with_capacity(count);
+    for _ in 0..count {
+        let trace_id = TraceId::from_bytes(decoder.take(TraceId::LEN)?)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let span_id = SpanId::from_bytes(decoder.take(SpanId::LEN)?)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        links.push(Link {
+            trace_id,
+            span_id,
+            trace_state: decoder.string()?,
+            attributes: decoder.attributes()?,
+            dropped_attributes_count: decoder.u32()?,
+            flags: decoder.u32()?,
+        });
+    }
+    Ok(links)
+}
+
+/// Every field, the lifted ones included, so a resource reads back exactly as written.
+pub(super) fn encode_resource(buf: &mut Vec<u8>, resource: &Resource) {
+    put_str(buf, &resource.service_name);
+    put_opt_str(buf, resource.service_namespace.as_deref());
+    put_opt_str(buf, resource.service_version.as_deref());
+    put_opt_str(buf, resource.deployment_environment.as_deref());
+    put_attributes(buf, &resource.attributes);
+    put_varint(buf, u64::from(resource.dropped_attributes_count));
+}
+
+pub(super) fn decode_resource(blob: &[u8]) -> Result<Arc<Resource>, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    Ok(Arc::new(Resource {
+        service_name: decoder.string()?,
+        service_namespace: decoder.opt_string()?,
+        service_version: decoder.opt_string()?,
+        deployment_environment: decoder.opt_string()?,
+        attributes: decoder.attributes()?,
+        dropped_attributes_count: decoder.u32()?,
+    }))
+}
+
+/// The attributes of an encoded resource, for attribute search over resources.
+pub(super) fn resource_attributes_match(
+    blob: &[u8],
+    key: &str,
+    text: &str,
+) -> Result<bool, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    decoder.str()?;
+    for _ in 0..3 {
+        decoder.opt_string()?;
+    }
+    attributes_match(decoder.bytes, key, text)
+}
+
+pub(super) fn encode_scope(buf: &mut Vec<u8>, scope: &Scope) {
+    put_str(buf, &scope.name);
+    put_str(buf, &scope.version);
+    put_attributes(buf, &scope.attributes);
+    put_varint(buf, u64::from(scope.dropped_attributes_count));
+}
+
+pub(super) fn decode_scope(blob: &[u8]) -> Result<Arc<Scope>, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    Ok(Arc::new(Scope {
+        name: decoder.string()?,
+        version: decoder.string()?,
+        attributes: decoder.attributes()?,
+        dropped_attributes_count: decoder.u32()?,
+    }))
+}
+
+/// FNV-1a: stable across builds and platforms, which the keys of stored rows need to be.
+pub(super) fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash: u64, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_value() -> Attributes {
+        vec![
+            ("s".into(), AttrValue::Str("héllo \u{0} 🚀".into())),
+            ("t".into(), AttrValue::Bool(true)),
+            ("f".into(), AttrValue::Bool(false)),
+            ("i".into(), AttrValue::Int(i64::MIN)),
+            ("j".into(), AttrValue::Int(-1)),
+            ("d".into(), AttrValue::Double(f64::NEG_INFINITY)),
+            ("x".into(), AttrValue::Bytes(vec![0, 255, 7])),
+            ("n".into(), AttrValue::Empty),
+            (
+                "a".into(),
+                AttrValue::Array(vec![AttrValue::Int(1), AttrValue::Array(vec![])]),
+            ),
+            (
+                "m".into(),
+                AttrValue::Map(vec![("k".into(), AttrValue::Double(0.5))]),
+            ),
+        ]
+    }
+
+    #[test]
+    fn attributes_round_trip_and_match() {
+        let mut buf = Vec::new();
+        put_attributes(&mut buf, &every_value());
+        assert_eq!(
+            Decoder::new(&buf).attributes().expect("decodes"),
+            every_value()
+        );
+        assert!(attributes_match(&buf, "j", "-1").expect("walks"));
+        assert!(attributes_match(&buf, "t", "true").expect("walks"));
+        assert!(!attributes_match(&buf, "x", "00ff07").expect("walks"));
+        assert!(!attributes_match(&buf, "missing", "").expect("walks"));
+    }
+
+    #[test]
+    fn nan_keeps_its_bits() {
+        let mut buf = Vec::new();
+        let nan = f64::from_bits(0x7ff8_0000_dead_beef);
+        put_attributes(&mut buf, &vec![("d".into(), AttrValue::Double(nan))]);
+        let decoded = Decoder::new(&buf).attributes().expect("decodes");
+        let Some((_, AttrValue::Double(value))) = decoded.first() else {
+            panic!("not a double: {decoded:?}");
+        };
+        assert_eq!(value.to_bits(), nan.to_bits());
+    }
+
+    #[test]
+    fn damage_is_an_error_not_a_panic() {
+        let mut buf = Vec::new();
+        put_attributes(&mut buf, &every_value());
+        for len in 0..buf.len() {
+            assert!(Decoder::new(&buf[..len]).attributes().is_err(), "len {len}");
+        }
+        assert!(Decoder::new(&[0xff; 11]).attributes().is_err());
+    }
+}

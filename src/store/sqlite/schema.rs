@@ -1,0 +1,324 @@
+//! The SQLite schema: connection settings, the catalogue, and the DDL of hourly partitions.
+//!
+//! Layout (schema version 1):
+//! - `partitions (kind, hour, num_rows, indexed_keys)`: the catalogue of partition tables.
+//!   `kind` 0 = spans, 1 = metric points; `hour` = hours since the Unix epoch of the span start
+//!   or point time; `indexed_keys` = JSON array of the attribute keys indexed in that span
+//!   partition (position = `key_no` in its attribute table).
+//! - `resources (id, body, max_hour)`, `scopes (id, body, max_hour)`: deduplicated by a stable
+//!   hash of the encoded body (`id`, probing upwards on a collision); `max_hour` is the newest
+//!   partition hour referencing the row, so retention can drop unreferenced ones.
+//! - `spans_h{hour}`: one row per span (`row_id` explicit so VACUUM keeps it), unique on
+//!   `(trace_id, span_id)`; indexes on `(service, start_ns)`, `(start_ns)` and, partially, error
+//!   spans by `start_ns`. `span_attrs_h{hour} (key_no, value, span_row_id)`: index of the
+//!   configured attribute keys.
+//! - `points_h{hour}`: one row per metric point; indexes `(name, time_ns)`, `(time_ns, name)`.
+//!
+//! Nanosecond columns hold `u64` values biased into `i64` (see [`nanos_to_sql`]) so every `u64`
+//! round-trips and SQL comparisons keep the unsigned order. Table names are built from integers
+//! only; nothing user-supplied is ever part of SQL text.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::store::StoreError;
+
+pub(super) const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
+const SCHEMA_VERSION: i64 = 1;
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+const SIGN_BIT: u64 = 1 << 63;
+
+/// Maps `u64` onto `i64` preserving order: `0` becomes `i64::MIN`, `u64::MAX` becomes `i64::MAX`.
+pub(super) fn nanos_to_sql(nanos: u64) -> i64 {
+    // Flipping the top bit is the order-preserving bijection; the cast is a bit reinterpretation.
+    (nanos ^ SIGN_BIT) as i64
+}
+
+pub(super) fn nanos_from_sql(value: i64) -> u64 {
+    (value as u64) ^ SIGN_BIT
+}
+
+/// Hours since the epoch; `u64::MAX` nanoseconds is about five million hours, so it fits.
+pub(super) fn hour_of(nanos: u64) -> i64 {
+    (nanos / NANOS_PER_HOUR) as i64
+}
+
+/// First nanosecond of `hour` (hours are never negative: they come from [`hour_of`]).
+pub(super) fn hour_start_nanos(hour: i64) -> u64 {
+    u64::try_from(hour).unwrap_or(0).saturating_mul(NANOS_PER_HOUR)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum PartitionKind {
+    Spans,
+    Points,
+}
+
+impl PartitionKind {
+    pub(super) fn code(self) -> i64 {
+        match self {
+            PartitionKind::Spans => 0,
+            PartitionKind::Points => 1,
+        }
+    }
+
+    fn from_code(code: i64) -> Result<Self, StoreError> {
+        match code {
+            0 => Ok(PartitionKind::Spans),
+            1 => Ok(PartitionKind::Points),
+            _ => Err(StoreError::Corrupt(format!("unknown partition kind {code}"))),
+        }
+    }
+}
+
+/// One hourly table (and, for spans, its attribute index table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct Partition {
+    pub hour: i64,
+    pub kind: PartitionKind,
+}
+
+impl Partition {
+    pub(super) fn spans(hour: i64) -> Self {
+        Self {
+            hour,
+            kind: PartitionKind::Spans,
+        }
+    }
+
+    pub(super) fn points(hour: i64) -> Self {
+        Self {
+            hour,
+            kind: PartitionKind::Points,
+        }
+    }
+
+    pub(super) fn table(&self) -> String {
+        match self.kind {
+            PartitionKind::Spans => format!("spans_h{}", self.hour),
+            PartitionKind::Points => format!("points_h{}", self.hour),
+        }
+    }
+
+    /// The attribute index table of a span partition.
+    pub(super) fn attr_table(&self) -> String {
+        debug_assert_eq!(self.kind, PartitionKind::Spans);
+        format!("span_attrs_h{}", self.hour)
+    }
+
+    fn create_sql(&self) -> String {
+        let hour = self.hour;
+        match self.kind {
+            PartitionKind::Spans => format!(
+                "CREATE TABLE spans_h{hour} (
+                    row_id INTEGER PRIMARY KEY,
+                    trace_id BLOB NOT NULL,
+                    span_id BLOB NOT NULL,
+                    parent_span_id BLOB,
+                    start_ns INTEGER NOT NULL,
+                    end_ns INTEGER NOT NULL,
+                    duration_ns INTEGER NOT NULL,
+                    service TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    kind INTEGER NOT NULL,
+                    status_code INTEGER NOT NULL,
+                    status_message TEXT NOT NULL,
+                    trace_state TEXT NOT NULL,
+                    flags INTEGER NOT NULL,
+                    resource_id INTEGER NOT NULL,
+                    scope_id INTEGER NOT NULL,
+                    attributes BLOB NOT NULL,
+                    events BLOB,
+                    links BLOB,
+                    dropped_counts BLOB
+                 );
+                 CREATE UNIQUE INDEX spans_h{hour}_trace ON spans_h{hour} (trace_id, span_id);
+                 CREATE INDEX spans_h{hour}_service ON spans_h{hour} (service, start_ns);
+                 CREATE INDEX spans_h{hour}_start ON spans_h{hour} (start_ns);
+                 CREATE INDEX spans_h{hour}_error ON spans_h{hour} (start_ns) WHERE status_code = 2;
+                 CREATE TABLE span_attrs_h{hour} (
+                    key_no INTEGER NOT NULL,
+                    value TEXT NOT NULL,
+                    span_row_id INTEGER NOT NULL,
+                    PRIMARY KEY (key_no, value, span_row_id)
+                 ) WITHOUT ROWID;"
+            ),
+            PartitionKind::Points => format!(
+                "CREATE TABLE points_h{hour} (
+                    row_id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    time_ns INTEGER NOT NULL,
+                    start_ns INTEGER NOT NULL,
+                    description TEXT NOT NULL,
+                    unit TEXT NOT NULL,
+                    resource_id INTEGER NOT NULL,
+                    scope_id INTEGER NOT NULL,
+                    attributes BLOB NOT NULL,
+                    flags INTEGER NOT NULL,
+                    value BLOB NOT NULL
+                 );
+                 CREATE INDEX points_h{hour}_name ON points_h{hour} (name, time_ns);
+                 CREATE INDEX points_h{hour}_time ON points_h{hour} (time_ns, name);"
+            ),
+        }
+    }
+
+    fn drop_sql(&self) -> String {
+        match self.kind {
+            PartitionKind::Spans => format!(
+                "DROP TABLE IF EXISTS spans_h{0}; DROP TABLE IF EXISTS span_attrs_h{0};",
+                self.hour
+            ),
+            PartitionKind::Points => format!("DROP TABLE IF EXISTS points_h{};", self.hour),
+        }
+    }
+}
+
+/// A catalogue row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PartitionInfo {
+    pub partition: Partition,
+    pub num_rows: u64,
+    pub indexed_keys: Vec<String>,
+}
+
+/// Creates a partition's tables and catalogue row inside the caller's transaction.
+pub(super) fn create_partition(
+    conn: &Connection,
+    partition: Partition,
+    indexed_keys: &[String],
+) -> Result<(), StoreError> {
+    conn.execute_batch(&partition.create_sql())?;
+    let keys_json = serde_json::to_string(indexed_keys)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode indexed keys: {err}")))?;
+    conn.execute(
+        "INSERT INTO partitions (kind, hour, num_rows, indexed_keys) VALUES (?1, ?2, 0, ?3)",
+        (partition.kind.code(), partition.hour, keys_json),
+    )?;
+    Ok(())
+}
+
+/// Drops a partition's tables and catalogue row inside the caller's transaction.
+pub(super) fn drop_partition(conn: &Connection, partition: Partition) -> Result<(), StoreError> {
+    conn.execute_batch(&partition.drop_sql())?;
+    conn.execute(
+        "DELETE FROM partitions WHERE kind = ?1 AND hour = ?2",
+        (partition.kind.code(), partition.hour),
+    )?;
+    Ok(())
+}
+
+/// Every partition, oldest first (spans before points within an hour).
+pub(super) fn load_partitions(conn: &Connection) -> Result<Vec<PartitionInfo>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT kind, hour, num_rows, indexed_keys FROM partitions ORDER BY hour, kind",
+    )?;
+    let mut rows = statement.query(())?;
+    let mut partitions = Vec::new();
+    while let Some(row) = rows.next()? {
+        let keys_json: String = row.get(3)?;
+        let indexed_keys = serde_json::from_str(&keys_json)
+            .map_err(|err| StoreError::Corrupt(format!("bad indexed keys: {err}")))?;
+        partitions.push(PartitionInfo {
+            partition: Partition {
+                kind: PartitionKind::from_code(row.get(0)?)?,
+                hour: row.get(1)?,
+            },
+            num_rows: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            indexed_keys,
+        });
+    }
+    Ok(partitions)
+}
+
+/// Settings of every connection. `wal` is false for the in-memory database, which has no WAL.
+pub(super) fn configure(conn: &Connection, wal: bool, cache_kib: u32) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    if wal {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", (), |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open {
+                path: conn.path().unwrap_or_default().to_owned(),
+                reason: format!("cannot enable WAL, journal mode is {mode}"),
+            });
+        }
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -{cache_kib};"
+    ))?;
+    Ok(())
+}
+
+/// Creates the catalogue on a fresh database, or checks the version of an existing one.
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", (), |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Open {
+            path: conn.path().unwrap_or_default().to_owned(),
+            reason: format!(
+                "schema version {version} is newer than this build supports ({SCHEMA_VERSION})"
+            ),
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE partitions (
+            kind INTEGER NOT NULL,
+            hour INTEGER NOT NULL,
+            num_rows INTEGER NOT NULL,
+            indexed_keys TEXT NOT NULL,
+            PRIMARY KEY (kind, hour)
+         ) WITHOUT ROWID;
+         CREATE TABLE resources (
+            id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
+         );
+         CREATE TABLE scopes (
+            id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
+         );
+         PRAGMA user_version = {SCHEMA_VERSION};
+         COMMIT;"
+    ))?;
+    Ok(())
+}
+
+/// Bytes in use: pages holding data, not free pages kept for reuse.
+pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let pragma = |name: &str| -> Result<i64, StoreError> {
+        let value = conn
+            .query_row(&format!("PRAGMA {name}"), (), |row| row.get(0))
+            .optional()?;
+        Ok(value.unwrap_or(0))
+    };
+    let used_pages = pragma("page_count")?.saturating_sub(pragma("freelist_count")?);
+    let page_size = pragma("page_size")?;
+    Ok(u64::try_from(used_pages.saturating_mul(page_size)).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanos_bias_keeps_order_and_round_trips() {
+        let values = [0, 1, i64::MAX as u64, (i64::MAX as u64) + 1, u64::MAX - 1, u64::MAX];
+        for pair in values.windows(2) {
+            assert!(nanos_to_sql(pair[0]) < nanos_to_sql(pair[1]));
+        }
+        for value in values {
+            assert_eq!(nanos_from_sql(nanos_to_sql(value)), value);
+        }
+    }
+
+    #[test]
+    fn hours_cover_the_whole_range() {
+        assert_eq!(hour_of(NANOS_PER_HOUR - 1), 0);
+        assert_eq!(hour_of(NANOS_PER_HOUR), 1);
+        assert_eq!(hour_start_nanos(hour_of(u64::MAX)), u64::MAX / NANOS_PER_HOUR * NANOS_PER_HOUR);
+    }
+}

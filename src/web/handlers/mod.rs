@@ -1,0 +1,4 @@
+//! Request handlers: parse, ask the query service, shape the answer. No logic of their own.
+
+pub mod ops;
+pub mod traces;

@@ -1,0 +1,44 @@
+//! The UI port: JSON API, health and Prometheus metrics (dashboards come later). Handlers are
+//! thin: they parse, call the [`QueryService`], and map results through `error`.
+
+pub mod error;
+mod handlers;
+pub mod json;
+pub mod params;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::pipeline::Pipeline;
+use crate::query::QueryService;
+use crate::telemetry::Telemetry;
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    pub query: QueryService,
+    pub pipeline: Pipeline,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// Registers every route of the UI port.
+pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(web::Data::new(state))
+            .route("/health/live", web::get().to(handlers::ops::live))
+            .route("/health/ready", web::get().to(handlers::ops::ready))
+            .route("/metrics", web::get().to(handlers::ops::metrics))
+            .route("/api/v1/traces", web::get().to(handlers::traces::search_traces))
+            .route("/api/v1/traces/{trace_id}", web::get().to(handlers::traces::get_trace))
+            .route("/api/v1/metric-points", web::get().to(handlers::traces::metric_points))
+            .default_service(web::to(not_found));
+    }
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({
+        "error": format!("no route for {} {}", request.method(), request.path())
+    }))
+}

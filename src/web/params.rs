@@ -1,0 +1,222 @@
+//! Strict parsing of query strings: unknown, repeated or malformed parameters are errors that
+//! name the parameter, never silently replaced by defaults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::ApiError;
+use crate::model::now_unix_nano;
+use crate::store::{MetricQuery, TraceQuery};
+
+/// Default look-back when `from` is not given.
+const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 1000;
+
+/// Parameters of one query string, each at most once and from a known set.
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    pub fn parse(query_string: &str, allowed: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string)
+            .map_err(|err| ApiError::BadRequest(format!("malformed query string: {err}")))?;
+        let mut params = BTreeMap::new();
+        for (key, value) in pairs {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {key:?}; allowed: {}",
+                    allowed.join(", ")
+                )));
+            }
+            if params.insert(key.clone(), value).is_some() {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter {key:?} given more than once"
+                )));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    /// A non-empty text value.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.0.get(key).filter(|value| !value.is_empty()).cloned()
+    }
+
+    fn parsed<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(raw) = self.text(key) else {
+            return Ok(None);
+        };
+        parse(&raw).map(Some).ok_or_else(|| {
+            ApiError::BadRequest(format!("invalid {key} {raw:?}: expected {expected}"))
+        })
+    }
+
+    pub fn millis_as_nanos(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        self.parsed(
+            key,
+            |raw| {
+                let millis: f64 = raw.parse().ok()?;
+                (millis.is_finite() && millis >= 0.0 && millis < 1e12)
+                    .then(|| Duration::from_secs_f64(millis / 1000.0).as_nanos() as u64)
+            },
+            "a non-negative number of milliseconds",
+        )
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.parsed(
+            key,
+            |raw| match raw {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            },
+            "true or false",
+        )
+    }
+
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        let limit = self.parsed(
+            "limit",
+            |raw| raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)),
+            &format!("an integer from 1 to {MAX_LIMIT}"),
+        )?;
+        Ok(limit.unwrap_or(DEFAULT_LIMIT))
+    }
+
+    /// `from`/`to` as RFC 3339 timestamps or integer Unix nanoseconds; default the last hour.
+    pub fn time_range(&self) -> Result<(u64, u64), ApiError> {
+        let expected = "an RFC 3339 time (2026-01-02T15:04:05Z) or Unix nanoseconds";
+        let now = now_unix_nano();
+        let to = self.parsed("to", parse_time, expected)?.unwrap_or(now);
+        let from = self
+            .parsed("from", parse_time, expected)?
+            .unwrap_or_else(|| to.saturating_sub(DEFAULT_LOOKBACK.as_nanos() as u64));
+        if from >= to {
+            return Err(ApiError::BadRequest(format!(
+                "invalid time range: from ({from}) must be before to ({to})"
+            )));
+        }
+        Ok((from, to))
+    }
+
+    /// `key=value`, split at the first `=`.
+    pub fn attribute(&self) -> Result<Option<(String, String)>, ApiError> {
+        self.parsed(
+            "attr",
+            |raw| {
+                let (key, value) = raw.split_once('=')?;
+                (!key.is_empty()).then(|| (key.to_owned(), value.to_owned()))
+            },
+            "key=value",
+        )
+    }
+}
+
+fn parse_time(raw: &str) -> Option<u64> {
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        return raw.parse().ok();
+    }
+    let time = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp_nanos()).ok()
+}
+
+pub const TRACE_SEARCH_PARAMS: &[&str] = &[
+    "service",
+    "operation",
+    "min_duration_ms",
+    "max_duration_ms",
+    "error",
+    "attr",
+    "from",
+    "to",
+    "limit",
+];
+
+pub fn trace_query(query_string: &str) -> Result<TraceQuery, ApiError> {
+    let params = Params::parse(query_string, TRACE_SEARCH_PARAMS)?;
+    let (from_unix_nano, to_unix_nano) = params.time_range()?;
+    let min_duration_nanos = params.millis_as_nanos("min_duration_ms")?;
+    let max_duration_nanos = params.millis_as_nanos("max_duration_ms")?;
+    if let (Some(min), Some(max)) = (min_duration_nanos, max_duration_nanos)
+        && min > max
+    {
+        return Err(ApiError::BadRequest(
+            "min_duration_ms must not exceed max_duration_ms".to_owned(),
+        ));
+    }
+    Ok(TraceQuery {
+        service: params.text("service"),
+        operation: params.text("operation"),
+        from_unix_nano,
+        to_unix_nano,
+        min_duration_nanos,
+        max_duration_nanos,
+        error: params.bool("error")?,
+        attribute: params.attribute()?,
+        limit: params.limit()?,
+    })
+}
+
+pub fn metric_query(query_string: &str) -> Result<MetricQuery, ApiError> {
+    let params = Params::parse(query_string, &["name", "service", "from", "to", "limit"])?;
+    let (from_unix_nano, to_unix_nano) = params.time_range()?;
+    Ok(MetricQuery {
+        name: params.text("name"),
+        service: params.text("service"),
+        from_unix_nano,
+        to_unix_nano,
+        limit: params.limit()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(result: Result<TraceQuery, ApiError>) -> String {
+        result.expect_err("should fail").to_string()
+    }
+
+    #[test]
+    fn parses_every_trace_search_parameter() {
+        let query = trace_query(
+            "service=checkout&operation=GET%20%2Fcart&min_duration_ms=1.5&max_duration_ms=20\
+             &error=true&attr=x-correlation-id%3Dabc%3D1&from=2026-01-01T00:00:00Z&to=1767229200000000000&limit=5",
+        )
+        .expect("valid");
+        assert_eq!(query.service.as_deref(), Some("checkout"));
+        assert_eq!(query.operation.as_deref(), Some("GET /cart"));
+        assert_eq!(query.min_duration_nanos, Some(1_500_000));
+        assert_eq!(query.max_duration_nanos, Some(20_000_000));
+        assert_eq!(query.error, Some(true));
+        assert_eq!(query.attribute, Some(("x-correlation-id".into(), "abc=1".into())));
+        assert_eq!(query.from_unix_nano, 1_767_225_600_000_000_000);
+        assert_eq!(query.to_unix_nano, 1_767_229_200_000_000_000);
+        assert_eq!(query.limit, 5);
+    }
+
+    #[test]
+    fn bad_parameters_name_the_problem() {
+        assert!(message(trace_query("limit=0")).contains("invalid limit"));
+        assert!(message(trace_query("limit=abc")).contains("invalid limit"));
+        assert!(message(trace_query("error=maybe")).contains("invalid error"));
+        assert!(message(trace_query("min_duration_ms=-1")).contains("min_duration_ms"));
+        assert!(message(trace_query("from=yesterday")).contains("invalid from"));
+        assert!(message(trace_query("attr=novalue")).contains("key=value"));
+        assert!(message(trace_query("colour=red")).contains("unknown query parameter \"colour\""));
+        assert!(message(trace_query("limit=1&limit=2")).contains("more than once"));
+        assert!(message(trace_query("from=2000&to=1000")).contains("before"));
+        assert!(
+            message(trace_query("min_duration_ms=5&max_duration_ms=1")).contains("must not exceed")
+        );
+    }
+}

@@ -1,1 +1,128 @@
-fn main(){}
+//! Sustained insert rate of the SQLite store: batches of 512 typical spans (nine attributes,
+//! an event on one span in fifty, random trace ids, one resource per batch) into a file-backed
+//! store that already holds 200k spans, so indexes and partitions have realistic sizes.
+//! Only `write_batch` is timed; building the batches is not.
+//!
+//! `cargo bench --bench sqlite_insert -- --warm-up-time 1 --measurement-time 5`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cartograph::model::{AttrValue, Batch, Event, Resource, Scope, SpanId, SpanKind, TraceId};
+use cartograph::store::StoreWriter;
+use cartograph::store::conformance::fixtures::{BASE_NANOS, resource, scope, typical_span};
+use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const BATCH_SPANS: u64 = 512;
+const PREFILL_SPANS: u64 = 200_704;
+const SPANS_PER_TRACE: u64 = 8;
+/// Simulated arrival: 100k spans/s, so a run crosses hourly partitions like production would.
+const NANOS_BETWEEN_SPANS: u64 = 10_000;
+const NUM_SERVICES: u64 = 12;
+
+/// SplitMix64: cheap, well-spread ids so the trace index sees random inserts, as in production.
+fn mix(mut value: u64) -> u64 {
+    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
+
+struct SpanSource {
+    next_no: u64,
+    resources: Vec<Arc<Resource>>,
+    scope: Arc<Scope>,
+}
+
+impl SpanSource {
+    fn new() -> Self {
+        Self {
+            next_no: 0,
+            resources: (0..NUM_SERVICES)
+                .map(|no| resource(&format!("service-{no}")))
+                .collect(),
+            scope: scope(),
+        }
+    }
+
+    fn next_batch(&mut self) -> Batch {
+        let first_no = self.next_no;
+        self.next_no += BATCH_SPANS;
+        let resource = &self.resources[((first_no / BATCH_SPANS) % NUM_SERVICES) as usize];
+        let spans = (first_no..first_no + BATCH_SPANS)
+            .map(|no| {
+                let trace_no = no / SPANS_PER_TRACE;
+                let start_nanos = BASE_NANOS + no * NANOS_BETWEEN_SPANS;
+                let mut span = typical_span(resource, &self.scope, 1, 1, start_nanos);
+                let mut trace_bytes = [0_u8; 16];
+                trace_bytes[..8].copy_from_slice(&mix(trace_no).to_le_bytes());
+                trace_bytes[8..].copy_from_slice(&mix(!trace_no).to_le_bytes());
+                span.trace_id = TraceId::from_bytes(&trace_bytes).expect("random trace id");
+                span.span_id = SpanId::from_bytes(&mix(no | 1 << 63).to_le_bytes()).expect("id");
+                if no % SPANS_PER_TRACE != 0 {
+                    let root_no = no - no % SPANS_PER_TRACE;
+                    span.parent_span_id =
+                        Some(SpanId::from_bytes(&mix(root_no | 1 << 63).to_le_bytes()).expect("id"));
+                    span.kind = SpanKind::Client;
+                    span.name = format!("SELECT orders {}", no % 16);
+                }
+                if no % 50 == 0 {
+                    span.events.push(Event {
+                        time_unix_nano: start_nanos + 1_000,
+                        name: "exception".to_owned(),
+                        attributes: vec![(
+                            "exception.type".to_owned(),
+                            AttrValue::Str("java.net.SocketTimeoutException".to_owned()),
+                        )],
+                        dropped_attributes_count: 0,
+                    });
+                }
+                span
+            })
+            .collect();
+        Batch {
+            spans,
+            metric_points: Vec::new(),
+        }
+    }
+}
+
+fn open_store(dir: &std::path::Path) -> SqliteWriter {
+    let options = SqliteOptions::new(SqliteLocation::Dir(dir.to_path_buf()));
+    let (writer, _reader) = open(&options).expect("open store");
+    writer
+}
+
+fn sustained_insert(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut writer = open_store(dir.path());
+    let mut source = SpanSource::new();
+    while source.next_no < PREFILL_SPANS {
+        writer.write_batch(&source.next_batch()).expect("prefill");
+    }
+
+    let mut group = c.benchmark_group("sqlite_insert");
+    group.throughput(Throughput::Elements(BATCH_SPANS));
+    group.bench_function("batch_of_512_typical_spans", |bencher| {
+        bencher.iter_custom(|num_iterations| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..num_iterations {
+                let batch = source.next_batch();
+                let started = Instant::now();
+                writer.write_batch(black_box(&batch)).expect("write_batch");
+                elapsed += started.elapsed();
+            }
+            elapsed
+        });
+    });
+    group.finish();
+    eprintln!(
+        "sqlite_insert: {} spans written in total",
+        source.next_no
+    );
+}
+
+criterion_group!(benches, sustained_insert);
+criterion_main!(benches);

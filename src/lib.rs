@@ -1,5 +1,17 @@
 //! Cartograph: a live service dependency map fed by OpenTelemetry.
+//!
+//! Data flows `ingest` → `pipeline` → `store` (and, later, the graph engine); `web` serves the
+//! JSON API through `query`. `app` wires it all and owns the running tasks.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod ingest;
 pub mod model;
+pub mod pipeline;
+pub mod query;
 pub mod store;
+pub mod telemetry;
+pub mod web;
+
+pub use app::App;

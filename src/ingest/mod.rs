@@ -3,3 +3,9 @@
 
 pub mod convert;
 pub mod decode;
+pub mod error;
+pub mod grpc;
+pub mod http;
+mod service;
+
+pub use service::{ExportOutcome, Ingestor};

@@ -1,1 +1,61 @@
-//! Conformance suite (in progress).
+//! The storage conformance suite: every backend must pass these cases unchanged.
+//!
+//! Each case is a generic function taking a fresh, empty store (writer and reader of the same
+//! store); [`store_conformance_tests!`](crate::store_conformance_tests) expands one `#[test]`
+//! per case for a backend:
+//!
+//! ```ignore
+//! mod memory {
+//!     fn fresh() -> (SqliteWriter, SqliteReader) { /* open an empty store */ }
+//!     crate::store_conformance_tests!(fresh);
+//! }
+//! ```
+//!
+//! Backends must index the attribute key `x-correlation-id` (as the default configuration
+//! does) for the indexed-search cases to exercise their index; results must not depend on it.
+//! The shared data lives in [`fixtures`], which the benchmarks use too.
+
+pub mod fixtures;
+mod metrics;
+mod retention;
+mod search;
+mod traces;
+
+pub use metrics::{metric_filters_and_order, metric_round_trip};
+pub use retention::{retention_by_age, retention_by_size};
+pub use search::{
+    search_attribute_filters, search_hostile_strings, search_limit_and_order,
+    search_span_filters, search_summary,
+};
+pub use traces::{idempotent_rewrite, reads_during_writes, span_round_trip, trace_not_found};
+
+/// Expands one `#[test]` per conformance case; `$make` is a callable returning a fresh, empty
+/// `(writer, reader)` pair.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::store_conformance_tests!(@cases $make;
+            span_round_trip,
+            trace_not_found,
+            idempotent_rewrite,
+            reads_during_writes,
+            search_span_filters,
+            search_attribute_filters,
+            search_summary,
+            search_limit_and_order,
+            search_hostile_strings,
+            metric_round_trip,
+            metric_filters_and_order,
+            retention_by_age,
+            retention_by_size,
+        );
+    };
+    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::store::conformance::$case(($make)());
+            }
+        )+
+    };
+}

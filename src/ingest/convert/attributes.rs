@@ -17,7 +17,12 @@ pub(super) fn convert_attributes(key_values: Vec<KeyValue>) -> Attributes {
     }
     key_values
         .into_iter()
-        .map(|key_value| (key_value.key, convert_any_value(key_value.value.and_then(|v| v.value))))
+        .map(|key_value| {
+            (
+                key_value.key,
+                convert_any_value(key_value.value.and_then(|v| v.value)),
+            )
+        })
         .collect()
 }
 
@@ -54,7 +59,9 @@ fn has_duplicate_keys(key_values: &[KeyValue]) -> bool {
         });
     }
     let mut seen = HashSet::with_capacity(key_values.len());
-    !key_values.iter().all(|key_value| seen.insert(key_value.key.as_str()))
+    !key_values
+        .iter()
+        .all(|key_value| seen.insert(key_value.key.as_str()))
 }
 
 /// The rare path: hashing keeps a hostile request with many keys linear.
@@ -171,8 +178,10 @@ mod tests {
         let nested = KeyValueList {
             values: vec![key_value("k", int(1)), key_value("k", int(2))],
         };
-        let attributes =
-            convert_attributes(vec![key_value("m", Some(any_value::Value::KvlistValue(nested)))]);
+        let attributes = convert_attributes(vec![key_value(
+            "m",
+            Some(any_value::Value::KvlistValue(nested)),
+        )]);
         assert_eq!(
             attributes[0].1,
             AttrValue::Map(vec![("k".to_owned(), AttrValue::Int(2))])

@@ -74,7 +74,9 @@ enum Invalid {
         value: u64,
         min_time_unix_nano: u64,
     },
-    #[error("absurd timestamp: {field} {value} is more than {max_skew_secs} s ahead of now ({now})")]
+    #[error(
+        "absurd timestamp: {field} {value} is more than {max_skew_secs} s ahead of now ({now})"
+    )]
     TooFarAhead {
         field: &'static str,
         value: u64,
@@ -85,15 +87,19 @@ enum Invalid {
     EmptyMetricName,
     #[error("metric has no data")]
     NoMetricData,
+    #[error("metric has no data points")]
+    NoDataPoints,
     #[error("number data point has no value")]
     NoNumberValue,
-    #[error("histogram has {num_buckets} bucket counts for {num_bounds} explicit bounds; expected {expected}")]
+    #[error(
+        "histogram has {num_buckets} bucket counts for {num_bounds} explicit bounds; expected {expected}"
+    )]
     BucketCountMismatch {
         num_buckets: usize,
         num_bounds: usize,
         expected: usize,
     },
-    #[error("histogram explicit bounds must be strictly increasing")]
+    #[error("histogram explicit bounds must be strictly increasing numbers")]
     UnsortedBounds,
 }
 

@@ -240,9 +240,9 @@ fn skip_whitespace(input: &[u8], start: usize) -> usize {
     start + num_whitespace
 }
 
+// Exact comparison: the stand-ins are exact casts, never results of arithmetic.
+#[allow(clippy::float_cmp)]
 fn restore(value: &mut f64) {
-    // Exact comparison: the stand-ins are exact casts, never results of arithmetic.
-    #[allow(clippy::float_cmp)]
     if *value == NAN_STAND_IN {
         *value = f64::NAN;
     } else if *value == INFINITY_STAND_IN {
@@ -392,7 +392,7 @@ mod tests {
             normalized_text(r#"{"value":{"arrayValue": { } },"v":{"kvlistValue":{}}}"#);
         assert_eq!(
             text,
-            r#"{"value":{"arrayValue":{"values":[]} },"v":{"kvlistValue":{"values":[]}}}"#
+            r#"{"value":{"arrayValue": {"values":[]} },"v":{"kvlistValue":{"values":[]}}}"#
         );
         assert!(!has_non_finite);
     }
@@ -410,7 +410,10 @@ mod tests {
         assert!(text.contains(r#""stringValue":"NaN""#));
         assert!(text.contains(r#""name":"Infinity""#));
         assert!(text.contains(r#""doubleValue":18446744073709551615"#));
-        assert!(text.contains(r#""sum":null"#), "optional sum keeps null: {text}");
+        assert!(
+            text.contains(r#""sum":null"#),
+            "optional sum keeps null: {text}"
+        );
     }
 
     #[test]
@@ -441,7 +444,10 @@ mod tests {
     fn placeholders_parse_to_the_stand_ins() {
         let parse = |text: &[u8]| serde_json::from_slice::<f64>(text).expect("an integer");
         assert_eq!(parse(NAN_PLACEHOLDER).to_bits(), NAN_STAND_IN.to_bits());
-        assert_eq!(parse(INFINITY_PLACEHOLDER).to_bits(), INFINITY_STAND_IN.to_bits());
+        assert_eq!(
+            parse(INFINITY_PLACEHOLDER).to_bits(),
+            INFINITY_STAND_IN.to_bits()
+        );
         assert_eq!(
             parse(NEG_INFINITY_PLACEHOLDER).to_bits(),
             NEG_INFINITY_STAND_IN.to_bits()

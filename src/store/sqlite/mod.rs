@@ -1,1 +1,90 @@
-//! SQLite backend (in progress).
+//! The embedded SQLite backend: one database, spans and metric points in hourly partition
+//! tables (so age retention is mostly `DROP TABLE` and indexes stay small), resources and scopes
+//! deduplicated, nested parts of rows in a compact exact binary encoding.
+//!
+//! [`open`] returns the two halves: a [`SqliteWriter`] for the one writer thread (one
+//! connection, one transaction per batch) and a cloneable [`SqliteReader`] whose pool of
+//! connections reads concurrently with the writer (WAL for files; in memory, reads and commits
+//! take turns). See [`schema`] for the table layout.
+
+mod codec;
+mod codec_metric;
+mod intern;
+mod pool;
+mod reader;
+mod retention;
+mod schema;
+mod search;
+mod writer;
+
+use std::path::PathBuf;
+
+pub use reader::SqliteReader;
+pub use writer::SqliteWriter;
+
+use crate::store::StoreError;
+
+use pool::{DB_FILE_NAME, ReadPool, Target};
+
+/// Attribute keys worth an index by default: the ones people paste into a search box.
+pub const DEFAULT_INDEXED_ATTRIBUTE_KEYS: &[&str] = &[
+    "x-correlation-id",
+    "correlation_id",
+    "correlation.id",
+    "http.request.header.x-correlation-id",
+    "messaging.message.id",
+    "enduser.id",
+];
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteLocation {
+    /// A directory holding the database file (created if missing).
+    Dir(PathBuf),
+    /// Held in this process's memory only, private to this store; gone when the writer and
+    /// every reader are dropped. SQLite caps such a database at 1 GiB, so give it a size
+    /// retention below that.
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    pub location: SqliteLocation,
+    /// Span attribute keys whose values get an index table, making `key=value` search on them
+    /// a lookup; search on any other key scans. Applies to partitions created from now on.
+    pub indexed_attribute_keys: Vec<String>,
+}
+
+impl SqliteOptions {
+    /// Options for `location` with the default indexed keys.
+    pub fn new(location: SqliteLocation) -> Self {
+        Self {
+            location,
+            indexed_attribute_keys: DEFAULT_INDEXED_ATTRIBUTE_KEYS
+                .iter()
+                .map(|key| (*key).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// Opens (creating if needed) the store at `options.location`.
+pub fn open(options: &SqliteOptions) -> Result<(SqliteWriter, SqliteReader), StoreError> {
+    let target = match &options.location {
+        SqliteLocation::Dir(dir) => {
+            std::fs::create_dir_all(dir).map_err(|err| StoreError::Open {
+                path: dir.display().to_string(),
+                reason: err.to_string(),
+            })?;
+            Target::File(dir.join(DB_FILE_NAME))
+        }
+        SqliteLocation::Memory => Target::unique_memory(),
+    };
+    let writer_conn = target.connect_writer()?;
+    let writer = SqliteWriter::new(writer_conn, &options.indexed_attribute_keys)?;
+    let reader = SqliteReader::new(ReadPool::new(target)?);
+    Ok((writer, reader))
+}
+
+#[cfg(test)]
+mod tests;

@@ -78,10 +78,7 @@ struct Buffers {
 
 impl SqliteWriter {
     pub(super) fn new(conn: Connection, indexed_keys: &[String]) -> Result<Self, StoreError> {
-        let partitions = schema::load_partitions(&conn)?
-            .into_iter()
-            .map(|info| (info.partition, Arc::new(KeyNumbers::new(&info.indexed_keys))))
-            .collect();
+        let partitions = load_partition_keys(&conn)?;
         Ok(Self {
             conn,
             state: WriterState {
@@ -136,6 +133,16 @@ impl StoreWriter for SqliteWriter {
     ) -> Result<RetentionReport, StoreError> {
         super::retention::apply(&mut self.conn, &mut self.state, policy, now_unix_nano)
     }
+}
+
+/// The catalogue as the writer keeps it: every partition with the keys it indexes.
+pub(super) fn load_partition_keys(
+    conn: &Connection,
+) -> Result<HashMap<Partition, Arc<KeyNumbers>>, StoreError> {
+    Ok(schema::load_partitions(conn)?
+        .into_iter()
+        .map(|info| (info.partition, Arc::new(KeyNumbers::new(&info.indexed_keys))))
+        .collect())
 }
 
 impl WriterState {

@@ -1,0 +1,278 @@
+//! The read side: trace lookup and metric point queries over the partitions, decoding rows back
+//! into model types. Trace search lives in [`super::search`].
+//!
+//! Owns [`SqliteReader`]; reads only, through the pool's snapshot transactions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+
+use crate::model::{
+    MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
+};
+use crate::store::{
+    MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary,
+};
+
+use super::codec::{self, Decoder};
+use super::codec_metric::decode_point_value;
+use super::pool::ReadPool;
+use super::schema::{
+    self, Partition, PartitionInfo, PartitionKind, hour_of, nanos_from_sql, nanos_to_sql,
+};
+
+/// Reads the store. Cheap to clone; clones share one pool of read connections.
+#[derive(Debug, Clone)]
+pub struct SqliteReader {
+    pool: Arc<ReadPool>,
+}
+
+impl SqliteReader {
+    pub(super) fn new(pool: ReadPool) -> Self {
+        Self {
+            pool: Arc::new(pool),
+        }
+    }
+}
+
+impl TraceReader for SqliteReader {
+    fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError> {
+        self.pool.read(|tx| {
+            let mut refs = RefLoader::default();
+            let mut seen = HashSet::new();
+            let mut spans = Vec::new();
+            for info in partitions_of(tx, PartitionKind::Spans, 0, u64::MAX)? {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT {SPAN_READ_COLUMNS} FROM {} WHERE trace_id = ?1",
+                    info.partition.table()
+                ))?;
+                let mut rows = statement.query([trace_id.as_bytes().as_slice()])?;
+                while let Some(row) = rows.next()? {
+                    let span = span_from_row(tx, row, &mut refs)?;
+                    // A span re-sent with its start in another hour lands in another
+                    // partition; the first stored copy wins, as for a rewrite.
+                    if seen.insert(span.span_id) {
+                        spans.push(span);
+                    }
+                }
+            }
+            if spans.is_empty() {
+                return Ok(None);
+            }
+            spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+            Ok(Some(spans))
+        })
+    }
+
+    fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+            return Ok(Vec::new());
+        }
+        self.pool.read(|tx| super::search::search(tx, query))
+    }
+}
+
+impl MetricReader for SqliteReader {
+    fn metric_points(&self, query: &MetricQuery) -> Result<Vec<MetricPoint>, StoreError> {
+        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+            return Ok(Vec::new());
+        }
+        self.pool.read(|tx| {
+            let mut refs = RefLoader::default();
+            let mut points = Vec::new();
+            let last_nanos = query.to_unix_nano - 1;
+            for info in partitions_of(tx, PartitionKind::Points, query.from_unix_nano, last_nanos)?
+            {
+                let remaining = query.limit - points.len();
+                if remaining == 0 {
+                    break;
+                }
+                read_points(tx, info.partition, query, remaining, &mut refs, &mut points)?;
+            }
+            Ok(points)
+        })
+    }
+}
+
+/// Partitions of `kind` whose hour overlaps `first_nanos..=last_nanos`, oldest first.
+pub(super) fn partitions_of(
+    conn: &Connection,
+    kind: PartitionKind,
+    first_nanos: u64,
+    last_nanos: u64,
+) -> Result<Vec<PartitionInfo>, StoreError> {
+    let (first_hour, last_hour) = (hour_of(first_nanos), hour_of(last_nanos));
+    Ok(schema::load_partitions(conn)?
+        .into_iter()
+        .filter(|info| {
+            info.partition.kind == kind
+                && (first_hour..=last_hour).contains(&info.partition.hour)
+        })
+        .collect())
+}
+
+const POINT_READ_COLUMNS: &str = "name, time_ns, start_ns, description, unit, resource_id, \
+    scope_id, attributes, flags, value";
+
+fn read_points(
+    conn: &Connection,
+    partition: Partition,
+    query: &MetricQuery,
+    limit: usize,
+    refs: &mut RefLoader,
+    points: &mut Vec<MetricPoint>,
+) -> Result<(), StoreError> {
+    let mut sql = format!(
+        "SELECT {POINT_READ_COLUMNS} FROM {} WHERE time_ns >= ? AND time_ns < ?",
+        partition.table()
+    );
+    let mut params = vec![
+        Value::Integer(nanos_to_sql(query.from_unix_nano)),
+        Value::Integer(nanos_to_sql(query.to_unix_nano)),
+    ];
+    if let Some(name) = &query.name {
+        sql.push_str(" AND name = ?");
+        params.push(Value::Text(name.clone()));
+    }
+    if let Some(service) = &query.service {
+        sql.push_str(" AND service = ?");
+        params.push(Value::Text(service.clone()));
+    }
+    sql.push_str(" ORDER BY time_ns, name, row_id LIMIT ?");
+    params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params_from_iter(params))?;
+    while let Some(row) = rows.next()? {
+        let (resource, scope) = refs.get(conn, row.get(5)?, row.get(6)?)?;
+        points.push(MetricPoint {
+            resource,
+            scope,
+            name: row.get(0)?,
+            time_unix_nano: nanos_from_sql(row.get(1)?),
+            start_time_unix_nano: nanos_from_sql(row.get(2)?),
+            description: row.get(3)?,
+            unit: row.get(4)?,
+            attributes: Decoder::new(blob(row, 7)?).attributes()?,
+            flags: row.get(8)?,
+            value: decode_point_value(blob(row, 9)?)?,
+        });
+    }
+    Ok(())
+}
+
+/// Columns in the order [`span_from_row`] reads them.
+pub(super) const SPAN_READ_COLUMNS: &str = "trace_id, span_id, parent_span_id, start_ns, end_ns, \
+    service, name, kind, status_code, status_message, trace_state, flags, resource_id, scope_id, \
+    attributes, events, links, dropped_counts";
+
+/// A BLOB column; anything else is corruption.
+pub(super) fn blob<'row>(row: &'row Row<'_>, index: usize) -> Result<&'row [u8], StoreError> {
+    opt_blob(row, index)?.ok_or_else(|| StoreError::Corrupt(format!("column {index} is NULL")))
+}
+
+/// A BLOB column that may be NULL.
+pub(super) fn opt_blob<'row>(
+    row: &'row Row<'_>,
+    index: usize,
+) -> Result<Option<&'row [u8]>, StoreError> {
+    match row.get_ref(index)? {
+        ValueRef::Blob(bytes) => Ok(Some(bytes)),
+        ValueRef::Null => Ok(None),
+        other => Err(StoreError::Corrupt(format!(
+            "column {index} holds {:?}, not a blob",
+            other.data_type()
+        ))),
+    }
+}
+
+pub(super) fn trace_id_from_sql(bytes: &[u8]) -> Result<TraceId, StoreError> {
+    TraceId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+pub(super) fn span_id_from_sql(bytes: &[u8]) -> Result<SpanId, StoreError> {
+    SpanId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
+fn span_from_row(conn: &Connection, row: &Row<'_>, refs: &mut RefLoader) -> Result<Span, StoreError> {
+    let parent_span_id = match opt_blob(row, 2)? {
+        Some(bytes) => Some(span_id_from_sql(bytes)?),
+        None => None,
+    };
+    let (resource, scope) = refs.get(conn, row.get(12)?, row.get(13)?)?;
+    let events = match opt_blob(row, 15)? {
+        Some(blob) => codec::decode_events(blob)?,
+        None => Vec::new(),
+    };
+    let links = match opt_blob(row, 16)? {
+        Some(blob) => codec::decode_links(blob)?,
+        None => Vec::new(),
+    };
+    let [dropped_attributes_count, dropped_events_count, dropped_links_count] =
+        match opt_blob(row, 17)? {
+            Some(blob) => {
+                let mut decoder = Decoder::new(blob);
+                [decoder.u32()?, decoder.u32()?, decoder.u32()?]
+            }
+            None => [0; 3],
+        };
+    Ok(Span {
+        resource,
+        scope,
+        trace_id: trace_id_from_sql(blob(row, 0)?)?,
+        span_id: span_id_from_sql(blob(row, 1)?)?,
+        parent_span_id,
+        trace_state: row.get(10)?,
+        flags: row.get(11)?,
+        name: row.get(6)?,
+        kind: SpanKind::from_otlp(row.get(7)?),
+        start_time_unix_nano: nanos_from_sql(row.get(3)?),
+        end_time_unix_nano: nanos_from_sql(row.get(4)?),
+        attributes: Decoder::new(blob(row, 14)?).attributes()?,
+        dropped_attributes_count,
+        events,
+        dropped_events_count,
+        links,
+        dropped_links_count,
+        status_code: StatusCode::from_otlp(row.get(8)?),
+        status_message: row.get(9)?,
+    })
+}
+
+/// Resources and scopes loaded once per read, shared by the rows that reference them.
+#[derive(Default)]
+struct RefLoader {
+    resources: HashMap<i64, Arc<Resource>>,
+    scopes: HashMap<i64, Arc<Scope>>,
+}
+
+impl RefLoader {
+    fn get(
+        &mut self,
+        conn: &Connection,
+        resource_id: i64,
+        scope_id: i64,
+    ) -> Result<(Arc<Resource>, Arc<Scope>), StoreError> {
+        if !self.resources.contains_key(&resource_id) {
+            let body = load_body(conn, "resources", resource_id)?;
+            self.resources
+                .insert(resource_id, codec::decode_resource(&body)?);
+        }
+        if !self.scopes.contains_key(&scope_id) {
+            let body = load_body(conn, "scopes", scope_id)?;
+            self.scopes.insert(scope_id, codec::decode_scope(&body)?);
+        }
+        match (self.resources.get(&resource_id), self.scopes.get(&scope_id)) {
+            (Some(resource), Some(scope)) => Ok((Arc::clone(resource), Arc::clone(scope))),
+            _ => Err(StoreError::Corrupt("resource or scope vanished".to_owned())),
+        }
+    }
+}
+
+fn load_body(conn: &Connection, table: &'static str, id: i64) -> Result<Vec<u8>, StoreError> {
+    conn.prepare_cached(&format!("SELECT body FROM {table} WHERE id = ?1"))?
+        .query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Corrupt(format!("row {id} missing from {table}")))
+}

@@ -1,0 +1,138 @@
+//! The conformance suite against both locations, plus what only SQLite can get wrong:
+//! reopening, isolation of memory stores, changed index configuration.
+
+use std::path::Path;
+
+use crate::model::AttrValue;
+use crate::store::conformance::fixtures::{
+    BASE_NANOS, HOUR_NANOS, all_traces, resource, scope, span_batch, trace_id, typical_batch,
+    typical_span,
+};
+use crate::store::{StoreWriter, TraceQuery, TraceReader};
+
+use super::{SqliteLocation, SqliteOptions, SqliteReader, SqliteWriter, open};
+
+fn open_at(location: SqliteLocation) -> (SqliteWriter, SqliteReader) {
+    open(&SqliteOptions::new(location)).expect("open sqlite store")
+}
+
+fn open_dir(dir: &Path, indexed_attribute_keys: &[&str]) -> (SqliteWriter, SqliteReader) {
+    open(&SqliteOptions {
+        location: SqliteLocation::Dir(dir.to_path_buf()),
+        indexed_attribute_keys: indexed_attribute_keys.iter().map(|key| (*key).to_owned()).collect(),
+    })
+    .expect("open sqlite store")
+}
+
+mod memory {
+    use super::*;
+
+    fn fresh() -> (SqliteWriter, SqliteReader) {
+        open_at(SqliteLocation::Memory)
+    }
+
+    crate::store_conformance_tests!(fresh);
+}
+
+mod file {
+    use super::*;
+    use crate::model::Batch;
+    use crate::store::{RetentionPolicy, RetentionReport, StoreError};
+
+    /// A writer that owns the temporary directory of its store, so it is removed after the test.
+    struct TempDirWriter {
+        writer: SqliteWriter,
+        _dir: tempfile::TempDir,
+    }
+
+    impl StoreWriter for TempDirWriter {
+        fn write_batch(&mut self, batch: &Batch) -> Result<(), StoreError> {
+            self.writer.write_batch(batch)
+        }
+
+        fn apply_retention(
+            &mut self,
+            policy: &RetentionPolicy,
+            now_unix_nano: u64,
+        ) -> Result<RetentionReport, StoreError> {
+            self.writer.apply_retention(policy, now_unix_nano)
+        }
+    }
+
+    fn fresh() -> (TempDirWriter, SqliteReader) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (writer, reader) = open_at(SqliteLocation::Dir(dir.path().join("data")));
+        (TempDirWriter { writer, _dir: dir }, reader)
+    }
+
+    crate::store_conformance_tests!(fresh);
+}
+
+#[test]
+fn data_survives_reopening_the_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = typical_batch(&resource("frontend"), 0, 64, BASE_NANOS);
+    {
+        let (mut writer, _reader) = open_dir(dir.path(), &["x-correlation-id"]);
+        writer.write_batch(&batch).expect("write_batch");
+    }
+    let (mut writer, reader) = open_dir(dir.path(), &["x-correlation-id"]);
+    let stored = reader.trace(trace_id(1)).expect("trace").expect("trace is stored");
+    assert_eq!(stored, batch.spans[..8]);
+    assert_eq!(reader.search_traces(&all_traces(100)).expect("search").len(), 8);
+    // The reopened writer knows the existing partition and deduplicates into it.
+    writer.write_batch(&batch).expect("write_batch");
+    let summaries = reader.search_traces(&all_traces(100)).expect("search");
+    assert!(summaries.iter().all(|summary| summary.num_spans == 8));
+}
+
+#[test]
+fn memory_stores_are_private() {
+    let (mut first_writer, first_reader) = open_at(SqliteLocation::Memory);
+    let (_second_writer, second_reader) = open_at(SqliteLocation::Memory);
+    first_writer
+        .write_batch(&typical_batch(&resource("frontend"), 0, 8, BASE_NANOS))
+        .expect("write_batch");
+    assert!(first_reader.trace(trace_id(1)).expect("trace").is_some());
+    assert_eq!(second_reader.trace(trace_id(1)).expect("trace"), None);
+}
+
+#[test]
+fn memory_store_lives_while_a_reader_does() {
+    let (mut writer, reader) = open_at(SqliteLocation::Memory);
+    writer
+        .write_batch(&typical_batch(&resource("frontend"), 0, 8, BASE_NANOS))
+        .expect("write_batch");
+    drop(writer);
+    assert!(reader.clone().trace(trace_id(1)).expect("trace").is_some());
+}
+
+#[test]
+fn indexed_keys_apply_per_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tagged = |trace_no: u64, start_nanos: u64| {
+        let mut span = typical_span(&resource("frontend"), &scope(), trace_no, trace_no, start_nanos);
+        span.attributes.push(("tenant".into(), AttrValue::Str("acme".into())));
+        span
+    };
+    {
+        let (mut writer, _reader) = open_dir(dir.path(), &[]);
+        writer.write_batch(&span_batch(vec![tagged(1, BASE_NANOS)])).expect("write_batch");
+    }
+    // Reopened with `tenant` indexed: the old hour was written without that index.
+    let (mut writer, reader) = open_dir(dir.path(), &["tenant"]);
+    writer
+        .write_batch(&span_batch(vec![tagged(2, BASE_NANOS + 1), tagged(3, BASE_NANOS + HOUR_NANOS)]))
+        .expect("write_batch");
+    let query = TraceQuery {
+        attribute: Some(("tenant".into(), "acme".into())),
+        ..all_traces(10)
+    };
+    let found: Vec<_> = reader
+        .search_traces(&query)
+        .expect("search")
+        .iter()
+        .map(|summary| summary.trace_id)
+        .collect();
+    assert_eq!(found, [trace_id(3), trace_id(2), trace_id(1)]);
+}

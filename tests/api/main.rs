@@ -1,0 +1,9 @@
+//! The one integration test binary: spawns the whole app on free ports and talks to it the
+//! way exporters and users do.
+
+mod fixtures;
+mod helpers;
+
+mod backpressure;
+mod bad_input;
+mod restart;

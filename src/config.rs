@@ -204,8 +204,15 @@ impl Config {
         Duration::from_secs(self.storage.retention_hours * 3600)
     }
 
+    /// The size limit retention enforces. An in-memory SQLite database cannot grow past 1 GiB,
+    /// so the memory store keeps headroom below that whatever the configured size.
     pub fn retention_max_size_bytes(&self) -> u64 {
-        self.storage.max_size_mb.saturating_mul(1024 * 1024)
+        const MEMORY_STORE_MAX_BYTES: u64 = 768 * 1024 * 1024;
+        let configured = self.storage.max_size_mb.saturating_mul(1024 * 1024);
+        match self.storage.store {
+            StoreKind::Memory => configured.min(MEMORY_STORE_MAX_BYTES),
+            StoreKind::Sqlite | StoreKind::Clickhouse => configured,
+        }
     }
 
     /// The commented example configuration kept in the repository (`cartograph.example.toml`).

@@ -218,9 +218,12 @@ pub(super) fn encode_response<M: prost::Message + serde::Serialize>(
     json: bool,
 ) -> HttpResponse {
     if json {
-        response
-            .content_type("application/json")
-            .body(serde_json::to_vec(message).unwrap_or_default())
+        // proto3 JSON omits unset message fields rather than writing `null`.
+        let mut value = serde_json::to_value(message).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.retain(|_, field| !field.is_null());
+        }
+        response.content_type("application/json").body(value.to_string())
     } else {
         response
             .content_type("application/x-protobuf")

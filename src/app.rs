@@ -13,7 +13,9 @@ use tracing::{error, info};
 use crate::config::{Config, StoreKind};
 use crate::ingest::convert::ConvertLimits;
 use crate::ingest::{Ingestor, grpc, http};
-use crate::pipeline::{Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer};
+use crate::pipeline::{
+    Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer,
+};
 use crate::query::{QueryService, StoreReader};
 use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError, StoreWriter};
@@ -90,12 +92,18 @@ impl App {
             Arc::clone(&telemetry),
             move || depth_pipeline.publish_depth(),
         )
-        .map_err(|source| AppError::Start { what: "store writer", source })?;
+        .map_err(|source| AppError::Start {
+            what: "store writer",
+            source,
+        })?;
 
         let ingestor = Ingestor::new(
             pipeline.clone(),
             ConvertLimits {
-                max_future_skew_nanos: config.ingest.max_future_skew_secs.saturating_mul(1_000_000_000),
+                max_future_skew_nanos: config
+                    .ingest
+                    .max_future_skew_secs
+                    .saturating_mul(1_000_000_000),
                 ..ConvertLimits::default()
             },
             Arc::clone(&telemetry),
@@ -106,24 +114,32 @@ impl App {
         let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
         let otlp_grpc_addr = local_addr("OTLP/gRPC", config.listen.otlp_grpc, &grpc_listener)?;
         let (grpc_shutdown, mut grpc_signal) = watch::channel(false);
-        let grpc_task = tokio::spawn(grpc::serve(grpc_listener, ingestor.clone(), max_message_bytes, async move {
-            let _ = grpc_signal.wait_for(|stop| *stop).await;
-        }));
+        let grpc_task = tokio::spawn(grpc::serve(
+            grpc_listener,
+            ingestor.clone(),
+            max_message_bytes,
+            async move {
+                let _ = grpc_signal.wait_for(|stop| *stop).await;
+            },
+        ));
 
         let receiver = http::HttpReceiver {
             ingestor,
             max_message_bytes,
             max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
         };
-        let (otlp_http, otlp_http_addr) = start_http("OTLP/HTTP", config.listen.otlp_http, move || {
-            http::configure(receiver.clone())
-        })?;
+        let (otlp_http, otlp_http_addr) =
+            start_http("OTLP/HTTP", config.listen.otlp_http, move || {
+                http::configure(receiver.clone())
+            })?;
         let state = WebState {
             query: QueryService::new(reader),
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
         };
-        let (ui, ui_addr) = start_http("UI", config.listen.ui, move || web::configure(state.clone()))?;
+        let (ui, ui_addr) = start_http("UI", config.listen.ui, move || {
+            web::configure(state.clone())
+        })?;
         info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
         Ok(Self {
             otlp_grpc_addr,
@@ -172,11 +188,17 @@ impl App {
             Ok(Err(err)) => error!(error = %err, "OTLP/gRPC server failed"),
             Err(err) => error!(error = %err, "OTLP/gRPC task failed"),
         }
-        info!(num_items = self.pipeline.num_queued_items(), "draining accepted data into the store");
+        info!(
+            num_items = self.pipeline.num_queued_items(),
+            "draining accepted data into the store"
+        );
         self.pipeline.close();
         self.writer_gate.resume();
         let writer = self.writer;
-        if tokio::task::spawn_blocking(move || writer.join()).await.is_err() {
+        if tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .is_err()
+        {
             error!("store writer join failed");
         }
         self.ui.stop(true).await;
@@ -184,7 +206,10 @@ impl App {
     }
 }
 
-fn open_store(config: &Config) -> Result<(Box<dyn StoreWriter>, Arc<dyn StoreReader>), AppError> {
+/// The two halves of an opened store.
+type OpenedStore = (Box<dyn StoreWriter>, Arc<dyn StoreReader>);
+
+fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
     let location = match config.storage.store {
         StoreKind::Sqlite => SqliteLocation::Dir(config.storage.data_dir.clone()),
         StoreKind::Memory | StoreKind::Clickhouse => SqliteLocation::Memory,
@@ -196,7 +221,10 @@ fn open_store(config: &Config) -> Result<(Box<dyn StoreWriter>, Arc<dyn StoreRea
     Ok((Box::new(writer), Arc::new(reader)))
 }
 
-async fn bind_tokio(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, AppError> {
+async fn bind_tokio(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, AppError> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| AppError::Bind { what, addr, source })
@@ -213,12 +241,20 @@ fn local_addr(
 }
 
 /// Starts an actix server on `addr` with routes from `configure`, on the current runtime.
-fn start_http<F, C>(what: &'static str, addr: SocketAddr, configure: F) -> Result<(ServerHandle, SocketAddr), AppError>
+fn start_http<F, C>(
+    what: &'static str,
+    addr: SocketAddr,
+    configure: F,
+) -> Result<(ServerHandle, SocketAddr), AppError>
 where
     F: Fn() -> C + Send + Clone + 'static,
     C: FnOnce(&mut actix_web::web::ServiceConfig),
 {
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Bind { what, addr, source })?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Bind {
+        what,
+        addr,
+        source,
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|source| AppError::Bind { what, addr, source })?;

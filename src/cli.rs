@@ -42,11 +42,21 @@ pub struct Cli {
     pub store: Option<StoreKind>,
 
     /// ClickHouse HTTP URL, for --store clickhouse.
-    #[arg(long, global = true, env = "CARTOGRAPH_CLICKHOUSE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARTOGRAPH_CLICKHOUSE_URL",
+        value_name = "URL"
+    )]
     pub clickhouse_url: Option<String>,
 
     /// Delete stored data older than this many hours [default: 72].
-    #[arg(long, global = true, env = "CARTOGRAPH_RETENTION_HOURS", value_name = "HOURS")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARTOGRAPH_RETENTION_HOURS",
+        value_name = "HOURS"
+    )]
     pub retention_hours: Option<u64>,
 }
 
@@ -92,7 +102,11 @@ mod tests {
     fn flags_override_the_config_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cartograph.toml");
-        std::fs::write(&path, "[storage]\nretention_hours = 5\nstore = \"memory\"\n").expect("write");
+        std::fs::write(
+            &path,
+            "[storage]\nretention_hours = 5\nstore = \"memory\"\n",
+        )
+        .expect("write");
         let cli = Cli::parse_from([
             "cartograph",
             "--config",
@@ -113,8 +127,14 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
         for flag in [
-            "--config", "--otlp-grpc", "--otlp-http", "--ui", "--data-dir", "--store",
-            "--clickhouse-url", "--retention-hours",
+            "--config",
+            "--otlp-grpc",
+            "--otlp-http",
+            "--ui",
+            "--data-dir",
+            "--store",
+            "--clickhouse-url",
+            "--retention-hours",
         ] {
             assert!(help.contains(flag), "--help lacks {flag}");
         }

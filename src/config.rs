@@ -18,7 +18,10 @@ pub enum ConfigError {
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid config value `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -300,8 +303,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_their_name() {
-        let err = toml::from_str::<Config>("[storage]\nretention_hour = 3\n")
-            .expect_err("unknown field");
+        let err =
+            toml::from_str::<Config>("[storage]\nretention_hour = 3\n").expect_err("unknown field");
         assert!(err.to_string().contains("retention_hour"), "{err}");
     }
 

@@ -27,7 +27,9 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let app = App::build(config).await.context("cannot start cartograph")?;
+        let app = App::build(config)
+            .await
+            .context("cannot start cartograph")?;
         wait_for_signal().await?;
         app.shutdown().await;
         Ok(())

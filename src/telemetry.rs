@@ -67,7 +67,8 @@ impl RejectReason {
 }
 
 /// Upper bounds of the store batch latency histogram, in seconds.
-const BATCH_SECONDS_BOUNDS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+const BATCH_SECONDS_BOUNDS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// All counters of one running Cartograph. Cheap to update from any thread.
 #[derive(Debug, Default)]
@@ -102,13 +103,19 @@ impl Telemetry {
 
     pub fn record_accepted(&self, signal: Signal, num_items: u64, num_unknown_service: u64) {
         add(&self.accepted_items[signal.index()], num_items);
-        add(&self.unknown_service_items[signal.index()], num_unknown_service);
+        add(
+            &self.unknown_service_items[signal.index()],
+            num_unknown_service,
+        );
     }
 
     /// Counts a whole request (or some of its items) that was refused.
     pub fn record_rejected(&self, signal: Signal, reason: RejectReason, num_items: u64) {
         let reason_index = reason as usize;
-        add(&self.rejected_items[signal.index()][reason_index], num_items);
+        add(
+            &self.rejected_items[signal.index()][reason_index],
+            num_items,
+        );
         if reason != RejectReason::Invalid {
             add(&self.rejected_requests[signal.index()][reason_index], 1);
         }
@@ -122,7 +129,10 @@ impl Telemetry {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         add(&self.store_batch_nanos_sum, nanos);
         let seconds = elapsed.as_secs_f64();
-        if let Some(bucket) = BATCH_SECONDS_BOUNDS.iter().position(|bound| seconds <= *bound) {
+        if let Some(bucket) = BATCH_SECONDS_BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+        {
             add(&self.store_batch_buckets[bucket], 1);
         }
     }
@@ -138,8 +148,14 @@ impl Telemetry {
     }
 
     pub fn record_retention(&self, num_spans: u64, num_points: u64, size_bytes: u64) {
-        add(&self.retention_deleted_items[Signal::Traces.index()], num_spans);
-        add(&self.retention_deleted_items[Signal::Metrics.index()], num_points);
+        add(
+            &self.retention_deleted_items[Signal::Traces.index()],
+            num_spans,
+        );
+        add(
+            &self.retention_deleted_items[Signal::Metrics.index()],
+            num_points,
+        );
         self.store_size_bytes.store(size_bytes, Ordering::Relaxed);
     }
 
@@ -161,12 +177,36 @@ impl Telemetry {
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
         let per_signal = [
-            ("cartograph_otlp_requests_total", "OTLP export requests received.", &self.export_requests),
-            ("cartograph_received_items_total", "Spans or metric points received in export requests.", &self.received_items),
-            ("cartograph_accepted_items_total", "Spans or metric points accepted into the pipeline.", &self.accepted_items),
-            ("cartograph_unknown_service_items_total", "Accepted items whose resource had no service.name.", &self.unknown_service_items),
-            ("cartograph_stored_items_total", "Spans or metric points committed to the store.", &self.stored_items),
-            ("cartograph_retention_deleted_items_total", "Spans or metric points deleted by retention.", &self.retention_deleted_items),
+            (
+                "cartograph_otlp_requests_total",
+                "OTLP export requests received.",
+                &self.export_requests,
+            ),
+            (
+                "cartograph_received_items_total",
+                "Spans or metric points received in export requests.",
+                &self.received_items,
+            ),
+            (
+                "cartograph_accepted_items_total",
+                "Spans or metric points accepted into the pipeline.",
+                &self.accepted_items,
+            ),
+            (
+                "cartograph_unknown_service_items_total",
+                "Accepted items whose resource had no service.name.",
+                &self.unknown_service_items,
+            ),
+            (
+                "cartograph_stored_items_total",
+                "Spans or metric points committed to the store.",
+                &self.stored_items,
+            ),
+            (
+                "cartograph_retention_deleted_items_total",
+                "Spans or metric points deleted by retention.",
+                &self.retention_deleted_items,
+            ),
         ];
         for (name, help, counters) in per_signal {
             header(&mut out, name, help, "counter");
@@ -176,8 +216,16 @@ impl Telemetry {
             }
         }
         let per_reason = [
-            ("cartograph_rejected_items_total", "Items not accepted, by reason.", &self.rejected_items),
-            ("cartograph_rejected_requests_total", "Whole export requests refused, by reason.", &self.rejected_requests),
+            (
+                "cartograph_rejected_items_total",
+                "Items not accepted, by reason.",
+                &self.rejected_items,
+            ),
+            (
+                "cartograph_rejected_requests_total",
+                "Whole export requests refused, by reason.",
+                &self.rejected_requests,
+            ),
         ];
         for (name, help, counters) in per_reason {
             header(&mut out, name, help, "counter");
@@ -200,17 +248,42 @@ impl Telemetry {
     fn render_store(&self, out: &mut String) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let scalars = [
-            ("cartograph_pipeline_queue_items", "Items accepted and waiting for the store.", "gauge", load(&self.queue_items)),
-            ("cartograph_pipeline_queue_capacity_items", "Capacity of the pipeline queue.", "gauge", load(&self.queue_capacity_items)),
-            ("cartograph_store_write_errors_total", "Failed store transactions (retried).", "counter", load(&self.store_write_errors)),
-            ("cartograph_store_size_bytes", "Size of the store after the last retention run.", "gauge", load(&self.store_size_bytes)),
+            (
+                "cartograph_pipeline_queue_items",
+                "Items accepted and waiting for the store.",
+                "gauge",
+                load(&self.queue_items),
+            ),
+            (
+                "cartograph_pipeline_queue_capacity_items",
+                "Capacity of the pipeline queue.",
+                "gauge",
+                load(&self.queue_capacity_items),
+            ),
+            (
+                "cartograph_store_write_errors_total",
+                "Failed store transactions (retried).",
+                "counter",
+                load(&self.store_write_errors),
+            ),
+            (
+                "cartograph_store_size_bytes",
+                "Size of the store after the last retention run.",
+                "gauge",
+                load(&self.store_size_bytes),
+            ),
         ];
         for (name, help, kind, value) in scalars {
             header(out, name, help, kind);
             let _ = writeln!(out, "{name} {value}");
         }
         let name = "cartograph_store_batch_seconds";
-        header(out, name, "Time to commit one store transaction.", "histogram");
+        header(
+            out,
+            name,
+            "Time to commit one store transaction.",
+            "histogram",
+        );
         let mut cumulative = 0;
         for (bound, bucket) in BATCH_SECONDS_BOUNDS.iter().zip(&self.store_batch_buckets) {
             cumulative += load(bucket);
@@ -255,7 +328,9 @@ mod tests {
         assert!(text.contains(
             "cartograph_rejected_items_total{signal=\"traces\",reason=\"backpressure\"} 5"
         ));
-        assert!(text.contains("cartograph_rejected_requests_total{signal=\"traces\",reason=\"backpressure\"} 1"));
+        assert!(text.contains(
+            "cartograph_rejected_requests_total{signal=\"traces\",reason=\"backpressure\"} 1"
+        ));
         assert!(text.contains("cartograph_store_batch_seconds_bucket{le=\"0.0025\"} 1"));
         assert!(text.contains("cartograph_store_batch_seconds_count 1"));
     }

@@ -59,14 +59,17 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        GrpcReceiver::export(self, request.into_inner(), Ingestor::export_traces, |outcome| {
-            ExportTraceServiceResponse {
+        GrpcReceiver::export(
+            self,
+            request.into_inner(),
+            Ingestor::export_traces,
+            |outcome| ExportTraceServiceResponse {
                 partial_success: (outcome.num_rejected > 0).then(|| ExportTracePartialSuccess {
                     rejected_spans: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
                     error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            }
-        })
+            },
+        )
         .await
     }
 }
@@ -77,17 +80,17 @@ impl MetricsService for GrpcReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        GrpcReceiver::export(self, request.into_inner(), Ingestor::export_metrics, |outcome| {
-            ExportMetricsServiceResponse {
-                partial_success: (outcome.num_rejected > 0).then(|| {
-                    ExportMetricsPartialSuccess {
-                        rejected_data_points: i64::try_from(outcome.num_rejected)
-                            .unwrap_or(i64::MAX),
-                        error_message: outcome.rejection_message.unwrap_or_default(),
-                    }
+        GrpcReceiver::export(
+            self,
+            request.into_inner(),
+            Ingestor::export_metrics,
+            |outcome| ExportMetricsServiceResponse {
+                partial_success: (outcome.num_rejected > 0).then(|| ExportMetricsPartialSuccess {
+                    rejected_data_points: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
+                    error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -1,7 +1,6 @@
 //! OTLP/HTTP receiver: `POST /v1/traces` and `/v1/metrics` in protobuf or JSON, optionally
 //! gzip-compressed. Responses follow the OTLP specification, in the request's encoding.
 
-
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use futures_util::StreamExt as _;
@@ -83,7 +82,16 @@ async fn export(
     };
     let json = encoding == Encoding::Json;
     let result = match read_body(request.headers(), payload, receiver.max_message_bytes).await {
-        Ok(body) => decode_and_ingest(receiver.get_ref().clone(), request.headers(), body, encoding, signal).await,
+        Ok(body) => {
+            decode_and_ingest(
+                receiver.get_ref().clone(),
+                request.headers(),
+                body,
+                encoding,
+                signal,
+            )
+            .await
+        }
         Err(err) => Err(err),
     };
     match result {
@@ -154,7 +162,9 @@ fn is_gzipped(headers: &HeaderMap) -> Result<bool, IngestError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(false);
     };
-    let text = String::from_utf8_lossy(value.as_bytes()).trim().to_ascii_lowercase();
+    let text = String::from_utf8_lossy(value.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
     match text.as_str() {
         "gzip" | "x-gzip" => Ok(true),
         "" | "identity" => Ok(false),
@@ -223,11 +233,12 @@ pub(super) fn encode_response<M: prost::Message + serde::Serialize>(
         if let Some(fields) = value.as_object_mut() {
             fields.retain(|_, field| !field.is_null());
         }
-        response.content_type("application/json").body(value.to_string())
+        response
+            .content_type("application/json")
+            .body(value.to_string())
     } else {
         response
             .content_type("application/x-protobuf")
             .body(message.encode_to_vec())
     }
 }
-

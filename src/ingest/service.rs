@@ -87,7 +87,8 @@ impl Ingestor {
     /// Counts a request refused before conversion (undecodable, wrong media type, too large).
     pub fn record_refused(&self, signal: Signal, error: &IngestError) {
         self.telemetry.record_request(signal, 0);
-        self.telemetry.record_rejected(signal, error.reject_reason(), 0);
+        self.telemetry
+            .record_rejected(signal, error.reject_reason(), 0);
     }
 
     fn submit<T>(

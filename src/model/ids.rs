@@ -88,7 +88,9 @@ mod tests {
 
     #[test]
     fn hex_round_trip() {
-        let id: TraceId = "0af7651916cd43dd8448eb211c80319c".parse().expect("valid id");
+        let id: TraceId = "0af7651916cd43dd8448eb211c80319c"
+            .parse()
+            .expect("valid id");
         assert_eq!(id.to_string(), "0af7651916cd43dd8448eb211c80319c");
     }
 

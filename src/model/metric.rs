@@ -69,7 +69,6 @@ pub struct ExponentialBuckets {
     pub bucket_counts: Vec<u64>,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExponentialHistogramValue {
     pub count: u64,

@@ -18,12 +18,16 @@ pub use writer::{StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writ
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    #[error("ingest queue is full ({num_queued_items} of {capacity_items} items waiting to be stored); retry later")]
+    #[error(
+        "ingest queue is full ({num_queued_items} of {capacity_items} items waiting to be stored); retry later"
+    )]
     Full {
         num_queued_items: usize,
         capacity_items: usize,
     },
-    #[error("batch of {num_items} items exceeds the ingest queue capacity of {capacity_items} items; send smaller batches")]
+    #[error(
+        "batch of {num_items} items exceeds the ingest queue capacity of {capacity_items} items; send smaller batches"
+    )]
     TooLarge {
         num_items: usize,
         capacity_items: usize,
@@ -58,7 +62,10 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// Creates the pipeline and the receiving end for the store writer.
-    pub fn new(capacity_items: usize, telemetry: Arc<Telemetry>) -> (Self, mpsc::Receiver<Accepted>) {
+    pub fn new(
+        capacity_items: usize,
+        telemetry: Arc<Telemetry>,
+    ) -> (Self, mpsc::Receiver<Accepted>) {
         let (sender, receiver) = mpsc::channel();
         let pipeline = Self {
             capacity: Arc::new(Semaphore::new(capacity_items)),
@@ -95,10 +102,7 @@ impl Pipeline {
             return Err(SubmitError::ShuttingDown);
         };
         sender
-            .send(Accepted {
-                batch,
-                permit,
-            })
+            .send(Accepted { batch, permit })
             .map_err(|_| SubmitError::ShuttingDown)?;
         self.publish_depth();
         Ok(())

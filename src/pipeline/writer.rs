@@ -176,4 +176,3 @@ fn run_retention(store: &mut dyn StoreWriter, policy: &RetentionPolicy, telemetr
         Err(err) => warn!(error = %err, "retention failed"),
     }
 }
-

@@ -24,8 +24,8 @@ mod traces;
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use search::{
-    search_attribute_filters, search_hostile_strings, search_limit_and_order,
-    search_span_filters, search_summary,
+    search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,
+    search_summary,
 };
 pub use traces::{idempotent_rewrite, reads_during_writes, span_round_trip, trace_not_found};
 

@@ -47,7 +47,11 @@ fn double(number: f64) -> Value {
     if number.is_nan() {
         Value::from("NaN")
     } else if number.is_infinite() {
-        Value::from(if number > 0.0 { "Infinity" } else { "-Infinity" })
+        Value::from(if number > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        })
     } else {
         Value::from(number)
     }

@@ -30,9 +30,18 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/health/live", web::get().to(handlers::ops::live))
             .route("/health/ready", web::get().to(handlers::ops::ready))
             .route("/metrics", web::get().to(handlers::ops::metrics))
-            .route("/api/v1/traces", web::get().to(handlers::traces::search_traces))
-            .route("/api/v1/traces/{trace_id}", web::get().to(handlers::traces::get_trace))
-            .route("/api/v1/metric-points", web::get().to(handlers::traces::metric_points))
+            .route(
+                "/api/v1/traces",
+                web::get().to(handlers::traces::search_traces),
+            )
+            .route(
+                "/api/v1/traces/{trace_id}",
+                web::get().to(handlers::traces::get_trace),
+            )
+            .route(
+                "/api/v1/metric-points",
+                web::get().to(handlers::traces::metric_points),
+            )
             .default_service(web::to(not_found));
     }
 }

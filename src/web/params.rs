@@ -64,7 +64,8 @@ impl Params {
             key,
             |raw| {
                 let millis: f64 = raw.parse().ok()?;
-                (millis.is_finite() && millis >= 0.0 && millis < 1e12)
+                (0.0..1e12)
+                    .contains(&millis)
                     .then(|| Duration::from_secs_f64(millis / 1000.0).as_nanos() as u64)
             },
             "a non-negative number of milliseconds",
@@ -86,7 +87,11 @@ impl Params {
     pub fn limit(&self) -> Result<usize, ApiError> {
         let limit = self.parsed(
             "limit",
-            |raw| raw.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)),
+            |raw| {
+                raw.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+            },
             &format!("an integer from 1 to {MAX_LIMIT}"),
         )?;
         Ok(limit.unwrap_or(DEFAULT_LIMIT))
@@ -198,7 +203,10 @@ mod tests {
         assert_eq!(query.min_duration_nanos, Some(1_500_000));
         assert_eq!(query.max_duration_nanos, Some(20_000_000));
         assert_eq!(query.error, Some(true));
-        assert_eq!(query.attribute, Some(("x-correlation-id".into(), "abc=1".into())));
+        assert_eq!(
+            query.attribute,
+            Some(("x-correlation-id".into(), "abc=1".into()))
+        );
         assert_eq!(query.from_unix_nano, 1_767_225_600_000_000_000);
         assert_eq!(query.to_unix_nano, 1_767_229_200_000_000_000);
         assert_eq!(query.limit, 5);

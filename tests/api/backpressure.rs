@@ -40,14 +40,22 @@ async fn full_queue_pushes_back_and_acknowledged_spans_are_all_stored() {
     assert_eq!(response.status().as_u16(), 429);
     assert_eq!(response.headers()["retry-after"], "3");
 
-    let mut client = TraceServiceClient::connect(app.otlp_grpc.clone()).await.expect("connect");
+    let mut client = TraceServiceClient::connect(app.otlp_grpc.clone())
+        .await
+        .expect("connect");
     let status = client
         .export(trace_request(Some("orders"), spans_from(121, 40)))
         .await
         .expect_err("queue is full");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    assert!(status.message().contains("queue is full"), "{}", status.message());
-    let retry = status.get_details_retry_info().expect("RetryInfo for OTLP exporters");
+    assert!(
+        status.message().contains("queue is full"),
+        "{}",
+        status.message()
+    );
+    let retry = status
+        .get_details_retry_info()
+        .expect("RetryInfo for OTLP exporters");
     assert_eq!(retry.retry_delay, Some(Duration::from_secs(3)));
 
     client
@@ -58,10 +66,20 @@ async fn full_queue_pushes_back_and_acknowledged_spans_are_all_stored() {
 
     let rejected = "cartograph_rejected_requests_total{signal=\"traces\",reason=\"backpressure\"}";
     assert_eq!(app.prometheus_value(rejected).await, 2.0);
-    assert_eq!(app.prometheus_value("cartograph_pipeline_queue_items").await, 100.0);
+    assert_eq!(
+        app.prometheus_value("cartograph_pipeline_queue_items")
+            .await,
+        100.0
+    );
     let (status, ready) = app.get_json("/health/ready").await;
     assert_eq!(status, 503);
-    assert!(ready["failing"][0].as_str().expect("reason").contains("queue"), "{ready}");
+    assert!(
+        ready["failing"][0]
+            .as_str()
+            .expect("reason")
+            .contains("queue"),
+        "{ready}"
+    );
 
     gate.resume();
     app.wait_until_stored().await;
@@ -74,7 +92,11 @@ async fn full_queue_pushes_back_and_acknowledged_spans_are_all_stored() {
     let stored = app
         .prometheus_value("cartograph_stored_items_total{signal=\"traces\"}")
         .await;
-    assert_eq!(stored, acknowledged.len() as f64, "each acknowledged span stored once");
+    assert_eq!(
+        stored,
+        acknowledged.len() as f64,
+        "each acknowledged span stored once"
+    );
     let (status, _) = app.get_json("/health/ready").await;
     assert_eq!(status, 200);
 }

@@ -27,7 +27,9 @@ async fn post_traces(app: &TestApp, headers: &[(&str, &str)], body: Vec<u8>) -> 
         let value: serde_json::Value = serde_json::from_slice(&bytes).expect("json body");
         value["message"].as_str().unwrap_or_default().to_owned()
     } else {
-        RpcStatus::decode(bytes.as_ref()).expect("rpc status").message
+        RpcStatus::decode(bytes.as_ref())
+            .expect("rpc status")
+            .message
     };
     (status, message)
 }
@@ -35,7 +37,10 @@ async fn post_traces(app: &TestApp, headers: &[(&str, &str)], body: Vec<u8>) -> 
 /// Accepts one good trace first so each test can check it survives.
 async fn app_with_accepted_trace() -> TestApp {
     let app = spawn_app().await;
-    let body = encode(&trace_request(Some("survivor"), vec![span(0x77, "GET /kept")]));
+    let body = encode(&trace_request(
+        Some("survivor"),
+        vec![span(0x77, "GET /kept")],
+    ));
     let (status, _) = post_traces(&app, &[PROTOBUF], body).await;
     assert_eq!(status, 200);
     app
@@ -62,7 +67,10 @@ async fn malformed_protobuf_is_400_naming_protobuf() {
 #[tokio::test]
 async fn truncated_protobuf_is_400() {
     let app = app_with_accepted_trace().await;
-    let body = encode(&trace_request(Some("cut"), vec![span(1, "GET /a"), span(2, "GET /b")]));
+    let body = encode(&trace_request(
+        Some("cut"),
+        vec![span(1, "GET /a"), span(2, "GET /b")],
+    ));
     let (status, message) = post_traces(&app, &[PROTOBUF], body[..body.len() / 2].to_vec()).await;
     assert_eq!(status, 400);
     assert!(message.contains("protobuf"), "{message}");
@@ -106,8 +114,7 @@ async fn wrong_content_type_is_415_listing_accepted_types() {
 async fn unsupported_content_encoding_is_415() {
     let app = app_with_accepted_trace().await;
     let body = encode(&trace_request(Some("svc"), vec![span(3, "GET /")]));
-    let (status, message) =
-        post_traces(&app, &[PROTOBUF, ("content-encoding", "br")], body).await;
+    let (status, message) = post_traces(&app, &[PROTOBUF, ("content-encoding", "br")], body).await;
     assert_eq!(status, 415);
     assert!(message.contains("Content-Encoding"), "{message}");
     assert_survivor_kept(&app).await;
@@ -148,7 +155,8 @@ async fn gzip_bomb_is_refused_at_the_decompressed_limit() {
     let app = spawn_app_with(config).await;
     let bomb = gzip(&vec![0_u8; 8 * 1024 * 1024]);
     assert!(bomb.len() < 64 * 1024);
-    let (status, message) = post_traces(&app, &[PROTOBUF, ("content-encoding", "gzip")], bomb).await;
+    let (status, message) =
+        post_traces(&app, &[PROTOBUF, ("content-encoding", "gzip")], bomb).await;
     assert_eq!(status, 413);
     assert!(message.contains("1048576"), "{message}");
 }
@@ -156,7 +164,10 @@ async fn gzip_bomb_is_refused_at_the_decompressed_limit() {
 #[tokio::test]
 async fn gzip_body_is_accepted() {
     let app = spawn_app().await;
-    let body = gzip(&encode(&trace_request(Some("zipped"), vec![span(4, "GET /gz")])));
+    let body = gzip(&encode(&trace_request(
+        Some("zipped"),
+        vec![span(4, "GET /gz")],
+    )));
     let (status, _) = post_traces(&app, &[PROTOBUF, ("content-encoding", "gzip")], body).await;
     assert_eq!(status, 200);
     app.wait_until_stored().await;
@@ -172,15 +183,27 @@ async fn invalid_ids_are_rejected_per_span_as_partial_success() {
     let mut zero_span_id = span(6, "zero span id");
     zero_span_id.span_id = vec![0; 8];
     let good = span(7, "good");
-    let body = encode(&trace_request(Some("ids"), vec![short_trace_id, zero_span_id, good]));
+    let body = encode(&trace_request(
+        Some("ids"),
+        vec![short_trace_id, zero_span_id, good],
+    ));
     let response = app.post_otlp("/v1/traces", &[PROTOBUF], body).await;
     assert_eq!(response.status().as_u16(), 200);
-    let decoded = ExportTraceServiceResponse::decode(response.bytes().await.expect("body").as_ref())
-        .expect("response");
+    let decoded =
+        ExportTraceServiceResponse::decode(response.bytes().await.expect("body").as_ref())
+            .expect("response");
     let partial = decoded.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 2);
-    assert!(partial.error_message.contains("trace id"), "{}", partial.error_message);
-    assert!(partial.error_message.contains("span id"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace id"),
+        "{}",
+        partial.error_message
+    );
+    assert!(
+        partial.error_message.contains("span id"),
+        "{}",
+        partial.error_message
+    );
     app.wait_until_stored().await;
     let (status, _) = app.trace(&"07".repeat(16)).await;
     assert_eq!(status, 200, "the valid span of the batch is stored");
@@ -200,18 +223,34 @@ async fn absurd_timestamps_are_rejected_with_the_reason() {
     let mut far_future = span(10, "year 2200");
     far_future.start_time_unix_nano = 7_258_118_400_000_000_000;
     far_future.end_time_unix_nano = far_future.start_time_unix_nano + 1;
-    let body = encode(&trace_request(Some("clock"), vec![zero_start, backwards, far_future]));
+    let body = encode(&trace_request(
+        Some("clock"),
+        vec![zero_start, backwards, far_future],
+    ));
     let response = app
-        .post_otlp("/v1/traces", &[JSON], serde_json::to_vec(&serde_json::json!({})).expect("json"))
+        .post_otlp(
+            "/v1/traces",
+            &[JSON],
+            serde_json::to_vec(&serde_json::json!({})).expect("json"),
+        )
         .await;
-    assert_eq!(response.status().as_u16(), 200, "an empty JSON request is valid");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "an empty JSON request is valid"
+    );
     let response = app.post_otlp("/v1/traces", &[PROTOBUF], body).await;
     assert_eq!(response.status().as_u16(), 200);
-    let decoded = ExportTraceServiceResponse::decode(response.bytes().await.expect("body").as_ref())
-        .expect("response");
+    let decoded =
+        ExportTraceServiceResponse::decode(response.bytes().await.expect("body").as_ref())
+            .expect("response");
     let partial = decoded.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 3);
-    assert!(partial.error_message.contains("time"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("time"),
+        "{}",
+        partial.error_message
+    );
 }
 
 #[tokio::test]
@@ -222,7 +261,10 @@ async fn missing_service_name_becomes_unknown_service_and_is_counted() {
     assert_eq!(status, 200);
     app.wait_until_stored().await;
     let (_, trace) = app.trace(&"0b".repeat(16)).await;
-    assert_eq!(trace["spans"][0]["resource"]["service_name"], "unknown_service");
+    assert_eq!(
+        trace["spans"][0]["resource"]["service_name"],
+        "unknown_service"
+    );
     let counted = app
         .prometheus_value("cartograph_unknown_service_items_total{signal=\"traces\"}")
         .await;
@@ -234,8 +276,14 @@ async fn hostile_strings_round_trip_exactly_and_are_searchable() {
     let app = spawn_app().await;
     let hostile = "<script>alert(1)</script>'; DROP TABLE spans;--\u{0}\u{1b}[31m\u{202e}ü";
     let mut span = span(12, hostile);
-    span.attributes.push(crate::fixtures::string_attr("x-correlation-id", hostile));
-    let (status, _) = post_traces(&app, &[PROTOBUF], encode(&trace_request(Some(hostile), vec![span]))).await;
+    span.attributes
+        .push(crate::fixtures::string_attr("x-correlation-id", hostile));
+    let (status, _) = post_traces(
+        &app,
+        &[PROTOBUF],
+        encode(&trace_request(Some(hostile), vec![span])),
+    )
+    .await;
     assert_eq!(status, 200);
     app.wait_until_stored().await;
     let (_, trace) = app.trace(&"0c".repeat(16)).await;
@@ -270,33 +318,58 @@ async fn bad_query_parameters_are_400_naming_the_parameter() {
     }
     let (status, body) = app.trace("not-a-trace-id").await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().expect("message").contains("trace id"));
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("message")
+            .contains("trace id")
+    );
     let (status, body) = app.trace(&"ab".repeat(16)).await;
     assert_eq!(status, 404);
-    assert!(body["error"].as_str().expect("message").contains("not found"));
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("message")
+            .contains("not found")
+    );
 }
 
 #[tokio::test]
 async fn grpc_rejects_invalid_spans_partially_and_logs_as_unimplemented() {
     let app = spawn_app().await;
-    let mut client = TraceServiceClient::connect(app.otlp_grpc.clone()).await.expect("connect");
+    let mut client = TraceServiceClient::connect(app.otlp_grpc.clone())
+        .await
+        .expect("connect");
     let mut bad = span(13, "bad");
     bad.trace_id = vec![0; 16];
     let response = client
         .export(trace_request(Some("grpc"), vec![bad, span(14, "good")]))
         .await
         .expect("export");
-    let partial = response.into_inner().partial_success.expect("partial success");
+    let partial = response
+        .into_inner()
+        .partial_success
+        .expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace id"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace id"),
+        "{}",
+        partial.error_message
+    );
 
-    let mut logs = LogsServiceClient::connect(app.otlp_grpc.clone()).await.expect("connect");
+    let mut logs = LogsServiceClient::connect(app.otlp_grpc.clone())
+        .await
+        .expect("connect");
     let status = logs
         .export(ExportLogsServiceRequest::default())
         .await
         .expect_err("logs are refused");
     assert_eq!(status.code(), tonic::Code::Unimplemented);
-    assert!(status.message().contains("logs are not collected"), "{}", status.message());
+    assert!(
+        status.message().contains("logs are not collected"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]

@@ -7,8 +7,6 @@
 //! [`expected_point`] add those, so each comparison is of two whole documents and a field that
 //! is missing, extra or different in any way is reported with its path.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
@@ -49,6 +47,10 @@ fn complete_resource(sent: &mut Value) {
 
 /// Asserts that `trace` (the body of `/api/v1/traces/{id}`) holds exactly the `sent` spans.
 pub fn assert_trace_matches(sent: &[Value], trace: &Value) {
+    assert_eq!(
+        trace["trace_id"], sent[0]["trace_id"],
+        "trace id of {trace:#}"
+    );
     let actual_spans = trace["spans"].as_array().expect("trace has a spans array");
     assert_eq!(
         ids(actual_spans.iter()),
@@ -132,6 +134,17 @@ pub fn assert_search_finds(sent: &[Value], search: &Value) {
         &expected,
         summary,
     );
+}
+
+/// Asserts that the sent points are of exactly the metrics `names`, so a test that checks those
+/// names checks every point.
+pub fn assert_sent_metrics(sent: &[Value], names: &[&str]) {
+    let sent_names: BTreeSet<&str> = sent
+        .iter()
+        .map(|point| point["name"].as_str().expect("metric name"))
+        .collect();
+    let names: BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(sent_names, names, "metrics the SDK exported");
 }
 
 /// Asserts that `actual` (the body of `/api/v1/metric-points?name=...`) holds exactly the sent

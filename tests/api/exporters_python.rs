@@ -62,6 +62,7 @@ async fn telemetry_arrives_intact(args: &[&str]) {
     compare::assert_search_finds(spans, &search);
 
     let points = sent["points"].as_array().expect("send.py reports points");
+    compare::assert_sent_metrics(points, &METRIC_NAMES);
     for name in METRIC_NAMES {
         let (status, stored) = app
             .metric_points(&format!("name={name}&service={SERVICE_NAME}&limit=1000"))

@@ -120,6 +120,7 @@ async fn metrics_arrive_intact(transport: Transport, temporality: Temporality) {
     let sent = on_exporter_thread(move || send_metrics(transport, temporality, &endpoints)).await;
     app.wait_until_stored().await;
 
+    compare::assert_sent_metrics(&sent, &METRIC_NAMES);
     for name in METRIC_NAMES {
         let (status, points) = app
             .metric_points(&format!("name={name}&service={SERVICE_NAME}&limit=1000"))

@@ -46,7 +46,8 @@ pub async fn spawn_app_on_disk(data_dir: &Path) -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
-    let data_dir = (config.storage.store == StoreKind::Sqlite).then(|| config.storage.data_dir.clone());
+    let data_dir =
+        (config.storage.store == StoreKind::Sqlite).then(|| config.storage.data_dir.clone());
     let app = App::build(config).await.expect("app starts");
     TestApp {
         ui: format!("http://{}", app.ui_addr()),
@@ -84,7 +85,10 @@ impl TestApp {
             if done {
                 return;
             }
-            assert!(started.elapsed() < STORE_WAIT, "accepted data was not stored within {STORE_WAIT:?}");
+            assert!(
+                started.elapsed() < STORE_WAIT,
+                "accepted data was not stored within {STORE_WAIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -110,7 +114,8 @@ impl TestApp {
     }
 
     pub async fn metric_points(&self, query: &str) -> (u16, Value) {
-        self.get_json(&format!("/api/v1/metric-points?{query}")).await
+        self.get_json(&format!("/api/v1/metric-points?{query}"))
+            .await
     }
 
     pub async fn prometheus(&self) -> String {
@@ -139,7 +144,10 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> reqwest::Response {
-        let mut request = self.client.post(format!("{}{path}", self.otlp_http)).body(body);
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.otlp_http))
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

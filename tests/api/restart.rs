@@ -16,7 +16,10 @@ async fn everything_accepted_before_shutdown_is_readable_after_restart() {
     let app = spawn_app_on_disk(dir.path()).await;
     app.app().writer_gate().pause();
     for seed in 1..=30 {
-        let body = encode(&trace_request(Some("durable"), vec![span(seed, "GET /keep")]));
+        let body = encode(&trace_request(
+            Some("durable"),
+            vec![span(seed, "GET /keep")],
+        ));
         let response = app.post_otlp("/v1/traces", &PROTOBUF, body).await;
         assert_eq!(response.status().as_u16(), 200);
     }
@@ -55,12 +58,23 @@ async fn sigterm_flushes_accepted_data_before_exit() {
         .expect("start cartograph");
     let client = reqwest::Client::new();
     let started = Instant::now();
-    while client.get(format!("http://127.0.0.1:{ui}/health/live")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "cartograph did not start");
+    while client
+        .get(format!("http://127.0.0.1:{ui}/health/live"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "cartograph did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for seed in 1..=20 {
-        let body = encode(&trace_request(Some("sigterm"), vec![span(seed, "POST /pay")]));
+        let body = encode(&trace_request(
+            Some("sigterm"),
+            vec![span(seed, "POST /pay")],
+        ));
         let response = client
             .post(format!("http://127.0.0.1:{http}/v1/traces"))
             .header("content-type", "application/x-protobuf")
@@ -112,13 +126,22 @@ async fn retention_removes_data_older_than_the_limit_and_nothing_newer() {
         aged(4, 0),
     ];
     let body = encode(&trace_request(Some("aging"), spans));
-    assert_eq!(app.post_otlp("/v1/traces", &PROTOBUF, body).await.status().as_u16(), 200);
+    assert_eq!(
+        app.post_otlp("/v1/traces", &PROTOBUF, body)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     app.wait_until_stored().await;
 
     let deleted = "cartograph_retention_deleted_items_total{signal=\"traces\"}";
     let started = Instant::now();
     while app.prometheus_value(deleted).await < 2.0 {
-        assert!(started.elapsed() < Duration::from_secs(15), "retention did not run");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "retention did not run"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for (seed, expected) in [(1_u8, 404), (2, 404), (3, 200), (4, 200)] {

@@ -87,7 +87,7 @@ def parse_args() -> argparse.Namespace:
 def exporters(args: argparse.Namespace):
     """The OTLP span and metric exporters for the chosen protocol."""
     if args.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc import Compression
+        from grpc import Compression
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 

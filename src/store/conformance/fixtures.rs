@@ -142,11 +142,22 @@ pub fn typical_span(
 
 /// A batch of `num_spans` typical spans of one resource, 8 spans per trace, starting at
 /// `start_nanos` one microsecond apart; `first_no` numbers the spans (and their traces).
-pub fn typical_batch(resource: &Arc<Resource>, first_no: u64, num_spans: u64, start_nanos: u64) -> Batch {
+pub fn typical_batch(
+    resource: &Arc<Resource>,
+    first_no: u64,
+    num_spans: u64,
+    start_nanos: u64,
+) -> Batch {
     let scope = scope();
     let spans = (first_no..first_no + num_spans)
         .map(|no| {
-            let mut span = typical_span(resource, &scope, no / 8 + 1, no + 1, start_nanos + (no - first_no) * 1_000);
+            let mut span = typical_span(
+                resource,
+                &scope,
+                no / 8 + 1,
+                no + 1,
+                start_nanos + (no - first_no) * 1_000,
+            );
             if no % 8 != 0 {
                 span.parent_span_id = Some(span_id(no - no % 8 + 1));
                 span.kind = SpanKind::Client;
@@ -202,7 +213,11 @@ pub fn rich_span(resource: &Arc<Resource>, trace_no: u64, span_no: u64, start_na
 }
 
 /// One point of every type (and both number kinds), at `time_nanos`, named `{prefix}.{type}`.
-pub fn points_of_every_type(resource: &Arc<Resource>, prefix: &str, time_nanos: u64) -> Vec<MetricPoint> {
+pub fn points_of_every_type(
+    resource: &Arc<Resource>,
+    prefix: &str,
+    time_nanos: u64,
+) -> Vec<MetricPoint> {
     let point = |suffix: &str, value: PointValue| MetricPoint {
         resource: Arc::clone(resource),
         scope: scope(),
@@ -211,7 +226,10 @@ pub fn points_of_every_type(resource: &Arc<Resource>, prefix: &str, time_nanos: 
         unit: "ms".to_owned(),
         start_time_unix_nano: time_nanos.saturating_sub(MINUTE_NANOS),
         time_unix_nano: time_nanos,
-        attributes: vec![attr("topic", text("orders")), attr("partition", AttrValue::Int(3))],
+        attributes: vec![
+            attr("topic", text("orders")),
+            attr("partition", AttrValue::Int(3)),
+        ],
         flags: 0,
         value,
     };
@@ -232,7 +250,10 @@ pub fn points_of_every_type(resource: &Arc<Resource>, prefix: &str, time_nanos: 
         scale: -3,
         zero_count: 2,
         zero_threshold: 1e-9,
-        positive: ExponentialBuckets { offset: -2, bucket_counts: vec![1, 2, 3] },
+        positive: ExponentialBuckets {
+            offset: -2,
+            bucket_counts: vec![1, 2, 3],
+        },
         negative: ExponentialBuckets::default(),
         temporality: AggregationTemporality::Cumulative,
     };
@@ -240,15 +261,36 @@ pub fn points_of_every_type(resource: &Arc<Resource>, prefix: &str, time_nanos: 
         count: u64::MAX,
         sum: -0.125,
         quantile_values: vec![
-            QuantileValue { quantile: 0.5, value: 3.0 },
-            QuantileValue { quantile: 0.99, value: 42.0 },
+            QuantileValue {
+                quantile: 0.5,
+                value: 3.0,
+            },
+            QuantileValue {
+                quantile: 0.99,
+                value: 42.0,
+            },
         ],
     };
-    let mut no_value = point("gauge_no_value", PointValue::Gauge { value: NumberValue::Double(0.0) });
+    let mut no_value = point(
+        "gauge_no_value",
+        PointValue::Gauge {
+            value: NumberValue::Double(0.0),
+        },
+    );
     no_value.flags = 1;
     vec![
-        point("gauge_int", PointValue::Gauge { value: NumberValue::Int(i64::MIN) }),
-        point("gauge_double", PointValue::Gauge { value: NumberValue::Double(-2.5e300) }),
+        point(
+            "gauge_int",
+            PointValue::Gauge {
+                value: NumberValue::Int(i64::MIN),
+            },
+        ),
+        point(
+            "gauge_double",
+            PointValue::Gauge {
+                value: NumberValue::Double(-2.5e300),
+            },
+        ),
         no_value,
         point(
             "sum",
@@ -259,7 +301,10 @@ pub fn points_of_every_type(resource: &Arc<Resource>, prefix: &str, time_nanos: 
             },
         ),
         point("histogram", PointValue::Histogram(histogram)),
-        point("exponential_histogram", PointValue::ExponentialHistogram(exponential)),
+        point(
+            "exponential_histogram",
+            PointValue::ExponentialHistogram(exponential),
+        ),
         point("summary", PointValue::Summary(summary)),
     ]
 }

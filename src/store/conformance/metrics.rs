@@ -15,16 +15,26 @@ fn by_time_then_name(mut points: Vec<MetricPoint>) -> Vec<MetricPoint> {
 }
 
 /// Points of every type, at ordinary and extreme times, come back exactly.
-pub fn metric_round_trip<W: StoreWriter, R: TraceReader + MetricReader>((mut writer, reader): (W, R)) {
+pub fn metric_round_trip<W: StoreWriter, R: TraceReader + MetricReader>(
+    (mut writer, reader): (W, R),
+) {
     let orders = resource("orders");
     let billing = resource("billing");
     let mut points = points_of_every_type(&orders, "orders", BASE_NANOS + 5 * MINUTE_NANOS);
-    points.extend(points_of_every_type(&billing, "billing", BASE_NANOS + 2 * HOUR_NANOS));
+    points.extend(points_of_every_type(
+        &billing,
+        "billing",
+        BASE_NANOS + 2 * HOUR_NANOS,
+    ));
     points.extend(points_of_every_type(&billing, "edge", 0));
     points.extend(points_of_every_type(&orders, "edge", u64::MAX - 1));
-    writer.write_batch(&point_batch(points.clone())).expect("write_batch");
+    writer
+        .write_batch(&point_batch(points.clone()))
+        .expect("write_batch");
 
-    let stored = reader.metric_points(&all_points(1000)).expect("metric_points");
+    let stored = reader
+        .metric_points(&all_points(1000))
+        .expect("metric_points");
     assert_eq!(stored, by_time_then_name(points));
 }
 
@@ -41,7 +51,9 @@ pub fn metric_filters_and_order<W: StoreWriter, R: TraceReader + MetricReader>(
     points.extend(points_of_every_type(&billing, "billing", at(180)));
     // Written newest first: the order of results must not depend on the order of writes.
     points.reverse();
-    writer.write_batch(&point_batch(points.clone())).expect("write_batch");
+    writer
+        .write_batch(&point_batch(points.clone()))
+        .expect("write_batch");
     let query = |edit: &dyn Fn(&mut MetricQuery)| {
         let mut query = all_points(1000);
         edit(&mut query);

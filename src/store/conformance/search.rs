@@ -46,28 +46,47 @@ fn write_search_fixture<W: StoreWriter>(writer: &mut W) {
     let checkout = resource("checkout");
     let payments = resource("payments");
     let mut inventory = (*resource("inventory")).clone();
-    inventory.attributes.push(("correlation_id".to_owned(), AttrValue::Str("res-corr".to_owned())));
+    inventory.attributes.push((
+        "correlation_id".to_owned(),
+        AttrValue::Str("res-corr".to_owned()),
+    ));
     let inventory = Arc::new(inventory);
     let scope = scope();
     let span = |resource: &Arc<Resource>, trace_no, span_no, name: &str, start, millis| {
         let mut span = typical_span(resource, &scope, trace_no, span_no, BASE_NANOS + start);
         span.name = name.to_owned();
         span.end_time_unix_nano = span.start_time_unix_nano + millis * MILLI_NANOS;
-        span.attributes.retain(|(key, _)| key != "http.response.status_code");
+        span.attributes
+            .retain(|(key, _)| key != "http.response.status_code");
         span
     };
     let root1 = span(&checkout, 1, 10, "POST /orders", 10 * MINUTE_NANOS, 250);
-    let mut child1 = span(&payments, 1, 11, "charge", 10 * MINUTE_NANOS + MILLI_NANOS, 100);
+    let mut child1 = span(
+        &payments,
+        1,
+        11,
+        "charge",
+        10 * MINUTE_NANOS + MILLI_NANOS,
+        100,
+    );
     child1.parent_span_id = Some(span_id(10));
     child1.kind = SpanKind::Client;
     child1.status_code = StatusCode::Error;
-    child1.attributes.push(("x-correlation-id".to_owned(), AttrValue::Str("corr-1".to_owned())));
+    child1.attributes.push((
+        "x-correlation-id".to_owned(),
+        AttrValue::Str("corr-1".to_owned()),
+    ));
     let mut root2 = span(&checkout, 2, 20, "GET /cart", 20 * MINUTE_NANOS, 5);
-    root2.attributes.push(("http.response.status_code".to_owned(), AttrValue::Int(200)));
+    root2
+        .attributes
+        .push(("http.response.status_code".to_owned(), AttrValue::Int(200)));
     let mut root3 = span(&inventory, 3, 30, "reserve", 30 * MINUTE_NANOS, 1000);
     root3.status_code = StatusCode::Error;
     root3.attributes.extend([
-        ("customer.tier".to_owned(), AttrValue::Str("gold".to_owned())),
+        (
+            "customer.tier".to_owned(),
+            AttrValue::Str("gold".to_owned()),
+        ),
         ("enduser.id".to_owned(), AttrValue::Str("user-7".to_owned())),
         ("cache.hit".to_owned(), AttrValue::Bool(true)),
         ("sampling.ratio".to_owned(), AttrValue::Double(0.25)),
@@ -77,11 +96,15 @@ fn write_search_fixture<W: StoreWriter>(writer: &mut W) {
     writer
         .write_batch(&span_batch(vec![root1, child1, root2]))
         .expect("write_batch");
-    writer.write_batch(&span_batch(vec![root3, root4])).expect("write_batch");
+    writer
+        .write_batch(&span_batch(vec![root3, root4]))
+        .expect("write_batch");
 }
 
 /// Service, operation, time range, duration bounds and error status, alone and combined.
-pub fn search_span_filters<W: StoreWriter, R: TraceReader + MetricReader>((mut writer, reader): (W, R)) {
+pub fn search_span_filters<W: StoreWriter, R: TraceReader + MetricReader>(
+    (mut writer, reader): (W, R),
+) {
     write_search_fixture(&mut writer);
     let all = all_traces(100);
     let query = |edit: &dyn Fn(&mut TraceQuery)| {
@@ -93,7 +116,10 @@ pub fn search_span_filters<W: StoreWriter, R: TraceReader + MetricReader>((mut w
     assert_eq!(query(&|q| q.service = Some("checkout".into())), [4, 2, 1]);
     assert_eq!(query(&|q| q.service = Some("payments".into())), [1]);
     assert_eq!(query(&|q| q.service = Some("nobody".into())), [0_u64; 0]);
-    assert_eq!(query(&|q| q.operation = Some("POST /orders".into())), [4, 1]);
+    assert_eq!(
+        query(&|q| q.operation = Some("POST /orders".into())),
+        [4, 1]
+    );
     assert_eq!(query(&|q| q.operation = Some("charge".into())), [1]);
     // `from` inclusive, `to` exclusive, on span start times.
     let window = |q: &mut TraceQuery| {
@@ -110,9 +136,18 @@ pub fn search_span_filters<W: StoreWriter, R: TraceReader + MetricReader>((mut w
     );
     assert_eq!(query(&|q| q.from_unix_nano = BASE_NANOS + HOUR_NANOS), [4]);
     assert_eq!(query(&|q| q.to_unix_nano = q.from_unix_nano), [0_u64; 0]);
-    assert_eq!(query(&|q| q.min_duration_nanos = Some(100 * MILLI_NANOS)), [3, 1]);
-    assert_eq!(query(&|q| q.min_duration_nanos = Some(251 * MILLI_NANOS)), [3]);
-    assert_eq!(query(&|q| q.max_duration_nanos = Some(50 * MILLI_NANOS)), [4, 2]);
+    assert_eq!(
+        query(&|q| q.min_duration_nanos = Some(100 * MILLI_NANOS)),
+        [3, 1]
+    );
+    assert_eq!(
+        query(&|q| q.min_duration_nanos = Some(251 * MILLI_NANOS)),
+        [3]
+    );
+    assert_eq!(
+        query(&|q| q.max_duration_nanos = Some(50 * MILLI_NANOS)),
+        [4, 2]
+    );
     assert_eq!(
         query(&|q| {
             q.min_duration_nanos = Some(100 * MILLI_NANOS);
@@ -168,7 +203,11 @@ pub fn search_attribute_filters<W: StoreWriter, R: TraceReader + MetricReader>(
     assert_eq!(attribute("http.response.status_code", "200"), [2]);
     assert_eq!(attribute("cache.hit", "true"), [3]);
     assert_eq!(attribute("sampling.ratio", "0.25"), [3]);
-    assert_eq!(attribute("payload", "gold"), [0_u64; 0], "bytes have no search text");
+    assert_eq!(
+        attribute("payload", "gold"),
+        [0_u64; 0],
+        "bytes have no search text"
+    );
     assert_eq!(attribute("http.route", "/api/orders/{id}"), [4, 3, 2, 1]);
     // Resource attributes, on any key and on a key that spans index.
     assert_eq!(attribute("host.name", "checkout-host"), [4, 2, 1]);
@@ -211,7 +250,13 @@ pub fn search_summary<W: StoreWriter, R: TraceReader + MetricReader>((mut writer
     );
     // Without its root, a trace is named after its earliest span.
     let orphan_resource = resource("orphans");
-    let mut late = typical_span(&orphan_resource, &scope(), 7, 71, start_nanos + 2 * MILLI_NANOS);
+    let mut late = typical_span(
+        &orphan_resource,
+        &scope(),
+        7,
+        71,
+        start_nanos + 2 * MILLI_NANOS,
+    );
     late.parent_span_id = Some(span_id(70));
     late.name = "late".into();
     let mut early = late.clone();
@@ -219,7 +264,9 @@ pub fn search_summary<W: StoreWriter, R: TraceReader + MetricReader>((mut writer
     early.start_time_unix_nano = start_nanos + MILLI_NANOS;
     early.end_time_unix_nano = start_nanos + 3 * MILLI_NANOS;
     early.name = "early".into();
-    writer.write_batch(&span_batch(vec![late, early])).expect("write_batch");
+    writer
+        .write_batch(&span_batch(vec![late, early]))
+        .expect("write_batch");
     let mut query = all_traces(10);
     query.service = Some("orphans".into());
     let summaries = reader.search_traces(&query).expect("search_traces");
@@ -236,7 +283,15 @@ pub fn search_limit_and_order<W: StoreWriter, R: TraceReader + MetricReader>(
 ) {
     let frontend = resource("frontend");
     let spans = (1..=30)
-        .map(|no| typical_span(&frontend, &scope(), no, no, BASE_NANOS + no * 7 * MINUTE_NANOS))
+        .map(|no| {
+            typical_span(
+                &frontend,
+                &scope(),
+                no,
+                no,
+                BASE_NANOS + no * 7 * MINUTE_NANOS,
+            )
+        })
         .collect();
     writer.write_batch(&span_batch(spans)).expect("write_batch");
     assert_eq!(found(&reader, &all_traces(5)), [30, 29, 28, 27, 26]);
@@ -268,17 +323,31 @@ pub fn search_hostile_strings<W: StoreWriter, R: TraceReader + MetricReader>(
     let mut spans = Vec::new();
     for (no, hostile) in (1_u64..).zip(HOSTILE) {
         let mut hostile_resource = (*resource(hostile)).clone();
-        hostile_resource.attributes.push(((*hostile).to_owned(), AttrValue::Str((*hostile).to_owned())));
+        hostile_resource
+            .attributes
+            .push(((*hostile).to_owned(), AttrValue::Str((*hostile).to_owned())));
         let hostile_resource = Arc::new(hostile_resource);
-        let mut span = typical_span(&hostile_resource, &scope(), no, no, BASE_NANOS + no * MINUTE_NANOS);
+        let mut span = typical_span(
+            &hostile_resource,
+            &scope(),
+            no,
+            no,
+            BASE_NANOS + no * MINUTE_NANOS,
+        );
         span.name = (*hostile).to_owned();
         span.status_message = (*hostile).to_owned();
         span.trace_state = (*hostile).to_owned();
-        span.attributes.push(("x-correlation-id".into(), AttrValue::Str((*hostile).to_owned())));
-        span.attributes.push(((*hostile).to_owned(), AttrValue::Str((*hostile).to_owned())));
+        span.attributes.push((
+            "x-correlation-id".into(),
+            AttrValue::Str((*hostile).to_owned()),
+        ));
+        span.attributes
+            .push(((*hostile).to_owned(), AttrValue::Str((*hostile).to_owned())));
         spans.push(span);
     }
-    writer.write_batch(&span_batch(spans.clone())).expect("write_batch");
+    writer
+        .write_batch(&span_batch(spans.clone()))
+        .expect("write_batch");
     for (no, (hostile, span)) in (1_u64..).zip(HOSTILE.iter().zip(spans)) {
         assert_eq!(reader.trace(trace_id(no)).expect("trace"), Some(vec![span]));
         let mut by_service = all_traces(100);
@@ -287,11 +356,18 @@ pub fn search_hostile_strings<W: StoreWriter, R: TraceReader + MetricReader>(
         let mut by_operation = all_traces(100);
         by_operation.operation = Some((*hostile).to_owned());
         assert_eq!(found(&reader, &by_operation), [no], "operation {hostile:?}");
-        assert_eq!(found(&reader, &with_attribute("x-correlation-id", hostile)), [no]);
+        assert_eq!(
+            found(&reader, &with_attribute("x-correlation-id", hostile)),
+            [no]
+        );
         assert_eq!(found(&reader, &with_attribute(hostile, hostile)), [no]);
     }
     let mut wildcard = all_traces(100);
     wildcard.service = Some("%".into());
     assert_eq!(found(&reader, &wildcard), [0_u64; 0]);
-    assert_eq!(found(&reader, &all_traces(100)).len(), HOSTILE.len(), "nothing was dropped");
+    assert_eq!(
+        found(&reader, &all_traces(100)).len(),
+        HOSTILE.len(),
+        "nothing was dropped"
+    );
 }

@@ -73,7 +73,12 @@ impl Interner {
     }
 
     /// Records that partition `hour` references `id` (a no-op when already known).
-    pub(super) fn touch(&mut self, conn: &Connection, id: i64, hour: i64) -> Result<(), StoreError> {
+    pub(super) fn touch(
+        &mut self,
+        conn: &Connection,
+        id: i64,
+        hour: i64,
+    ) -> Result<(), StoreError> {
         let known = self.max_hour_by_id.get(&id).copied().unwrap_or(i64::MIN);
         if known >= hour {
             return Ok(());

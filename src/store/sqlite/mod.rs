@@ -7,6 +7,7 @@
 //! connections reads concurrently with the writer (WAL for files; in memory, reads and commits
 //! take turns). See [`schema`] for the table layout.
 
+mod checkpoint;
 mod codec;
 mod codec_metric;
 mod intern;
@@ -24,6 +25,7 @@ pub use writer::SqliteWriter;
 
 use crate::store::StoreError;
 
+use checkpoint::Checkpointer;
 use pool::{DB_FILE_NAME, ReadPool, Target};
 
 /// Attribute keys worth an index by default: the ones people paste into a search box.
@@ -81,7 +83,11 @@ pub fn open(options: &SqliteOptions) -> Result<(SqliteWriter, SqliteReader), Sto
         SqliteLocation::Memory => Target::unique_memory(),
     };
     let writer_conn = target.connect_writer()?;
-    let writer = SqliteWriter::new(writer_conn, &options.indexed_attribute_keys)?;
+    let checkpointer = match target.connect_checkpointer()? {
+        Some(conn) => Some(Checkpointer::start(conn)?),
+        None => None,
+    };
+    let writer = SqliteWriter::new(writer_conn, &options.indexed_attribute_keys, checkpointer)?;
     let reader = SqliteReader::new(ReadPool::new(target)?);
     Ok((writer, reader))
 }

@@ -67,13 +67,21 @@ impl Target {
     /// The writer's connection, with the schema created or checked.
     pub(super) fn connect_writer(&self) -> Result<Connection, StoreError> {
         let conn = self.connect()?;
-        // EXPERIMENT
-        if let Ok(v) = std::env::var("EXP_PAGE_SIZE") { conn.execute_batch(&format!("PRAGMA page_size = {v}"))?; }
-        schema::configure(&conn, self.is_file(), WRITER_CACHE_KIB)?;
-        if let Ok(v) = std::env::var("EXP_AUTOCKPT") { conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {v}"))?; }
+        let kib = std::env::var("EXP_CACHE").ok().and_then(|v| v.parse().ok()).unwrap_or(WRITER_CACHE_KIB); // EXPERIMENT
+        schema::configure(&conn, self.is_file(), kib)?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn)?;
         Ok(conn)
+    }
+
+    /// The checkpoint thread's connection, for file-backed stores only (memory has no WAL).
+    pub(super) fn connect_checkpointer(&self) -> Result<Option<Connection>, StoreError> {
+        if !self.is_file() {
+            return Ok(None);
+        }
+        let conn = self.connect()?;
+        schema::configure(&conn, false, READER_CACHE_KIB)?;
+        Ok(Some(conn))
     }
 
     fn connect_reader(&self) -> Result<Connection, StoreError> {

@@ -9,12 +9,8 @@ use std::sync::Arc;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
-use crate::model::{
-    MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
-};
-use crate::store::{
-    MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary,
-};
+use crate::model::{MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
 
 use super::codec::{self, Decoder};
 use super::codec_metric::decode_point_value;
@@ -107,8 +103,7 @@ pub(super) fn partitions_of(
     Ok(schema::load_partitions(conn)?
         .into_iter()
         .filter(|info| {
-            info.partition.kind == kind
-                && (first_hour..=last_hour).contains(&info.partition.hour)
+            info.partition.kind == kind && (first_hour..=last_hour).contains(&info.partition.hour)
         })
         .collect())
 }
@@ -195,7 +190,11 @@ pub(super) fn span_id_from_sql(bytes: &[u8]) -> Result<SpanId, StoreError> {
     SpanId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
-fn span_from_row(conn: &Connection, row: &Row<'_>, refs: &mut RefLoader) -> Result<Span, StoreError> {
+fn span_from_row(
+    conn: &Connection,
+    row: &Row<'_>,
+    refs: &mut RefLoader,
+) -> Result<Span, StoreError> {
     let parent_span_id = match opt_blob(row, 2)? {
         Some(bytes) => Some(span_id_from_sql(bytes)?),
         None => None,
@@ -209,14 +208,17 @@ fn span_from_row(conn: &Connection, row: &Row<'_>, refs: &mut RefLoader) -> Resu
         Some(blob) => codec::decode_links(blob)?,
         None => Vec::new(),
     };
-    let [dropped_attributes_count, dropped_events_count, dropped_links_count] =
-        match opt_blob(row, 17)? {
-            Some(blob) => {
-                let mut decoder = Decoder::new(blob);
-                [decoder.u32()?, decoder.u32()?, decoder.u32()?]
-            }
-            None => [0; 3],
-        };
+    let [
+        dropped_attributes_count,
+        dropped_events_count,
+        dropped_links_count,
+    ] = match opt_blob(row, 17)? {
+        Some(blob) => {
+            let mut decoder = Decoder::new(blob);
+            [decoder.u32()?, decoder.u32()?, decoder.u32()?]
+        }
+        None => [0; 3],
+    };
     Ok(Span {
         resource,
         scope,

@@ -94,7 +94,10 @@ fn delete_before(
                 ),
                 [cutoff],
             )?;
-            conn.execute(&format!("DELETE FROM {table} WHERE start_ns < ?1"), [cutoff])?
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE start_ns < ?1"),
+                [cutoff],
+            )?
         }
         PartitionKind::Points => {
             conn.execute(&format!("DELETE FROM {table} WHERE time_ns < ?1"), [cutoff])?
@@ -144,7 +147,10 @@ fn forget_unreferenced(conn: &Connection) -> Result<(), StoreError> {
     let oldest_hour: Option<i64> =
         conn.query_row("SELECT min(hour) FROM partitions", (), |row| row.get(0))?;
     let keep_from_hour = oldest_hour.unwrap_or(i64::MAX);
-    conn.execute("DELETE FROM resources WHERE max_hour < ?1", [keep_from_hour])?;
+    conn.execute(
+        "DELETE FROM resources WHERE max_hour < ?1",
+        [keep_from_hour],
+    )?;
     conn.execute("DELETE FROM scopes WHERE max_hour < ?1", [keep_from_hour])?;
     Ok(())
 }

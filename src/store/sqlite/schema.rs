@@ -26,6 +26,9 @@ pub(super) const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 const SCHEMA_VERSION: i64 = 1;
 const BUSY_TIMEOUT_MS: u64 = 10_000;
 const SIGN_BIT: u64 = 1 << 63;
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 131_072;
+/// Size the WAL file is cut back to when it starts over.
+const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Maps `u64` onto `i64` preserving order: `0` becomes `i64::MIN`, `u64::MAX` becomes `i64::MAX`.
 pub(super) fn nanos_to_sql(nanos: u64) -> i64 {
@@ -44,7 +47,9 @@ pub(super) fn hour_of(nanos: u64) -> i64 {
 
 /// First nanosecond of `hour` (hours are never negative: they come from [`hour_of`]).
 pub(super) fn hour_start_nanos(hour: i64) -> u64 {
-    u64::try_from(hour).unwrap_or(0).saturating_mul(NANOS_PER_HOUR)
+    u64::try_from(hour)
+        .unwrap_or(0)
+        .saturating_mul(NANOS_PER_HOUR)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,7 +70,9 @@ impl PartitionKind {
         match code {
             0 => Ok(PartitionKind::Spans),
             1 => Ok(PartitionKind::Points),
-            _ => Err(StoreError::Corrupt(format!("unknown partition kind {code}"))),
+            _ => Err(StoreError::Corrupt(format!(
+                "unknown partition kind {code}"
+            ))),
         }
     }
 }
@@ -107,7 +114,6 @@ impl Partition {
 
     fn create_sql(&self) -> String {
         let hour = self.hour;
-        let no_start = if std::env::var("EXP_NO_START").is_ok() { ", service" } else { "" };
         match self.kind {
             PartitionKind::Spans => format!(
                 "CREATE TABLE spans_h{hour} (
@@ -134,7 +140,7 @@ impl Partition {
                  );
                  CREATE UNIQUE INDEX spans_h{hour}_trace ON spans_h{hour} (trace_id, span_id);
                  CREATE INDEX spans_h{hour}_service ON spans_h{hour} (service, start_ns);
-                 CREATE INDEX IF NOT EXISTS spans_h{hour}_start ON spans_h{hour} (start_ns{no_start});
+                 CREATE INDEX spans_h{hour}_start ON spans_h{hour} (start_ns);
                  CREATE INDEX spans_h{hour}_error ON spans_h{hour} (start_ns) WHERE status_code = 2;
                  CREATE TABLE span_attrs_h{hour} (
                     key_no INTEGER NOT NULL,
@@ -243,6 +249,12 @@ pub(super) fn configure(conn: &Connection, wal: bool, cache_kib: u32) -> Result<
                 reason: format!("cannot enable WAL, journal mode is {mode}"),
             });
         }
+        // The checkpoint thread keeps the WAL short; committing only checkpoints as a last
+        // resort, should that thread fall far behind.
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES};"
+        ))?;
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = NORMAL;
@@ -307,7 +319,14 @@ mod tests {
 
     #[test]
     fn nanos_bias_keeps_order_and_round_trips() {
-        let values = [0, 1, i64::MAX as u64, (i64::MAX as u64) + 1, u64::MAX - 1, u64::MAX];
+        let values = [
+            0,
+            1,
+            i64::MAX as u64,
+            (i64::MAX as u64) + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for pair in values.windows(2) {
             assert!(nanos_to_sql(pair[0]) < nanos_to_sql(pair[1]));
         }
@@ -320,6 +339,9 @@ mod tests {
     fn hours_cover_the_whole_range() {
         assert_eq!(hour_of(NANOS_PER_HOUR - 1), 0);
         assert_eq!(hour_of(NANOS_PER_HOUR), 1);
-        assert_eq!(hour_start_nanos(hour_of(u64::MAX)), u64::MAX / NANOS_PER_HOUR * NANOS_PER_HOUR);
+        assert_eq!(
+            hour_start_nanos(hour_of(u64::MAX)),
+            u64::MAX / NANOS_PER_HOUR * NANOS_PER_HOUR
+        );
     }
 }

@@ -22,7 +22,10 @@ use super::schema::{PartitionInfo, PartitionKind, nanos_from_sql, nanos_to_sql};
 /// Trace ids per `IN (...)` list when summarising.
 const SUMMARY_CHUNK: usize = 256;
 
-pub(super) fn search(conn: &Connection, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+pub(super) fn search(
+    conn: &Connection,
+    query: &TraceQuery,
+) -> Result<Vec<TraceSummary>, StoreError> {
     let last_nanos = query.to_unix_nano.saturating_sub(1);
     let partitions = partitions_of(conn, PartitionKind::Spans, query.from_unix_nano, last_nanos)?;
     let matching_resources = match &query.attribute {
@@ -226,7 +229,11 @@ fn lookup_indexed(
     Ok(())
 }
 
-fn resources_matching(conn: &Connection, key: &str, text: &str) -> Result<HashSet<i64>, StoreError> {
+fn resources_matching(
+    conn: &Connection,
+    key: &str,
+    text: &str,
+) -> Result<HashSet<i64>, StoreError> {
     let mut statement = conn.prepare_cached("SELECT id, body FROM resources")?;
     let mut rows = statement.query(())?;
     let mut ids = HashSet::new();

@@ -19,7 +19,10 @@ fn open_at(location: SqliteLocation) -> (SqliteWriter, SqliteReader) {
 fn open_dir(dir: &Path, indexed_attribute_keys: &[&str]) -> (SqliteWriter, SqliteReader) {
     open(&SqliteOptions {
         location: SqliteLocation::Dir(dir.to_path_buf()),
-        indexed_attribute_keys: indexed_attribute_keys.iter().map(|key| (*key).to_owned()).collect(),
+        indexed_attribute_keys: indexed_attribute_keys
+            .iter()
+            .map(|key| (*key).to_owned())
+            .collect(),
     })
     .expect("open sqlite store")
 }
@@ -77,9 +80,18 @@ fn data_survives_reopening_the_directory() {
         writer.write_batch(&batch).expect("write_batch");
     }
     let (mut writer, reader) = open_dir(dir.path(), &["x-correlation-id"]);
-    let stored = reader.trace(trace_id(1)).expect("trace").expect("trace is stored");
+    let stored = reader
+        .trace(trace_id(1))
+        .expect("trace")
+        .expect("trace is stored");
     assert_eq!(stored, batch.spans[..8]);
-    assert_eq!(reader.search_traces(&all_traces(100)).expect("search").len(), 8);
+    assert_eq!(
+        reader
+            .search_traces(&all_traces(100))
+            .expect("search")
+            .len(),
+        8
+    );
     // The reopened writer knows the existing partition and deduplicates into it.
     writer.write_batch(&batch).expect("write_batch");
     let summaries = reader.search_traces(&all_traces(100)).expect("search");
@@ -111,18 +123,30 @@ fn memory_store_lives_while_a_reader_does() {
 fn indexed_keys_apply_per_partition() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tagged = |trace_no: u64, start_nanos: u64| {
-        let mut span = typical_span(&resource("frontend"), &scope(), trace_no, trace_no, start_nanos);
-        span.attributes.push(("tenant".into(), AttrValue::Str("acme".into())));
+        let mut span = typical_span(
+            &resource("frontend"),
+            &scope(),
+            trace_no,
+            trace_no,
+            start_nanos,
+        );
+        span.attributes
+            .push(("tenant".into(), AttrValue::Str("acme".into())));
         span
     };
     {
         let (mut writer, _reader) = open_dir(dir.path(), &[]);
-        writer.write_batch(&span_batch(vec![tagged(1, BASE_NANOS)])).expect("write_batch");
+        writer
+            .write_batch(&span_batch(vec![tagged(1, BASE_NANOS)]))
+            .expect("write_batch");
     }
     // Reopened with `tenant` indexed: the old hour was written without that index.
     let (mut writer, reader) = open_dir(dir.path(), &["tenant"]);
     writer
-        .write_batch(&span_batch(vec![tagged(2, BASE_NANOS + 1), tagged(3, BASE_NANOS + HOUR_NANOS)]))
+        .write_batch(&span_batch(vec![
+            tagged(2, BASE_NANOS + 1),
+            tagged(3, BASE_NANOS + HOUR_NANOS),
+        ]))
         .expect("write_batch");
     let query = TraceQuery {
         attribute: Some(("tenant".into(), "acme".into())),

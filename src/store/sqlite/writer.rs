@@ -12,6 +12,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::model::{Batch, MetricPoint, Resource, Scope, Span};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
+use super::checkpoint::Checkpointer;
 use super::codec::{self, put_varint};
 use super::codec_metric::encode_point_value;
 use super::intern::{InternTable, Interner};
@@ -21,6 +22,8 @@ use super::schema::{self, Partition, PartitionKind, hour_of, nanos_to_sql};
 pub struct SqliteWriter {
     conn: Connection,
     state: WriterState,
+    /// Stopped when the writer is dropped (declared last: dropped after the connection).
+    _checkpointer: Option<Checkpointer>,
 }
 
 /// Everything of the writer except its connection, so a transaction on the connection and
@@ -50,7 +53,10 @@ impl KeyNumbers {
                 unique.push(key.clone());
             }
         }
-        let numbers = (0_i64..).zip(&unique).map(|(no, key)| (key.clone(), no)).collect();
+        let numbers = (0_i64..)
+            .zip(&unique)
+            .map(|(no, key)| (key.clone(), no))
+            .collect();
         Self {
             keys: unique,
             numbers,
@@ -77,7 +83,11 @@ struct Buffers {
 }
 
 impl SqliteWriter {
-    pub(super) fn new(conn: Connection, indexed_keys: &[String]) -> Result<Self, StoreError> {
+    pub(super) fn new(
+        conn: Connection,
+        indexed_keys: &[String],
+        checkpointer: Option<Checkpointer>,
+    ) -> Result<Self, StoreError> {
         let partitions = load_partition_keys(&conn)?;
         Ok(Self {
             conn,
@@ -88,6 +98,7 @@ impl SqliteWriter {
                 scopes: Interner::new(InternTable::Scopes),
                 buffers: Buffers::default(),
             },
+            _checkpointer: checkpointer,
         })
     }
 
@@ -141,7 +152,12 @@ pub(super) fn load_partition_keys(
 ) -> Result<HashMap<Partition, Arc<KeyNumbers>>, StoreError> {
     Ok(schema::load_partitions(conn)?
         .into_iter()
-        .map(|info| (info.partition, Arc::new(KeyNumbers::new(&info.indexed_keys))))
+        .map(|info| {
+            (
+                info.partition,
+                Arc::new(KeyNumbers::new(&info.indexed_keys)),
+            )
+        })
         .collect())
 }
 
@@ -153,10 +169,12 @@ impl WriterState {
         partition: Partition,
         created: &mut Vec<(Partition, Arc<KeyNumbers>)>,
     ) -> Result<Arc<KeyNumbers>, StoreError> {
-        let existing = self
-            .partitions
-            .get(&partition)
-            .or_else(|| created.iter().find(|(p, _)| *p == partition).map(|(_, k)| k));
+        let existing = self.partitions.get(&partition).or_else(|| {
+            created
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map(|(_, k)| k)
+        });
         if let Some(keys) = existing {
             return Ok(Arc::clone(keys));
         }
@@ -307,8 +325,7 @@ fn write_spans(
             if !keys.is_empty() {
                 let row_id = conn.last_insert_rowid();
                 for (key, value) in &span.attributes {
-                    if let (Some(key_no), Some(text)) = (keys.number(key), value.to_search_text())
-                    {
+                    if let (Some(key_no), Some(text)) = (keys.number(key), value.to_search_text()) {
                         insert_attr.execute((key_no, text, row_id))?;
                     }
                 }

@@ -21,7 +21,9 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
     let capacity = state.pipeline.capacity_items();
     #[allow(clippy::cast_precision_loss)]
     if num_queued as f64 >= capacity as f64 * QUEUE_READY_MAX_FRACTION {
-        failing.push(format!("queue: {num_queued} of {capacity} items waiting for the store"));
+        failing.push(format!(
+            "queue: {num_queued} of {capacity} items waiting for the store"
+        ));
     }
     if !state.telemetry.store_healthy() {
         failing.push("store: the last write failed and is being retried".to_owned());
@@ -29,7 +31,8 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
     if failing.is_empty() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "not ready", "failing": failing }))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "not ready", "failing": failing }))
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod graph;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;

@@ -8,6 +8,7 @@ mod json_compat;
 
 use std::io::Read;
 
+use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -92,7 +93,7 @@ pub fn decode_traces(
     encoding: Encoding,
 ) -> Result<ExportTraceServiceRequest, DecodeError> {
     match encoding {
-        Encoding::Protobuf => Ok(ExportTraceServiceRequest::decode(body)?),
+        Encoding::Protobuf => Ok(ExportTraceServiceRequest::decode(Bytes::copy_from_slice(body))?),
         Encoding::Json => decode_json(body, json_compat::restore_non_finite_traces),
     }
 }
@@ -102,7 +103,7 @@ pub fn decode_metrics(
     encoding: Encoding,
 ) -> Result<ExportMetricsServiceRequest, DecodeError> {
     match encoding {
-        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(body)?),
+        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(Bytes::copy_from_slice(body))?),
         Encoding::Json => decode_json(body, json_compat::restore_non_finite_metrics),
     }
 }

@@ -3,8 +3,10 @@
 //! Ingest converts OTLP into these; the store and the graph engine read only these.
 
 mod attr;
+pub mod graph;
 mod ids;
 mod metric;
+mod sketch;
 mod span;
 
 pub use attr::{AttrValue, Attributes, attr_get};
@@ -12,6 +14,9 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use metric::{
     AggregationTemporality, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
     MetricKind, MetricPoint, NumberValue, PointValue, QuantileValue, SummaryValue,
+};
+pub use sketch::{
+    LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, bucket_index, bucket_value_nanos,
 };
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, StatusCode, UNKNOWN_SERVICE};
 

@@ -1,8 +1,10 @@
 //! The storage conformance suite: every backend must pass these cases unchanged.
 //!
 //! Each case is a generic function taking a fresh, empty store (writer and reader of the same
-//! store); [`store_conformance_tests!`](crate::store_conformance_tests) expands one `#[test]`
-//! per case for a backend:
+//! store, the writer implementing [`StoreWriter`](crate::store::StoreWriter) and
+//! [`RollupWriter`](crate::store::RollupWriter), the reader every reader trait);
+//! [`store_conformance_tests!`](crate::store_conformance_tests) expands one `#[test]` per case
+//! for a backend:
 //!
 //! ```ignore
 //! mod memory {
@@ -13,16 +15,23 @@
 //!
 //! Backends must index the attribute key `x-correlation-id` (as the default configuration
 //! does) for the indexed-search cases to exercise their index; results must not depend on it.
-//! The shared data lives in [`fixtures`], which the benchmarks use too.
+//! The shared data lives in [`fixtures`] and [`rollup_fixtures`], which the benchmarks use too.
 
 pub mod fixtures;
 mod metrics;
 mod retention;
+pub mod rollup_fixtures;
+mod rollups;
 mod search;
 mod traces;
 
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
+pub use rollups::{
+    rollup_hostile_strings, rollup_minute_out_of_range, rollup_minutes_with_data,
+    rollup_range_bounds, rollup_retention, rollup_rewrite_replaces, rollup_round_trip,
+    rollup_service_filter,
+};
 pub use search::{
     search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,
     search_summary,
@@ -48,6 +57,14 @@ macro_rules! store_conformance_tests {
             metric_filters_and_order,
             retention_by_age,
             retention_by_size,
+            rollup_round_trip,
+            rollup_minute_out_of_range,
+            rollup_rewrite_replaces,
+            rollup_range_bounds,
+            rollup_service_filter,
+            rollup_minutes_with_data,
+            rollup_retention,
+            rollup_hostile_strings,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -10,7 +10,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::model::graph::{EdgeRollup, OperationRollup};
 use crate::model::{Batch, MetricPoint, Span, TraceId};
+
+/// The last minute a rollup can belong to: the minute of `u64::MAX` nanoseconds since the Unix
+/// epoch, the latest time a span can carry. Rollup minutes lie in `0..=MAX_ROLLUP_MINUTE`.
+pub const MAX_ROLLUP_MINUTE: i64 = (u64::MAX / 60_000_000_000) as i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +27,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// Data a write cannot store as given (e.g. a rollup minute out of range); nothing of the
+    /// write was stored.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
 }
 
 /// Writes accepted telemetry. Owned by exactly one thread; calls never overlap.
@@ -35,14 +44,69 @@ pub trait StoreWriter: Send {
     /// nothing: writes are idempotent per span, so a retried batch is stored once.
     fn write_batch(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
-    /// Deletes spans and metric points older than `policy.max_age` before `now_unix_nano`, then,
-    /// while the store is larger than `policy.max_size_bytes`, the oldest data. Never deletes
-    /// data newer than the age limit unless the size limit requires it.
+    /// Deletes spans, metric points and rollups older than `policy.max_age` before
+    /// `now_unix_nano`, then, while the store is larger than `policy.max_size_bytes`, the oldest
+    /// data of any kind. Never deletes data newer than the age limit unless the size limit
+    /// requires it. A span or point is older than the cutoff when its time is before it; a
+    /// rollup when its whole minute is (so the minute the cutoff falls into stays).
     fn apply_retention(
         &mut self,
         policy: &RetentionPolicy,
         now_unix_nano: u64,
     ) -> Result<RetentionReport, StoreError>;
+}
+
+/// Writes the graph engine's per-minute rollups. Owned by the same one thread as the
+/// [`StoreWriter`] of the store; calls never overlap.
+pub trait RollupWriter: Send {
+    /// Stores `edges` and `operations` in one transaction.
+    ///
+    /// Contract: idempotent per (minute, key), the key of an edge rollup being its [`EdgeKey`]
+    /// and of an operation rollup its `(service, operation)`: a rollup whose minute and key are
+    /// already stored replaces the stored one whole, placements included, so a re-sent minute
+    /// is never counted twice. Within one call, the later of two rollups with the same minute
+    /// and key wins. When this returns `Ok` the rollups are committed (as durable as
+    /// [`StoreWriter::write_batch`]) and visible to every [`RollupReader`] of the store. On
+    /// `Err` nothing of the call is stored; a minute outside `0..=`[`MAX_ROLLUP_MINUTE`] fails
+    /// the whole call with [`StoreError::InvalidData`]. Rollups age out through
+    /// [`StoreWriter::apply_retention`].
+    ///
+    /// [`EdgeKey`]: crate::model::graph::EdgeKey
+    fn write_rollups(
+        &mut self,
+        edges: &[EdgeRollup],
+        operations: &[OperationRollup],
+    ) -> Result<(), StoreError>;
+}
+
+/// Reads per-minute rollups. Same concurrency rules as [`TraceReader`].
+///
+/// Ranges are minutes since the Unix epoch, `from_minute` inclusive and `to_minute` exclusive;
+/// an empty or inverted range returns nothing. Results are ordered by minute, then key (the
+/// `Ord` of [`EdgeKey`] for edges, `(service, operation)` for operations), whatever the order
+/// of the writes. Every rollup of the range is returned, so the caller bounds the range: an
+/// hour of 2,000 edges is 120,000 rollups.
+///
+/// [`EdgeKey`]: crate::model::graph::EdgeKey
+pub trait RollupReader: Send + Sync {
+    /// Every stored edge rollup of the range, exactly as written.
+    fn edge_rollups(&self, from_minute: i64, to_minute: i64)
+    -> Result<Vec<EdgeRollup>, StoreError>;
+
+    /// Every stored operation rollup of the range, of `service` only when given (an exact,
+    /// case-sensitive match), exactly as written.
+    fn operation_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+        service: Option<&str>,
+    ) -> Result<Vec<OperationRollup>, StoreError>;
+
+    /// The minutes of the range holding at least one edge or operation rollup, ascending, each
+    /// once. Tells "no traffic" from "no data": an edge without a rollup in a listed minute had
+    /// no calls then, while an unlisted minute has nothing stored at all (nothing was rolled
+    /// up, or it aged out).
+    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError>;
 }
 
 /// Reads traces. Safe to call from many threads at once, concurrently with the writer.
@@ -72,6 +136,8 @@ pub struct RetentionPolicy {
 pub struct RetentionReport {
     pub num_spans_deleted: u64,
     pub num_metric_points_deleted: u64,
+    /// Edge and operation rollups deleted, together.
+    pub num_rollups_deleted: u64,
     /// Size of the store after retention, in bytes.
     pub size_bytes: u64,
 }

@@ -80,7 +80,10 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     let num_wal_frames: i64 =
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |row| row.get(1))?;
     if num_wal_frames > MAX_WAL_FRAMES {
-        tracing::info!(num_wal_frames, "sqlite wal too large, checkpointing with writers paused");
+        tracing::info!(
+            num_wal_frames,
+            "sqlite wal too large, checkpointing with writers paused"
+        );
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(()))?;
     }
     Ok(())

@@ -1,21 +1,25 @@
-//! The embedded SQLite backend: one database, spans and metric points in hourly partition
-//! tables (so age retention is mostly `DROP TABLE` and indexes stay small), resources and scopes
-//! deduplicated, nested parts of rows in a compact exact binary encoding.
+//! The embedded SQLite backend: one database, spans, metric points and per-minute rollups in
+//! hourly partition tables (so age retention is mostly `DROP TABLE` and indexes stay small),
+//! resources and scopes deduplicated, nested parts of rows in a compact exact binary encoding.
 //!
 //! [`open`] returns the two halves: a [`SqliteWriter`] for the one writer thread (one
 //! connection, one transaction per batch) and a cloneable [`SqliteReader`] whose pool of
 //! connections reads concurrently with the writer (WAL for files; in memory, reads and commits
-//! take turns). See [`schema`] for the table layout.
+//! take turns); both also implement the rollup traits (see [`rollups`]). See [`schema`] for the
+//! table layout.
 
 mod checkpoint;
 mod codec;
 mod codec_metric;
+mod codec_rollup;
 mod intern;
 mod pool;
 mod reader;
 mod retention;
+mod rollups;
 mod schema;
 mod search;
+mod spans;
 mod writer;
 
 use std::path::PathBuf;

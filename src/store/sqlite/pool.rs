@@ -67,8 +67,7 @@ impl Target {
     /// The writer's connection, with the schema created or checked.
     pub(super) fn connect_writer(&self) -> Result<Connection, StoreError> {
         let conn = self.connect()?;
-        let kib = std::env::var("EXP_CACHE").ok().and_then(|v| v.parse().ok()).unwrap_or(WRITER_CACHE_KIB); // EXPERIMENT
-        schema::configure(&conn, self.is_file(), kib)?;
+        schema::configure(&conn, self.is_file(), WRITER_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn)?;
         Ok(conn)

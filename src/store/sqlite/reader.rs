@@ -1,5 +1,6 @@
 //! The read side: trace lookup and metric point queries over the partitions, decoding rows back
-//! into model types. Trace search lives in [`super::search`].
+//! into model types. Trace search lives in [`super::search`], rollup reads in
+//! [`super::rollups`].
 //!
 //! Owns [`SqliteReader`]; reads only, through the pool's snapshot transactions.
 
@@ -7,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
 
 use crate::model::{MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
@@ -30,6 +31,14 @@ impl SqliteReader {
         Self {
             pool: Arc::new(pool),
         }
+    }
+
+    /// Runs `read` in one snapshot transaction of a pooled connection.
+    pub(super) fn read<T>(
+        &self,
+        read: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.pool.read(read)
     }
 }
 
@@ -99,7 +108,16 @@ pub(super) fn partitions_of(
     first_nanos: u64,
     last_nanos: u64,
 ) -> Result<Vec<PartitionInfo>, StoreError> {
-    let (first_hour, last_hour) = (hour_of(first_nanos), hour_of(last_nanos));
+    partitions_in_hours(conn, kind, hour_of(first_nanos), hour_of(last_nanos))
+}
+
+/// Partitions of `kind` whose hour is in `first_hour..=last_hour`, oldest first.
+pub(super) fn partitions_in_hours(
+    conn: &Connection,
+    kind: PartitionKind,
+    first_hour: i64,
+    last_hour: i64,
+) -> Result<Vec<PartitionInfo>, StoreError> {
     Ok(schema::load_partitions(conn)?
         .into_iter()
         .filter(|info| {

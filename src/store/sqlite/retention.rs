@@ -1,6 +1,8 @@
 //! Retention: by age (drop whole hourly partitions older than the cutoff, a precise DELETE in
 //! the one partition the cutoff falls into), then by size (drop the oldest hours while the
 //! used pages exceed the limit), then forget resources and scopes no partition references.
+//! Span, point and rollup partitions are treated alike; a rollup counts as old once its whole
+//! minute is before the cutoff.
 //!
 //! Runs on the writer's connection and updates the writer's bookkeeping; never touches rows
 //! at or after the age cutoff unless the size limit requires it.
@@ -10,7 +12,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError};
 
 use super::schema::{
-    self, NANOS_PER_HOUR, Partition, PartitionInfo, PartitionKind, hour_start_nanos, nanos_to_sql,
+    self, NANOS_PER_HOUR, NANOS_PER_MINUTE, Partition, PartitionInfo, PartitionKind,
+    hour_start_nanos, nanos_to_sql,
 };
 use super::writer::{WriterState, load_partition_keys};
 
@@ -60,6 +63,9 @@ fn count_deleted(report: &mut RetentionReport, kind: PartitionKind, num_rows: u6
     match kind {
         PartitionKind::Spans => report.num_spans_deleted += num_rows,
         PartitionKind::Points => report.num_metric_points_deleted += num_rows,
+        PartitionKind::EdgeRollups | PartitionKind::OperationRollups => {
+            report.num_rollups_deleted += num_rows;
+        }
     }
 }
 
@@ -101,6 +107,14 @@ fn delete_before(
         }
         PartitionKind::Points => {
             conn.execute(&format!("DELETE FROM {table} WHERE time_ns < ?1"), [cutoff])?
+        }
+        PartitionKind::EdgeRollups | PartitionKind::OperationRollups => {
+            // Minutes ending at or before the cutoff; the one it falls into stays.
+            let first_kept_minute = i64::try_from(cutoff_nanos / NANOS_PER_MINUTE).unwrap_or(0);
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE minute < ?1"),
+                [first_kept_minute],
+            )?
         }
     };
     conn.execute(
@@ -144,8 +158,12 @@ fn shrink_to(
 
 /// Deletes resources and scopes whose newest referencing partition is gone.
 fn forget_unreferenced(conn: &Connection) -> Result<(), StoreError> {
-    let oldest_hour: Option<i64> =
-        conn.query_row("SELECT min(hour) FROM partitions", (), |row| row.get(0))?;
+    // Only span and point rows reference resources and scopes.
+    let oldest_hour: Option<i64> = conn.query_row(
+        "SELECT min(hour) FROM partitions WHERE kind IN (?1, ?2)",
+        (PartitionKind::Spans.code(), PartitionKind::Points.code()),
+        |row| row.get(0),
+    )?;
     let keep_from_hour = oldest_hour.unwrap_or(i64::MAX);
     conn.execute(
         "DELETE FROM resources WHERE max_hour < ?1",

@@ -1,18 +1,27 @@
 //! The SQLite schema: connection settings, the catalogue, and the DDL of hourly partitions.
 //!
-//! Layout (schema version 1):
+//! Layout (schema version 3):
 //! - `partitions (kind, hour, num_rows, indexed_keys)`: the catalogue of partition tables.
-//!   `kind` 0 = spans, 1 = metric points; `hour` = hours since the Unix epoch of the span start
-//!   or point time; `indexed_keys` = JSON array of the attribute keys indexed in that span
-//!   partition (position = `key_no` in its attribute table).
+//!   `kind` 0 = spans, 1 = metric points, 2 = edge rollups, 3 = operation rollups; `hour` =
+//!   hours since the Unix epoch of the span start, point time or rollup minute; `indexed_keys`
+//!   = JSON array of the attribute keys indexed in that span partition (position = `key_no` in
+//!   its attribute table).
 //! - `resources (id, body, max_hour)`, `scopes (id, body, max_hour)`: deduplicated by a stable
 //!   hash of the encoded body (`id`, probing upwards on a collision); `max_hour` is the newest
 //!   partition hour referencing the row, so retention can drop unreferenced ones.
-//! - `spans_h{hour}`: one row per span (`row_id` explicit so VACUUM keeps it), unique on
-//!   `(trace_id, span_id)`; indexes on `(service, start_ns)`, `(start_ns)` and, partially, error
-//!   spans by `start_ns`. `span_attrs_h{hour} (key_no, value, span_row_id)`: index of the
+//! - `spans_h{hour}`: one row per span, clustered by start time through its `row_id` (see
+//!   [`super::spans`]), unique on `(trace_id, span_id)`; indexes on `(service)` and, partially,
+//!   on error spans, both in row id (so start time) order. `span_attrs_h{hour} (key_no, value, span_row_id)`: index of the
 //!   configured attribute keys.
 //! - `points_h{hour}`: one row per metric point; indexes `(name, time_ns)`, `(time_ns, name)`.
+//! - `edge_rollups_h{hour}`: one row per (minute, edge), `WITHOUT ROWID` with that primary key
+//!   (node kinds as codes in the `Ord` order of the model, names as BINARY-collated text), so a
+//!   window is one range scan already in result order; placements in nullable text columns,
+//!   the statistics in one `stats` blob (see [`super::codec_rollup`]).
+//!   `operation_rollups_h{hour}`: likewise, keyed `(minute, service, operation)`.
+//!
+//! Version 2 only added the rollup partition kinds, which are created on first use; version 3
+//! clustered span partitions by start time.
 //!
 //! Nanosecond columns hold `u64` values biased into `i64` (see [`nanos_to_sql`]) so every `u64`
 //! round-trips and SQL comparisons keep the unsigned order. Table names are built from integers
@@ -23,7 +32,9 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 pub(super) const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
-const SCHEMA_VERSION: i64 = 1;
+pub(super) const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+const MINUTES_PER_HOUR: i64 = 60;
+const SCHEMA_VERSION: i64 = 3;
 const BUSY_TIMEOUT_MS: u64 = 10_000;
 const SIGN_BIT: u64 = 1 << 63;
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 131_072;
@@ -45,6 +56,11 @@ pub(super) fn hour_of(nanos: u64) -> i64 {
     (nanos / NANOS_PER_HOUR) as i64
 }
 
+/// The hour a rollup minute falls into (rounding down for negative minutes too).
+pub(super) fn hour_of_minute(minute: i64) -> i64 {
+    minute.div_euclid(MINUTES_PER_HOUR)
+}
+
 /// First nanosecond of `hour` (hours are never negative: they come from [`hour_of`]).
 pub(super) fn hour_start_nanos(hour: i64) -> u64 {
     u64::try_from(hour)
@@ -56,6 +72,8 @@ pub(super) fn hour_start_nanos(hour: i64) -> u64 {
 pub(super) enum PartitionKind {
     Spans,
     Points,
+    EdgeRollups,
+    OperationRollups,
 }
 
 impl PartitionKind {
@@ -63,6 +81,8 @@ impl PartitionKind {
         match self {
             PartitionKind::Spans => 0,
             PartitionKind::Points => 1,
+            PartitionKind::EdgeRollups => 2,
+            PartitionKind::OperationRollups => 3,
         }
     }
 
@@ -70,6 +90,8 @@ impl PartitionKind {
         match code {
             0 => Ok(PartitionKind::Spans),
             1 => Ok(PartitionKind::Points),
+            2 => Ok(PartitionKind::EdgeRollups),
+            3 => Ok(PartitionKind::OperationRollups),
             _ => Err(StoreError::Corrupt(format!(
                 "unknown partition kind {code}"
             ))),
@@ -99,10 +121,26 @@ impl Partition {
         }
     }
 
+    pub(super) fn edge_rollups(hour: i64) -> Self {
+        Self {
+            hour,
+            kind: PartitionKind::EdgeRollups,
+        }
+    }
+
+    pub(super) fn operation_rollups(hour: i64) -> Self {
+        Self {
+            hour,
+            kind: PartitionKind::OperationRollups,
+        }
+    }
+
     pub(super) fn table(&self) -> String {
         match self.kind {
             PartitionKind::Spans => format!("spans_h{}", self.hour),
             PartitionKind::Points => format!("points_h{}", self.hour),
+            PartitionKind::EdgeRollups => format!("edge_rollups_h{}", self.hour),
+            PartitionKind::OperationRollups => format!("operation_rollups_h{}", self.hour),
         }
     }
 
@@ -139,9 +177,9 @@ impl Partition {
                     dropped_counts BLOB
                  );
                  CREATE UNIQUE INDEX spans_h{hour}_trace ON spans_h{hour} (trace_id, span_id);
-                 CREATE INDEX spans_h{hour}_service ON spans_h{hour} (service, start_ns);
-                 CREATE INDEX spans_h{hour}_start ON spans_h{hour} (start_ns);
-                 CREATE INDEX spans_h{hour}_error ON spans_h{hour} (start_ns) WHERE status_code = 2;
+                 CREATE INDEX spans_h{hour}_service ON spans_h{hour} (service);
+                 CREATE INDEX spans_h{hour}_error ON spans_h{hour} (status_code)
+                    WHERE status_code = 2;
                  CREATE TABLE span_attrs_h{hour} (
                     key_no INTEGER NOT NULL,
                     value TEXT NOT NULL,
@@ -167,6 +205,34 @@ impl Partition {
                  CREATE INDEX points_h{hour}_name ON points_h{hour} (name, time_ns);
                  CREATE INDEX points_h{hour}_time ON points_h{hour} (time_ns, name);"
             ),
+            PartitionKind::EdgeRollups => format!(
+                "CREATE TABLE edge_rollups_h{hour} (
+                    minute INTEGER NOT NULL,
+                    source_kind INTEGER NOT NULL,
+                    source_name TEXT NOT NULL,
+                    target_kind INTEGER NOT NULL,
+                    target_name TEXT NOT NULL,
+                    edge_kind INTEGER NOT NULL,
+                    source_namespace TEXT,
+                    source_environment TEXT,
+                    target_namespace TEXT,
+                    target_environment TEXT,
+                    stats BLOB NOT NULL,
+                    PRIMARY KEY (minute, source_kind, source_name, target_kind, target_name,
+                        edge_kind)
+                 ) WITHOUT ROWID;"
+            ),
+            PartitionKind::OperationRollups => format!(
+                "CREATE TABLE operation_rollups_h{hour} (
+                    minute INTEGER NOT NULL,
+                    service TEXT NOT NULL,
+                    operation TEXT NOT NULL,
+                    namespace TEXT,
+                    environment TEXT,
+                    stats BLOB NOT NULL,
+                    PRIMARY KEY (minute, service, operation)
+                 ) WITHOUT ROWID;"
+            ),
         }
     }
 
@@ -176,7 +242,11 @@ impl Partition {
                 "DROP TABLE IF EXISTS spans_h{0}; DROP TABLE IF EXISTS span_attrs_h{0};",
                 self.hour
             ),
-            PartitionKind::Points => format!("DROP TABLE IF EXISTS points_h{};", self.hour),
+            PartitionKind::Points
+            | PartitionKind::EdgeRollups
+            | PartitionKind::OperationRollups => {
+                format!("DROP TABLE IF EXISTS {};", self.table())
+            }
         }
     }
 }
@@ -265,7 +335,8 @@ pub(super) fn configure(conn: &Connection, wal: bool, cache_kib: u32) -> Result<
     Ok(())
 }
 
-/// Creates the catalogue on a fresh database, or checks the version of an existing one.
+/// Creates the catalogue on a fresh database, upgrades an older one, or checks that an existing
+/// one is not newer than this build.
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", (), |row| row.get(0))?;
     if version > SCHEMA_VERSION {
@@ -279,26 +350,56 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
+    if version > 0 && version < 3 {
+        refuse_unclustered_spans(conn, version)?;
+    }
+    // Versions 1 and 2 lack only partition kinds that are created on first use.
+    let create_catalogue = if version == 0 { CATALOGUE_DDL } else { "" };
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
-         CREATE TABLE partitions (
-            kind INTEGER NOT NULL,
-            hour INTEGER NOT NULL,
-            num_rows INTEGER NOT NULL,
-            indexed_keys TEXT NOT NULL,
-            PRIMARY KEY (kind, hour)
-         ) WITHOUT ROWID;
-         CREATE TABLE resources (
-            id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
-         );
-         CREATE TABLE scopes (
-            id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
-         );
+         {create_catalogue}
          PRAGMA user_version = {SCHEMA_VERSION};
          COMMIT;"
     ))?;
     Ok(())
 }
+
+/// Span partitions before version 3 were not clustered by start time (see [`super::spans`]),
+/// which searches now rely on. Those were development builds only, so such data is refused
+/// rather than converted.
+fn refuse_unclustered_spans(conn: &Connection, version: i64) -> Result<(), StoreError> {
+    let num_span_partitions: i64 = conn.query_row(
+        "SELECT count(*) FROM partitions WHERE kind = ?1",
+        [PartitionKind::Spans.code()],
+        |row| row.get(0),
+    )?;
+    if num_span_partitions == 0 {
+        return Ok(());
+    }
+    Err(StoreError::Open {
+        path: conn.path().unwrap_or_default().to_owned(),
+        reason: format!(
+            "spans stored by a pre-release build (schema version {version}) cannot be read; \
+             remove the data directory"
+        ),
+    })
+}
+
+/// The tables of a fresh database (all of schema version 1).
+const CATALOGUE_DDL: &str = "
+    CREATE TABLE partitions (
+        kind INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        num_rows INTEGER NOT NULL,
+        indexed_keys TEXT NOT NULL,
+        PRIMARY KEY (kind, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE resources (
+        id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
+    );
+    CREATE TABLE scopes (
+        id INTEGER PRIMARY KEY, body BLOB NOT NULL, max_hour INTEGER NOT NULL
+    );";
 
 /// Bytes in use: pages holding data, not free pages kept for reuse.
 pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {

@@ -18,6 +18,7 @@ use crate::store::{StoreError, TraceQuery, TraceSummary};
 use super::codec;
 use super::reader::{blob, opt_blob, partitions_of, span_id_from_sql, trace_id_from_sql};
 use super::schema::{PartitionInfo, PartitionKind, nanos_from_sql, nanos_to_sql};
+use super::spans::row_id_range;
 
 /// Trace ids per `IN (...)` list when summarising.
 const SUMMARY_CHUNK: usize = 256;
@@ -87,7 +88,8 @@ impl Found {
         self.limit.saturating_sub(self.trace_ids.len())
     }
 
-    /// Adds one partition's candidates (from one or two queries), newest matching span first.
+    /// Adds one partition's candidates `(row id, trace id)` from one or two queries, newest
+    /// matching span (highest row id) first.
     fn merge(&mut self, mut candidates: Vec<(i64, TraceId)>) {
         candidates.sort_by(|left, right| right.0.cmp(&left.0));
         for (_, trace_id) in candidates {
@@ -114,10 +116,18 @@ enum Check<'a> {
     },
 }
 
-/// Conditions on the spans table (aliased `s`) for every filter of `query` but the attribute.
-fn span_conditions(query: &TraceQuery) -> (String, Vec<Value>) {
-    let mut sql = String::from("s.start_ns >= ? AND s.start_ns < ?");
+/// Conditions on the spans table (aliased `s`) of one partition for every filter of `query`
+/// but the attribute.
+/// The row id range narrows to the microsecond, `start_ns` makes it exact.
+fn span_conditions(info: &PartitionInfo, query: &TraceQuery) -> (String, Vec<Value>) {
+    let (first_row_id, end_row_id) =
+        row_id_range(info.partition.hour, query.from_unix_nano, query.to_unix_nano);
+    let mut sql = String::from(
+        "s.row_id >= ? AND s.row_id < ? AND s.start_ns >= ? AND s.start_ns < ?",
+    );
     let mut params = vec![
+        Value::Integer(first_row_id),
+        Value::Integer(end_row_id),
         Value::Integer(nanos_to_sql(query.from_unix_nano)),
         Value::Integer(nanos_to_sql(query.to_unix_nano)),
     ];
@@ -156,10 +166,10 @@ fn scan(
     found: &Found,
     candidates: &mut Vec<(i64, TraceId)>,
 ) -> Result<(), StoreError> {
-    let (conditions, params) = span_conditions(query);
+    let (conditions, params) = span_conditions(info, query);
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT s.trace_id, s.start_ns, s.resource_id, s.attributes FROM {} AS s \
-         WHERE {conditions} ORDER BY s.start_ns DESC",
+        "SELECT s.trace_id, s.row_id, s.resource_id, s.attributes FROM {} AS s \
+         WHERE {conditions} ORDER BY s.row_id DESC",
         info.partition.table()
     ))?;
     let mut rows = statement.query(params_from_iter(params))?;
@@ -202,10 +212,10 @@ fn lookup_indexed(
     found: &Found,
     candidates: &mut Vec<(i64, TraceId)>,
 ) -> Result<(), StoreError> {
-    let (conditions, span_params) = span_conditions(query);
+    let (conditions, span_params) = span_conditions(info, query);
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT s.trace_id, s.start_ns FROM {} AS a JOIN {} AS s ON s.row_id = a.span_row_id \
-         WHERE a.key_no = ? AND a.value = ? AND {conditions} ORDER BY s.start_ns DESC",
+        "SELECT s.trace_id, s.row_id FROM {} AS a JOIN {} AS s ON s.row_id = a.span_row_id \
+         WHERE a.key_no = ? AND a.value = ? AND {conditions} ORDER BY s.row_id DESC",
         info.partition.attr_table(),
         info.partition.table()
     ))?;

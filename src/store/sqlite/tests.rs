@@ -40,7 +40,8 @@ mod memory {
 mod file {
     use super::*;
     use crate::model::Batch;
-    use crate::store::{RetentionPolicy, RetentionReport, StoreError};
+    use crate::model::graph::{EdgeRollup, OperationRollup};
+    use crate::store::{RetentionPolicy, RetentionReport, RollupWriter, StoreError};
 
     /// A writer that owns the temporary directory of its store, so it is removed after the test.
     struct TempDirWriter {
@@ -59,6 +60,16 @@ mod file {
             now_unix_nano: u64,
         ) -> Result<RetentionReport, StoreError> {
             self.writer.apply_retention(policy, now_unix_nano)
+        }
+    }
+
+    impl RollupWriter for TempDirWriter {
+        fn write_rollups(
+            &mut self,
+            edges: &[EdgeRollup],
+            operations: &[OperationRollup],
+        ) -> Result<(), StoreError> {
+            self.writer.write_rollups(edges, operations)
         }
     }
 

@@ -1,22 +1,24 @@
 //! The write side: one connection, one immediate transaction per batch, rows routed to the
 //! hourly partition of their timestamp (created on first use).
 //!
-//! Owns [`SqliteWriter`] and the partition bookkeeping of the write side; retention lives in
-//! [`super::retention`]. Never called from more than one thread at a time.
+//! Owns [`SqliteWriter`] and the partition bookkeeping of the write side; rollups are written
+//! in [`super::rollups`], retention lives in [`super::retention`]. Never called from more than
+//! one thread at a time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::model::{Batch, MetricPoint, Resource, Scope, Span};
+use crate::model::{Batch, MetricPoint, Resource, Scope};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
 use super::checkpoint::Checkpointer;
-use super::codec::{self, put_varint};
+use super::codec;
 use super::codec_metric::encode_point_value;
 use super::intern::{InternTable, Interner};
 use super::schema::{self, Partition, PartitionKind, hour_of, nanos_to_sql};
+use super::spans::write_spans;
 
 /// Writes batches into the store. Created by [`super::open`]; move it onto the writer thread.
 pub struct SqliteWriter {
@@ -35,7 +37,9 @@ pub(super) struct WriterState {
     pub(super) partitions: HashMap<Partition, Arc<KeyNumbers>>,
     pub(super) resources: Interner,
     pub(super) scopes: Interner,
-    buffers: Buffers,
+    pub(super) buffers: Buffers,
+    /// The last sequence number given to a span row id (see [`super::spans`]).
+    pub(super) span_sequence: i64,
 }
 
 /// The attribute keys one span partition indexes, by key number.
@@ -63,23 +67,24 @@ impl KeyNumbers {
         }
     }
 
-    fn number(&self, key: &str) -> Option<i64> {
+    pub(super) fn number(&self, key: &str) -> Option<i64> {
         self.numbers.get(key).copied()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 }
 
+/// Encoding buffers reused from row to row.
 #[derive(Default)]
-struct Buffers {
-    attributes: Vec<u8>,
-    events: Vec<u8>,
-    links: Vec<u8>,
-    dropped: Vec<u8>,
-    value: Vec<u8>,
-    body: Vec<u8>,
+pub(super) struct Buffers {
+    pub(super) attributes: Vec<u8>,
+    pub(super) events: Vec<u8>,
+    pub(super) links: Vec<u8>,
+    pub(super) dropped: Vec<u8>,
+    pub(super) value: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
 impl SqliteWriter {
@@ -97,23 +102,40 @@ impl SqliteWriter {
                 resources: Interner::new(InternTable::Resources),
                 scopes: Interner::new(InternTable::Scopes),
                 buffers: Buffers::default(),
+                span_sequence: 0,
             },
             _checkpointer: checkpointer,
         })
     }
 
-    fn write_in_transaction(
+    /// Runs `write` in one immediate transaction and commits it, keeping the writer's
+    /// bookkeeping true whether it commits or rolls back.
+    pub(super) fn write_atomically(
         &mut self,
-        batch: &Batch,
-        created: &mut Vec<(Partition, Arc<KeyNumbers>)>,
+        write: impl FnOnce(
+            &Connection,
+            &mut WriterState,
+            &mut CreatedPartitions,
+        ) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let tx = self
+        let mut created = Vec::new();
+        let result = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        write_spans(&tx, &mut self.state, &batch.spans, created)?;
-        write_points(&tx, &mut self.state, &batch.metric_points, created)?;
-        tx.commit()?;
-        Ok(())
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                write(&tx, &mut self.state, &mut created)?;
+                tx.commit().map_err(StoreError::from)
+            });
+        match result {
+            Ok(()) => self.state.partitions.extend(created),
+            Err(_) => {
+                // The rollback undid any rows the caches now believe are stored.
+                self.state.resources.forget_all();
+                self.state.scopes.forget_all();
+            }
+        }
+        result
     }
 }
 
@@ -122,19 +144,10 @@ impl StoreWriter for SqliteWriter {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut created = Vec::new();
-        match self.write_in_transaction(batch, &mut created) {
-            Ok(()) => {
-                self.state.partitions.extend(created);
-                Ok(())
-            }
-            Err(err) => {
-                // The rollback undid any rows the caches now believe are stored.
-                self.state.resources.forget_all();
-                self.state.scopes.forget_all();
-                Err(err)
-            }
-        }
+        self.write_atomically(|conn, state, created| {
+            write_spans(conn, state, &batch.spans, created)?;
+            write_points(conn, state, &batch.metric_points, created)
+        })
     }
 
     fn apply_retention(
@@ -145,6 +158,9 @@ impl StoreWriter for SqliteWriter {
         super::retention::apply(&mut self.conn, &mut self.state, policy, now_unix_nano)
     }
 }
+
+/// Partitions created by a transaction not yet committed, with the keys each one indexes.
+pub(super) type CreatedPartitions = Vec<(Partition, Arc<KeyNumbers>)>;
 
 /// The catalogue as the writer keeps it: every partition with the keys it indexes.
 pub(super) fn load_partition_keys(
@@ -163,11 +179,11 @@ pub(super) fn load_partition_keys(
 
 impl WriterState {
     /// The key numbers of `partition`, creating its tables inside `conn`'s transaction when new.
-    fn ensure_partition(
+    pub(super) fn ensure_partition(
         &self,
         conn: &Connection,
         partition: Partition,
-        created: &mut Vec<(Partition, Arc<KeyNumbers>)>,
+        created: &mut CreatedPartitions,
     ) -> Result<Arc<KeyNumbers>, StoreError> {
         let existing = self.partitions.get(&partition).or_else(|| {
             created
@@ -180,7 +196,9 @@ impl WriterState {
         }
         let keys = match partition.kind {
             PartitionKind::Spans => Arc::clone(&self.indexed_keys),
-            PartitionKind::Points => Arc::new(KeyNumbers::default()),
+            PartitionKind::Points
+            | PartitionKind::EdgeRollups
+            | PartitionKind::OperationRollups => Arc::new(KeyNumbers::default()),
         };
         schema::create_partition(conn, partition, &keys.keys)?;
         created.push((partition, Arc::clone(&keys)));
@@ -188,7 +206,7 @@ impl WriterState {
     }
 
     /// Interns the resource and scope shared by many rows, once per distinct `Arc` per batch.
-    fn refs(
+    pub(super) fn refs(
         &mut self,
         conn: &Connection,
         cache: &mut RefCache,
@@ -233,17 +251,17 @@ impl WriterState {
 /// Ids of the resources and scopes already interned in this batch, keyed by `Arc` address
 /// (the batch keeps every `Arc` alive, so addresses are not reused meanwhile).
 #[derive(Default)]
-struct RefCache {
+pub(super) struct RefCache {
     resources: HashMap<*const Resource, i64>,
     scopes: HashMap<*const Scope, i64>,
 }
 
 /// Indexes of `items` grouped by partition hour, hours ascending, input order kept inside.
-fn by_hour<T>(items: &[T], time_nanos: impl Fn(&T) -> u64) -> Vec<(i64, Vec<usize>)> {
+pub(super) fn by_hour<T>(items: &[T], hour: impl Fn(&T) -> i64) -> Vec<(i64, Vec<usize>)> {
     let mut order: Vec<(i64, usize)> = items
         .iter()
         .enumerate()
-        .map(|(index, item)| (hour_of(time_nanos(item)), index))
+        .map(|(index, item)| (hour(item), index))
         .collect();
     order.sort_unstable();
     order
@@ -252,7 +270,11 @@ fn by_hour<T>(items: &[T], time_nanos: impl Fn(&T) -> u64) -> Vec<(i64, Vec<usiz
         .collect()
 }
 
-fn add_rows(conn: &Connection, partition: Partition, num_rows: u64) -> Result<(), StoreError> {
+pub(super) fn add_rows(
+    conn: &Connection,
+    partition: Partition,
+    num_rows: u64,
+) -> Result<(), StoreError> {
     if num_rows == 0 {
         return Ok(());
     }
@@ -267,104 +289,6 @@ fn add_rows(conn: &Connection, partition: Partition, num_rows: u64) -> Result<()
     Ok(())
 }
 
-const SPAN_COLUMNS: &str = "trace_id, span_id, parent_span_id, start_ns, end_ns, duration_ns, \
-    service, name, kind, status_code, status_message, trace_state, flags, resource_id, scope_id, \
-    attributes, events, links, dropped_counts";
-
-fn write_spans(
-    conn: &Connection,
-    state: &mut WriterState,
-    spans: &[Span],
-    created: &mut Vec<(Partition, Arc<KeyNumbers>)>,
-) -> Result<(), StoreError> {
-    let mut refs = RefCache::default();
-    for (hour, indexes) in by_hour(spans, |span| span.start_time_unix_nano) {
-        let partition = Partition::spans(hour);
-        let keys = state.ensure_partition(conn, partition, created)?;
-        let mut insert = conn.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO {} ({SPAN_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            partition.table()
-        ))?;
-        let mut insert_attr = conn.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO {} (key_no, value, span_row_id) VALUES (?1, ?2, ?3)",
-            partition.attr_table()
-        ))?;
-        let mut num_inserted = 0;
-        for index in indexes {
-            let span = &spans[index];
-            let (resource_id, scope_id) =
-                state.refs(conn, &mut refs, &span.resource, &span.scope, hour)?;
-            encode_span_parts(&mut state.buffers, span);
-            let buffers = &state.buffers;
-            let num_changed = insert.execute(params![
-                span.trace_id.as_bytes(),
-                span.span_id.as_bytes(),
-                span.parent_span_id.as_ref().map(|id| id.as_bytes()),
-                nanos_to_sql(span.start_time_unix_nano),
-                nanos_to_sql(span.end_time_unix_nano),
-                nanos_to_sql(span.duration_nanos()),
-                span.service_name(),
-                span.name,
-                span.kind.to_otlp(),
-                span.status_code.to_otlp(),
-                span.status_message,
-                span.trace_state,
-                span.flags,
-                resource_id,
-                scope_id,
-                buffers.attributes,
-                non_empty(&buffers.events),
-                non_empty(&buffers.links),
-                non_empty(&buffers.dropped),
-            ])?;
-            if num_changed == 0 {
-                continue;
-            }
-            num_inserted += 1;
-            if !keys.is_empty() {
-                let row_id = conn.last_insert_rowid();
-                for (key, value) in &span.attributes {
-                    if let (Some(key_no), Some(text)) = (keys.number(key), value.to_search_text()) {
-                        insert_attr.execute((key_no, text, row_id))?;
-                    }
-                }
-            }
-        }
-        add_rows(conn, partition, num_inserted)?;
-    }
-    Ok(())
-}
-
-fn non_empty(bytes: &[u8]) -> Option<&[u8]> {
-    (!bytes.is_empty()).then_some(bytes)
-}
-
-/// Fills the buffers with the span's encoded parts; an empty buffer stands for NULL.
-fn encode_span_parts(buffers: &mut Buffers, span: &Span) {
-    buffers.attributes.clear();
-    codec::put_attributes(&mut buffers.attributes, &span.attributes);
-    buffers.events.clear();
-    if !span.events.is_empty() {
-        codec::encode_events(&mut buffers.events, &span.events);
-    }
-    buffers.links.clear();
-    if !span.links.is_empty() {
-        codec::encode_links(&mut buffers.links, &span.links);
-    }
-    buffers.dropped.clear();
-    let dropped = [
-        span.dropped_attributes_count,
-        span.dropped_events_count,
-        span.dropped_links_count,
-    ];
-    if dropped.iter().any(|count| *count != 0) {
-        for count in dropped {
-            put_varint(&mut buffers.dropped, u64::from(count));
-        }
-    }
-}
-
 const POINT_COLUMNS: &str = "name, service, time_ns, start_ns, description, unit, resource_id, \
     scope_id, attributes, flags, value";
 
@@ -372,10 +296,10 @@ fn write_points(
     conn: &Connection,
     state: &mut WriterState,
     points: &[MetricPoint],
-    created: &mut Vec<(Partition, Arc<KeyNumbers>)>,
+    created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
     let mut refs = RefCache::default();
-    for (hour, indexes) in by_hour(points, |point| point.time_unix_nano) {
+    for (hour, indexes) in by_hour(points, |point| hour_of(point.time_unix_nano)) {
         let partition = Partition::points(hour);
         state.ensure_partition(conn, partition, created)?;
         let mut insert = conn.prepare_cached(&format!(

@@ -1,0 +1,3 @@
+//! The live dependency graph.
+
+pub mod analysis;

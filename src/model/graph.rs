@@ -1,0 +1,238 @@
+//! The vocabulary of the dependency map: nodes, edges and the mergeable statistics kept per
+//! edge and per operation. Shared by the graph engine (live), the store (per-minute rollups)
+//! and the query/web layers. Free of wire and storage formats.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::LatencySketch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// An instrumented service (resource `service.name`).
+    Service,
+    /// A database, named by `db.system` plus server address or namespace.
+    Database,
+    /// A messaging destination (Kafka topic, queue), named by system and destination.
+    Topic,
+    /// An uninstrumented peer named by `peer.service` / `server.address`.
+    External,
+    /// The callers of root server spans that have no instrumented caller.
+    Client,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Service => "service",
+            NodeKind::Database => "database",
+            NodeKind::Topic => "topic",
+            NodeKind::External => "external",
+            NodeKind::Client => "client",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            NodeKind::Service,
+            NodeKind::Database,
+            NodeKind::Topic,
+            NodeKind::External,
+            NodeKind::Client,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Identity of a node. Its id in the API is `"{kind}:{name}"`, e.g. `service:checkout`,
+/// `database:postgresql orders-db:5432`, `topic:kafka orders.created`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeKey {
+    pub kind: NodeKind,
+    pub name: String,
+}
+
+impl NodeKey {
+    pub fn new(kind: NodeKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn service(name: impl Into<String>) -> Self {
+        Self::new(NodeKind::Service, name)
+    }
+
+    /// The API id, `kind:name`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.name)
+    }
+
+    /// Parses an API id back into a key.
+    pub fn parse_id(id: &str) -> Option<Self> {
+        let (kind, name) = id.split_once(':')?;
+        Some(Self::new(NodeKind::parse(kind)?, name))
+    }
+}
+
+impl fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    Http,
+    Grpc,
+    Messaging,
+    Database,
+    Other,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Http => "http",
+            EdgeKind::Grpc => "grpc",
+            EdgeKind::Messaging => "messaging",
+            EdgeKind::Database => "database",
+            EdgeKind::Other => "other",
+        }
+    }
+
+    /// Request/response calls that block the caller (the links of a synchronous chain).
+    pub fn is_synchronous(self) -> bool {
+        matches!(self, EdgeKind::Http | EdgeKind::Grpc)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EdgeKey {
+    pub source: NodeKey,
+    pub target: NodeKey,
+    pub kind: EdgeKind,
+}
+
+/// Mergeable statistics of one edge over some time (one minute, or a merged window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeStats {
+    /// Calls observed (paired, or one half expired unpaired).
+    pub num_requests: u64,
+    /// Calls where either side reported an error status.
+    pub num_errors: u64,
+    /// Calls that were retries (`http.request.resend_count` > 0).
+    pub num_retries: u64,
+    /// Client calls rejected by an open circuit breaker without reaching the target.
+    pub num_short_circuited: u64,
+    /// Calls seen from the client side only (the server never reported within the TTL).
+    pub num_client_only: u64,
+    /// Calls seen from the server side only (the caller never reported within the TTL).
+    pub num_server_only: u64,
+    /// Client-side duration (what the caller waited).
+    pub client_latency: LatencySketch,
+    /// Server-side duration (what the callee spent).
+    pub server_latency: LatencySketch,
+    /// Topic → consumer edges: consumer start − producer end, clock skew clamped at 0.
+    pub publish_consume_latency: LatencySketch,
+    /// Distinct traces that contributed calls, and the most calls one trace made on this edge
+    /// (for chatty-pair detection: calls per trace = num_requests / num_traces).
+    pub num_traces: u64,
+    pub max_calls_per_trace: u64,
+    /// Topic → consumer edges: the consumer groups seen (sorted, at most
+    /// [`MAX_CONSUMER_GROUPS`]), so Kafka lag by (group, topic) can be attached to the edge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<String>,
+}
+
+/// Bound on [`EdgeStats::consumer_groups`]: a topic read by more groups than this through one
+/// service keeps the first ones (in sort order).
+pub const MAX_CONSUMER_GROUPS: usize = 16;
+
+impl EdgeStats {
+    pub fn merge(&mut self, other: &EdgeStats) {
+        self.num_requests += other.num_requests;
+        self.num_errors += other.num_errors;
+        self.num_retries += other.num_retries;
+        self.num_short_circuited += other.num_short_circuited;
+        self.num_client_only += other.num_client_only;
+        self.num_server_only += other.num_server_only;
+        self.client_latency.merge(&other.client_latency);
+        self.server_latency.merge(&other.server_latency);
+        self.publish_consume_latency
+            .merge(&other.publish_consume_latency);
+        self.num_traces += other.num_traces;
+        self.max_calls_per_trace = self.max_calls_per_trace.max(other.max_calls_per_trace);
+        for group in &other.consumer_groups {
+            self.add_consumer_group(group);
+        }
+    }
+
+    /// Adds a consumer group to the sorted, bounded set; returns whether it was added.
+    pub fn add_consumer_group(&mut self, group: &str) -> bool {
+        match self
+            .consumer_groups
+            .binary_search_by(|known| known.as_str().cmp(group))
+        {
+            Ok(_) => false,
+            Err(position) => {
+                if self.consumer_groups.len() >= MAX_CONSUMER_GROUPS {
+                    if position == self.consumer_groups.len() {
+                        return false;
+                    }
+                    self.consumer_groups.pop();
+                }
+                self.consumer_groups.insert(position, group.to_owned());
+                true
+            }
+        }
+    }
+}
+
+/// RED of one operation (server/consumer span name) of one service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationStats {
+    pub num_requests: u64,
+    pub num_errors: u64,
+    pub latency: LatencySketch,
+}
+
+impl OperationStats {
+    pub fn merge(&mut self, other: &OperationStats) {
+        self.num_requests += other.num_requests;
+        self.num_errors += other.num_errors;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Where a node lives, from its resource (services) or its caller's (virtual nodes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePlacement {
+    pub namespace: Option<String>,
+    pub environment: Option<String>,
+}
+
+/// One closed minute of one edge, as stored. `minute` is minutes since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeRollup {
+    pub minute: i64,
+    pub key: EdgeKey,
+    pub source_placement: NodePlacement,
+    pub target_placement: NodePlacement,
+    pub stats: EdgeStats,
+}
+
+/// One closed minute of one operation of one service, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationRollup {
+    pub minute: i64,
+    pub service: String,
+    pub placement: NodePlacement,
+    pub operation: String,
+    pub stats: OperationStats,
+}

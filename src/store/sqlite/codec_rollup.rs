@@ -1,0 +1,319 @@
+//! Binary encoding of rollup rows: the `stats` blob of edge and operation rollups, and the
+//! integer codes of node and edge kinds in key columns.
+//!
+//! A stats blob is a layout byte, the counters as varints (primitives of [`super::codec`]),
+//! each latency sketch as a length-prefixed postcard encoding of its serde form (varints,
+//! doubles by their bits: compact and exact without knowing the sketch's insides; an empty
+//! sketch is just a zero length), then any lists (consumer groups). Decoding checks every length and the layout byte, so damage
+//! or a blob of another layout is reported as [`StoreError::Corrupt`], never misread.
+//! Owns the byte layout only; it does not touch SQL.
+
+use crate::model::LatencySketch;
+use crate::model::graph::{EdgeKind, EdgeStats, NodeKind, OperationStats};
+use crate::store::StoreError;
+
+use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
+
+/// The layout of stats blobs written by this build.
+const LAYOUT_V1: u8 = 1;
+
+/// Code of a node kind in key columns. Codes ascend in the model's `Ord` order, so SQL's
+/// ordering of key columns is the order of [`crate::model::graph::EdgeKey`].
+pub(super) fn node_kind_code(kind: NodeKind) -> i64 {
+    match kind {
+        NodeKind::Service => 0,
+        NodeKind::Database => 1,
+        NodeKind::Topic => 2,
+        NodeKind::External => 3,
+        NodeKind::Client => 4,
+    }
+}
+
+pub(super) fn node_kind_from_code(code: i64) -> Result<NodeKind, StoreError> {
+    Ok(match code {
+        0 => NodeKind::Service,
+        1 => NodeKind::Database,
+        2 => NodeKind::Topic,
+        3 => NodeKind::External,
+        4 => NodeKind::Client,
+        _ => return Err(StoreError::Corrupt(format!("unknown node kind {code}"))),
+    })
+}
+
+/// Code of an edge kind in key columns, ascending in the model's `Ord` order.
+pub(super) fn edge_kind_code(kind: EdgeKind) -> i64 {
+    match kind {
+        EdgeKind::Http => 0,
+        EdgeKind::Grpc => 1,
+        EdgeKind::Messaging => 2,
+        EdgeKind::Database => 3,
+        EdgeKind::Other => 4,
+    }
+}
+
+pub(super) fn edge_kind_from_code(code: i64) -> Result<EdgeKind, StoreError> {
+    Ok(match code {
+        0 => EdgeKind::Http,
+        1 => EdgeKind::Grpc,
+        2 => EdgeKind::Messaging,
+        3 => EdgeKind::Database,
+        4 => EdgeKind::Other,
+        _ => return Err(StoreError::Corrupt(format!("unknown edge kind {code}"))),
+    })
+}
+
+pub(super) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<(), StoreError> {
+    // Destructured whole so that a new field fails to compile here instead of being lost.
+    let EdgeStats {
+        num_requests,
+        num_errors,
+        num_retries,
+        num_short_circuited,
+        num_client_only,
+        num_server_only,
+        client_latency,
+        server_latency,
+        publish_consume_latency,
+        num_traces,
+        max_calls_per_trace,
+        consumer_groups,
+    } = stats;
+    buf.push(LAYOUT_V1);
+    for counter in [
+        num_requests,
+        num_errors,
+        num_retries,
+        num_short_circuited,
+        num_client_only,
+        num_server_only,
+        num_traces,
+        max_calls_per_trace,
+    ] {
+        put_varint(buf, *counter);
+    }
+    for sketch in [client_latency, server_latency, publish_consume_latency] {
+        put_sketch(buf, sketch)?;
+    }
+    put_varint(buf, consumer_groups.len() as u64);
+    for group in consumer_groups {
+        put_str(buf, group);
+    }
+    Ok(())
+}
+
+pub(super) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
+    let mut decoder = layout_v1(blob)?;
+    let num_requests = decoder.varint()?;
+    let num_errors = decoder.varint()?;
+    let num_retries = decoder.varint()?;
+    let num_short_circuited = decoder.varint()?;
+    let num_client_only = decoder.varint()?;
+    let num_server_only = decoder.varint()?;
+    let num_traces = decoder.varint()?;
+    let max_calls_per_trace = decoder.varint()?;
+    let stats = EdgeStats {
+        num_requests,
+        num_errors,
+        num_retries,
+        num_short_circuited,
+        num_client_only,
+        num_server_only,
+        client_latency: sketch(&mut decoder)?,
+        server_latency: sketch(&mut decoder)?,
+        publish_consume_latency: sketch(&mut decoder)?,
+        num_traces,
+        max_calls_per_trace,
+        consumer_groups: strings(&mut decoder)?,
+    };
+    finished(&decoder)?;
+    Ok(stats)
+}
+
+pub(super) fn encode_operation_stats(
+    buf: &mut Vec<u8>,
+    stats: &OperationStats,
+) -> Result<(), StoreError> {
+    let OperationStats {
+        num_requests,
+        num_errors,
+        latency,
+    } = stats;
+    buf.push(LAYOUT_V1);
+    put_varint(buf, *num_requests);
+    put_varint(buf, *num_errors);
+    put_sketch(buf, latency)
+}
+
+pub(super) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
+    let mut decoder = layout_v1(blob)?;
+    let stats = OperationStats {
+        num_requests: decoder.varint()?,
+        num_errors: decoder.varint()?,
+        latency: sketch(&mut decoder)?,
+    };
+    finished(&decoder)?;
+    Ok(stats)
+}
+
+fn strings(decoder: &mut Decoder<'_>) -> Result<Vec<String>, StoreError> {
+    let count = decoder.count()?;
+    (0..count).map(|_| decoder.string()).collect()
+}
+
+fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) -> Result<(), StoreError> {
+    if *sketch == LatencySketch::default() {
+        put_varint(buf, 0);
+        return Ok(());
+    }
+    let encoded = postcard::to_allocvec(sketch)
+        .map_err(|err| StoreError::InvalidData(format!("cannot encode latency sketch: {err}")))?;
+    put_bytes(buf, &encoded);
+    Ok(())
+}
+
+fn sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
+    let bytes = decoder.bytes()?;
+    if bytes.is_empty() {
+        return Ok(LatencySketch::default());
+    }
+    match postcard::take_from_bytes(bytes) {
+        Ok((sketch, [])) => Ok(sketch),
+        Ok(_) => Err(corrupt("latency sketch followed by stray bytes")),
+        Err(err) => Err(StoreError::Corrupt(format!("bad latency sketch: {err}"))),
+    }
+}
+
+/// A decoder past the layout byte, which must be [`LAYOUT_V1`].
+fn layout_v1(blob: &[u8]) -> Result<Decoder<'_>, StoreError> {
+    let mut decoder = Decoder::new(blob);
+    match decoder.u8()? {
+        LAYOUT_V1 => Ok(decoder),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown rollup stats layout {other}"
+        ))),
+    }
+}
+
+fn finished(decoder: &Decoder<'_>) -> Result<(), StoreError> {
+    if decoder.is_empty() {
+        Ok(())
+    } else {
+        Err(corrupt("rollup stats followed by stray bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE_KINDS: [NodeKind; 5] = [
+        NodeKind::Service,
+        NodeKind::Database,
+        NodeKind::Topic,
+        NodeKind::External,
+        NodeKind::Client,
+    ];
+    const EDGE_KINDS: [EdgeKind; 5] = [
+        EdgeKind::Http,
+        EdgeKind::Grpc,
+        EdgeKind::Messaging,
+        EdgeKind::Database,
+        EdgeKind::Other,
+    ];
+
+    #[test]
+    fn kind_codes_round_trip_in_model_order() {
+        let mut by_ord = NODE_KINDS;
+        by_ord.sort();
+        let mut by_code = NODE_KINDS;
+        by_code.sort_by_key(|kind| node_kind_code(*kind));
+        assert_eq!(by_ord, by_code);
+        for kind in NODE_KINDS {
+            assert_eq!(node_kind_from_code(node_kind_code(kind)).ok(), Some(kind));
+        }
+
+        let mut by_ord = EDGE_KINDS;
+        by_ord.sort();
+        let mut by_code = EDGE_KINDS;
+        by_code.sort_by_key(|kind| edge_kind_code(*kind));
+        assert_eq!(by_ord, by_code);
+        for kind in EDGE_KINDS {
+            assert_eq!(edge_kind_from_code(edge_kind_code(kind)).ok(), Some(kind));
+        }
+        assert!(node_kind_from_code(5).is_err());
+        assert!(edge_kind_from_code(-1).is_err());
+    }
+
+    fn sketch_of(values: &[u64]) -> LatencySketch {
+        let mut sketch = LatencySketch::default();
+        for value in values {
+            sketch.record(*value);
+        }
+        sketch
+    }
+
+    fn full_edge_stats() -> EdgeStats {
+        EdgeStats {
+            num_requests: u64::MAX,
+            num_errors: 1,
+            num_retries: 0,
+            num_short_circuited: 3,
+            num_client_only: 4,
+            num_server_only: 5,
+            client_latency: sketch_of(&[0, 1, 999, 1_000_000, u64::MAX]),
+            server_latency: sketch_of(&[12_345]),
+            publish_consume_latency: LatencySketch::default(),
+            num_traces: 7,
+            max_calls_per_trace: 8,
+            consumer_groups: vec![String::new(), "billing".to_owned(), "ünï\0".to_owned()],
+        }
+    }
+
+    #[test]
+    fn edge_stats_round_trip_exactly() {
+        for stats in [EdgeStats::default(), full_edge_stats()] {
+            let mut buf = Vec::new();
+            encode_edge_stats(&mut buf, &stats).expect("encode");
+            assert_eq!(decode_edge_stats(&buf).expect("decode"), stats);
+        }
+    }
+
+    #[test]
+    fn operation_stats_round_trip_exactly() {
+        let full = OperationStats {
+            num_requests: 10,
+            num_errors: u64::MAX,
+            latency: sketch_of(&[5, 5, 5, 70_000_000_000]),
+        };
+        for stats in [OperationStats::default(), full] {
+            let mut buf = Vec::new();
+            encode_operation_stats(&mut buf, &stats).expect("encode");
+            assert_eq!(decode_operation_stats(&buf).expect("decode"), stats);
+        }
+    }
+
+    #[test]
+    fn damage_is_reported_not_misread() {
+        let mut buf = Vec::new();
+        encode_edge_stats(&mut buf, &full_edge_stats()).expect("encode");
+        for len in 0..buf.len() {
+            assert!(
+                decode_edge_stats(&buf[..len]).is_err(),
+                "prefix of {len} bytes"
+            );
+        }
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert!(decode_edge_stats(&longer).is_err());
+        let mut other_layout = buf;
+        other_layout[0] = 2;
+        assert!(decode_edge_stats(&other_layout).is_err());
+    }
+
+    #[test]
+    fn empty_stats_are_small() {
+        let mut buf = Vec::new();
+        encode_edge_stats(&mut buf, &EdgeStats::default()).expect("encode");
+        assert_eq!(buf.len(), 1 + 8 + 3 + 1);
+    }
+}

@@ -1,0 +1,300 @@
+//! Per-minute rollups: [`RollupWriter`] for [`SqliteWriter`] and [`RollupReader`] for
+//! [`SqliteReader`], over the hourly rollup partitions laid out in [`super::schema`].
+//!
+//! Writes replace per (minute, key): an insert that finds the key taken becomes an update, so
+//! catalogue row counts stay exact. Reads walk the partitions of the window in hour order, each
+//! one range scan of its primary key, which is already the result order. Owns the rollup SQL
+//! only; the stats blobs are [`super::codec_rollup`]'s.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{Connection, Row, params};
+
+use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
+use crate::store::{MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, StoreError};
+
+use super::codec_rollup::{
+    decode_edge_stats, decode_operation_stats, edge_kind_code, edge_kind_from_code,
+    encode_edge_stats, encode_operation_stats, node_kind_code, node_kind_from_code,
+};
+use super::reader::{SqliteReader, blob, partitions_in_hours};
+use super::schema::{Partition, PartitionKind, hour_of_minute};
+use super::writer::{CreatedPartitions, SqliteWriter, WriterState, add_rows, by_hour};
+
+impl RollupWriter for SqliteWriter {
+    fn write_rollups(
+        &mut self,
+        edges: &[EdgeRollup],
+        operations: &[OperationRollup],
+    ) -> Result<(), StoreError> {
+        let minutes = edges.iter().map(|rollup| rollup.minute);
+        check_minutes(minutes.chain(operations.iter().map(|rollup| rollup.minute)))?;
+        if edges.is_empty() && operations.is_empty() {
+            return Ok(());
+        }
+        self.write_atomically(|conn, state, created| {
+            write_edges(conn, state, edges, created)?;
+            write_operations(conn, state, operations, created)
+        })
+    }
+}
+
+/// Rejects the whole write before anything is stored when a minute is out of range (a
+/// negative hour would not even make a table name).
+fn check_minutes(mut minutes: impl Iterator<Item = i64>) -> Result<(), StoreError> {
+    match minutes.find(|minute| !(0..=MAX_ROLLUP_MINUTE).contains(minute)) {
+        Some(minute) => Err(StoreError::InvalidData(format!(
+            "rollup minute {minute} is outside 0..={MAX_ROLLUP_MINUTE}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Columns in the order of the statements' parameters and of [`edge_from_row`].
+const EDGE_COLUMNS: &str = "minute, source_kind, source_name, target_kind, target_name, \
+    edge_kind, source_namespace, source_environment, target_namespace, target_environment, stats";
+
+fn write_edges(
+    conn: &Connection,
+    state: &mut WriterState,
+    edges: &[EdgeRollup],
+    created: &mut CreatedPartitions,
+) -> Result<(), StoreError> {
+    let mut stats = Vec::new();
+    for (hour, indexes) in by_hour(edges, |rollup| hour_of_minute(rollup.minute)) {
+        let partition = Partition::edge_rollups(hour);
+        state.ensure_partition(conn, partition, created)?;
+        let table = partition.table();
+        let mut insert = conn.prepare_cached(&format!(
+            "INSERT INTO {table} ({EDGE_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+        ))?;
+        let mut replace = conn.prepare_cached(&format!(
+            "UPDATE {table} SET source_namespace = ?7, source_environment = ?8, \
+             target_namespace = ?9, target_environment = ?10, stats = ?11 \
+             WHERE minute = ?1 AND source_kind = ?2 AND source_name = ?3 \
+             AND target_kind = ?4 AND target_name = ?5 AND edge_kind = ?6"
+        ))?;
+        let mut num_inserted = 0;
+        for index in indexes {
+            let rollup = &edges[index];
+            let EdgeKey {
+                source,
+                target,
+                kind,
+            } = &rollup.key;
+            stats.clear();
+            encode_edge_stats(&mut stats, &rollup.stats)?;
+            let row = params![
+                rollup.minute,
+                node_kind_code(source.kind),
+                source.name,
+                node_kind_code(target.kind),
+                target.name,
+                edge_kind_code(*kind),
+                rollup.source_placement.namespace,
+                rollup.source_placement.environment,
+                rollup.target_placement.namespace,
+                rollup.target_placement.environment,
+                stats,
+            ];
+            if insert.execute(row)? == 1 {
+                num_inserted += 1;
+            } else {
+                replace.execute(row)?;
+            }
+        }
+        add_rows(conn, partition, num_inserted)?;
+    }
+    Ok(())
+}
+
+/// Columns in the order of the statements' parameters and of [`operation_from_row`].
+const OPERATION_COLUMNS: &str = "minute, service, operation, namespace, environment, stats";
+
+fn write_operations(
+    conn: &Connection,
+    state: &mut WriterState,
+    operations: &[OperationRollup],
+    created: &mut CreatedPartitions,
+) -> Result<(), StoreError> {
+    let mut stats = Vec::new();
+    for (hour, indexes) in by_hour(operations, |rollup| hour_of_minute(rollup.minute)) {
+        let partition = Partition::operation_rollups(hour);
+        state.ensure_partition(conn, partition, created)?;
+        let table = partition.table();
+        let mut insert = conn.prepare_cached(&format!(
+            "INSERT INTO {table} ({OPERATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT DO NOTHING"
+        ))?;
+        let mut replace = conn.prepare_cached(&format!(
+            "UPDATE {table} SET namespace = ?4, environment = ?5, stats = ?6 \
+             WHERE minute = ?1 AND service = ?2 AND operation = ?3"
+        ))?;
+        let mut num_inserted = 0;
+        for index in indexes {
+            let rollup = &operations[index];
+            stats.clear();
+            encode_operation_stats(&mut stats, &rollup.stats)?;
+            let row = params![
+                rollup.minute,
+                rollup.service,
+                rollup.operation,
+                rollup.placement.namespace,
+                rollup.placement.environment,
+                stats,
+            ];
+            if insert.execute(row)? == 1 {
+                num_inserted += 1;
+            } else {
+                replace.execute(row)?;
+            }
+        }
+        add_rows(conn, partition, num_inserted)?;
+    }
+    Ok(())
+}
+
+impl RollupReader for SqliteReader {
+    fn edge_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        self.read(|tx| {
+            let mut rollups = Vec::new();
+            for partition in partitions_of(tx, PartitionKind::EdgeRollups, from_minute, to_minute)?
+            {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
+                     ORDER BY minute, source_kind, source_name, target_kind, target_name, \
+                     edge_kind",
+                    partition.table()
+                ))?;
+                let mut rows = statement.query((from_minute, to_minute))?;
+                while let Some(row) = rows.next()? {
+                    rollups.push(edge_from_row(row)?);
+                }
+            }
+            Ok(rollups)
+        })
+    }
+
+    fn operation_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+        service: Option<&str>,
+    ) -> Result<Vec<OperationRollup>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        self.read(|tx| {
+            let mut rollups = Vec::new();
+            let kind = PartitionKind::OperationRollups;
+            for partition in partitions_of(tx, kind, from_minute, to_minute)? {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT {OPERATION_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
+                     AND (?3 IS NULL OR service = ?3) ORDER BY minute, service, operation",
+                    partition.table()
+                ))?;
+                let mut rows = statement.query((from_minute, to_minute, service))?;
+                while let Some(row) = rows.next()? {
+                    rollups.push(operation_from_row(row)?);
+                }
+            }
+            Ok(rollups)
+        })
+    }
+
+    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        self.read(|tx| {
+            let mut minutes = BTreeSet::new();
+            for kind in [PartitionKind::EdgeRollups, PartitionKind::OperationRollups] {
+                for partition in partitions_of(tx, kind, from_minute, to_minute)? {
+                    add_minutes(tx, partition, from_minute, to_minute, &mut minutes)?;
+                }
+            }
+            Ok(minutes.into_iter().collect())
+        })
+    }
+}
+
+/// Rollup partitions of `kind` overlapping `from_minute..to_minute` (not empty), oldest first.
+fn partitions_of(
+    conn: &Connection,
+    kind: PartitionKind,
+    from_minute: i64,
+    to_minute: i64,
+) -> Result<Vec<Partition>, StoreError> {
+    let (first_hour, last_hour) = (hour_of_minute(from_minute), hour_of_minute(to_minute - 1));
+    Ok(partitions_in_hours(conn, kind, first_hour, last_hour)?
+        .into_iter()
+        .map(|info| info.partition)
+        .collect())
+}
+
+/// Adds the distinct minutes of `partition` in the range, one index seek per minute found
+/// instead of a scan of every row.
+fn add_minutes(
+    conn: &Connection,
+    partition: Partition,
+    from_minute: i64,
+    to_minute: i64,
+    minutes: &mut BTreeSet<i64>,
+) -> Result<(), StoreError> {
+    let mut next_minute = conn.prepare_cached(&format!(
+        "SELECT minute FROM {} WHERE minute >= ?1 AND minute < ?2 ORDER BY minute LIMIT 1",
+        partition.table()
+    ))?;
+    let mut after = from_minute;
+    while let Some(minute) = next_minute
+        .query((after, to_minute))?
+        .next()?
+        .map(|row| row.get::<_, i64>(0))
+        .transpose()?
+    {
+        minutes.insert(minute);
+        after = minute + 1;
+    }
+    Ok(())
+}
+
+fn edge_from_row(row: &Row<'_>) -> Result<EdgeRollup, StoreError> {
+    Ok(EdgeRollup {
+        minute: row.get(0)?,
+        key: EdgeKey {
+            source: NodeKey::new(node_kind_from_code(row.get(1)?)?, row.get::<_, String>(2)?),
+            target: NodeKey::new(node_kind_from_code(row.get(3)?)?, row.get::<_, String>(4)?),
+            kind: edge_kind_from_code(row.get(5)?)?,
+        },
+        source_placement: NodePlacement {
+            namespace: row.get(6)?,
+            environment: row.get(7)?,
+        },
+        target_placement: NodePlacement {
+            namespace: row.get(8)?,
+            environment: row.get(9)?,
+        },
+        stats: decode_edge_stats(blob(row, 10)?)?,
+    })
+}
+
+fn operation_from_row(row: &Row<'_>) -> Result<OperationRollup, StoreError> {
+    Ok(OperationRollup {
+        minute: row.get(0)?,
+        service: row.get(1)?,
+        operation: row.get(2)?,
+        placement: NodePlacement {
+            namespace: row.get(3)?,
+            environment: row.get(4)?,
+        },
+        stats: decode_operation_stats(blob(row, 5)?)?,
+    })
+}

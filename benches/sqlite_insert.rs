@@ -3,6 +3,10 @@
 //! store that already holds 200k spans, so indexes and partitions have realistic sizes.
 //! Only `write_batch` is timed; building the batches is not.
 //!
+//! Also the read of an hour of per-minute rollups of a 2,000-edge mesh (120,000 rows with
+//! realistic sketches), as a dashboard showing the last hour does; writing that hour is timed
+//! once during setup and printed.
+//!
 //! `cargo bench --bench sqlite_insert -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
@@ -10,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cartograph::model::{AttrValue, Batch, Event, Resource, Scope, SpanId, SpanKind, TraceId};
-use cartograph::store::StoreWriter;
 use cartograph::store::conformance::fixtures::{BASE_NANOS, resource, scope, typical_span};
+use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
+use cartograph::store::{RollupReader, RollupWriter, StoreWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH_SPANS: u64 = 512;
@@ -63,8 +68,9 @@ impl SpanSource {
                 span.span_id = SpanId::from_bytes(&mix(no | 1 << 63).to_le_bytes()).expect("id");
                 if no % SPANS_PER_TRACE != 0 {
                     let root_no = no - no % SPANS_PER_TRACE;
-                    span.parent_span_id =
-                        Some(SpanId::from_bytes(&mix(root_no | 1 << 63).to_le_bytes()).expect("id"));
+                    span.parent_span_id = Some(
+                        SpanId::from_bytes(&mix(root_no | 1 << 63).to_le_bytes()).expect("id"),
+                    );
                     span.kind = SpanKind::Client;
                     span.name = format!("SELECT orders {}", no % 16);
                 }
@@ -118,11 +124,68 @@ fn sustained_insert(c: &mut Criterion) {
         });
     });
     group.finish();
-    eprintln!(
-        "sqlite_insert: {} spans written in total",
-        source.next_no
-    );
+    eprintln!("sqlite_insert: {} spans written in total", source.next_no);
 }
 
-criterion_group!(benches, sustained_insert);
+const MESH_EDGES: u64 = 2_000;
+const MINUTES_PER_HOUR: i64 = 60;
+
+fn rollup_hour_read(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = SqliteOptions::new(SqliteLocation::Dir(dir.path().to_path_buf()));
+    let (mut writer, reader) = open(&options).expect("open store");
+    let mut write_elapsed = Duration::ZERO;
+    for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
+        let rollups = mesh_edge_rollups(minute, MESH_EDGES);
+        let started = Instant::now();
+        writer.write_rollups(&rollups, &[]).expect("write_rollups");
+        write_elapsed += started.elapsed();
+    }
+    let num_rollups = MESH_EDGES * MINUTES_PER_HOUR as u64;
+    let store_bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("read store dir")
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .metadata()
+                .expect("metadata")
+                .len()
+        })
+        .sum();
+    eprintln!(
+        "sqlite_rollups: {num_rollups} edge rollups written in {write_elapsed:?} \
+         ({:?} per minute of {MESH_EDGES} edges), store files {store_bytes} bytes",
+        write_elapsed / MINUTES_PER_HOUR as u32
+    );
+
+    let mut group = c.benchmark_group("sqlite_rollups");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(num_rollups));
+    group.bench_function("read_hour_of_2000_edges", |bencher| {
+        bencher.iter(|| {
+            let rollups = reader
+                .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR)
+                .expect("edge_rollups");
+            assert_eq!(rollups.len() as u64, num_rollups);
+            rollups
+        });
+    });
+    group.bench_function("read_5_minutes_of_2000_edges", |bencher| {
+        bencher.iter(|| {
+            reader
+                .edge_rollups(BASE_MINUTE + 30, BASE_MINUTE + 35)
+                .expect("edge_rollups")
+        });
+    });
+    group.bench_function("minutes_of_hour", |bencher| {
+        bencher.iter(|| {
+            reader
+                .rollup_minutes(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR)
+                .expect("rollup_minutes")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sustained_insert, rollup_hour_read);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //! shuts them down in the order that loses nothing (ingest first, then drain, then the UI).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -13,12 +13,15 @@ use tracing::{error, info};
 use crate::config::{Config, StoreKind};
 use crate::ingest::convert::ConvertLimits;
 use crate::ingest::{Ingestor, grpc, http};
+use crate::graph::GraphEngine;
 use crate::pipeline::{
+    GraphFeedHandle, spawn_graph_feed,
     Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
 use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
-use crate::store::{RetentionPolicy, StoreError, StoreWriter};
+use crate::pipeline::WriteStore;
+use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
 use crate::web::{self, WebState};
 
@@ -48,6 +51,7 @@ pub struct App {
     ui_addr: SocketAddr,
     pipeline: Pipeline,
     writer: StoreWriterHandle,
+    graph: GraphFeedHandle,
     writer_gate: Arc<WriterGate>,
     telemetry: Arc<Telemetry>,
     grpc_shutdown: watch::Sender<bool>,
@@ -83,6 +87,17 @@ impl App {
             },
             retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
         };
+        let engine = Arc::new(Mutex::new(GraphEngine::new(config.graph.settings())));
+        let (graph_feed, graph) = spawn_graph_feed(
+            Arc::clone(&engine),
+            config.graph.queue_capacity_batches.get(),
+            pipeline.clone(),
+            Arc::clone(&telemetry),
+        )
+        .map_err(|source| AppError::Start {
+            what: "graph engine",
+            source,
+        })?;
         let depth_pipeline = pipeline.clone();
         let writer = spawn_store_writer(
             store_writer,
@@ -108,6 +123,7 @@ impl App {
             },
             Arc::clone(&telemetry),
             Duration::from_secs(config.ingest.retry_after_secs),
+            Some(graph_feed),
         );
         let max_message_bytes = config.ingest.max_message_bytes.get();
 
@@ -133,7 +149,7 @@ impl App {
                 http::configure(receiver.clone())
             })?;
         let state = WebState {
-            query: QueryService::new(reader),
+            query: QueryService::new(reader, engine),
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
         };
@@ -147,6 +163,7 @@ impl App {
             ui_addr,
             pipeline,
             writer,
+            graph,
             writer_gate,
             telemetry,
             grpc_shutdown,
@@ -192,6 +209,10 @@ impl App {
             num_items = self.pipeline.num_queued_items(),
             "draining accepted data into the store"
         );
+        let graph = self.graph;
+        if tokio::task::spawn_blocking(move || graph.stop()).await.is_err() {
+            error!("graph thread join failed");
+        }
         self.pipeline.close();
         self.writer_gate.resume();
         let writer = self.writer;
@@ -207,7 +228,7 @@ impl App {
 }
 
 /// The two halves of an opened store.
-type OpenedStore = (Box<dyn StoreWriter>, Arc<dyn StoreReader>);
+type OpenedStore = (Box<dyn WriteStore>, Arc<dyn StoreReader>);
 
 fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
     let location = match config.storage.store {

@@ -31,6 +31,44 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub pipeline: PipelineConfig,
     pub storage: StorageConfig,
+    pub graph: GraphConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphConfig {
+    /// How long a client or server span waits for its other half before it counts as unpaired.
+    pub pairing_ttl_secs: u64,
+    /// Spans waiting for their other half at most; beyond this the oldest are let go first.
+    pub max_pending_spans: NonZeroUsize,
+    /// Distinct edges kept per minute; calls on further edges are counted, not mapped.
+    pub max_edges_per_minute: NonZeroUsize,
+    /// Batches of spans waiting for the graph engine; beyond this spans skip the map (counted).
+    pub queue_capacity_batches: NonZeroUsize,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        let defaults = crate::graph::GraphSettings::default();
+        Self {
+            pairing_ttl_secs: defaults.pairing_ttl.as_secs(),
+            max_pending_spans: defaults.max_pending_items,
+            max_edges_per_minute: defaults.max_edges_per_minute,
+            queue_capacity_batches: NonZeroUsize::new(4096).expect("non-zero"),
+        }
+    }
+}
+
+impl GraphConfig {
+    /// The engine's settings: these fields over the engine's defaults.
+    pub fn settings(&self) -> crate::graph::GraphSettings {
+        crate::graph::GraphSettings {
+            pairing_ttl: Duration::from_secs(self.pairing_ttl_secs),
+            max_pending_items: self.max_pending_spans,
+            max_edges_per_minute: self.max_edges_per_minute,
+            ..crate::graph::GraphSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +229,9 @@ impl Config {
         if self.storage.retention_hours == 0 {
             return invalid("storage.retention_hours", "must be at least 1");
         }
+        if self.graph.pairing_ttl_secs == 0 {
+            return invalid("graph.pairing_ttl_secs", "must be at least 1");
+        }
         if self.storage.retention_interval_secs == 0 {
             return invalid("storage.retention_interval_secs", "must be at least 1");
         }
@@ -264,6 +305,10 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("storage", "max_size_mb") => "Beyond this size the oldest data is deleted.",
         ("storage", "retention_interval_secs") => "How often retention runs.",
         ("storage", "indexed_attributes") => "Attribute keys indexed for exact-match trace search.",
+        ("graph", "pairing_ttl_secs") => "Seconds a span waits for its other half before it counts as unpaired.",
+        ("graph", "max_pending_spans") => "Spans waiting for their other half at most (oldest let go first).",
+        ("graph", "max_edges_per_minute") => "Distinct edges mapped per minute (overflow counted).",
+        ("graph", "queue_capacity_batches") => "Span batches waiting for the graph engine (overflow counted).",
         _ => "UNDOCUMENTED",
     }
 }

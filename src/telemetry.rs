@@ -88,6 +88,7 @@ pub struct Telemetry {
     store_batch_nanos_sum: AtomicU64,
     store_batch_buckets: [AtomicU64; BATCH_SECONDS_BOUNDS.len()],
     queue_items: AtomicU64,
+    graph_skipped_spans: AtomicU64,
     queue_capacity_items: AtomicU64,
 }
 
@@ -135,6 +136,11 @@ impl Telemetry {
         {
             add(&self.store_batch_buckets[bucket], 1);
         }
+    }
+
+    /// Spans not fed to the map because the graph queue was full (they are still stored).
+    pub fn record_graph_skipped(&self, num_spans: u64) {
+        add(&self.graph_skipped_spans, num_spans);
     }
 
     pub fn record_store_error(&self) {
@@ -271,6 +277,12 @@ impl Telemetry {
                 "Size of the store after the last retention run.",
                 "gauge",
                 load(&self.store_size_bytes),
+            ),
+            (
+                "cartograph_graph_skipped_spans_total",
+                "Spans stored but not fed to the map because its queue was full.",
+                "counter",
+                load(&self.graph_skipped_spans),
             ),
         ];
         for (name, help, kind, value) in scalars {

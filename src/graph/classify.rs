@@ -6,10 +6,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::model::{
-    AttrValue, EdgeKind, NodeKey, NodeKind, NodePlacement, Resource, Span, SpanId, SpanKind,
-    TraceId,
-};
+use crate::model::graph::{EdgeKind, NodeKey, NodeKind, NodePlacement};
+use crate::model::{AttrValue, Resource, Span, SpanId, SpanKind, TraceId};
 
 use super::naming::{self, Address, Port};
 

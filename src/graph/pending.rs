@@ -132,10 +132,6 @@ impl<H> PendingStore<H> {
         );
     }
 
-    pub fn get_mut(&mut self, id: SlotId) -> Option<&mut H> {
-        self.slots.get_mut(id.0 as usize)?.half.as_mut()
-    }
-
     /// Removes a slot from the list and from the index under all its keys.
     pub fn remove(&mut self, id: SlotId) -> Option<H> {
         let slot = self.slots.get_mut(id.0 as usize)?;

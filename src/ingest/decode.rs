@@ -67,9 +67,13 @@ impl From<serde_json::Error> for DecodeError {
     }
 }
 
-/// Decompresses a gzip body (several members are concatenated, as HTTP allows), refusing to
-/// produce more than `max_decompressed_bytes` so a small bomb cannot exhaust memory.
+/// Decompresses a gzip body (all members of a multi-member stream), refusing to produce more
+/// than `max_decompressed_bytes` so that a small bomb cannot exhaust memory.
+/// An empty body stays empty (it is an empty request, however labelled).
 pub fn gunzip(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
     // Text-like telemetry usually compresses 5-10x; start there and let the Vec grow.
     let initial_capacity = body.len().saturating_mul(8).min(max_decompressed_bytes);
     let mut decompressed = Vec::with_capacity(initial_capacity);
@@ -93,7 +97,13 @@ pub fn decode_traces(
     encoding: Encoding,
 ) -> Result<ExportTraceServiceRequest, DecodeError> {
     match encoding {
-        Encoding::Protobuf => Ok(ExportTraceServiceRequest::decode(Bytes::copy_from_slice(body))?),
+        // From a `&[u8]`, prost copies each `bytes` field (trace and span ids) twice, allocating
+        // both times; from `Bytes` it slices first. One copy of the body saves three of the
+        // about 25 allocations per typical span.
+        Encoding::Protobuf => {
+            let request = ExportTraceServiceRequest::decode(Bytes::copy_from_slice(body))?;
+            Ok(request)
+        }
         Encoding::Json => decode_json(body, json_compat::restore_non_finite_traces),
     }
 }
@@ -103,7 +113,8 @@ pub fn decode_metrics(
     encoding: Encoding,
 ) -> Result<ExportMetricsServiceRequest, DecodeError> {
     match encoding {
-        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(Bytes::copy_from_slice(body))?),
+        // Only exemplars have `bytes` fields, so the copy above would not pay here.
+        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(body)?),
         Encoding::Json => decode_json(body, json_compat::restore_non_finite_metrics),
     }
 }

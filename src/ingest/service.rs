@@ -9,7 +9,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
 use super::error::IngestError;
 use crate::model::{Batch, now_unix_nano};
-use crate::pipeline::Pipeline;
+use crate::graph::GraphSpan;
+use crate::pipeline::{GraphFeed, Pipeline};
 use crate::telemetry::{RejectReason, Signal, Telemetry};
 
 /// What the client is told about an accepted request.
@@ -26,6 +27,8 @@ pub struct Ingestor {
     limits: ConvertLimits,
     telemetry: Arc<Telemetry>,
     retry_after: Duration,
+    /// Where accepted spans go to update the live map, when the map is on.
+    graph_opt: Option<GraphFeed>,
 }
 
 impl Ingestor {
@@ -34,12 +37,14 @@ impl Ingestor {
         limits: ConvertLimits,
         telemetry: Arc<Telemetry>,
         retry_after: Duration,
+        graph_opt: Option<GraphFeed>,
     ) -> Self {
         Self {
             pipeline,
             limits,
             telemetry,
             retry_after,
+            graph_opt,
         }
     }
 
@@ -64,10 +69,18 @@ impl Ingestor {
         self.telemetry
             .record_request(Signal::Traces, num_received as u64);
         let converted = convert_traces(request, now_unix_nano(), &self.limits);
-        self.submit(Signal::Traces, converted, |spans| Batch {
+        let graph_spans_opt = self
+            .graph_opt
+            .as_ref()
+            .map(|_| GraphSpan::from_spans(&converted.items));
+        let outcome = self.submit(Signal::Traces, converted, |spans| Batch {
             spans,
             metric_points: Vec::new(),
-        })
+        })?;
+        if let (Some(graph), Some(graph_spans)) = (&self.graph_opt, graph_spans_opt) {
+            graph.offer(graph_spans);
+        }
+        Ok(outcome)
     }
 
     pub fn export_metrics(

@@ -5,16 +5,19 @@
 //! acknowledged data is never dropped. Closing the pipeline refuses new batches and lets the
 //! writer drain and commit everything already accepted.
 
+mod graph_feed;
 mod writer;
 
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::graph::ClosedMinutes;
 use crate::model::Batch;
 use crate::telemetry::Telemetry;
 
-pub use writer::{StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer};
+pub use graph_feed::{GraphFeed, GraphFeedHandle, lock_engine, spawn_graph_feed};
+pub use writer::{StoreWriterHandle, WriteStore, WriterGate, WriterSettings, spawn_store_writer};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -42,12 +45,18 @@ pub struct Accepted {
     pub(crate) permit: OwnedSemaphorePermit,
 }
 
+/// What the store writer is handed: accepted telemetry, or the graph's closed minutes.
+pub enum WriterMessage {
+    Batch(Accepted),
+    Rollups(ClosedMinutes),
+}
+
 /// Cloneable handle used by every receiver to submit batches.
 #[derive(Clone)]
 pub struct Pipeline {
     capacity: Arc<Semaphore>,
     capacity_items: usize,
-    sender: Arc<Mutex<Option<mpsc::Sender<Accepted>>>>,
+    sender: Arc<Mutex<Option<mpsc::Sender<WriterMessage>>>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -65,7 +74,7 @@ impl Pipeline {
     pub fn new(
         capacity_items: usize,
         telemetry: Arc<Telemetry>,
-    ) -> (Self, mpsc::Receiver<Accepted>) {
+    ) -> (Self, mpsc::Receiver<WriterMessage>) {
         let (sender, receiver) = mpsc::channel();
         let pipeline = Self {
             capacity: Arc::new(Semaphore::new(capacity_items)),
@@ -102,10 +111,25 @@ impl Pipeline {
             return Err(SubmitError::ShuttingDown);
         };
         sender
-            .send(Accepted { batch, permit })
+            .send(WriterMessage::Batch(Accepted { batch, permit }))
             .map_err(|_| SubmitError::ShuttingDown)?;
         self.publish_depth();
         Ok(())
+    }
+
+    /// Hands the graph's closed minutes to the store writer. Rollups do not count against the
+    /// queue capacity (they are small and bounded by the engine's limits); after [`close`]
+    /// they are refused.
+    ///
+    /// [`close`]: Pipeline::close
+    pub fn submit_rollups(&self, closed: ClosedMinutes) -> Result<(), SubmitError> {
+        let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = sender.as_ref() else {
+            return Err(SubmitError::ShuttingDown);
+        };
+        sender
+            .send(WriterMessage::Rollups(closed))
+            .map_err(|_| SubmitError::ShuttingDown)
     }
 
     /// Items accepted and not yet committed by the store writer.

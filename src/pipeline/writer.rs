@@ -11,9 +11,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use tracing::{error, info, warn};
 
-use super::Accepted;
+use super::{Accepted, WriterMessage};
+use crate::graph::ClosedMinutes;
 use crate::model::{Batch, now_unix_nano};
-use crate::store::{RetentionPolicy, StoreWriter};
+use crate::store::{RetentionPolicy, RollupWriter, StoreError, StoreWriter};
 use crate::telemetry::Telemetry;
 
 /// Most time to wait between failed attempts to commit the same transaction.
@@ -54,6 +55,11 @@ impl WriterGate {
     }
 }
 
+/// Everything the writer thread writes: telemetry batches and graph rollups.
+pub trait WriteStore: StoreWriter + RollupWriter {}
+
+impl<T: StoreWriter + RollupWriter> WriteStore for T {}
+
 /// The running writer thread; join it after closing the pipeline to flush everything.
 pub struct StoreWriterHandle {
     thread: JoinHandle<()>,
@@ -69,8 +75,8 @@ impl StoreWriterHandle {
 }
 
 pub fn spawn_store_writer(
-    mut store: Box<dyn StoreWriter>,
-    receiver: Receiver<Accepted>,
+    mut store: Box<dyn WriteStore>,
+    receiver: Receiver<WriterMessage>,
     settings: WriterSettings,
     gate: Arc<WriterGate>,
     telemetry: Arc<Telemetry>,
@@ -87,55 +93,87 @@ pub fn spawn_store_writer(
                 }
                 let wait = next_retention.saturating_duration_since(Instant::now());
                 let first = match receiver.recv_timeout(wait) {
-                    Ok(accepted) => accepted,
+                    Ok(WriterMessage::Batch(accepted)) => accepted,
+                    Ok(WriterMessage::Rollups(closed)) => {
+                        write_rollups(store.as_mut(), &closed, &telemetry);
+                        continue;
+                    }
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                let accepted = collect_more(first, &receiver, settings.max_batch_items);
+                let (accepted, rollups_opt) =
+                    collect_more(first, &receiver, settings.max_batch_items);
                 gate.wait_while_paused();
                 commit(store.as_mut(), accepted, &telemetry);
                 on_commit();
+                if let Some(closed) = rollups_opt {
+                    write_rollups(store.as_mut(), &closed, &telemetry);
+                }
             }
             info!("store writer drained and stopped");
         })?;
     Ok(StoreWriterHandle { thread })
 }
 
-/// Takes whatever else is already queued, up to `max_items` in all.
-fn collect_more(first: Accepted, receiver: &Receiver<Accepted>, max_items: usize) -> Vec<Accepted> {
+/// Takes whatever else is already queued, up to `max_items` in all, stopping at rollups
+/// (returned to be written after the batches that came before them).
+fn collect_more(
+    first: Accepted,
+    receiver: &Receiver<WriterMessage>,
+    max_items: usize,
+) -> (Vec<Accepted>, Option<ClosedMinutes>) {
     let mut num_items = first.batch.num_items();
     let mut accepted = vec![first];
     while num_items < max_items {
         match receiver.try_recv() {
-            Ok(next) => {
+            Ok(WriterMessage::Batch(next)) => {
                 num_items += next.batch.num_items();
                 accepted.push(next);
             }
+            Ok(WriterMessage::Rollups(closed)) => return (accepted, Some(closed)),
             Err(_) => break,
         }
     }
-    accepted
+    (accepted, None)
 }
 
 /// Commits the batches as one transaction, retrying until it succeeds: accepted data is never
 /// dropped. The queue capacity the batches hold is released when `accepted` is dropped.
-fn commit(store: &mut dyn StoreWriter, accepted: Vec<Accepted>, telemetry: &Telemetry) {
+fn commit(store: &mut dyn WriteStore, accepted: Vec<Accepted>, telemetry: &Telemetry) {
     let (merged, _permits) = merge(accepted);
+    retry_until_stored(telemetry, "batch", merged.num_items(), || {
+        let started = Instant::now();
+        store.write_batch(&merged)?;
+        telemetry.record_stored(
+            merged.spans.len() as u64,
+            merged.metric_points.len() as u64,
+            started.elapsed(),
+        );
+        Ok(())
+    });
+}
+
+fn write_rollups(store: &mut dyn WriteStore, closed: &ClosedMinutes, telemetry: &Telemetry) {
+    let num_items = closed.edges.len() + closed.operations.len();
+    retry_until_stored(telemetry, "rollups", num_items, || {
+        store.write_rollups(&closed.edges, &closed.operations)
+    });
+}
+
+/// Retries `write` with backoff until it succeeds: what was acknowledged is never dropped.
+fn retry_until_stored(
+    telemetry: &Telemetry,
+    what: &'static str,
+    num_items: usize,
+    mut write: impl FnMut() -> Result<(), StoreError>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let started = Instant::now();
-        match store.write_batch(&merged) {
-            Ok(()) => {
-                telemetry.record_stored(
-                    merged.spans.len() as u64,
-                    merged.metric_points.len() as u64,
-                    started.elapsed(),
-                );
-                return;
-            }
+        match write() {
+            Ok(()) => return,
             Err(err) => {
                 telemetry.record_store_error();
-                warn!(num_items = merged.num_items(), error = %err, "failed to store batch, retrying");
+                warn!(what, num_items, error = %err, "failed to store, retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
             }
@@ -155,7 +193,7 @@ fn merge(accepted: Vec<Accepted>) -> (Batch, Vec<OwnedSemaphorePermit>) {
     (merged, permits)
 }
 
-fn run_retention(store: &mut dyn StoreWriter, policy: &RetentionPolicy, telemetry: &Telemetry) {
+fn run_retention(store: &mut dyn WriteStore, policy: &RetentionPolicy, telemetry: &Telemetry) {
     let now_unix_nano = now_unix_nano();
     match store.apply_retention(policy, now_unix_nano) {
         Ok(report) => {

@@ -2,6 +2,8 @@
 //! cycle and one through a topic, a 5-hop synchronous chain, a chatty pair, a leaf's callers.
 //! Each test first waits for the exact graph, so a failure here is the analysis, not pairing.
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::graph_support::{
@@ -12,10 +14,29 @@ use crate::helpers::TestApp;
 
 const TTL_SECS: u64 = 1;
 
+/// Chains are computed once a trace has been idle for the engine's trace idle TTL.
+const CHAIN_WAIT: Duration = Duration::from_secs(60);
+
 async fn insights(app: &TestApp) -> Value {
     let (status, body) = app.get_json(&format!("/api/v1/insights?{LIVE}")).await;
     assert_eq!(status, 200, "/api/v1/insights?{LIVE}: {body}");
     body
+}
+
+/// Insights once `ready` holds for them, waiting at most `limit`.
+async fn insights_when(app: &TestApp, limit: Duration, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let insights = insights(app).await;
+        if ready(&insights) {
+            return insights;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "insights not ready within {limit:?}: {insights:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// What fails with `node` (a node id).
@@ -33,7 +54,10 @@ fn strings(value: &Value) -> Vec<&str> {
         .as_array()
         .unwrap_or_else(|| panic!("not an array: {value}"))
         .iter()
-        .map(|item| item.as_str().unwrap_or_else(|| panic!("not a string: {item}")))
+        .map(|item| {
+            item.as_str()
+                .unwrap_or_else(|| panic!("not a string: {item}"))
+        })
         .collect()
 }
 
@@ -115,7 +139,10 @@ async fn the_longest_synchronous_chain_has_five_hops_and_stops_at_a_topic() {
     );
     assert_graph_settles(&app, LIVE, &expected, settle_time(TTL_SECS)).await;
 
-    let insights = insights(&app).await;
+    let insights = insights_when(&app, CHAIN_WAIT, |insights| {
+        !list(insights, "longest_chains").is_empty()
+    })
+    .await;
     let longest = &list(&insights, "longest_chains")[0];
     assert_eq!(strings(&longest["services"]), names[..6], "{insights:#}");
     assert_eq!(longest["num_hops"], 5, "{longest}");
@@ -192,7 +219,12 @@ async fn the_blast_radius_of_a_leaf_is_its_transitive_callers() {
         .as_array()
         .unwrap_or_else(|| panic!("no affected list: {radius:#}"))
         .iter()
-        .map(|node| (str_field(node, "node"), node["num_hops"].as_u64().expect("hops")))
+        .map(|node| {
+            (
+                str_field(node, "node"),
+                node["num_hops"].as_u64().expect("hops"),
+            )
+        })
         .collect();
     assert_eq!(
         affected,

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use crate::graph_support::{
-    LIVE, assert_close, assert_graph_settles, database_at, database_named, edge, expect_graph,
-    external, external_at, find_edge, http_pair_graph, kafka_graph, load_fixture, post_fixture,
-    post_request, service, settle_time, spawn_graph_app, topic, unknown_caller, user,
+    LIVE, assert_close, assert_graph_settles, database, edge, expect_graph, external, external_at,
+    find_edge, http_pair_graph, kafka_graph, load_fixture, post_fixture, post_request, service,
+    settle_time, spawn_graph_app, topic, unknown_caller, user,
 };
 
 /// Short, so the tests that need unpaired halves to expire finish quickly.
@@ -89,9 +89,10 @@ async fn client_spans_whose_server_never_reports_become_edges_to_external_peers(
 async fn each_database_is_its_own_node() {
     let app = spawn_graph_app(SHORT_TTL_SECS).await;
     post_fixture(&app, "databases").await;
-    let orders_db = database_at("postgresql", "orders-db", 5432);
-    let users_db = database_at("postgresql", "users-db", 5432);
-    let catalog_db = database_named("sqlite", "catalog.db");
+    let orders_db = database("postgresql", Some(("orders-db", 5432)), Some("orders"));
+    // db.name is the older name of db.namespace.
+    let users_db = database("postgresql", Some(("users-db", 5432)), Some("users"));
+    let catalog_db = database("sqlite", None, Some("catalog.db"));
     let expected = expect_graph(
         &[
             service("orders"),
@@ -201,7 +202,12 @@ async fn latency_percentiles_are_within_one_percent_and_error_rate_is_exact() {
     // server spans are 0.5 ms shorter than their client spans.
     for (percentile, client_ms) in [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)] {
         assert_close(calls, &format!("client_{percentile}_ms"), client_ms, 0.01);
-        assert_close(calls, &format!("server_{percentile}_ms"), client_ms - 0.5, 0.01);
+        assert_close(
+            calls,
+            &format!("server_{percentile}_ms"),
+            client_ms - 0.5,
+            0.01,
+        );
     }
     app.shutdown().await;
 }

@@ -49,13 +49,16 @@ pub fn external_at(address: &str, port: u16) -> String {
     format!("external:{address}:{port}")
 }
 
-pub fn database_at(system: &str, address: &str, port: u16) -> String {
-    format!("database:{system} {address}:{port}")
-}
-
-/// A database with no `server.address`, named by `db.namespace`.
-pub fn database_named(system: &str, namespace: &str) -> String {
-    format!("database:{system} {namespace}")
+/// A database named by `db.system(.name)`, then its address and/or `db.namespace`.
+pub fn database(system: &str, address: Option<(&str, u16)>, namespace: Option<&str>) -> String {
+    match (address, namespace) {
+        (Some((host, port)), Some(namespace)) => {
+            format!("database:{system} {host}:{port}/{namespace}")
+        }
+        (Some((host, port)), None) => format!("database:{system} {host}:{port}"),
+        (None, Some(namespace)) => format!("database:{system} {namespace}"),
+        (None, None) => format!("database:{system}"),
+    }
 }
 
 pub fn topic(system: &str, destination: &str) -> String {
@@ -111,7 +114,9 @@ fn shift_times(value: &mut Value, shift_nanos: i128) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| shift_times(item, shift_nanos)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| shift_times(item, shift_nanos)),
         _ => {}
     }
 }
@@ -282,7 +287,11 @@ pub fn node_ids(graph: &Value) -> BTreeSet<String> {
                 str_field(node, "kind"),
                 str_field(node, "name"),
             );
-            assert_eq!(id, format!("{kind}:{name}"), "node id is not kind:name: {node}");
+            assert_eq!(
+                id,
+                format!("{kind}:{name}"),
+                "node id is not kind:name: {node}"
+            );
             id.to_owned()
         })
         .collect();

@@ -264,4 +264,16 @@ mod tests {
         assert_eq!(affected(&radius), vec![("service:b", 1, 2.0)]);
         assert_eq!(radius.affected_traffic_share, 2.0 / 3.0);
     }
+
+    #[test]
+    fn an_empty_window_gives_zero_rates_not_nan() {
+        let mut view = shop();
+        view.window_secs = 0.0;
+
+        let radius = blast_radius(&view, &key("database:postgresql db")).expect("on the map");
+
+        assert_eq!(radius.num_affected, 4);
+        assert_eq!(radius.affected_requests_per_s, 0.0);
+        assert_eq!(radius.affected_traffic_share, 0.0);
+    }
 }

@@ -30,17 +30,19 @@ pub fn chatty_pairs(view: &GraphView, min_calls_per_trace: f64, top_n: usize) ->
         .edges
         .iter()
         .filter(|(_, stats)| stats.num_traces > 0)
-        .map(|(edge, stats)| ChattyPair {
-            source: edge.source.id(),
-            target: edge.target.id(),
-            kind: edge.kind,
-            calls_per_trace: stats.num_requests as f64 / stats.num_traces as f64,
-            max_calls_per_trace: stats.max_calls_per_trace,
-            num_requests: stats.num_requests,
-            num_traces: stats.num_traces,
-            requests_per_s: view.rate_per_s(stats.num_requests),
+        .filter_map(|(edge, stats)| {
+            let calls_per_trace = stats.num_requests as f64 / stats.num_traces as f64;
+            (calls_per_trace >= min_calls_per_trace).then(|| ChattyPair {
+                source: edge.source.id(),
+                target: edge.target.id(),
+                kind: edge.kind,
+                calls_per_trace,
+                max_calls_per_trace: stats.max_calls_per_trace,
+                num_requests: stats.num_requests,
+                num_traces: stats.num_traces,
+                requests_per_s: view.rate_per_s(stats.num_requests),
+            })
         })
-        .filter(|pair| pair.calls_per_trace >= min_calls_per_trace)
         .collect();
     pairs.sort_by(|left, right| {
         right

@@ -206,4 +206,20 @@ mod tests {
             assert_eq!(affected.num_hops, expected_hops, "{}", affected.node);
         }
     }
+
+    #[test]
+    fn results_do_not_depend_on_input_order() {
+        let view = large_map();
+        let mut shuffled = view.clone();
+        shuffled.nodes.reverse();
+        shuffled.edges.reverse();
+        shuffled.edges.rotate_left(777);
+        let database = key("database:postgresql db");
+
+        assert_eq!(insights(&view, &[]), insights(&shuffled, &[]));
+        assert_eq!(
+            blast_radius(&view, &database),
+            blast_radius(&shuffled, &database)
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! and the direction in which a failure travels across each edge.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use crate::model::TraceId;
 use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodeKind, NodePlacement};
@@ -57,6 +57,38 @@ pub(super) struct Link {
 }
 
 impl Link {
+    fn new(
+        keys: &[&NodeKey],
+        (source, target): (usize, usize),
+        kind: EdgeKind,
+        num_requests: u64,
+    ) -> Self {
+        let (dependency, dependent) = if keys[source].kind == NodeKind::Topic {
+            (source, target)
+        } else {
+            (target, source)
+        };
+        Self {
+            source,
+            target,
+            kinds: vec![(kind, num_requests)],
+            num_requests,
+            dependency,
+            dependent,
+        }
+    }
+
+    /// Adds edges of this pair; they arrive sorted by kind.
+    fn add(&mut self, kind: EdgeKind, num_requests: u64) {
+        self.num_requests += num_requests;
+        match self.kinds.last_mut() {
+            Some((last_kind, last_requests)) if *last_kind == kind => {
+                *last_requests += num_requests
+            }
+            _ => self.kinds.push((kind, num_requests)),
+        }
+    }
+
     /// The kind that stands for this link among those `accept` allows: the busiest one.
     pub fn busiest_kind(&self, accept: impl Fn(EdgeKind) -> bool) -> Option<EdgeKind> {
         self.kinds
@@ -92,24 +124,14 @@ pub(super) struct IndexedGraph<'a> {
 
 impl<'a> IndexedGraph<'a> {
     pub fn new(view: &'a GraphView) -> Self {
-        let by_id: BTreeMap<String, &'a NodeKey> = view
-            .nodes
-            .iter()
-            .map(|(key, _)| key)
-            .chain(
-                view.edges
-                    .iter()
-                    .flat_map(|(edge, _)| [&edge.source, &edge.target]),
-            )
-            .map(|key| (key.id(), key))
-            .collect();
-        let (ids, keys): (Vec<String>, Vec<&NodeKey>) = by_id.into_iter().unzip();
-        let index_of: HashMap<&NodeKey, usize> = keys
+        let (ids, keys) = number_nodes(view);
+        let number_by_key: HashMap<&NodeKey, usize> = keys
             .iter()
             .enumerate()
-            .map(|(index, key)| (*key, index))
+            .map(|(node, key)| (*key, node))
             .collect();
-        let links = merge_links(view, &keys, &index_of);
+        let number_of = |key: &NodeKey| number_by_key.get(key).copied();
+        let links = merge_links(view, &keys, number_of);
         let mut outgoing = vec![Vec::new(); keys.len()];
         let mut dependents = vec![Vec::new(); keys.len()];
         for (link_index, link) in links.iter().enumerate() {
@@ -145,44 +167,54 @@ impl<'a> IndexedGraph<'a> {
     }
 }
 
+/// Every node of the view once, edge endpoints included, in id order: (ids, keys).
+fn number_nodes(view: &GraphView) -> (Vec<String>, Vec<&NodeKey>) {
+    let unique_keys: HashSet<&NodeKey> = view
+        .nodes
+        .iter()
+        .map(|(key, _)| key)
+        .chain(
+            view.edges
+                .iter()
+                .flat_map(|(edge, _)| [&edge.source, &edge.target]),
+        )
+        .collect();
+    let mut numbered: Vec<(String, &NodeKey)> =
+        unique_keys.into_iter().map(|key| (key.id(), key)).collect();
+    numbered.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+    numbered.into_iter().unzip()
+}
+
+/// The view's edges merged per (source, target), sorted by it.
 fn merge_links(
     view: &GraphView,
     keys: &[&NodeKey],
-    index_of: &HashMap<&NodeKey, usize>,
+    number_of: impl Fn(&NodeKey) -> Option<usize>,
 ) -> Vec<Link> {
-    let mut requests_by_pair: BTreeMap<(usize, usize), BTreeMap<EdgeKind, u64>> = BTreeMap::new();
-    for (edge, stats) in &view.edges {
-        let (Some(&source), Some(&target)) =
-            (index_of.get(&edge.source), index_of.get(&edge.target))
-        else {
-            debug_assert!(false, "every edge endpoint is indexed");
-            continue;
-        };
-        *requests_by_pair
-            .entry((source, target))
-            .or_default()
-            .entry(edge.kind)
-            .or_default() += stats.num_requests;
-    }
-    requests_by_pair
-        .into_iter()
-        .map(|((source, target), requests_by_kind)| {
-            let mut kinds: Vec<(EdgeKind, u64)> = requests_by_kind.into_iter().collect();
-            // Stable: equal counts keep kind order.
-            kinds.sort_by_key(|(_, num_requests)| Reverse(*num_requests));
-            let (dependency, dependent) = if keys[source].kind == NodeKind::Topic {
-                (source, target)
-            } else {
-                (target, source)
-            };
-            Link {
-                source,
-                target,
-                num_requests: kinds.iter().map(|(_, num_requests)| num_requests).sum(),
-                kinds,
-                dependency,
-                dependent,
-            }
+    let mut edges: Vec<(usize, usize, EdgeKind, u64)> = view
+        .edges
+        .iter()
+        .filter_map(|(edge, stats)| {
+            let endpoints = number_of(&edge.source).zip(number_of(&edge.target));
+            debug_assert!(endpoints.is_some(), "every edge endpoint is numbered");
+            let (source, target) = endpoints?;
+            Some((source, target, edge.kind, stats.num_requests))
         })
-        .collect()
+        .collect();
+    edges.sort_unstable();
+    let mut links: Vec<Link> = Vec::new();
+    for (source, target, kind, num_requests) in edges {
+        match links.last_mut() {
+            Some(link) if (link.source, link.target) == (source, target) => {
+                link.add(kind, num_requests);
+            }
+            _ => links.push(Link::new(keys, (source, target), kind, num_requests)),
+        }
+    }
+    for link in &mut links {
+        // Stable: equal counts keep kind order.
+        link.kinds
+            .sort_by_key(|(_, num_requests)| Reverse(*num_requests));
+    }
+    links
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::graph::fixtures::{placed_resource, span};
 use crate::model::SpanKind;
+use crate::model::graph::EdgeKind;
 
 fn peer_id(span: &GraphSpan) -> Option<String> {
     span.peer.as_ref().map(|peer| peer.node.to_key().id())

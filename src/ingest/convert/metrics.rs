@@ -11,7 +11,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::attributes::convert_attributes;
-use super::{ConvertLimits, Converted, Invalid, Rejections, convert_resource, convert_scope};
+use super::{
+    ConvertLimits, Converted, Invalid, Rejections, check_plausible_time, convert_resource,
+    convert_scope,
+};
 use crate::model::{
     AggregationTemporality, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
     MetricPoint, NumberValue, PointValue, QuantileValue, Resource, Scope, SummaryValue,
@@ -131,12 +134,17 @@ impl Converter<'_> {
             name: &metric.name,
         };
         let num_points = metric.data.as_ref().map_or(0, num_data_points);
-        let invalid_opt = match &metric.data {
-            _ if metric.name.is_empty() => Some((num_points.max(1), Invalid::EmptyMetricName)),
-            None => Some((1, Invalid::NoMetricData)),
+        // How many items each rejection counts follows how ingest counts what it received:
+        // a metric without data as one item.
+        let invalid_opt = if metric.name.is_empty() {
+            Some((num_points.max(1), Invalid::EmptyMetricName))
+        } else if metric.data.is_none() {
+            Some((1, Invalid::NoMetricData))
+        } else if num_points == 0 {
             // Nothing to reject, but the sender should hear that it sent an empty metric.
-            Some(_) if num_points == 0 => Some((0, Invalid::NoDataPoints)),
-            Some(_) => None,
+            Some((0, Invalid::NoDataPoints))
+        } else {
+            None
         };
         if let Some((num_rejected, reason)) = invalid_opt {
             self.rejections
@@ -231,7 +239,7 @@ impl Converter<'_> {
                 field: "time_unix_nano",
             });
         }
-        Invalid::too_old_or_ahead(
+        check_plausible_time(
             "time_unix_nano",
             header.time_unix_nano,
             self.now_unix_nano,

@@ -50,6 +50,7 @@ impl Default for ConvertLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted<T> {
     pub items: Vec<T>,
+    /// Items rejected as invalid: OTLP `rejected_spans` / `rejected_data_points`.
     pub num_rejected: u64,
     /// A summary of the first few reasons, for OTLP `partial_success.error_message`.
     pub rejection_message: Option<String>,
@@ -103,30 +104,29 @@ enum Invalid {
     UnsortedBounds,
 }
 
-impl Invalid {
-    fn too_old_or_ahead(
-        field: &'static str,
-        value: u64,
-        now: u64,
-        limits: &ConvertLimits,
-    ) -> Result<(), Invalid> {
-        if value < limits.min_time_unix_nano {
-            return Err(Invalid::TooOld {
-                field,
-                value,
-                min_time_unix_nano: limits.min_time_unix_nano,
-            });
-        }
-        if value > now.saturating_add(limits.max_future_skew_nanos) {
-            return Err(Invalid::TooFarAhead {
-                field,
-                value,
-                max_skew_secs: limits.max_future_skew_nanos / 1_000_000_000,
-                now,
-            });
-        }
-        Ok(())
+/// Rejects a time before `limits.min_time_unix_nano` or too far past `now_unix_nano`.
+fn check_plausible_time(
+    field: &'static str,
+    value: u64,
+    now_unix_nano: u64,
+    limits: &ConvertLimits,
+) -> Result<(), Invalid> {
+    if value < limits.min_time_unix_nano {
+        return Err(Invalid::TooOld {
+            field,
+            value,
+            min_time_unix_nano: limits.min_time_unix_nano,
+        });
     }
+    if value > now_unix_nano.saturating_add(limits.max_future_skew_nanos) {
+        return Err(Invalid::TooFarAhead {
+            field,
+            value,
+            max_skew_secs: limits.max_future_skew_nanos / 1_000_000_000,
+            now: now_unix_nano,
+        });
+    }
+    Ok(())
 }
 
 /// Counts rejections and keeps the first few reasons with where they happened.

@@ -7,7 +7,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Span as OtlpSpan, span};
 
 use super::attributes::convert_attributes;
-use super::{ConvertLimits, Converted, Invalid, Rejections, convert_resource, convert_scope};
+use super::{
+    ConvertLimits, Converted, Invalid, Rejections, check_plausible_time, convert_resource,
+    convert_scope,
+};
 use crate::model::{Event, Link, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 /// Where a span sits in its request, for rejection messages.
@@ -136,8 +139,8 @@ fn check_span_times(
     if end < start {
         return Err(Invalid::EndBeforeStart { start, end });
     }
-    Invalid::too_old_or_ahead("start_time_unix_nano", start, now_unix_nano, limits)?;
-    Invalid::too_old_or_ahead("end_time_unix_nano", end, now_unix_nano, limits)
+    check_plausible_time("start_time_unix_nano", start, now_unix_nano, limits)?;
+    check_plausible_time("end_time_unix_nano", end, now_unix_nano, limits)
 }
 
 fn convert_event(event: span::Event) -> Event {

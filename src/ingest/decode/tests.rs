@@ -42,6 +42,11 @@ fn gunzip_round_trips_one_or_several_members() {
 }
 
 #[test]
+fn gunzip_of_nothing_is_nothing() {
+    assert_eq!(gunzip(b"", 10).unwrap(), b"");
+}
+
+#[test]
 fn gunzip_refuses_a_bomb_without_inflating_it() {
     let bomb = gzip(&vec![0; 4 << 20]);
     assert!(bomb.len() < 64 << 10, "zeros compress well");

@@ -39,7 +39,8 @@ pub fn retention_by_age<W: StoreWriter, R: TraceReader + MetricReader>(
     let frontend = resource("frontend");
     let scope = scope();
     let now_nanos = BASE_NANOS + 10 * HOUR_NANOS;
-    let cutoff_nanos = BASE_NANOS + 6 * HOUR_NANOS + 30 * MINUTE_NANOS;
+    // Inside an hour and inside a microsecond, so no rounding of either can pass for exact.
+    let cutoff_nanos = BASE_NANOS + 6 * HOUR_NANOS + 30 * MINUTE_NANOS + 500;
     let times = [
         BASE_NANOS,
         BASE_NANOS + 6 * HOUR_NANOS,
@@ -91,9 +92,9 @@ pub fn retention_by_age<W: StoreWriter, R: TraceReader + MetricReader>(
         (0, 0)
     );
 
-    // An hour-aligned cutoff, one hour later.
+    // An hour-aligned cutoff, half an hour (less 500 ns) later.
     let report = writer
-        .apply_retention(&policy, now_nanos + 30 * MINUTE_NANOS)
+        .apply_retention(&policy, now_nanos + 30 * MINUTE_NANOS - 500)
         .expect("apply_retention");
     assert_eq!(report.num_spans_deleted, 2);
     assert_eq!(point_times(&reader), times[5..]);

@@ -13,8 +13,11 @@ use super::schema;
 
 /// File name of the database inside the store directory.
 pub(super) const DB_FILE_NAME: &str = "cartograph.sqlite3";
-/// Page cache of the writer connection (random inserts into the trace index want it large).
-const WRITER_CACHE_KIB: u32 = 64 * 1024;
+/// Page cache of the writer connection. Not larger: while a database is under 1 GiB, SQLite
+/// scans the whole page cache at every commit that followed a B-tree rebalance (its temporary
+/// page number for a moved page lies past the end of the file), which measurably cost more
+/// than the page reads a larger cache saves.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 const READER_CACHE_KIB: u32 = 16 * 1024;
 /// Idle read connections kept open; more are opened on demand and closed after use.
 const MAX_IDLE_READERS: usize = 4;

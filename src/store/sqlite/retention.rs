@@ -15,6 +15,7 @@ use super::schema::{
     self, NANOS_PER_HOUR, NANOS_PER_MINUTE, Partition, PartitionInfo, PartitionKind,
     hour_start_nanos, nanos_to_sql,
 };
+use super::spans::row_id_range;
 use super::writer::{WriterState, load_partition_keys};
 
 pub(super) fn apply(
@@ -92,17 +93,19 @@ fn delete_before(
     let cutoff = nanos_to_sql(cutoff_nanos);
     let num_deleted = match partition.kind {
         PartitionKind::Spans => {
+            // The row id bound turns both DELETEs into range scans of the clustered table.
+            let (_, end_row_id) = row_id_range(partition.hour, 0, cutoff_nanos);
             conn.execute(
                 &format!(
                     "DELETE FROM {} WHERE span_row_id IN \
-                     (SELECT row_id FROM {table} WHERE start_ns < ?1)",
+                     (SELECT row_id FROM {table} WHERE row_id < ?1 AND start_ns < ?2)",
                     partition.attr_table()
                 ),
-                [cutoff],
+                (end_row_id, cutoff),
             )?;
             conn.execute(
-                &format!("DELETE FROM {table} WHERE start_ns < ?1"),
-                [cutoff],
+                &format!("DELETE FROM {table} WHERE row_id < ?1 AND start_ns < ?2"),
+                (end_row_id, cutoff),
             )?
         }
         PartitionKind::Points => {

@@ -2,9 +2,10 @@
 //! [`SqliteReader`], over the hourly rollup partitions laid out in [`super::schema`].
 //!
 //! Writes replace per (minute, key): an insert that finds the key taken becomes an update, so
-//! catalogue row counts stay exact. Reads walk the partitions of the window in hour order, each
-//! one range scan of its primary key, which is already the result order. Owns the rollup SQL
-//! only; the stats blobs are [`super::codec_rollup`]'s.
+//! catalogue row counts stay exact; rows go in sorted by key, keeping the table in index order.
+//! Reads walk the partitions of the window in hour order, each one range scan of its unique
+//! key index, which is already the result order. Owns the rollup SQL only; the stats blobs are
+//! [`super::codec_rollup`]'s.
 
 use std::collections::BTreeSet;
 
@@ -61,7 +62,9 @@ fn write_edges(
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
     let mut stats = Vec::new();
-    for (hour, indexes) in by_hour(edges, |rollup| hour_of_minute(rollup.minute)) {
+    for (hour, mut indexes) in by_hour(edges, |rollup| hour_of_minute(rollup.minute)) {
+        // Stable, so the later of two rollups of one key is still written last.
+        indexes.sort_by_key(|index| (edges[*index].minute, &edges[*index].key));
         let partition = Partition::edge_rollups(hour);
         state.ensure_partition(conn, partition, created)?;
         let table = partition.table();
@@ -119,7 +122,11 @@ fn write_operations(
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
     let mut stats = Vec::new();
-    for (hour, indexes) in by_hour(operations, |rollup| hour_of_minute(rollup.minute)) {
+    for (hour, mut indexes) in by_hour(operations, |rollup| hour_of_minute(rollup.minute)) {
+        indexes.sort_by_key(|index| {
+            let rollup = &operations[*index];
+            (rollup.minute, &rollup.service, &rollup.operation)
+        });
         let partition = Partition::operation_rollups(hour);
         state.ensure_partition(conn, partition, created)?;
         let table = partition.table();
@@ -168,12 +175,7 @@ impl RollupReader for SqliteReader {
             let mut rollups = Vec::new();
             for partition in partitions_of(tx, PartitionKind::EdgeRollups, from_minute, to_minute)?
             {
-                let mut statement = tx.prepare_cached(&format!(
-                    "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
-                     ORDER BY minute, source_kind, source_name, target_kind, target_name, \
-                     edge_kind",
-                    partition.table()
-                ))?;
+                let mut statement = tx.prepare_cached(&select_edges_sql(partition))?;
                 let mut rows = statement.query((from_minute, to_minute))?;
                 while let Some(row) = rows.next()? {
                     rollups.push(edge_from_row(row)?);
@@ -196,11 +198,7 @@ impl RollupReader for SqliteReader {
             let mut rollups = Vec::new();
             let kind = PartitionKind::OperationRollups;
             for partition in partitions_of(tx, kind, from_minute, to_minute)? {
-                let mut statement = tx.prepare_cached(&format!(
-                    "SELECT {OPERATION_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
-                     AND (?3 IS NULL OR service = ?3) ORDER BY minute, service, operation",
-                    partition.table()
-                ))?;
+                let mut statement = tx.prepare_cached(&select_operations_sql(partition))?;
                 let mut rows = statement.query((from_minute, to_minute, service))?;
                 while let Some(row) = rows.next()? {
                     rollups.push(operation_from_row(row)?);
@@ -226,6 +224,32 @@ impl RollupReader for SqliteReader {
     }
 }
 
+/// Edge rollups of minutes `?1..?2`; the order is the key index's, so no sorting is done.
+fn select_edges_sql(partition: Partition) -> String {
+    format!(
+        "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
+         ORDER BY minute, source_kind, source_name, target_kind, target_name, edge_kind",
+        partition.table()
+    )
+}
+
+/// Operation rollups of minutes `?1..?2` of service `?3`, or of every service when NULL.
+fn select_operations_sql(partition: Partition) -> String {
+    format!(
+        "SELECT {OPERATION_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
+         AND (?3 IS NULL OR service = ?3) ORDER BY minute, service, operation",
+        partition.table()
+    )
+}
+
+/// The first minute in `?1..?2` holding a rollup: one seek of the key index.
+fn next_minute_sql(partition: Partition) -> String {
+    format!(
+        "SELECT minute FROM {} WHERE minute >= ?1 AND minute < ?2 ORDER BY minute LIMIT 1",
+        partition.table()
+    )
+}
+
 /// Rollup partitions of `kind` overlapping `from_minute..to_minute` (not empty), oldest first.
 fn partitions_of(
     conn: &Connection,
@@ -249,10 +273,7 @@ fn add_minutes(
     to_minute: i64,
     minutes: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
-    let mut next_minute = conn.prepare_cached(&format!(
-        "SELECT minute FROM {} WHERE minute >= ?1 AND minute < ?2 ORDER BY minute LIMIT 1",
-        partition.table()
-    ))?;
+    let mut next_minute = conn.prepare_cached(&next_minute_sql(partition))?;
     let mut after = from_minute;
     while let Some(minute) = next_minute
         .query((after, to_minute))?
@@ -297,4 +318,50 @@ fn operation_from_row(row: &Row<'_>) -> Result<OperationRollup, StoreError> {
         },
         stats: decode_operation_stats(blob(row, 5)?)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::schema;
+
+    /// The query plan of `sql`, one step a line.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut statement = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("prepare");
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, statement.parameter_count());
+        let steps: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(nulls), |row| row.get(3))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn reads_seek_the_key_index_and_never_sort() {
+        let conn = Connection::open_in_memory().expect("open");
+        schema::migrate(&conn).expect("migrate");
+        let edges = Partition::edge_rollups(7);
+        let operations = Partition::operation_rollups(7);
+        for partition in [edges, operations] {
+            schema::create_partition(&conn, partition, &[]).expect("create partition");
+        }
+        for sql in [
+            select_edges_sql(edges),
+            select_operations_sql(operations),
+            next_minute_sql(edges),
+            next_minute_sql(operations),
+        ] {
+            let plan = plan(&conn, &sql);
+            assert!(
+                plan.contains("SEARCH")
+                    && plan.contains("INDEX")
+                    && plan.contains("(minute>? AND minute<?)"),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
+    }
 }

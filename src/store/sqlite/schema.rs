@@ -14,11 +14,14 @@
 //!   on error spans, both in row id (so start time) order. `span_attrs_h{hour} (key_no, value, span_row_id)`: index of the
 //!   configured attribute keys.
 //! - `points_h{hour}`: one row per metric point; indexes `(name, time_ns)`, `(time_ns, name)`.
-//! - `edge_rollups_h{hour}`: one row per (minute, edge), `WITHOUT ROWID` with that primary key
-//!   (node kinds as codes in the `Ord` order of the model, names as BINARY-collated text), so a
-//!   window is one range scan already in result order; placements in nullable text columns,
-//!   the statistics in one `stats` blob (see [`super::codec_rollup`]).
-//!   `operation_rollups_h{hour}`: likewise, keyed `(minute, service, operation)`.
+//! - `edge_rollups_h{hour}`: one row per (minute, edge), unique on that key (node kinds as codes
+//!   in the `Ord` order of the model, names as BINARY-collated text), so a window is one range
+//!   scan of the index already in result order; placements in nullable text columns, the
+//!   statistics in one `stats` blob (see [`super::codec_rollup`]). A rowid table, not `WITHOUT
+//!   ROWID`: stats blobs of busy edges pass the ~1 KB an index b-tree keeps in a 4 KiB page, and
+//!   spilling them to overflow pages nearly doubled the file; rows are inserted in key order,
+//!   so following the index reads the table sequentially.
+//!   `operation_rollups_h{hour}`: likewise, unique on `(minute, service, operation)`.
 //!
 //! Version 2 only added the rollup partition kinds, which are created on first use; version 3
 //! clustered span partitions by start time.
@@ -217,10 +220,10 @@ impl Partition {
                     source_environment TEXT,
                     target_namespace TEXT,
                     target_environment TEXT,
-                    stats BLOB NOT NULL,
-                    PRIMARY KEY (minute, source_kind, source_name, target_kind, target_name,
-                        edge_kind)
-                 ) WITHOUT ROWID;"
+                    stats BLOB NOT NULL
+                 );
+                 CREATE UNIQUE INDEX edge_rollups_h{hour}_key ON edge_rollups_h{hour}
+                    (minute, source_kind, source_name, target_kind, target_name, edge_kind);"
             ),
             PartitionKind::OperationRollups => format!(
                 "CREATE TABLE operation_rollups_h{hour} (
@@ -229,9 +232,10 @@ impl Partition {
                     operation TEXT NOT NULL,
                     namespace TEXT,
                     environment TEXT,
-                    stats BLOB NOT NULL,
-                    PRIMARY KEY (minute, service, operation)
-                 ) WITHOUT ROWID;"
+                    stats BLOB NOT NULL
+                 );
+                 CREATE UNIQUE INDEX operation_rollups_h{hour}_key ON operation_rollups_h{hour}
+                    (minute, service, operation);"
             ),
         }
     }

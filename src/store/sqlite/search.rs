@@ -215,7 +215,7 @@ fn lookup_indexed(
     let (conditions, span_params) = span_conditions(info, query);
     let mut statement = conn.prepare_cached(&format!(
         "SELECT s.trace_id, s.row_id FROM {} AS a JOIN {} AS s ON s.row_id = a.span_row_id \
-         WHERE a.key_no = ? AND a.value = ? AND {conditions} ORDER BY s.row_id DESC",
+         WHERE a.key_no = ? AND a.value = ? AND {conditions} ORDER BY a.span_row_id DESC",
         info.partition.attr_table(),
         info.partition.table()
     ))?;

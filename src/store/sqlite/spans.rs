@@ -77,11 +77,15 @@ pub(super) fn write_spans(
                 continue;
             };
             num_inserted += 1;
-            if !keys.is_empty() {
-                for (key, value) in &span.attributes {
-                    if let (Some(key_no), Some(text)) = (keys.number(key), value.to_search_text()) {
-                        statements.insert_attr.execute((key_no, text, row_id))?;
-                    }
+            if keys.is_empty() {
+                continue;
+            }
+            for (key, value) in &span.attributes {
+                let Some(key_no) = keys.number(key) else {
+                    continue;
+                };
+                if let Some(text) = value.to_search_text() {
+                    statements.insert_attr.execute((key_no, text, row_id))?;
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! The conformance suite against both locations, plus what only SQLite can get wrong:
-//! reopening, isolation of memory stores, changed index configuration.
+//! reopening, isolation of memory stores, changed index configuration, schema upgrades.
 
 use std::path::Path;
 
@@ -170,4 +170,54 @@ fn indexed_keys_apply_per_partition() {
         .map(|summary| summary.trace_id)
         .collect();
     assert_eq!(found, [trace_id(3), trace_id(2), trace_id(1)]);
+}
+
+#[test]
+fn version_1_database_is_upgraded_for_rollups() {
+    use crate::store::conformance::fixtures::{point_batch, points_of_every_type};
+    use crate::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
+    use crate::store::{MetricReader, RollupReader, RollupWriter};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let points = points_of_every_type(&resource("frontend"), "m", BASE_NANOS);
+    {
+        let (mut writer, _reader) = open_dir(dir.path(), &[]);
+        writer
+            .write_batch(&point_batch(points.clone()))
+            .expect("write_batch");
+    }
+    let db_path = dir.path().join(super::pool::DB_FILE_NAME);
+    let user_version = |version: Option<i64>| -> i64 {
+        let conn = rusqlite::Connection::open(&db_path).expect("open raw");
+        if let Some(version) = version {
+            conn.pragma_update(None, "user_version", version)
+                .expect("set user_version");
+        }
+        conn.query_row("PRAGMA user_version", (), |row| row.get(0))
+            .expect("user_version")
+    };
+    // What a build before rollups left behind: the same catalogue, version 1.
+    user_version(Some(1));
+
+    let rollups = mesh_edge_rollups(BASE_MINUTE, 50);
+    {
+        let (mut writer, reader) = open_dir(dir.path(), &[]);
+        let all_points = crate::store::conformance::fixtures::all_points(100);
+        assert_eq!(
+            reader
+                .metric_points(&all_points)
+                .expect("metric_points")
+                .len(),
+            points.len()
+        );
+        writer.write_rollups(&rollups, &[]).expect("write_rollups");
+    }
+    assert!(user_version(None) > 1, "the upgrade is recorded");
+    let (_writer, reader) = open_dir(dir.path(), &[]);
+    assert_eq!(
+        reader
+            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 1)
+            .expect("edge_rollups"),
+        rollups
+    );
 }

@@ -1,4 +1,5 @@
 //! Request handlers: parse, ask the query service, shape the answer. No logic of their own.
 
+pub mod graph;
 pub mod ops;
 pub mod traces;

@@ -1,15 +1,22 @@
 //! The query service: what the web layer (and later alerts) may ask of stored and live data.
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
-use std::sync::Arc;
+mod graph;
 
+use std::sync::{Arc, Mutex};
+
+use crate::graph::GraphEngine;
 use crate::model::{MetricPoint, Span, TraceId};
-use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
+use crate::store::{
+    MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
+};
 
-/// Both read traits of one store.
-pub trait StoreReader: TraceReader + MetricReader {}
+pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 
-impl<T: TraceReader + MetricReader> StoreReader for T {}
+/// Every read trait of one store.
+pub trait StoreReader: TraceReader + MetricReader + RollupReader {}
+
+impl<T: TraceReader + MetricReader + RollupReader> StoreReader for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -22,6 +29,7 @@ pub enum QueryError {
 #[derive(Clone)]
 pub struct QueryService {
     reader: Arc<dyn StoreReader>,
+    engine: Arc<Mutex<GraphEngine>>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -31,8 +39,8 @@ impl std::fmt::Debug for QueryService {
 }
 
 impl QueryService {
-    pub fn new(reader: Arc<dyn StoreReader>) -> Self {
-        Self { reader }
+    pub fn new(reader: Arc<dyn StoreReader>, engine: Arc<Mutex<GraphEngine>>) -> Self {
+        Self { reader, engine }
     }
 
     pub async fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {

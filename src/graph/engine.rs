@@ -1,0 +1,207 @@
+//! [`GraphEngine`]: pairing, per-minute statistics and chain analysis behind one
+//! single-threaded, clock-injected API. No I/O, no locks, no threads: the caller owns the
+//! engine (e.g. behind a mutex on its own thread), feeds it spans and the wall clock, and
+//! stores what [`GraphEngine::tick`] returns.
+
+use crate::model::graph::{NodeKey, NodeKind, NodePlacement};
+
+use super::chains::{ChainCounters, ChainLimits, ChainTracker, ObservedChain};
+use super::classify::{GraphSpan, SpanRole};
+use super::pairing::{Call, CallSink, Pairing, PairingCounters};
+use super::services::KnownServices;
+use super::settings::GraphSettings;
+use super::stats::CallsPerTrace;
+use super::window::{ClosedMinutes, Window, WindowCounters, WindowEdge, WindowOperation};
+
+const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+
+/// Minutes since the Unix epoch of a wall-clock time.
+pub fn minute_of(unix_nano: u64) -> i64 {
+    (unix_nano / NANOS_PER_MINUTE) as i64
+}
+
+/// Everything the engine counts, for `/metrics` and the health of the map.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphCounters {
+    pub pairing: PairingCounters,
+    pub window: WindowCounters,
+    pub chains: ChainCounters,
+    /// Calls recorded on edges (paired, single-sided and unpaired).
+    pub num_calls: u64,
+    /// Times the calls-per-trace counters filled before their TTL.
+    pub num_trace_counter_early_rotations: u64,
+    /// Times the known-service set filled and started over.
+    pub num_known_service_resets: u64,
+}
+
+/// A node seen in a window, with where it lives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowNode {
+    pub key: NodeKey,
+    pub placement: NodePlacement,
+}
+
+pub struct GraphEngine {
+    pairing: Pairing,
+    services: KnownServices,
+    window: Window,
+    per_trace: CallsPerTrace,
+    chains: ChainTracker,
+    num_calls: u64,
+}
+
+/// Records completed calls straight into the open minute.
+struct Recorder<'a> {
+    window: &'a mut Window,
+    per_trace: &'a mut CallsPerTrace,
+    num_calls: &'a mut u64,
+    now_unix_nano: u64,
+}
+
+impl CallSink for Recorder<'_> {
+    fn record(&mut self, call: Call) {
+        debug_assert!(call.target.kind != NodeKind::Client, "clients only call");
+        *self.num_calls += 1;
+        self.window
+            .record_call(call, self.per_trace, self.now_unix_nano);
+    }
+}
+
+impl GraphEngine {
+    pub fn new(settings: GraphSettings) -> Self {
+        let chain_limits = ChainLimits {
+            trace_idle_ttl: settings.trace_idle_ttl,
+            max_traces: settings.max_chain_traces.get(),
+            max_spans: settings.max_chain_spans.get(),
+            max_spans_per_trace: settings.max_spans_per_trace.get(),
+            num_top_chains: settings.num_top_chains.get(),
+            max_age: settings.chain_max_age,
+        };
+        Self {
+            pairing: Pairing::new(
+                settings.pairing_ttl,
+                settings.max_pending_items.get(),
+                settings.max_links_per_span,
+            ),
+            services: KnownServices::new(settings.max_known_services.get()),
+            window: Window::new(
+                settings.max_edges_per_minute.get(),
+                settings.max_operations_per_minute.get(),
+                settings.num_closed_minutes.get(),
+            ),
+            per_trace: CallsPerTrace::new(
+                settings.trace_idle_ttl,
+                settings.max_trace_edge_counters.get(),
+            ),
+            chains: ChainTracker::new(chain_limits),
+            num_calls: 0,
+        }
+    }
+
+    /// Processes one batch at wall-clock `now_unix_nano` (its minute is the minute calls are
+    /// counted in). Expires what is due first, so a batch always sees a current store.
+    pub fn ingest(&mut self, spans: Vec<GraphSpan>, now_unix_nano: u64) {
+        self.advance(now_unix_nano);
+        let mut recorder = Recorder {
+            window: &mut self.window,
+            per_trace: &mut self.per_trace,
+            num_calls: &mut self.num_calls,
+            now_unix_nano,
+        };
+        for span in spans {
+            self.services.observe(&span.service);
+            if matches!(span.role, SpanRole::Server | SpanRole::Consumer) {
+                recorder.window.record_operation(&span);
+            }
+            self.chains.observe(&span, now_unix_nano);
+            self.pairing
+                .ingest(span, now_unix_nano, &self.services, &mut recorder);
+        }
+    }
+
+    /// Advances the clock: closes finished minutes, expires halves and idle traces. Returns
+    /// the rollups of every minute closed since the last tick (also those closed by `ingest`).
+    /// Call it every few seconds even without spans, so expiry does not wait for traffic.
+    pub fn tick(&mut self, now_unix_nano: u64) -> ClosedMinutes {
+        self.advance(now_unix_nano);
+        self.window.take_closed()
+    }
+
+    /// Edges of the in-memory minutes `from_minute..=to_minute` (minutes since the epoch),
+    /// merged and sorted by key. Minutes before [`GraphEngine::live_since_minute`] are the
+    /// store's.
+    pub fn edges(&self, from_minute: i64, to_minute: i64) -> Vec<WindowEdge> {
+        self.window.edges(from_minute, to_minute)
+    }
+
+    /// Operations of the in-memory minutes `from_minute..=to_minute`, merged and sorted.
+    pub fn operations(&self, from_minute: i64, to_minute: i64) -> Vec<WindowOperation> {
+        self.window.operations(from_minute, to_minute)
+    }
+
+    /// Nodes at either end of the window's edges or with operations in it, sorted by key.
+    /// A service's own placement (from its operations) wins over the one its callers saw.
+    pub fn nodes(&self, from_minute: i64, to_minute: i64) -> Vec<WindowNode> {
+        let mut nodes = std::collections::BTreeMap::new();
+        for edge in self.edges(from_minute, to_minute) {
+            nodes
+                .entry(edge.key.source)
+                .or_insert(edge.source_placement);
+            nodes
+                .entry(edge.key.target)
+                .or_insert(edge.target_placement);
+        }
+        for operation in self.operations(from_minute, to_minute) {
+            let key = NodeKey::service(operation.service);
+            nodes.insert(key, operation.placement);
+        }
+        nodes
+            .into_iter()
+            .map(|(key, placement)| WindowNode { key, placement })
+            .collect()
+    }
+
+    /// The longest distinct synchronous chains seen recently, longest first.
+    pub fn chains(&self) -> Vec<ObservedChain> {
+        self.chains.chains()
+    }
+
+    pub fn counters(&self) -> GraphCounters {
+        GraphCounters {
+            pairing: self.pairing.counters(),
+            window: self.window.counters(),
+            chains: self.chains.counters(),
+            num_calls: self.num_calls,
+            num_trace_counter_early_rotations: self.per_trace.num_early_rotations(),
+            num_known_service_resets: self.services.num_resets(),
+        }
+    }
+
+    /// The oldest minute fully held in memory (`None` before the first ingest or tick):
+    /// queries for earlier minutes must read the store's rollups.
+    pub fn live_since_minute(&self) -> Option<i64> {
+        self.window.live_since_minute()
+    }
+
+    /// The minute being filled (`None` before the first ingest or tick).
+    pub fn open_minute(&self) -> Option<i64> {
+        self.window.open_minute()
+    }
+
+    fn advance(&mut self, now_unix_nano: u64) {
+        self.window.advance(minute_of(now_unix_nano));
+        self.per_trace.rotate_if_due(now_unix_nano);
+        let mut recorder = Recorder {
+            window: &mut self.window,
+            per_trace: &mut self.per_trace,
+            num_calls: &mut self.num_calls,
+            now_unix_nano,
+        };
+        self.pairing
+            .expire(now_unix_nano, &self.services, &mut recorder);
+        self.chains.finish_idle(now_unix_nano, &self.services);
+    }
+}
+
+#[cfg(test)]
+mod tests;

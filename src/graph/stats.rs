@@ -1,0 +1,215 @@
+//! How one call or one operation span adds to the mergeable statistics, and the short-lived
+//! calls-per-(trace, edge) counts behind `num_traces` / `max_calls_per_trace` (chatty pairs).
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::TraceId;
+use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodePlacement, OperationStats};
+
+use super::classify::{GraphSpan, NodeRef};
+use super::generations::Generations;
+use super::hash::{FoldBuildHasher, PrehashedBuildHasher};
+use super::pairing::{CallFacts, CallSides};
+
+/// An edge with shared node names (the engine's in-memory form of `model::EdgeKey`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LiveEdgeKey {
+    pub source: NodeRef,
+    pub target: NodeRef,
+    pub kind: EdgeKind,
+}
+
+impl LiveEdgeKey {
+    pub fn to_key(&self) -> EdgeKey {
+        EdgeKey {
+            source: self.source.to_key(),
+            target: self.target.to_key(),
+            kind: self.kind,
+        }
+    }
+}
+
+/// One edge in one minute: statistics and where its ends live.
+#[derive(Debug, Clone)]
+pub struct EdgeAgg {
+    pub stats: EdgeStats,
+    pub source_placement: Arc<NodePlacement>,
+    pub target_placement: Arc<NodePlacement>,
+}
+
+/// One operation of one service in one minute.
+#[derive(Debug, Clone)]
+pub struct OperationAgg {
+    pub stats: OperationStats,
+    pub placement: Arc<NodePlacement>,
+}
+
+/// Where a call stands in its trace, for the chatty-pair fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceCalls {
+    /// The first call of this trace on this edge in this minute.
+    pub is_first_in_minute: bool,
+    /// Calls this trace has made on this edge so far (including this one).
+    pub num_calls: u64,
+}
+
+/// Adds one call on an edge.
+pub fn record_call(
+    stats: &mut EdgeStats,
+    facts: &CallFacts,
+    consumer_group: Option<&str>,
+    trace_calls: TraceCalls,
+) {
+    stats.num_requests += 1;
+    stats.num_errors += u64::from(facts.is_error);
+    stats.num_retries += u64::from(facts.is_retry);
+    stats.num_short_circuited += u64::from(facts.is_short_circuited);
+    match facts.sides {
+        CallSides::Complete => {}
+        CallSides::ClientOnly => stats.num_client_only += 1,
+        CallSides::ServerOnly => stats.num_server_only += 1,
+    }
+    if let Some(nanos) = facts.client_nanos {
+        stats.client_latency.record(nanos);
+    }
+    if let Some(nanos) = facts.server_nanos {
+        stats.server_latency.record(nanos);
+    }
+    if let Some(nanos) = facts.publish_consume_nanos {
+        stats.publish_consume_latency.record(nanos);
+    }
+    stats.num_traces += u64::from(trace_calls.is_first_in_minute);
+    stats.max_calls_per_trace = stats.max_calls_per_trace.max(trace_calls.num_calls);
+    if let Some(group) = consumer_group {
+        if !stats.consumer_groups.iter().any(|known| known == group) {
+            stats.add_consumer_group(group);
+        }
+    }
+}
+
+pub fn record_operation(stats: &mut OperationStats, span: &GraphSpan) {
+    stats.num_requests += 1;
+    stats.num_errors += u64::from(span.is_error);
+    stats.latency.record(span.duration_nanos());
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TraceEdgeCount {
+    num_calls: u32,
+    /// The minute of the last call; counts only need to tell minutes apart.
+    minute: u32,
+}
+
+/// Calls per (trace, edge), kept while the trace is active (one to two TTLs, see
+/// [`Generations`]): O(1) per call, bounded by `2 × max_entries`, no per-entry timers.
+/// Keyed by a keyed 64-bit fingerprint of (trace, edge): 16-byte entries, one hash; two
+/// pairs sharing a fingerprint (odds ~n²/2⁶⁵) would only share a count.
+pub struct CallsPerTrace {
+    counts: Generations<u64, TraceEdgeCount, PrehashedBuildHasher>,
+    fingerprints: FoldBuildHasher,
+}
+
+impl CallsPerTrace {
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        let ttl_nanos = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            counts: Generations::new(ttl_nanos, max_entries),
+            fingerprints: FoldBuildHasher::default(),
+        }
+    }
+
+    /// Times the counters filled up before their TTL (calls of a trace spread over two
+    /// generations then count as two traces: `num_traces` is over-, chattiness
+    /// under-estimated, never the reverse).
+    pub fn num_early_rotations(&self) -> u64 {
+        self.counts.num_early_rotations()
+    }
+
+    pub fn rotate_if_due(&mut self, now_unix_nano: u64) {
+        self.counts.rotate_if_due(now_unix_nano);
+    }
+
+    /// Counts one call of `trace_id` on the edge with `edge_fingerprint` in `minute`.
+    pub fn record(
+        &mut self,
+        trace_id: TraceId,
+        edge_fingerprint: u64,
+        minute: i64,
+        now_unix_nano: u64,
+    ) -> TraceCalls {
+        let key = self.fingerprints.hash_one((trace_id, edge_fingerprint));
+        // Wraps every 8 000 years; only equality matters.
+        let minute = minute as u32;
+        if let Some(count) = self.counts.get_mut(&key) {
+            return count_call(count, minute);
+        }
+        let mut count = TraceEdgeCount {
+            num_calls: 0,
+            minute: minute.wrapping_sub(1),
+        };
+        let trace_calls = count_call(&mut count, minute);
+        self.counts.insert(key, count, now_unix_nano);
+        trace_calls
+    }
+}
+
+fn count_call(count: &mut TraceEdgeCount, minute: u32) -> TraceCalls {
+    count.num_calls = count.num_calls.saturating_add(1);
+    let is_first_in_minute = count.minute != minute;
+    count.minute = minute;
+    TraceCalls {
+        is_first_in_minute,
+        num_calls: u64::from(count.num_calls),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::fixtures::{SECOND, trace};
+
+    #[test]
+    fn counts_calls_per_trace_and_first_calls_per_minute() {
+        let mut per_trace = CallsPerTrace::new(Duration::from_secs(10), 100);
+        let first = per_trace.record(trace(1), 7, 5, 0);
+        assert_eq!(
+            first,
+            TraceCalls {
+                is_first_in_minute: true,
+                num_calls: 1
+            }
+        );
+        let second = per_trace.record(trace(1), 7, 5, SECOND);
+        assert_eq!(
+            second,
+            TraceCalls {
+                is_first_in_minute: false,
+                num_calls: 2
+            }
+        );
+        assert!(per_trace.record(trace(1), 8, 5, SECOND).is_first_in_minute);
+        assert!(per_trace.record(trace(2), 7, 5, SECOND).is_first_in_minute);
+        let next_minute = per_trace.record(trace(1), 7, 6, 2 * SECOND);
+        assert!(next_minute.is_first_in_minute);
+        assert_eq!(next_minute.num_calls, 3, "the trace's total carries over");
+    }
+
+    #[test]
+    fn generations_forget_after_two_ttls_and_stay_bounded() {
+        let mut per_trace = CallsPerTrace::new(Duration::from_secs(10), 4);
+        per_trace.record(trace(1), 7, 5, 0);
+        per_trace.rotate_if_due(10 * SECOND);
+        assert_eq!(per_trace.record(trace(1), 7, 5, 10 * SECOND).num_calls, 2);
+        per_trace.rotate_if_due(20 * SECOND);
+        per_trace.rotate_if_due(30 * SECOND);
+        assert_eq!(per_trace.record(trace(1), 7, 5, 30 * SECOND).num_calls, 1);
+
+        for number in 0..100 {
+            per_trace.record(trace(number), 7, 5, 31 * SECOND);
+            assert!(per_trace.counts.len() <= 8);
+        }
+        assert!(per_trace.num_early_rotations() > 0);
+    }
+}

@@ -1,0 +1,115 @@
+//! The graph engine's thread. Ingest offers each accepted batch's graph spans through a
+//! bounded queue; when the map falls behind, spans are skipped for the map and counted (the
+//! store still receives them, so nothing acknowledged is lost). The thread feeds the engine,
+//! ticks it every second, and hands closed minutes to the store writer as rollups.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, warn};
+
+use super::Pipeline;
+use crate::graph::{GraphEngine, GraphSpan};
+use crate::model::now_unix_nano;
+use crate::telemetry::Telemetry;
+
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Cloneable sending side, held by the ingest service.
+#[derive(Debug, Clone)]
+pub struct GraphFeed {
+    sender: SyncSender<Vec<GraphSpan>>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl GraphFeed {
+    /// Queues spans for the map without waiting; counts them as skipped when the queue is full.
+    pub fn offer(&self, spans: Vec<GraphSpan>) {
+        if spans.is_empty() {
+            return;
+        }
+        let num_spans = spans.len() as u64;
+        match self.sender.try_send(spans) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.telemetry.record_graph_skipped(num_spans);
+            }
+        }
+    }
+}
+
+/// The running graph thread.
+pub struct GraphFeedHandle {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+}
+
+impl GraphFeedHandle {
+    /// Feeds what is queued, closes finished minutes, and stops the thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if self.thread.join().is_err() {
+            error!("graph thread panicked");
+        }
+    }
+}
+
+pub fn spawn_graph_feed(
+    engine: Arc<Mutex<GraphEngine>>,
+    queue_capacity_batches: usize,
+    pipeline: Pipeline,
+    telemetry: Arc<Telemetry>,
+) -> std::io::Result<(GraphFeed, GraphFeedHandle)> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(queue_capacity_batches);
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("graph".to_owned())
+        .spawn(move || run(&engine, &receiver, &pipeline, &thread_stop))?;
+    Ok((GraphFeed { sender, telemetry }, GraphFeedHandle { thread, stop }))
+}
+
+fn run(
+    engine: &Mutex<GraphEngine>,
+    receiver: &Receiver<Vec<GraphSpan>>,
+    pipeline: &Pipeline,
+    stop: &AtomicBool,
+) {
+    let mut next_tick = Instant::now() + TICK_INTERVAL;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait.min(Duration::from_millis(100))) {
+            Ok(spans) => lock_engine(engine).ingest(spans, now_unix_nano()),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if stop.load(Ordering::Relaxed) {
+            while let Ok(spans) = receiver.try_recv() {
+                lock_engine(engine).ingest(spans, now_unix_nano());
+            }
+            break;
+        }
+        if Instant::now() >= next_tick {
+            tick(engine, pipeline);
+            next_tick = Instant::now() + TICK_INTERVAL;
+        }
+    }
+    tick(engine, pipeline);
+}
+
+fn tick(engine: &Mutex<GraphEngine>, pipeline: &Pipeline) {
+    let closed = lock_engine(engine).tick(now_unix_nano());
+    if closed.edges.is_empty() && closed.operations.is_empty() {
+        return;
+    }
+    if let Err(err) = pipeline.submit_rollups(closed) {
+        warn!(error = %err, "graph rollups not stored");
+    }
+}
+
+pub fn lock_engine(engine: &Mutex<GraphEngine>) -> std::sync::MutexGuard<'_, GraphEngine> {
+    engine.lock().unwrap_or_else(PoisonError::into_inner)
+}

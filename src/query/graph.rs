@@ -1,0 +1,206 @@
+//! Graph queries: the live engine answers for the minutes it holds, stored rollups for older
+//! ones, merged into one [`GraphView`] — so a past range reads the same after a restart.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+
+use super::{QueryError, QueryService};
+use crate::graph::analysis::{self, GraphView};
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
+use crate::model::LatencySketch;
+use crate::pipeline::lock_engine;
+
+/// Minutes `[from_minute, to_minute)` and the seconds they stand for (rates divide by it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GraphRange {
+    pub from_minute: i64,
+    pub to_minute: i64,
+    pub window_secs: f64,
+}
+
+/// Which part of the map to return.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphFilter {
+    /// Keep edges with at least one end in this namespace.
+    pub namespace: Option<String>,
+    /// Keep nodes within `depth` hops of this node (either direction).
+    pub focus: Option<NodeKey>,
+    pub depth: usize,
+}
+
+/// RED of one service over a range: its operations merged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub placement: NodePlacement,
+    pub stats: OperationStats,
+    /// Per operation, sorted by name.
+    pub operations: Vec<(String, OperationStats)>,
+}
+
+type EdgeMap = BTreeMap<EdgeKey, (NodePlacement, NodePlacement, EdgeStats)>;
+
+impl QueryService {
+    /// The map over `range`, filtered.
+    pub async fn graph(&self, range: GraphRange, filter: &GraphFilter) -> Result<GraphView, QueryError> {
+        let (live_since, mut edges) = self.live_edges(range);
+        if range.from_minute < live_since {
+            let (from, to) = (range.from_minute, range.to_minute.min(live_since));
+            let stored = self.blocking(move |reader| reader.edge_rollups(from, to)).await?;
+            for rollup in stored {
+                let entry = edges.entry(rollup.key).or_insert_with(|| {
+                    (rollup.source_placement.clone(), rollup.target_placement.clone(), EdgeStats::default())
+                });
+                entry.2.merge(&rollup.stats);
+            }
+        }
+        Ok(filter_view(view_of(edges, range.window_secs), filter))
+    }
+
+    /// Per-service RED over `range` (of one service when `service_opt` is given).
+    pub async fn services(
+        &self,
+        range: GraphRange,
+        service_opt: Option<String>,
+    ) -> Result<Vec<ServiceSummary>, QueryError> {
+        let mut operations: BTreeMap<(String, String), (NodePlacement, OperationStats)> = BTreeMap::new();
+        let live_since = {
+            let engine = lock_engine(&self.engine);
+            let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
+            for operation in engine.operations(range.from_minute.max(live_since), range.to_minute) {
+                if service_opt.as_ref().is_some_and(|service| *service != operation.service) {
+                    continue;
+                }
+                let entry = operations
+                    .entry((operation.service, operation.operation))
+                    .or_insert_with(|| (operation.placement, OperationStats::default()));
+                entry.1.merge(&operation.stats);
+            }
+            live_since
+        };
+        if range.from_minute < live_since {
+            let (from, to) = (range.from_minute, range.to_minute.min(live_since));
+            let service = service_opt.clone();
+            let stored = self
+                .blocking(move |reader| reader.operation_rollups(from, to, service.as_deref()))
+                .await?;
+            for rollup in stored {
+                let entry = operations
+                    .entry((rollup.service, rollup.operation))
+                    .or_insert_with(|| (rollup.placement, OperationStats::default()));
+                entry.1.merge(&rollup.stats);
+            }
+        }
+        Ok(summarise(operations))
+    }
+
+    /// The longest synchronous chains the engine has seen, one entry per observation.
+    pub fn observed_chains(&self) -> Vec<analysis::ObservedChain> {
+        let chains = lock_engine(&self.engine).chains();
+        chains
+            .into_iter()
+            .flat_map(|chain| {
+                let services: Vec<String> = chain.nodes.iter().map(|node| node.name.clone()).collect();
+                let observed = analysis::ObservedChain { trace_id: chain.trace_id, services };
+                let num_observed = usize::try_from(chain.num_observed.clamp(1, 1000)).unwrap_or(1);
+                std::iter::repeat_n(observed, num_observed)
+            })
+            .collect()
+    }
+
+    fn live_edges(&self, range: GraphRange) -> (i64, EdgeMap) {
+        let engine = lock_engine(&self.engine);
+        let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
+        let mut edges = EdgeMap::new();
+        for edge in engine.edges(range.from_minute.max(live_since), range.to_minute) {
+            edges.insert(edge.key, (edge.source_placement, edge.target_placement, edge.stats));
+        }
+        (live_since, edges)
+    }
+}
+
+fn view_of(edges: EdgeMap, window_secs: f64) -> GraphView {
+    let mut nodes: BTreeMap<NodeKey, NodePlacement> = BTreeMap::new();
+    let mut view_edges = Vec::with_capacity(edges.len());
+    for (key, (source_placement, target_placement, stats)) in edges {
+        merge_placement(&mut nodes, &key.source, source_placement);
+        merge_placement(&mut nodes, &key.target, target_placement);
+        view_edges.push((key, stats));
+    }
+    GraphView {
+        nodes: nodes.into_iter().collect(),
+        edges: view_edges,
+        window_secs,
+    }
+}
+
+/// Keeps the first placement that names a namespace or environment.
+fn merge_placement(nodes: &mut BTreeMap<NodeKey, NodePlacement>, key: &NodeKey, placement: NodePlacement) {
+    let entry = nodes.entry(key.clone()).or_default();
+    if entry.namespace.is_none() && entry.environment.is_none() {
+        *entry = placement;
+    }
+}
+
+fn filter_view(view: GraphView, filter: &GraphFilter) -> GraphView {
+    let GraphView { nodes, mut edges, window_secs } = view;
+    let placements: HashMap<&NodeKey, &NodePlacement> = nodes.iter().map(|(key, placement)| (key, placement)).collect();
+    if let Some(namespace) = &filter.namespace {
+        let in_namespace = |key: &NodeKey| {
+            placements.get(key).and_then(|placement| placement.namespace.as_ref()) == Some(namespace)
+        };
+        edges.retain(|(key, _)| in_namespace(&key.source) || in_namespace(&key.target));
+    }
+    let kept: Option<HashSet<NodeKey>> = filter.focus.as_ref().map(|focus| neighbourhood(&edges, focus, filter.depth));
+    if let Some(kept) = &kept {
+        edges.retain(|(key, _)| kept.contains(&key.source) && kept.contains(&key.target));
+    }
+    let used: HashSet<&NodeKey> = edges.iter().flat_map(|(key, _)| [&key.source, &key.target]).collect();
+    let nodes = nodes
+        .iter()
+        .filter(|(key, _)| used.contains(key) || kept.as_ref().is_some_and(|kept| kept.contains(key)))
+        .cloned()
+        .collect();
+    GraphView { nodes, edges, window_secs }
+}
+
+/// Nodes within `depth` hops of `focus`, following edges either way.
+fn neighbourhood(edges: &[(EdgeKey, EdgeStats)], focus: &NodeKey, depth: usize) -> HashSet<NodeKey> {
+    let mut adjacent: HashMap<&NodeKey, Vec<&NodeKey>> = HashMap::new();
+    for (key, _) in edges {
+        adjacent.entry(&key.source).or_default().push(&key.target);
+        adjacent.entry(&key.target).or_default().push(&key.source);
+    }
+    let mut kept = HashSet::from([focus.clone()]);
+    let mut queue = VecDeque::from([(focus, 0_usize)]);
+    while let Some((node, distance)) = queue.pop_front() {
+        if distance == depth {
+            continue;
+        }
+        for next in adjacent.get(node).into_iter().flatten() {
+            if kept.insert((*next).clone()) {
+                queue.push_back((next, distance + 1));
+            }
+        }
+    }
+    kept
+}
+
+fn summarise(operations: BTreeMap<(String, String), (NodePlacement, OperationStats)>) -> Vec<ServiceSummary> {
+    let mut services: BTreeMap<String, ServiceSummary> = BTreeMap::new();
+    for ((service, operation), (placement, stats)) in operations {
+        let summary = services.entry(service.clone()).or_insert_with(|| ServiceSummary {
+            name: service,
+            placement,
+            stats: OperationStats {
+                latency: LatencySketch::default(),
+                ..OperationStats::default()
+            },
+            operations: Vec::new(),
+        });
+        summary.stats.merge(&stats);
+        summary.operations.push((operation, stats));
+    }
+    services.into_values().collect()
+}

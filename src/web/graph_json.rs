@@ -1,0 +1,182 @@
+//! JSON, Graphviz DOT and Mermaid renderings of a graph view for `/api/v1/graph*`.
+//! Names are attacker-controlled (they come from span data): DOT and Mermaid output escapes
+//! them, and Mermaid node ids are generated, never taken from names.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::graph::analysis::GraphView;
+use crate::model::LatencySketch;
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
+
+fn millis(sketch: &LatencySketch, quantile: f64) -> Value {
+    sketch
+        .quantile_nanos(quantile)
+        .map_or(Value::Null, |nanos| json!(nanos / 1e6))
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(numerator: u64, denominator: u64) -> Value {
+    if denominator == 0 {
+        return Value::Null;
+    }
+    json!(numerator as f64 / denominator as f64)
+}
+
+pub fn node(key: &NodeKey, placement: &NodePlacement) -> Value {
+    json!({
+        "id": key.id(),
+        "name": key.name,
+        "kind": key.kind.as_str(),
+        "namespace": placement.namespace,
+        "environment": placement.environment,
+    })
+}
+
+pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64) -> Value {
+    #[allow(clippy::cast_precision_loss)]
+    let rate_per_s = if window_secs > 0.0 {
+        stats.num_requests as f64 / window_secs
+    } else {
+        0.0
+    };
+    json!({
+        "source": key.source.id(),
+        "target": key.target.id(),
+        "kind": key.kind.as_str(),
+        "requests": stats.num_requests,
+        "errors": stats.num_errors,
+        "error_rate": ratio(stats.num_errors, stats.num_requests),
+        "rate_per_s": rate_per_s,
+        "retries": stats.num_retries,
+        "short_circuited": stats.num_short_circuited,
+        "client_only": stats.num_client_only,
+        "server_only": stats.num_server_only,
+        "client_p50_ms": millis(&stats.client_latency, 0.5),
+        "client_p95_ms": millis(&stats.client_latency, 0.95),
+        "client_p99_ms": millis(&stats.client_latency, 0.99),
+        "server_p50_ms": millis(&stats.server_latency, 0.5),
+        "server_p95_ms": millis(&stats.server_latency, 0.95),
+        "server_p99_ms": millis(&stats.server_latency, 0.99),
+        "publish_consume_p95_ms": millis(&stats.publish_consume_latency, 0.95),
+        "calls_per_trace": ratio(stats.num_requests, stats.num_traces),
+        "max_calls_per_trace": stats.max_calls_per_trace,
+        "kafka_lag": Value::Null,
+        "breaker": Value::Null,
+    })
+}
+
+pub fn graph(view: &GraphView) -> Value {
+    json!({
+        "window_secs": view.window_secs,
+        "nodes": view.nodes.iter().map(|(key, placement)| node(key, placement)).collect::<Vec<_>>(),
+        "edges": view.edges.iter().map(|(key, stats)| edge(key, stats, view.window_secs)).collect::<Vec<_>>(),
+    })
+}
+
+/// A DOT string literal: quotes, backslashes and line breaks escaped.
+fn dot_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            other if other.is_control() => out.push(' '),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let rate = if window_secs > 0.0 {
+        stats.num_requests as f64 / window_secs
+    } else {
+        0.0
+    };
+    let mut label = format!("{rate:.1}/s");
+    if let Some(p95) = stats.client_latency.quantile_nanos(0.95) {
+        let _ = write!(label, " p95 {:.0}ms", p95 / 1e6);
+    }
+    if stats.num_errors > 0 {
+        #[allow(clippy::cast_precision_loss)]
+        let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
+        let _ = write!(label, " err {percent:.1}%");
+    }
+    label
+}
+
+pub fn dot(view: &GraphView) -> String {
+    let mut out = String::from("digraph cartograph {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
+    for (key, _) in &view.nodes {
+        let shape = match key.kind {
+            crate::model::graph::NodeKind::Service => "box",
+            crate::model::graph::NodeKind::Database => "cylinder",
+            crate::model::graph::NodeKind::Topic => "cds",
+            crate::model::graph::NodeKind::External => "doubleoctagon",
+            crate::model::graph::NodeKind::Client => "ellipse",
+        };
+        let _ = writeln!(out, "  {} [label={}, shape={shape}];", dot_quoted(&key.id()), dot_quoted(&key.name));
+    }
+    for (key, stats) in &view.edges {
+        let label = format!("{} {}", key.kind.as_str(), edge_label(stats, view.window_secs));
+        let _ = writeln!(
+            out,
+            "  {} -> {} [label={}];",
+            dot_quoted(&key.source.id()),
+            dot_quoted(&key.target.id()),
+            dot_quoted(&label)
+        );
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// A Mermaid label: only characters that cannot end the label or start markup survive as is.
+fn mermaid_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '#' => out.push_str("#35;"),
+            '`' => out.push_str("#96;"),
+            other if other.is_control() => out.push(' '),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn mermaid(view: &GraphView) -> String {
+    let mut out = String::from("flowchart LR\n");
+    let index_of = |key: &NodeKey| view.nodes.iter().position(|(candidate, _)| candidate == key);
+    for (number, (key, _)) in view.nodes.iter().enumerate() {
+        let label = mermaid_label(&key.name);
+        let shaped = match key.kind {
+            crate::model::graph::NodeKind::Service => format!("[{label}]"),
+            crate::model::graph::NodeKind::Database => format!("[({label})]"),
+            crate::model::graph::NodeKind::Topic => format!(">{label}]"),
+            crate::model::graph::NodeKind::External => format!("{{{{{label}}}}}"),
+            crate::model::graph::NodeKind::Client => format!("(({label}))"),
+        };
+        let _ = writeln!(out, "  n{number}{shaped}");
+    }
+    for (key, stats) in &view.edges {
+        let (Some(source), Some(target)) = (index_of(&key.source), index_of(&key.target)) else {
+            continue;
+        };
+        let label = mermaid_label(&format!("{} {}", key.kind.as_str(), edge_label(stats, view.window_secs)));
+        let _ = writeln!(out, "  n{source} -->|{label}| n{target}");
+    }
+    out
+}

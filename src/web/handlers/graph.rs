@@ -1,0 +1,117 @@
+//! `/api/v1/graph` (+ `.dot`, `.mmd`), `/api/v1/services`, `/api/v1/services/{name}` and
+//! `/api/v1/insights`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use crate::graph::analysis;
+use crate::model::graph::NodeKey;
+use crate::query::{GraphFilter, ServiceSummary};
+use crate::web::error::ApiError;
+use crate::web::params::{GRAPH_PARAMS, graph_query};
+use crate::web::{WebState, graph_json};
+
+async fn view(
+    request: &HttpRequest,
+    state: &WebState,
+) -> Result<analysis::GraphView, ApiError> {
+    let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
+    Ok(state.query.graph(range, &filter).await?)
+}
+
+pub async fn graph(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+    let view = view(&request, &state).await?;
+    Ok(HttpResponse::Ok().json(graph_json::graph(&view)))
+}
+
+pub async fn graph_dot(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+    let view = view(&request, &state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/vnd.graphviz; charset=utf-8")
+        .body(graph_json::dot(&view)))
+}
+
+pub async fn graph_mermaid(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+    let view = view(&request, &state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(graph_json::mermaid(&view)))
+}
+
+pub async fn insights(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+    let view = view(&request, &state).await?;
+    let chains = state.query.observed_chains();
+    Ok(HttpResponse::Ok().json(analysis::insights(&view, &chains)))
+}
+
+fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
+    let stats = &summary.stats;
+    #[allow(clippy::cast_precision_loss)]
+    let rate_per_s = if window_secs > 0.0 { stats.num_requests as f64 / window_secs } else { 0.0 };
+    let quantile = |q: f64| stats.latency.quantile_nanos(q).map(|nanos| nanos / 1e6);
+    json!({
+        "name": summary.name,
+        "id": NodeKey::service(summary.name.clone()).id(),
+        "namespace": summary.placement.namespace,
+        "environment": summary.placement.environment,
+        "requests": stats.num_requests,
+        "errors": stats.num_errors,
+        "error_rate": (stats.num_requests > 0).then(|| {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = stats.num_errors as f64 / stats.num_requests as f64;
+            rate
+        }),
+        "rate_per_s": rate_per_s,
+        "p50_ms": quantile(0.5),
+        "p95_ms": quantile(0.95),
+        "p99_ms": quantile(0.99),
+    })
+}
+
+pub async fn services(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+    let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
+    let summaries = state.query.services(range, None).await?;
+    let services: Vec<Value> = summaries.iter().map(|summary| service_json(summary, range.window_secs)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "services": services })))
+}
+
+pub async fn service(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
+    let summaries = state.query.services(range, Some(name.clone())).await?;
+    let node = NodeKey::service(name.clone());
+    let view = state.query.graph(range, &GraphFilter::default()).await?;
+    let Some(summary) = summaries.first() else {
+        if !view.nodes.iter().any(|(key, _)| *key == node) {
+            return Err(ApiError::NotFound(format!("service {name:?} has no data in this range")));
+        }
+        return Ok(HttpResponse::Ok().json(json!({ "name": name, "operations": [], "callers": edges_where(&view, |key| key.target == node), "callees": edges_where(&view, |key| key.source == node), "blast_radius": analysis::blast_radius(&view, &node) })));
+    };
+    let operations: Vec<Value> = summary
+        .operations
+        .iter()
+        .map(|(operation, stats)| {
+            let single = ServiceSummary { name: operation.clone(), placement: summary.placement.clone(), stats: stats.clone(), operations: Vec::new() };
+            service_json(&single, range.window_secs)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "service": service_json(summary, range.window_secs),
+        "operations": operations,
+        "callers": edges_where(&view, |key| key.target == node),
+        "callees": edges_where(&view, |key| key.source == node),
+        "blast_radius": analysis::blast_radius(&view, &node),
+    })))
+}
+
+fn edges_where(view: &analysis::GraphView, keep: impl Fn(&crate::model::graph::EdgeKey) -> bool) -> Vec<Value> {
+    view.edges
+        .iter()
+        .filter(|(key, _)| keep(key))
+        .map(|(key, stats)| graph_json::edge(key, stats, view.window_secs))
+        .collect()
+}

@@ -19,6 +19,7 @@ use crate::pipeline::{
     Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
+use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
 use crate::pipeline::WriteStore;
 use crate::store::{RetentionPolicy, StoreError};
@@ -88,10 +89,12 @@ impl App {
             retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
         };
         let engine = Arc::new(Mutex::new(GraphEngine::new(config.graph.settings())));
+        let service_graph_metrics = Arc::new(ServiceGraphMetrics::default());
         let (graph_feed, graph) = spawn_graph_feed(
             Arc::clone(&engine),
             config.graph.queue_capacity_batches.get(),
             pipeline.clone(),
+            Arc::clone(&service_graph_metrics),
             Arc::clone(&telemetry),
         )
         .map_err(|source| AppError::Start {
@@ -149,7 +152,7 @@ impl App {
                 http::configure(receiver.clone())
             })?;
         let state = WebState {
-            query: QueryService::new(reader, engine),
+            query: QueryService::new(reader, engine, service_graph_metrics),
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
         };

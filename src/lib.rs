@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod model;
 pub mod pipeline;
 pub mod query;
+pub mod service_graph_metrics;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -1,5 +1,5 @@
 //! Turns OTLP request bodies into `opentelemetry-proto` requests: bounded gunzip, protobuf via
-//! prost, OTLP/JSON via the crate's serde impls (after [`json_compat`]'s pre-pass). Pure and
+//! prost, OTLP/JSON via the crate's serde impls (after the `json_compat` pre-pass). Pure and
 //! synchronous; it neither validates content (that is `convert`) nor knows about transports.
 //!
 //! [`DecodeError`] messages go back to clients verbatim, so they say exactly what was wrong.

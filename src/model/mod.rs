@@ -6,7 +6,7 @@ mod attr;
 pub mod graph;
 mod ids;
 mod metric;
-mod sketch;
+pub mod sketch;
 mod span;
 
 pub use attr::{AttrValue, Attributes, attr_get};

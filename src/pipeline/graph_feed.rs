@@ -14,6 +14,7 @@ use tracing::{error, warn};
 use super::Pipeline;
 use crate::graph::{GraphEngine, GraphSpan};
 use crate::model::now_unix_nano;
+use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::telemetry::Telemetry;
 
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
@@ -61,6 +62,7 @@ pub fn spawn_graph_feed(
     engine: Arc<Mutex<GraphEngine>>,
     queue_capacity_batches: usize,
     pipeline: Pipeline,
+    metrics: Arc<ServiceGraphMetrics>,
     telemetry: Arc<Telemetry>,
 ) -> std::io::Result<(GraphFeed, GraphFeedHandle)> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(queue_capacity_batches);
@@ -68,7 +70,7 @@ pub fn spawn_graph_feed(
     let thread_stop = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
         .name("graph".to_owned())
-        .spawn(move || run(&engine, &receiver, &pipeline, &thread_stop))?;
+        .spawn(move || run(&engine, &receiver, &pipeline, &metrics, &thread_stop))?;
     Ok((GraphFeed { sender, telemetry }, GraphFeedHandle { thread, stop }))
 }
 
@@ -76,6 +78,7 @@ fn run(
     engine: &Mutex<GraphEngine>,
     receiver: &Receiver<Vec<GraphSpan>>,
     pipeline: &Pipeline,
+    metrics: &ServiceGraphMetrics,
     stop: &AtomicBool,
 ) {
     let mut next_tick = Instant::now() + TICK_INTERVAL;
@@ -93,15 +96,20 @@ fn run(
             break;
         }
         if Instant::now() >= next_tick {
-            tick(engine, pipeline);
+            tick(engine, pipeline, metrics);
             next_tick = Instant::now() + TICK_INTERVAL;
         }
     }
-    tick(engine, pipeline);
+    tick(engine, pipeline, metrics);
 }
 
-fn tick(engine: &Mutex<GraphEngine>, pipeline: &Pipeline) {
-    let closed = lock_engine(engine).tick(now_unix_nano());
+fn tick(engine: &Mutex<GraphEngine>, pipeline: &Pipeline, metrics: &ServiceGraphMetrics) {
+    let closed = {
+        let mut engine = lock_engine(engine);
+        let closed = engine.tick(now_unix_nano());
+        metrics.add_closed(&closed.edges);
+        closed
+    };
     if closed.edges.is_empty() && closed.operations.is_empty() {
         return;
     }

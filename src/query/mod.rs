@@ -6,6 +6,7 @@ mod graph;
 use std::sync::{Arc, Mutex};
 
 use crate::graph::GraphEngine;
+use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::model::{MetricPoint, Span, TraceId};
 use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
@@ -30,6 +31,7 @@ pub enum QueryError {
 pub struct QueryService {
     reader: Arc<dyn StoreReader>,
     engine: Arc<Mutex<GraphEngine>>,
+    service_graph_metrics: Arc<ServiceGraphMetrics>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -39,8 +41,26 @@ impl std::fmt::Debug for QueryService {
 }
 
 impl QueryService {
-    pub fn new(reader: Arc<dyn StoreReader>, engine: Arc<Mutex<GraphEngine>>) -> Self {
-        Self { reader, engine }
+    pub fn new(
+        reader: Arc<dyn StoreReader>,
+        engine: Arc<Mutex<GraphEngine>>,
+        service_graph_metrics: Arc<ServiceGraphMetrics>,
+    ) -> Self {
+        Self {
+            reader,
+            engine,
+            service_graph_metrics,
+        }
+    }
+
+    /// The map as Tempo-compatible Prometheus series plus the engine's counters.
+    pub fn render_service_graph_metrics(&self) -> String {
+        let engine = crate::pipeline::lock_engine(&self.engine);
+        let open = engine
+            .open_minute()
+            .map(|minute| engine.edges(minute, minute + 1))
+            .unwrap_or_default();
+        self.service_graph_metrics.render(&open, &engine.counters())
     }
 
     pub async fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {

@@ -1,6 +1,7 @@
 //! Cases for per-minute rollups: exact round trip, replace on rewrite, range bounds and order,
 //! the service filter, the minutes that hold data, retention, and hostile names.
 
+use std::slice::from_ref;
 use std::time::Duration;
 
 use crate::model::graph::{
@@ -151,13 +152,13 @@ pub fn rollup_minute_out_of_range<W: RollupWriter, R: RollupReader>((mut writer,
     for bad_minute in [-1, i64::MIN, MAX_ROLLUP_MINUTE + 1, i64::MAX] {
         let bad_edge = edge_rollup(bad_minute, key("a", "c"), 2);
         let result =
-            writer.write_rollups(&[valid_edge.clone(), bad_edge], &[valid_operation.clone()]);
+            writer.write_rollups(&[valid_edge.clone(), bad_edge], from_ref(&valid_operation));
         assert!(
             matches!(result, Err(StoreError::InvalidData(_))),
             "{bad_minute}: {result:?}"
         );
         let bad_operation = operation_rollup(bad_minute, "a", "put", 2);
-        let result = writer.write_rollups(&[valid_edge.clone()], &[bad_operation]);
+        let result = writer.write_rollups(from_ref(&valid_edge), &[bad_operation]);
         assert!(
             matches!(result, Err(StoreError::InvalidData(_))),
             "{bad_minute}: {result:?}"
@@ -168,7 +169,7 @@ pub fn rollup_minute_out_of_range<W: RollupWriter, R: RollupReader>((mut writer,
     assert!(all_minutes(&reader).is_empty());
     // Nothing is left half-done: the next write goes through.
     writer
-        .write_rollups(&[valid_edge.clone()], &[valid_operation.clone()])
+        .write_rollups(from_ref(&valid_edge), from_ref(&valid_operation))
         .expect("write_rollups");
     assert_eq!(all_edges(&reader), [valid_edge]);
     assert_eq!(all_operations(&reader), [valid_operation]);
@@ -205,7 +206,7 @@ pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
         first_edges[0].source_placement
     );
     writer
-        .write_rollups(&[replaced_edge.clone()], &[replaced_operation.clone()])
+        .write_rollups(from_ref(&replaced_edge), from_ref(&replaced_operation))
         .expect("write_rollups");
     assert_eq!(
         all_edges(&reader),
@@ -528,7 +529,7 @@ pub fn rollup_hostile_strings<W: RollupWriter, R: RollupReader>((mut writer, rea
             reader
                 .operation_rollups(i64::MIN, i64::MAX, Some(&operation.service))
                 .expect("operation_rollups"),
-            [operation.clone()],
+            from_ref(operation),
             "{:?}",
             operation.service
         );

@@ -4,6 +4,7 @@
 //!
 //! Owns [`SqliteReader`]; reads only, through the pool's snapshot transactions.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -274,14 +275,13 @@ impl RefLoader {
         resource_id: i64,
         scope_id: i64,
     ) -> Result<(Arc<Resource>, Arc<Scope>), StoreError> {
-        if !self.resources.contains_key(&resource_id) {
+        if let Entry::Vacant(vacant) = self.resources.entry(resource_id) {
             let body = load_body(conn, "resources", resource_id)?;
-            self.resources
-                .insert(resource_id, codec::decode_resource(&body)?);
+            vacant.insert(codec::decode_resource(&body)?);
         }
-        if !self.scopes.contains_key(&scope_id) {
+        if let Entry::Vacant(vacant) = self.scopes.entry(scope_id) {
             let body = load_body(conn, "scopes", scope_id)?;
-            self.scopes.insert(scope_id, codec::decode_scope(&body)?);
+            vacant.insert(codec::decode_scope(&body)?);
         }
         match (self.resources.get(&resource_id), self.scopes.get(&scope_id)) {
             (Some(resource), Some(scope)) => Ok((Arc::clone(resource), Arc::clone(scope))),

@@ -1,0 +1,212 @@
+//! The map as Prometheus series in Tempo's `traces_service_graph_*` shape, so Grafana's
+//! service-graph view can read Cartograph too, plus the engine's own counters.
+//!
+//! Counters are cumulative since start: closed minutes are folded into totals under the
+//! engine's lock (see `pipeline::graph_feed`), and a scrape adds the open minute, so every
+//! series only grows. The number of series is bounded; calls on further edges are counted.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+
+use crate::graph::{GraphCounters, WindowEdge};
+use crate::model::LatencySketch;
+use crate::model::graph::{EdgeKey, EdgeRollup, EdgeStats, NodeKind};
+use crate::model::sketch::bucket_value_nanos;
+
+/// Tempo's default histogram buckets, in seconds.
+const BUCKET_BOUNDS_SECS: [f64; 8] = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8];
+/// Most edges exported as series.
+pub const MAX_SERIES: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    client: String,
+    server: String,
+    connection_type: &'static str,
+}
+
+impl SeriesKey {
+    fn of(key: &EdgeKey) -> Self {
+        let connection_type = match key.target.kind {
+            NodeKind::Database => "database",
+            NodeKind::Topic => "messaging_system",
+            NodeKind::External => "virtual_node",
+            NodeKind::Service | NodeKind::Client => match key.source.kind {
+                NodeKind::Topic => "messaging_system",
+                NodeKind::Client => "virtual_node",
+                _ => "",
+            },
+        };
+        Self {
+            client: key.source.name.clone(),
+            server: key.target.name.clone(),
+            connection_type,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    cumulative_buckets: [u64; BUCKET_BOUNDS_SECS.len()],
+    count: u64,
+    sum_secs: f64,
+}
+
+impl Histogram {
+    fn add(&mut self, sketch: &LatencySketch) {
+        self.count += sketch.count();
+        self.sum_secs += sketch.sum_nanos() / 1e9;
+        for (bound, bucket) in BUCKET_BOUNDS_SECS.iter().zip(&mut self.cumulative_buckets) {
+            *bucket += count_at_most(sketch, bound * 1e9);
+        }
+    }
+}
+
+/// Observations at or below `bound_nanos`, within the sketch's relative accuracy.
+fn count_at_most(sketch: &LatencySketch, bound_nanos: f64) -> u64 {
+    let below: u64 = sketch
+        .buckets()
+        .iter()
+        .take_while(|(index, _)| bucket_value_nanos(*index) <= bound_nanos)
+        .map(|(_, count)| count)
+        .sum();
+    sketch.zero_count() + below
+}
+
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    requests: u64,
+    failed: u64,
+    client: Histogram,
+    server: Histogram,
+}
+
+impl Totals {
+    fn add(&mut self, stats: &EdgeStats) {
+        self.requests += stats.num_requests;
+        self.failed += stats.num_errors;
+        self.client.add(&stats.client_latency);
+        self.server.add(&stats.server_latency);
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    totals: HashMap<SeriesKey, Totals>,
+    num_calls_over_series_limit: u64,
+}
+
+impl State {
+    fn add(&mut self, key: &EdgeKey, stats: &EdgeStats) {
+        let series = SeriesKey::of(key);
+        if !self.totals.contains_key(&series) && self.totals.len() >= MAX_SERIES {
+            self.num_calls_over_series_limit += stats.num_requests;
+            return;
+        }
+        self.totals.entry(series).or_default().add(stats);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ServiceGraphMetrics {
+    state: Mutex<State>,
+}
+
+impl ServiceGraphMetrics {
+    /// Folds closed minutes into the totals. Call under the engine lock, with the minutes
+    /// that `tick` just closed, so no scrape sees a call twice or not at all.
+    pub fn add_closed(&self, edges: &[EdgeRollup]) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for rollup in edges {
+            state.add(&rollup.key, &rollup.stats);
+        }
+    }
+
+    /// Renders totals plus the `open` minute's edges, and the engine's counters.
+    pub fn render(&self, open: &[WindowEdge], counters: &GraphCounters) -> String {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut view = State {
+            totals: state.totals.clone(),
+            num_calls_over_series_limit: state.num_calls_over_series_limit,
+        };
+        drop(state);
+        for edge in open {
+            view.add(&edge.key, &edge.stats);
+        }
+        let mut series: Vec<(&SeriesKey, &Totals)> = view.totals.iter().collect();
+        series.sort_by(|a, b| (&a.0.client, &a.0.server).cmp(&(&b.0.client, &b.0.server)));
+        let mut out = String::with_capacity(256 * series.len() + 2048);
+        render_counters(&mut out, &series);
+        render_histogram(&mut out, "traces_service_graph_request_client_seconds", &series, |totals| &totals.client);
+        render_histogram(&mut out, "traces_service_graph_request_server_seconds", &series, |totals| &totals.server);
+        render_engine(&mut out, counters, view.num_calls_over_series_limit);
+        out
+    }
+}
+
+fn labels(key: &SeriesKey) -> String {
+    format!(
+        "client=\"{}\",server=\"{}\",connection_type=\"{}\"",
+        escape(&key.client),
+        escape(&key.server),
+        key.connection_type
+    )
+}
+
+/// Prometheus label value escaping.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn render_counters(out: &mut String, series: &[(&SeriesKey, &Totals)]) {
+    let counters: [(&str, &str, fn(&Totals) -> u64); 2] = [
+        ("traces_service_graph_request_total", "Calls between two nodes.", |totals| totals.requests),
+        ("traces_service_graph_request_failed_total", "Failed calls between two nodes.", |totals| totals.failed),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (key, totals) in series {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(key), value(totals));
+        }
+    }
+}
+
+fn render_histogram(
+    out: &mut String,
+    name: &str,
+    series: &[(&SeriesKey, &Totals)],
+    histogram: fn(&Totals) -> &Histogram,
+) {
+    let _ = writeln!(out, "# HELP {name} Call durations between two nodes.\n# TYPE {name} histogram");
+    for (key, totals) in series {
+        let histogram = histogram(totals);
+        let labels = labels(key);
+        for (bound, count) in BUCKET_BOUNDS_SECS.iter().zip(&histogram.cumulative_buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", histogram.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum_secs);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
+    }
+}
+
+fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_limit: u64) {
+    let pairing = &counters.pairing;
+    let values = [
+        ("cartograph_graph_spans_total", "Spans fed to the graph engine.", pairing.num_spans),
+        ("cartograph_graph_pairs_total", "Client/server span pairs completed.", pairing.num_paired),
+        ("cartograph_graph_pending_spans", "Span halves waiting for their partner now (bounded by graph.max_pending_spans).", pairing.num_pending),
+        ("cartograph_graph_expired_total", "Span halves whose partner did not arrive within the TTL (recorded as unpaired calls).", pairing.num_expired),
+        ("cartograph_graph_evicted_total", "Span halves let go early because the pending store was full.", pairing.num_evicted),
+        ("cartograph_graph_dropped_unnamed_total", "Unpaired client spans naming no peer (no edge to draw).", pairing.num_dropped_unnamed),
+        ("cartograph_graph_dropped_duplicates_total", "Re-sent span halves ignored.", pairing.num_dropped_duplicates),
+        ("cartograph_graph_calls_over_edge_limit_total", "Calls not mapped because a minute reached its edge limit.", counters.window.num_calls_over_edge_limit),
+        ("cartograph_graph_spans_over_operation_limit_total", "Spans not counted because a minute reached its operation limit.", counters.window.num_spans_over_operation_limit),
+        ("cartograph_graph_calls_over_series_limit_total", "Calls not exported as traces_service_graph series (series limit).", num_over_series_limit),
+    ];
+    for (name, help, value) in values {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+}

@@ -217,7 +217,14 @@ fn template_batch() -> Vec<GraphSpan> {
     converted
 }
 
-/// The template with every trace id (and link) moved into batch `batch_no`'s own traces.
+/// A duration spread like real latencies: log-uniform over 0.5 ms .. 60 ms.
+fn duration_nanos(seed: u64) -> u64 {
+    let unit = (mix(seed) >> 11) as f64 / (1u64 << 53) as f64;
+    (500_000.0 * (unit * 120f64.ln()).exp()) as u64
+}
+
+/// The template with every trace id (and link) moved into batch `batch_no`'s own traces,
+/// and fresh durations.
 fn batch(template: &[GraphSpan], batch_no: u64) -> Vec<GraphSpan> {
     let salt = mix(batch_no).to_be_bytes();
     let renumber = |trace_id: TraceId| {
@@ -229,8 +236,11 @@ fn batch(template: &[GraphSpan], batch_no: u64) -> Vec<GraphSpan> {
     };
     template
         .iter()
-        .map(|span| {
+        .enumerate()
+        .map(|(index, span)| {
             let mut span = span.clone();
+            span.end_time_unix_nano = span.start_time_unix_nano
+                + duration_nanos(batch_no.wrapping_mul(1 << 20) ^ index as u64);
             span.trace_id = renumber(span.trace_id);
             for link in &mut span.links {
                 link.trace_id = renumber(link.trace_id);

@@ -8,6 +8,10 @@ use std::hint::black_box;
 use cartograph::ingest::convert::{ConvertLimits, convert_traces};
 use cartograph::ingest::decode::{Encoding, decode_traces};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+/// The allocator the `cartograph` binary uses, so figures match production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value,

@@ -7,6 +7,11 @@ use cartograph::App;
 use cartograph::cli::{Cli, Command};
 use cartograph::config::Config;
 
+// Decoding OTLP allocates ~23 times per span; mimalloc roughly doubles decode throughput
+// over the system allocator on this workload (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

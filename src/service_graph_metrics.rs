@@ -159,8 +159,11 @@ fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A counter series: name, help text, and how to read it from the totals.
+type CounterSpec = (&'static str, &'static str, fn(&Totals) -> u64);
+
 fn render_counters(out: &mut String, series: &[(&SeriesKey, &Totals)]) {
-    let counters: [(&str, &str, fn(&Totals) -> u64); 2] = [
+    let counters: [CounterSpec; 2] = [
         ("traces_service_graph_request_total", "Calls between two nodes.", |totals| totals.requests),
         ("traces_service_graph_request_failed_total", "Failed calls between two nodes.", |totals| totals.failed),
     ];

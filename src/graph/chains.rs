@@ -6,10 +6,12 @@
 //! A hop is a SERVER span under a CLIENT span (or under another service's span) over a
 //! synchronous edge; consumers and anything under a producer start a new chain (asynchronous);
 //! a synchronous client whose server never reported in the trace adds its peer as the last node.
-//! Bounded in traces, in buffered spans overall and per trace; overflow is counted. When the
-//! buffer overflowed during an idle-TTL period, only one trace in two (four, …) is followed
-//! from then on, chosen by the trace id's random low bits (all spans of a trace or none, as in
-//! OpenTelemetry's probability sampling); when it stayed under half full, twice as many.
+//! Bounded in traces, in buffered spans overall and per trace; overflow is counted. Every
+//! second of engine time the sampling is set from the span rate offered: a stream of `r`
+//! spans/s fills `r × trace_idle_ttl` spans, so when that exceeds half the buffer only one
+//! trace in 2^k is followed, chosen by the trace id's random low bits (all spans of a trace or
+//! none, as in OpenTelemetry's probability sampling). Rare long chains recur, so a sample finds
+//! them; a full buffer refusing whole bursts would not.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -81,14 +83,15 @@ struct TopChain {
 
 /// Sampling never drops below one trace in 2^16.
 const MAX_SAMPLE_SHIFT: u32 = 16;
+/// How often the sampling is derived anew from the offered span rate.
+const SAMPLING_PERIOD_NANOS: u64 = 1_000_000_000;
 
 pub struct ChainTracker {
     traces: FastMap<TraceId, TraceSkeleton>,
     /// Follow traces whose low `sample_shift` bits are zero.
     sample_shift: u32,
     period_started_at_unix_nano: u64,
-    has_overflowed_in_period: bool,
-    max_spans_in_period: usize,
+    num_offered_in_period: u64,
     /// Traces to look at, by the time they may have gone idle (one entry per trace).
     idle_queue: VecDeque<(TraceId, u64)>,
     num_spans: usize,
@@ -109,8 +112,7 @@ impl ChainTracker {
             traces: FastMap::default(),
             sample_shift: 0,
             period_started_at_unix_nano: 0,
-            has_overflowed_in_period: false,
-            max_spans_in_period: 0,
+            num_offered_in_period: 0,
             idle_queue: VecDeque::new(),
             num_spans: 0,
             idle_ttl_nanos: nanos(limits.trace_idle_ttl),
@@ -150,12 +152,12 @@ impl ChainTracker {
     }
 
     pub fn observe(&mut self, span: &GraphSpan, now_unix_nano: u64) {
+        self.num_offered_in_period += 1;
         if !self.is_sampled(span.trace_id) {
             return;
         }
         if self.num_spans >= self.limits.max_spans {
             self.counters.num_spans_over_limit += 1;
-            self.has_overflowed_in_period = true;
             return;
         }
         if let Some(trace) = self.traces.get_mut(&span.trace_id) {
@@ -168,7 +170,6 @@ impl ChainTracker {
         } else {
             if self.traces.len() >= self.limits.max_traces {
                 self.counters.num_spans_over_trace_limit += 1;
-                self.has_overflowed_in_period = true;
                 return;
             }
             let trace = TraceSkeleton {
@@ -180,7 +181,6 @@ impl ChainTracker {
             self.idle_queue.push_back((span.trace_id, deadline));
         }
         self.num_spans += 1;
-        self.max_spans_in_period = self.max_spans_in_period.max(self.num_spans);
     }
 
     fn is_sampled(&self, trace_id: TraceId) -> bool {
@@ -191,21 +191,24 @@ impl ChainTracker {
         u64::from_be_bytes(low) & mask == 0
     }
 
-    /// Once per idle TTL: follow half as many traces after an overflow, twice as many after a
-    /// period under half full (a buffer drains within one idle TTL, so this cannot overshoot).
+    /// Once per sampling period: follow one trace in 2^k, the least k for which the offered
+    /// rate would fill at most half the span buffer.
     fn adjust_sampling(&mut self, now_unix_nano: u64) {
-        let elapsed = now_unix_nano.saturating_sub(self.period_started_at_unix_nano);
-        if elapsed < self.idle_ttl_nanos {
+        let elapsed_nanos = now_unix_nano.saturating_sub(self.period_started_at_unix_nano);
+        if elapsed_nanos < SAMPLING_PERIOD_NANOS {
             return;
         }
-        if self.has_overflowed_in_period {
-            self.sample_shift = (self.sample_shift + 1).min(MAX_SAMPLE_SHIFT);
-        } else if self.max_spans_in_period < self.limits.max_spans / 2 {
-            self.sample_shift = self.sample_shift.saturating_sub(1);
-        }
+        let idle_periods = self.idle_ttl_nanos as f64 / elapsed_nanos as f64;
+        let num_expected_spans = self.num_offered_in_period as f64 * idle_periods;
+        let num_budget_spans = (self.limits.max_spans / 2).max(1) as f64;
+        self.sample_shift = if num_expected_spans <= num_budget_spans {
+            0
+        } else {
+            let shift = (num_expected_spans / num_budget_spans).log2().ceil();
+            (shift as u32).min(MAX_SAMPLE_SHIFT)
+        };
         self.period_started_at_unix_nano = now_unix_nano;
-        self.has_overflowed_in_period = false;
-        self.max_spans_in_period = self.num_spans;
+        self.num_offered_in_period = 0;
     }
 
     /// Analyses every trace idle at `now_unix_nano`, and forgets chains not seen for `max_age`.

@@ -40,19 +40,19 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default> Generations<K, V, S> {
         self.current.len() + self.previous.len()
     }
 
-    /// Once per TTL: returns the generation that is dropped.
-    pub fn rotate_if_due(&mut self, now_unix_nano: u64) -> Option<HashMap<K, V, S>> {
-        if now_unix_nano.saturating_sub(self.rotated_at_unix_nano) < self.ttl_nanos {
-            return None;
+    /// Once per TTL: forgets the older generation, handing each value to `on_forget`.
+    pub fn rotate_if_due(&mut self, now_unix_nano: u64, on_forget: impl FnMut(V)) {
+        if now_unix_nano.saturating_sub(self.rotated_at_unix_nano) >= self.ttl_nanos {
+            self.rotate(now_unix_nano, on_forget);
         }
-        Some(self.rotate(now_unix_nano))
     }
 
-    fn rotate(&mut self, now_unix_nano: u64) -> HashMap<K, V, S> {
+    /// The current generation becomes the previous one; the previous one is emptied (keeping
+    /// its allocation) and becomes the current one.
+    fn rotate(&mut self, now_unix_nano: u64, on_forget: impl FnMut(V)) {
         self.rotated_at_unix_nano = now_unix_nano;
-        let dropped = std::mem::take(&mut self.previous);
-        self.previous = std::mem::take(&mut self.current);
-        dropped
+        std::mem::swap(&mut self.current, &mut self.previous);
+        self.current.drain().map(|(_, value)| value).for_each(on_forget);
     }
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
@@ -66,15 +66,14 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default> Generations<K, V, S> {
         self.current.contains_key(key) || self.previous.contains_key(key)
     }
 
-    /// Inserts into the current generation; if that is full it rotates first and returns
-    /// the generation dropped to make room.
-    pub fn insert(&mut self, key: K, value: V, now_unix_nano: u64) -> Option<HashMap<K, V, S>> {
-        let dropped_opt = (self.current.len() >= self.max_entries).then(|| {
+    /// Inserts into the current generation, rotating first (forgetting the older
+    /// generation into `on_forget`) if it is full.
+    pub fn insert(&mut self, key: K, value: V, now_unix_nano: u64, on_forget: impl FnMut(V)) {
+        if self.current.len() >= self.max_entries {
             self.num_early_rotations += 1;
-            self.rotate(now_unix_nano)
-        });
+            self.rotate(now_unix_nano, on_forget);
+        }
         self.current.insert(key, value);
-        dropped_opt
     }
 }
 
@@ -85,19 +84,21 @@ mod tests {
     #[test]
     fn entries_live_one_to_two_ttls_and_the_bound_holds() {
         let mut map: Generations<u32, &str> = Generations::new(10, 3);
-        assert!(map.insert(1, "a", 0).is_none());
-        assert!(map.rotate_if_due(5).is_none());
-        let dropped = map.rotate_if_due(10).expect("due");
-        assert!(dropped.is_empty());
+        let mut forgotten = Vec::new();
+        map.insert(1, "a", 0, |value| forgotten.push(value));
+        map.rotate_if_due(5, |value| forgotten.push(value));
+        map.rotate_if_due(10, |value| forgotten.push(value));
+        assert!(forgotten.is_empty());
         assert_eq!(map.get_mut(&1).map(|value| *value), Some("a"), "one TTL: still there");
-        let dropped = map.rotate_if_due(20).expect("due");
-        assert_eq!(dropped.len(), 1, "two TTLs: gone");
+        map.rotate_if_due(20, |value| forgotten.push(value));
+        assert_eq!(forgotten, ["a"], "two TTLs: gone");
         assert!(!map.contains_key(&1));
 
         for key in 0..10 {
-            map.insert(key, "x", 21);
+            map.insert(key, "x", 21, |value| forgotten.push(value));
             assert!(map.len() <= 6);
         }
         assert!(map.num_early_rotations() > 0);
+        assert_eq!(forgotten.len(), 1 + 3 + 3, "two early rotations forgot 3 each");
     }
 }

@@ -203,14 +203,9 @@ impl Pairing {
             self.counters.num_expired += 1;
             self.depart(half, services, out);
         }
-        if let Some(forgotten) = self.producers.rotate_if_due(now) {
-            self.count_unconsumed(forgotten.values());
-        }
-    }
-
-    fn count_unconsumed<'a>(&mut self, producers: impl Iterator<Item = &'a ProducerHalf>) {
-        let num_unconsumed = producers.filter(|p| p.num_consumers == 0).count();
-        self.counters.num_producers_unconsumed += num_unconsumed as u64;
+        let unconsumed = &mut self.counters.num_producers_unconsumed;
+        self.producers
+            .rotate_if_due(now, |producer| count_unconsumed(unconsumed, &producer));
     }
 
     fn client(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
@@ -270,9 +265,10 @@ impl Pairing {
             }
         }
         self.found = waiting;
-        if let Some(forgotten) = self.producers.insert(key, producer, now) {
-            self.count_unconsumed(forgotten.values());
-        }
+        let unconsumed = &mut self.counters.num_producers_unconsumed;
+        self.producers.insert(key, producer, now, |forgotten| {
+            count_unconsumed(unconsumed, &forgotten);
+        });
     }
 
     fn consumer(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
@@ -409,6 +405,10 @@ impl Pairing {
             consumer_group: None,
         }
     }
+}
+
+fn count_unconsumed(num_unconsumed: &mut u64, producer: &ProducerHalf) {
+    *num_unconsumed += u64::from(producer.num_consumers == 0);
 }
 
 fn paired(client: GraphSpan, server: GraphSpan) -> Call {

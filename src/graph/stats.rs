@@ -128,7 +128,7 @@ impl CallsPerTrace {
     }
 
     pub fn rotate_if_due(&mut self, now_unix_nano: u64) {
-        self.counts.rotate_if_due(now_unix_nano);
+        self.counts.rotate_if_due(now_unix_nano, drop);
     }
 
     /// Counts one call of `trace_id` on the edge with `edge_fingerprint` in `minute`.
@@ -150,7 +150,7 @@ impl CallsPerTrace {
             minute: minute.wrapping_sub(1),
         };
         let trace_calls = count_call(&mut count, minute);
-        self.counts.insert(key, count, now_unix_nano);
+        self.counts.insert(key, count, now_unix_nano, drop);
         trace_calls
     }
 }

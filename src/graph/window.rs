@@ -238,12 +238,8 @@ impl Window {
 
     /// Records a SERVER or CONSUMER span as a request of its operation.
     pub fn record_operation(&mut self, span: &GraphSpan) {
-        let operations = self
-            .open
-            .operations
-            .entry(Arc::clone(&span.service))
-            .or_default();
-        if let Some(agg) = operations.get_mut(&*span.name) {
+        let known = self.open.operations.get_mut(&*span.service);
+        if let Some(agg) = known.and_then(|operations| operations.get_mut(&*span.name)) {
             stats::record_operation(&mut agg.stats, span);
             return;
         }
@@ -256,7 +252,11 @@ impl Window {
             placement: Arc::clone(&span.placement),
         };
         stats::record_operation(&mut agg.stats, span);
-        operations.insert(span.name.clone(), agg);
+        self.open
+            .operations
+            .entry(Arc::clone(&span.service))
+            .or_default()
+            .insert(span.name.clone(), agg);
         self.open.num_operations += 1;
     }
 

@@ -153,11 +153,39 @@ impl LatencySketch {
             return;
         }
         let index = bucket_index(nanos);
-        match self.buckets.binary_search_by_key(&index, |&(i, _)| i) {
+        match self.find(index) {
             Ok(position) => self.buckets[position].1 += 1,
             Err(position) => self.buckets.insert(position, (index, 1)),
         }
         self.debug_check();
+    }
+
+    /// `binary_search` for a bucket index, but first where a dense run would put it: indices
+    /// strictly increase, so `index` sits at position `index − first` or before, by at most the
+    /// gap between the index found there and `index`. Busy sketches are nearly dense, so this
+    /// is usually one load instead of a chain of dependent cache misses.
+    fn find(&self, index: i32) -> Result<usize, usize> {
+        let Some(&(first, _)) = self.buckets.first() else {
+            return Err(0);
+        };
+        if index < first {
+            return Err(0);
+        }
+        let guess = ((index - first) as usize).min(self.buckets.len() - 1);
+        let at_guess = self.buckets[guess].0;
+        if at_guess <= index {
+            // At most one position per index: beyond the guess only when it is the last.
+            return if at_guess == index {
+                Ok(guess)
+            } else {
+                Err(guess + 1)
+            };
+        }
+        let low = guess.saturating_sub((at_guess - index) as usize);
+        match self.buckets[low..guess].binary_search_by_key(&index, |&(i, _)| i) {
+            Ok(offset) => Ok(low + offset),
+            Err(offset) => Err(low + offset),
+        }
     }
 
     /// Adds `other`'s observations: the result equals recording both inputs into one sketch.

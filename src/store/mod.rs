@@ -115,7 +115,8 @@ pub trait TraceReader: Send + Sync {
     fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError>;
 
     /// Traces with at least one span matching every condition of `query`, newest first, at most
-    /// `query.limit` of them.
+    /// `query.limit` of them. "Newest" picks the traces by their latest matching span; the
+    /// result is ordered by trace start time, latest first.
     fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError>;
 }
 

@@ -235,6 +235,45 @@ pub fn kafka_graph() -> ExpectedGraph {
     )
 }
 
+/// `chain`: s1 → … → s6 synchronously (s3 → s4 over gRPC), then s6 → topic audit → s7 → s8.
+pub fn chain_graph() -> ExpectedGraph {
+    let [s1, s2, s3, s4, s5, s6, s7, s8] =
+        ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"].map(service);
+    let audit = topic("kafka", "audit");
+    expect_graph(
+        &[&s1, &s2, &s3, &s4, &s5, &s6, &s7, &s8, &audit].map(String::clone),
+        vec![
+            edge(&s1, &s2, "http", 1, 0),
+            edge(&s2, &s3, "http", 1, 0),
+            edge(&s3, &s4, "grpc", 1, 0),
+            edge(&s4, &s5, "http", 1, 0),
+            edge(&s5, &s6, "http", 1, 0),
+            edge(&s6, &audit, "messaging", 1, 0),
+            edge(&audit, &s7, "messaging", 1, 0),
+            edge(&s7, &s8, "http", 1, 0),
+        ],
+    )
+}
+
+/// The expected graph restricted to `nodes` and the edges between them.
+pub fn subgraph(expected: &ExpectedGraph, nodes: &[String]) -> ExpectedGraph {
+    let kept = |id: &String| nodes.contains(id);
+    ExpectedGraph {
+        nodes: expected
+            .nodes
+            .iter()
+            .filter(|id| kept(id))
+            .cloned()
+            .collect(),
+        edges: expected
+            .edges
+            .iter()
+            .filter(|e| kept(&e.source) && kept(&e.target))
+            .cloned()
+            .collect(),
+    }
+}
+
 type EdgeView = BTreeMap<String, Map<String, Value>>;
 
 fn edge_key(source: &str, target: &str, kind: &Value) -> String {

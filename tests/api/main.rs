@@ -3,10 +3,17 @@
 
 mod compare;
 mod fixtures;
+mod graph_support;
 mod helpers;
 
 mod backpressure;
 mod bad_input;
 mod exporters_python;
 mod exporters_rust;
+mod graph_analyses;
+mod graph_e2e;
+mod graph_fixtures;
+mod graph_limits;
+mod graph_queries;
+mod graph_restart;
 mod restart;

@@ -57,8 +57,10 @@ def nanos(ms: float) -> str:
 class Fixture:
     """Spans grouped by request part and service, written as OTLP/JSON."""
 
-    def __init__(self):
+    def __init__(self, namespaces=None):
         self.parts = [{}]
+        # service -> service.namespace, for services outside NAMESPACE
+        self.namespaces = namespaces or {}
 
     def part(self):
         """Spans added after this go into the next export request."""
@@ -99,7 +101,7 @@ class Fixture:
         return client_id, server_id
 
     def requests(self) -> list:
-        return [request(services) for services in self.parts]
+        return [request(services, self.namespaces) for services in self.parts]
 
     def write(self, name: str):
         requests = self.requests()
@@ -120,11 +122,14 @@ def protocol_attrs(proto, server, failed):
     return client, server_attrs, "POST /api"
 
 
-def request(services: dict) -> dict:
+def request(services: dict, namespaces: dict) -> dict:
+    def resource(service):
+        return {"service.name": service, "service.namespace": namespaces.get(service, NAMESPACE)}
+
     return {
         "resourceSpans": [
             {
-                "resource": {"attributes": attrs({"service.name": service, "service.namespace": NAMESPACE})},
+                "resource": {"attributes": attrs(resource(service))},
                 "scopeSpans": [{"scope": {"name": "cartograph-fixtures"}, "spans": spans}],
             }
             for service, spans in services.items()
@@ -343,10 +348,20 @@ def blast_radius():
     f.write("blast_radius")
 
 
+def namespaces():
+    """web -> api in shop; api -> gateway -> processor, gateway and processor in namespace pay."""
+    f = Fixture(namespaces={"gateway": "pay", "processor": "pay"})
+    trace = new_trace()
+    _, api = f.call("web", "api", trace, 0, 30)
+    _, gateway = f.call("api", "gateway", trace, 1, 20, parent=api)
+    f.call("gateway", "processor", trace, 2, 10, parent=gateway)
+    f.write("namespaces")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for scenario in (http_pair, grpc_pair, reverse_order, uninstrumented_peers, databases, kafka,
-                     root_span, missing_parent, percentiles, cycles, chain, chatty, blast_radius):
+                     root_span, missing_parent, percentiles, cycles, chain, chatty, blast_radius, namespaces):
         scenario()
 
 

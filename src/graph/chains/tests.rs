@@ -153,27 +153,30 @@ fn buffers_are_bounded_and_overflow_is_counted() {
 }
 
 #[test]
-fn an_overflowing_buffer_follows_fewer_traces_and_recovers() {
+fn a_busy_stream_is_sampled_by_trace_and_a_quiet_one_is_not() {
     let services = KnownServices::new(10);
     let mut tracker = ChainTracker::new(ChainLimits {
-        max_spans: 8,
+        max_spans: 128,
         ..limits()
     });
     tracker.finish_idle(0, &services);
-    for trace_no in 0..20 {
-        observe_all(&mut tracker, http_chain(trace_no, &["a", "b"]), 0);
+    // 3 spans/s for 5 s of idle TTL fill 15 of the 64 spans budgeted (half the buffer).
+    observe_all(&mut tracker, http_chain(1, &["a", "b"]), 0);
+    tracker.finish_idle(SECOND, &services);
+    assert_eq!(tracker.counters().sample_one_in, 1);
+
+    // 60 spans/s would fill 300: follow one trace in 8 (300 / 64 ≈ 4.7 → 2^3).
+    for trace_no in 100..120 {
+        observe_all(&mut tracker, http_chain(trace_no, &["a", "b"]), SECOND);
     }
-    assert!(tracker.counters().num_spans_over_limit > 0);
-    tracker.finish_idle(5 * SECOND, &services);
-    assert_eq!(tracker.counters().sample_one_in, 2, "halved after an overflowing period");
+    tracker.finish_idle(2 * SECOND, &services);
+    assert_eq!(tracker.counters().sample_one_in, 8);
+    let buffered = tracker.counters().num_spans_buffered;
+    observe_all(&mut tracker, http_chain(33, &["a", "b"]), 2 * SECOND);
+    assert_eq!(tracker.counters().num_spans_buffered, buffered, "33 is not a multiple of 8");
+    observe_all(&mut tracker, http_chain(48, &["a", "b"]), 2 * SECOND);
+    assert_eq!(tracker.counters().num_spans_buffered, buffered + 3, "48 is");
 
-    // Only traces with an even low trace id byte are followed now.
-    observe_all(&mut tracker, http_chain(3, &["a", "b"]), 6 * SECOND);
-    assert_eq!(tracker.counters().num_spans_buffered, 0);
-    observe_all(&mut tracker, http_chain(4, &["a", "b"]), 6 * SECOND);
-    assert_eq!(tracker.counters().num_spans_buffered, 3);
-
-    tracker.finish_idle(11 * SECOND, &services);
-    tracker.finish_idle(16 * SECOND, &services);
-    assert_eq!(tracker.counters().sample_one_in, 1, "doubled after quiet periods");
+    tracker.finish_idle(3 * SECOND, &services);
+    assert_eq!(tracker.counters().sample_one_in, 1, "a quiet second follows every trace");
 }

@@ -194,3 +194,19 @@ fn stored_parts_are_validated() {
     let error = serde_json::from_str::<LatencySketch>(wrong_count).expect_err("count mismatch");
     assert!(error.to_string().contains("does not match"), "{error}");
 }
+
+#[test]
+fn find_agrees_with_binary_search() {
+    let mut rng = Rng(5);
+    for _ in 0..200 {
+        let mut sketch = LatencySketch::default();
+        let spread = 1 + rng.next_u64() % 60;
+        for _ in 0..(rng.next_u64() % 300) {
+            sketch.record(1 + (rng.next_u64() % (1 << spread)));
+        }
+        for index in -2..=MAX_BUCKET_INDEX + 2 {
+            let expected = sketch.buckets.binary_search_by_key(&index, |&(i, _)| i);
+            assert_eq!(sketch.find(index), expected, "index {index}");
+        }
+    }
+}

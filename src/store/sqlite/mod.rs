@@ -6,7 +6,10 @@
 //! connection, one transaction per batch) and a cloneable [`SqliteReader`] whose pool of
 //! connections reads concurrently with the writer (WAL for files; in memory, reads and commits
 //! take turns); both also implement the rollup traits (see [`rollups`]). See [`schema`] for the
-//! table layout.
+//! table layout and [`spans`] for how span tables are clustered by start time.
+//!
+//! File-backed stores also run one background thread (see [`checkpoint`]) that copies the WAL
+//! back into the database file, so commits on the writer thread only append to the WAL.
 
 mod checkpoint;
 mod codec;

@@ -91,7 +91,8 @@ impl Target {
         // WAL is a property of the database file, already set by the writer.
         schema::configure(&conn, false, READER_CACHE_KIB)?;
         conn.execute_batch("PRAGMA query_only = ON")?;
-        conn.set_prepared_statement_cache_capacity(128);
+        // A trace lookup prepares one statement per partition: a week of hours must fit.
+        conn.set_prepared_statement_cache_capacity(512);
         Ok(conn)
     }
 }

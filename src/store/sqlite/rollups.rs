@@ -57,7 +57,7 @@ const EDGE_COLUMNS: &str = "minute, source_kind, source_name, target_kind, targe
 
 fn write_edges(
     conn: &Connection,
-    state: &mut WriterState,
+    state: &WriterState,
     edges: &[EdgeRollup],
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
@@ -117,7 +117,7 @@ const OPERATION_COLUMNS: &str = "minute, service, operation, namespace, environm
 
 fn write_operations(
     conn: &Connection,
-    state: &mut WriterState,
+    state: &WriterState,
     operations: &[OperationRollup],
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {

@@ -91,7 +91,7 @@ impl Found {
     /// Adds one partition's candidates `(row id, trace id)` from one or two queries, newest
     /// matching span (highest row id) first.
     fn merge(&mut self, mut candidates: Vec<(i64, TraceId)>) {
-        candidates.sort_by(|left, right| right.0.cmp(&left.0));
+        candidates.sort_by_key(|(row_id, _)| std::cmp::Reverse(*row_id));
         for (_, trace_id) in candidates {
             if self.is_full() {
                 return;
@@ -120,11 +120,13 @@ enum Check<'a> {
 /// but the attribute.
 /// The row id range narrows to the microsecond, `start_ns` makes it exact.
 fn span_conditions(info: &PartitionInfo, query: &TraceQuery) -> (String, Vec<Value>) {
-    let (first_row_id, end_row_id) =
-        row_id_range(info.partition.hour, query.from_unix_nano, query.to_unix_nano);
-    let mut sql = String::from(
-        "s.row_id >= ? AND s.row_id < ? AND s.start_ns >= ? AND s.start_ns < ?",
+    let (first_row_id, end_row_id) = row_id_range(
+        info.partition.hour,
+        query.from_unix_nano,
+        query.to_unix_nano,
     );
+    let mut sql =
+        String::from("s.row_id >= ? AND s.row_id < ? AND s.start_ns >= ? AND s.start_ns < ?");
     let mut params = vec![
         Value::Integer(first_row_id),
         Value::Integer(end_row_id),

@@ -143,9 +143,10 @@ impl<'conn> SpanStatements<'conn> {
             let span = row.span;
             let stored = self
                 .exists
-                .query_row(params![span.trace_id.as_bytes(), span.span_id.as_bytes()], |_| {
-                    Ok(())
-                })
+                .query_row(
+                    params![span.trace_id.as_bytes(), span.span_id.as_bytes()],
+                    |_| Ok(()),
+                )
                 .optional()?;
             if stored.is_some() {
                 return Ok(None);
@@ -229,8 +230,14 @@ mod tests {
         let start = hour_start_nanos(hour);
         let micro = 1 << SEQUENCE_BITS;
         assert_eq!(row_id_range(hour, 0, u64::MAX), (0, 3_600_000_000 * micro));
-        assert_eq!(row_id_range(hour, start + 1_500, start + 2_001), (micro, 3 * micro));
-        assert_eq!(row_id_range(hour, start + 1_000, start + 2_000), (micro, 2 * micro));
+        assert_eq!(
+            row_id_range(hour, start + 1_500, start + 2_001),
+            (micro, 3 * micro)
+        );
+        assert_eq!(
+            row_id_range(hour, start + 1_000, start + 2_000),
+            (micro, 2 * micro)
+        );
         assert_eq!(row_id_range(hour, 0, start), (0, 0));
         assert_eq!(row_id_range(hour, start + NANOS_PER_HOUR, u64::MAX), (0, 0));
         assert_eq!(row_id_range(hour, start + 5, start + 5), (0, 0));

@@ -221,3 +221,30 @@ fn version_1_database_is_upgraded_for_rollups() {
         rollups
     );
 }
+
+#[test]
+fn spans_starting_in_the_same_microsecond_all_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frontend = resource("frontend");
+    let same_start =
+        |trace_no: u64| typical_span(&frontend, &scope(), trace_no, trace_no, BASE_NANOS);
+    let first = span_batch((1..=300).map(same_start).collect());
+    {
+        let (mut writer, _reader) = open_dir(dir.path(), &[]);
+        writer.write_batch(&first).expect("write_batch");
+    }
+    // A reopened writer numbers row ids from the start again, so these collide with the
+    // stored ones and must move on to free row ids.
+    let (mut writer, reader) = open_dir(dir.path(), &[]);
+    let second = span_batch((301..=600).map(same_start).collect());
+    writer.write_batch(&second).expect("write_batch");
+    writer.write_batch(&first).expect("write_batch");
+    writer.write_batch(&second).expect("write_batch");
+    let summaries = reader.search_traces(&all_traces(1000)).expect("search");
+    assert_eq!(summaries.len(), 600);
+    assert!(summaries.iter().all(|summary| summary.num_spans == 1));
+    for trace_no in [1, 300, 301, 600] {
+        let stored = reader.trace(trace_id(trace_no)).expect("trace");
+        assert_eq!(stored, Some(vec![same_start(trace_no)]));
+    }
+}

@@ -138,7 +138,7 @@ fn rollup_hour_read(c: &mut Criterion) {
     for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
         let rollups = mesh_edge_rollups(minute, MESH_EDGES);
         let started = Instant::now();
-        writer.write_rollups(&rollups, &[]).expect("write_rollups");
+        writer.write_rollups(1, &rollups, &[]).expect("write_rollups");
         write_elapsed += started.elapsed();
     }
     let num_rollups = MESH_EDGES * MINUTES_PER_HOUR as u64;
@@ -165,7 +165,7 @@ fn rollup_hour_read(c: &mut Criterion) {
     group.bench_function("read_hour_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
             let rollups = reader
-                .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR)
+                .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR, None)
                 .expect("edge_rollups");
             assert_eq!(rollups.len() as u64, num_rollups);
             rollups
@@ -175,7 +175,7 @@ fn rollup_hour_read(c: &mut Criterion) {
     group.bench_function("read_5_minutes_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
             reader
-                .edge_rollups(BASE_MINUTE + 30, BASE_MINUTE + 35)
+                .edge_rollups(BASE_MINUTE + 30, BASE_MINUTE + 35, None)
                 .expect("edge_rollups")
         });
     });

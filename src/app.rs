@@ -76,12 +76,14 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
         config.validate()?;
         let telemetry = Arc::new(Telemetry::default());
+        let instance = new_instance_id();
         let (store_writer, reader) = open_store(&config)?;
         let capacity_items = config.pipeline.queue_capacity_items.get();
         let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry));
         let writer_gate = Arc::new(WriterGate::default());
         let settings = WriterSettings {
             max_batch_items: config.pipeline.writer_batch_items.get(),
+            instance,
             retention: RetentionPolicy {
                 max_age: config.retention_max_age(),
                 max_size_bytes: config.retention_max_size_bytes(),
@@ -152,7 +154,7 @@ impl App {
                 http::configure(receiver.clone())
             })?;
         let state = WebState {
-            query: QueryService::new(reader, engine, service_graph_metrics),
+            query: QueryService::new(reader, engine, service_graph_metrics, instance),
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
         };
@@ -228,6 +230,16 @@ impl App {
         self.ui.stop(true).await;
         info!("shutdown complete");
     }
+}
+
+/// A fresh id for this process's rollups, different on every start (a restart must not
+/// overwrite the minutes its previous run stored).
+fn new_instance_id() -> u32 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(crate::model::now_unix_nano());
+    hasher.write_u32(std::process::id());
+    (hasher.finish() >> 32) as u32
 }
 
 /// The two halves of an opened store.

@@ -272,22 +272,13 @@ impl Pairing {
     }
 
     fn consumer(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
-        let mut keys: Vec<SpanRef> = span.parent_ref().into_iter().collect();
-        let num_parents = keys.len();
-        for link in &span.links {
-            if keys.contains(link) {
-                continue;
-            }
-            if keys.len() - num_parents >= self.max_links_per_span {
-                self.counters.num_links_ignored += 1;
-                continue;
-            }
-            keys.push(*link);
-        }
+        let num_links = span.links.len().min(self.max_links_per_span);
+        self.counters.num_links_ignored += (span.links.len() - num_links) as u64;
+        let candidates = span.parent_ref().into_iter().chain(span.links[..num_links].iter().copied());
         // A batch waited as long as its oldest message: keep the largest latency.
         let mut latency_opt: Option<u64> = None;
-        for key in &keys {
-            if let Some(producer) = self.producers.get_mut(key) {
+        for key in candidates.clone() {
+            if let Some(producer) = self.producers.get_mut(&key) {
                 producer.num_consumers += 1;
                 let latency = span
                     .start_time_unix_nano
@@ -298,13 +289,21 @@ impl Pairing {
         if latency_opt.is_some() {
             self.counters.num_consumers_matched += 1;
             out.record(consumed(span, CallSides::Complete, latency_opt));
-        } else if keys.is_empty() {
+            return;
+        }
+        let mut keys = candidates;
+        let Some(primary) = keys.next() else {
             self.counters.num_single_sided += 1;
             out.record(consumed(span, CallSides::Complete, None));
-        } else {
-            let primary = keys.swap_remove(0);
-            self.wait(primary, keys, Half::Consumer(span), now, services, out);
+            return;
+        };
+        let mut extra_keys: Vec<SpanRef> = Vec::new();
+        for key in keys {
+            if key != primary && !extra_keys.contains(&key) {
+                extra_keys.push(key);
+            }
         }
+        self.wait(primary, extra_keys, Half::Consumer(span), now, services, out);
     }
 
     /// Stores a half, first making room by letting the oldest go (as unpaired) if full.

@@ -1,16 +1,22 @@
-//! The bounded store of span halves waiting for their counterpart: a slab of slots in one
-//! insertion-ordered list (oldest first, so expiry and eviction pop from the front in O(1))
-//! and an index from [`SpanRef`] to the slots waiting under it. A slot may be indexed under
+//! The bounded store of span halves waiting for their counterpart: a slab of slots, a queue
+//! of (slot, generation) in insertion order (oldest first, so expiry and eviction pop from the
+//! front), and an index from [`SpanRef`] to the slots waiting under it. Removing a paired half
+//! leaves its queue entry stale (its generation moved on) rather than unlinking it: no touching
+//! of neighbouring slots, and stale entries are skipped at the front or compacted away once they
+//! outnumber the live ones. A slot may be indexed under
 //! several keys (a consumer waits on its parent and on each of its links) and several slots
 //! may wait under one key (two consumer groups waiting for one producer).
 //!
 //! Knows nothing of pairing rules: what a half is, and what expiry means, is `pairing.rs`'s.
 //! The caller keeps it bounded: [`PendingStore::is_full`] before [`PendingStore::insert`].
 
+use std::collections::VecDeque;
+
 use super::classify::SpanRef;
 use super::hash::FastMap;
 
-const NIL: u32 = u32::MAX;
+/// Stale queue entries tolerated beyond the live ones before compacting.
+const QUEUE_SLACK: usize = 1024;
 
 /// A slot's position; valid until that slot is removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +26,16 @@ struct Slot<H> {
     half: Option<H>,
     key: SpanRef,
     extra_keys: Vec<SpanRef>,
+    /// Bumped whenever the slot is emptied, so older queue entries for it are stale.
+    generation: u32,
+}
+
+/// A half's place in the expiry order.
+#[derive(Clone, Copy)]
+struct Queued {
+    id: u32,
+    generation: u32,
     expires_at_unix_nano: u64,
-    /// Towards the oldest slot.
-    prev: u32,
-    /// Towards the newest slot.
-    next: u32,
 }
 
 /// The slots waiting under one key, oldest first.
@@ -36,8 +47,7 @@ struct Waiters {
 pub struct PendingStore<H> {
     slots: Vec<Slot<H>>,
     free: Vec<u32>,
-    oldest: u32,
-    newest: u32,
+    queue: VecDeque<Queued>,
     num_items: usize,
     max_items: usize,
     index: FastMap<SpanRef, Waiters>,
@@ -45,12 +55,11 @@ pub struct PendingStore<H> {
 
 impl<H> PendingStore<H> {
     pub fn new(max_items: usize) -> Self {
-        debug_assert!(max_items > 0 && max_items < NIL as usize);
+        debug_assert!(max_items > 0 && max_items < u32::MAX as usize);
         Self {
             slots: Vec::new(),
             free: Vec::new(),
-            oldest: NIL,
-            newest: NIL,
+            queue: VecDeque::new(),
             num_items: 0,
             max_items,
             index: FastMap::default(),
@@ -74,31 +83,32 @@ impl<H> PendingStore<H> {
         expires_at_unix_nano: u64,
     ) -> SlotId {
         debug_assert!(!self.is_full(), "the caller evicts before inserting");
-        let slot = Slot {
-            half: Some(half),
-            key,
-            extra_keys,
-            expires_at_unix_nano,
-            prev: self.newest,
-            next: NIL,
-        };
         let id = match self.free.pop() {
             Some(id) => {
-                self.slots[id as usize] = slot;
+                let slot = &mut self.slots[id as usize];
+                debug_assert!(slot.half.is_none());
+                slot.half = Some(half);
+                slot.key = key;
+                slot.extra_keys = extra_keys;
                 id
             }
             None => {
-                self.slots.push(slot);
+                self.slots.push(Slot {
+                    half: Some(half),
+                    key,
+                    extra_keys,
+                    generation: 0,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
-        match self.newest {
-            NIL => self.oldest = id,
-            newest => self.slots[newest as usize].next = id,
-        }
-        self.newest = id;
-        self.num_items += 1;
         let slot = &self.slots[id as usize];
+        self.queue.push_back(Queued {
+            id,
+            generation: slot.generation,
+            expires_at_unix_nano,
+        });
+        self.num_items += 1;
         for key in std::iter::once(slot.key).chain(slot.extra_keys.iter().copied()) {
             self.index
                 .entry(key)
@@ -132,44 +142,60 @@ impl<H> PendingStore<H> {
         );
     }
 
-    /// Removes a slot from the list and from the index under all its keys.
+    /// Removes a slot's half, and the slot from the index under all its keys.
     pub fn remove(&mut self, id: SlotId) -> Option<H> {
         let slot = self.slots.get_mut(id.0 as usize)?;
         let half = slot.half.take()?;
-        let (prev, next) = (slot.prev, slot.next);
+        slot.generation = slot.generation.wrapping_add(1);
         let key = slot.key;
         let extra_keys = std::mem::take(&mut slot.extra_keys);
-        match prev {
-            NIL => self.oldest = next,
-            prev => self.slots[prev as usize].next = next,
-        }
-        match next {
-            NIL => self.newest = prev,
-            next => self.slots[next as usize].prev = prev,
-        }
         for key in std::iter::once(key).chain(extra_keys) {
             self.unindex(key, id.0);
         }
         self.free.push(id.0);
         self.num_items -= 1;
+        if self.queue.len() > 2 * self.num_items + QUEUE_SLACK {
+            self.compact_queue();
+        }
         Some(half)
     }
 
     /// Removes and returns the oldest half if its time is up at `now_unix_nano`.
     pub fn pop_expired(&mut self, now_unix_nano: u64) -> Option<H> {
-        let oldest = self.slots.get(self.oldest as usize)?;
+        let oldest = self.oldest_live()?;
         if oldest.expires_at_unix_nano > now_unix_nano {
             return None;
         }
-        self.remove(SlotId(self.oldest))
+        self.remove(SlotId(oldest.id))
     }
 
     /// Removes and returns the oldest half, expired or not (to make room).
     pub fn pop_oldest(&mut self) -> Option<H> {
-        match self.oldest {
-            NIL => None,
-            oldest => self.remove(SlotId(oldest)),
+        let oldest = self.oldest_live()?;
+        self.remove(SlotId(oldest.id))
+    }
+
+    /// Drops stale entries from the front of the queue; the first live one.
+    fn oldest_live(&mut self) -> Option<Queued> {
+        while let Some(&queued) = self.queue.front() {
+            if self.is_live(queued) {
+                return Some(queued);
+            }
+            self.queue.pop_front();
         }
+        None
+    }
+
+    fn is_live(&self, queued: Queued) -> bool {
+        let slot = &self.slots[queued.id as usize];
+        slot.generation == queued.generation && slot.half.is_some()
+    }
+
+    fn compact_queue(&mut self) {
+        let mut queue = std::mem::take(&mut self.queue);
+        queue.retain(|&queued| self.is_live(queued));
+        self.queue = queue;
+        debug_assert_eq!(self.queue.len(), self.num_items);
     }
 
     fn unindex(&mut self, key: SpanRef, id: u32) {
@@ -236,5 +262,20 @@ mod tests {
             assert_eq!(store.pop_oldest(), Some(round));
         }
         assert!(store.slots.len() <= 2);
+    }
+
+    #[test]
+    fn paired_halves_leave_stale_queue_entries_that_are_compacted() {
+        let mut store = PendingStore::new(10);
+        let kept = store.insert(key(0, 1), Vec::new(), 0u64, 5);
+        for round in 1..10_000 {
+            let id = store.insert(key(round, 1), Vec::new(), round, 10);
+            assert_eq!(store.remove(id), Some(round));
+            assert!(store.queue.len() <= 2 * store.len() + QUEUE_SLACK + 1);
+        }
+        assert_eq!(store.pop_expired(4), None);
+        assert_eq!(store.pop_expired(5), Some(0));
+        assert_eq!(store.remove(kept), None);
+        assert_eq!(store.pop_oldest(), None, "stale entries are skipped");
     }
 }

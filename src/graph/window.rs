@@ -7,7 +7,7 @@
 //! `max_edges_per_minute` edges and `max_operations_per_minute` operations per minute; calls
 //! and spans beyond are counted, not recorded.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::model::graph::{
 };
 
 use super::classify::GraphSpan;
-use super::hash::{FastMap, FoldBuildHasher};
+use super::hash::{FastMap, FoldBuildHasher, PrehashedBuildHasher};
 use super::pairing::Call;
 use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
 
@@ -55,54 +55,65 @@ pub struct WindowCounters {
     /// Closed minutes whose rollups were dropped because nobody took them for
     /// `num_closed_minutes` minutes (`tick` not called).
     pub num_minutes_unreported: u64,
+    /// Calls or spans not recorded because two identities shared a 64-bit fingerprint.
+    pub num_fingerprint_collisions: u64,
 }
 
+/// Maps keyed by a keyed 64-bit fingerprint of the identity (one hash per call, none of it on
+/// strings twice); the identity is kept in the entry and compared on every hit, so a
+/// fingerprint collision is detected (and counted), never merged.
 struct MinuteBucket {
     minute: i64,
-    edges: FastMap<LiveEdgeKey, EdgeAgg>,
-    /// service → operation → statistics (two levels so lookups borrow the span's strings).
-    operations: FastMap<Arc<str>, FastMap<Box<str>, OperationAgg>>,
-    num_operations: usize,
+    edges: HashMap<u64, EdgeEntry, PrehashedBuildHasher>,
+    operations: HashMap<u64, OperationEntry, PrehashedBuildHasher>,
+}
+
+struct EdgeEntry {
+    key: LiveEdgeKey,
+    agg: EdgeAgg,
+}
+
+struct OperationEntry {
+    service: Arc<str>,
+    operation: Box<str>,
+    agg: OperationAgg,
 }
 
 impl MinuteBucket {
     fn new(minute: i64) -> Self {
         Self {
             minute,
-            edges: FastMap::default(),
-            operations: FastMap::default(),
-            num_operations: 0,
+            edges: HashMap::default(),
+            operations: HashMap::default(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.edges.is_empty() && self.num_operations == 0
+        self.edges.is_empty() && self.operations.is_empty()
     }
 
     fn rollups(&self) -> ClosedMinutes {
         let mut edges: Vec<EdgeRollup> = self
             .edges
-            .iter()
-            .map(|(key, agg)| EdgeRollup {
+            .values()
+            .map(|entry| EdgeRollup {
                 minute: self.minute,
-                key: key.to_key(),
-                source_placement: (*agg.source_placement).clone(),
-                target_placement: (*agg.target_placement).clone(),
-                stats: agg.stats.clone(),
+                key: entry.key.to_key(),
+                source_placement: (*entry.agg.source_placement).clone(),
+                target_placement: (*entry.agg.target_placement).clone(),
+                stats: entry.agg.stats.clone(),
             })
             .collect();
         edges.sort_by(|left, right| left.key.cmp(&right.key));
         let mut operations: Vec<OperationRollup> = self
             .operations
-            .iter()
-            .flat_map(|(service, operations)| {
-                operations.iter().map(|(operation, agg)| OperationRollup {
-                    minute: self.minute,
-                    service: service.to_string(),
-                    placement: (*agg.placement).clone(),
-                    operation: operation.to_string(),
-                    stats: agg.stats.clone(),
-                })
+            .values()
+            .map(|entry| OperationRollup {
+                minute: self.minute,
+                service: entry.service.to_string(),
+                placement: (*entry.agg.placement).clone(),
+                operation: entry.operation.to_string(),
+                stats: entry.agg.stats.clone(),
             })
             .collect();
         operations.sort_by(|left, right| {
@@ -209,17 +220,17 @@ impl Window {
             facts,
             consumer_group,
         } = call;
-        let key = LiveEdgeKey {
-            source,
-            target,
-            kind,
-        };
-        let fingerprint = self.fingerprints.hash_one(&key);
+        let fingerprint = self.fingerprints.hash_one((&source, &target, kind));
         let minute = self.open.minute;
         let group_opt = consumer_group.as_deref();
-        if let Some(agg) = self.open.edges.get_mut(&key) {
+        if let Some(entry) = self.open.edges.get_mut(&fingerprint) {
+            let key = &entry.key;
+            if key.source != source || key.target != target || key.kind != kind {
+                self.counters.num_fingerprint_collisions += 1;
+                return;
+            }
             let trace_calls = per_trace.record(trace_id, fingerprint, minute, now_unix_nano);
-            stats::record_call(&mut agg.stats, &facts, group_opt, trace_calls);
+            stats::record_call(&mut entry.agg.stats, &facts, group_opt, trace_calls);
             return;
         }
         if self.open.edges.len() >= self.max_edges_per_minute {
@@ -233,17 +244,26 @@ impl Window {
             target_placement,
         };
         stats::record_call(&mut agg.stats, &facts, group_opt, trace_calls);
-        self.open.edges.insert(key, agg);
+        let key = LiveEdgeKey {
+            source,
+            target,
+            kind,
+        };
+        self.open.edges.insert(fingerprint, EdgeEntry { key, agg });
     }
 
     /// Records a SERVER or CONSUMER span as a request of its operation.
     pub fn record_operation(&mut self, span: &GraphSpan) {
-        let known = self.open.operations.get_mut(&*span.service);
-        if let Some(agg) = known.and_then(|operations| operations.get_mut(&*span.name)) {
-            stats::record_operation(&mut agg.stats, span);
+        let fingerprint = self.fingerprints.hash_one((&*span.service, &*span.name));
+        if let Some(entry) = self.open.operations.get_mut(&fingerprint) {
+            if *entry.service != *span.service || entry.operation != span.name {
+                self.counters.num_fingerprint_collisions += 1;
+                return;
+            }
+            stats::record_operation(&mut entry.agg.stats, span);
             return;
         }
-        if self.open.num_operations >= self.max_operations_per_minute {
+        if self.open.operations.len() >= self.max_operations_per_minute {
             self.counters.num_spans_over_operation_limit += 1;
             return;
         }
@@ -252,12 +272,12 @@ impl Window {
             placement: Arc::clone(&span.placement),
         };
         stats::record_operation(&mut agg.stats, span);
-        self.open
-            .operations
-            .entry(Arc::clone(&span.service))
-            .or_default()
-            .insert(span.name.clone(), agg);
-        self.open.num_operations += 1;
+        let entry = OperationEntry {
+            service: Arc::clone(&span.service),
+            operation: span.name.clone(),
+            agg,
+        };
+        self.open.operations.insert(fingerprint, entry);
     }
 
     fn buckets(&self, from_minute: i64, to_minute: i64) -> impl Iterator<Item = &MinuteBucket> {
@@ -271,7 +291,7 @@ impl Window {
     pub fn edges(&self, from_minute: i64, to_minute: i64) -> Vec<WindowEdge> {
         let mut merged: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
         for bucket in self.buckets(from_minute, to_minute) {
-            for (key, agg) in &bucket.edges {
+            for EdgeEntry { key, agg } in bucket.edges.values() {
                 merged
                     .entry(key)
                     .and_modify(|sum| {
@@ -301,16 +321,15 @@ impl Window {
     pub fn operations(&self, from_minute: i64, to_minute: i64) -> Vec<WindowOperation> {
         let mut merged: FastMap<(&str, &str), OperationAgg> = FastMap::default();
         for bucket in self.buckets(from_minute, to_minute) {
-            for (service, operations) in &bucket.operations {
-                for (operation, agg) in operations {
-                    merged
-                        .entry((service, operation))
-                        .and_modify(|sum| {
-                            sum.stats.merge(&agg.stats);
-                            sum.placement = Arc::clone(&agg.placement);
-                        })
-                        .or_insert_with(|| agg.clone());
-                }
+            for entry in bucket.operations.values() {
+                let agg = &entry.agg;
+                merged
+                    .entry((&entry.service, &entry.operation))
+                    .and_modify(|sum| {
+                        sum.stats.merge(&agg.stats);
+                        sum.placement = Arc::clone(&agg.placement);
+                    })
+                    .or_insert_with(|| agg.clone());
             }
         }
         let mut operations: Vec<WindowOperation> = merged

@@ -96,17 +96,27 @@ fn run(
             break;
         }
         if Instant::now() >= next_tick {
-            tick(engine, pipeline, metrics);
+            tick(engine, pipeline, metrics, now_unix_nano());
             next_tick = Instant::now() + TICK_INTERVAL;
         }
     }
-    tick(engine, pipeline, metrics);
+    // Close the minute in progress too, so a graceful restart keeps its calls (rollups are
+    // per instance, so the next run's own counts for this minute add to them). Halves still
+    // waiting for a partner can no longer pair and are recorded as unpaired.
+    tick(engine, pipeline, metrics, now_unix_nano() + NANOS_PER_MINUTE);
 }
 
-fn tick(engine: &Mutex<GraphEngine>, pipeline: &Pipeline, metrics: &ServiceGraphMetrics) {
+const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+
+fn tick(
+    engine: &Mutex<GraphEngine>,
+    pipeline: &Pipeline,
+    metrics: &ServiceGraphMetrics,
+    now_unix_nano: u64,
+) {
     let closed = {
         let mut engine = lock_engine(engine);
-        let closed = engine.tick(now_unix_nano());
+        let closed = engine.tick(now_unix_nano);
         metrics.add_closed(&closed.edges);
         closed
     };

@@ -23,6 +23,8 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
     pub max_batch_items: usize,
+    /// This process's id in the rollups it writes (see [`crate::store::RollupWriter`]).
+    pub instance: u32,
     pub retention: RetentionPolicy,
     pub retention_interval: Duration,
 }
@@ -95,7 +97,7 @@ pub fn spawn_store_writer(
                 let first = match receiver.recv_timeout(wait) {
                     Ok(WriterMessage::Batch(accepted)) => accepted,
                     Ok(WriterMessage::Rollups(closed)) => {
-                        write_rollups(store.as_mut(), &closed, &telemetry);
+                        write_rollups(store.as_mut(), settings.instance, &closed, &telemetry);
                         continue;
                     }
                     Err(RecvTimeoutError::Timeout) => continue,
@@ -107,7 +109,7 @@ pub fn spawn_store_writer(
                 commit(store.as_mut(), accepted, &telemetry);
                 on_commit();
                 if let Some(closed) = rollups_opt {
-                    write_rollups(store.as_mut(), &closed, &telemetry);
+                    write_rollups(store.as_mut(), settings.instance, &closed, &telemetry);
                 }
             }
             info!("store writer drained and stopped");
@@ -153,10 +155,15 @@ fn commit(store: &mut dyn WriteStore, accepted: Vec<Accepted>, telemetry: &Telem
     });
 }
 
-fn write_rollups(store: &mut dyn WriteStore, closed: &ClosedMinutes, telemetry: &Telemetry) {
+fn write_rollups(
+    store: &mut dyn WriteStore,
+    instance: u32,
+    closed: &ClosedMinutes,
+    telemetry: &Telemetry,
+) {
     let num_items = closed.edges.len() + closed.operations.len();
     retry_until_stored(telemetry, "rollups", num_items, || {
-        store.write_rollups(&closed.edges, &closed.operations)
+        store.write_rollups(instance, &closed.edges, &closed.operations)
     });
 }
 

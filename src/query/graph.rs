@@ -45,9 +45,10 @@ impl QueryService {
     /// The map over `range`, filtered.
     pub async fn graph(&self, range: GraphRange, filter: &GraphFilter) -> Result<GraphView, QueryError> {
         let (live_since, mut edges) = self.live_edges(range);
-        if range.from_minute < live_since {
-            let (from, to) = (range.from_minute, range.to_minute.min(live_since));
-            let stored = self.blocking(move |reader| reader.edge_rollups(from, to)).await?;
+        for (from, to, exclude) in self.stored_ranges(range, live_since) {
+            let stored = self
+                .blocking(move |reader| reader.edge_rollups(from, to, exclude))
+                .await?;
             for rollup in stored {
                 let entry = edges.entry(rollup.key).or_insert_with(|| {
                     (rollup.source_placement.clone(), rollup.target_placement.clone(), EdgeStats::default())
@@ -79,11 +80,12 @@ impl QueryService {
             }
             live_since
         };
-        if range.from_minute < live_since {
-            let (from, to) = (range.from_minute, range.to_minute.min(live_since));
+        for (from, to, exclude) in self.stored_ranges(range, live_since) {
             let service = service_opt.clone();
             let stored = self
-                .blocking(move |reader| reader.operation_rollups(from, to, service.as_deref()))
+                .blocking(move |reader| {
+                    reader.operation_rollups(from, to, service.as_deref(), exclude)
+                })
                 .await?;
             for rollup in stored {
                 let entry = operations
@@ -107,6 +109,20 @@ impl QueryService {
                 std::iter::repeat_n(observed, num_observed)
             })
             .collect()
+    }
+
+    /// What to read from the store: every instance's rollups before this engine's memory
+    /// starts, and other instances' (an earlier run of this one, or peers sharing the store)
+    /// for the minutes memory holds.
+    fn stored_ranges(&self, range: GraphRange, live_since: i64) -> Vec<(i64, i64, Option<u32>)> {
+        let mut ranges = Vec::with_capacity(2);
+        if range.from_minute < live_since {
+            ranges.push((range.from_minute, range.to_minute.min(live_since), None));
+        }
+        if range.to_minute > live_since {
+            ranges.push((range.from_minute.max(live_since), range.to_minute, Some(self.instance)));
+        }
+        ranges
     }
 
     fn live_edges(&self, range: GraphRange) -> (i64, EdgeMap) {

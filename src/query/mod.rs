@@ -32,6 +32,8 @@ pub struct QueryService {
     reader: Arc<dyn StoreReader>,
     engine: Arc<Mutex<GraphEngine>>,
     service_graph_metrics: Arc<ServiceGraphMetrics>,
+    /// This process's id in stored rollups: its own minutes are read from memory instead.
+    instance: u32,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -45,11 +47,13 @@ impl QueryService {
         reader: Arc<dyn StoreReader>,
         engine: Arc<Mutex<GraphEngine>>,
         service_graph_metrics: Arc<ServiceGraphMetrics>,
+        instance: u32,
     ) -> Self {
         Self {
             reader,
             engine,
             service_graph_metrics,
+            instance,
         }
     }
 

@@ -29,8 +29,8 @@ pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use rollups::{
     rollup_hostile_strings, rollup_minute_out_of_range, rollup_minutes_with_data,
-    rollup_range_bounds, rollup_retention, rollup_rewrite_replaces, rollup_round_trip,
-    rollup_service_filter,
+    rollup_instances_side_by_side, rollup_range_bounds, rollup_retention, rollup_rewrite_replaces,
+    rollup_round_trip, rollup_service_filter,
 };
 pub use search::{
     search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,
@@ -60,6 +60,7 @@ macro_rules! store_conformance_tests {
             rollup_round_trip,
             rollup_minute_out_of_range,
             rollup_rewrite_replaces,
+            rollup_instances_side_by_side,
             rollup_range_bounds,
             rollup_service_filter,
             rollup_minutes_with_data,

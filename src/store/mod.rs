@@ -59,9 +59,14 @@ pub trait StoreWriter: Send {
 /// Writes the graph engine's per-minute rollups. Owned by the same one thread as the
 /// [`StoreWriter`] of the store; calls never overlap.
 pub trait RollupWriter: Send {
-    /// Stores `edges` and `operations` in one transaction.
+    /// Stores `edges` and `operations` of one Cartograph `instance` in one transaction.
     ///
-    /// Contract: idempotent per (minute, key), the key of an edge rollup being its [`EdgeKey`]
+    /// `instance` identifies the process that counted the calls (a new one per start): rollups
+    /// of different instances for the same minute and key are kept side by side, and readers
+    /// add them up — so a restart within a minute, or several instances sharing one store,
+    /// never overwrite each other's counts.
+    ///
+    /// Contract: idempotent per (instance, minute, key), the key of an edge rollup being its [`EdgeKey`]
     /// and of an operation rollup its `(service, operation)`: a rollup whose minute and key are
     /// already stored replaces the stored one whole, placements included, so a re-sent minute
     /// is never counted twice. Within one call, the later of two rollups with the same minute
@@ -74,6 +79,7 @@ pub trait RollupWriter: Send {
     /// [`EdgeKey`]: crate::model::graph::EdgeKey
     fn write_rollups(
         &mut self,
+        instance: u32,
         edges: &[EdgeRollup],
         operations: &[OperationRollup],
     ) -> Result<(), StoreError>;
@@ -89,17 +95,25 @@ pub trait RollupWriter: Send {
 ///
 /// [`EdgeKey`]: crate::model::graph::EdgeKey
 pub trait RollupReader: Send + Sync {
-    /// Every stored edge rollup of the range, exactly as written.
-    fn edge_rollups(&self, from_minute: i64, to_minute: i64)
-    -> Result<Vec<EdgeRollup>, StoreError>;
+    /// Every stored edge rollup of the range, exactly as written, one per instance that wrote
+    /// it; those of `exclude_instance` are left out (a running instance reads its own minutes
+    /// from memory).
+    fn edge_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<EdgeRollup>, StoreError>;
 
-    /// Every stored operation rollup of the range, of `service` only when given (an exact,
+    /// Every stored operation rollup of the range but those of `exclude_instance`, one per
+    /// instance that wrote it, of `service` only when given (an exact,
     /// case-sensitive match), exactly as written.
     fn operation_rollups(
         &self,
         from_minute: i64,
         to_minute: i64,
         service: Option<&str>,
+        exclude_instance: Option<u32>,
     ) -> Result<Vec<OperationRollup>, StoreError>;
 
     /// The minutes of the range holding at least one edge or operation rollup, ascending, each

@@ -4,6 +4,9 @@
 use std::slice::from_ref;
 use std::time::Duration;
 
+/// The instance every case writes as (one process).
+const INSTANCE: u32 = 7;
+
 use crate::model::graph::{
     EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationRollup,
     OperationStats,
@@ -43,13 +46,13 @@ fn key(source: &str, target: &str) -> EdgeKey {
 
 fn all_edges<R: RollupReader>(reader: &R) -> Vec<EdgeRollup> {
     reader
-        .edge_rollups(i64::MIN, i64::MAX)
+        .edge_rollups(i64::MIN, i64::MAX, None)
         .expect("edge_rollups")
 }
 
 fn all_operations<R: RollupReader>(reader: &R) -> Vec<OperationRollup> {
     reader
-        .operation_rollups(i64::MIN, i64::MAX, None)
+        .operation_rollups(i64::MIN, i64::MAX, None, None)
         .expect("operation_rollups")
 }
 
@@ -132,10 +135,10 @@ pub fn rollup_round_trip<W: RollupWriter, R: RollupReader>((mut writer, reader):
     // Written newest first and in two calls: the order of reads must not depend on writes.
     let (later_edges, earlier_edges) = edges.split_at(edges.len() / 2);
     writer
-        .write_rollups(earlier_edges, &operations)
+        .write_rollups(INSTANCE, earlier_edges, &operations)
         .expect("write_rollups");
     writer
-        .write_rollups(later_edges, &[])
+        .write_rollups(INSTANCE, later_edges, &[])
         .expect("write_rollups");
 
     assert_eq!(all_edges(&reader), edges_in_read_order(edges));
@@ -152,13 +155,13 @@ pub fn rollup_minute_out_of_range<W: RollupWriter, R: RollupReader>((mut writer,
     for bad_minute in [-1, i64::MIN, MAX_ROLLUP_MINUTE + 1, i64::MAX] {
         let bad_edge = edge_rollup(bad_minute, key("a", "c"), 2);
         let result =
-            writer.write_rollups(&[valid_edge.clone(), bad_edge], from_ref(&valid_operation));
+            writer.write_rollups(INSTANCE, &[valid_edge.clone(), bad_edge], from_ref(&valid_operation));
         assert!(
             matches!(result, Err(StoreError::InvalidData(_))),
             "{bad_minute}: {result:?}"
         );
         let bad_operation = operation_rollup(bad_minute, "a", "put", 2);
-        let result = writer.write_rollups(from_ref(&valid_edge), &[bad_operation]);
+        let result = writer.write_rollups(INSTANCE, from_ref(&valid_edge), &[bad_operation]);
         assert!(
             matches!(result, Err(StoreError::InvalidData(_))),
             "{bad_minute}: {result:?}"
@@ -169,13 +172,43 @@ pub fn rollup_minute_out_of_range<W: RollupWriter, R: RollupReader>((mut writer,
     assert!(all_minutes(&reader).is_empty());
     // Nothing is left half-done: the next write goes through.
     writer
-        .write_rollups(from_ref(&valid_edge), from_ref(&valid_operation))
+        .write_rollups(INSTANCE, from_ref(&valid_edge), from_ref(&valid_operation))
         .expect("write_rollups");
     assert_eq!(all_edges(&reader), [valid_edge]);
     assert_eq!(all_operations(&reader), [valid_operation]);
 }
 
 /// Writing a minute's rollup for a key again replaces it whole; a re-sent minute counts once.
+/// Two instances' rollups of one minute and key are both kept, and either can be left out.
+pub fn rollup_instances_side_by_side<W: StoreWriter + RollupWriter, R: RollupReader>(
+    (mut writer, reader): (W, R),
+) {
+    let minute = BASE_MINUTE + 3;
+    let mine = edge_rollup(minute, key("a", "b"), 1);
+    let theirs = edge_rollup(minute, key("a", "b"), 2);
+    let my_operation = operation_rollup(minute, "a", "get", 1);
+    let their_operation = operation_rollup(minute, "a", "get", 4);
+    writer
+        .write_rollups(INSTANCE, from_ref(&mine), from_ref(&my_operation))
+        .expect("write_rollups");
+    writer
+        .write_rollups(INSTANCE + 1, from_ref(&theirs), from_ref(&their_operation))
+        .expect("write_rollups");
+    let mut all = all_edges(&reader);
+    all.sort_by_key(|rollup| rollup.stats.num_requests);
+    let mut expected = vec![mine.clone(), theirs.clone()];
+    expected.sort_by_key(|rollup| rollup.stats.num_requests);
+    assert_eq!(all, expected, "both instances' rollups are kept");
+    let others = reader
+        .edge_rollups(minute, minute + 1, Some(INSTANCE))
+        .expect("edge_rollups");
+    assert_eq!(others, vec![theirs]);
+    let other_operations = reader
+        .operation_rollups(minute, minute + 1, None, Some(INSTANCE + 1))
+        .expect("operation_rollups");
+    assert_eq!(other_operations, vec![my_operation]);
+}
+
 pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
     (mut writer, reader): (W, R),
 ) {
@@ -189,11 +222,11 @@ pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
         operation_rollup(minute, "a", "put", 2),
     ];
     writer
-        .write_rollups(&first_edges, &first_operations)
+        .write_rollups(INSTANCE, &first_edges, &first_operations)
         .expect("write_rollups");
     // A re-sent minute: stored once.
     writer
-        .write_rollups(&first_edges, &first_operations)
+        .write_rollups(INSTANCE, &first_edges, &first_operations)
         .expect("write_rollups");
     assert_eq!(all_edges(&reader), first_edges);
     assert_eq!(all_operations(&reader), first_operations);
@@ -206,7 +239,7 @@ pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
         first_edges[0].source_placement
     );
     writer
-        .write_rollups(from_ref(&replaced_edge), from_ref(&replaced_operation))
+        .write_rollups(INSTANCE, from_ref(&replaced_edge), from_ref(&replaced_operation))
         .expect("write_rollups");
     assert_eq!(
         all_edges(&reader),
@@ -222,6 +255,7 @@ pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
     let last_operation = operation_rollup(minute, "a", "put", 9);
     writer
         .write_rollups(
+            INSTANCE,
             &[edge_rollup(minute, key("a", "c"), 4), last_edge.clone()],
             &[
                 operation_rollup(minute, "a", "put", 8),
@@ -264,7 +298,7 @@ pub fn rollup_range_bounds<W: RollupWriter, R: RollupReader>((mut writer, reader
     edges.reverse();
     operations.reverse();
     writer
-        .write_rollups(&edges, &operations)
+        .write_rollups(INSTANCE, &edges, &operations)
         .expect("write_rollups");
 
     let ranges = [
@@ -291,13 +325,13 @@ pub fn rollup_range_bounds<W: RollupWriter, R: RollupReader>((mut writer, reader
             .cloned()
             .collect();
         assert_eq!(
-            reader.edge_rollups(from, to).expect("edge_rollups"),
+            reader.edge_rollups(from, to, None).expect("edge_rollups"),
             edges_in_read_order(expected_edges),
             "edges of {from}..{to}"
         );
         assert_eq!(
             reader
-                .operation_rollups(from, to, None)
+                .operation_rollups(from, to, None, None)
                 .expect("operation_rollups"),
             operations_in_read_order(expected_operations),
             "operations of {from}..{to}"
@@ -333,7 +367,7 @@ pub fn rollup_service_filter<W: RollupWriter, R: RollupReader>((mut writer, read
         }
     }
     writer
-        .write_rollups(&[], &operations)
+        .write_rollups(INSTANCE, &[], &operations)
         .expect("write_rollups");
 
     for service in services {
@@ -345,7 +379,7 @@ pub fn rollup_service_filter<W: RollupWriter, R: RollupReader>((mut writer, read
         assert_eq!(expected.len(), 4);
         assert_eq!(
             reader
-                .operation_rollups(BASE_MINUTE, BASE_MINUTE + 60, Some(service))
+                .operation_rollups(BASE_MINUTE, BASE_MINUTE + 60, Some(service), None)
                 .expect("operation_rollups"),
             operations_in_read_order(expected),
             "{service}"
@@ -354,7 +388,7 @@ pub fn rollup_service_filter<W: RollupWriter, R: RollupReader>((mut writer, read
     for absent in ["", "bill", "BILLING", "%", "_illing"] {
         assert_eq!(
             reader
-                .operation_rollups(i64::MIN, i64::MAX, Some(absent))
+                .operation_rollups(i64::MIN, i64::MAX, Some(absent), None)
                 .expect("operation_rollups"),
             [],
             "{absent}"
@@ -367,10 +401,10 @@ pub fn rollup_minutes_with_data<W: RollupWriter, R: RollupReader>((mut writer, r
     let edge = |offset: i64, seed: u64| edge_rollup(BASE_MINUTE + offset, key("a", "b"), seed);
     let operation = |offset: i64| operation_rollup(BASE_MINUTE + offset, "a", "get", 1);
     writer
-        .write_rollups(&[edge(0, 1), edge(59, 2)], &[operation(59), operation(60)])
+        .write_rollups(INSTANCE, &[edge(0, 1), edge(59, 2)], &[operation(59), operation(60)])
         .expect("write_rollups");
     writer
-        .write_rollups(&[edge(59, 3), edge(0, 4), edge(200, 5)], &[operation(-1)])
+        .write_rollups(INSTANCE, &[edge(59, 3), edge(0, 4), edge(200, 5)], &[operation(-1)])
         .expect("write_rollups");
     let minutes = |offsets: &[i64]| -> Vec<i64> {
         offsets.iter().map(|offset| BASE_MINUTE + offset).collect()
@@ -394,7 +428,7 @@ pub fn rollup_minutes_with_data<W: RollupWriter, R: RollupReader>((mut writer, r
     // An edge missing from a listed minute had no traffic then.
     assert_eq!(
         reader
-            .edge_rollups(BASE_MINUTE + 60, BASE_MINUTE + 61)
+            .edge_rollups(BASE_MINUTE + 60, BASE_MINUTE + 61, None)
             .expect("edge_rollups"),
         []
     );
@@ -425,7 +459,7 @@ pub fn rollup_retention<W: StoreWriter + RollupWriter, R: RollupReader>(
         .map(|(seed, minute)| operation_rollup(minute, "a", "get", seed))
         .collect();
     writer
-        .write_rollups(&edges, &operations)
+        .write_rollups(INSTANCE, &edges, &operations)
         .expect("write_rollups");
 
     let policy = RetentionPolicy {
@@ -451,7 +485,7 @@ pub fn rollup_retention<W: StoreWriter + RollupWriter, R: RollupReader>(
 
     // A late rollup for an aged-out hour is stored again, and ages out again.
     writer
-        .write_rollups(&edges[..1], &[])
+        .write_rollups(INSTANCE, &edges[..1], &[])
         .expect("write_rollups");
     assert_eq!(all_edges(&reader)[0], edges[0]);
     let report = writer
@@ -472,7 +506,7 @@ pub fn rollup_retention<W: StoreWriter + RollupWriter, R: RollupReader>(
 
     // The store keeps working after being emptied.
     writer
-        .write_rollups(&edges[5..], &operations[5..])
+        .write_rollups(INSTANCE, &edges[5..], &operations[5..])
         .expect("write_rollups");
     assert_eq!(all_edges(&reader), edges[5..]);
 }
@@ -516,7 +550,7 @@ pub fn rollup_hostile_strings<W: RollupWriter, R: RollupReader>((mut writer, rea
         operations.push(operation);
     }
     writer
-        .write_rollups(&edges, &operations)
+        .write_rollups(INSTANCE, &edges, &operations)
         .expect("write_rollups");
 
     assert_eq!(all_edges(&reader), edges_in_read_order(edges));
@@ -527,7 +561,7 @@ pub fn rollup_hostile_strings<W: RollupWriter, R: RollupReader>((mut writer, rea
     for operation in &operations {
         assert_eq!(
             reader
-                .operation_rollups(i64::MIN, i64::MAX, Some(&operation.service))
+                .operation_rollups(i64::MIN, i64::MAX, Some(&operation.service), None)
                 .expect("operation_rollups"),
             from_ref(operation),
             "{:?}",

@@ -25,6 +25,7 @@ use super::writer::{CreatedPartitions, SqliteWriter, WriterState, add_rows, by_h
 impl RollupWriter for SqliteWriter {
     fn write_rollups(
         &mut self,
+        instance: u32,
         edges: &[EdgeRollup],
         operations: &[OperationRollup],
     ) -> Result<(), StoreError> {
@@ -34,8 +35,8 @@ impl RollupWriter for SqliteWriter {
             return Ok(());
         }
         self.write_atomically(|conn, state, created| {
-            write_edges(conn, state, edges, created)?;
-            write_operations(conn, state, operations, created)
+            write_edges(conn, state, instance, edges, created)?;
+            write_operations(conn, state, instance, operations, created)
         })
     }
 }
@@ -53,11 +54,13 @@ fn check_minutes(mut minutes: impl Iterator<Item = i64>) -> Result<(), StoreErro
 
 /// Columns in the order of the statements' parameters and of [`edge_from_row`].
 const EDGE_COLUMNS: &str = "minute, source_kind, source_name, target_kind, target_name, \
-    edge_kind, source_namespace, source_environment, target_namespace, target_environment, stats";
+    edge_kind, source_namespace, source_environment, target_namespace, target_environment, stats, \
+    instance";
 
 fn write_edges(
     conn: &Connection,
     state: &WriterState,
+    instance: u32,
     edges: &[EdgeRollup],
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
@@ -70,13 +73,13 @@ fn write_edges(
         let table = partition.table();
         let mut insert = conn.prepare_cached(&format!(
             "INSERT INTO {table} ({EDGE_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING"
         ))?;
         let mut replace = conn.prepare_cached(&format!(
             "UPDATE {table} SET source_namespace = ?7, source_environment = ?8, \
              target_namespace = ?9, target_environment = ?10, stats = ?11 \
              WHERE minute = ?1 AND source_kind = ?2 AND source_name = ?3 \
-             AND target_kind = ?4 AND target_name = ?5 AND edge_kind = ?6"
+             AND target_kind = ?4 AND target_name = ?5 AND edge_kind = ?6 AND instance = ?12"
         ))?;
         let mut num_inserted = 0;
         for index in indexes {
@@ -100,6 +103,7 @@ fn write_edges(
                 rollup.target_placement.namespace,
                 rollup.target_placement.environment,
                 stats,
+                instance,
             ];
             if insert.execute(row)? == 1 {
                 num_inserted += 1;
@@ -113,11 +117,13 @@ fn write_edges(
 }
 
 /// Columns in the order of the statements' parameters and of [`operation_from_row`].
-const OPERATION_COLUMNS: &str = "minute, service, operation, namespace, environment, stats";
+const OPERATION_COLUMNS: &str =
+    "minute, service, operation, namespace, environment, stats, instance";
 
 fn write_operations(
     conn: &Connection,
     state: &WriterState,
+    instance: u32,
     operations: &[OperationRollup],
     created: &mut CreatedPartitions,
 ) -> Result<(), StoreError> {
@@ -131,12 +137,12 @@ fn write_operations(
         state.ensure_partition(conn, partition, created)?;
         let table = partition.table();
         let mut insert = conn.prepare_cached(&format!(
-            "INSERT INTO {table} ({OPERATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO {table} ({OPERATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT DO NOTHING"
         ))?;
         let mut replace = conn.prepare_cached(&format!(
             "UPDATE {table} SET namespace = ?4, environment = ?5, stats = ?6 \
-             WHERE minute = ?1 AND service = ?2 AND operation = ?3"
+             WHERE minute = ?1 AND service = ?2 AND operation = ?3 AND instance = ?7"
         ))?;
         let mut num_inserted = 0;
         for index in indexes {
@@ -150,6 +156,7 @@ fn write_operations(
                 rollup.placement.namespace,
                 rollup.placement.environment,
                 stats,
+                instance,
             ];
             if insert.execute(row)? == 1 {
                 num_inserted += 1;
@@ -167,6 +174,7 @@ impl RollupReader for SqliteReader {
         &self,
         from_minute: i64,
         to_minute: i64,
+        exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         if from_minute >= to_minute {
             return Ok(Vec::new());
@@ -176,7 +184,7 @@ impl RollupReader for SqliteReader {
             for partition in partitions_of(tx, PartitionKind::EdgeRollups, from_minute, to_minute)?
             {
                 let mut statement = tx.prepare_cached(&select_edges_sql(partition))?;
-                let mut rows = statement.query((from_minute, to_minute))?;
+                let mut rows = statement.query((from_minute, to_minute, exclude_instance))?;
                 while let Some(row) = rows.next()? {
                     rollups.push(edge_from_row(row)?);
                 }
@@ -190,6 +198,7 @@ impl RollupReader for SqliteReader {
         from_minute: i64,
         to_minute: i64,
         service: Option<&str>,
+        exclude_instance: Option<u32>,
     ) -> Result<Vec<OperationRollup>, StoreError> {
         if from_minute >= to_minute {
             return Ok(Vec::new());
@@ -199,7 +208,7 @@ impl RollupReader for SqliteReader {
             let kind = PartitionKind::OperationRollups;
             for partition in partitions_of(tx, kind, from_minute, to_minute)? {
                 let mut statement = tx.prepare_cached(&select_operations_sql(partition))?;
-                let mut rows = statement.query((from_minute, to_minute, service))?;
+                let mut rows = statement.query((from_minute, to_minute, service, exclude_instance))?;
                 while let Some(row) = rows.next()? {
                     rollups.push(operation_from_row(row)?);
                 }
@@ -224,20 +233,23 @@ impl RollupReader for SqliteReader {
     }
 }
 
-/// Edge rollups of minutes `?1..?2`; the order is the key index's, so no sorting is done.
+/// Edge rollups of minutes `?1..?2` of every instance but `?3`; the order is the key index's, so no sorting is done.
 fn select_edges_sql(partition: Partition) -> String {
     format!(
         "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
-         ORDER BY minute, source_kind, source_name, target_kind, target_name, edge_kind",
+         AND (?3 IS NULL OR instance != ?3) \
+         ORDER BY minute, source_kind, source_name, target_kind, target_name, edge_kind, instance",
         partition.table()
     )
 }
 
-/// Operation rollups of minutes `?1..?2` of service `?3`, or of every service when NULL.
+/// Operation rollups of minutes `?1..?2` of service `?3` (every service when NULL), of every
+/// instance but `?4`.
 fn select_operations_sql(partition: Partition) -> String {
     format!(
         "SELECT {OPERATION_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
-         AND (?3 IS NULL OR service = ?3) ORDER BY minute, service, operation",
+         AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR instance != ?4) \
+         ORDER BY minute, service, operation, instance",
         partition.table()
     )
 }

@@ -220,10 +220,12 @@ impl Partition {
                     source_environment TEXT,
                     target_namespace TEXT,
                     target_environment TEXT,
-                    stats BLOB NOT NULL
+                    stats BLOB NOT NULL,
+                    instance INTEGER NOT NULL
                  );
                  CREATE UNIQUE INDEX edge_rollups_h{hour}_key ON edge_rollups_h{hour}
-                    (minute, source_kind, source_name, target_kind, target_name, edge_kind);"
+                    (minute, source_kind, source_name, target_kind, target_name, edge_kind,
+                     instance);"
             ),
             PartitionKind::OperationRollups => format!(
                 "CREATE TABLE operation_rollups_h{hour} (
@@ -232,10 +234,11 @@ impl Partition {
                     operation TEXT NOT NULL,
                     namespace TEXT,
                     environment TEXT,
-                    stats BLOB NOT NULL
+                    stats BLOB NOT NULL,
+                    instance INTEGER NOT NULL
                  );
                  CREATE UNIQUE INDEX operation_rollups_h{hour}_key ON operation_rollups_h{hour}
-                    (minute, service, operation);"
+                    (minute, service, operation, instance);"
             ),
         }
     }

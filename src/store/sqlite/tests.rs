@@ -66,10 +66,11 @@ mod file {
     impl RollupWriter for TempDirWriter {
         fn write_rollups(
             &mut self,
+            instance: u32,
             edges: &[EdgeRollup],
             operations: &[OperationRollup],
         ) -> Result<(), StoreError> {
-            self.writer.write_rollups(edges, operations)
+            self.writer.write_rollups(instance, edges, operations)
         }
     }
 
@@ -210,13 +211,13 @@ fn version_1_database_is_upgraded_for_rollups() {
                 .len(),
             points.len()
         );
-        writer.write_rollups(&rollups, &[]).expect("write_rollups");
+        writer.write_rollups(1, &rollups, &[]).expect("write_rollups");
     }
     assert!(user_version(None) > 1, "the upgrade is recorded");
     let (_writer, reader) = open_dir(dir.path(), &[]);
     assert_eq!(
         reader
-            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 1)
+            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 1, None)
             .expect("edge_rollups"),
         rollups
     );

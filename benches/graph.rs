@@ -101,7 +101,7 @@ impl TraceBuilder {
             dropped_events_count: 0,
             links: Vec::new(),
             dropped_links_count: 0,
-            status_code: if mix(trace_no + span_no) % 100 == 0 {
+            status_code: if mix(trace_no + span_no).is_multiple_of(100) {
                 StatusCode::Error
             } else {
                 StatusCode::Unset

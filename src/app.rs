@@ -11,17 +11,17 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::config::{Config, StoreKind};
+use crate::graph::GraphEngine;
 use crate::ingest::convert::ConvertLimits;
 use crate::ingest::{Ingestor, grpc, http};
-use crate::graph::GraphEngine;
+use crate::pipeline::WriteStore;
 use crate::pipeline::{
-    GraphFeedHandle, spawn_graph_feed,
-    Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_store_writer,
+    GraphFeedHandle, Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_graph_feed,
+    spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
-use crate::pipeline::WriteStore;
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
 use crate::web::{self, WebState};
@@ -215,7 +215,10 @@ impl App {
             "draining accepted data into the store"
         );
         let graph = self.graph;
-        if tokio::task::spawn_blocking(move || graph.stop()).await.is_err() {
+        if tokio::task::spawn_blocking(move || graph.stop())
+            .await
+            .is_err()
+        {
             error!("graph thread join failed");
         }
         self.pipeline.close();

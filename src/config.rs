@@ -305,10 +305,16 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("storage", "max_size_mb") => "Beyond this size the oldest data is deleted.",
         ("storage", "retention_interval_secs") => "How often retention runs.",
         ("storage", "indexed_attributes") => "Attribute keys indexed for exact-match trace search.",
-        ("graph", "pairing_ttl_secs") => "Seconds a span waits for its other half before it counts as unpaired.",
-        ("graph", "max_pending_spans") => "Spans waiting for their other half at most (oldest let go first).",
+        ("graph", "pairing_ttl_secs") => {
+            "Seconds a span waits for its other half before it counts as unpaired."
+        }
+        ("graph", "max_pending_spans") => {
+            "Spans waiting for their other half at most (oldest let go first)."
+        }
         ("graph", "max_edges_per_minute") => "Distinct edges mapped per minute (overflow counted).",
-        ("graph", "queue_capacity_batches") => "Span batches waiting for the graph engine (overflow counted).",
+        ("graph", "queue_capacity_batches") => {
+            "Span batches waiting for the graph engine (overflow counted)."
+        }
         _ => "UNDOCUMENTED",
     }
 }

@@ -138,8 +138,18 @@ impl ServiceGraphMetrics {
         series.sort_by(|a, b| (&a.0.client, &a.0.server).cmp(&(&b.0.client, &b.0.server)));
         let mut out = String::with_capacity(256 * series.len() + 2048);
         render_counters(&mut out, &series);
-        render_histogram(&mut out, "traces_service_graph_request_client_seconds", &series, |totals| &totals.client);
-        render_histogram(&mut out, "traces_service_graph_request_server_seconds", &series, |totals| &totals.server);
+        render_histogram(
+            &mut out,
+            "traces_service_graph_request_client_seconds",
+            &series,
+            |totals| &totals.client,
+        );
+        render_histogram(
+            &mut out,
+            "traces_service_graph_request_server_seconds",
+            &series,
+            |totals| &totals.server,
+        );
         render_engine(&mut out, counters, view.num_calls_over_series_limit);
         out
     }
@@ -156,7 +166,10 @@ fn labels(key: &SeriesKey) -> String {
 
 /// Prometheus label value escaping.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A counter series: name, help text, and how to read it from the totals.
@@ -164,8 +177,16 @@ type CounterSpec = (&'static str, &'static str, fn(&Totals) -> u64);
 
 fn render_counters(out: &mut String, series: &[(&SeriesKey, &Totals)]) {
     let counters: [CounterSpec; 2] = [
-        ("traces_service_graph_request_total", "Calls between two nodes.", |totals| totals.requests),
-        ("traces_service_graph_request_failed_total", "Failed calls between two nodes.", |totals| totals.failed),
+        (
+            "traces_service_graph_request_total",
+            "Calls between two nodes.",
+            |totals| totals.requests,
+        ),
+        (
+            "traces_service_graph_request_failed_total",
+            "Failed calls between two nodes.",
+            |totals| totals.failed,
+        ),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -181,14 +202,21 @@ fn render_histogram(
     series: &[(&SeriesKey, &Totals)],
     histogram: fn(&Totals) -> &Histogram,
 ) {
-    let _ = writeln!(out, "# HELP {name} Call durations between two nodes.\n# TYPE {name} histogram");
+    let _ = writeln!(
+        out,
+        "# HELP {name} Call durations between two nodes.\n# TYPE {name} histogram"
+    );
     for (key, totals) in series {
         let histogram = histogram(totals);
         let labels = labels(key);
         for (bound, count) in BUCKET_BOUNDS_SECS.iter().zip(&histogram.cumulative_buckets) {
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", histogram.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            histogram.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum_secs);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.count);
     }
@@ -197,19 +225,66 @@ fn render_histogram(
 fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_limit: u64) {
     let pairing = &counters.pairing;
     let values = [
-        ("cartograph_graph_spans_total", "Spans fed to the graph engine.", pairing.num_spans),
-        ("cartograph_graph_pairs_total", "Client/server span pairs completed.", pairing.num_paired),
-        ("cartograph_graph_pending_spans", "Span halves waiting for their partner now (bounded by graph.max_pending_spans).", pairing.num_pending),
-        ("cartograph_graph_expired_total", "Span halves whose partner did not arrive within the TTL (recorded as unpaired calls).", pairing.num_expired),
-        ("cartograph_graph_evicted_total", "Span halves let go early because the pending store was full.", pairing.num_evicted),
-        ("cartograph_graph_dropped_unnamed_total", "Unpaired client spans naming no peer (no edge to draw).", pairing.num_dropped_unnamed),
-        ("cartograph_graph_dropped_duplicates_total", "Re-sent span halves ignored.", pairing.num_dropped_duplicates),
-        ("cartograph_graph_calls_over_edge_limit_total", "Calls not mapped because a minute reached its edge limit.", counters.window.num_calls_over_edge_limit),
-        ("cartograph_graph_spans_over_operation_limit_total", "Spans not counted because a minute reached its operation limit.", counters.window.num_spans_over_operation_limit),
-        ("cartograph_graph_calls_over_series_limit_total", "Calls not exported as traces_service_graph series (series limit).", num_over_series_limit),
+        (
+            "cartograph_graph_spans_total",
+            "Spans fed to the graph engine.",
+            pairing.num_spans,
+        ),
+        (
+            "cartograph_graph_pairs_total",
+            "Client/server span pairs completed.",
+            pairing.num_paired,
+        ),
+        (
+            "cartograph_graph_pending_spans",
+            "Span halves waiting for their partner now (bounded by graph.max_pending_spans).",
+            pairing.num_pending,
+        ),
+        (
+            "cartograph_graph_expired_total",
+            "Span halves whose partner did not arrive within the TTL (recorded as unpaired calls).",
+            pairing.num_expired,
+        ),
+        (
+            "cartograph_graph_evicted_total",
+            "Span halves let go early because the pending store was full.",
+            pairing.num_evicted,
+        ),
+        (
+            "cartograph_graph_dropped_unnamed_total",
+            "Unpaired client spans naming no peer (no edge to draw).",
+            pairing.num_dropped_unnamed,
+        ),
+        (
+            "cartograph_graph_dropped_duplicates_total",
+            "Re-sent span halves ignored.",
+            pairing.num_dropped_duplicates,
+        ),
+        (
+            "cartograph_graph_calls_over_edge_limit_total",
+            "Calls not mapped because a minute reached its edge limit.",
+            counters.window.num_calls_over_edge_limit,
+        ),
+        (
+            "cartograph_graph_spans_over_operation_limit_total",
+            "Spans not counted because a minute reached its operation limit.",
+            counters.window.num_spans_over_operation_limit,
+        ),
+        (
+            "cartograph_graph_calls_over_series_limit_total",
+            "Calls not exported as traces_service_graph series (series limit).",
+            num_over_series_limit,
+        ),
     ];
     for (name, help, value) in values {
-        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
 }

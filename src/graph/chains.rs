@@ -222,7 +222,9 @@ impl ChainTracker {
             let Some(trace) = self.traces.get(&trace_id) else {
                 continue;
             };
-            let idle_at = trace.last_seen_unix_nano.saturating_add(self.idle_ttl_nanos);
+            let idle_at = trace
+                .last_seen_unix_nano
+                .saturating_add(self.idle_ttl_nanos);
             if idle_at > now_unix_nano {
                 self.idle_queue.push_back((trace_id, idle_at));
                 continue;
@@ -236,7 +238,8 @@ impl ChainTracker {
             }
         }
         let oldest_kept = now_unix_nano.saturating_sub(self.max_age_nanos);
-        self.top.retain(|chain| chain.last_seen_unix_nano >= oldest_kept);
+        self.top
+            .retain(|chain| chain.last_seen_unix_nano >= oldest_kept);
     }
 
     /// Keeps the `num_top_chains` longest distinct chains; a new one replaces the shortest
@@ -305,7 +308,11 @@ fn step(span: &SkeletonSpan, parent_opt: Option<&SkeletonSpan>) -> Step {
         let is_synchronous = span.edge_kind.is_synchronous()
             || (parent.role == SpanRole::Client && parent.edge_kind.is_synchronous());
         if parent.role == SpanRole::Client || !is_same_service {
-            return if is_synchronous { Step::Hop } else { Step::Start };
+            return if is_synchronous {
+                Step::Hop
+            } else {
+                Step::Start
+            };
         }
         return Step::Continue;
     }
@@ -402,8 +409,8 @@ fn link_chains(spans: &[SkeletonSpan], parent_of: &[u32]) -> ChainLinks {
         while let Some(popped) = path.pop() {
             let index = popped as usize;
             let parent = parent_of[index];
-            let parent_opt = (parent != NIL && state[parent as usize] == State::Done)
-                .then_some(parent as usize);
+            let parent_opt =
+                (parent != NIL && state[parent as usize] == State::Done).then_some(parent as usize);
             let relation = step(&spans[index], parent_opt.map(|parent| &spans[parent]));
             match (relation, parent_opt) {
                 (Step::Continue, Some(parent)) => {

@@ -179,7 +179,10 @@ fn resource_parts(resource: &Resource) -> (Arc<str>, Arc<NodePlacement>) {
         namespace: resource.service_namespace.clone(),
         environment: resource.deployment_environment.clone(),
     };
-    (Arc::from(resource.service_name.as_str()), Arc::new(placement))
+    (
+        Arc::from(resource.service_name.as_str()),
+        Arc::new(placement),
+    )
 }
 
 fn classify(span: &Span, service: Arc<str>, placement: Arc<NodePlacement>) -> GraphSpan {
@@ -361,7 +364,9 @@ impl<'a> KnownAttributes<'a> {
         known.db_system = known.db_system.or(known.db_system_legacy);
         known.db_namespace = known.db_namespace.or(known.db_namespace_legacy);
         known.peer_service = known.peer_service.or(known.peer_service_legacy);
-        known.messaging_operation = known.messaging_operation.or(known.messaging_operation_legacy);
+        known.messaging_operation = known
+            .messaging_operation
+            .or(known.messaging_operation_legacy);
         known.url = known.url.or(known.url_legacy);
         known
     }
@@ -373,8 +378,7 @@ impl<'a> KnownAttributes<'a> {
             SpanKind::Consumer => SpanRole::Consumer,
             // Newer conventions make receive/settle CLIENT spans: polls, not calls; a CLIENT
             // span that sends to a broker is a producer.
-            SpanKind::Client if self.messaging_system.is_some() => match self.messaging_operation
-            {
+            SpanKind::Client if self.messaging_system.is_some() => match self.messaging_operation {
                 None | Some("send" | "publish" | "create") => SpanRole::Producer,
                 Some(_) => SpanRole::Internal,
             },

@@ -52,7 +52,10 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default> Generations<K, V, S> {
     fn rotate(&mut self, now_unix_nano: u64, on_forget: impl FnMut(V)) {
         self.rotated_at_unix_nano = now_unix_nano;
         std::mem::swap(&mut self.current, &mut self.previous);
-        self.current.drain().map(|(_, value)| value).for_each(on_forget);
+        self.current
+            .drain()
+            .map(|(_, value)| value)
+            .for_each(on_forget);
     }
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
@@ -89,7 +92,11 @@ mod tests {
         map.rotate_if_due(5, |value| forgotten.push(value));
         map.rotate_if_due(10, |value| forgotten.push(value));
         assert!(forgotten.is_empty());
-        assert_eq!(map.get_mut(&1).map(|value| *value), Some("a"), "one TTL: still there");
+        assert_eq!(
+            map.get_mut(&1).map(|value| *value),
+            Some("a"),
+            "one TTL: still there"
+        );
         map.rotate_if_due(20, |value| forgotten.push(value));
         assert_eq!(forgotten, ["a"], "two TTLs: gone");
         assert!(!map.contains_key(&1));
@@ -99,6 +106,10 @@ mod tests {
             assert!(map.len() <= 6);
         }
         assert!(map.num_early_rotations() > 0);
-        assert_eq!(forgotten.len(), 1 + 3 + 3, "two early rotations forgot 3 each");
+        assert_eq!(
+            forgotten.len(),
+            1 + 3 + 3,
+            "two early rotations forgot 3 each"
+        );
     }
 }

@@ -92,7 +92,9 @@ pub fn url_address(url: &str) -> Option<Address<'_>> {
     let (_, rest) = url.split_once("://")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     // Bracketed IPv6 literal: the port follows the closing bracket.
     let (host, port) = if let Some(after_bracket) = host_port.strip_prefix('[') {
         let (host, rest) = after_bracket.split_once(']')?;

@@ -188,7 +188,7 @@ impl Pairing {
             SpanRole::Client => self.client(span, now_unix_nano, services, out),
             SpanRole::Server if span.parent_span_id.is_none() => {
                 self.counters.num_single_sided += 1;
-                out.record(self.from_user(span, CallSides::Complete));
+                out.record(self.call_from_user(span, CallSides::Complete));
             }
             SpanRole::Server => self.server(span, now_unix_nano, services, out),
             SpanRole::Producer => self.producer(span, now_unix_nano, services, out),
@@ -208,7 +208,13 @@ impl Pairing {
             .rotate_if_due(now, |producer| count_unconsumed(unconsumed, &producer));
     }
 
-    fn client(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
+    fn client(
+        &mut self,
+        span: GraphSpan,
+        now: u64,
+        services: &KnownServices,
+        out: &mut impl CallSink,
+    ) {
         let key = span.span_ref();
         if let Some(server) = self.take(&key, is_server) {
             out.record(paired(span, server));
@@ -220,7 +226,13 @@ impl Pairing {
         }
     }
 
-    fn server(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
+    fn server(
+        &mut self,
+        span: GraphSpan,
+        now: u64,
+        services: &KnownServices,
+        out: &mut impl CallSink,
+    ) {
         let Some(key) = span.parent_ref() else {
             debug_assert!(false, "root servers do not wait");
             return;
@@ -239,7 +251,13 @@ impl Pairing {
         self.wait(key, Vec::new(), Half::Server(span), now, services, out);
     }
 
-    fn producer(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
+    fn producer(
+        &mut self,
+        span: GraphSpan,
+        now: u64,
+        services: &KnownServices,
+        out: &mut impl CallSink,
+    ) {
         let key = span.span_ref();
         if self.producers.contains_key(&key) {
             self.counters.num_dropped_duplicates += 1;
@@ -271,10 +289,19 @@ impl Pairing {
         });
     }
 
-    fn consumer(&mut self, span: GraphSpan, now: u64, services: &KnownServices, out: &mut impl CallSink) {
+    fn consumer(
+        &mut self,
+        span: GraphSpan,
+        now: u64,
+        services: &KnownServices,
+        out: &mut impl CallSink,
+    ) {
         let num_links = span.links.len().min(self.max_links_per_span);
         self.counters.num_links_ignored += (span.links.len() - num_links) as u64;
-        let candidates = span.parent_ref().into_iter().chain(span.links[..num_links].iter().copied());
+        let candidates = span
+            .parent_ref()
+            .into_iter()
+            .chain(span.links[..num_links].iter().copied());
         // A batch waited as long as its oldest message: keep the largest latency.
         let mut latency_opt: Option<u64> = None;
         for key in candidates.clone() {
@@ -303,7 +330,14 @@ impl Pairing {
                 extra_keys.push(key);
             }
         }
-        self.wait(primary, extra_keys, Half::Consumer(span), now, services, out);
+        self.wait(
+            primary,
+            extra_keys,
+            Half::Consumer(span),
+            now,
+            services,
+            out,
+        );
     }
 
     /// Stores a half, first making room by letting the oldest go (as unpaired) if full.
@@ -331,7 +365,7 @@ impl Pairing {
     fn depart(&mut self, half: Half, services: &KnownServices, out: &mut impl CallSink) {
         match half {
             Half::Client(span) => self.client_alone(span, CallSides::ClientOnly, services, out),
-            Half::Server(span) => out.record(self.from_user(span, CallSides::ServerOnly)),
+            Half::Server(span) => out.record(self.call_from_user(span, CallSides::ServerOnly)),
             Half::Consumer(span) => out.record(consumed(span, CallSides::ServerOnly, None)),
         }
     }
@@ -380,7 +414,7 @@ impl Pairing {
         });
     }
 
-    fn from_user(&self, span: GraphSpan, sides: CallSides) -> Call {
+    fn call_from_user(&self, span: GraphSpan, sides: CallSides) -> Call {
         let facts = CallFacts {
             sides,
             is_error: span.is_error,

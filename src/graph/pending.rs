@@ -235,14 +235,21 @@ mod tests {
         store.insert(key(1, 2), Vec::new(), "c", 300);
         assert_eq!(store.len(), 3);
         assert_eq!(store.find(&key(2, 2), |_| true), Some(second));
-        assert_eq!(store.find(&key(1, 2), |half| *half == "c").map(|_| ()), Some(()));
+        assert_eq!(
+            store.find(&key(1, 2), |half| *half == "c").map(|_| ()),
+            Some(())
+        );
         let mut found = Vec::new();
         store.find_all(&key(1, 2), |_| true, &mut found);
         assert_eq!(found.len(), 2);
 
         assert_eq!(store.remove(second), Some("b"));
         assert_eq!(store.remove(second), None, "removing twice is harmless");
-        assert_eq!(store.find(&key(2, 2), |_| true), None, "extra keys are unindexed");
+        assert_eq!(
+            store.find(&key(2, 2), |_| true),
+            None,
+            "extra keys are unindexed"
+        );
         assert_eq!(store.pop_expired(99), None);
         assert_eq!(store.pop_expired(100), Some("a"));
         assert_eq!(store.pop_oldest(), Some("c"));

@@ -56,13 +56,14 @@ impl KnownServices {
     /// The node a peer stands for: the service of that name if the peer is a logical name
     /// of a known service, else the peer's own (virtual) node.
     pub fn resolve(&self, peer: &Peer) -> NodeRef {
-        if peer.is_logical_name && peer.node.kind == NodeKind::External {
-            if let Some(service) = self.names.get(&*peer.node.name) {
-                return NodeRef {
-                    kind: NodeKind::Service,
-                    name: Arc::clone(service),
-                };
-            }
+        if peer.is_logical_name
+            && peer.node.kind == NodeKind::External
+            && let Some(service) = self.names.get(&*peer.node.name)
+        {
+            return NodeRef {
+                kind: NodeKind::Service,
+                name: Arc::clone(service),
+            };
         }
         peer.node.clone()
     }

@@ -82,10 +82,10 @@ pub fn record_call(
     }
     stats.num_traces += u64::from(trace_calls.is_first_in_minute);
     stats.max_calls_per_trace = stats.max_calls_per_trace.max(trace_calls.num_calls);
-    if let Some(group) = consumer_group {
-        if !stats.consumer_groups.iter().any(|known| known == group) {
-            stats.add_consumer_group(group);
-        }
+    if let Some(group) = consumer_group
+        && !stats.consumer_groups.iter().any(|known| known == group)
+    {
+        stats.add_consumer_group(group);
     }
 }
 

@@ -168,7 +168,10 @@ impl Window {
     /// or the oldest kept closed minute once the window is full.
     pub fn live_since_minute(&self) -> Option<i64> {
         let first = self.first_minute_opt?;
-        let oldest_kept = self.open.minute.saturating_sub(self.num_closed_minutes as i64);
+        let oldest_kept = self
+            .open
+            .minute
+            .saturating_sub(self.num_closed_minutes as i64);
         Some(first.max(oldest_kept))
     }
 
@@ -190,7 +193,11 @@ impl Window {
             self.closed.push_back(finished);
         }
         let oldest_kept = minute.saturating_sub(self.num_closed_minutes as i64);
-        while self.closed.front().is_some_and(|bucket| bucket.minute < oldest_kept) {
+        while self
+            .closed
+            .front()
+            .is_some_and(|bucket| bucket.minute < oldest_kept)
+        {
             self.closed.pop_front();
         }
         while self.unreported.len() > self.num_closed_minutes {

@@ -8,8 +8,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
 use super::error::IngestError;
-use crate::model::{Batch, now_unix_nano};
 use crate::graph::GraphSpan;
+use crate::model::{Batch, now_unix_nano};
 use crate::pipeline::{GraphFeed, Pipeline};
 use crate::telemetry::{RejectReason, Signal, Telemetry};
 

@@ -16,7 +16,8 @@ pub use metric::{
     MetricKind, MetricPoint, NumberValue, PointValue, QuantileValue, SummaryValue,
 };
 pub use sketch::{
-    LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, bucket_index, bucket_value_nanos,
+    LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, bucket_index,
+    bucket_value_nanos,
 };
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, StatusCode, UNKNOWN_SERVICE};
 

@@ -71,7 +71,10 @@ pub fn spawn_graph_feed(
     let thread = std::thread::Builder::new()
         .name("graph".to_owned())
         .spawn(move || run(&engine, &receiver, &pipeline, &metrics, &thread_stop))?;
-    Ok((GraphFeed { sender, telemetry }, GraphFeedHandle { thread, stop }))
+    Ok((
+        GraphFeed { sender, telemetry },
+        GraphFeedHandle { thread, stop },
+    ))
 }
 
 fn run(
@@ -103,7 +106,12 @@ fn run(
     // Close the minute in progress too, so a graceful restart keeps its calls (rollups are
     // per instance, so the next run's own counts for this minute add to them). Halves still
     // waiting for a partner can no longer pair and are recorded as unpaired.
-    tick(engine, pipeline, metrics, now_unix_nano() + NANOS_PER_MINUTE);
+    tick(
+        engine,
+        pipeline,
+        metrics,
+        now_unix_nano() + NANOS_PER_MINUTE,
+    );
 }
 
 const NANOS_PER_MINUTE: u64 = 60_000_000_000;

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{QueryError, QueryService};
 use crate::graph::analysis::{self, GraphView};
-use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
 use crate::model::LatencySketch;
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
 use crate::pipeline::lock_engine;
 
 /// Minutes `[from_minute, to_minute)` and the seconds they stand for (rates divide by it).
@@ -43,7 +43,11 @@ type EdgeMap = BTreeMap<EdgeKey, (NodePlacement, NodePlacement, EdgeStats)>;
 
 impl QueryService {
     /// The map over `range`, filtered.
-    pub async fn graph(&self, range: GraphRange, filter: &GraphFilter) -> Result<GraphView, QueryError> {
+    pub async fn graph(
+        &self,
+        range: GraphRange,
+        filter: &GraphFilter,
+    ) -> Result<GraphView, QueryError> {
         let (live_since, mut edges) = self.live_edges(range);
         for (from, to, exclude) in self.stored_ranges(range, live_since) {
             let stored = self
@@ -51,7 +55,11 @@ impl QueryService {
                 .await?;
             for rollup in stored {
                 let entry = edges.entry(rollup.key).or_insert_with(|| {
-                    (rollup.source_placement.clone(), rollup.target_placement.clone(), EdgeStats::default())
+                    (
+                        rollup.source_placement.clone(),
+                        rollup.target_placement.clone(),
+                        EdgeStats::default(),
+                    )
                 });
                 entry.2.merge(&rollup.stats);
             }
@@ -65,12 +73,16 @@ impl QueryService {
         range: GraphRange,
         service_opt: Option<String>,
     ) -> Result<Vec<ServiceSummary>, QueryError> {
-        let mut operations: BTreeMap<(String, String), (NodePlacement, OperationStats)> = BTreeMap::new();
+        let mut operations: BTreeMap<(String, String), (NodePlacement, OperationStats)> =
+            BTreeMap::new();
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
             for operation in engine.operations(range.from_minute.max(live_since), range.to_minute) {
-                if service_opt.as_ref().is_some_and(|service| *service != operation.service) {
+                if service_opt
+                    .as_ref()
+                    .is_some_and(|service| *service != operation.service)
+                {
                     continue;
                 }
                 let entry = operations
@@ -103,8 +115,12 @@ impl QueryService {
         chains
             .into_iter()
             .flat_map(|chain| {
-                let services: Vec<String> = chain.nodes.iter().map(|node| node.name.clone()).collect();
-                let observed = analysis::ObservedChain { trace_id: chain.trace_id, services };
+                let services: Vec<String> =
+                    chain.nodes.iter().map(|node| node.name.clone()).collect();
+                let observed = analysis::ObservedChain {
+                    trace_id: chain.trace_id,
+                    services,
+                };
                 let num_observed = usize::try_from(chain.num_observed.clamp(1, 1000)).unwrap_or(1);
                 std::iter::repeat_n(observed, num_observed)
             })
@@ -120,7 +136,11 @@ impl QueryService {
             ranges.push((range.from_minute, range.to_minute.min(live_since), None));
         }
         if range.to_minute > live_since {
-            ranges.push((range.from_minute.max(live_since), range.to_minute, Some(self.instance)));
+            ranges.push((
+                range.from_minute.max(live_since),
+                range.to_minute,
+                Some(self.instance),
+            ));
         }
         ranges
     }
@@ -130,7 +150,10 @@ impl QueryService {
         let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
         let mut edges = EdgeMap::new();
         for edge in engine.edges(range.from_minute.max(live_since), range.to_minute) {
-            edges.insert(edge.key, (edge.source_placement, edge.target_placement, edge.stats));
+            edges.insert(
+                edge.key,
+                (edge.source_placement, edge.target_placement, edge.stats),
+            );
         }
         (live_since, edges)
     }
@@ -152,7 +175,11 @@ fn view_of(edges: EdgeMap, window_secs: f64) -> GraphView {
 }
 
 /// Keeps the first placement that names a namespace or environment.
-fn merge_placement(nodes: &mut BTreeMap<NodeKey, NodePlacement>, key: &NodeKey, placement: NodePlacement) {
+fn merge_placement(
+    nodes: &mut BTreeMap<NodeKey, NodePlacement>,
+    key: &NodeKey,
+    placement: NodePlacement,
+) {
     let entry = nodes.entry(key.clone()).or_default();
     if entry.namespace.is_none() && entry.environment.is_none() {
         *entry = placement;
@@ -160,29 +187,55 @@ fn merge_placement(nodes: &mut BTreeMap<NodeKey, NodePlacement>, key: &NodeKey, 
 }
 
 fn filter_view(view: GraphView, filter: &GraphFilter) -> GraphView {
-    let GraphView { nodes, mut edges, window_secs } = view;
-    let placements: HashMap<&NodeKey, &NodePlacement> = nodes.iter().map(|(key, placement)| (key, placement)).collect();
+    let GraphView {
+        nodes,
+        mut edges,
+        window_secs,
+    } = view;
+    let placements: HashMap<&NodeKey, &NodePlacement> = nodes
+        .iter()
+        .map(|(key, placement)| (key, placement))
+        .collect();
     if let Some(namespace) = &filter.namespace {
         let in_namespace = |key: &NodeKey| {
-            placements.get(key).and_then(|placement| placement.namespace.as_ref()) == Some(namespace)
+            placements
+                .get(key)
+                .and_then(|placement| placement.namespace.as_ref())
+                == Some(namespace)
         };
         edges.retain(|(key, _)| in_namespace(&key.source) || in_namespace(&key.target));
     }
-    let kept: Option<HashSet<NodeKey>> = filter.focus.as_ref().map(|focus| neighbourhood(&edges, focus, filter.depth));
+    let kept: Option<HashSet<NodeKey>> = filter
+        .focus
+        .as_ref()
+        .map(|focus| neighbourhood(&edges, focus, filter.depth));
     if let Some(kept) = &kept {
         edges.retain(|(key, _)| kept.contains(&key.source) && kept.contains(&key.target));
     }
-    let used: HashSet<&NodeKey> = edges.iter().flat_map(|(key, _)| [&key.source, &key.target]).collect();
+    let used: HashSet<&NodeKey> = edges
+        .iter()
+        .flat_map(|(key, _)| [&key.source, &key.target])
+        .collect();
     let nodes = nodes
         .iter()
-        .filter(|(key, _)| used.contains(key) || kept.as_ref().is_some_and(|kept| kept.contains(key)))
+        .filter(|(key, _)| {
+            used.contains(key) || kept.as_ref().is_some_and(|kept| kept.contains(key))
+        })
         .cloned()
         .collect();
-    GraphView { nodes, edges, window_secs }
+    GraphView {
+        nodes,
+        edges,
+        window_secs,
+    }
 }
 
 /// Nodes within `depth` hops of `focus`, following edges either way.
-fn neighbourhood(edges: &[(EdgeKey, EdgeStats)], focus: &NodeKey, depth: usize) -> HashSet<NodeKey> {
+fn neighbourhood(
+    edges: &[(EdgeKey, EdgeStats)],
+    focus: &NodeKey,
+    depth: usize,
+) -> HashSet<NodeKey> {
     let mut adjacent: HashMap<&NodeKey, Vec<&NodeKey>> = HashMap::new();
     for (key, _) in edges {
         adjacent.entry(&key.source).or_default().push(&key.target);
@@ -203,18 +256,22 @@ fn neighbourhood(edges: &[(EdgeKey, EdgeStats)], focus: &NodeKey, depth: usize) 
     kept
 }
 
-fn summarise(operations: BTreeMap<(String, String), (NodePlacement, OperationStats)>) -> Vec<ServiceSummary> {
+fn summarise(
+    operations: BTreeMap<(String, String), (NodePlacement, OperationStats)>,
+) -> Vec<ServiceSummary> {
     let mut services: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     for ((service, operation), (placement, stats)) in operations {
-        let summary = services.entry(service.clone()).or_insert_with(|| ServiceSummary {
-            name: service,
-            placement,
-            stats: OperationStats {
-                latency: LatencySketch::default(),
-                ..OperationStats::default()
-            },
-            operations: Vec::new(),
-        });
+        let summary = services
+            .entry(service.clone())
+            .or_insert_with(|| ServiceSummary {
+                name: service,
+                placement,
+                stats: OperationStats {
+                    latency: LatencySketch::default(),
+                    ..OperationStats::default()
+                },
+                operations: Vec::new(),
+            });
         summary.stats.merge(&stats);
         summary.operations.push((operation, stats));
     }

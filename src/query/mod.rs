@@ -6,8 +6,8 @@ mod graph;
 use std::sync::{Arc, Mutex};
 
 use crate::graph::GraphEngine;
-use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::model::{MetricPoint, Span, TraceId};
+use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };

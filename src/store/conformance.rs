@@ -28,8 +28,8 @@ mod traces;
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use rollups::{
-    rollup_hostile_strings, rollup_minute_out_of_range, rollup_minutes_with_data,
-    rollup_instances_side_by_side, rollup_range_bounds, rollup_retention, rollup_rewrite_replaces,
+    rollup_hostile_strings, rollup_instances_side_by_side, rollup_minute_out_of_range,
+    rollup_minutes_with_data, rollup_range_bounds, rollup_retention, rollup_rewrite_replaces,
     rollup_round_trip, rollup_service_filter,
 };
 pub use search::{

@@ -113,7 +113,8 @@ fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
 }
 
 pub fn dot(view: &GraphView) -> String {
-    let mut out = String::from("digraph cartograph {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
+    let mut out =
+        String::from("digraph cartograph {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
     for (key, _) in &view.nodes {
         let shape = match key.kind {
             crate::model::graph::NodeKind::Service => "box",
@@ -122,10 +123,19 @@ pub fn dot(view: &GraphView) -> String {
             crate::model::graph::NodeKind::External => "doubleoctagon",
             crate::model::graph::NodeKind::Client => "ellipse",
         };
-        let _ = writeln!(out, "  {} [label={}, shape={shape}];", dot_quoted(&key.id()), dot_quoted(&key.name));
+        let _ = writeln!(
+            out,
+            "  {} [label={}, shape={shape}];",
+            dot_quoted(&key.id()),
+            dot_quoted(&key.name)
+        );
     }
     for (key, stats) in &view.edges {
-        let label = format!("{} {}", key.kind.as_str(), edge_label(stats, view.window_secs));
+        let label = format!(
+            "{} {}",
+            key.kind.as_str(),
+            edge_label(stats, view.window_secs)
+        );
         let _ = writeln!(
             out,
             "  {} -> {} [label={}];",
@@ -159,7 +169,11 @@ fn mermaid_label(text: &str) -> String {
 
 pub fn mermaid(view: &GraphView) -> String {
     let mut out = String::from("flowchart LR\n");
-    let index_of = |key: &NodeKey| view.nodes.iter().position(|(candidate, _)| candidate == key);
+    let index_of = |key: &NodeKey| {
+        view.nodes
+            .iter()
+            .position(|(candidate, _)| candidate == key)
+    };
     for (number, (key, _)) in view.nodes.iter().enumerate() {
         let label = mermaid_label(&key.name);
         let shaped = match key.kind {
@@ -175,7 +189,11 @@ pub fn mermaid(view: &GraphView) -> String {
         let (Some(source), Some(target)) = (index_of(&key.source), index_of(&key.target)) else {
             continue;
         };
-        let label = mermaid_label(&format!("{} {}", key.kind.as_str(), edge_label(stats, view.window_secs)));
+        let label = mermaid_label(&format!(
+            "{} {}",
+            key.kind.as_str(),
+            edge_label(stats, view.window_secs)
+        ));
         let _ = writeln!(out, "  n{source} -->|{label}| n{target}");
     }
     out

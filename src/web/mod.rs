@@ -44,10 +44,19 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(handlers::traces::metric_points),
             )
             .route("/api/v1/graph", web::get().to(handlers::graph::graph))
-            .route("/api/v1/graph.dot", web::get().to(handlers::graph::graph_dot))
-            .route("/api/v1/graph.mmd", web::get().to(handlers::graph::graph_mermaid))
+            .route(
+                "/api/v1/graph.dot",
+                web::get().to(handlers::graph::graph_dot),
+            )
+            .route(
+                "/api/v1/graph.mmd",
+                web::get().to(handlers::graph::graph_mermaid),
+            )
             .route("/api/v1/services", web::get().to(handlers::graph::services))
-            .route("/api/v1/services/{name}", web::get().to(handlers::graph::service))
+            .route(
+                "/api/v1/services/{name}",
+                web::get().to(handlers::graph::service),
+            )
             .route("/api/v1/insights", web::get().to(handlers::graph::insights))
             .default_service(web::to(not_found));
     }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
-use crate::model::now_unix_nano;
 use crate::model::graph::NodeKey;
+use crate::model::now_unix_nano;
 use crate::query::{GraphFilter, GraphRange};
 use crate::store::{MetricQuery, TraceQuery};
 
@@ -174,7 +174,14 @@ pub fn trace_query(query_string: &str) -> Result<TraceQuery, ApiError> {
 }
 
 /// Windows the map offers, in minutes.
-const WINDOWS: &[(&str, i64)] = &[("1m", 1), ("5m", 5), ("15m", 15), ("1h", 60), ("6h", 360), ("24h", 1440)];
+const WINDOWS: &[(&str, i64)] = &[
+    ("1m", 1),
+    ("5m", 5),
+    ("15m", 15),
+    ("1h", 60),
+    ("6h", 360),
+    ("24h", 1440),
+];
 const DEFAULT_WINDOW_MINUTES: i64 = 15;
 const MAX_DEPTH: usize = 10;
 const NANOS_PER_MINUTE: u64 = 60_000_000_000;
@@ -188,20 +195,31 @@ impl Params {
         let explicit = self.text("from").is_some() || self.text("to").is_some();
         if explicit {
             if self.text("window").is_some() {
-                return Err(ApiError::BadRequest("give either window or from/to, not both".to_owned()));
+                return Err(ApiError::BadRequest(
+                    "give either window or from/to, not both".to_owned(),
+                ));
             }
             let (from, to) = self.time_range()?;
             let from_minute = (from / NANOS_PER_MINUTE) as i64;
             let to_minute = to.div_ceil(NANOS_PER_MINUTE) as i64;
             #[allow(clippy::cast_precision_loss)]
             let window_secs = (to - from) as f64 / 1e9;
-            return Ok(GraphRange { from_minute, to_minute, window_secs });
+            return Ok(GraphRange {
+                from_minute,
+                to_minute,
+                window_secs,
+            });
         }
         let allowed: Vec<&str> = WINDOWS.iter().map(|(name, _)| *name).collect();
         let minutes = self
             .parsed(
                 "window",
-                |raw| WINDOWS.iter().find(|(name, _)| *name == raw).map(|(_, minutes)| *minutes),
+                |raw| {
+                    WINDOWS
+                        .iter()
+                        .find(|(name, _)| *name == raw)
+                        .map(|(_, minutes)| *minutes)
+                },
                 &format!("one of {}", allowed.join(", ")),
             )?
             .unwrap_or(DEFAULT_WINDOW_MINUTES);
@@ -211,23 +229,42 @@ impl Params {
         let elapsed_in_minute = (now % NANOS_PER_MINUTE) as f64 / 1e9;
         #[allow(clippy::cast_precision_loss)]
         let window_secs = (minutes - 1) as f64 * 60.0 + elapsed_in_minute.max(1.0);
-        Ok(GraphRange { from_minute: to_minute - minutes, to_minute, window_secs })
+        Ok(GraphRange {
+            from_minute: to_minute - minutes,
+            to_minute,
+            window_secs,
+        })
     }
 
     pub fn graph_filter(&self) -> Result<GraphFilter, ApiError> {
-        let focus = self.parsed("focus", NodeKey::parse_id, "a node id such as service:checkout")?;
+        let focus = self.parsed(
+            "focus",
+            NodeKey::parse_id,
+            "a node id such as service:checkout",
+        )?;
         let depth = self
             .parsed(
                 "depth",
-                |raw| raw.parse::<usize>().ok().filter(|depth| *depth <= MAX_DEPTH),
+                |raw| {
+                    raw.parse::<usize>()
+                        .ok()
+                        .filter(|depth| *depth <= MAX_DEPTH)
+                },
                 &format!("an integer from 0 to {MAX_DEPTH}"),
             )?
             .unwrap_or(1);
-        Ok(GraphFilter { namespace: self.text("namespace"), focus, depth })
+        Ok(GraphFilter {
+            namespace: self.text("namespace"),
+            focus,
+            depth,
+        })
     }
 }
 
-pub fn graph_query(query_string: &str, allowed: &[&str]) -> Result<(GraphRange, GraphFilter), ApiError> {
+pub fn graph_query(
+    query_string: &str,
+    allowed: &[&str],
+) -> Result<(GraphRange, GraphFilter), ApiError> {
     let params = Params::parse(query_string, allowed)?;
     Ok((params.graph_range()?, params.graph_filter()?))
 }

@@ -95,9 +95,15 @@ fn waits_for_the_trace_to_go_idle() {
     observe_all(&mut tracker, spans, 0);
     observe_all(&mut tracker, late, 4 * SECOND);
     tracker.finish_idle(5 * SECOND, &services);
-    assert!(tracker.chains().is_empty(), "a span came 4 s in: not idle yet");
+    assert!(
+        tracker.chains().is_empty(),
+        "a span came 4 s in: not idle yet"
+    );
     tracker.finish_idle(9 * SECOND, &services);
-    assert_eq!(ids(&tracker.chains()[0]), ["service:a", "service:b", "service:c"]);
+    assert_eq!(
+        ids(&tracker.chains()[0]),
+        ["service:a", "service:b", "service:c"]
+    );
 }
 
 #[test]
@@ -114,12 +120,19 @@ fn keeps_the_longest_distinct_chains_counting_repeats() {
 
     let chains = tracker.chains();
     let lengths: Vec<usize> = chains.iter().map(|chain| chain.nodes.len()).collect();
-    assert_eq!(lengths, [5, 4, 3], "the shortest made way, single services never enter");
+    assert_eq!(
+        lengths,
+        [5, 4, 3],
+        "the shortest made way, single services never enter"
+    );
     assert_eq!(chains[1].num_observed, 2);
     assert_eq!(chains[1].trace_id, trace(3), "the latest example");
 
     tracker.finish_idle(5 * SECOND + 3_601 * SECOND, &services);
-    assert!(tracker.chains().is_empty(), "chains not seen for an hour are forgotten");
+    assert!(
+        tracker.chains().is_empty(),
+        "chains not seen for an hour are forgotten"
+    );
 }
 
 #[test]
@@ -138,7 +151,10 @@ fn buffers_are_bounded_and_overflow_is_counted() {
     assert_eq!(counters.num_traces_active, 2);
     assert_eq!(counters.num_spans_buffered, 6);
     assert_eq!(counters.num_spans_over_limit, 2, "trace 1 beyond 3 spans");
-    assert_eq!(counters.num_spans_over_trace_limit, 3, "trace 3 while 2 were active");
+    assert_eq!(
+        counters.num_spans_over_trace_limit, 3,
+        "trace 3 while 2 were active"
+    );
 
     let mut small = ChainTracker::new(ChainLimits {
         max_spans: 4,
@@ -173,10 +189,18 @@ fn a_busy_stream_is_sampled_by_trace_and_a_quiet_one_is_not() {
     assert_eq!(tracker.counters().sample_one_in, 8);
     let buffered = tracker.counters().num_spans_buffered;
     observe_all(&mut tracker, http_chain(33, &["a", "b"]), 2 * SECOND);
-    assert_eq!(tracker.counters().num_spans_buffered, buffered, "33 is not a multiple of 8");
+    assert_eq!(
+        tracker.counters().num_spans_buffered,
+        buffered,
+        "33 is not a multiple of 8"
+    );
     observe_all(&mut tracker, http_chain(48, &["a", "b"]), 2 * SECOND);
     assert_eq!(tracker.counters().num_spans_buffered, buffered + 3, "48 is");
 
     tracker.finish_idle(3 * SECOND, &services);
-    assert_eq!(tracker.counters().sample_one_in, 1, "a quiet second follows every trace");
+    assert_eq!(
+        tracker.counters().sample_one_in,
+        1,
+        "a quiet second follows every trace"
+    );
 }

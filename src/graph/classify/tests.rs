@@ -26,7 +26,10 @@ fn edge_kinds_follow_the_semantic_conventions() {
         kind(client().http().attr("messaging.system", "aws_sqs")),
         EdgeKind::Messaging
     );
-    assert_eq!(kind(span("web", SpanKind::Producer, 1, 1)), EdgeKind::Messaging);
+    assert_eq!(
+        kind(span("web", SpanKind::Producer, 1, 1)),
+        EdgeKind::Messaging
+    );
     assert_eq!(kind(client()), EdgeKind::Other);
 }
 
@@ -35,7 +38,10 @@ fn roles_refine_span_kinds() {
     let role = |builder: crate::graph::fixtures::SpanBuilder| builder.graph().role;
     assert_eq!(role(span("a", SpanKind::Server, 1, 1)), SpanRole::Server);
     assert_eq!(role(span("a", SpanKind::Client, 1, 1)), SpanRole::Client);
-    assert_eq!(role(span("a", SpanKind::Internal, 1, 1)), SpanRole::Internal);
+    assert_eq!(
+        role(span("a", SpanKind::Internal, 1, 1)),
+        SpanRole::Internal
+    );
     let messaging_client = || span("a", SpanKind::Client, 1, 1).attr("messaging.system", "kafka");
     assert_eq!(role(messaging_client()), SpanRole::Producer);
     assert_eq!(
@@ -75,18 +81,33 @@ fn external_peers_prefer_logical_names_then_addresses() {
         .attr("server.address", "pay.internal")
         .graph();
     assert_eq!(peer_id(&logical).as_deref(), Some("external:payments"));
-    assert!(logical.peer.as_ref().is_some_and(|peer| peer.is_logical_name));
+    assert!(
+        logical
+            .peer
+            .as_ref()
+            .is_some_and(|peer| peer.is_logical_name)
+    );
     let new_name = client().attr("service.peer.name", "billing").graph();
     assert_eq!(peer_id(&new_name).as_deref(), Some("external:billing"));
     let address = client()
         .attr("server.address", "api.stripe.com")
         .int_attr("server.port", 443)
         .graph();
-    assert_eq!(peer_id(&address).as_deref(), Some("external:api.stripe.com:443"));
-    assert!(address.peer.as_ref().is_some_and(|peer| !peer.is_logical_name));
+    assert_eq!(
+        peer_id(&address).as_deref(),
+        Some("external:api.stripe.com:443")
+    );
+    assert!(
+        address
+            .peer
+            .as_ref()
+            .is_some_and(|peer| !peer.is_logical_name)
+    );
     let legacy = client().attr("net.peer.name", "legacy.example").graph();
     assert_eq!(peer_id(&legacy).as_deref(), Some("external:legacy.example"));
-    let url = client().attr("http.url", "https://maps.example/api?q=1").graph();
+    let url = client()
+        .attr("http.url", "https://maps.example/api?q=1")
+        .graph();
     assert_eq!(peer_id(&url).as_deref(), Some("external:maps.example"));
     let ip_only = client().attr("network.peer.address", "10.0.0.7").graph();
     assert_eq!(peer_id(&ip_only), None, "pod IPs are not nodes");
@@ -106,12 +127,18 @@ fn databases_are_named_by_system_address_and_namespace() {
         peer_id(&db("orders-db", "orders")).as_deref(),
         Some("database:postgresql orders-db:5432/orders")
     );
-    assert_ne!(peer_id(&db("orders-db", "orders")), peer_id(&db("users-db", "users")));
+    assert_ne!(
+        peer_id(&db("orders-db", "orders")),
+        peer_id(&db("users-db", "users"))
+    );
     let legacy = span("orders", SpanKind::Client, 1, 1)
         .attr("db.system", "mysql")
         .attr("db.name", "inventory")
         .graph();
-    assert_eq!(peer_id(&legacy).as_deref(), Some("database:mysql inventory"));
+    assert_eq!(
+        peer_id(&legacy).as_deref(),
+        Some("database:mysql inventory")
+    );
 }
 
 #[test]
@@ -122,7 +149,10 @@ fn messaging_spans_name_their_topic_and_group() {
         .attr("messaging.kafka.consumer.group", "billing-group")
         .link(9, 9)
         .graph();
-    assert_eq!(peer_id(&consumer).as_deref(), Some("topic:kafka orders.created"));
+    assert_eq!(
+        peer_id(&consumer).as_deref(),
+        Some("topic:kafka orders.created")
+    );
     assert_eq!(consumer.consumer_group.as_deref(), Some("billing-group"));
     assert_eq!(consumer.links.len(), 1);
     let newer = span("billing", SpanKind::Consumer, 1, 1)
@@ -137,7 +167,10 @@ fn messaging_spans_name_their_topic_and_group() {
         .attr("messaging.destination.name", "amq.gen-JzTY20BRgKO")
         .bool_attr("messaging.destination.temporary", true)
         .graph();
-    assert_eq!(peer_id(&temporary).as_deref(), Some("topic:rabbitmq (temporary)"));
+    assert_eq!(
+        peer_id(&temporary).as_deref(),
+        Some("topic:rabbitmq (temporary)")
+    );
 }
 
 #[test]
@@ -184,6 +217,9 @@ fn batch_conversion_shares_the_resource_parts() {
     let converted = GraphSpan::from_spans(&spans);
     assert_eq!(converted.len(), 3);
     assert!(Arc::ptr_eq(&converted[0].service, &converted[2].service));
-    assert!(Arc::ptr_eq(&converted[0].placement, &converted[1].placement));
+    assert!(Arc::ptr_eq(
+        &converted[0].placement,
+        &converted[1].placement
+    ));
     assert_eq!(converted[1], GraphSpan::from_span(&spans[1]));
 }

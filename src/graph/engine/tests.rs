@@ -81,7 +81,11 @@ fn grpc_pairs_and_the_server_kind_fills_in_for_an_unknown_client_kind() {
     let server = span("cart", SpanKind::Server, 1, 2).parent(1).grpc();
     let bare_client = span("web", SpanKind::Client, 2, 1);
     let grpc_server = span("cart", SpanKind::Server, 2, 2).parent(1).grpc();
-    ingest(&mut engine, vec![client, server, bare_client, grpc_server], NOW);
+    ingest(
+        &mut engine,
+        vec![client, server, bare_client, grpc_server],
+        NOW,
+    );
 
     let call = edge(&engine, "service:web", "service:cart");
     assert_eq!(call.key.kind, EdgeKind::Grpc);
@@ -92,15 +96,40 @@ fn grpc_pairs_and_the_server_kind_fills_in_for_an_unknown_client_kind() {
 fn a_server_arriving_first_waits_for_its_client_across_batches() {
     let mut engine = engine();
     ingest(&mut engine, vec![http_server("orders", 1, 2, 1)], NOW);
-    assert!(all_edges(&engine).is_empty(), "nothing until the pair completes");
+    assert!(
+        all_edges(&engine).is_empty(),
+        "nothing until the pair completes"
+    );
     assert_eq!(engine.counters().pairing.num_pending, 1);
 
-    ingest(&mut engine, vec![http_client("web", 1, 1)], NOW + 2 * SECOND);
-    assert_eq!(edge(&engine, "service:web", "service:orders").stats.num_requests, 1);
+    ingest(
+        &mut engine,
+        vec![http_client("web", 1, 1)],
+        NOW + 2 * SECOND,
+    );
+    assert_eq!(
+        edge(&engine, "service:web", "service:orders")
+            .stats
+            .num_requests,
+        1
+    );
 
-    ingest(&mut engine, vec![http_client("web", 2, 1)], NOW + 3 * SECOND);
-    ingest(&mut engine, vec![http_server("orders", 2, 2, 1)], NOW + 4 * SECOND);
-    assert_eq!(edge(&engine, "service:web", "service:orders").stats.num_requests, 2);
+    ingest(
+        &mut engine,
+        vec![http_client("web", 2, 1)],
+        NOW + 3 * SECOND,
+    );
+    ingest(
+        &mut engine,
+        vec![http_server("orders", 2, 2, 1)],
+        NOW + 4 * SECOND,
+    );
+    assert_eq!(
+        edge(&engine, "service:web", "service:orders")
+            .stats
+            .num_requests,
+        2
+    );
     assert_eq!(engine.counters().pairing.num_paired, 2);
 }
 
@@ -132,7 +161,11 @@ fn an_unanswered_client_becomes_a_call_to_its_server_address() {
 
     let call = edge(&engine, "service:web", "external:api.maps.example:443");
     assert_eq!(call.stats.num_client_only, 1);
-    assert_eq!(all_edges(&engine).len(), 1, "a client naming no peer draws nothing");
+    assert_eq!(
+        all_edges(&engine).len(),
+        1,
+        "a client naming no peer draws nothing"
+    );
     assert_eq!(engine.counters().pairing.num_dropped_unnamed, 1);
 }
 
@@ -177,7 +210,11 @@ fn database_calls_are_counted_at_once_and_two_postgres_databases_are_two_nodes()
     assert_eq!(orders.key.kind, EdgeKind::Database);
     assert_eq!(orders.stats.num_requests, 2);
     assert_eq!(orders.stats.num_client_only, 0, "no server is expected");
-    let users = edge(&engine, "service:orders", "database:postgresql users-db:5432/users");
+    let users = edge(
+        &engine,
+        "service:orders",
+        "database:postgresql users-db:5432/users",
+    );
     assert_eq!(users.stats.num_requests, 1);
     assert_eq!(engine.counters().pairing.num_pending, 0);
 }
@@ -208,15 +245,25 @@ fn producer_to_topic_to_two_consumer_groups_by_parent_and_by_link() {
     let billing = edge(&engine, "topic:kafka orders", "service:billing");
     assert_eq!(billing.stats.num_requests, 1);
     assert_eq!(billing.stats.consumer_groups, vec!["billing".to_owned()]);
-    assert_eq!(billing.stats.publish_consume_latency.max_nanos(), 48 * MILLI);
+    assert_eq!(
+        billing.stats.publish_consume_latency.max_nanos(),
+        48 * MILLI
+    );
     let shipping = edge(&engine, "topic:kafka orders", "service:shipping");
     assert_eq!(shipping.stats.consumer_groups, vec!["shipping".to_owned()]);
-    assert_eq!(shipping.stats.publish_consume_latency.max_nanos(), 100 * MILLI);
+    assert_eq!(
+        shipping.stats.publish_consume_latency.max_nanos(),
+        100 * MILLI
+    );
     assert_eq!(engine.counters().pairing.num_consumers_matched, 2);
 
     engine.tick(AFTER_TTL);
     assert_eq!(engine.counters().pairing.num_producers_unconsumed, 0);
-    assert_eq!(engine.counters().pairing.num_expired, 0, "a producer's TTL is no loss");
+    assert_eq!(
+        engine.counters().pairing.num_expired,
+        0,
+        "a producer's TTL is no loss"
+    );
 }
 
 #[test]
@@ -251,7 +298,10 @@ fn a_consumer_whose_producer_never_reports_is_counted_server_only() {
     assert_eq!(engine.counters().pairing.num_producers_remembered, 1);
     engine.tick(AFTER_TTL + 10 * SECOND);
     let counters = engine.counters().pairing;
-    assert_eq!(counters.num_producers_unconsumed, 1, "forgotten within two TTLs");
+    assert_eq!(
+        counters.num_producers_unconsumed, 1,
+        "forgotten within two TTLs"
+    );
     assert_eq!(counters.num_producers_remembered, 0);
 }
 
@@ -265,7 +315,10 @@ fn root_server_spans_hang_off_the_user_client_at_once() {
 
     let call = edge(&engine, "client:user", "service:gateway");
     assert_eq!(call.stats.num_requests, 1);
-    assert_eq!(call.stats.num_server_only, 0, "a root has no caller to wait for");
+    assert_eq!(
+        call.stats.num_server_only, 0,
+        "a root has no caller to wait for"
+    );
     assert_eq!(call.source_placement.namespace.as_deref(), Some("edge"));
     assert_eq!(engine.counters().pairing.num_pending, 0);
 }
@@ -307,7 +360,10 @@ fn retries_errors_and_short_circuits_are_counted_on_their_edge() {
     );
 
     let call = edge(&engine, "service:web", "service:orders");
-    assert_eq!(call.stats.num_requests, 3, "the rejected call counts at once");
+    assert_eq!(
+        call.stats.num_requests, 3,
+        "the rejected call counts at once"
+    );
     assert_eq!(call.stats.num_retries, 1);
     assert_eq!(call.stats.num_errors, 2);
     assert_eq!(call.stats.num_short_circuited, 1);
@@ -330,9 +386,15 @@ fn a_flood_of_unpaired_spans_never_exceeds_the_pending_bound() {
     }
     let counters = engine.counters().pairing;
     assert_eq!(counters.num_pending, 100);
-    assert_eq!(counters.num_evicted, 900, "the oldest went first, as unpaired calls");
+    assert_eq!(
+        counters.num_evicted, 900,
+        "the oldest went first, as unpaired calls"
+    );
     let call = edge(&engine, "service:web", "external:api");
-    assert_eq!(call.stats.num_client_only, 900, "evicted halves still count");
+    assert_eq!(
+        call.stats.num_client_only, 900,
+        "evicted halves still count"
+    );
 }
 
 #[test]
@@ -340,31 +402,66 @@ fn minutes_close_into_rollups_and_queries_merge_minutes() {
     let mut engine = engine();
     let first_minute = minute_of(NOW);
     assert_eq!(engine.live_since_minute(), None);
-    ingest(&mut engine, vec![span("gateway", SpanKind::Server, 1, 1).http()], NOW);
-    assert_eq!(engine.tick(NOW + SECOND), ClosedMinutes::default(), "still open");
+    ingest(
+        &mut engine,
+        vec![span("gateway", SpanKind::Server, 1, 1).http()],
+        NOW,
+    );
+    assert_eq!(
+        engine.tick(NOW + SECOND),
+        ClosedMinutes::default(),
+        "still open"
+    );
 
-    ingest(&mut engine, vec![span("gateway", SpanKind::Server, 2, 1).http()], NOW + MINUTE);
-    ingest(&mut engine, vec![span("gateway", SpanKind::Server, 3, 1).http()], NOW + MINUTE);
+    ingest(
+        &mut engine,
+        vec![span("gateway", SpanKind::Server, 2, 1).http()],
+        NOW + MINUTE,
+    );
+    ingest(
+        &mut engine,
+        vec![span("gateway", SpanKind::Server, 3, 1).http()],
+        NOW + MINUTE,
+    );
     let closed = engine.tick(NOW + MINUTE + SECOND);
     assert_eq!(closed.edges.len(), 1);
     assert_eq!(closed.edges[0].minute, first_minute);
-    assert_eq!(closed.edges[0].key.source, NodeKey::new(crate::model::graph::NodeKind::Client, "user"));
+    assert_eq!(
+        closed.edges[0].key.source,
+        NodeKey::new(crate::model::graph::NodeKind::Client, "user")
+    );
     assert_eq!(closed.edges[0].stats.num_requests, 1);
     assert_eq!(closed.operations.len(), 1);
     assert_eq!(closed.operations[0].service, "gateway");
     assert_eq!(closed.operations[0].operation, "GET /orders/{id}");
-    assert_eq!(engine.tick(NOW + MINUTE + 2 * SECOND), ClosedMinutes::default());
+    assert_eq!(
+        engine.tick(NOW + MINUTE + 2 * SECOND),
+        ClosedMinutes::default()
+    );
 
     let both = engine.edges(first_minute, first_minute + 1);
     assert_eq!(both[0].stats.num_requests, 3);
-    assert_eq!(engine.edges(first_minute + 1, first_minute + 1)[0].stats.num_requests, 2);
-    assert_eq!(engine.operations(first_minute, first_minute + 1)[0].stats.num_requests, 3);
+    assert_eq!(
+        engine.edges(first_minute + 1, first_minute + 1)[0]
+            .stats
+            .num_requests,
+        2
+    );
+    assert_eq!(
+        engine.operations(first_minute, first_minute + 1)[0]
+            .stats
+            .num_requests,
+        3
+    );
     assert_eq!(engine.live_since_minute(), Some(first_minute));
 
     // An hour and a half later, the first minutes have left memory.
     engine.tick(NOW + 90 * MINUTE);
     assert!(engine.edges(first_minute, first_minute + 1).is_empty());
-    assert_eq!(engine.live_since_minute(), Some(minute_of(NOW + 90 * MINUTE) - 60));
+    assert_eq!(
+        engine.live_since_minute(),
+        Some(minute_of(NOW + 90 * MINUTE) - 60)
+    );
 }
 
 #[test]
@@ -395,12 +492,22 @@ fn operations_and_placements_are_recorded_per_service() {
             .name(name)
     };
     let failed = server(3, "POST /orders").error("boom");
-    ingest(&mut engine, vec![server(1, "GET /orders"), server(2, "GET /orders"), failed], NOW);
+    ingest(
+        &mut engine,
+        vec![server(1, "GET /orders"), server(2, "GET /orders"), failed],
+        NOW,
+    );
 
     let operations = engine.operations(i64::MIN, i64::MAX);
     let summary: Vec<(&str, u64, u64)> = operations
         .iter()
-        .map(|op| (op.operation.as_str(), op.stats.num_requests, op.stats.num_errors))
+        .map(|op| {
+            (
+                op.operation.as_str(),
+                op.stats.num_requests,
+                op.stats.num_errors,
+            )
+        })
         .collect();
     assert_eq!(summary, vec![("GET /orders", 2, 0), ("POST /orders", 1, 1)]);
     assert_eq!(operations[0].placement.namespace.as_deref(), Some("shop"));

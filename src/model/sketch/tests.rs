@@ -159,8 +159,10 @@ fn serde_round_trip_is_exact() {
     let back: LatencySketch = serde_json::from_str(&json).expect("deserialises");
     assert_eq!(back, sketch);
     assert_eq!(
-        serde_json::from_str::<LatencySketch>(&serde_json::to_string(&LatencySketch::default()).expect("serialises"))
-            .expect("deserialises"),
+        serde_json::from_str::<LatencySketch>(
+            &serde_json::to_string(&LatencySketch::default()).expect("serialises")
+        )
+        .expect("deserialises"),
         LatencySketch::default()
     );
 }
@@ -188,7 +190,10 @@ fn stored_parts_are_validated() {
     let empty_bucket = LatencySketch::from_parts(vec![(5, 0)], 0, 0.0, 0, 0);
     assert_eq!(empty_bucket, Err(SketchError::EmptyBucket { index: 5 }));
     let out_of_range = LatencySketch::from_parts(vec![(-1, 1)], 0, 0.0, 0, 0);
-    assert_eq!(out_of_range, Err(SketchError::IndexOutOfRange { index: -1 }));
+    assert_eq!(
+        out_of_range,
+        Err(SketchError::IndexOutOfRange { index: -1 })
+    );
 
     let wrong_count = r#"{"buckets":[[3,2]],"zero_count":0,"count":5,"sum_nanos":6.0,"min_nanos":3,"max_nanos":3}"#;
     let error = serde_json::from_str::<LatencySketch>(wrong_count).expect_err("count mismatch");

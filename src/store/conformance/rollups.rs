@@ -154,8 +154,11 @@ pub fn rollup_minute_out_of_range<W: RollupWriter, R: RollupReader>((mut writer,
     let valid_operation = operation_rollup(BASE_MINUTE, "a", "get", 1);
     for bad_minute in [-1, i64::MIN, MAX_ROLLUP_MINUTE + 1, i64::MAX] {
         let bad_edge = edge_rollup(bad_minute, key("a", "c"), 2);
-        let result =
-            writer.write_rollups(INSTANCE, &[valid_edge.clone(), bad_edge], from_ref(&valid_operation));
+        let result = writer.write_rollups(
+            INSTANCE,
+            &[valid_edge.clone(), bad_edge],
+            from_ref(&valid_operation),
+        );
         assert!(
             matches!(result, Err(StoreError::InvalidData(_))),
             "{bad_minute}: {result:?}"
@@ -239,7 +242,11 @@ pub fn rollup_rewrite_replaces<W: StoreWriter + RollupWriter, R: RollupReader>(
         first_edges[0].source_placement
     );
     writer
-        .write_rollups(INSTANCE, from_ref(&replaced_edge), from_ref(&replaced_operation))
+        .write_rollups(
+            INSTANCE,
+            from_ref(&replaced_edge),
+            from_ref(&replaced_operation),
+        )
         .expect("write_rollups");
     assert_eq!(
         all_edges(&reader),
@@ -401,10 +408,18 @@ pub fn rollup_minutes_with_data<W: RollupWriter, R: RollupReader>((mut writer, r
     let edge = |offset: i64, seed: u64| edge_rollup(BASE_MINUTE + offset, key("a", "b"), seed);
     let operation = |offset: i64| operation_rollup(BASE_MINUTE + offset, "a", "get", 1);
     writer
-        .write_rollups(INSTANCE, &[edge(0, 1), edge(59, 2)], &[operation(59), operation(60)])
+        .write_rollups(
+            INSTANCE,
+            &[edge(0, 1), edge(59, 2)],
+            &[operation(59), operation(60)],
+        )
         .expect("write_rollups");
     writer
-        .write_rollups(INSTANCE, &[edge(59, 3), edge(0, 4), edge(200, 5)], &[operation(-1)])
+        .write_rollups(
+            INSTANCE,
+            &[edge(59, 3), edge(0, 4), edge(200, 5)],
+            &[operation(-1)],
+        )
         .expect("write_rollups");
     let minutes = |offsets: &[i64]| -> Vec<i64> {
         offsets.iter().map(|offset| BASE_MINUTE + offset).collect()

@@ -208,7 +208,8 @@ impl RollupReader for SqliteReader {
             let kind = PartitionKind::OperationRollups;
             for partition in partitions_of(tx, kind, from_minute, to_minute)? {
                 let mut statement = tx.prepare_cached(&select_operations_sql(partition))?;
-                let mut rows = statement.query((from_minute, to_minute, service, exclude_instance))?;
+                let mut rows =
+                    statement.query((from_minute, to_minute, service, exclude_instance))?;
                 while let Some(row) = rows.next()? {
                     rollups.push(operation_from_row(row)?);
                 }

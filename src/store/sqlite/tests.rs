@@ -211,7 +211,9 @@ fn version_1_database_is_upgraded_for_rollups() {
                 .len(),
             points.len()
         );
-        writer.write_rollups(1, &rollups, &[]).expect("write_rollups");
+        writer
+            .write_rollups(1, &rollups, &[])
+            .expect("write_rollups");
     }
     assert!(user_version(None) > 1, "the upgrade is recorded");
     let (_writer, reader) = open_dir(dir.path(), &[]);

@@ -11,34 +11,43 @@ use crate::web::error::ApiError;
 use crate::web::params::{GRAPH_PARAMS, graph_query};
 use crate::web::{WebState, graph_json};
 
-async fn view(
-    request: &HttpRequest,
-    state: &WebState,
-) -> Result<analysis::GraphView, ApiError> {
+async fn view(request: &HttpRequest, state: &WebState) -> Result<analysis::GraphView, ApiError> {
     let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
     Ok(state.query.graph(range, &filter).await?)
 }
 
-pub async fn graph(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+pub async fn graph(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
     let view = view(&request, &state).await?;
     Ok(HttpResponse::Ok().json(graph_json::graph(&view)))
 }
 
-pub async fn graph_dot(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+pub async fn graph_dot(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
     let view = view(&request, &state).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/vnd.graphviz; charset=utf-8")
         .body(graph_json::dot(&view)))
 }
 
-pub async fn graph_mermaid(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+pub async fn graph_mermaid(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
     let view = view(&request, &state).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(graph_json::mermaid(&view)))
 }
 
-pub async fn insights(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+pub async fn insights(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
     let view = view(&request, &state).await?;
     let chains = state.query.observed_chains();
     Ok(HttpResponse::Ok().json(analysis::insights(&view, &chains)))
@@ -47,7 +56,11 @@ pub async fn insights(request: HttpRequest, state: web::Data<WebState>) -> Resul
 fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
     let stats = &summary.stats;
     #[allow(clippy::cast_precision_loss)]
-    let rate_per_s = if window_secs > 0.0 { stats.num_requests as f64 / window_secs } else { 0.0 };
+    let rate_per_s = if window_secs > 0.0 {
+        stats.num_requests as f64 / window_secs
+    } else {
+        0.0
+    };
     let quantile = |q: f64| stats.latency.quantile_nanos(q).map(|nanos| nanos / 1e6);
     json!({
         "name": summary.name,
@@ -68,10 +81,16 @@ fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
     })
 }
 
-pub async fn services(request: HttpRequest, state: web::Data<WebState>) -> Result<HttpResponse, ApiError> {
+pub async fn services(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, ApiError> {
     let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
     let summaries = state.query.services(range, None).await?;
-    let services: Vec<Value> = summaries.iter().map(|summary| service_json(summary, range.window_secs)).collect();
+    let services: Vec<Value> = summaries
+        .iter()
+        .map(|summary| service_json(summary, range.window_secs))
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "services": services })))
 }
 
@@ -87,7 +106,9 @@ pub async fn service(
     let view = state.query.graph(range, &GraphFilter::default()).await?;
     let Some(summary) = summaries.first() else {
         if !view.nodes.iter().any(|(key, _)| *key == node) {
-            return Err(ApiError::NotFound(format!("service {name:?} has no data in this range")));
+            return Err(ApiError::NotFound(format!(
+                "service {name:?} has no data in this range"
+            )));
         }
         return Ok(HttpResponse::Ok().json(json!({ "name": name, "operations": [], "callers": edges_where(&view, |key| key.target == node), "callees": edges_where(&view, |key| key.source == node), "blast_radius": analysis::blast_radius(&view, &node) })));
     };
@@ -95,7 +116,12 @@ pub async fn service(
         .operations
         .iter()
         .map(|(operation, stats)| {
-            let single = ServiceSummary { name: operation.clone(), placement: summary.placement.clone(), stats: stats.clone(), operations: Vec::new() };
+            let single = ServiceSummary {
+                name: operation.clone(),
+                placement: summary.placement.clone(),
+                stats: stats.clone(),
+                operations: Vec::new(),
+            };
             service_json(&single, range.window_secs)
         })
         .collect();
@@ -108,7 +134,10 @@ pub async fn service(
     })))
 }
 
-fn edges_where(view: &analysis::GraphView, keep: impl Fn(&crate::model::graph::EdgeKey) -> bool) -> Vec<Value> {
+fn edges_where(
+    view: &analysis::GraphView,
+    keep: impl Fn(&crate::model::graph::EdgeKey) -> bool,
+) -> Vec<Value> {
     view.edges
         .iter()
         .filter(|(key, _)| keep(key))

@@ -118,7 +118,7 @@ fn bench_ingest(c: &mut Criterion) {
     let protobuf = request.encode_to_vec();
     let json = serde_json::to_vec(&request).expect("serialisable");
     let limits = ConvertLimits::default();
-    println!(
+    eprintln!(
         "batch of {NUM_SPANS} spans: protobuf {} bytes ({} bytes/span), OTLP/JSON {} bytes ({} bytes/span)",
         protobuf.len(),
         protobuf.len() / NUM_SPANS,

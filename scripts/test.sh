@@ -21,4 +21,5 @@ export CARTOGRAPH_TEST_PYTHON="$venv/bin/python"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo nextest run --all-targets --locked --no-fail-fast
+# Benches are built by clippy above and run by `cargo bench`; their fixtures take minutes to set up.
+cargo nextest run --lib --bins --tests --locked --no-fail-fast

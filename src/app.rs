@@ -21,6 +21,7 @@ use crate::pipeline::{
 };
 use crate::query::{QueryService, StoreReader};
 use crate::service_graph_metrics::ServiceGraphMetrics;
+use crate::signals::SharedSignals;
 use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
@@ -91,6 +92,7 @@ impl App {
             retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
         };
         let engine = Arc::new(Mutex::new(GraphEngine::new(config.graph.settings())));
+        let signals = SharedSignals::new(config.signals.clone());
         let service_graph_metrics = Arc::new(ServiceGraphMetrics::default());
         let (graph_feed, graph) = spawn_graph_feed(
             Arc::clone(&engine),
@@ -129,7 +131,23 @@ impl App {
             Arc::clone(&telemetry),
             Duration::from_secs(config.ingest.retry_after_secs),
             Some(graph_feed),
+            Some(signals.clone()),
         );
+        let query = QueryService::new(
+            reader,
+            Arc::clone(&engine),
+            Arc::clone(&service_graph_metrics),
+            signals,
+            instance,
+        );
+        // Before any listener: live points then always come after the replayed ones.
+        query
+            .seed_live_signals()
+            .await
+            .map_err(|err| AppError::Start {
+                what: "signal mapper",
+                source: std::io::Error::other(err.to_string()),
+            })?;
         let max_message_bytes = config.ingest.max_message_bytes.get();
 
         let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
@@ -154,7 +172,7 @@ impl App {
                 http::configure(receiver.clone())
             })?;
         let state = WebState {
-            query: QueryService::new(reader, engine, service_graph_metrics, instance),
+            query,
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
         };

@@ -32,6 +32,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub storage: StorageConfig,
     pub graph: GraphConfig,
+    pub signals: crate::signals::SignalSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +236,9 @@ impl Config {
         if self.storage.retention_interval_secs == 0 {
             return invalid("storage.retention_interval_secs", "must be at least 1");
         }
+        if let Err((field, message)) = self.signals.validate() {
+            return Err(ConfigError::Invalid { field, message });
+        }
         if self.storage.store == StoreKind::Clickhouse {
             return invalid(
                 "storage.store",
@@ -315,6 +319,24 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("graph", "queue_capacity_batches") => {
             "Span batches waiting for the graph engine (overflow counted)."
         }
+        ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
+        ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
+        ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",
+        ("signals", "lag_partition_attributes") => "Attributes naming the partition, first wins.",
+        ("signals", "breaker_state_metrics") => {
+            "Breaker state gauges: 1 per current `state`, or 0 closed / 1 open / 2 half-open."
+        }
+        ("signals", "breaker_event_metrics") => "Breaker event counters (Polly).",
+        ("signals", "breaker_name_attributes") => "Attributes naming the breaker, first wins.",
+        ("signals", "breaker_target_attributes") => {
+            "Attributes naming what a breaker guards, first wins (else its name)."
+        }
+        ("signals", "breaker_event_attribute") => "Attribute naming a breaker event.",
+        ("signals", "lag_trend_window_secs") => "Window the lag trend and rate are fitted over.",
+        ("signals", "history_secs") => "Live lag samples and breaker history kept this long.",
+        ("signals", "max_lag_series") => "Lag series (group, topic, partition) kept at most.",
+        ("signals", "max_breakers") => "Breakers kept at most (overflow counted).",
+        ("signals", "max_transitions_per_breaker") => "Transitions kept per breaker.",
         _ => "UNDOCUMENTED",
     }
 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod pipeline;
 pub mod query;
 pub mod service_graph_metrics;
+pub mod signals;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -9,8 +9,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
 use super::error::IngestError;
 use crate::graph::GraphSpan;
-use crate::model::{Batch, now_unix_nano};
+use crate::model::{Batch, MetricPoint, now_unix_nano};
 use crate::pipeline::{GraphFeed, Pipeline};
+use crate::signals::SharedSignals;
 use crate::telemetry::{RejectReason, Signal, Telemetry};
 
 /// What the client is told about an accepted request.
@@ -29,6 +30,8 @@ pub struct Ingestor {
     retry_after: Duration,
     /// Where accepted spans go to update the live map, when the map is on.
     graph_opt: Option<GraphFeed>,
+    /// Where accepted lag and breaker points go, when the map is on.
+    signals_opt: Option<SharedSignals>,
 }
 
 impl Ingestor {
@@ -38,6 +41,7 @@ impl Ingestor {
         telemetry: Arc<Telemetry>,
         retry_after: Duration,
         graph_opt: Option<GraphFeed>,
+        signals_opt: Option<SharedSignals>,
     ) -> Self {
         Self {
             pipeline,
@@ -45,6 +49,7 @@ impl Ingestor {
             telemetry,
             retry_after,
             graph_opt,
+            signals_opt,
         }
     }
 
@@ -90,11 +95,26 @@ impl Ingestor {
         let num_received = count_metric_points(&request);
         self.telemetry
             .record_request(Signal::Metrics, num_received as u64);
-        let converted = convert_metrics(request, now_unix_nano(), &self.limits);
-        self.submit(Signal::Metrics, converted, |metric_points| Batch {
+        let now = now_unix_nano();
+        let converted = convert_metrics(request, now, &self.limits);
+        // Copies of the few points the mapper reads, observed once the batch is accepted.
+        let recognised: Vec<MetricPoint> = match &self.signals_opt {
+            Some(signals) => converted
+                .items
+                .iter()
+                .filter(|point| signals.recognises(&point.name))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let outcome = self.submit(Signal::Metrics, converted, |metric_points| Batch {
             spans: Vec::new(),
             metric_points,
-        })
+        })?;
+        if let Some(signals) = &self.signals_opt {
+            signals.offer(&recognised, now);
+        }
+        Ok(outcome)
     }
 
     /// Counts a request refused before conversion (undecodable, wrong media type, too large).

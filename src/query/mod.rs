@@ -2,17 +2,20 @@
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
 mod graph;
+mod signals;
 
 use std::sync::{Arc, Mutex};
 
 use crate::graph::GraphEngine;
 use crate::model::{MetricPoint, Span, TraceId};
 use crate::service_graph_metrics::ServiceGraphMetrics;
+use crate::signals::SharedSignals;
 use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };
 
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
+pub use signals::{EdgeLag, SignalOverlay, Signals, overlay};
 
 /// Every read trait of one store.
 pub trait StoreReader: TraceReader + MetricReader + RollupReader {}
@@ -32,6 +35,7 @@ pub struct QueryService {
     reader: Arc<dyn StoreReader>,
     engine: Arc<Mutex<GraphEngine>>,
     service_graph_metrics: Arc<ServiceGraphMetrics>,
+    signals: SharedSignals,
     /// This process's id in stored rollups: its own minutes are read from memory instead.
     instance: u32,
 }
@@ -47,12 +51,14 @@ impl QueryService {
         reader: Arc<dyn StoreReader>,
         engine: Arc<Mutex<GraphEngine>>,
         service_graph_metrics: Arc<ServiceGraphMetrics>,
+        signals: SharedSignals,
         instance: u32,
     ) -> Self {
         Self {
             reader,
             engine,
             service_graph_metrics,
+            signals,
             instance,
         }
     }
@@ -65,6 +71,11 @@ impl QueryService {
             .map(|minute| engine.edges(minute, minute + 1))
             .unwrap_or_default();
         self.service_graph_metrics.render(&open, &engine.counters())
+    }
+
+    /// The signal mapper's counters as Prometheus text.
+    pub fn render_signal_metrics(&self) -> String {
+        self.signals.render_prometheus()
     }
 
     pub async fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use crate::graph::analysis::GraphView;
 use crate::model::LatencySketch;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
+use crate::query::SignalOverlay;
+use crate::web::signals_json;
 
 fn millis(sketch: &LatencySketch, quantile: f64) -> Value {
     sketch
@@ -24,17 +26,25 @@ fn ratio(numerator: u64, denominator: u64) -> Value {
     json!(numerator as f64 / denominator as f64)
 }
 
-pub fn node(key: &NodeKey, placement: &NodePlacement) -> Value {
+pub fn node(key: &NodeKey, placement: &NodePlacement, overlay: &SignalOverlay) -> Value {
+    let breakers: Vec<Value> = overlay
+        .node_breakers
+        .get(key)
+        .into_iter()
+        .flatten()
+        .map(signals_json::breaker_badge)
+        .collect();
     json!({
         "id": key.id(),
         "name": key.name,
         "kind": key.kind.as_str(),
         "namespace": placement.namespace,
         "environment": placement.environment,
+        "breakers": breakers,
     })
 }
 
-pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64) -> Value {
+pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, overlay: &SignalOverlay) -> Value {
     #[allow(clippy::cast_precision_loss)]
     let rate_per_s = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
@@ -62,16 +72,16 @@ pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64) -> Value {
         "publish_consume_p95_ms": millis(&stats.publish_consume_latency, 0.95),
         "calls_per_trace": ratio(stats.num_requests, stats.num_traces),
         "max_calls_per_trace": stats.max_calls_per_trace,
-        "kafka_lag": Value::Null,
-        "breaker": Value::Null,
+        "kafka_lag": overlay.edge_lag.get(key).map_or(Value::Null, signals_json::edge_lag),
+        "breaker": overlay.edge_breaker.get(key).map_or(Value::Null, signals_json::breaker_badge),
     })
 }
 
-pub fn graph(view: &GraphView) -> Value {
+pub fn graph(view: &GraphView, overlay: &SignalOverlay) -> Value {
     json!({
         "window_secs": view.window_secs,
-        "nodes": view.nodes.iter().map(|(key, placement)| node(key, placement)).collect::<Vec<_>>(),
-        "edges": view.edges.iter().map(|(key, stats)| edge(key, stats, view.window_secs)).collect::<Vec<_>>(),
+        "nodes": view.nodes.iter().map(|(key, placement)| node(key, placement, overlay)).collect::<Vec<_>>(),
+        "edges": view.edges.iter().map(|(key, stats)| edge(key, stats, view.window_secs, overlay)).collect::<Vec<_>>(),
     })
 }
 

@@ -6,6 +6,7 @@ mod graph_json;
 mod handlers;
 pub mod json;
 pub mod params;
+mod signals_json;
 
 use std::sync::Arc;
 
@@ -58,6 +59,11 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(handlers::graph::service),
             )
             .route("/api/v1/insights", web::get().to(handlers::graph::insights))
+            .route("/api/v1/kafka", web::get().to(handlers::signals::kafka))
+            .route(
+                "/api/v1/breakers",
+                web::get().to(handlers::signals::breakers),
+            )
             .default_service(web::to(not_found));
     }
 }

@@ -17,3 +17,4 @@ mod graph_limits;
 mod graph_queries;
 mod graph_restart;
 mod restart;
+mod signals_sdk;

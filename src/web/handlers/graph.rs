@@ -6,22 +6,31 @@ use serde_json::{Value, json};
 
 use crate::graph::analysis;
 use crate::model::graph::NodeKey;
-use crate::query::{GraphFilter, ServiceSummary};
+use crate::query::{GraphFilter, GraphRange, ServiceSummary};
 use crate::web::error::ApiError;
 use crate::web::params::{GRAPH_PARAMS, graph_query};
 use crate::web::{WebState, graph_json};
 
 async fn view(request: &HttpRequest, state: &WebState) -> Result<analysis::GraphView, ApiError> {
+    Ok(ranged_view(request, state).await?.1)
+}
+
+async fn ranged_view(
+    request: &HttpRequest,
+    state: &WebState,
+) -> Result<(GraphRange, analysis::GraphView), ApiError> {
     let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
-    Ok(state.query.graph(range, &filter).await?)
+    Ok((range, state.query.graph(range, &filter).await?))
 }
 
 pub async fn graph(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = view(&request, &state).await?;
-    Ok(HttpResponse::Ok().json(graph_json::graph(&view)))
+    let (range, view) = ranged_view(&request, &state).await?;
+    let signals = state.query.signals(range).await?;
+    let overlay = crate::query::overlay(&view, &signals);
+    Ok(HttpResponse::Ok().json(graph_json::graph(&view, &overlay)))
 }
 
 pub async fn graph_dot(
@@ -104,13 +113,14 @@ pub async fn service(
     let summaries = state.query.services(range, Some(name.clone())).await?;
     let node = NodeKey::service(name.clone());
     let view = state.query.graph(range, &GraphFilter::default()).await?;
+    let overlay = crate::query::overlay(&view, &state.query.signals(range).await?);
     let Some(summary) = summaries.first() else {
         if !view.nodes.iter().any(|(key, _)| *key == node) {
             return Err(ApiError::NotFound(format!(
                 "service {name:?} has no data in this range"
             )));
         }
-        return Ok(HttpResponse::Ok().json(json!({ "name": name, "operations": [], "callers": edges_where(&view, |key| key.target == node), "callees": edges_where(&view, |key| key.source == node), "blast_radius": analysis::blast_radius(&view, &node) })));
+        return Ok(HttpResponse::Ok().json(json!({ "name": name, "operations": [], "callers": edges_where(&view, &overlay, |key| key.target == node), "callees": edges_where(&view, &overlay, |key| key.source == node), "blast_radius": analysis::blast_radius(&view, &node) })));
     };
     let operations: Vec<Value> = summary
         .operations
@@ -128,19 +138,20 @@ pub async fn service(
     Ok(HttpResponse::Ok().json(json!({
         "service": service_json(summary, range.window_secs),
         "operations": operations,
-        "callers": edges_where(&view, |key| key.target == node),
-        "callees": edges_where(&view, |key| key.source == node),
+        "callers": edges_where(&view, &overlay, |key| key.target == node),
+        "callees": edges_where(&view, &overlay, |key| key.source == node),
         "blast_radius": analysis::blast_radius(&view, &node),
     })))
 }
 
 fn edges_where(
     view: &analysis::GraphView,
+    overlay: &crate::query::SignalOverlay,
     keep: impl Fn(&crate::model::graph::EdgeKey) -> bool,
 ) -> Vec<Value> {
     view.edges
         .iter()
         .filter(|(key, _)| keep(key))
-        .map(|(key, stats)| graph_json::edge(key, stats, view.window_secs))
+        .map(|(key, stats)| graph_json::edge(key, stats, view.window_secs, overlay))
         .collect()
 }

@@ -2,4 +2,5 @@
 
 pub mod graph;
 pub mod ops;
+pub mod signals;
 pub mod traces;

@@ -39,5 +39,9 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<WebState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.telemetry.render_prometheus() + &state.query.render_service_graph_metrics())
+        .body(
+            state.telemetry.render_prometheus()
+                + &state.query.render_service_graph_metrics()
+                + &state.query.render_signal_metrics(),
+        )
 }

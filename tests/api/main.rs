@@ -18,3 +18,4 @@ mod graph_queries;
 mod graph_restart;
 mod restart;
 mod signals_sdk;
+mod signals_store;

@@ -105,6 +105,23 @@ fn range(from: u64, to: u64) -> String {
     format!("from={from}&to={to}")
 }
 
+/// The state of the steps below in a range ending after the breaker opened.
+async fn assert_open_with_growing_lag(app: &TestApp, range: &str) {
+    let (_, breakers) = app.get_json(&format!("/api/v1/breakers?{range}")).await;
+    let (_, kafka) = app.get_json(&format!("/api/v1/kafka?{range}")).await;
+    assert_eq!(breakers["breakers"][0]["state"], "open", "{breakers:#}");
+    assert_eq!(
+        transitions(&breakers),
+        [
+            (Value::Null, "closed".into()),
+            ("closed".into(), "open".into())
+        ]
+    );
+    let group = &kafka["groups"][0];
+    assert_eq!(group["lag"], 60.0, "{kafka:#}");
+    assert_eq!(group["trend"], "growing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_past_range_reads_from_the_store_before_and_after_a_restart() {
     let data_dir = tempfile::tempdir().expect("tempdir");
@@ -126,36 +143,11 @@ async fn a_past_range_reads_from_the_store_before_and_after_a_restart() {
     app.wait_until_stored().await;
 
     let before_half_open = range(at(0), at(3));
-    let check = |breakers: &Value, kafka: &Value| {
-        assert_eq!(breakers["breakers"][0]["state"], "open", "{breakers:#}");
-        assert_eq!(
-            transitions(breakers),
-            [
-                (Value::Null, "closed".into()),
-                ("closed".into(), "open".into())
-            ]
-        );
-        let group = &kafka["groups"][0];
-        assert_eq!(group["lag"], 60.0, "{kafka:#}");
-        assert_eq!(group["trend"], "growing");
-    };
-    let (_, breakers) = app
-        .get_json(&format!("/api/v1/breakers?{before_half_open}"))
-        .await;
-    let (_, kafka) = app
-        .get_json(&format!("/api/v1/kafka?{before_half_open}"))
-        .await;
-    check(&breakers, &kafka);
+    assert_open_with_growing_lag(&app, &before_half_open).await;
     app.shutdown().await;
 
     let app = spawn_app_on_disk(data_dir.path()).await;
-    let (_, breakers) = app
-        .get_json(&format!("/api/v1/breakers?{before_half_open}"))
-        .await;
-    let (_, kafka) = app
-        .get_json(&format!("/api/v1/kafka?{before_half_open}"))
-        .await;
-    check(&breakers, &kafka);
+    assert_open_with_growing_lag(&app, &before_half_open).await;
 
     // The live view was seeded from the store: the whole history, as of now.
     let (_, live) = app.get_json("/api/v1/breakers?window=1h").await;

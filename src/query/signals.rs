@@ -63,7 +63,7 @@ impl QueryService {
         if to_unix_nano > now {
             let mapper = self.signals.lock();
             return Ok(Signals {
-                lag: mapper.lag(now),
+                lag: mapper.lag_now(now),
                 breakers: mapper.breakers().cloned().collect(),
                 is_truncated: false,
             });

@@ -153,6 +153,8 @@ pub struct GroupLag {
 pub struct LagTracker {
     groups: BTreeMap<GroupTopic, GroupSeries>,
     num_series: usize,
+    /// The latest sample time seen: "now" for a sender whose clock runs ahead.
+    latest_unix_nano: u64,
     max_series: usize,
     history_nanos: u64,
     trend_window_nanos: u64,
@@ -163,6 +165,7 @@ impl LagTracker {
         Self {
             groups: BTreeMap::new(),
             num_series: 0,
+            latest_unix_nano: 0,
             max_series,
             history_nanos: history_secs.saturating_mul(1_000_000_000),
             trend_window_nanos: trend_window_secs.saturating_mul(1_000_000_000),
@@ -190,6 +193,7 @@ impl LagTracker {
         let series = group.partitions.entry(sample.partition).or_default();
         self.num_series += usize::from(is_new_series);
         series.insert(sample.time_unix_nano, sample.lag);
+        self.latest_unix_nano = self.latest_unix_nano.max(sample.time_unix_nano);
         counters.num_lag_points += 1;
     }
 
@@ -209,6 +213,10 @@ impl LagTracker {
             !group.partitions.is_empty()
         });
         self.num_series = num_series;
+    }
+
+    pub fn latest_unix_nano(&self) -> u64 {
+        self.latest_unix_nano
     }
 
     /// Every group and topic with a sample at or before `at`, with its lag and trend then.

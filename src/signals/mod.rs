@@ -196,6 +196,12 @@ impl SignalMapper {
         self.lag.evaluate(at_unix_nano)
     }
 
+    /// Lag as of now, or of the latest sample when a sender's clock runs ahead of ours.
+    pub fn lag_now(&self, now_unix_nano: u64) -> Vec<GroupLag> {
+        self.lag
+            .evaluate(now_unix_nano.max(self.lag.latest_unix_nano()))
+    }
+
     pub fn breakers(&self) -> impl Iterator<Item = &Breaker> {
         self.breakers.breakers()
     }

@@ -63,9 +63,73 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive OTLP, keep the map, serve the UI (the default when no command is given).
-    Serve,
+    Serve(ServeArgs),
     /// Print the example config file with every field, its default and what it means.
     ExampleConfig,
+    /// Drive OTLP trace load at an endpoint; report accepted spans/s, refusals and latency.
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Also run the demo shop against this instance: a living map within seconds.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    /// Base URL of the OTLP receiver (gRPC :4317, HTTP :4318; `/v1/traces` is added for HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    pub endpoint: String,
+    /// OTLP transport.
+    #[arg(long, value_enum, default_value_t = crate::loadgen::Protocol::Grpc)]
+    pub protocol: crate::loadgen::Protocol,
+    /// Target spans per second over all connections; 0 sends as fast as answers come.
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: u64,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Distinct services the spans come from.
+    #[arg(long, default_value_t = 20)]
+    pub services: usize,
+    /// Spans per trace: a root server span, then client/server pairs down a call tree.
+    #[arg(long, default_value_t = 8)]
+    pub spans_per_trace: usize,
+    /// Spans per export request.
+    #[arg(long, default_value_t = 512)]
+    pub spans_per_request: usize,
+    /// Seed of the generated traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one encoded request body (OTLP/protobuf) to this file and exit (e.g. for h2load -d).
+    #[arg(long, value_name = "FILE")]
+    pub write_request: Option<PathBuf>,
+}
+
+impl LoadgenArgs {
+    pub fn settings(&self) -> crate::loadgen::LoadSettings {
+        crate::loadgen::LoadSettings {
+            endpoint: self.endpoint.clone(),
+            protocol: self.protocol,
+            rate_spans_per_sec: self.rate,
+            duration: std::time::Duration::from_secs(self.duration),
+            concurrency: self.concurrency,
+            shape: crate::loadgen::Shape {
+                num_services: self.services,
+                spans_per_trace: self.spans_per_trace,
+                spans_per_request: self.spans_per_request,
+                seed: self.seed,
+            },
+        }
+    }
 }
 
 impl Cli {

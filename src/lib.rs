@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod ingest;
+pub mod loadgen;
 pub mod model;
 pub mod pipeline;
 pub mod query;

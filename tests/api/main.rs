@@ -16,6 +16,7 @@ mod graph_fixtures;
 mod graph_limits;
 mod graph_queries;
 mod graph_restart;
+mod loadgen;
 mod restart;
 mod signals_sdk;
 mod signals_store;

@@ -68,13 +68,54 @@ pub enum Command {
     ExampleConfig,
     /// Drive OTLP trace load at an endpoint; report accepted spans/s, refusals and latency.
     Loadgen(LoadgenArgs),
+    /// Send the demo shop's traces and metrics to any OTLP/gRPC endpoint.
+    Demo(DemoArgs),
 }
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// OTLP/gRPC endpoint to send to.
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub shop: DemoShopArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoShopArgs {
+    /// Orders per second placed in the shop (each ~15 spans).
+    #[arg(long = "demo-rate", default_value_t = 10.0)]
+    pub rate: f64,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long = "demo-duration")]
+    pub duration: Option<u64>,
+    /// Seed of the simulated traffic.
+    #[arg(long = "demo-seed", default_value_t = 1)]
+    pub seed: u64,
+    /// Schedule speed-up: 10 plays the minute-long cycle of failures, bursts and spikes in 6 s.
+    #[arg(long = "demo-speed", default_value_t = 1.0)]
+    pub speed: f64,
+}
+
+impl DemoShopArgs {
+    pub fn settings(&self, endpoint: String) -> crate::demo::DemoSettings {
+        crate::demo::DemoSettings {
+            endpoint,
+            orders_per_sec: self.rate,
+            duration_opt: self.duration.map(std::time::Duration::from_secs),
+            seed: self.seed,
+            speed: self.speed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Also run the demo shop against this instance: a living map within seconds.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub shop: DemoShopArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]

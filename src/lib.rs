@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod graph;
 pub mod ingest;
 pub mod loadgen;

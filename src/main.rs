@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 
 use cartograph::App;
-use cartograph::cli::{Cli, Command, LoadgenArgs};
+use cartograph::cli::{Cli, Command, DemoArgs, LoadgenArgs, ServeArgs};
 use cartograph::config::Config;
 
 // Decoding OTLP allocates ~23 times per span; mimalloc roughly doubles decode throughput
@@ -19,8 +19,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::example_toml());
             Ok(())
         }
-        Some(Command::Serve(_)) | None => serve(&cli),
+        Some(Command::Serve(ref args)) => serve(&cli, Some(args)),
+        None => serve(&cli, None),
         Some(Command::Loadgen(ref args)) => loadgen(args),
+        Some(Command::Demo(ref args)) => demo(args),
     }
 }
 
@@ -30,6 +32,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .thread_name("cartograph")
         .build()
         .context("cannot start the async runtime")
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    cartograph::telemetry::init_logging();
+    let handle = cartograph::demo::spawn(args.shop.settings(args.endpoint.clone()))
+        .context("cannot start the demo")?;
+    let num_orders = if args.shop.duration.is_some() {
+        handle.wait()
+    } else {
+        runtime()?.block_on(wait_for_signal())?;
+        handle.stop()
+    }
+    .map_err(anyhow::Error::msg)?;
+    println!("demo placed {num_orders} orders");
+    Ok(())
 }
 
 fn loadgen(args: &LoadgenArgs) -> anyhow::Result<()> {
@@ -50,14 +67,31 @@ fn loadgen(args: &LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(cli: &Cli) -> anyhow::Result<()> {
+fn serve(cli: &Cli, args_opt: Option<&ServeArgs>) -> anyhow::Result<()> {
     cartograph::telemetry::init_logging();
     let config = cli.load_config().context("invalid configuration")?;
     runtime()?.block_on(async {
         let app = App::build(config)
             .await
             .context("cannot start cartograph")?;
+        let demo_opt = match args_opt.filter(|args| args.demo) {
+            Some(args) => {
+                let endpoint = format!("http://{}", app.otlp_grpc_addr());
+                Some(
+                    cartograph::demo::spawn(args.shop.settings(endpoint))
+                        .context("cannot start the demo")?,
+                )
+            }
+            None => None,
+        };
         wait_for_signal().await?;
+        if let Some(demo) = demo_opt {
+            // Its last spans still reach the store: the app shuts down after.
+            let stopped = tokio::task::spawn_blocking(move || demo.stop()).await;
+            if let Ok(Err(err)) = stopped {
+                tracing::warn!(error = %err, "demo ended with an error");
+            }
+        }
         app.shutdown().await;
         Ok(())
     })

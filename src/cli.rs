@@ -111,7 +111,8 @@ impl DemoShopArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Also run the demo shop against this instance: a living map within seconds.
+    /// Also run the demo shop against this instance: a living map within seconds (the pairing
+    /// TTL is then at most 5 s, so uninstrumented peers show sooner).
     #[arg(long)]
     pub demo: bool,
     #[command(flatten)]

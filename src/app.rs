@@ -132,6 +132,7 @@ impl App {
             Duration::from_secs(config.ingest.retry_after_secs),
             Some(graph_feed),
             Some(signals.clone()),
+            config.storage.store_spans,
         );
         let query = QueryService::new(
             reader,

@@ -133,6 +133,9 @@ pub struct StorageConfig {
     pub retention_interval_secs: u64,
     /// Attribute keys with an index for exact-match search (correlation ids and the like).
     pub indexed_attributes: Vec<String>,
+    /// Store raw spans (trace search and waterfalls); off keeps only the map, its rollups and
+    /// metric points.
+    pub store_spans: bool,
 }
 
 impl Default for ListenConfig {
@@ -186,6 +189,7 @@ impl Default for StorageConfig {
             ]
             .map(str::to_owned)
             .to_vec(),
+            store_spans: true,
         }
     }
 }
@@ -309,6 +313,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("storage", "max_size_mb") => "Beyond this size the oldest data is deleted.",
         ("storage", "retention_interval_secs") => "How often retention runs.",
         ("storage", "indexed_attributes") => "Attribute keys indexed for exact-match trace search.",
+        ("storage", "store_spans") => {
+            "Store raw spans; false keeps only the map, its rollups and metric points."
+        }
         ("graph", "pairing_ttl_secs") => {
             "Seconds a span waits for its other half before it counts as unpaired."
         }

@@ -32,6 +32,8 @@ pub struct Ingestor {
     graph_opt: Option<GraphFeed>,
     /// Where accepted lag and breaker points go, when the map is on.
     signals_opt: Option<SharedSignals>,
+    /// Whether spans go to the store; when not, only the map sees them.
+    store_spans: bool,
 }
 
 impl Ingestor {
@@ -42,6 +44,7 @@ impl Ingestor {
         retry_after: Duration,
         graph_opt: Option<GraphFeed>,
         signals_opt: Option<SharedSignals>,
+        store_spans: bool,
     ) -> Self {
         Self {
             pipeline,
@@ -50,6 +53,7 @@ impl Ingestor {
             retry_after,
             graph_opt,
             signals_opt,
+            store_spans,
         }
     }
 
@@ -78,10 +82,20 @@ impl Ingestor {
             .graph_opt
             .as_ref()
             .map(|_| GraphSpan::from_spans(&converted.items));
-        let outcome = self.submit(Signal::Traces, converted, |spans| Batch {
-            spans,
-            metric_points: Vec::new(),
-        })?;
+        let outcome = if self.store_spans {
+            self.submit(Signal::Traces, converted, |spans| Batch {
+                spans,
+                metric_points: Vec::new(),
+            })?
+        } else {
+            // Nothing to store: accepted once converted; the map counts what it must skip.
+            self.telemetry.record_accepted(
+                Signal::Traces,
+                converted.items.len() as u64,
+                converted.num_unknown_service,
+            );
+            self.outcome(Signal::Traces, &converted)
+        };
         if let (Some(graph), Some(graph_spans)) = (&self.graph_opt, graph_spans_opt) {
             graph.offer(graph_spans);
         }
@@ -124,6 +138,18 @@ impl Ingestor {
             .record_rejected(signal, error.reject_reason(), 0);
     }
 
+    /// Counts the items conversion rejected and says so to the client.
+    fn outcome<T>(&self, signal: Signal, converted: &Converted<T>) -> ExportOutcome {
+        if converted.num_rejected > 0 {
+            self.telemetry
+                .record_rejected(signal, RejectReason::Invalid, converted.num_rejected);
+        }
+        ExportOutcome {
+            num_rejected: converted.num_rejected,
+            rejection_message: converted.rejection_message.clone(),
+        }
+    }
+
     fn submit<T>(
         &self,
         signal: Signal,
@@ -131,14 +157,7 @@ impl Ingestor {
         into_batch: impl FnOnce(Vec<T>) -> Batch,
     ) -> Result<ExportOutcome, IngestError> {
         let num_items = converted.items.len() as u64;
-        if converted.num_rejected > 0 {
-            self.telemetry
-                .record_rejected(signal, RejectReason::Invalid, converted.num_rejected);
-        }
-        let outcome = ExportOutcome {
-            num_rejected: converted.num_rejected,
-            rejection_message: converted.rejection_message,
-        };
+        let outcome = self.outcome(signal, &converted);
         if num_items == 0 {
             return Ok(outcome);
         }

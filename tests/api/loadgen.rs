@@ -94,3 +94,52 @@ async fn loadgen_counts_reconcile_with_metrics_over_grpc_and_http() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_span_storage_off_the_map_fills_and_no_span_is_stored() {
+    let mut config = crate::graph_support::graph_config(1);
+    config.storage.store_spans = false;
+    let app = spawn_app_with(config).await;
+    let report = run_load(&app, Protocol::Grpc).await;
+    assert_eq!(
+        report.num_spans_accepted,
+        report.num_spans_sent,
+        "{}",
+        report.render()
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let (_, graph) = app.get_json("/api/v1/graph?window=5m").await;
+        let calls: u64 = graph["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter(|edge| {
+                edge["source"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("service:"))
+            })
+            .filter_map(|edge| edge["requests"].as_u64())
+            .sum();
+        if calls > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no calls mapped: {graph:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, found) = app.search_traces("service=load-service-000").await;
+    assert_eq!(
+        found["traces"].as_array().map(Vec::len),
+        Some(0),
+        "{found:#}"
+    );
+    assert_eq!(
+        app.prometheus_value("cartograph_stored_items_total{signal=\"traces\"}")
+            .await,
+        0.0
+    );
+    app.shutdown().await;
+}

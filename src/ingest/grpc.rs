@@ -107,6 +107,9 @@ impl LogsService for GrpcReceiver {
     }
 }
 
+const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes, then finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
@@ -124,7 +127,11 @@ pub async fn serve(
     let logs = LogsServiceServer::from_arc(receiver)
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
+    // h2's default 64 KiB windows make a typical 200 KiB export wait for several window
+    // updates per request; larger windows let a request arrive in one flight.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(traces)
         .add_service(metrics)
         .add_service(logs)

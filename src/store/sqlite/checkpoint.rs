@@ -3,10 +3,14 @@
 //! Copying the WAL back into the database file (and syncing it) cost the writer more than its
 //! inserts when SQLite did it inside commits, so the writer connection only appends to the
 //! WAL and this thread, with its own connection, checkpoints it every [`INTERVAL`] without
-//! blocking anyone. Should the WAL still outgrow [`MAX_WAL_FRAMES`] (the writer outpacing the
-//! disk), a blocking checkpoint makes the writer wait until the WAL starts over: backpressure
-//! instead of an unbounded file. Owns nothing but its thread and connection.
+//! blocking anyone. A passive checkpoint can never start the WAL over while the writer keeps
+//! appending, so should the WAL outgrow [`MAX_WAL_FRAMES`] this thread raises a flag and the
+//! writer itself truncates the WAL between two transactions — the one moment it holds no
+//! lock (a blocking checkpoint from this thread was seen to lose that race for minutes, the
+//! WAL growing to 7 GiB and every read slowing down). Backpressure instead of an unbounded
+//! file. Owns nothing but its thread, its connection and the flag.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,15 +27,18 @@ const MAX_WAL_FRAMES: i64 = 65_536;
 pub(super) struct Checkpointer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    wal_too_large: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
     pub(super) fn start(conn: Connection) -> Result<Self, StoreError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread_stop = Arc::clone(&stop);
+        let wal_too_large = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&wal_too_large);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
-            .spawn(move || run(&conn, &thread_stop))
+            .spawn(move || run(&conn, &thread_stop, &flag))
             .map_err(|err| StoreError::Open {
                 path: "checkpoint thread".to_owned(),
                 reason: err.to_string(),
@@ -39,7 +46,26 @@ impl Checkpointer {
         Ok(Self {
             stop,
             thread: Some(thread),
+            wal_too_large,
         })
+    }
+
+    /// Truncates the WAL on the writer's connection if it grew too large; call between
+    /// transactions. A reader still on an old snapshot can make it wait (busy timeout) or
+    /// leave the WAL for the next call.
+    pub(super) fn truncate_if_needed(&self, writer: &Connection) -> Result<(), StoreError> {
+        if !self.wal_too_large.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (is_busy, num_wal_frames): (i64, i64) =
+            writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        if is_busy == 0 {
+            self.wal_too_large.store(false, Ordering::Relaxed);
+            tracing::info!(num_wal_frames, "sqlite wal truncated by the writer");
+        }
+        Ok(())
     }
 }
 
@@ -56,7 +82,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
+fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar), wal_too_large: &AtomicBool) {
     let (stopped, wake) = stop;
     let mut is_stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
     while !*is_stopped {
@@ -69,22 +95,21 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
         }
         // Checkpoint without holding the lock, so dropping the writer never waits on I/O twice.
         drop(is_stopped);
-        if let Err(err) = checkpoint(conn) {
+        if let Err(err) = checkpoint(conn, wal_too_large) {
             tracing::warn!(error = %err, "sqlite wal checkpoint failed");
         }
         is_stopped = stopped.lock().unwrap_or_else(PoisonError::into_inner);
     }
 }
 
-fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+fn checkpoint(conn: &Connection, wal_too_large: &AtomicBool) -> Result<(), StoreError> {
     let num_wal_frames: i64 =
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |row| row.get(1))?;
-    if num_wal_frames > MAX_WAL_FRAMES {
+    if num_wal_frames > MAX_WAL_FRAMES && !wal_too_large.swap(true, Ordering::Relaxed) {
         tracing::info!(
             num_wal_frames,
-            "sqlite wal too large, checkpointing with writers paused"
+            "sqlite wal too large, the writer will truncate it"
         );
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(()))?;
     }
     Ok(())
 }

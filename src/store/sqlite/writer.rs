@@ -25,7 +25,7 @@ pub struct SqliteWriter {
     conn: Connection,
     state: WriterState,
     /// Stopped when the writer is dropped (declared last: dropped after the connection).
-    _checkpointer: Option<Checkpointer>,
+    checkpointer: Option<Checkpointer>,
 }
 
 /// Everything of the writer except its connection, so a transaction on the connection and
@@ -104,7 +104,7 @@ impl SqliteWriter {
                 buffers: Buffers::default(),
                 span_sequence: 0,
             },
-            _checkpointer: checkpointer,
+            checkpointer,
         })
     }
 
@@ -128,7 +128,15 @@ impl SqliteWriter {
                 tx.commit().map_err(StoreError::from)
             });
         match result {
-            Ok(()) => self.state.partitions.extend(created),
+            Ok(()) => {
+                self.state.partitions.extend(created);
+                // Committed: a failed truncation must not make the caller write it again.
+                if let Some(checkpointer) = &self.checkpointer
+                    && let Err(err) = checkpointer.truncate_if_needed(&self.conn)
+                {
+                    tracing::warn!(error = %err, "sqlite wal truncation failed");
+                }
+            }
             Err(_) => {
                 // The rollback undid any rows the caches now believe are stored.
                 self.state.resources.forget_all();

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::graph::analysis::GraphView;
@@ -11,20 +12,6 @@ use crate::model::LatencySketch;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
 use crate::query::SignalOverlay;
 use crate::web::signals_json;
-
-fn millis(sketch: &LatencySketch, quantile: f64) -> Value {
-    sketch
-        .quantile_nanos(quantile)
-        .map_or(Value::Null, |nanos| json!(nanos / 1e6))
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn ratio(numerator: u64, denominator: u64) -> Value {
-    if denominator == 0 {
-        return Value::Null;
-    }
-    json!(numerator as f64 / denominator as f64)
-}
 
 pub fn node(key: &NodeKey, placement: &NodePlacement, overlay: &SignalOverlay) -> Value {
     let breakers: Vec<Value> = overlay
@@ -44,45 +31,110 @@ pub fn node(key: &NodeKey, placement: &NodePlacement, overlay: &SignalOverlay) -
     })
 }
 
-pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, overlay: &SignalOverlay) -> Value {
+/// One edge of `/api/v1/graph`, serialised straight from the statistics (a `json!` map per
+/// edge cost 12 µs an edge on a 2,000-edge map).
+#[derive(Debug, Serialize)]
+pub struct EdgeJson {
+    source: String,
+    target: String,
+    kind: &'static str,
+    requests: u64,
+    errors: u64,
+    error_rate: Option<f64>,
+    rate_per_s: f64,
+    retries: u64,
+    short_circuited: u64,
+    client_only: u64,
+    server_only: u64,
+    client_p50_ms: Option<f64>,
+    client_p95_ms: Option<f64>,
+    client_p99_ms: Option<f64>,
+    server_p50_ms: Option<f64>,
+    server_p95_ms: Option<f64>,
+    server_p99_ms: Option<f64>,
+    publish_consume_p95_ms: Option<f64>,
+    calls_per_trace: Option<f64>,
+    max_calls_per_trace: u64,
+    kafka_lag: Option<Value>,
+    breaker: Option<Value>,
+}
+
+fn quantile_ms(sketch: &LatencySketch, quantile: f64) -> Option<f64> {
+    sketch.quantile_nanos(quantile).map(|nanos| nanos / 1e6)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn share(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+pub fn edge_json(
+    key: &EdgeKey,
+    stats: &EdgeStats,
+    window_secs: f64,
+    overlay: &SignalOverlay,
+) -> EdgeJson {
     #[allow(clippy::cast_precision_loss)]
     let rate_per_s = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
     } else {
         0.0
     };
-    json!({
-        "source": key.source.id(),
-        "target": key.target.id(),
-        "kind": key.kind.as_str(),
-        "requests": stats.num_requests,
-        "errors": stats.num_errors,
-        "error_rate": ratio(stats.num_errors, stats.num_requests),
-        "rate_per_s": rate_per_s,
-        "retries": stats.num_retries,
-        "short_circuited": stats.num_short_circuited,
-        "client_only": stats.num_client_only,
-        "server_only": stats.num_server_only,
-        "client_p50_ms": millis(&stats.client_latency, 0.5),
-        "client_p95_ms": millis(&stats.client_latency, 0.95),
-        "client_p99_ms": millis(&stats.client_latency, 0.99),
-        "server_p50_ms": millis(&stats.server_latency, 0.5),
-        "server_p95_ms": millis(&stats.server_latency, 0.95),
-        "server_p99_ms": millis(&stats.server_latency, 0.99),
-        "publish_consume_p95_ms": millis(&stats.publish_consume_latency, 0.95),
-        "calls_per_trace": ratio(stats.num_requests, stats.num_traces),
-        "max_calls_per_trace": stats.max_calls_per_trace,
-        "kafka_lag": overlay.edge_lag.get(key).map_or(Value::Null, signals_json::edge_lag),
-        "breaker": overlay.edge_breaker.get(key).map_or(Value::Null, signals_json::breaker_badge),
-    })
+    EdgeJson {
+        source: key.source.id(),
+        target: key.target.id(),
+        kind: key.kind.as_str(),
+        requests: stats.num_requests,
+        errors: stats.num_errors,
+        error_rate: share(stats.num_errors, stats.num_requests),
+        rate_per_s,
+        retries: stats.num_retries,
+        short_circuited: stats.num_short_circuited,
+        client_only: stats.num_client_only,
+        server_only: stats.num_server_only,
+        client_p50_ms: quantile_ms(&stats.client_latency, 0.5),
+        client_p95_ms: quantile_ms(&stats.client_latency, 0.95),
+        client_p99_ms: quantile_ms(&stats.client_latency, 0.99),
+        server_p50_ms: quantile_ms(&stats.server_latency, 0.5),
+        server_p95_ms: quantile_ms(&stats.server_latency, 0.95),
+        server_p99_ms: quantile_ms(&stats.server_latency, 0.99),
+        publish_consume_p95_ms: quantile_ms(&stats.publish_consume_latency, 0.95),
+        calls_per_trace: share(stats.num_requests, stats.num_traces),
+        max_calls_per_trace: stats.max_calls_per_trace,
+        kafka_lag: overlay.edge_lag.get(key).map(signals_json::edge_lag),
+        breaker: overlay
+            .edge_breaker
+            .get(key)
+            .map(signals_json::breaker_badge),
+    }
 }
 
-pub fn graph(view: &GraphView, overlay: &SignalOverlay) -> Value {
-    json!({
-        "window_secs": view.window_secs,
-        "nodes": view.nodes.iter().map(|(key, placement)| node(key, placement, overlay)).collect::<Vec<_>>(),
-        "edges": view.edges.iter().map(|(key, stats)| edge(key, stats, view.window_secs, overlay)).collect::<Vec<_>>(),
-    })
+pub fn edge(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, overlay: &SignalOverlay) -> Value {
+    serde_json::to_value(edge_json(key, stats, window_secs, overlay)).unwrap_or(Value::Null)
+}
+
+/// The body of `/api/v1/graph`.
+#[derive(Debug, Serialize)]
+pub struct GraphJson {
+    window_secs: f64,
+    nodes: Vec<Value>,
+    edges: Vec<EdgeJson>,
+}
+
+pub fn graph(view: &GraphView, overlay: &SignalOverlay) -> GraphJson {
+    GraphJson {
+        window_secs: view.window_secs,
+        nodes: view
+            .nodes
+            .iter()
+            .map(|(key, placement)| node(key, placement, overlay))
+            .collect(),
+        edges: view
+            .edges
+            .iter()
+            .map(|(key, stats)| edge_json(key, stats, view.window_secs, overlay))
+            .collect(),
+    }
 }
 
 /// A DOT string literal: quotes, backslashes and line breaks escaped.

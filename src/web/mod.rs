@@ -2,7 +2,7 @@
 //! thin: they parse, call the [`QueryService`], and map results through `error`.
 
 pub mod error;
-mod graph_json;
+pub mod graph_json;
 mod handlers;
 pub mod json;
 pub mod params;

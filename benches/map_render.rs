@@ -1,0 +1,96 @@
+//! Rendering the map for a large mesh: 500 services and 2,000 edges whose latency sketches hold
+//! realistic spreads. `graph_json` is the body of `/api/v1/graph` (three quantiles per side and
+//! edge, overlay, serialisation); `insights` runs every structural analysis (cycles, chains,
+//! chatty pairs, fan-out, single points of failure) on the same view.
+//!
+//! `cargo bench --bench map_render`
+
+use std::hint::black_box;
+
+use cartograph::graph::analysis::{self, GraphView};
+use cartograph::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodePlacement};
+use cartograph::query::SignalOverlay;
+use cartograph::web::graph_json;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const NUM_SERVICES: u64 = 500;
+const NUM_EDGES: usize = 2_000;
+
+fn mix(mut value: u64) -> u64 {
+    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}
+
+fn mesh() -> GraphView {
+    let service = |number: u64| NodeKey::service(format!("service-{number:03}"));
+    let placement = NodePlacement {
+        namespace: Some("shop".to_owned()),
+        environment: Some("prod".to_owned()),
+    };
+    let nodes = (0..NUM_SERVICES)
+        .map(|n| (service(n), placement.clone()))
+        .collect();
+    let mut edges = Vec::with_capacity(NUM_EDGES);
+    let mut seen = std::collections::HashSet::new();
+    let mut seed = 1;
+    while edges.len() < NUM_EDGES {
+        seed = mix(seed);
+        // Mostly downstream calls (a layered mesh), a few back edges for cycles.
+        let source = seed % NUM_SERVICES;
+        let target = (source + 1 + mix(seed) % 40) % NUM_SERVICES;
+        if !seen.insert((source, target)) {
+            continue;
+        }
+        let mut stats = EdgeStats {
+            num_requests: 6_000 + seed % 10_000,
+            num_errors: seed % 50,
+            num_traces: 3_000,
+            max_calls_per_trace: 1 + seed % 12,
+            ..EdgeStats::default()
+        };
+        for sample in 0..200 {
+            let nanos = 1_000_000 + mix(seed ^ sample) % 80_000_000;
+            stats.client_latency.record(nanos);
+            stats.server_latency.record(nanos * 9 / 10);
+        }
+        let kind = if seed % 3 == 0 {
+            EdgeKind::Grpc
+        } else {
+            EdgeKind::Http
+        };
+        edges.push((
+            EdgeKey {
+                source: service(source),
+                target: service(target),
+                kind,
+            },
+            stats,
+        ));
+    }
+    GraphView {
+        nodes,
+        edges,
+        window_secs: 900.0,
+    }
+}
+
+fn map_render(c: &mut Criterion) {
+    let view = mesh();
+    let overlay = SignalOverlay::default();
+    let mut group = c.benchmark_group("map_500_services_2000_edges");
+    group.bench_function("graph_json", |bencher| {
+        bencher.iter(|| {
+            let body = graph_json::graph(black_box(&view), &overlay);
+            serde_json::to_vec(&body).expect("serialise")
+        });
+    });
+    group.bench_function("insights", |bencher| {
+        bencher.iter(|| analysis::insights(black_box(&view), &[]));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, map_render);
+criterion_main!(benches);

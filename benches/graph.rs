@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use cartograph::graph::{GraphEngine, GraphSettings, GraphSpan};
+use cartograph::model::split_mix as mix;
 use cartograph::model::{
     AttrValue, Link, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
 };
@@ -25,14 +26,6 @@ const SPANS_PER_TRACE: u64 = 14;
 const NOW_UNIX_NANO: u64 = 1_700_000_000_000_000_000;
 /// Simulated arrival rate of 1M spans/s: how far the clock moves per batch.
 const NANOS_PER_BATCH: u64 = TRACES_PER_BATCH * SPANS_PER_TRACE * 1_000;
-
-/// SplitMix64: well-spread ids and a deterministic shuffle without a dependency.
-fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
-}
 
 fn trace_id(trace_no: u64) -> TraceId {
     let bytes = [mix(trace_no).to_be_bytes(), mix(!trace_no).to_be_bytes()].concat();

@@ -9,19 +9,13 @@ use std::hint::black_box;
 
 use cartograph::graph::analysis::{self, GraphView};
 use cartograph::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodePlacement};
+use cartograph::model::split_mix as mix;
 use cartograph::query::SignalOverlay;
 use cartograph::web::graph_json;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const NUM_SERVICES: u64 = 500;
 const NUM_EDGES: usize = 2_000;
-
-fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
-}
 
 fn mesh() -> GraphView {
     let service = |number: u64| NodeKey::service(format!("service-{number:03}"));

@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cartograph::model::split_mix as mix;
 use cartograph::model::{AttrValue, Batch, Event, Resource, Scope, SpanId, SpanKind, TraceId};
 use cartograph::store::conformance::fixtures::{BASE_NANOS, resource, scope, typical_span};
 use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
@@ -26,14 +27,6 @@ const SPANS_PER_TRACE: u64 = 8;
 /// Simulated arrival: 100k spans/s, so a run crosses hourly partitions like production would.
 const NANOS_BETWEEN_SPANS: u64 = 10_000;
 const NUM_SERVICES: u64 = 12;
-
-/// SplitMix64: cheap, well-spread ids so the trace index sees random inserts, as in production.
-fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
-}
 
 struct SpanSource {
     next_no: u64,

@@ -14,19 +14,11 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use prost::Message as _;
 
-use crate::model::now_unix_nano;
+use crate::model::{now_unix_nano, split_mix as mix};
 
 const NUM_TEMPLATES: usize = 16;
 /// Protobuf tag of `Span.trace_id` (field 1, length-delimited) and its length.
 const TRACE_ID_TAG: [u8; 2] = [0x0a, 0x10];
-
-/// SplitMix64: deterministic, well spread, no dependency.
-pub fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
-}
 
 /// What the generated traffic looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

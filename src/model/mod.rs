@@ -46,3 +46,12 @@ pub fn now_unix_nano() -> u64 {
         .map(|elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+/// SplitMix64: a well-spread, deterministic mix of a number, for seeded test data, generated
+/// load and the demo's randomness (no dependency, same output everywhere).
+pub fn split_mix(mut value: u64) -> u64 {
+    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
+}

@@ -9,19 +9,12 @@ use crate::model::graph::{
 };
 
 use super::fixtures::{BASE_NANOS, MINUTE_NANOS};
+use crate::model::split_mix as mix;
 
 /// The minute of [`BASE_NANOS`], the first of an hour.
 pub const BASE_MINUTE: i64 = (BASE_NANOS / MINUTE_NANOS) as i64;
 
 const MILLI_NANOS: u64 = 1_000_000;
-
-/// SplitMix64: well-spread, reproducible numbers from a counter.
-fn mix(mut value: u64) -> u64 {
-    value = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
-}
 
 /// A sketch holding exactly `values` (nanoseconds).
 pub fn sketch(values: impl IntoIterator<Item = u64>) -> LatencySketch {

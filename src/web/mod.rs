@@ -5,6 +5,7 @@ pub mod error;
 pub mod graph_json;
 mod handlers;
 pub mod json;
+pub mod map;
 pub mod params;
 mod signals_json;
 

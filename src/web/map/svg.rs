@@ -1,0 +1,356 @@
+//! The map as SVG: one `g.node` per node and one `g.edge` per edge, laid out by `layout`,
+//! health-coloured (error rate of the calls a node receives), shaped by kind, with edge
+//! labels (rate, p95, errors), Kafka lag on topic → consumer edges and breaker badges (colour
+//! and text). Every name is span data: all text goes through [`escape`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::layout::{self, Layout, MARGIN, Placed};
+use crate::graph::analysis::GraphView;
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
+use crate::query::SignalOverlay;
+use crate::signals::Trend;
+
+/// Text for HTML and SVG: the five markup characters escaped, control characters dropped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other if other.is_control() => out.push(' '),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A path segment or query value, percent-encoded (everything but unreserved characters).
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// Where a node's page is.
+pub fn node_href(key: &NodeKey) -> String {
+    match key.kind {
+        NodeKind::Service => format!("/services/{}", url_encode(&key.name)),
+        NodeKind::Topic => "/kafka".to_owned(),
+        _ => format!("/?focus={}&depth=1", url_encode(&key.id())),
+    }
+}
+
+pub fn edge_href(key: &EdgeKey) -> String {
+    format!(
+        "/edges/{}/{}",
+        url_encode(&key.source.id()),
+        url_encode(&key.target.id())
+    )
+}
+
+/// ok under 1 % errors, warn under 5 %, bad from 5 %, idle without calls.
+pub fn health_class(num_requests: u64, num_errors: u64) -> &'static str {
+    if num_requests == 0 {
+        return "idle";
+    }
+    let rate = num_errors as f64 / num_requests as f64;
+    if rate >= 0.05 {
+        "bad"
+    } else if rate >= 0.01 {
+        "warn"
+    } else {
+        "ok"
+    }
+}
+
+fn cut(label: &str, max_chars: usize) -> String {
+    if label.chars().count() <= max_chars {
+        return label.to_owned();
+    }
+    let kept: String = label.chars().take(max_chars.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+pub fn rate_text(per_sec: f64) -> String {
+    if per_sec >= 100.0 {
+        format!("{per_sec:.0}/s")
+    } else if per_sec >= 1.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{:.1}/min", per_sec * 60.0)
+    }
+}
+
+pub fn millis_text(nanos: f64) -> String {
+    let millis = nanos / 1e6;
+    if millis >= 100.0 {
+        format!("{millis:.0} ms")
+    } else {
+        format!("{millis:.1} ms")
+    }
+}
+
+pub fn trend_arrow(trend: Trend) -> &'static str {
+    match trend {
+        Trend::Growing => "↑ growing",
+        Trend::Draining => "↓ draining",
+        Trend::Stable => "→ stable",
+        Trend::Unknown => "",
+    }
+}
+
+fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
+    let mut label = rate_text(stats.num_requests as f64 / window_secs.max(1.0));
+    if let Some(p95) = stats.client_latency.quantile_nanos(0.95) {
+        let _ = write!(label, " · p95 {}", millis_text(p95));
+    }
+    if stats.num_errors > 0 {
+        let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
+        let _ = write!(label, " · {percent:.1}% err");
+    }
+    label
+}
+
+/// Calls into each node (out of it, for callers nobody calls), for its health and rate.
+fn node_traffic(view: &GraphView) -> HashMap<&NodeKey, (u64, u64)> {
+    let mut traffic: HashMap<&NodeKey, (u64, u64)> = HashMap::new();
+    for (key, stats) in &view.edges {
+        let into = traffic.entry(&key.target).or_default();
+        into.0 += stats.num_requests;
+        into.1 += stats.num_errors;
+        if key.source.kind == NodeKind::Client {
+            let out = traffic.entry(&key.source).or_default();
+            out.0 += stats.num_requests;
+            out.1 += stats.num_errors;
+        }
+    }
+    traffic
+}
+
+fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
+    let _ = match kind {
+        NodeKind::Service => write!(
+            out,
+            r#"<rect class="shape" width="{width}" height="{height}" rx="8"/>"#
+        ),
+        NodeKind::Database => {
+            let (w, h, r) = (width, height, 7.0);
+            write!(
+                out,
+                r#"<path class="shape" d="M0,{r} A{half},{r} 0 0 1 {w},{r} L{w},{bottom} A{half},{r} 0 0 1 0,{bottom} Z"/><path class="rim" d="M0,{r} A{half},{r} 0 0 0 {w},{r}"/>"#,
+                half = w / 2.0,
+                bottom = h - r,
+            )
+        }
+        NodeKind::Topic => write!(
+            out,
+            r#"<polygon class="shape" points="10,0 {right},0 {width},{mid} {right},{height} 10,{height} 0,{mid}"/>"#,
+            right = width - 10.0,
+            mid = height / 2.0,
+        ),
+        NodeKind::External => write!(
+            out,
+            r#"<rect class="shape dashed" width="{width}" height="{height}" rx="2"/>"#
+        ),
+        NodeKind::Client => write!(
+            out,
+            r#"<rect class="shape" width="{width}" height="{height}" rx="{}"/>"#,
+            height / 2.0
+        ),
+    };
+}
+
+/// The whole map. `layout` must come from the view's nodes in order (see [`map_layout`]).
+pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> String {
+    let index: HashMap<&NodeKey, usize> = view
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| (key, i))
+        .collect();
+    let traffic = node_traffic(view);
+    let bottom = layout.height;
+    let mut out = String::with_capacity(256 * (view.nodes.len() + view.edges.len()) + 1024);
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" id="map-svg" class="map" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="Service dependency map"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g class="edges">"##,
+        w = layout.width.ceil(),
+        h = (layout.height + 70.0).ceil(),
+    );
+    for (key, stats) in &view.edges {
+        let (Some(&source), Some(&target)) = (index.get(&key.source), index.get(&key.target))
+        else {
+            continue;
+        };
+        edge(
+            &mut out,
+            key,
+            stats,
+            view.window_secs,
+            overlay,
+            &layout.nodes[source],
+            &layout.nodes[target],
+            bottom,
+        );
+    }
+    out.push_str(r#"</g><g class="nodes">"#);
+    for (position, (key, _)) in view.nodes.iter().enumerate() {
+        let placed = &layout.nodes[position];
+        let (requests, errors) = traffic.get(key).copied().unwrap_or_default();
+        let health = health_class(requests, errors);
+        let mut sub = rate_text(requests as f64 / view.window_secs.max(1.0));
+        if errors > 0 {
+            let _ = write!(
+                sub,
+                " · {:.1}% err",
+                errors as f64 * 100.0 / requests.max(1) as f64
+            );
+        }
+        if key.kind == NodeKind::Topic {
+            let lag: f64 = overlay
+                .edge_lag
+                .iter()
+                .filter(|(edge, _)| edge.source == *key)
+                .map(|(_, lag)| lag.lag)
+                .sum();
+            if overlay.edge_lag.keys().any(|edge| edge.source == *key) {
+                sub = format!("lag {lag:.0}");
+            }
+        }
+        let _ = write!(
+            out,
+            r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
+            href = escape(&node_href(key)),
+            kind = key.kind.as_str(),
+            id = escape(&key.id()),
+            x = placed.x,
+            y = placed.y,
+            title = escape(&key.id()),
+        );
+        shape(&mut out, key.kind, placed.width, placed.height);
+        let _ = write!(
+            out,
+            r#"<text class="node-label" x="{cx:.1}" y="19">{label}</text><text class="node-sub" x="{cx:.1}" y="35">{sub}</text></g></a>"#,
+            cx = placed.width / 2.0,
+            label = escape(&cut(&key.name, layout::max_label_chars())),
+            sub = escape(&sub),
+        );
+    }
+    out.push_str("</g></svg>");
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn edge(
+    out: &mut String,
+    key: &EdgeKey,
+    stats: &EdgeStats,
+    window_secs: f64,
+    overlay: &SignalOverlay,
+    source: &Placed,
+    target: &Placed,
+    bottom: f64,
+) {
+    let (x1, y1) = (source.x + source.width, source.y + source.height / 2.0);
+    let (x2, y2) = (target.x, target.y + target.height / 2.0);
+    let path = if target.layer > source.layer {
+        let bend = (x2 - x1) / 2.0;
+        format!(
+            "M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}",
+            x1 + bend,
+            x2 - bend
+        )
+    } else {
+        // Back or same-layer edges (cycles) go round underneath the map.
+        let low = bottom + 40.0;
+        format!(
+            "M{x1:.1},{y1:.1} C{:.1},{low:.1} {:.1},{low:.1} {x2:.1},{y2:.1}",
+            x1 + 120.0,
+            x2 - 120.0
+        )
+    };
+    let (label_x, label_y) = if target.layer > source.layer {
+        ((x1 + x2) / 2.0, (y1 + y2) / 2.0 - 6.0)
+    } else {
+        ((x1 + x2) / 2.0, bottom + 24.0)
+    };
+    let health = health_class(stats.num_requests, stats.num_errors);
+    let _ = write!(
+        out,
+        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
+        href = escape(&edge_href(key)),
+        kind = key.kind.as_str(),
+        source_id = escape(&key.source.id()),
+        target_id = escape(&key.target.id()),
+        title = escape(&format!(
+            "{} → {} ({})",
+            key.source.name,
+            key.target.name,
+            key.kind.as_str()
+        )),
+        label = escape(&edge_label(stats, window_secs)),
+    );
+    let mut badge_y = label_y + 15.0;
+    if let Some(lag) = overlay.edge_lag.get(key) {
+        let _ = write!(
+            out,
+            r#"<text class="lag-label trend-{trend:?}" x="{label_x:.1}" y="{badge_y:.1}">lag {lag:.0} {arrow}</text>"#,
+            trend = lag.trend,
+            lag = lag.lag,
+            arrow = trend_arrow(lag.trend),
+        );
+        badge_y += 15.0;
+    }
+    if let Some(breaker) = overlay.edge_breaker.get(key) {
+        let state = breaker.state.as_str();
+        let text = match breaker.state.is_open() {
+            true => format!("⛔ breaker {} OPEN", cut(&breaker.name, 24)),
+            false => format!(
+                "breaker {} {}",
+                cut(&breaker.name, 24),
+                state.replace('_', "-")
+            ),
+        };
+        let _ = write!(
+            out,
+            r#"<text class="breaker breaker-{state}" x="{label_x:.1}" y="{badge_y:.1}">{text}</text>"#,
+            text = escape(&text),
+        );
+    }
+    out.push_str("</g></a>");
+}
+
+/// Lays out the view's nodes (in view order) and edges.
+pub fn map_layout(view: &GraphView) -> Layout {
+    let index: HashMap<&NodeKey, usize> = view
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| (key, i))
+        .collect();
+    let labels: Vec<String> = view
+        .nodes
+        .iter()
+        .map(|(key, _)| cut(&key.name, layout::max_label_chars()))
+        .collect();
+    let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let edges: Vec<(usize, usize)> = view
+        .edges
+        .iter()
+        .filter_map(|(key, _)| Some((*index.get(&key.source)?, *index.get(&key.target)?)))
+        .collect();
+    let mut layout = layout::layout(&label_refs, &edges);
+    layout.width = layout.width.max(MARGIN * 2.0);
+    layout
+}

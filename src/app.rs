@@ -176,6 +176,8 @@ impl App {
             query,
             pipeline: pipeline.clone(),
             telemetry: Arc::clone(&telemetry),
+            otlp_grpc_addr: otlp_grpc_addr.to_string(),
+            otlp_http_addr: otlp_http_addr.to_string(),
         };
         let (ui, ui_addr) = start_http("UI", config.listen.ui, move || {
             web::configure(state.clone())

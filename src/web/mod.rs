@@ -1,11 +1,12 @@
-//! The UI port: JSON API, health and Prometheus metrics (dashboards come later). Handlers are
-//! thin: they parse, call the [`QueryService`], and map results through `error`.
+//! The UI port: dashboards (`pages`, `map`), JSON API, health and Prometheus metrics. Handlers
+//! are thin: they parse, call the [`QueryService`], and map results through `error`.
 
 pub mod error;
 pub mod graph_json;
 mod handlers;
 pub mod json;
 pub mod map;
+mod pages;
 pub mod params;
 mod signals_json;
 
@@ -23,6 +24,9 @@ pub struct WebState {
     pub query: QueryService,
     pub pipeline: Pipeline,
     pub telemetry: Arc<Telemetry>,
+    /// Where exporters should send, for the first-start instructions.
+    pub otlp_grpc_addr: String,
+    pub otlp_http_addr: String,
 }
 
 /// Registers every route of the UI port.
@@ -30,6 +34,16 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
             .app_data(web::Data::new(state))
+            .route("/", web::get().to(pages::map))
+            .route("/services", web::get().to(pages::services))
+            .route("/services/{name}", web::get().to(pages::service))
+            .route("/edges/{source}/{target}", web::get().to(pages::edge))
+            .route("/kafka", web::get().to(pages::kafka))
+            .route("/breakers", web::get().to(pages::breakers))
+            .route("/insights", web::get().to(pages::insights))
+            .route("/traces", web::get().to(pages::traces))
+            .route("/traces/{trace_id}", web::get().to(pages::trace))
+            .route("/static/{file}", web::get().to(pages::asset))
             .route("/health/live", web::get().to(handlers::ops::live))
             .route("/health/ready", web::get().to(handlers::ops::ready))
             .route("/metrics", web::get().to(handlers::ops::metrics))
@@ -70,6 +84,9 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 async fn not_found(request: HttpRequest) -> HttpResponse {
+    if !request.path().starts_with("/api/") {
+        return pages::not_found(&request);
+    }
     HttpResponse::NotFound().json(serde_json::json!({
         "error": format!("no route for {} {}", request.method(), request.path())
     }))

@@ -11,7 +11,7 @@ const MIN_NODE_WIDTH: f64 = 96.0;
 const MAX_NODE_WIDTH: f64 = 230.0;
 /// Width of one label character at the map's font size.
 const CHAR_WIDTH: f64 = 7.0;
-const LAYER_GAP: f64 = 150.0;
+const LAYER_GAP: f64 = 210.0;
 const ROW_GAP: f64 = 34.0;
 pub const MARGIN: f64 = 24.0;
 const SWEEPS: usize = 6;

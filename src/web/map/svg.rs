@@ -113,13 +113,41 @@ pub fn trend_arrow(trend: Trend) -> &'static str {
 fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
     let mut label = rate_text(stats.num_requests as f64 / window_secs.max(1.0));
     if let Some(p95) = stats.client_latency.quantile_nanos(0.95) {
-        let _ = write!(label, " · p95 {}", millis_text(p95));
+        let _ = write!(label, " · p95 {}", millis_text(p95).replace(' ', ""));
     }
     if stats.num_errors > 0 {
         let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
-        let _ = write!(label, " · {percent:.1}% err");
+        let _ = write!(label, " · {percent:.0}% err");
     }
     label
+}
+
+/// The second line of a node: its rate and errors, or a topic's lag.
+fn node_sub(
+    key: &NodeKey,
+    traffic: (u64, u64),
+    window_secs: f64,
+    overlay: &SignalOverlay,
+) -> String {
+    if key.kind == NodeKind::Topic && overlay.edge_lag.keys().any(|edge| edge.source == *key) {
+        let lag: f64 = overlay
+            .edge_lag
+            .iter()
+            .filter(|(edge, _)| edge.source == *key)
+            .map(|(_, lag)| lag.lag)
+            .sum();
+        return format!("lag {lag:.0}");
+    }
+    let (requests, errors) = traffic;
+    let mut sub = rate_text(requests as f64 / window_secs.max(1.0));
+    if errors > 0 {
+        let _ = write!(
+            sub,
+            " · {:.1}% err",
+            errors as f64 * 100.0 / requests.max(1) as f64
+        );
+    }
+    sub
 }
 
 /// Calls into each node (out of it, for callers nobody calls), for its health and rate.
@@ -209,25 +237,7 @@ pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> Str
         let placed = &layout.nodes[position];
         let (requests, errors) = traffic.get(key).copied().unwrap_or_default();
         let health = health_class(requests, errors);
-        let mut sub = rate_text(requests as f64 / view.window_secs.max(1.0));
-        if errors > 0 {
-            let _ = write!(
-                sub,
-                " · {:.1}% err",
-                errors as f64 * 100.0 / requests.max(1) as f64
-            );
-        }
-        if key.kind == NodeKind::Topic {
-            let lag: f64 = overlay
-                .edge_lag
-                .iter()
-                .filter(|(edge, _)| edge.source == *key)
-                .map(|(_, lag)| lag.lag)
-                .sum();
-            if overlay.edge_lag.keys().any(|edge| edge.source == *key) {
-                sub = format!("lag {lag:.0}");
-            }
-        }
+        let sub = node_sub(key, (requests, errors), view.window_secs, overlay);
         let _ = write!(
             out,
             r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
@@ -331,18 +341,28 @@ fn edge(
     out.push_str("</g></a>");
 }
 
-/// Lays out the view's nodes (in view order) and edges.
-pub fn map_layout(view: &GraphView) -> Layout {
+/// Lays out the view's nodes (in view order) and edges; a box is as wide as its longer line.
+pub fn map_layout(view: &GraphView, overlay: &SignalOverlay) -> Layout {
     let index: HashMap<&NodeKey, usize> = view
         .nodes
         .iter()
         .enumerate()
         .map(|(i, (key, _))| (key, i))
         .collect();
+    let traffic = node_traffic(view);
     let labels: Vec<String> = view
         .nodes
         .iter()
-        .map(|(key, _)| cut(&key.name, layout::max_label_chars()))
+        .map(|(key, _)| {
+            let name = cut(&key.name, layout::max_label_chars());
+            let traffic = traffic.get(key).copied().unwrap_or_default();
+            let sub = node_sub(key, traffic, view.window_secs, overlay);
+            if sub.chars().count() > name.chars().count() {
+                sub
+            } else {
+                name
+            }
+        })
         .collect();
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     let edges: Vec<(usize, usize)> = view

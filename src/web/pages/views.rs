@@ -1,0 +1,186 @@
+//! The askama views of the dashboards. Text is escaped by askama; the only markup passed
+//! through unescaped is the map's SVG, which `map::svg` builds with every name escaped.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+pub const NAV: [(&str, &str); 6] = [
+    ("/", "Map"),
+    ("/services", "Services"),
+    ("/traces", "Traces"),
+    ("/kafka", "Kafka"),
+    ("/breakers", "Breakers"),
+    ("/insights", "Insights"),
+];
+
+/// What every page's frame needs.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub title: String,
+    pub section: &'static str,
+    pub nav: Vec<(&'static str, &'static str)>,
+}
+
+impl Frame {
+    pub fn new(title: impl Into<String>, section: &'static str) -> Self {
+        Self {
+            title: title.into(),
+            section,
+            nav: NAV.to_vec(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "map.html")]
+pub struct MapPage {
+    pub title: String,
+    pub section: &'static str,
+    pub nav: Vec<(&'static str, &'static str)>,
+    pub windows: Vec<&'static str>,
+    pub window: String,
+    pub namespace: String,
+    pub focus: String,
+    pub depth: usize,
+    pub summary: String,
+    pub is_empty: bool,
+    pub has_filter: bool,
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub refresh_url: String,
+    pub svg: String,
+}
+
+/// One cell of a table: text, optionally a link or a coloured pill.
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    pub text: String,
+    pub href: Option<String>,
+    pub pill: Option<&'static str>,
+    pub numeric: bool,
+}
+
+impl Cell {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn number(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            numeric: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn link(text: impl Into<String>, href: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            href: Some(href.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn pill(text: impl Into<String>, class: &'static str) -> Self {
+        Self {
+            text: text.into(),
+            pill: Some(class),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: String,
+    /// What to say when there are no rows.
+    pub empty: String,
+    /// (heading, is numeric)
+    pub columns: Vec<(&'static str, bool)>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+impl Section {
+    pub fn new(
+        title: impl Into<String>,
+        empty: impl Into<String>,
+        columns: &[(&'static str, bool)],
+    ) -> Self {
+        Self {
+            title: title.into(),
+            empty: empty.into(),
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Every page that is headings, cards and tables.
+#[derive(Template, WebTemplate)]
+#[template(path = "table.html")]
+pub struct TablePage {
+    pub title: String,
+    pub section: &'static str,
+    pub nav: Vec<(&'static str, &'static str)>,
+    pub heading: String,
+    pub intro: String,
+    pub cards: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+}
+
+impl TablePage {
+    pub fn new(frame: Frame, heading: impl Into<String>, intro: impl Into<String>) -> Self {
+        Self {
+            title: frame.title,
+            section: frame.section,
+            nav: frame.nav,
+            heading: heading.into(),
+            intro: intro.into(),
+            cards: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub section: &'static str,
+    pub nav: Vec<(&'static str, &'static str)>,
+    pub heading: String,
+    pub message: String,
+}
+
+/// One span of the waterfall.
+#[derive(Debug, Clone)]
+pub struct WaterfallSpan {
+    pub service: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub indent: usize,
+    pub left: String,
+    pub width: String,
+    pub colour: String,
+    pub duration: String,
+    pub is_error: bool,
+    pub is_critical: bool,
+    pub attributes: Vec<(String, String)>,
+    pub events: Vec<String>,
+    pub links: Vec<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "trace.html")]
+pub struct TracePage {
+    pub title: String,
+    pub section: &'static str,
+    pub nav: Vec<(&'static str, &'static str)>,
+    pub trace_id: String,
+    pub cards: Vec<(String, String)>,
+    pub spans: Vec<WaterfallSpan>,
+}

@@ -1,0 +1,38 @@
+// Pan (drag) and zoom (wheel) on the server-rendered map; the view survives htmx refreshes.
+(function () {
+  "use strict";
+  var KEY = "cartograph.map.viewBox";
+  function attach() {
+    var svg = document.getElementById("map-svg");
+    if (!svg || svg.dataset.panzoom) { return; }
+    svg.dataset.panzoom = "1";
+    var saved = sessionStorage.getItem(KEY);
+    if (saved) { svg.setAttribute("viewBox", saved); }
+    var box = function () { return svg.getAttribute("viewBox").split(" ").map(Number); };
+    var set = function (b) { var v = b.join(" "); svg.setAttribute("viewBox", v); sessionStorage.setItem(KEY, v); };
+    svg.addEventListener("wheel", function (event) {
+      event.preventDefault();
+      var b = box(), rect = svg.getBoundingClientRect();
+      var factor = event.deltaY > 0 ? 1.15 : 1 / 1.15;
+      var px = b[0] + (event.clientX - rect.left) / rect.width * b[2];
+      var py = b[1] + (event.clientY - rect.top) / rect.height * b[3];
+      set([px - (px - b[0]) * factor, py - (py - b[1]) * factor, b[2] * factor, b[3] * factor]);
+    }, { passive: false });
+    var drag = null;
+    svg.addEventListener("mousedown", function (event) { drag = { x: event.clientX, y: event.clientY, b: box(), moved: false }; });
+    window.addEventListener("mousemove", function (event) {
+      if (!drag) { return; }
+      var rect = svg.getBoundingClientRect(), b = drag.b;
+      var dx = (event.clientX - drag.x) / rect.width * b[2], dy = (event.clientY - drag.y) / rect.height * b[3];
+      if (Math.abs(event.clientX - drag.x) + Math.abs(event.clientY - drag.y) > 3) { drag.moved = true; }
+      set([b[0] - dx, b[1] - dy, b[2], b[3]]);
+    });
+    window.addEventListener("mouseup", function () { setTimeout(function () { drag = null; }, 0); });
+    svg.addEventListener("click", function (event) { if (drag && drag.moved) { event.preventDefault(); } }, true);
+  }
+  document.addEventListener("DOMContentLoaded", attach);
+  document.addEventListener("htmx:afterSwap", attach);
+  document.addEventListener("click", function (event) {
+    if (event.target && event.target.id === "map-reset") { sessionStorage.removeItem(KEY); location.reload(); }
+  });
+})();

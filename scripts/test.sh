@@ -19,6 +19,19 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; 
 fi
 export CARTOGRAPH_TEST_PYTHON="$venv/bin/python"
 
+# Debian's Chromium and playwright-core (no downloaded browsers) for the dashboard tests.
+if ! command -v chromium > /dev/null; then
+    echo "installing chromium from Debian"
+    apt-get install -y -q chromium > /dev/null 2>&1 || { apt-get update -q > /dev/null && apt-get install -y -q chromium > /dev/null; }
+fi
+node_dir="$cache/node"
+if [[ ! -d "$node_dir/node_modules/playwright-core" ]]; then
+    echo "installing playwright-core into $node_dir"
+    mkdir -p "$node_dir"
+    npm install --prefix "$node_dir" --no-audit --no-fund --silent playwright-core@1.64.1
+fi
+export CARTOGRAPH_TEST_NODE_MODULES="$node_dir/node_modules"
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benches are built by clippy above and run by `cargo bench`; their fixtures take minutes to set up.

@@ -8,6 +8,7 @@ mod helpers;
 
 mod backpressure;
 mod bad_input;
+mod dashboards;
 mod demo;
 mod exporters_python;
 mod exporters_rust;

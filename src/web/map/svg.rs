@@ -374,3 +374,159 @@ pub fn map_layout(view: &GraphView, overlay: &SignalOverlay) -> Layout {
     layout.width = layout.width.max(MARGIN * 2.0);
     layout
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::graph::{EdgeKind, NodePlacement};
+
+    /// user → gateway → orders → payments, orders → postgres, orders → topic → inventory,
+    /// payments → orders (a cycle), with a breaker and lag; all latencies fixed.
+    fn small_shop() -> (GraphView, SignalOverlay) {
+        let service = |name: &str| NodeKey::service(name.to_owned());
+        let node = |kind, name: &str| NodeKey::new(kind, name);
+        let edges = [
+            (
+                node(NodeKind::Client, "user"),
+                service("gateway"),
+                EdgeKind::Http,
+                600,
+                0,
+            ),
+            (
+                service("gateway"),
+                service("orders"),
+                EdgeKind::Grpc,
+                600,
+                12,
+            ),
+            (
+                service("orders"),
+                service("payments"),
+                EdgeKind::Http,
+                580,
+                40,
+            ),
+            (
+                service("payments"),
+                service("orders"),
+                EdgeKind::Http,
+                30,
+                0,
+            ),
+            (
+                service("orders"),
+                node(NodeKind::Database, "postgresql orders-db:5432/orders"),
+                EdgeKind::Database,
+                1200,
+                0,
+            ),
+            (
+                service("orders"),
+                node(NodeKind::Topic, "kafka orders.created"),
+                EdgeKind::Messaging,
+                560,
+                0,
+            ),
+            (
+                node(NodeKind::Topic, "kafka orders.created"),
+                service("inventory"),
+                EdgeKind::Messaging,
+                560,
+                0,
+            ),
+        ];
+        let mut nodes: Vec<(NodeKey, NodePlacement)> = Vec::new();
+        let mut view_edges = Vec::new();
+        for (source, target, kind, requests, errors) in edges {
+            for key in [&source, &target] {
+                if !nodes.iter().any(|(known, _)| known == key) {
+                    nodes.push((key.clone(), NodePlacement::default()));
+                }
+            }
+            let mut stats = EdgeStats {
+                num_requests: requests,
+                num_errors: errors,
+                ..EdgeStats::default()
+            };
+            for millis in [4, 8, 15, 16, 23, 42] {
+                stats.client_latency.record(millis * 1_000_000);
+            }
+            view_edges.push((
+                EdgeKey {
+                    source,
+                    target,
+                    kind,
+                },
+                stats,
+            ));
+        }
+        let view = GraphView {
+            nodes,
+            edges: view_edges,
+            window_secs: 300.0,
+        };
+        (view, SignalOverlay::default())
+    }
+
+    #[test]
+    fn the_small_shop_map_matches_the_committed_svg() {
+        let (view, overlay) = small_shop();
+        let layout = map_layout(&view, &overlay);
+        let rendered = render(&view, &overlay, &layout);
+        assert_eq!(
+            rendered,
+            render(&view, &overlay, &map_layout(&view, &overlay)),
+            "deterministic"
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/map_small_shop.svg");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != rendered {
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(&path, &rendered).expect("write golden");
+                return;
+            }
+            panic!(
+                "tests/golden/map_small_shop.svg is out of date: commit the new version (run with UPDATE_GOLDEN=1)"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_escaped_in_every_text_and_attribute() {
+        let hostile = "<script>alert('x')</script>\"&";
+        let key = EdgeKey {
+            source: NodeKey::service(hostile.to_owned()),
+            target: NodeKey::service("b".to_owned()),
+            kind: EdgeKind::Http,
+        };
+        let view = GraphView {
+            nodes: vec![
+                (key.source.clone(), NodePlacement::default()),
+                (key.target.clone(), NodePlacement::default()),
+            ],
+            edges: vec![(
+                key,
+                EdgeStats {
+                    num_requests: 1,
+                    ..EdgeStats::default()
+                },
+            )],
+            window_secs: 60.0,
+        };
+        let overlay = SignalOverlay::default();
+        let svg = render(&view, &overlay, &map_layout(&view, &overlay));
+        assert!(
+            !svg.contains("<script>") && !svg.contains("'x'") && !svg.contains("\"&"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("class=\"node ").count(), 2);
+        assert_eq!(svg.matches("class=\"edge ").count(), 1);
+    }
+}

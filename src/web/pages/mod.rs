@@ -311,7 +311,7 @@ pub async fn service(
         let stats = &summary.stats;
         page.cards = vec![
             (
-                "requests/s".to_owned(),
+                "rate".to_owned(),
                 rate_text(stats.num_requests as f64 / range.window_secs.max(1.0)),
             ),
             (
@@ -930,6 +930,10 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
         "map.js" => (
             include_bytes!("../../../static/map.js"),
             "text/javascript; charset=utf-8",
+        ),
+        "favicon.svg" => (
+            include_bytes!("../../../static/favicon.svg"),
+            "image/svg+xml",
         ),
         "htmx.min.js" => (
             include_bytes!("../../../static/htmx.min.js"),

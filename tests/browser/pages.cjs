@@ -1,0 +1,56 @@
+// Drives Debian's Chromium through playwright-core over every dashboard page of a running
+// Cartograph and prints one JSON report: per page its status, console errors, failed requests,
+// dialogs (an executed alert() would show here), the texts asked for, and the map's SVG counts.
+// Screenshots go to the directory given. Assertions live in the Rust test that runs this.
+//
+//   node pages.cjs BASE_URL SCREENSHOT_DIR PAGES_JSON
+// PAGES_JSON: [{"path": "/", "name": "map", "texts": ["orders"], "focus": true}, ...]
+
+const { chromium } = require("playwright-core");
+
+async function main() {
+  const [base, shots, pagesJson] = process.argv.slice(2);
+  const pages = JSON.parse(pagesJson);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const report = [];
+  for (const spec of pages) {
+    const context = await browser.newContext({ viewport: { width: 1500, height: 950 } });
+    const page = await context.newPage();
+    const entry = { name: spec.name, path: spec.path, console_errors: [], failed_requests: [], dialogs: [], texts: {} };
+    page.on("console", (message) => { if (message.type() === "error") entry.console_errors.push(message.text()); });
+    page.on("pageerror", (error) => entry.console_errors.push(String(error)));
+    page.on("requestfailed", (request) => entry.failed_requests.push(request.url()));
+    page.on("response", (response) => {
+      if (response.status() >= 400 && response.url() !== base + spec.path) entry.failed_requests.push(response.url() + " " + response.status());
+    });
+    page.on("dialog", async (dialog) => { entry.dialogs.push(dialog.message()); await dialog.dismiss(); });
+    const response = await page.goto(base + spec.path, { waitUntil: "load" });
+    entry.status = response ? response.status() : 0;
+    const body = await page.evaluate(() => document.body.textContent);
+    for (const text of spec.texts || []) { entry.texts[text] = body.includes(text); }
+    entry.injected_images = await page.evaluate(() => document.querySelectorAll("img").length);
+    entry.scripts = await page.evaluate(() => Array.from(document.scripts).map((s) => s.src));
+    if (spec.map) {
+      entry.map = await page.evaluate(() => ({
+        nodes: Array.from(document.querySelectorAll("svg.map g.node")).map((g) => g.getAttribute("data-id")),
+        edges: Array.from(document.querySelectorAll("svg.map g.edge")).map((g) => g.getAttribute("data-source") + " -> " + g.getAttribute("data-target")),
+        edge_labels: Array.from(document.querySelectorAll("svg.map .edge-label")).map((t) => t.textContent),
+      }));
+    }
+    await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });
+    if (spec.click_first_node) {
+      await Promise.all([page.waitForNavigation(), page.click("svg.map g.node[data-id='" + spec.click_first_node + "']")]);
+      entry.after_click = new URL(page.url()).pathname;
+    }
+    report.push(entry);
+    await context.close();
+  }
+  await browser.close();
+  process.stdout.write(JSON.stringify(report));
+}
+
+main().catch((error) => { process.stderr.write(String(error && error.stack || error)); process.exit(1); });

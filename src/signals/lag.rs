@@ -289,6 +289,10 @@ impl LagTracker {
 }
 
 fn classify(rate_per_s: f64, span_secs: f64, lag: f64) -> Trend {
+    // Nothing waiting is stable, whatever the window saw before.
+    if lag <= 0.0 {
+        return Trend::Stable;
+    }
     let change = rate_per_s * span_secs;
     let threshold = (lag * STABLE_SHARE).max(1.0);
     if change > threshold {

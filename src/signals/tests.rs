@@ -274,6 +274,7 @@ fn trend_follows_a_sequence_of_points() {
     let drained = [50.0, 20.0, 0.0];
     let group = only_group(&lag_sequence(&drained, 15), at(drained.len()));
     assert_eq!((group.lag, group.time_to_drain_secs), (0.0, Some(0.0)));
+    assert_eq!(group.trend, Trend::Stable, "nothing waiting");
 
     // Only the trend window counts: an old climb does not make a flat present grow.
     let mut values = vec![0.0, 1000.0, 2000.0];

@@ -12,28 +12,36 @@ use cartograph::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodePlacem
 use cartograph::model::split_mix as mix;
 use cartograph::query::SignalOverlay;
 use cartograph::web::graph_json;
+use cartograph::web::map::svg as map_svg;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const NUM_SERVICES: u64 = 500;
 const NUM_EDGES: usize = 2_000;
+/// The dashboard target's map: 300 nodes, 1,000 edges.
+const PAGE_SERVICES: u64 = 300;
+const PAGE_EDGES: usize = 1_000;
 
 fn mesh() -> GraphView {
+    mesh_of(NUM_SERVICES, NUM_EDGES)
+}
+
+fn mesh_of(num_services: u64, num_edges: usize) -> GraphView {
     let service = |number: u64| NodeKey::service(format!("service-{number:03}"));
     let placement = NodePlacement {
         namespace: Some("shop".to_owned()),
         environment: Some("prod".to_owned()),
     };
-    let nodes = (0..NUM_SERVICES)
+    let nodes = (0..num_services)
         .map(|n| (service(n), placement.clone()))
         .collect();
-    let mut edges = Vec::with_capacity(NUM_EDGES);
+    let mut edges = Vec::with_capacity(num_edges);
     let mut seen = std::collections::HashSet::new();
     let mut seed = 1;
-    while edges.len() < NUM_EDGES {
+    while edges.len() < num_edges {
         seed = mix(seed);
         // Mostly downstream calls (a layered mesh), a few back edges for cycles.
-        let source = seed % NUM_SERVICES;
-        let target = (source + 1 + mix(seed) % 40) % NUM_SERVICES;
+        let source = seed % num_services;
+        let target = (source + 1 + mix(seed) % 40) % num_services;
         if !seen.insert((source, target)) {
             continue;
         }
@@ -84,6 +92,21 @@ fn map_render(c: &mut Criterion) {
         bencher.iter(|| analysis::insights(black_box(&view), &[]));
     });
     group.finish();
+
+    let page_view = mesh_of(PAGE_SERVICES, PAGE_EDGES);
+    let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
+    group.bench_function("layout_and_svg", |bencher| {
+        bencher.iter(|| {
+            let layout = map_svg::map_layout(black_box(&page_view), &overlay);
+            map_svg::render(&page_view, &overlay, &layout)
+        });
+    });
+    group.finish();
+    let layout = map_svg::map_layout(&page_view, &overlay);
+    eprintln!(
+        "map page svg for 300 nodes / 1,000 edges: {} bytes",
+        map_svg::render(&page_view, &overlay, &layout).len()
+    );
 }
 
 criterion_group!(benches, map_render);

@@ -169,7 +169,7 @@ impl App {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
         };
         let (otlp_http, otlp_http_addr) =
-            start_http("OTLP/HTTP", config.listen.otlp_http, move || {
+            start_http("OTLP/HTTP", config.listen.otlp_http, false, move || {
                 http::configure(receiver.clone())
             })?;
         let state = WebState {
@@ -179,7 +179,7 @@ impl App {
             otlp_grpc_addr: otlp_grpc_addr.to_string(),
             otlp_http_addr: otlp_http_addr.to_string(),
         };
-        let (ui, ui_addr) = start_http("UI", config.listen.ui, move || {
+        let (ui, ui_addr) = start_http("UI", config.listen.ui, true, move || {
             web::configure(state.clone())
         })?;
         info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
@@ -301,9 +301,12 @@ fn local_addr(
 }
 
 /// Starts an actix server on `addr` with routes from `configure`, on the current runtime.
+/// Binds `addr` and serves the routes `configure` registers; `compress` gzips responses for
+/// clients that accept it (the dashboards: a large map's SVG shrinks about tenfold).
 fn start_http<F, C>(
     what: &'static str,
     addr: SocketAddr,
+    compress: bool,
     configure: F,
 ) -> Result<(ServerHandle, SocketAddr), AppError>
 where
@@ -318,13 +321,20 @@ where
     let bound = listener
         .local_addr()
         .map_err(|source| AppError::Bind { what, addr, source })?;
-    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure()))
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)
-        .map_err(|source| AppError::Bind { what, addr, source })?
-        .run();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                compress,
+                actix_web::middleware::Compress::default(),
+            ))
+            .configure(configure())
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|source| AppError::Bind { what, addr, source })?
+    .run();
     let handle = server.handle();
     tokio::spawn(async move {
         if let Err(err) = server.await {

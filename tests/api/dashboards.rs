@@ -197,14 +197,16 @@ async fn every_page_renders_in_chromium_with_its_data_and_executes_nothing_hosti
     let graph = wait_for_edges(&app, 4).await;
     let trace_id = hex::encode(TRACE_ID);
     let hostile_path = format!("/services/{}", url_encode(HOSTILE_SERVICE));
+    let hour_ago = (now_nanos() / 1_000_000_000) as i64 - 3600;
     let pages = json!([
         { "name": "map", "path": "/?window=15m", "map": true, "texts": ["orders", "payments", HOSTILE_SERVICE], "click_first_node": "service:orders" },
         { "name": "map-focus", "path": "/?window=15m&focus=service%3Apayments&depth=1", "map": true, "texts": ["payments"] },
-        { "name": "services", "path": "/services", "texts": ["orders", "payments", HOSTILE_SERVICE] },
+        { "name": "map-past", "path": format!("/?window=15m&from={}&to={}", rfc3339(hour_ago), rfc3339(hour_ago + 600)), "map": true, "texts": ["No calls yet"] },
+        { "name": "services", "path": "/services?sort=errors", "texts": ["orders", "payments", HOSTILE_SERVICE] },
         { "name": "service", "path": "/services/orders", "texts": ["Service orders", "Callers", "Callees", "payments", "open"], "full_page": true },
         { "name": "service-hostile", "path": hostile_path, "texts": [format!("Service {HOSTILE_SERVICE}")] },
         { "name": "edge", "path": "/edges/service%3Aorders/service%3Apayments", "texts": ["orders → payments", "breaker payments"] },
-        { "name": "traces", "path": "/traces?service=orders&attr=x-correlation-id%3Dcorr-42", "texts": ["1 traces", "orders POST /orders"] },
+        { "name": "traces", "path": "/traces?service=orders&attr=x-correlation-id%3Dcorr-42&from=", "texts": ["1 traces", "orders POST /orders", "Search"] },
         { "name": "trace", "path": format!("/traces/{trace_id}"), "texts": ["POST /orders", "POST /pay", "</script><script>alert(2)</script>"] },
         { "name": "kafka", "path": "/kafka", "texts": ["Kafka consumer lag"] },
         { "name": "breakers", "path": "/breakers", "texts": ["payments", "open"] },
@@ -259,6 +261,15 @@ async fn every_page_renders_in_chromium_with_its_data_and_executes_nothing_hosti
         "{map:#}"
     );
     assert_eq!(report[0]["after_click"], "/services/orders");
+    let past = report
+        .iter()
+        .find(|entry| entry["name"] == "map-past")
+        .expect("past map");
+    assert_eq!(
+        past["map"]["nodes"],
+        json!([]),
+        "a past range without data shows no node: {past:#}"
+    );
     let focused = report[1]["map"]["nodes"].as_array().map_or(0, Vec::len);
     assert!(
         focused < shown.len() && focused >= 2,
@@ -266,6 +277,13 @@ async fn every_page_renders_in_chromium_with_its_data_and_executes_nothing_hosti
         shown.len()
     );
     app.shutdown().await;
+}
+
+fn rfc3339(unix_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .expect("time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
 }
 
 fn url_encode(text: &str) -> String {

@@ -18,7 +18,7 @@ use crate::web::error::ApiError;
 use crate::web::map::svg::{self, millis_text, rate_text, trend_arrow, url_encode};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
-use views::{Cell, ErrorPage, Frame, MapPage, Section, TablePage, TracePage};
+use views::{Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TracePage};
 
 const WINDOWS: [&str; 5] = ["5m", "15m", "1h", "6h", "24h"];
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
@@ -124,11 +124,22 @@ fn time_text(unix_nano: u64) -> String {
         })
 }
 
+/// The map form sends its time-range select always; a custom from/to replaces it.
+fn custom_range_wins(query_string: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let is_custom = pairs.iter().any(|(key, _)| key == "from" || key == "to");
+    let kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, _)| !(is_custom && key == "window"))
+        .collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
 pub async fn map(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let query_string = without_empty(request.query_string());
+    let query_string = custom_range_wins(&without_empty(request.query_string()));
     let (range, filter) = graph_query(&query_string, GRAPH_PARAMS)?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let layout = svg::map_layout(&view, &overlay);
@@ -147,6 +158,8 @@ pub async fn map(
         nav: frame.nav,
         windows: WINDOWS.to_vec(),
         window: value("window").unwrap_or_else(|| "15m".to_owned()),
+        from: value("from").unwrap_or_default(),
+        to: value("to").unwrap_or_default(),
         namespace: value("namespace").unwrap_or_default(),
         focus: value("focus").unwrap_or_default(),
         depth: filter.depth,
@@ -229,6 +242,21 @@ pub async fn services(
             ("Health", false),
         ],
     );
+    let keep_range: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key != "sort")
+        .map(|(key, value)| format!("&{}={}", url_encode(&key), url_encode(&value)))
+        .collect();
+    let sort_link = |by: &str| format!("/services?sort={by}{keep_range}");
+    section.sortable(vec![
+        sort_link("name"),
+        String::new(),
+        sort_link("rate"),
+        sort_link("errors"),
+        String::new(),
+        sort_link("p95"),
+    ]);
     for summary in &summaries {
         let stats = &summary.stats;
         let health = svg::health_class(stats.num_requests, stats.num_errors);
@@ -858,8 +886,10 @@ pub async fn traces(
     let mut page = TablePage::new(
         Frame::new("Traces", "Traces"),
         "Traces",
-        "Search with ?service=, operation=, min_duration_ms=, max_duration_ms=, error=true, attr=key=value (e.g. attr=x-correlation-id=abc), from=, to=.",
+        "Newest first. Attribute: key=value, e.g. x-correlation-id=abc. Errors: true or false. Times: RFC 3339 (default: the last hour).",
     );
+    page.form_action = "/traces".to_owned();
+    page.form = trace_form(&query_string);
     let mut section = Section::new(
         format!("{} traces", found.len()),
         "No trace matches.",
@@ -868,6 +898,32 @@ pub async fn traces(
     trace_rows(&mut section, &found);
     page.sections.push(section);
     Ok(respond(&page))
+}
+
+/// The search form, filled with what was searched.
+fn trace_form(query_string: &str) -> Vec<Field> {
+    let parsed: Vec<(String, String)> =
+        serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let field = |label, name: &'static str, placeholder, size| Field {
+        label,
+        name,
+        value: parsed
+            .iter()
+            .find(|(key, _)| key == name)
+            .map_or(String::new(), |(_, value)| value.clone()),
+        placeholder,
+        size,
+    };
+    vec![
+        field("Service", "service", "checkout", 14),
+        field("Operation", "operation", "GET /orders", 16),
+        field("Min ms", "min_duration_ms", "", 6),
+        field("Max ms", "max_duration_ms", "", 6),
+        field("Errors", "error", "true", 5),
+        field("Attribute", "attr", "x-correlation-id=abc", 22),
+        field("From", "from", "2026-01-01T10:00:00Z", 18),
+        field("To", "to", "", 18),
+    ]
 }
 
 pub async fn trace(

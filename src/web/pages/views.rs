@@ -39,6 +39,8 @@ pub struct MapPage {
     pub nav: Vec<(&'static str, &'static str)>,
     pub windows: Vec<&'static str>,
     pub window: String,
+    pub from: String,
+    pub to: String,
     pub namespace: String,
     pub focus: String,
     pub depth: usize,
@@ -98,9 +100,26 @@ pub struct Section {
     pub title: String,
     /// What to say when there are no rows.
     pub empty: String,
-    /// (heading, is numeric)
-    pub columns: Vec<(&'static str, bool)>,
+    pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: &'static str,
+    pub numeric: bool,
+    /// Where clicking the heading sorts the table by this column.
+    pub sort_href: Option<String>,
+}
+
+/// A text box of a page's search form.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub label: &'static str,
+    pub name: &'static str,
+    pub value: String,
+    pub placeholder: &'static str,
+    pub size: usize,
 }
 
 impl Section {
@@ -112,8 +131,22 @@ impl Section {
         Self {
             title: title.into(),
             empty: empty.into(),
-            columns: columns.to_vec(),
+            columns: columns
+                .iter()
+                .map(|&(name, numeric)| Column {
+                    name,
+                    numeric,
+                    sort_href: None,
+                })
+                .collect(),
             rows: Vec::new(),
+        }
+    }
+
+    /// Makes the columns at `links`' positions sortable (an empty link leaves one as is).
+    pub fn sortable(&mut self, links: Vec<String>) {
+        for (column, link) in self.columns.iter_mut().zip(links) {
+            column.sort_href = (!link.is_empty()).then_some(link);
         }
     }
 }
@@ -128,6 +161,9 @@ pub struct TablePage {
     pub heading: String,
     pub intro: String,
     pub cards: Vec<(String, String)>,
+    /// A GET search form above the tables, when not empty.
+    pub form: Vec<Field>,
+    pub form_action: String,
     pub sections: Vec<Section>,
 }
 
@@ -140,6 +176,8 @@ impl TablePage {
             heading: heading.into(),
             intro: intro.into(),
             cards: Vec::new(),
+            form: Vec::new(),
+            form_action: String::new(),
             sections: Vec::new(),
         }
     }

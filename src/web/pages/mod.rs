@@ -4,6 +4,8 @@
 mod views;
 mod waterfall;
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template as _;
@@ -207,6 +209,7 @@ pub async fn services(
         .find(|(key, _)| key == "sort")
         .map(|(_, value)| value);
     let mut summaries = state.query.services(range, None).await?;
+    let trends = service_trends(&state, range).await?;
     match sort.as_deref() {
         Some("rate") => summaries.sort_by_key(|s| std::cmp::Reverse(s.stats.num_requests)),
         Some("errors") => summaries.sort_by(|a, b| {
@@ -226,7 +229,7 @@ pub async fn services(
     let mut page = TablePage::new(
         Frame::new("Services", "Services"),
         "Services",
-        "RED per service over its operations (server and consumer spans). Sort: name, rate, errors or p95 with ?sort=.",
+        "RED per service over its operations (server and consumer spans). Click a heading to sort.",
     );
     let mut section = Section::new(
         format!("{} services", summaries.len()),
@@ -240,6 +243,7 @@ pub async fn services(
             ("p95", true),
             ("p99", true),
             ("Health", false),
+            ("Requests over the range", false),
         ],
     );
     let keep_range: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
@@ -274,10 +278,127 @@ pub async fn services(
             Cell::number(quantile(&stats.latency, 0.95)),
             Cell::number(quantile(&stats.latency, 0.99)),
             Cell::pill(health, health),
+            trend_cell(trends.get(&summary.name)),
         ]);
     }
     page.sections.push(section);
     Ok(respond(&page))
+}
+
+/// Splits `range` into at most [`SPARK_BUCKETS`] consecutive ranges of whole minutes.
+fn buckets(range: GraphRange) -> Vec<GraphRange> {
+    let num_minutes = (range.to_minute - range.from_minute).max(1);
+    let bucket_minutes = (num_minutes + SPARK_BUCKETS - 1) / SPARK_BUCKETS;
+    (range.from_minute..range.to_minute)
+        .step_by(usize::try_from(bucket_minutes).unwrap_or(1))
+        .map(|from_minute| {
+            let to_minute = (from_minute + bucket_minutes).min(range.to_minute);
+            GraphRange {
+                from_minute,
+                to_minute,
+                window_secs: (to_minute - from_minute) as f64 * 60.0,
+            }
+        })
+        .collect()
+}
+
+/// Client vs server p95, requests and errors of one edge per bucket of the range.
+async fn edge_over_time(
+    state: &WebState,
+    range: GraphRange,
+    source: &NodeKey,
+    target: &NodeKey,
+) -> Result<Section, PageError> {
+    let filter = GraphFilter {
+        focus: Some(source.clone()),
+        depth: 1,
+        ..GraphFilter::default()
+    };
+    let mut client = Vec::new();
+    let mut server = Vec::new();
+    let mut requests = Vec::new();
+    let mut errored = Vec::new();
+    for bucket in buckets(range) {
+        let view = state.query.graph(bucket, &filter).await?;
+        let mut stats = crate::model::graph::EdgeStats::default();
+        for (_, edge) in view
+            .edges
+            .iter()
+            .filter(|(key, _)| key.source == *source && key.target == *target)
+        {
+            stats.merge(edge);
+        }
+        let p95_ms = |sketch: &crate::model::LatencySketch| {
+            sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
+        };
+        client.push(p95_ms(&stats.client_latency));
+        server.push(p95_ms(&stats.server_latency));
+        requests.push(stats.num_requests as f64);
+        errored.push(stats.num_errors > 0);
+    }
+    let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
+    let mut section = Section::new(
+        "Over the range",
+        "",
+        &[
+            ("Series", false),
+            ("Trend (oldest left)", false),
+            ("Peak", true),
+        ],
+    );
+    let no_alerts = vec![false; client.len()];
+    section.rows = vec![
+        vec![
+            Cell::text("client p95 (what the caller waited)"),
+            Cell::spark(views::sparkline(&client, &no_alerts), ""),
+            Cell::number(millis_text(peak(&client) * 1e6)),
+        ],
+        vec![
+            Cell::text("server p95 (what the callee spent)"),
+            Cell::spark(views::sparkline(&server, &no_alerts), ""),
+            Cell::number(millis_text(peak(&server) * 1e6)),
+        ],
+        vec![
+            Cell::text("requests (red: errors)"),
+            Cell::spark(views::sparkline(&requests, &errored), ""),
+            Cell::number(format!("{:.0}", peak(&requests))),
+        ],
+    ];
+    Ok(section)
+}
+
+/// Buckets a sparkline has at most.
+const SPARK_BUCKETS: i64 = 30;
+
+/// Requests per bucket and whether the bucket had errors, per service, oldest first.
+async fn service_trends(
+    state: &WebState,
+    range: GraphRange,
+) -> Result<HashMap<String, Vec<(f64, bool)>>, PageError> {
+    let ranges = buckets(range);
+    let num_buckets = ranges.len();
+    let mut trends: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
+    for (bucket, bucket_range) in ranges.into_iter().enumerate() {
+        for summary in state.query.services(bucket_range, None).await? {
+            let series = trends
+                .entry(summary.name)
+                .or_insert_with(|| vec![(0.0, false); num_buckets]);
+            series[bucket] = (
+                summary.stats.num_requests as f64,
+                summary.stats.num_errors > 0,
+            );
+        }
+    }
+    Ok(trends)
+}
+
+fn trend_cell(series: Option<&Vec<(f64, bool)>>) -> Cell {
+    let Some(series) = series else {
+        return Cell::text("");
+    };
+    let values: Vec<f64> = series.iter().map(|(requests, _)| *requests).collect();
+    let alerts: Vec<bool> = series.iter().map(|(_, errors)| *errors).collect();
+    Cell::spark(views::sparkline(&values, &alerts), "")
 }
 
 fn edge_rows(
@@ -639,6 +760,8 @@ pub async fn edge(
         }
     }
     page.sections.push(section);
+    page.sections
+        .push(edge_over_time(&state, range, &source, &target).await?);
     if source.kind == NodeKind::Service {
         let query = TraceQuery {
             service: Some(source.name.clone()),

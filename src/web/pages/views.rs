@@ -60,6 +60,8 @@ pub struct Cell {
     pub href: Option<String>,
     pub pill: Option<&'static str>,
     pub numeric: bool,
+    /// An inline SVG sparkline, built from numbers only (see `sparkline`).
+    pub spark: Option<String>,
 }
 
 impl Cell {
@@ -82,6 +84,14 @@ impl Cell {
         Self {
             text: text.into(),
             href: Some(href.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn spark(svg: String, text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            spark: Some(svg),
             ..Self::default()
         }
     }
@@ -110,6 +120,43 @@ pub struct Column {
     pub numeric: bool,
     /// Where clicking the heading sorts the table by this column.
     pub sort_href: Option<String>,
+}
+
+/// A sparkline of `values` (oldest first) as inline SVG; red dots where `alerts` is set.
+/// Only numbers go into the markup.
+pub fn sparkline(values: &[f64], alerts: &[bool]) -> String {
+    const WIDTH: f64 = 120.0;
+    const HEIGHT: f64 = 24.0;
+    let max = values.iter().copied().fold(0.0, f64::max).max(1e-9);
+    let step = WIDTH / (values.len().max(2) - 1) as f64;
+    let point = |index: usize, value: f64| {
+        (
+            index as f64 * step,
+            HEIGHT - 2.0 - value / max * (HEIGHT - 4.0),
+        )
+    };
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let (x, y) = point(index, *value);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    let mut out = format!(
+        r##"<svg class="spark" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" aria-hidden="true"><polyline fill="none" stroke="#2457c5" stroke-width="1.5" points="{}"/>"##,
+        points.join(" ")
+    );
+    for (index, (value, alert)) in values.iter().zip(alerts).enumerate() {
+        if *alert {
+            let (x, y) = point(index, *value);
+            out.push_str(&format!(
+                r##"<circle cx="{x:.1}" cy="{y:.1}" r="2.2" fill="#c62828"/>"##
+            ));
+        }
+    }
+    out.push_str("</svg>");
+    out
 }
 
 /// A text box of a page's search form.

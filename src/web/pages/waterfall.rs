@@ -92,7 +92,8 @@ fn critical_path(spans: &[Span]) -> HashSet<usize> {
     path
 }
 
-pub fn rows(spans: &[Span]) -> Vec<WaterfallSpan> {
+/// The earliest start and latest end of the trace's spans.
+pub fn bounds(spans: &[Span]) -> (u64, u64) {
     let start = spans
         .iter()
         .map(|s| s.start_time_unix_nano)
@@ -103,6 +104,11 @@ pub fn rows(spans: &[Span]) -> Vec<WaterfallSpan> {
         .map(|s| s.end_time_unix_nano)
         .max()
         .unwrap_or(start);
+    (start, end)
+}
+
+pub fn rows(spans: &[Span]) -> Vec<WaterfallSpan> {
+    let (start, end) = bounds(spans);
     let total = (end - start).max(1) as f64;
     let critical = critical_path(spans);
     tree_order(spans)

@@ -1,0 +1,111 @@
+//! The insights page: cycles, long chains, chatty pairs, fan-out, single points of failure.
+
+use super::*;
+
+pub async fn insights(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let view = state.query.graph(range, &GraphFilter::default()).await?;
+    let found = analysis::insights(&view, &state.query.observed_chains());
+    let mut page = TablePage::new(
+        Frame::new("Insights", "Insights"),
+        "Insights",
+        "What the structure of the map says: cycles, long synchronous chains, chatty pairs, fan-out and single points of failure.",
+    );
+    let mut cycles = Section::new(
+        "Cycles",
+        "No cycles.",
+        &[
+            ("Path", false),
+            ("Synchronous", false),
+            ("Through a topic", false),
+        ],
+    );
+    for cycle in &found.cycles {
+        cycles.rows.push(vec![
+            Cell::text(cycle.path.join(" → ")),
+            Cell::text(if cycle.synchronous { "yes" } else { "no" }),
+            Cell::text(if cycle.through_topic { "yes" } else { "no" }),
+        ]);
+    }
+    let mut chains = Section::new(
+        "Longest synchronous chains",
+        "No synchronous chains observed yet.",
+        &[
+            ("Services", false),
+            ("Hops", true),
+            ("Seen", true),
+            ("Example", false),
+        ],
+    );
+    for chain in &found.longest_chains {
+        let id = chain.example_trace_id.to_string();
+        chains.rows.push(vec![
+            Cell::text(chain.services.join(" → ")),
+            Cell::number(chain.num_hops.to_string()),
+            Cell::number(chain.num_occurrences.to_string()),
+            Cell::link("trace", format!("/traces/{id}")),
+        ]);
+    }
+    let mut chatty = Section::new(
+        "Chatty pairs",
+        "No pair makes many calls per trace.",
+        &[
+            ("From", false),
+            ("To", false),
+            ("Calls per trace", true),
+            ("Max in one trace", true),
+            ("Rate", true),
+        ],
+    );
+    for pair in &found.chatty_pairs {
+        chatty.rows.push(vec![
+            Cell::text(&pair.source),
+            Cell::text(&pair.target),
+            Cell::number(format!("{:.1}", pair.calls_per_trace)),
+            Cell::number(pair.max_calls_per_trace.to_string()),
+            Cell::number(rate_text(pair.requests_per_s)),
+        ]);
+    }
+    let mut fan_out = Section::new(
+        "Fan-out",
+        "No fan-out hot spots.",
+        &[
+            ("Node", false),
+            ("Callees", true),
+            ("Synchronous", true),
+            ("Rate", true),
+        ],
+    );
+    for fan in &found.fan_out {
+        fan_out.rows.push(vec![
+            Cell::text(&fan.node),
+            Cell::number(fan.num_callees.to_string()),
+            Cell::number(fan.num_synchronous_callees.to_string()),
+            Cell::number(rate_text(fan.requests_per_s)),
+        ]);
+    }
+    let mut spof = Section::new(
+        "Single points of failure",
+        "No single node separates the map.",
+        &[
+            ("Node", false),
+            ("Dependents", true),
+            ("Parts it separates", true),
+            ("Traffic affected", true),
+        ],
+    );
+    for point in &found.single_points_of_failure {
+        spof.rows.push(vec![
+            Cell::text(&point.node),
+            Cell::number(point.num_dependents.to_string()),
+            Cell::number(point.num_separated_parts.to_string()),
+            Cell::number(format!("{:.1} %", point.affected_traffic_share * 100.0)),
+        ]);
+    }
+    page.sections
+        .extend([cycles, chains, chatty, fan_out, spof]);
+    Ok(respond(&page))
+}

@@ -1,0 +1,59 @@
+//! The map page: controls, the server-rendered SVG, the first-start instructions.
+
+use super::*;
+
+const WINDOWS: [&str; 5] = ["5m", "15m", "1h", "6h", "24h"];
+
+/// The map form sends its time-range select always; a custom from/to replaces it.
+fn custom_range_wins(query_string: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let is_custom = pairs.iter().any(|(key, _)| key == "from" || key == "to");
+    let kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, _)| !(is_custom && key == "window"))
+        .collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
+pub async fn map(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let query_string = custom_range_wins(&without_empty(request.query_string()));
+    let (range, filter) = graph_query(&query_string, GRAPH_PARAMS)?;
+    let (view, overlay) = placed_view(&state, range, &filter).await?;
+    let layout = svg::map_layout(&view, &overlay);
+    let parsed: Vec<(String, String)> =
+        serde_urlencoded::from_str(&query_string).unwrap_or_default();
+    let value = |name: &str| {
+        parsed
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| v.clone())
+    };
+    let frame = Frame::new("Map", "Map");
+    let page = MapPage {
+        title: frame.title,
+        section: frame.section,
+        nav: frame.nav,
+        windows: WINDOWS.to_vec(),
+        window: value("window").unwrap_or_else(|| "15m".to_owned()),
+        from: value("from").unwrap_or_default(),
+        to: value("to").unwrap_or_default(),
+        namespace: value("namespace").unwrap_or_default(),
+        focus: value("focus").unwrap_or_default(),
+        depth: filter.depth,
+        summary: format!("{} nodes, {} edges", view.nodes.len(), view.edges.len()),
+        is_empty: view.edges.is_empty(),
+        has_filter: filter.namespace.is_some() || filter.focus.is_some(),
+        grpc_addr: state.otlp_grpc_addr.clone(),
+        http_addr: state.otlp_http_addr.clone(),
+        refresh_url: if query_string.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/?{query_string}")
+        },
+        svg: svg::render(&view, &overlay, &layout),
+    };
+    Ok(respond(&page))
+}

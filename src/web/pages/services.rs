@@ -1,0 +1,475 @@
+//! The services table (sparklines, sorting), one service's page, and one edge's page.
+
+use super::*;
+
+pub async fn services(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let query_string = without_empty(request.query_string());
+    let (range, _) = graph_query(&query_string, &["window", "from", "to", "sort"])
+        .or_else(|_| graph_query(&query_string, RANGE_PARAMS))?;
+    let sort: Option<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(key, _)| key == "sort")
+        .map(|(_, value)| value);
+    let mut summaries = state.query.services(range, None).await?;
+    let trends = service_trends(&state, range).await?;
+    match sort.as_deref() {
+        Some("rate") => summaries.sort_by_key(|s| std::cmp::Reverse(s.stats.num_requests)),
+        Some("errors") => summaries.sort_by(|a, b| {
+            let rate = |s: &crate::query::ServiceSummary| {
+                s.stats.num_errors as f64 / s.stats.num_requests.max(1) as f64
+            };
+            rate(b).total_cmp(&rate(a))
+        }),
+        Some("p95") => summaries.sort_by(|a, b| {
+            let p95 = |s: &crate::query::ServiceSummary| {
+                s.stats.latency.quantile_nanos(0.95).unwrap_or(0.0)
+            };
+            p95(b).total_cmp(&p95(a))
+        }),
+        _ => {}
+    }
+    let mut page = TablePage::new(
+        Frame::new("Services", "Services"),
+        "Services",
+        "RED per service over its operations (server and consumer spans). Click a heading to sort.",
+    );
+    let mut section = Section::new(
+        format!("{} services", summaries.len()),
+        "No service has reported server or consumer spans in this range yet.",
+        &[
+            ("Service", false),
+            ("Namespace", false),
+            ("Rate", true),
+            ("Errors", true),
+            ("p50", true),
+            ("p95", true),
+            ("p99", true),
+            ("Health", false),
+            ("Requests over the range", false),
+        ],
+    );
+    let keep_range: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key != "sort")
+        .map(|(key, value)| format!("&{}={}", url_encode(&key), url_encode(&value)))
+        .collect();
+    let sort_link = |by: &str| format!("/services?sort={by}{keep_range}");
+    section.sortable(vec![
+        sort_link("name"),
+        String::new(),
+        sort_link("rate"),
+        sort_link("errors"),
+        String::new(),
+        sort_link("p95"),
+    ]);
+    for summary in &summaries {
+        let stats = &summary.stats;
+        let health = svg::health_class(stats.num_requests, stats.num_errors);
+        let mut row = vec![
+            Cell::link(
+                &summary.name,
+                format!("/services/{}", url_encode(&summary.name)),
+            ),
+            Cell::text(summary.placement.namespace.clone().unwrap_or_default()),
+        ];
+        row.extend(red_cells(stats, range.window_secs));
+        row.extend([
+            Cell::pill(health, health),
+            trend_cell(trends.get(&summary.name)),
+        ]);
+        section.rows.push(row);
+    }
+    page.sections.push(section);
+    Ok(respond(&page))
+}
+
+/// Client vs server p95, requests and errors of one edge per bucket of the range.
+async fn edge_over_time(
+    state: &WebState,
+    range: GraphRange,
+    source: &NodeKey,
+    target: &NodeKey,
+) -> Result<Section, PageError> {
+    let filter = GraphFilter {
+        focus: Some(source.clone()),
+        depth: 1,
+        ..GraphFilter::default()
+    };
+    let mut client = Vec::new();
+    let mut server = Vec::new();
+    let mut requests = Vec::new();
+    let mut errored = Vec::new();
+    for bucket in buckets(range) {
+        let view = state.query.graph(bucket, &filter).await?;
+        let mut stats = crate::model::graph::EdgeStats::default();
+        for (_, edge) in view
+            .edges
+            .iter()
+            .filter(|(key, _)| key.source == *source && key.target == *target)
+        {
+            stats.merge(edge);
+        }
+        let p95_ms = |sketch: &crate::model::LatencySketch| {
+            sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
+        };
+        client.push(p95_ms(&stats.client_latency));
+        server.push(p95_ms(&stats.server_latency));
+        requests.push(stats.num_requests as f64);
+        errored.push(stats.num_errors > 0);
+    }
+    let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
+    let mut section = Section::new(
+        "Over the range",
+        "",
+        &[
+            ("Series", false),
+            ("Trend (oldest left)", false),
+            ("Peak", true),
+        ],
+    );
+    let no_alerts = vec![false; client.len()];
+    section.rows = vec![
+        vec![
+            Cell::text("client p95 (what the caller waited)"),
+            Cell::spark(views::sparkline(&client, &no_alerts), ""),
+            Cell::number(millis_text(peak(&client) * 1e6)),
+        ],
+        vec![
+            Cell::text("server p95 (what the callee spent)"),
+            Cell::spark(views::sparkline(&server, &no_alerts), ""),
+            Cell::number(millis_text(peak(&server) * 1e6)),
+        ],
+        vec![
+            Cell::text("requests (red: errors)"),
+            Cell::spark(views::sparkline(&requests, &errored), ""),
+            Cell::number(format!("{:.0}", peak(&requests))),
+        ],
+    ];
+    Ok(section)
+}
+
+/// Requests per bucket and whether the bucket had errors, per service, oldest first.
+async fn service_trends(
+    state: &WebState,
+    range: GraphRange,
+) -> Result<HashMap<String, Vec<(f64, bool)>>, PageError> {
+    let ranges = buckets(range);
+    let num_buckets = ranges.len();
+    let mut trends: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
+    for (bucket, bucket_range) in ranges.into_iter().enumerate() {
+        for summary in state.query.services(bucket_range, None).await? {
+            let series = trends
+                .entry(summary.name)
+                .or_insert_with(|| vec![(0.0, false); num_buckets]);
+            series[bucket] = (
+                summary.stats.num_requests as f64,
+                summary.stats.num_errors > 0,
+            );
+        }
+    }
+    Ok(trends)
+}
+
+fn trend_cell(series: Option<&Vec<(f64, bool)>>) -> Cell {
+    let Some(series) = series else {
+        return Cell::text("");
+    };
+    let values: Vec<f64> = series.iter().map(|(requests, _)| *requests).collect();
+    let alerts: Vec<bool> = series.iter().map(|(_, errors)| *errors).collect();
+    Cell::spark(views::sparkline(&values, &alerts), "")
+}
+
+fn edge_rows(
+    section: &mut Section,
+    view: &analysis::GraphView,
+    overlay: &SignalOverlay,
+    keep: impl Fn(&EdgeKey) -> bool,
+) {
+    for (key, stats) in view.edges.iter().filter(|(key, _)| keep(key)) {
+        let breaker = overlay
+            .edge_breaker
+            .get(key)
+            .map_or(String::new(), |b| b.state.as_str().to_owned());
+        section.rows.push(vec![
+            Cell::link(&key.source.name, svg::node_href(&key.source)),
+            Cell::link(&key.target.name, svg::node_href(&key.target)),
+            Cell::link(key.kind.as_str(), svg::edge_href(key)),
+            Cell::number(rate_text(
+                stats.num_requests as f64 / view.window_secs.max(1.0),
+            )),
+            Cell::number(percent(stats.num_errors, stats.num_requests)),
+            Cell::number(quantile(&stats.client_latency, 0.95)),
+            Cell::text(breaker),
+        ]);
+    }
+}
+
+const EDGE_COLUMNS: [(&str, bool); 7] = [
+    ("From", false),
+    ("To", false),
+    ("Kind", false),
+    ("Rate", true),
+    ("Errors", true),
+    ("Client p95", true),
+    ("Breaker", false),
+];
+
+pub async fn service(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let name = path.into_inner();
+    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let node = NodeKey::service(name.clone());
+    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    let summaries = state.query.services(range, Some(name.clone())).await?;
+    if summaries.is_empty() && !view.nodes.iter().any(|(key, _)| *key == node) {
+        return Err(
+            ApiError::NotFound(format!("Service {name:?} has no data in this range.")).into(),
+        );
+    }
+    let mut page = TablePage::new(
+        Frame::new(format!("{name} · service"), "Services"),
+        format!("Service {name}"),
+        "",
+    );
+    if let Some(summary) = summaries.first() {
+        let stats = &summary.stats;
+        page.cards = vec![
+            (
+                "rate".to_owned(),
+                rate_text(stats.num_requests as f64 / range.window_secs.max(1.0)),
+            ),
+            (
+                "errors".to_owned(),
+                percent(stats.num_errors, stats.num_requests),
+            ),
+            ("p50".to_owned(), quantile(&stats.latency, 0.5)),
+            ("p95".to_owned(), quantile(&stats.latency, 0.95)),
+            ("p99".to_owned(), quantile(&stats.latency, 0.99)),
+        ];
+        let mut operations = Section::new(
+            "Operations",
+            "",
+            &[
+                ("Operation", false),
+                ("Rate", true),
+                ("Errors", true),
+                ("p50", true),
+                ("p95", true),
+                ("p99", true),
+            ],
+        );
+        for (operation, stats) in &summary.operations {
+            let mut row = vec![Cell::text(operation)];
+            row.extend(red_cells(stats, range.window_secs));
+            operations.rows.push(row);
+        }
+        page.sections.push(operations);
+    }
+    let mut callers = Section::new(
+        "Callers",
+        "Nobody calls this service in this range.",
+        &EDGE_COLUMNS,
+    );
+    edge_rows(&mut callers, &view, &overlay, |key| key.target == node);
+    let mut callees = Section::new(
+        "Callees",
+        "This service calls nothing in this range.",
+        &EDGE_COLUMNS,
+    );
+    edge_rows(&mut callees, &view, &overlay, |key| key.source == node);
+    page.sections.extend([callers, callees]);
+
+    let mut blast = Section::new(
+        "Blast radius: who is hurt if it fails",
+        "Nothing depends on this service.",
+        &[
+            ("Affected", false),
+            ("Hops", true),
+            ("Requests/s into the failure", true),
+        ],
+    );
+    if let Some(radius) = analysis::blast_radius(&view, &node) {
+        blast.title = format!(
+            "Blast radius: {} nodes, {:.1} % of traffic",
+            radius.num_affected,
+            radius.affected_traffic_share * 100.0
+        );
+        for affected in &radius.affected {
+            blast.rows.push(vec![
+                Cell::text(&affected.node),
+                Cell::number(affected.num_hops.to_string()),
+                Cell::number(format!("{:.2}", affected.requests_per_s)),
+            ]);
+        }
+    }
+    page.sections.push(blast);
+
+    let mut breakers = Section::new(
+        "Circuit breakers",
+        "This service reports no circuit breaker.",
+        &[
+            ("Breaker", false),
+            ("Guards", false),
+            ("State", false),
+            ("Since", false),
+        ],
+    );
+    for (breaker, edge) in overlay.breakers.iter().filter(|(b, _)| b.service == name) {
+        breakers.rows.push(vec![
+            Cell::text(&breaker.name),
+            Cell::text(
+                edge.as_ref()
+                    .map_or("(the service itself)".to_owned(), |e| e.target.name.clone()),
+            ),
+            Cell::pill(breaker.state.as_str(), breaker_class(breaker.state)),
+            Cell::text(time_text(breaker.since_unix_nano)),
+        ]);
+    }
+    page.sections.push(breakers);
+    let mut lag = Section::new(
+        "Consumer lag",
+        "This service consumes no topic with reported lag.",
+        &LAG_COLUMNS,
+    );
+    lag_rows(
+        &mut lag,
+        overlay
+            .groups
+            .iter()
+            .filter(|(_, edge)| edge.as_ref().is_some_and(|e| e.target == node)),
+    );
+    page.sections.push(lag);
+
+    let mut errors = Section::new(
+        "Recent error traces",
+        "No error traces in the last hour.",
+        &TRACE_COLUMNS,
+    );
+    trace_rows(&mut errors, &recent_traces(&state, &name, true).await?);
+    page.sections.push(errors);
+    Ok(respond(&page))
+}
+
+pub async fn edge(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (source, target) = path.into_inner();
+    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let parse = |id: &str| {
+        NodeKey::parse_id(id).ok_or_else(|| {
+            ApiError::BadRequest(format!("{id:?} is not a node id such as service:checkout"))
+        })
+    };
+    let (source, target) = (parse(&source)?, parse(&target)?);
+    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    let edges: Vec<&(EdgeKey, crate::model::graph::EdgeStats)> = view
+        .edges
+        .iter()
+        .filter(|(key, _)| key.source == source && key.target == target)
+        .collect();
+    if edges.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "No calls from {} to {} in this range.",
+            source.name, target.name
+        ))
+        .into());
+    }
+    let mut page = TablePage::new(
+        Frame::new(format!("{} → {}", source.name, target.name), "Map"),
+        format!("{} → {}", source.name, target.name),
+        "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries.",
+    );
+    let mut section = Section::new(
+        "Calls",
+        "",
+        &[
+            ("Kind", false),
+            ("Requests", true),
+            ("Errors", true),
+            ("Retries", true),
+            ("Short-circuited", true),
+            ("Unpaired", true),
+            ("Client p50 / p95 / p99", true),
+            ("Server p50 / p95 / p99", true),
+            ("Calls per trace", true),
+        ],
+    );
+    for (key, stats) in &edges {
+        let triple = |sketch: &crate::model::LatencySketch| {
+            format!(
+                "{} / {} / {}",
+                quantile(sketch, 0.5),
+                quantile(sketch, 0.95),
+                quantile(sketch, 0.99)
+            )
+        };
+        section.rows.push(vec![
+            Cell::text(key.kind.as_str()),
+            Cell::number(stats.num_requests.to_string()),
+            Cell::number(format!(
+                "{} ({})",
+                stats.num_errors,
+                percent(stats.num_errors, stats.num_requests)
+            )),
+            Cell::number(stats.num_retries.to_string()),
+            Cell::number(stats.num_short_circuited.to_string()),
+            Cell::number((stats.num_client_only + stats.num_server_only).to_string()),
+            Cell::number(triple(&stats.client_latency)),
+            Cell::number(triple(&stats.server_latency)),
+            Cell::number(if stats.num_traces > 0 {
+                format!("{:.1}", stats.num_requests as f64 / stats.num_traces as f64)
+            } else {
+                "–".to_owned()
+            }),
+        ]);
+        if let Some(breaker) = overlay.edge_breaker.get(key) {
+            page.cards.push((
+                "breaker ".to_owned() + &breaker.name,
+                breaker.state.as_str().to_owned(),
+            ));
+        }
+        if let Some(lag) = overlay.edge_lag.get(key) {
+            page.cards.push((
+                "consumer lag".to_owned(),
+                format!("{:.0} {}", lag.lag, trend_arrow(lag.trend)),
+            ));
+        }
+    }
+    page.sections.push(section);
+    page.sections
+        .push(edge_over_time(&state, range, &source, &target).await?);
+    if source.kind == NodeKind::Service {
+        let mut examples = Section::new(
+            format!("Recent traces through {}", source.name),
+            "No stored traces in the last hour.",
+            &TRACE_COLUMNS,
+        );
+        trace_rows(
+            &mut examples,
+            &recent_traces(&state, &source.name, false).await?,
+        );
+        page.sections.push(examples);
+    }
+    Ok(respond(&page))
+}
+
+/// Rate, errors, p50, p95 and p99 of an operation or service.
+fn red_cells(stats: &crate::model::graph::OperationStats, window_secs: f64) -> [Cell; 5] {
+    [
+        Cell::number(rate_text(stats.num_requests as f64 / window_secs.max(1.0))),
+        Cell::number(percent(stats.num_errors, stats.num_requests)),
+        Cell::number(quantile(&stats.latency, 0.5)),
+        Cell::number(quantile(&stats.latency, 0.95)),
+        Cell::number(quantile(&stats.latency, 0.99)),
+    ]
+}

@@ -1,0 +1,153 @@
+//! The Kafka lag and circuit-breaker pages.
+
+use super::*;
+
+pub(super) const LAG_COLUMNS: [(&str, bool); 8] = [
+    ("Group", false),
+    ("Topic", false),
+    ("Consumer", false),
+    ("Lag", true),
+    ("Trend", false),
+    ("Rate /s", true),
+    ("Time to drain", true),
+    ("Partitions", false),
+];
+
+pub(super) fn lag_rows<'a>(
+    section: &mut Section,
+    groups: impl Iterator<Item = &'a (crate::signals::GroupLag, Option<EdgeKey>)>,
+) {
+    for (group, edge) in groups {
+        let partitions: Vec<String> = group
+            .partitions
+            .iter()
+            .map(|p| format!("{}: {:.0}", p.partition, p.lag))
+            .collect();
+        section.rows.push(vec![
+            Cell::text(&group.group),
+            Cell::text(&group.topic),
+            edge.as_ref().map_or(Cell::text("(unmapped)"), |e| {
+                Cell::link(&e.target.name, svg::node_href(&e.target))
+            }),
+            Cell::number(format!("{:.0}", group.lag)),
+            Cell::text(trend_arrow(group.trend)),
+            Cell::number(
+                group
+                    .rate_per_s
+                    .map_or("–".to_owned(), |r| format!("{r:+.1}")),
+            ),
+            Cell::number(
+                group
+                    .time_to_drain_secs
+                    .map_or("–".to_owned(), |s| format!("{s:.0} s")),
+            ),
+            Cell::text(partitions.join(", ")),
+        ]);
+    }
+}
+
+pub async fn kafka(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (_, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    let mut page = TablePage::new(
+        Frame::new("Kafka", "Kafka"),
+        "Kafka consumer lag",
+        "Lag per consumer group and topic, from kafkametrics, kafka_exporter or client metrics; trend fitted over the last 5 minutes.",
+    );
+    let total: f64 = overlay.groups.iter().map(|(g, _)| g.lag).sum();
+    page.cards = vec![
+        ("groups".to_owned(), overlay.groups.len().to_string()),
+        ("total lag".to_owned(), format!("{total:.0}")),
+    ];
+    let mut section = Section::new(
+        "Consumer groups",
+        "No consumer lag metrics have arrived (see docs/kafka-lag-and-breakers.md).",
+        &LAG_COLUMNS,
+    );
+    lag_rows(&mut section, overlay.groups.iter());
+    page.sections.push(section);
+    Ok(respond(&page))
+}
+
+pub async fn breakers(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    let mut page = TablePage::new(
+        Frame::new("Breakers", "Breakers"),
+        "Circuit breakers",
+        "Every breaker reported by resilience4j, Polly or circuit_breaker.state metrics, with the calls it short-circuited.",
+    );
+    let num_open = overlay
+        .breakers
+        .iter()
+        .filter(|(b, _)| b.state.is_open())
+        .count();
+    page.cards = vec![
+        ("breakers".to_owned(), overlay.breakers.len().to_string()),
+        ("open now".to_owned(), num_open.to_string()),
+    ];
+    let mut current = Section::new(
+        "Now",
+        "No circuit-breaker metrics have arrived (see docs/kafka-lag-and-breakers.md).",
+        &[
+            ("Service", false),
+            ("Breaker", false),
+            ("Guards", false),
+            ("State", false),
+            ("Since", false),
+            ("Short-circuited calls", true),
+            ("Transitions", true),
+        ],
+    );
+    let mut history = Section::new(
+        "Transitions",
+        "",
+        &[
+            ("Service", false),
+            ("Breaker", false),
+            ("From", false),
+            ("To", false),
+            ("At", false),
+        ],
+    );
+    for (breaker, edge) in &overlay.breakers {
+        let short_circuited = edge
+            .as_ref()
+            .and_then(|key| view.edges.iter().find(|(k, _)| k == key))
+            .map_or("–".to_owned(), |(_, stats)| {
+                stats.num_short_circuited.to_string()
+            });
+        current.rows.push(vec![
+            Cell::link(
+                &breaker.service,
+                format!("/services/{}", url_encode(&breaker.service)),
+            ),
+            Cell::text(&breaker.name),
+            edge.as_ref()
+                .map_or(Cell::text("(the service itself)"), |key| {
+                    Cell::link(&key.target.name, svg::edge_href(key))
+                }),
+            Cell::pill(breaker.state.as_str(), breaker_class(breaker.state)),
+            Cell::text(time_text(breaker.since_unix_nano)),
+            Cell::number(short_circuited),
+            Cell::number(breaker.transitions.len().to_string()),
+        ]);
+        for transition in breaker.transitions.iter().rev() {
+            history.rows.push(vec![
+                Cell::text(&breaker.service),
+                Cell::text(&breaker.name),
+                Cell::text(transition.from.map_or("–", |s| s.as_str())),
+                Cell::pill(transition.to.as_str(), breaker_class(transition.to)),
+                Cell::text(time_text(transition.at_unix_nano)),
+            ]);
+        }
+    }
+    page.sections.extend([current, history]);
+    Ok(respond(&page))
+}

@@ -1,0 +1,141 @@
+//! Trace search and the trace waterfall.
+
+use super::*;
+
+pub(super) const TRACE_COLUMNS: [(&str, bool); 6] = [
+    ("Trace", false),
+    ("Root", false),
+    ("Start", false),
+    ("Duration", true),
+    ("Spans", true),
+    ("Errors", true),
+];
+
+pub(super) fn trace_rows(section: &mut Section, traces: &[crate::store::TraceSummary]) {
+    for trace in traces {
+        let id = trace.trace_id.to_string();
+        section.rows.push(vec![
+            Cell::link(
+                id.chars().take(16).collect::<String>(),
+                format!("/traces/{id}"),
+            ),
+            Cell::text(format!("{} {}", trace.root_service, trace.root_name)),
+            Cell::text(time_text(trace.start_time_unix_nano)),
+            Cell::number(millis_text(trace.duration_nanos as f64)),
+            Cell::number(trace.num_spans.to_string()),
+            Cell::number(trace.num_errors.to_string()),
+        ]);
+    }
+}
+
+pub async fn traces(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let query_string = without_empty(request.query_string());
+    let query = params::trace_query(&query_string)?;
+    let found = state.query.search_traces(query).await?;
+    let mut page = TablePage::new(
+        Frame::new("Traces", "Traces"),
+        "Traces",
+        "Newest first. Attribute: key=value, e.g. x-correlation-id=abc. Errors: true or false. Times: RFC 3339 (default: the last hour).",
+    );
+    page.form_action = "/traces".to_owned();
+    page.form = trace_form(&query_string);
+    let mut section = Section::new(
+        format!("{} traces", found.len()),
+        "No trace matches.",
+        &TRACE_COLUMNS,
+    );
+    trace_rows(&mut section, &found);
+    page.sections.push(section);
+    Ok(respond(&page))
+}
+
+/// The search form, filled with what was searched.
+fn trace_form(query_string: &str) -> Vec<Field> {
+    let parsed: Vec<(String, String)> =
+        serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let field = |label, name: &'static str, placeholder, size| Field {
+        label,
+        name,
+        value: parsed
+            .iter()
+            .find(|(key, _)| key == name)
+            .map_or(String::new(), |(_, value)| value.clone()),
+        placeholder,
+        size,
+    };
+    vec![
+        field("Service", "service", "checkout", 14),
+        field("Operation", "operation", "GET /orders", 16),
+        field("Min ms", "min_duration_ms", "", 6),
+        field("Max ms", "max_duration_ms", "", 6),
+        field("Errors", "error", "true", 5),
+        field("Attribute", "attr", "x-correlation-id=abc", 22),
+        field("From", "from", "2026-01-01T10:00:00Z", 18),
+        field("To", "to", "", 18),
+    ]
+}
+
+pub async fn trace(
+    path: web::Path<String>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let raw = path.into_inner();
+    let trace_id: TraceId = raw
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a trace id (32 hex digits)")))?;
+    let Some(spans) = state.query.trace(trace_id).await? else {
+        return Err(ApiError::NotFound(format!(
+            "Trace {raw} is not stored (it may have aged out)."
+        ))
+        .into());
+    };
+    let rows = waterfall::rows(&spans);
+    let (start, end) = waterfall::bounds(&spans);
+    let services: std::collections::BTreeSet<&str> = spans
+        .iter()
+        .map(|s| s.resource.service_name.as_str())
+        .collect();
+    let frame = Frame::new(format!("Trace {raw}"), "Traces");
+    let page = TracePage {
+        title: frame.title,
+        section: frame.section,
+        nav: frame.nav,
+        trace_id: trace_id.to_string(),
+        cards: vec![
+            ("duration".to_owned(), millis_text((end - start) as f64)),
+            ("spans".to_owned(), spans.len().to_string()),
+            ("services".to_owned(), services.len().to_string()),
+            (
+                "errors".to_owned(),
+                rows.iter().filter(|r| r.is_error).count().to_string(),
+            ),
+            ("started".to_owned(), time_text(start)),
+        ],
+        spans: rows,
+    };
+    Ok(respond(&page))
+}
+
+/// Traces of `service` in the last hour, newest first (only errors when `errors_only`).
+pub(super) async fn recent_traces(
+    state: &WebState,
+    service: &str,
+    errors_only: bool,
+) -> Result<Vec<crate::store::TraceSummary>, PageError> {
+    let now = now_unix_nano();
+    let query = TraceQuery {
+        service: Some(service.to_owned()),
+        operation: None,
+        from_unix_nano: now.saturating_sub(3_600_000_000_000),
+        to_unix_nano: now + 60_000_000_000,
+        min_duration_nanos: None,
+        max_duration_nanos: None,
+        error: errors_only.then_some(true),
+        attribute: None,
+        limit: 10,
+    };
+    Ok(state.query.search_traces(query).await?)
+}

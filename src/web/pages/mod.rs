@@ -153,10 +153,10 @@ fn respond(page: &impl askama::Template) -> HttpResponse {
     }
 }
 
-/// Splits `range` into at most [`SPARK_BUCKETS`] consecutive ranges of whole minutes.
-fn buckets(range: GraphRange) -> Vec<GraphRange> {
+/// Splits `range` into at most `max_buckets` consecutive ranges of whole minutes.
+fn buckets(range: GraphRange, max_buckets: i64) -> Vec<GraphRange> {
     let num_minutes = (range.to_minute - range.from_minute).max(1);
-    let bucket_minutes = (num_minutes + SPARK_BUCKETS - 1) / SPARK_BUCKETS;
+    let bucket_minutes = (num_minutes + max_buckets - 1) / max_buckets;
     (range.from_minute..range.to_minute)
         .step_by(usize::try_from(bucket_minutes).unwrap_or(1))
         .map(|from_minute| {
@@ -172,6 +172,8 @@ fn buckets(range: GraphRange) -> Vec<GraphRange> {
 
 /// Buckets a sparkline has at most.
 const SPARK_BUCKETS: i64 = 30;
+/// Buckets of the edge page's series: each one reads the map once.
+const EDGE_SERIES_BUCKETS: i64 = 12;
 
 fn breaker_class(state: crate::signals::BreakerState) -> &'static str {
     match state.as_str() {

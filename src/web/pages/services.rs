@@ -104,7 +104,7 @@ async fn edge_over_time(
     let mut server = Vec::new();
     let mut requests = Vec::new();
     let mut errored = Vec::new();
-    for bucket in buckets(range) {
+    for bucket in buckets(range, EDGE_SERIES_BUCKETS) {
         let view = state.query.graph(bucket, &filter).await?;
         let mut stats = crate::model::graph::EdgeStats::default();
         for (_, edge) in view
@@ -158,7 +158,7 @@ async fn service_trends(
     state: &WebState,
     range: GraphRange,
 ) -> Result<HashMap<String, Vec<(f64, bool)>>, PageError> {
-    let ranges = buckets(range);
+    let ranges = buckets(range, SPARK_BUCKETS);
     let num_buckets = ranges.len();
     let mut trends: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
     for (bucket, bucket_range) in ranges.into_iter().enumerate() {

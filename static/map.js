@@ -6,10 +6,23 @@
     var svg = document.getElementById("map-svg");
     if (!svg || svg.dataset.panzoom) { return; }
     svg.dataset.panzoom = "1";
-    var saved = sessionStorage.getItem(KEY);
-    if (saved) { svg.setAttribute("viewBox", saved); }
+    var full = svg.getAttribute("viewBox");
+    svg.dataset.full = full;
     var box = function () { return svg.getAttribute("viewBox").split(" ").map(Number); };
     var set = function (b) { var v = b.join(" "); svg.setAttribute("viewBox", v); sessionStorage.setItem(KEY, v); };
+    var saved = sessionStorage.getItem(KEY);
+    if (saved) {
+      svg.setAttribute("viewBox", saved);
+    } else {
+      // A big map fitted whole would shrink its labels past reading: start at a readable
+      // scale on the callers' side (the left), vertically centred; "Fit all" shows everything.
+      var rect = svg.getBoundingClientRect(), b = box();
+      var fit = Math.min(rect.width / b[2], rect.height / b[3]);
+      if (fit < 0.5 && rect.width > 0) {
+        var w = rect.width / 0.9, h = rect.height / 0.9;
+        svg.setAttribute("viewBox", [0, b[1] + b[3] / 2 - h / 2, w, h].join(" "));
+      }
+    }
     svg.addEventListener("wheel", function (event) {
       event.preventDefault();
       var b = box(), rect = svg.getBoundingClientRect();
@@ -34,5 +47,9 @@
   document.addEventListener("htmx:afterSwap", attach);
   document.addEventListener("click", function (event) {
     if (event.target && event.target.id === "map-reset") { sessionStorage.removeItem(KEY); location.reload(); }
+    if (event.target && event.target.id === "map-fit") {
+      var svg = document.getElementById("map-svg");
+      if (svg && svg.dataset.full) { svg.setAttribute("viewBox", svg.dataset.full); sessionStorage.setItem(KEY, svg.dataset.full); }
+    }
   });
 })();

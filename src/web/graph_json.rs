@@ -155,7 +155,12 @@ fn dot_quoted(text: &str) -> String {
     out
 }
 
-fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
+fn edge_label(
+    key: &EdgeKey,
+    stats: &EdgeStats,
+    window_secs: f64,
+    overlay: &SignalOverlay,
+) -> String {
     #[allow(clippy::cast_precision_loss)]
     let rate = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
@@ -171,10 +176,16 @@ fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
         let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
         let _ = write!(label, " err {percent:.1}%");
     }
+    if let Some(lag) = overlay.edge_lag.get(key) {
+        let _ = write!(label, " lag {:.0}", lag.lag);
+    }
+    if let Some(breaker) = overlay.edge_breaker.get(key) {
+        let _ = write!(label, " breaker {}", breaker.state.as_str());
+    }
     label
 }
 
-pub fn dot(view: &GraphView) -> String {
+pub fn dot(view: &GraphView, overlay: &SignalOverlay) -> String {
     let mut out =
         String::from("digraph cartograph {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
     for (key, _) in &view.nodes {
@@ -196,7 +207,7 @@ pub fn dot(view: &GraphView) -> String {
         let label = format!(
             "{} {}",
             key.kind.as_str(),
-            edge_label(stats, view.window_secs)
+            edge_label(key, stats, view.window_secs, overlay)
         );
         let _ = writeln!(
             out,
@@ -229,7 +240,7 @@ fn mermaid_label(text: &str) -> String {
     out
 }
 
-pub fn mermaid(view: &GraphView) -> String {
+pub fn mermaid(view: &GraphView, overlay: &SignalOverlay) -> String {
     let mut out = String::from("flowchart LR\n");
     let index_of = |key: &NodeKey| {
         view.nodes
@@ -254,7 +265,7 @@ pub fn mermaid(view: &GraphView) -> String {
         let label = mermaid_label(&format!(
             "{} {}",
             key.kind.as_str(),
-            edge_label(stats, view.window_secs)
+            edge_label(key, stats, view.window_secs, overlay)
         ));
         let _ = writeln!(out, "  n{source} -->|{label}| n{target}");
     }

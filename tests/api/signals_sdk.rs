@@ -340,6 +340,20 @@ async fn lag_and_breaker_from_the_sdk_sit_on_the_right_edges_and_follow_the_metr
         true
     );
 
+    let dot = app
+        .client
+        .get(format!("{}/api/v1/graph.dot?window=15m", app.ui))
+        .send()
+        .await
+        .expect("dot")
+        .text()
+        .await
+        .expect("dot text");
+    assert!(
+        dot.contains("breaker open") && dot.contains("lag 80"),
+        "{dot}"
+    );
+
     let (status, breakers) = app.get_json("/api/v1/breakers?window=15m").await;
     assert_eq!(status, 200);
     let breaker = &breakers["breakers"][0];

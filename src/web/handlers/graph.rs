@@ -27,30 +27,39 @@ pub async fn graph(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (range, view) = ranged_view(&request, &state).await?;
+    let (view, overlay) = placed_view(&request, &state).await?;
+    Ok(HttpResponse::Ok().json(graph_json::graph(&view, &overlay)))
+}
+
+/// The view with lag and breakers placed on it.
+async fn placed_view(
+    request: &HttpRequest,
+    state: &WebState,
+) -> Result<(analysis::GraphView, crate::query::SignalOverlay), ApiError> {
+    let (range, view) = ranged_view(request, state).await?;
     let signals = state.query.signals(range).await?;
     let overlay = crate::query::overlay(&view, &signals);
-    Ok(HttpResponse::Ok().json(graph_json::graph(&view, &overlay)))
+    Ok((view, overlay))
 }
 
 pub async fn graph_dot(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = view(&request, &state).await?;
+    let (view, overlay) = placed_view(&request, &state).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/vnd.graphviz; charset=utf-8")
-        .body(graph_json::dot(&view)))
+        .body(graph_json::dot(&view, &overlay)))
 }
 
 pub async fn graph_mermaid(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = view(&request, &state).await?;
+    let (view, overlay) = placed_view(&request, &state).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body(graph_json::mermaid(&view)))
+        .body(graph_json::mermaid(&view, &overlay)))
 }
 
 pub async fn insights(

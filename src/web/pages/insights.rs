@@ -25,7 +25,14 @@ pub async fn insights(
     );
     for cycle in &found.cycles {
         cycles.rows.push(vec![
-            Cell::text(cycle.path.join(" → ")),
+            Cell::text(
+                cycle
+                    .path
+                    .iter()
+                    .map(|id| shown(id))
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+            ),
             Cell::text(if cycle.synchronous { "yes" } else { "no" }),
             Cell::text(if cycle.through_topic { "yes" } else { "no" }),
         ]);
@@ -62,8 +69,8 @@ pub async fn insights(
     );
     for pair in &found.chatty_pairs {
         chatty.rows.push(vec![
-            Cell::text(&pair.source),
-            Cell::text(&pair.target),
+            Cell::text(shown(&pair.source)),
+            Cell::text(shown(&pair.target)),
             Cell::number(format!("{:.1}", pair.calls_per_trace)),
             Cell::number(pair.max_calls_per_trace.to_string()),
             Cell::number(rate_text(pair.requests_per_s)),
@@ -81,7 +88,7 @@ pub async fn insights(
     );
     for fan in &found.fan_out {
         fan_out.rows.push(vec![
-            Cell::text(&fan.node),
+            Cell::text(shown(&fan.node)),
             Cell::number(fan.num_callees.to_string()),
             Cell::number(fan.num_synchronous_callees.to_string()),
             Cell::number(rate_text(fan.requests_per_s)),
@@ -99,7 +106,7 @@ pub async fn insights(
     );
     for point in &found.single_points_of_failure {
         spof.rows.push(vec![
-            Cell::text(&point.node),
+            Cell::text(shown(&point.node)),
             Cell::number(point.num_dependents.to_string()),
             Cell::number(point.num_separated_parts.to_string()),
             Cell::number(format!("{:.1} %", point.affected_traffic_share * 100.0)),

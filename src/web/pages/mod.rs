@@ -153,6 +153,11 @@ fn respond(page: &impl askama::Template) -> HttpResponse {
     }
 }
 
+/// A node id as the pages show it: services by name, other nodes with their kind.
+fn shown(id: &str) -> &str {
+    id.strip_prefix("service:").unwrap_or(id)
+}
+
 /// Splits `range` into at most `max_buckets` consecutive ranges of whole minutes.
 fn buckets(range: GraphRange, max_buckets: i64) -> Vec<GraphRange> {
     let num_minutes = (range.to_minute - range.from_minute).max(1);

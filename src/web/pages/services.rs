@@ -304,7 +304,7 @@ pub async fn service(
         );
         for affected in &radius.affected {
             blast.rows.push(vec![
-                Cell::text(&affected.node),
+                Cell::text(shown(&affected.node)),
                 Cell::number(affected.num_hops.to_string()),
                 Cell::number(format!("{:.2}", affected.requests_per_s)),
             ]);

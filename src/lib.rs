@@ -3,6 +3,7 @@
 //! Data flows `ingest` → `pipeline` → `store` (and, later, the graph engine); `web` serves the
 //! JSON API through `query`. `app` wires it all and owns the running tasks.
 
+pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;

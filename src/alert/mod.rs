@@ -1,5 +1,8 @@
-//! Alerts on the map's signals (issue 7, in progress): `state` is the per-rule alert life cycle
-//! (pending → firing → resolved with `for` and `keep_firing_for`, fingerprints over labels).
-//! Rules, grouping, silences and webhook delivery are still to come.
+//! Alerts on the map's signals (issue 7, in progress): `rule` says for which label sets a
+//! rule's condition holds on a map and its lag and breakers (pure); `state` is the per-rule
+//! alert life cycle (pending → firing → resolved with `for` and `keep_firing_for`,
+//! fingerprints over labels). The config section, the evaluation loop, grouping, silences and
+//! webhook delivery are still to come.
 
+pub mod rule;
 pub mod state;

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
-pub use signals::{EdgeLag, SignalOverlay, Signals, overlay};
+pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};
 
 /// Every read trait of one store.
 pub trait StoreReader: TraceReader + MetricReader + RollupReader {}

@@ -55,7 +55,32 @@ pub struct SignalOverlay {
     pub breakers: Vec<(Breaker, Option<EdgeKey>)>,
 }
 
+/// The map of a range with its lag and breakers placed on it.
+#[derive(Debug, Clone)]
+pub struct PlacedGraph {
+    pub view: GraphView,
+    pub overlay: SignalOverlay,
+    /// Some signal metric had more points in the range than were replayed.
+    pub is_truncated: bool,
+}
+
 impl QueryService {
+    /// The map of `range`, filtered, with lag and breakers placed on its edges and nodes.
+    pub async fn placed_graph(
+        &self,
+        range: GraphRange,
+        filter: &super::GraphFilter,
+    ) -> Result<PlacedGraph, QueryError> {
+        let view = self.graph(range, filter).await?;
+        let signals = self.signals(range).await?;
+        let overlay = overlay(&view, &signals);
+        Ok(PlacedGraph {
+            view,
+            overlay,
+            is_truncated: signals.is_truncated,
+        })
+    }
+
     /// Lag and breakers as of the end of `range`.
     pub async fn signals(&self, range: GraphRange) -> Result<Signals, QueryError> {
         let now = now_unix_nano();

@@ -6,21 +6,14 @@ use serde_json::{Value, json};
 
 use crate::graph::analysis;
 use crate::model::graph::NodeKey;
-use crate::query::{GraphFilter, GraphRange, ServiceSummary};
+use crate::query::{GraphFilter, ServiceSummary};
 use crate::web::error::ApiError;
 use crate::web::params::{GRAPH_PARAMS, graph_query};
 use crate::web::{WebState, graph_json};
 
 async fn view(request: &HttpRequest, state: &WebState) -> Result<analysis::GraphView, ApiError> {
-    Ok(ranged_view(request, state).await?.1)
-}
-
-async fn ranged_view(
-    request: &HttpRequest,
-    state: &WebState,
-) -> Result<(GraphRange, analysis::GraphView), ApiError> {
     let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
-    Ok((range, state.query.graph(range, &filter).await?))
+    Ok(state.query.graph(range, &filter).await?)
 }
 
 pub async fn graph(
@@ -31,15 +24,14 @@ pub async fn graph(
     Ok(HttpResponse::Ok().json(graph_json::graph(&view, &overlay)))
 }
 
-/// The view with lag and breakers placed on it.
+/// The requested view with lag and breakers placed on it.
 async fn placed_view(
     request: &HttpRequest,
     state: &WebState,
 ) -> Result<(analysis::GraphView, crate::query::SignalOverlay), ApiError> {
-    let (range, view) = ranged_view(request, state).await?;
-    let signals = state.query.signals(range).await?;
-    let overlay = crate::query::overlay(&view, &signals);
-    Ok((view, overlay))
+    let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
+    let placed = state.query.placed_graph(range, &filter).await?;
+    Ok((placed.view, placed.overlay))
 }
 
 pub async fn graph_dot(
@@ -121,8 +113,10 @@ pub async fn service(
     let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
     let summaries = state.query.services(range, Some(name.clone())).await?;
     let node = NodeKey::service(name.clone());
-    let view = state.query.graph(range, &GraphFilter::default()).await?;
-    let overlay = crate::query::overlay(&view, &state.query.signals(range).await?);
+    let crate::query::PlacedGraph { view, overlay, .. } = state
+        .query
+        .placed_graph(range, &GraphFilter::default())
+        .await?;
     let Some(summary) = summaries.first() else {
         if !view.nodes.iter().any(|(key, _)| *key == node) {
             return Err(ApiError::NotFound(format!(

@@ -3,37 +3,38 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::query::{GraphFilter, SignalOverlay, overlay};
+use crate::query::{GraphFilter, PlacedGraph};
 use crate::web::error::ApiError;
 use crate::web::params::graph_query;
 use crate::web::{WebState, signals_json};
 
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
 
-async fn placed(
-    request: &HttpRequest,
-    state: &WebState,
-) -> Result<(crate::graph::analysis::GraphView, SignalOverlay, bool), ApiError> {
+async fn placed(request: &HttpRequest, state: &WebState) -> Result<PlacedGraph, ApiError> {
     let (range, _) = graph_query(request.query_string(), RANGE_PARAMS)?;
-    let view = state.query.graph(range, &GraphFilter::default()).await?;
-    let signals = state.query.signals(range).await?;
-    let overlay = overlay(&view, &signals);
-    Ok((view, overlay, signals.is_truncated))
+    Ok(state
+        .query
+        .placed_graph(range, &GraphFilter::default())
+        .await?)
 }
 
 pub async fn kafka(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, overlay, is_truncated) = placed(&request, &state).await?;
-    Ok(HttpResponse::Ok().json(signals_json::kafka(&overlay, is_truncated)))
+    let placed = placed(&request, &state).await?;
+    Ok(HttpResponse::Ok().json(signals_json::kafka(&placed.overlay, placed.is_truncated)))
 }
 
 pub async fn breakers(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, overlay, is_truncated) = placed(&request, &state).await?;
+    let PlacedGraph {
+        view,
+        overlay,
+        is_truncated,
+    } = placed(&request, &state).await?;
     let stats_of = |key: &crate::model::graph::EdgeKey| {
         view.edges
             .iter()

@@ -18,7 +18,7 @@ use askama::Template as _;
 use crate::graph::analysis;
 use crate::model::graph::{EdgeKey, NodeKey, NodeKind};
 use crate::model::{TraceId, now_unix_nano};
-use crate::query::{GraphFilter, GraphRange, SignalOverlay, overlay};
+use crate::query::{GraphFilter, GraphRange, SignalOverlay};
 use crate::store::TraceQuery;
 use crate::web::WebState;
 use crate::web::error::ApiError;
@@ -112,10 +112,8 @@ async fn placed_view(
     range: GraphRange,
     filter: &GraphFilter,
 ) -> Result<(analysis::GraphView, SignalOverlay), PageError> {
-    let view = state.query.graph(range, filter).await?;
-    let signals = state.query.signals(range).await?;
-    let overlay = overlay(&view, &signals);
-    Ok((view, overlay))
+    let placed = state.query.placed_graph(range, filter).await?;
+    Ok((placed.view, placed.overlay))
 }
 
 fn percent(numerator: u64, denominator: u64) -> String {

@@ -96,16 +96,12 @@ fn map_render(c: &mut Criterion) {
     let page_view = mesh_of(PAGE_SERVICES, PAGE_EDGES);
     let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
     group.bench_function("layout_and_svg", |bencher| {
-        bencher.iter(|| {
-            let layout = map_svg::map_layout(black_box(&page_view), &overlay);
-            map_svg::render(&page_view, &overlay, &layout)
-        });
+        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay));
     });
     group.finish();
-    let layout = map_svg::map_layout(&page_view, &overlay);
     eprintln!(
         "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        map_svg::render(&page_view, &overlay, &layout).len()
+        map_svg::render(&page_view, &overlay).len()
     );
 }
 

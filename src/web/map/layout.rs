@@ -13,7 +13,7 @@ const MAX_NODE_WIDTH: f64 = 230.0;
 const CHAR_WIDTH: f64 = 7.0;
 const LAYER_GAP: f64 = 210.0;
 const ROW_GAP: f64 = 34.0;
-pub const MARGIN: f64 = 24.0;
+const MARGIN: f64 = 24.0;
 const SWEEPS: usize = 6;
 
 /// A box placed on the map.

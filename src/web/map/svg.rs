@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::layout::{self, Layout, MARGIN, Placed};
+use super::layout::{self, Layout, Placed};
 use crate::graph::analysis::GraphView;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
 use crate::query::SignalOverlay;
@@ -199,8 +199,15 @@ fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
     };
 }
 
-/// The whole map. `layout` must come from the view's nodes in order (see [`map_layout`]).
-pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> String {
+/// What a node shows: its (possibly cut) name, its second line, and its health class.
+struct NodeLines {
+    label: String,
+    sub: String,
+    health: &'static str,
+}
+
+/// The whole map: nodes laid out (boxes as wide as their longer line), then drawn.
+pub fn render(view: &GraphView, overlay: &SignalOverlay) -> String {
     let index: HashMap<&NodeKey, usize> = view
         .nodes
         .iter()
@@ -208,6 +215,44 @@ pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> Str
         .map(|(i, (key, _))| (key, i))
         .collect();
     let traffic = node_traffic(view);
+    let lines: Vec<NodeLines> = view
+        .nodes
+        .iter()
+        .map(|(key, _)| {
+            let (requests, errors) = traffic.get(key).copied().unwrap_or_default();
+            NodeLines {
+                label: cut(&key.name, layout::max_label_chars()),
+                sub: node_sub(key, (requests, errors), view.window_secs, overlay),
+                health: health_class(requests, errors),
+            }
+        })
+        .collect();
+    let widest: Vec<&str> = lines
+        .iter()
+        .map(|line| {
+            if line.sub.chars().count() > line.label.chars().count() {
+                line.sub.as_str()
+            } else {
+                line.label.as_str()
+            }
+        })
+        .collect();
+    let edges: Vec<(usize, usize)> = view
+        .edges
+        .iter()
+        .filter_map(|(key, _)| Some((*index.get(&key.source)?, *index.get(&key.target)?)))
+        .collect();
+    let layout = layout::layout(&widest, &edges);
+    draw(view, overlay, &index, &lines, &layout)
+}
+
+fn draw(
+    view: &GraphView,
+    overlay: &SignalOverlay,
+    index: &HashMap<&NodeKey, usize>,
+    lines: &[NodeLines],
+    layout: &Layout,
+) -> String {
     let bottom = layout.height;
     let mut out = String::with_capacity(256 * (view.nodes.len() + view.edges.len()) + 1024);
     let _ = write!(
@@ -235,9 +280,7 @@ pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> Str
     out.push_str(r#"</g><g class="nodes">"#);
     for (position, (key, _)) in view.nodes.iter().enumerate() {
         let placed = &layout.nodes[position];
-        let (requests, errors) = traffic.get(key).copied().unwrap_or_default();
-        let health = health_class(requests, errors);
-        let sub = node_sub(key, (requests, errors), view.window_secs, overlay);
+        let NodeLines { label, sub, health } = &lines[position];
         let _ = write!(
             out,
             r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
@@ -253,8 +296,8 @@ pub fn render(view: &GraphView, overlay: &SignalOverlay, layout: &Layout) -> Str
             out,
             r#"<text class="node-label" x="{cx:.1}" y="19">{label}</text><text class="node-sub" x="{cx:.1}" y="35">{sub}</text></g></a>"#,
             cx = placed.width / 2.0,
-            label = escape(&cut(&key.name, layout::max_label_chars())),
-            sub = escape(&sub),
+            label = escape(label),
+            sub = escape(sub),
         );
     }
     out.push_str("</g></svg>");
@@ -339,40 +382,6 @@ fn edge(
         );
     }
     out.push_str("</g></a>");
-}
-
-/// Lays out the view's nodes (in view order) and edges; a box is as wide as its longer line.
-pub fn map_layout(view: &GraphView, overlay: &SignalOverlay) -> Layout {
-    let index: HashMap<&NodeKey, usize> = view
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, (key, _))| (key, i))
-        .collect();
-    let traffic = node_traffic(view);
-    let labels: Vec<String> = view
-        .nodes
-        .iter()
-        .map(|(key, _)| {
-            let name = cut(&key.name, layout::max_label_chars());
-            let traffic = traffic.get(key).copied().unwrap_or_default();
-            let sub = node_sub(key, traffic, view.window_secs, overlay);
-            if sub.chars().count() > name.chars().count() {
-                sub
-            } else {
-                name
-            }
-        })
-        .collect();
-    let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-    let edges: Vec<(usize, usize)> = view
-        .edges
-        .iter()
-        .filter_map(|(key, _)| Some((*index.get(&key.source)?, *index.get(&key.target)?)))
-        .collect();
-    let mut layout = layout::layout(&label_refs, &edges);
-    layout.width = layout.width.max(MARGIN * 2.0);
-    layout
 }
 
 #[cfg(test)]
@@ -474,13 +483,8 @@ mod tests {
     #[test]
     fn the_small_shop_map_matches_the_committed_svg() {
         let (view, overlay) = small_shop();
-        let layout = map_layout(&view, &overlay);
-        let rendered = render(&view, &overlay, &layout);
-        assert_eq!(
-            rendered,
-            render(&view, &overlay, &map_layout(&view, &overlay)),
-            "deterministic"
-        );
+        let rendered = render(&view, &overlay);
+        assert_eq!(rendered, render(&view, &overlay), "deterministic");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/map_small_shop.svg");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if committed != rendered {
@@ -517,7 +521,7 @@ mod tests {
             window_secs: 60.0,
         };
         let overlay = SignalOverlay::default();
-        let svg = render(&view, &overlay, &map_layout(&view, &overlay));
+        let svg = render(&view, &overlay);
         assert!(
             !svg.contains("<script>") && !svg.contains("'x'") && !svg.contains("\"&"),
             "{svg}"

@@ -22,7 +22,6 @@ pub async fn map(
     let query_string = custom_range_wins(&without_empty(request.query_string()));
     let (range, filter) = graph_query(&query_string, GRAPH_PARAMS)?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
-    let layout = svg::map_layout(&view, &overlay);
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
     let value = |name: &str| {
@@ -53,7 +52,7 @@ pub async fn map(
         } else {
             format!("/?{query_string}")
         },
-        svg: svg::render(&view, &overlay, &layout),
+        svg: svg::render(&view, &overlay),
     };
     Ok(respond(&page))
 }

@@ -3,8 +3,6 @@
 //! out. Times are RFC 3339; an alert still firing ends at the zero time, as Alertmanager sends.
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::state::{Alert, Labels, Status};
 
@@ -41,10 +39,7 @@ pub struct WebhookMessage {
 }
 
 fn rfc3339(unix_nano: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nano))
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ZERO_TIME.to_owned())
+    crate::model::rfc3339(unix_nano).unwrap_or_else(|| ZERO_TIME.to_owned())
 }
 
 /// One alert as the webhook carries it.

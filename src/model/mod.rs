@@ -55,3 +55,11 @@ pub fn split_mix(mut value: u64) -> u64 {
     value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     value ^ (value >> 31)
 }
+
+/// A Unix time in nanoseconds as RFC 3339 (UTC, nanoseconds kept), or `None` out of range.
+pub fn rfc3339(unix_nano: u64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nano))
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}

@@ -4,18 +4,13 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::model::graph::{EdgeKey, EdgeStats};
 use crate::query::{EdgeLag, SignalOverlay};
 use crate::signals::{Breaker, GroupLag};
 
 pub fn rfc3339(unix_nano: u64) -> Value {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nano))
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
+    crate::model::rfc3339(unix_nano).map_or(Value::Null, Value::String)
 }
 
 fn edge_ref(edge: Option<&EdgeKey>) -> Value {

@@ -128,11 +128,9 @@ fn quantile(sketch: &crate::model::LatencySketch, q: f64) -> String {
 }
 
 fn time_text(unix_nano: u64) -> String {
-    crate::web::signals_json::rfc3339(unix_nano)
-        .as_str()
-        .map_or("–".to_owned(), |text| {
-            text.replace('T', " ").chars().take(19).collect()
-        })
+    crate::model::rfc3339(unix_nano).map_or("–".to_owned(), |text| {
+        text.replace('T', " ").chars().take(19).collect()
+    })
 }
 
 fn respond(page: &impl askama::Template) -> HttpResponse {

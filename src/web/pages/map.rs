@@ -30,11 +30,8 @@ pub async fn map(
             .find(|(key, _)| key == name)
             .map(|(_, v)| v.clone())
     };
-    let frame = Frame::new("Map", "Map");
     let page = MapPage {
-        title: frame.title,
-        section: frame.section,
-        nav: frame.nav,
+        frame: Frame::new("Map", "Map"),
         windows: WINDOWS.to_vec(),
         window: value("window").unwrap_or_else(|| "15m".to_owned()),
         from: value("from").unwrap_or_default(),

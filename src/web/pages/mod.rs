@@ -75,11 +75,8 @@ impl ResponseError for PageError {
 }
 
 fn error_page(status: StatusCode, heading: &str, message: &str) -> HttpResponse {
-    let frame = Frame::new(heading, "");
     let page = ErrorPage {
-        title: frame.title,
-        section: frame.section,
-        nav: frame.nav,
+        frame: Frame::new(heading, ""),
         heading: heading.to_owned(),
         message: message.to_owned(),
     };

@@ -98,11 +98,8 @@ pub async fn trace(
         .iter()
         .map(|s| s.resource.service_name.as_str())
         .collect();
-    let frame = Frame::new(format!("Trace {raw}"), "Traces");
     let page = TracePage {
-        title: frame.title,
-        section: frame.section,
-        nav: frame.nav,
+        frame: Frame::new(format!("Trace {raw}"), "Traces"),
         trace_id: trace_id.to_string(),
         cards: vec![
             ("duration".to_owned(), millis_text((end - start) as f64)),

@@ -34,9 +34,7 @@ impl Frame {
 #[derive(Template, WebTemplate)]
 #[template(path = "map.html")]
 pub struct MapPage {
-    pub title: String,
-    pub section: &'static str,
-    pub nav: Vec<(&'static str, &'static str)>,
+    pub frame: Frame,
     pub windows: Vec<&'static str>,
     pub window: String,
     pub from: String,
@@ -202,9 +200,7 @@ impl Section {
 #[derive(Template, WebTemplate)]
 #[template(path = "table.html")]
 pub struct TablePage {
-    pub title: String,
-    pub section: &'static str,
-    pub nav: Vec<(&'static str, &'static str)>,
+    pub frame: Frame,
     pub heading: String,
     pub intro: String,
     pub cards: Vec<(String, String)>,
@@ -217,9 +213,7 @@ pub struct TablePage {
 impl TablePage {
     pub fn new(frame: Frame, heading: impl Into<String>, intro: impl Into<String>) -> Self {
         Self {
-            title: frame.title,
-            section: frame.section,
-            nav: frame.nav,
+            frame,
             heading: heading.into(),
             intro: intro.into(),
             cards: Vec::new(),
@@ -233,9 +227,7 @@ impl TablePage {
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
-    pub title: String,
-    pub section: &'static str,
-    pub nav: Vec<(&'static str, &'static str)>,
+    pub frame: Frame,
     pub heading: String,
     pub message: String,
 }
@@ -262,9 +254,7 @@ pub struct WaterfallSpan {
 #[derive(Template, WebTemplate)]
 #[template(path = "trace.html")]
 pub struct TracePage {
-    pub title: String,
-    pub section: &'static str,
-    pub nav: Vec<(&'static str, &'static str)>,
+    pub frame: Frame,
     pub trace_id: String,
     pub cards: Vec<(String, String)>,
     pub spans: Vec<WaterfallSpan>,

@@ -17,6 +17,8 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Alerts(crate::alert::config::InvalidAlertConfig),
     #[error("invalid config value `{field}`: {message}")]
     Invalid {
         field: &'static str,
@@ -33,6 +35,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub graph: GraphConfig,
     pub signals: crate::signals::SignalSettings,
+    pub alerts: crate::alert::config::AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,6 +246,7 @@ impl Config {
         if let Err((field, message)) = self.signals.validate() {
             return Err(ConfigError::Invalid { field, message });
         }
+        self.alerts.validate().map_err(ConfigError::Alerts)?;
         if self.storage.store == StoreKind::Clickhouse {
             return invalid(
                 "storage.store",
@@ -344,6 +348,42 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("signals", "max_lag_series") => "Lag series (group, topic, partition) kept at most.",
         ("signals", "max_breakers") => "Breakers kept at most (overflow counted).",
         ("signals", "max_transitions_per_breaker") => "Transitions kept per breaker.",
+        ("alerts", "enabled") => "Evaluate alert rules and deliver notifications.",
+        ("alerts", "evaluation_interval") => "How often every rule is evaluated.",
+        ("alerts", "external_url") => "Base of links in notifications; empty: http://<listen.ui>.",
+        ("alerts", "builtin_rules") => {
+            "Run the built-in rules (docs/alerts.md) besides [[alerts.rules]]."
+        }
+        ("alerts", "disabled_rules") => "Built-in rules to leave out, by name.",
+        ("alerts", "group_by") => "Labels whose values split alerts into notification groups.",
+        ("alerts", "group_wait") => "A new group waits this long before its first notification.",
+        ("alerts", "group_interval") => "Wait before notifying about changes in a group.",
+        ("alerts", "repeat_interval") => {
+            "Wait before re-sending a notification that changed nothing."
+        }
+        ("alerts", "max_alerts_per_rule") => "Alerts tracked per rule (overflow counted).",
+        ("alerts", "max_alerts_per_notification") => {
+            "Alerts listed per notification (the rest in truncatedAlerts)."
+        }
+        ("alerts", "receivers") => {
+            "Webhooks: [[alerts.receivers]] name, url, send_resolved, hmac_secret, headers."
+        }
+        ("alerts", "rules") => {
+            "Rules: [[alerts.rules]] name, kind, for, window, labels, annotations."
+        }
+        ("alerts.delivery", "timeout") => "Time limit of one delivery attempt.",
+        ("alerts.delivery", "initial_backoff") => {
+            "First retry delay, doubled per retry (±50 % jitter)."
+        }
+        ("alerts.delivery", "max_backoff") => "Longest delay between two attempts.",
+        ("alerts.delivery", "give_up_after") => {
+            "Undelivered notifications are given up after this."
+        }
+        ("alerts.delivery", "max_outbox") => "Undelivered notifications kept at most.",
+        ("alerts.delivery", "max_log_entries") => "Delivery attempts kept in the log.",
+        ("alerts.alertmanager", "urls") => {
+            "Alertmanager base URLs to push alerts to (/api/v2/alerts)."
+        }
         _ => "UNDOCUMENTED",
     }
 }

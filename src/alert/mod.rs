@@ -1,9 +1,15 @@
-//! Alerts on the map's signals (issue 7, in progress): `rule` says for which label sets a
-//! rule's condition holds on a map and its lag and breakers (pure); `state` is the per-rule
-//! alert life cycle (pending → firing → resolved with `for` and `keep_firing_for`,
-//! fingerprints over labels); `payload` builds Alertmanager webhook v4 bodies. The config section, the evaluation loop, grouping, silences and
-//! webhook delivery are still to come.
+//! Alerts on the map's signals. `rule` says for which label sets a rule's condition holds
+//! (pure); `state` is each rule's alert life cycle (pending → firing → resolved with `for` and
+//! `keep_firing_for`, fingerprints over labels); `group` turns firing and resolved alerts into
+//! notifications (group_by, group_wait, group_interval, repeat_interval, silences); `payload`
+//! builds Alertmanager webhook v4 bodies; `config` is the `[alerts]` section with the built-in
+//! rules.
 
+pub mod config;
+pub mod duration;
+pub mod group;
 pub mod payload;
 pub mod rule;
+pub mod silence;
 pub mod state;
+pub mod template;

@@ -96,14 +96,7 @@ pub fn webhook_message(
             .map(|alert| &alert.annotations)
             .collect::<Vec<_>>(),
     );
-    let group_key = format!(
-        "{{}}:{{{}}}",
-        group_labels
-            .iter()
-            .map(|(key, value)| format!("{key}={value:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let group_key = super::group::group_key(&group_labels);
     let truncated = alerts.len().saturating_sub(max_alerts) as u64;
     alerts.truncate(max_alerts);
     WebhookMessage {

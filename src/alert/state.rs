@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// Labels of one alert, sorted: the identity of the alert within its rule.
 pub type Labels = BTreeMap<String, String>;
 
@@ -30,7 +32,8 @@ pub fn fingerprint(labels: &Labels) -> u64 {
     hash
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
     Firing,
@@ -38,8 +41,18 @@ pub enum Status {
     Resolved,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
 /// One alert of one rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub labels: Labels,
     pub status: Status,
@@ -100,6 +113,17 @@ impl RuleAlerts {
 
     pub fn alerts(&self) -> impl Iterator<Item = (&u64, &Alert)> {
         self.alerts.iter()
+    }
+
+    /// Puts back alerts saved from an earlier run (by fingerprint), within the limit.
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
+        for alert in alerts {
+            if self.alerts.len() >= self.max_alerts {
+                self.num_dropped += 1;
+                continue;
+            }
+            self.alerts.insert(fingerprint(&alert.labels), alert);
+        }
     }
 
     /// Applies one evaluation at `now`: `holding` are the label sets (with values) whose

@@ -63,3 +63,11 @@ pub fn rfc3339(unix_nano: u64) -> Option<String> {
         .format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
+
+/// Nanoseconds since the Unix epoch of an RFC 3339 time; `None` when it is not one or lies
+/// before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp_nanos()).ok()
+}

@@ -17,6 +17,7 @@
 //! does) for the indexed-search cases to exercise their index; results must not depend on it.
 //! The shared data lives in [`fixtures`] and [`rollup_fixtures`], which the benchmarks use too.
 
+pub mod alerts;
 pub mod fixtures;
 mod metrics;
 mod retention;

@@ -3,6 +3,7 @@
 //! The write side is owned by one dedicated thread (see [`crate::pipeline`]); the read side is
 //! shared and called from blocking tasks. Nothing here knows about HTTP, gRPC or OTLP.
 
+pub mod alerts;
 pub mod conformance;
 pub mod sqlite;
 

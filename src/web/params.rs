@@ -4,9 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
 use super::error::ApiError;
 use crate::model::graph::NodeKey;
 use crate::model::now_unix_nano;
@@ -132,8 +129,7 @@ fn parse_time(raw: &str) -> Option<u64> {
     if raw.bytes().all(|b| b.is_ascii_digit()) {
         return raw.parse().ok();
     }
-    let time = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
-    u64::try_from(time.unix_timestamp_nanos()).ok()
+    crate::model::parse_rfc3339(raw)
 }
 
 pub const TRACE_SEARCH_PARAMS: &[&str] = &[

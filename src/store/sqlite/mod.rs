@@ -11,6 +11,7 @@
 //! File-backed stores also run one background thread (see [`checkpoint`]) that copies the WAL
 //! back into the database file, so commits on the writer thread only append to the WAL.
 
+mod alerts;
 mod checkpoint;
 mod codec;
 mod codec_metric;
@@ -27,6 +28,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub use alerts::SqliteAlertStore;
 pub use reader::SqliteReader;
 pub use writer::SqliteWriter;
 

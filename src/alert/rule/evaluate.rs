@@ -1,0 +1,311 @@
+//! [`evaluate`]: for which label sets a rule's condition holds on one evaluation's inputs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{ChangeFilter, Comparison, DropScope, Inputs, RuleKind};
+use crate::alert::state::Labels;
+use crate::graph::analysis::{self, GraphView};
+use crate::model::graph::{EdgeKey, EdgeKind, NodeKind};
+use crate::model::{AttrValue, MetricPoint, attr_get};
+use crate::model::{NumberValue, PointValue};
+use crate::signals::Trend;
+
+fn label(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+fn kind_matches(kinds: &[EdgeKind], kind: EdgeKind) -> bool {
+    kinds.is_empty() || kinds.contains(&kind)
+}
+
+fn edge_labels(key: &EdgeKey) -> Labels {
+    label(&[
+        ("source", &key.source.id()),
+        ("target", &key.target.id()),
+        ("edge_kind", key.kind.as_str()),
+    ])
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(part: u64, whole: u64) -> f64 {
+    part as f64 / whole as f64
+}
+
+/// The label sets for which `kind` holds on `inputs`, with their values.
+pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
+    let view = inputs.view;
+    let overlay = inputs.overlay;
+    match kind {
+        RuleKind::EdgeErrorRate {
+            threshold,
+            min_requests,
+            edge_kinds,
+        } => view
+            .edges
+            .iter()
+            .filter(|(key, stats)| {
+                kind_matches(edge_kinds, key.kind) && stats.num_requests >= *min_requests
+            })
+            .filter_map(|(key, stats)| {
+                let rate = ratio(stats.num_errors, stats.num_requests);
+                (rate > *threshold).then(|| (edge_labels(key), rate))
+            })
+            .collect(),
+        RuleKind::ServiceErrorRate {
+            threshold,
+            min_requests,
+        } => inputs
+            .services
+            .iter()
+            .filter(|service| service.stats.num_requests >= (*min_requests).max(1))
+            .filter_map(|service| {
+                let rate = ratio(service.stats.num_errors, service.stats.num_requests);
+                (rate > *threshold).then(|| (label(&[("service", &service.name)]), rate))
+            })
+            .collect(),
+        RuleKind::EdgeLatency {
+            quantile,
+            threshold_ms,
+            min_requests,
+            edge_kinds,
+        } => view
+            .edges
+            .iter()
+            .filter(|(key, stats)| {
+                kind_matches(edge_kinds, key.kind) && stats.num_requests >= *min_requests
+            })
+            .filter_map(|(key, stats)| {
+                let millis = stats.client_latency.quantile_nanos(*quantile)? / 1e6;
+                (millis > *threshold_ms).then(|| (edge_labels(key), millis))
+            })
+            .collect(),
+        RuleKind::ServiceLatency {
+            quantile,
+            threshold_ms,
+            min_requests,
+        } => inputs
+            .services
+            .iter()
+            .filter(|service| service.stats.num_requests >= *min_requests)
+            .filter_map(|service| {
+                let millis = service.stats.latency.quantile_nanos(*quantile)? / 1e6;
+                (millis > *threshold_ms).then(|| (label(&[("service", &service.name)]), millis))
+            })
+            .collect(),
+        RuleKind::RequestRateDrop {
+            drop_ratio,
+            min_baseline_requests,
+            scope,
+        } => {
+            // Windows of equal length: comparing counts compares rates.
+            let dropped = |before: u64, now: u64| {
+                let fall = 1.0 - ratio(now, before.max(1));
+                (before >= *min_baseline_requests && fall > *drop_ratio).then_some(fall)
+            };
+            match scope {
+                DropScope::Service => inputs
+                    .baseline_services
+                    .iter()
+                    .filter_map(|before| {
+                        let now = inputs
+                            .services
+                            .iter()
+                            .find(|service| service.name == before.name)
+                            .map_or(0, |service| service.stats.num_requests);
+                        let fall = dropped(before.stats.num_requests, now)?;
+                        Some((label(&[("service", &before.name)]), fall))
+                    })
+                    .collect(),
+                DropScope::Edge => inputs
+                    .baseline
+                    .edges
+                    .iter()
+                    .filter_map(|(key, before)| {
+                        let now = view
+                            .edges
+                            .iter()
+                            .find(|(current, _)| current == key)
+                            .map_or(0, |(_, stats)| stats.num_requests);
+                        let fall = dropped(before.num_requests, now)?;
+                        Some((edge_labels(key), fall))
+                    })
+                    .collect(),
+            }
+        }
+        RuleKind::PublishConsumeLatency {
+            quantile,
+            threshold_ms,
+        } => view
+            .edges
+            .iter()
+            .filter(|(key, _)| key.source.kind == NodeKind::Topic)
+            .filter_map(|(key, stats)| {
+                let millis = stats.publish_consume_latency.quantile_nanos(*quantile)? / 1e6;
+                (millis > *threshold_ms).then(|| (edge_labels(key), millis))
+            })
+            .collect(),
+        RuleKind::KafkaLag { threshold } => overlay
+            .edge_lag
+            .iter()
+            .filter(|(_, lag)| lag.lag > *threshold)
+            .map(|(key, lag)| (edge_labels(key), lag.lag))
+            .collect(),
+        RuleKind::KafkaLagGrowing => overlay
+            .edge_lag
+            .iter()
+            .filter(|(_, lag)| lag.trend == Trend::Growing)
+            .map(|(key, lag)| (edge_labels(key), lag.rate_per_s.unwrap_or(0.0)))
+            .collect(),
+        RuleKind::BreakerState { states } => overlay
+            .breakers
+            .iter()
+            .filter(|(breaker, _)| states.iter().any(|state| state == breaker.state.as_str()))
+            .map(|(breaker, edge)| {
+                let mut labels = label(&[
+                    ("service", &breaker.service),
+                    ("breaker", &breaker.name),
+                    ("state", breaker.state.as_str()),
+                ]);
+                if let Some(edge) = edge {
+                    labels.insert("target".to_owned(), edge.target.id());
+                }
+                (labels, 1.0)
+            })
+            .collect(),
+        RuleKind::DependencyChange {
+            change,
+            min_requests,
+        } => dependency_changes(view, inputs.baseline, *change, *min_requests),
+        RuleKind::Cycle { include_async } => analysis::insights(view, &[])
+            .cycles
+            .into_iter()
+            .filter(|cycle| cycle.synchronous || *include_async)
+            .map(|cycle| {
+                #[allow(clippy::cast_precision_loss)]
+                let length = cycle.path.len() as f64;
+                (label(&[("cycle", &cycle.path.join(" -> "))]), length)
+            })
+            .collect(),
+        RuleKind::MetricThreshold {
+            metric,
+            matchers,
+            op,
+            threshold,
+        } => metric_threshold(inputs.metric_points, metric, matchers, *op, *threshold),
+    }
+}
+
+fn dependency_changes(
+    view: &GraphView,
+    baseline: &GraphView,
+    change: ChangeFilter,
+    min_requests: u64,
+) -> Vec<(Labels, f64)> {
+    let busy = |map: &GraphView| -> HashSet<EdgeKey> {
+        map.edges
+            .iter()
+            .filter(|(_, stats)| stats.num_requests >= min_requests.max(1))
+            .map(|(key, _)| key.clone())
+            .collect()
+    };
+    // Also the quiet edges: an edge that merely fell below `min_requests` did not vanish.
+    let seen = |map: &GraphView| -> HashSet<EdgeKey> {
+        map.edges.iter().map(|(key, _)| key.clone()).collect()
+    };
+    if baseline.edges.is_empty() {
+        return Vec::new();
+    }
+    let mut results = Vec::new();
+    let mut push = |key: &EdgeKey, what: &str, requests: u64| {
+        let mut labels = edge_labels(key);
+        labels.insert("change".to_owned(), what.to_owned());
+        #[allow(clippy::cast_precision_loss)]
+        results.push((labels, requests as f64));
+    };
+    if change != ChangeFilter::Vanished {
+        let before = seen(baseline);
+        for (key, stats) in &view.edges {
+            if busy(view).contains(key) && !before.contains(key) {
+                push(key, "new", stats.num_requests);
+            }
+        }
+    }
+    if change != ChangeFilter::New {
+        let now = seen(view);
+        for (key, stats) in &baseline.edges {
+            if busy(baseline).contains(key) && !now.contains(key) {
+                push(key, "vanished", stats.num_requests);
+            }
+        }
+    }
+    results
+}
+
+/// The latest value of each series (service + attributes) of `metric` that matches.
+fn metric_threshold(
+    points: &[MetricPoint],
+    metric: &str,
+    matchers: &BTreeMap<String, String>,
+    op: Comparison,
+    threshold: f64,
+) -> Vec<(Labels, f64)> {
+    /// Series reported per rule at most: a high-cardinality metric must not flood alerts.
+    const MAX_SERIES: usize = 1000;
+    let mut latest: BTreeMap<Labels, (u64, f64)> = BTreeMap::new();
+    for point in points.iter().filter(|point| point.name == metric) {
+        let Some(value) = point_value(&point.value) else {
+            continue;
+        };
+        let attribute = |key: &str| -> Option<String> {
+            if key == "service.name" {
+                return Some(point.service_name().to_owned());
+            }
+            attr_get(&point.attributes, key)
+                .or_else(|| attr_get(&point.resource.attributes, key))
+                .and_then(AttrValue::to_search_text)
+        };
+        let matches = matchers
+            .iter()
+            .all(|(key, wanted)| attribute(key).as_deref() == Some(wanted.as_str()));
+        if !matches {
+            continue;
+        }
+        let mut labels = label(&[("metric", metric), ("service", point.service_name())]);
+        for (key, value) in &point.attributes {
+            if let Some(text) = value.to_search_text() {
+                labels.insert(key.clone(), text);
+            }
+        }
+        if latest.len() >= MAX_SERIES && !latest.contains_key(&labels) {
+            continue;
+        }
+        let entry = latest.entry(labels).or_insert((0, value));
+        if point.time_unix_nano >= entry.0 {
+            *entry = (point.time_unix_nano, value);
+        }
+    }
+    latest
+        .into_iter()
+        .filter(|(_, (_, value))| op.holds(*value, threshold))
+        .map(|(labels, (_, value))| (labels, value))
+        .collect()
+}
+
+/// A number for gauges and sums; the mean of histograms and summaries.
+fn point_value(value: &PointValue) -> Option<f64> {
+    let mean = |sum: f64, count: u64| {
+        #[allow(clippy::cast_precision_loss)]
+        (count > 0).then(|| sum / count as f64)
+    };
+    match value {
+        PointValue::Gauge { value } | PointValue::Sum { value, .. } => {
+            Some(NumberValue::as_f64(*value))
+        }
+        PointValue::Histogram(histogram) => mean(histogram.sum?, histogram.count),
+        PointValue::ExponentialHistogram(histogram) => mean(histogram.sum?, histogram.count),
+        PointValue::Summary(summary) => mean(summary.sum, summary.count),
+    }
+}

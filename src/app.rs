@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::alert::{Alerting, AlertingTasks};
 use crate::config::{Config, StoreKind};
 use crate::graph::GraphEngine;
 use crate::ingest::convert::ConvertLimits;
@@ -22,7 +23,7 @@ use crate::pipeline::{
 use crate::query::{QueryService, StoreReader};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::signals::SharedSignals;
-use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
+use crate::store::sqlite::{self, SqliteAlertStore, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
 use crate::web::{self, WebState};
@@ -60,6 +61,8 @@ pub struct App {
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
     otlp_http: ServerHandle,
     ui: ServerHandle,
+    alerting: Alerting,
+    alerting_tasks: AlertingTasks,
 }
 
 impl std::fmt::Debug for App {
@@ -149,6 +152,14 @@ impl App {
                 what: "signal mapper",
                 source: std::io::Error::other(err.to_string()),
             })?;
+        let alert_store = Arc::new(SqliteAlertStore::open(&store_location(&config))?);
+        let alerting =
+            Alerting::new(config.alerts.clone(), alert_store, query.clone()).map_err(|err| {
+                AppError::Start {
+                    what: "alerting",
+                    source: std::io::Error::other(err.to_string()),
+                }
+            })?;
         let max_message_bytes = config.ingest.max_message_bytes.get();
 
         let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
@@ -178,10 +189,13 @@ impl App {
             telemetry: Arc::clone(&telemetry),
             otlp_grpc_addr: otlp_grpc_addr.to_string(),
             otlp_http_addr: otlp_http_addr.to_string(),
+            alerting: alerting.clone(),
         };
         let (ui, ui_addr) = start_http("UI", config.listen.ui, true, move || {
             web::configure(state.clone())
         })?;
+        alerting.set_ui_url(&format!("http://{ui_addr}"));
+        let alerting_tasks = alerting.start();
         info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
         Ok(Self {
             otlp_grpc_addr,
@@ -196,6 +210,8 @@ impl App {
             grpc_task,
             otlp_http,
             ui,
+            alerting,
+            alerting_tasks,
         })
     }
 
@@ -215,6 +231,11 @@ impl App {
         Arc::clone(&self.telemetry)
     }
 
+    /// Alerting: rules, alerts, silences, the outbox.
+    pub fn alerting(&self) -> &Alerting {
+        &self.alerting
+    }
+
     /// Holds the store writer back (to test or observe backpressure) until resumed.
     pub fn writer_gate(&self) -> Arc<WriterGate> {
         Arc::clone(&self.writer_gate)
@@ -223,7 +244,8 @@ impl App {
     /// Stops ingest (finishing in-flight requests), commits everything accepted, then stops
     /// the UI. Returns once all accepted data is in the store.
     pub async fn shutdown(self) {
-        info!("shutting down: stopping ingest");
+        info!("shutting down: stopping alerting, then ingest");
+        self.alerting_tasks.stop().await;
         let _ = self.grpc_shutdown.send(true);
         self.otlp_http.stop(true).await;
         match self.grpc_task.await {
@@ -269,13 +291,16 @@ fn new_instance_id() -> u32 {
 /// The two halves of an opened store.
 type OpenedStore = (Box<dyn WriteStore>, Arc<dyn StoreReader>);
 
-fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
-    let location = match config.storage.store {
+fn store_location(config: &Config) -> SqliteLocation {
+    match config.storage.store {
         StoreKind::Sqlite => SqliteLocation::Dir(config.storage.data_dir.clone()),
         StoreKind::Memory | StoreKind::Clickhouse => SqliteLocation::Memory,
-    };
+    }
+}
+
+fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
     let (writer, reader) = sqlite::open(&SqliteOptions {
-        location,
+        location: store_location(config),
         indexed_attribute_keys: config.storage.indexed_attributes.clone(),
     })?;
     Ok((Box::new(writer), Arc::new(reader)))

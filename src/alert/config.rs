@@ -144,7 +144,7 @@ pub struct RuleSpec {
     pub window: Span,
     pub severity: String,
     pub labels: BTreeMap<String, String>,
-    /// Templates: `{{ $value }}`, `{{ $value | percent }}`, `{{ $labels.source }}`.
+    /// Templates: `{{ $value }}`, `{{ $value | percent }}`, `{{ $labels.source | name }}`.
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -456,7 +456,7 @@ pub fn builtin_rules() -> Vec<RuleSpec> {
                 edge_kinds: vec![EdgeKind::Http],
             },
             300,
-            "p95 of {{ $labels.source }} → {{ $labels.target }} is {{ $value | ms }} (over 100 ms)",
+            "p95 of {{ $labels.source | name }} → {{ $labels.target | name }} is {{ $value | ms }} (over 100 ms)",
         ),
         rule(
             "EdgeErrorRateHigh",
@@ -466,13 +466,13 @@ pub fn builtin_rules() -> Vec<RuleSpec> {
                 edge_kinds: vec![],
             },
             300,
-            "{{ $value | percent }} of calls {{ $labels.source }} → {{ $labels.target }} fail (over 5 %)",
+            "{{ $value | percent }} of calls {{ $labels.source | name }} → {{ $labels.target | name }} fail (over 5 %)",
         ),
         rule(
             "ConsumerLagGrowing",
             RuleKind::KafkaLagGrowing,
             300,
-            "Lag of {{ $labels.target }} on {{ $labels.source }} has grown for 5 minutes ({{ $value }} messages/s)",
+            "Lag of {{ $labels.target | name }} on {{ $labels.source | name }} has grown for 5 minutes ({{ $value }} messages/s)",
         ),
         rule(
             "PublishConsumeLatencyHigh",
@@ -481,7 +481,7 @@ pub fn builtin_rules() -> Vec<RuleSpec> {
                 threshold_ms: 500.0,
             },
             300,
-            "Events on {{ $labels.source }} reach {{ $labels.target }} after {{ $value | ms }} (p95, over 500 ms)",
+            "Events on {{ $labels.source | name }} reach {{ $labels.target | name }} after {{ $value | ms }} (p95, over 500 ms)",
         ),
         breaker,
         rule(
@@ -491,7 +491,7 @@ pub fn builtin_rules() -> Vec<RuleSpec> {
                 min_requests: 1,
             },
             0,
-            "Dependency {{ $labels.source }} → {{ $labels.target }} is {{ $labels.change }}",
+            "Dependency {{ $labels.source | name }} → {{ $labels.target | name }} is {{ $labels.change }}",
         ),
         rule(
             "NewCycle",

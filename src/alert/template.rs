@@ -1,8 +1,9 @@
 //! Annotation templates, in the spelling Prometheus rules use: `{{ $value }}`,
 //! `{{ $labels.source }}`, and formats `{{ $value | percent }}`, `{{ $value | ms }}`,
-//! `{{ $value | humanize }}`. Anything else between braces is left as written, so a typo
+//! `{{ $value | humanize }}`, `{{ $labels.source | name }}` (a node id without `service:`). Anything else between braces is left as written, so a typo
 //! shows in the notification instead of failing it.
 
+use super::rule::ValueFormat;
 use super::state::Labels;
 
 /// `template` with its placeholders filled from `labels` and `value`.
@@ -33,17 +34,33 @@ fn fill(expression: &str, labels: &Labels, value: f64) -> Option<String> {
         None => (expression, None),
     };
     if let Some(name) = subject.strip_prefix("$labels.") {
-        return Some(labels.get(name).cloned().unwrap_or_default());
+        let value = labels.get(name).cloned().unwrap_or_default();
+        return match format {
+            None => Some(value),
+            // A node id as people say it: services by name, other nodes with their kind.
+            Some("name") => Some(value.strip_prefix("service:").unwrap_or(&value).to_owned()),
+            Some(_) => None,
+        };
     }
     if subject != "$value" {
         return None;
     }
-    Some(match format {
-        None | Some("humanize") => humanize(value),
-        Some("percent") => format!("{} %", humanize(value * 100.0)),
-        Some("ms") => format!("{} ms", humanize(value)),
+    let format = match format {
+        None | Some("humanize") => ValueFormat::Plain,
+        Some("percent") => ValueFormat::Percent,
+        Some("ms") => ValueFormat::Millis,
         Some(_) => return None,
-    })
+    };
+    Some(format_value(format, value))
+}
+
+/// `value` as a rule of that format shows it: `8.33 %`, `151.5 ms`, `3`.
+pub fn format_value(format: ValueFormat, value: f64) -> String {
+    match format {
+        ValueFormat::Plain => humanize(value),
+        ValueFormat::Percent => format!("{} %", humanize(value * 100.0)),
+        ValueFormat::Millis => format!("{} ms", humanize(value)),
+    }
 }
 
 /// Up to three significant decimals, no trailing zeros: 0.0833 → "0.0833", 12.5 → "12.5",
@@ -86,6 +103,10 @@ mod tests {
         );
         assert_eq!(render("p95 {{$value|ms}}", &labels, 151.5), "p95 151.5 ms");
         assert_eq!(render("{{ $value }}", &labels, 3.0), "3");
+        assert_eq!(
+            render("{{ $labels.source | name }}", &labels, 3.0),
+            "orders"
+        );
         assert_eq!(render("{{ $labels.nope }}!", &labels, 0.0), "!");
         assert_eq!(
             render("{{ .Oops }} {{ $value | shout }}", &labels, 1.0),

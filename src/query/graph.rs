@@ -19,6 +19,35 @@ pub struct GraphRange {
     pub window_secs: f64,
 }
 
+impl GraphRange {
+    /// The last `minutes` minutes up to `now`, the minute in progress included (its elapsed
+    /// part counted in `window_secs`, at least a second).
+    pub fn last_minutes(minutes: i64, now_unix_nano: u64) -> Self {
+        const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+        let to_minute = (now_unix_nano / NANOS_PER_MINUTE) as i64 + 1;
+        #[allow(clippy::cast_precision_loss)]
+        let elapsed_in_minute = (now_unix_nano % NANOS_PER_MINUTE) as f64 / 1e9;
+        #[allow(clippy::cast_precision_loss)]
+        let window_secs = (minutes - 1) as f64 * 60.0 + elapsed_in_minute.max(1.0);
+        GraphRange {
+            from_minute: to_minute - minutes,
+            to_minute,
+            window_secs,
+        }
+    }
+
+    /// The same length of time just before this range.
+    pub fn before(&self) -> Self {
+        let minutes = self.to_minute - self.from_minute;
+        GraphRange {
+            from_minute: self.from_minute - minutes,
+            to_minute: self.from_minute,
+            #[allow(clippy::cast_precision_loss)]
+            window_secs: minutes as f64 * 60.0,
+        }
+    }
+}
+
 /// Which part of the map to return.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GraphFilter {

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::alert::service::AlertingError;
 use crate::query::QueryError;
 use crate::store::StoreError;
 
@@ -14,7 +15,15 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
     Query(#[from] QueryError),
+    #[error("{0}")]
+    Alerting(#[from] AlertingError),
 }
 
 impl ResponseError for ApiError {
@@ -25,7 +34,12 @@ impl ResponseError for ApiError {
             ApiError::Query(QueryError::Store(StoreError::InvalidQuery(_))) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Alerting(AlertingError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Alerting(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

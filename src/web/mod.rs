@@ -27,6 +27,7 @@ pub struct WebState {
     /// Where exporters should send, for the first-start instructions.
     pub otlp_grpc_addr: String,
     pub otlp_http_addr: String,
+    pub alerting: crate::alert::Alerting,
 }
 
 /// Registers every route of the UI port.
@@ -78,6 +79,33 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route(
                 "/api/v1/breakers",
                 web::get().to(handlers::signals::breakers),
+            )
+            .route("/api/v1/alerts", web::get().to(handlers::alerts::alerts))
+            .route(
+                "/api/v1/alerts/rules",
+                web::get().to(handlers::alerts::rules),
+            )
+            .route(
+                "/api/v1/alerts/deliveries",
+                web::get().to(handlers::alerts::deliveries),
+            )
+            .route(
+                "/api/v1/silences",
+                web::get().to(handlers::alerts::silences),
+            )
+            .route(
+                "/api/v1/silences",
+                web::post().to(handlers::alerts::create_silence),
+            )
+            .route(
+                "/api/v1/silences/{id}",
+                web::delete().to(handlers::alerts::expire_silence),
+            )
+            .route("/alerts", web::get().to(pages::alerts))
+            .route("/alerts/silences", web::post().to(pages::create_silence))
+            .route(
+                "/alerts/silences/{id}/expire",
+                web::post().to(pages::expire_silence),
             )
             .default_service(web::to(not_found));
     }

@@ -219,17 +219,7 @@ impl Params {
                 &format!("one of {}", allowed.join(", ")),
             )?
             .unwrap_or(DEFAULT_WINDOW_MINUTES);
-        let now = now_unix_nano();
-        let to_minute = (now / NANOS_PER_MINUTE) as i64 + 1;
-        #[allow(clippy::cast_precision_loss)]
-        let elapsed_in_minute = (now % NANOS_PER_MINUTE) as f64 / 1e9;
-        #[allow(clippy::cast_precision_loss)]
-        let window_secs = (minutes - 1) as f64 * 60.0 + elapsed_in_minute.max(1.0);
-        Ok(GraphRange {
-            from_minute: to_minute - minutes,
-            to_minute,
-            window_secs,
-        })
+        Ok(GraphRange::last_minutes(minutes, now_unix_nano()))
     }
 
     pub fn graph_filter(&self) -> Result<GraphFilter, ApiError> {

@@ -100,9 +100,13 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             min_baseline_requests,
             scope,
         } => {
-            // Windows of equal length: comparing counts compares rates.
+            // Rates, not counts: the current window may hold a partial minute.
+            let seconds = |map: &GraphView| map.window_secs.max(1.0);
+            let (now_secs, before_secs) = (seconds(view), seconds(inputs.baseline));
             let dropped = |before: u64, now: u64| {
-                let fall = 1.0 - ratio(now, before.max(1));
+                #[allow(clippy::cast_precision_loss)]
+                let (before_rate, now_rate) = (before as f64 / before_secs, now as f64 / now_secs);
+                let fall = 1.0 - now_rate / before_rate.max(f64::MIN_POSITIVE);
                 (before >= *min_baseline_requests && fall > *drop_ratio).then_some(fall)
             };
             match scope {

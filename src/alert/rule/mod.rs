@@ -162,7 +162,27 @@ pub struct Inputs<'a> {
     pub metric_points: &'a [MetricPoint],
 }
 
+/// How a rule's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    Percent,
+    Millis,
+    Plain,
+}
+
 impl RuleKind {
+    pub fn value_format(&self) -> ValueFormat {
+        match self {
+            RuleKind::EdgeErrorRate { .. }
+            | RuleKind::ServiceErrorRate { .. }
+            | RuleKind::RequestRateDrop { .. } => ValueFormat::Percent,
+            RuleKind::EdgeLatency { .. }
+            | RuleKind::ServiceLatency { .. }
+            | RuleKind::PublishConsumeLatency { .. } => ValueFormat::Millis,
+            _ => ValueFormat::Plain,
+        }
+    }
+
     /// The metric a rule reads from the store, if any.
     pub fn metric_name(&self) -> Option<&str> {
         match self {

@@ -1,6 +1,7 @@
 //! The dashboards: thin handlers that read through the query service and fill askama views
 //! (`views`). Errors become the friendly HTML error page here, in one place (`PageError`).
 
+mod alerts;
 mod insights;
 mod map;
 mod services;
@@ -25,6 +26,7 @@ use crate::web::error::ApiError;
 use crate::web::map::svg::{self, millis_text, rate_text, trend_arrow, url_encode};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
+pub use alerts::{alerts, create_silence, expire_silence};
 pub use insights::insights;
 pub use map::map;
 pub use services::{edge, service, services};

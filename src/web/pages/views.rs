@@ -4,13 +4,14 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-pub const NAV: [(&str, &str); 6] = [
+pub const NAV: [(&str, &str); 7] = [
     ("/", "Map"),
     ("/services", "Services"),
     ("/traces", "Traces"),
     ("/kafka", "Kafka"),
     ("/breakers", "Breakers"),
     ("/insights", "Insights"),
+    ("/alerts", "Alerts"),
 ];
 
 /// What every page's frame needs.
@@ -60,6 +61,8 @@ pub struct Cell {
     pub numeric: bool,
     /// An inline SVG sparkline, built from numbers only (see `sparkline`).
     pub spark: Option<String>,
+    /// A button posting to this path (e.g. expiring a silence).
+    pub post: Option<String>,
 }
 
 impl Cell {
@@ -90,6 +93,14 @@ impl Cell {
         Self {
             text: text.into(),
             spark: Some(svg),
+            ..Self::default()
+        }
+    }
+
+    pub fn button(text: impl Into<String>, post: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            post: Some(post.into()),
             ..Self::default()
         }
     }
@@ -220,6 +231,51 @@ impl TablePage {
             form: Vec::new(),
             form_action: String::new(),
             sections: Vec::new(),
+        }
+    }
+}
+
+/// The silence form as shown: matcher rows (name, operator, value) and the rest.
+#[derive(Debug, Clone, Default)]
+pub struct SilenceForm {
+    pub rows: Vec<(String, String, String)>,
+    pub duration: String,
+    pub created_by: String,
+    pub comment: String,
+    /// What was wrong with the last submission.
+    pub message: String,
+}
+
+impl SilenceForm {
+    pub fn empty(num_rows: usize) -> Self {
+        Self {
+            rows: vec![(String::new(), "=".to_owned(), String::new()); num_rows],
+            duration: "2h".to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "alerts.html")]
+pub struct AlertsPage {
+    pub frame: Frame,
+    pub intro: String,
+    pub cards: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+    pub form: SilenceForm,
+    pub operators: [&'static str; 4],
+}
+
+impl AlertsPage {
+    pub fn new(frame: Frame, intro: impl Into<String>, form: SilenceForm) -> Self {
+        Self {
+            frame,
+            intro: intro.into(),
+            cards: Vec::new(),
+            sections: Vec::new(),
+            form,
+            operators: ["=", "!=", "=~", "!~"],
         }
     }
 }

@@ -1,0 +1,639 @@
+//! Alerting at run time: the evaluation loop (query the map for each rule's window, step the
+//! [`Engine`], commit its state and new notifications to the outbox in one transaction), the
+//! delivery loop (send what is due, log each attempt), and what the API and pages read.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::config::AlertsConfig;
+use super::delivery::Sender;
+use super::engine::Engine;
+use super::rule::{self, Inputs};
+use super::silence::{NewSilence, Silence};
+use super::state::Labels;
+use crate::model::now_unix_nano;
+use crate::query::{GraphFilter, GraphRange, PlacedGraph, QueryService, ServiceSummary};
+use crate::store::alerts::{AlertStore, Attempt, Delivery, Outcome};
+use crate::store::{MetricQuery, StoreError};
+
+const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+/// Points read per metric-threshold rule and evaluation at most.
+const MAX_METRIC_POINTS: usize = 50_000;
+/// Deliveries attempted at once (one per receiver).
+const MAX_CONCURRENT_DELIVERIES: usize = 16;
+
+#[derive(Debug, Default)]
+struct Counters {
+    evaluations: AtomicU64,
+    evaluation_failures: AtomicU64,
+    last_evaluation_micros: AtomicU64,
+    notifications_queued: AtomicU64,
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    outbox_overflow: AtomicU64,
+}
+
+struct Inner {
+    engine: Mutex<Engine>,
+    store: Arc<dyn AlertStore>,
+    query: QueryService,
+    config: AlertsConfig,
+    sender: Sender,
+    counters: Counters,
+    wake_delivery: Notify,
+}
+
+/// Alerting, shared by the loops, the API and the pages.
+#[derive(Clone)]
+pub struct Alerting {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting").finish_non_exhaustive()
+    }
+}
+
+/// The running loops; stop them with [`AlertingTasks::stop`].
+#[derive(Debug)]
+pub struct AlertingTasks {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl AlertingTasks {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("alert task failed: {0}")]
+    Task(String),
+}
+
+/// A rule as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleView {
+    pub name: String,
+    pub kind: serde_json::Value,
+    #[serde(rename = "for")]
+    pub for_duration: String,
+    pub window: String,
+    pub severity: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// Label sets the condition holds for now, and the largest value among them.
+    pub num_holding: usize,
+    pub value: Option<f64>,
+    /// `value` with its unit, e.g. `8.3 %`.
+    pub value_text: Option<String>,
+    pub num_pending: usize,
+    pub num_firing: usize,
+    pub last_error: Option<String>,
+    pub last_evaluated: Option<String>,
+}
+
+/// An alert as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertView {
+    pub rule: String,
+    pub fingerprint: String,
+    pub status: &'static str,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub value: f64,
+    pub value_text: String,
+    pub starts_at: Option<String>,
+    #[serde(skip)]
+    pub starts_at_unix_nano: u64,
+    pub ends_at: Option<String>,
+    pub generator_url: String,
+    /// Ids of the active silences that silence it.
+    pub silenced_by: Vec<String>,
+}
+
+impl Alerting {
+    /// Builds alerting over `store`, restoring the saved state.
+    pub fn new(
+        config: AlertsConfig,
+        store: Arc<dyn AlertStore>,
+        query: QueryService,
+    ) -> Result<Self, AlertingError> {
+        let mut engine = Engine::new(&config);
+        if let Some(saved) = store.load_state()? {
+            if let Err(err) = engine.restore(&saved) {
+                warn!(error = %err, "saved alert state unreadable; starting afresh");
+            }
+        }
+        let sender = Sender::new(config.delivery.clone(), config.receivers.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine: Mutex::new(engine),
+                store,
+                query,
+                config,
+                sender,
+                counters: Counters::default(),
+                wake_delivery: Notify::new(),
+            }),
+        })
+    }
+
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.inner
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the evaluation and delivery loops on the current runtime.
+    pub fn start(&self) -> AlertingTasks {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if self.inner.config.enabled {
+            let evaluator = self.clone();
+            let mut stop_eval = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let interval = evaluator.inner.config.evaluation_interval.0;
+                loop {
+                    evaluator.evaluate_once().await;
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        _ = stop_eval.wait_for(|stop| *stop) => return,
+                    }
+                }
+            }));
+        }
+        let deliverer = self.clone();
+        let mut stop_delivery = stopped;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let wait = deliverer.deliver_due().await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = deliverer.inner.wake_delivery.notified() => {}
+                    _ = stop_delivery.wait_for(|stop| *stop) => return,
+                }
+            }
+        }));
+        info!(
+            rules = self.engine().rules.len(),
+            receivers = self.inner.config.receivers.len(),
+            "alerting started"
+        );
+        AlertingTasks { stop, tasks }
+    }
+
+    /// Evaluates every rule once, now.
+    pub async fn evaluate_once(&self) {
+        let started = Instant::now();
+        let now = now_unix_nano();
+        let results = self.evaluate_rules(now).await;
+        let silences = self.silences().await.unwrap_or_default();
+        let (state, deliveries) = {
+            let mut engine = self.engine();
+            let deliveries = engine.step(results, &silences, now);
+            (engine.snapshot(), deliveries)
+        };
+        let counters = &self.inner.counters;
+        counters.evaluations.fetch_add(1, Ordering::Relaxed);
+        let max_outbox = self.inner.config.delivery.max_outbox;
+        let store = Arc::clone(&self.inner.store);
+        let num_new = deliveries.len() as u64;
+        let committed =
+            tokio::task::spawn_blocking(move || store.commit(&state, &deliveries, now, max_outbox))
+                .await;
+        match committed {
+            Ok(Ok(overflow)) => {
+                counters
+                    .outbox_overflow
+                    .fetch_add(overflow, Ordering::Relaxed);
+                counters
+                    .notifications_queued
+                    .fetch_add(num_new, Ordering::Relaxed);
+                if num_new > 0 {
+                    self.inner.wake_delivery.notify_one();
+                }
+            }
+            Ok(Err(err)) => {
+                counters.evaluation_failures.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %err, "alert state could not be saved");
+            }
+            Err(err) => warn!(error = %err, "alert commit task failed"),
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters
+            .last_evaluation_micros
+            .store(micros, Ordering::Relaxed);
+    }
+
+    /// Each rule's result, reading each distinct window once.
+    async fn evaluate_rules(&self, now: u64) -> Vec<Result<Vec<(Labels, f64)>, String>> {
+        let specs: Vec<_> = self
+            .engine()
+            .rules
+            .iter()
+            .map(|rule| rule.spec.clone())
+            .collect();
+        let mut windows: BTreeMap<i64, Result<Window, String>> = BTreeMap::new();
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let minutes = i64::try_from(spec.window.0.as_secs().div_ceil(60))
+                .unwrap_or(1)
+                .max(1);
+            if !windows.contains_key(&minutes) {
+                let window = self.read_window(minutes, now).await;
+                if let Err(err) = &window {
+                    self.inner
+                        .counters
+                        .evaluation_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %err, "alert evaluation could not read the map");
+                }
+                windows.insert(minutes, window);
+            }
+            let window = match &windows[&minutes] {
+                Ok(window) => window,
+                Err(err) => {
+                    results.push(Err(err.clone()));
+                    continue;
+                }
+            };
+            let points = match spec.kind.metric_name() {
+                Some(name) => match self.read_metric(name, &window.range).await {
+                    Ok(points) => points,
+                    Err(err) => {
+                        results.push(Err(err));
+                        continue;
+                    }
+                },
+                None => Vec::new(),
+            };
+            let inputs = Inputs {
+                view: &window.placed.view,
+                overlay: &window.placed.overlay,
+                services: &window.services,
+                baseline: &window.baseline,
+                baseline_services: &window.baseline_services,
+                metric_points: &points,
+            };
+            results.push(Ok(rule::evaluate(&spec.kind, &inputs)));
+        }
+        results
+    }
+
+    async fn read_window(&self, minutes: i64, now: u64) -> Result<Window, String> {
+        let query = &self.inner.query;
+        let range = GraphRange::last_minutes(minutes, now);
+        let filter = GraphFilter::default();
+        let text = |err: crate::query::QueryError| err.to_string();
+        Ok(Window {
+            placed: query.placed_graph(range, &filter).await.map_err(text)?,
+            services: query.services(range, None).await.map_err(text)?,
+            baseline: query.graph(range.before(), &filter).await.map_err(text)?,
+            baseline_services: query.services(range.before(), None).await.map_err(text)?,
+            range,
+        })
+    }
+
+    async fn read_metric(
+        &self,
+        name: &str,
+        range: &GraphRange,
+    ) -> Result<Vec<crate::model::MetricPoint>, String> {
+        let minute = |m: i64| {
+            u64::try_from(m)
+                .unwrap_or(0)
+                .saturating_mul(NANOS_PER_MINUTE)
+        };
+        self.inner
+            .query
+            .metric_points(MetricQuery {
+                name: Some(name.to_owned()),
+                service: None,
+                from_unix_nano: minute(range.from_minute),
+                to_unix_nano: minute(range.to_minute),
+                limit: MAX_METRIC_POINTS,
+            })
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    /// Attempts what is due; returns how long to wait before looking again.
+    async fn deliver_due(&self) -> Duration {
+        const IDLE_POLL: Duration = Duration::from_secs(1);
+        let now = now_unix_nano();
+        let store = Arc::clone(&self.inner.store);
+        let due = tokio::task::spawn_blocking(move || {
+            store.due_deliveries(now, MAX_CONCURRENT_DELIVERIES)
+        })
+        .await;
+        let due = match due {
+            Ok(Ok(due)) => due,
+            Ok(Err(err)) => {
+                warn!(error = %err, "outbox unreadable");
+                return IDLE_POLL;
+            }
+            Err(_) => return IDLE_POLL,
+        };
+        if due.is_empty() {
+            let store = Arc::clone(&self.inner.store);
+            let next = tokio::task::spawn_blocking(move || store.next_due())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            return match next {
+                Some(at) => Duration::from_nanos(at.saturating_sub(now)).min(IDLE_POLL),
+                None => IDLE_POLL,
+            };
+        }
+        let sender = &self.inner.sender;
+        let attempts = join_all(due.iter().map(|delivery| sender.attempt(delivery, now))).await;
+        for (delivery, (attempt, outcome)) in due.iter().zip(attempts) {
+            self.record(delivery, attempt, outcome).await;
+        }
+        Duration::ZERO
+    }
+
+    async fn record(&self, delivery: &Delivery, attempt: Attempt, outcome: Outcome) {
+        let counters = &self.inner.counters;
+        let counter = match outcome {
+            Outcome::Delivered => &counters.delivered,
+            Outcome::RetryAt(_) => &counters.retried,
+            Outcome::Failed => &counters.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Delivered => {}
+            Outcome::RetryAt(_) => info!(
+                receiver = %delivery.receiver, attempt = delivery.num_attempts + 1,
+                error = attempt.error.as_deref().unwrap_or(""), "notification will be retried"
+            ),
+            Outcome::Failed => warn!(
+                receiver = %delivery.receiver,
+                error = attempt.error.as_deref().unwrap_or(""), "notification given up"
+            ),
+        }
+        let store = Arc::clone(&self.inner.store);
+        let max_log = self.inner.config.delivery.max_log_entries;
+        let recorded =
+            tokio::task::spawn_blocking(move || store.record_attempt(&attempt, outcome, max_log))
+                .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            warn!(receiver = %delivery.receiver, "delivery outcome could not be saved");
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn AlertStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AlertingError> {
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(|err| AlertingError::Task(err.to_string()))?
+            .map_err(AlertingError::Store)
+    }
+
+    pub async fn silences(&self) -> Result<Vec<Silence>, AlertingError> {
+        self.blocking(|store| store.silences()).await
+    }
+
+    /// Creates a silence; returns its id.
+    pub async fn add_silence(&self, new: NewSilence) -> Result<String, AlertingError> {
+        let now = now_unix_nano();
+        let id = format!(
+            "{:016x}",
+            crate::model::split_mix(now ^ u64::from(std::process::id()))
+        );
+        let silence = Silence::create(new, id.clone(), now).map_err(AlertingError::Invalid)?;
+        self.blocking(move |store| store.put_silence(&silence))
+            .await?;
+        Ok(id)
+    }
+
+    /// Expires a silence now; `Ok(false)` when there is no silence with that id.
+    pub async fn expire_silence(&self, id: String) -> Result<bool, AlertingError> {
+        let now = now_unix_nano();
+        self.blocking(move |store| {
+            let Some(mut silence) = store
+                .silences()?
+                .into_iter()
+                .find(|silence| silence.id == id)
+            else {
+                return Ok(false);
+            };
+            silence.expire(now);
+            store.put_silence(&silence)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>, AlertingError> {
+        self.blocking(move |store| store.deliveries(limit)).await
+    }
+
+    pub async fn attempts(&self, limit: usize) -> Result<Vec<Attempt>, AlertingError> {
+        self.blocking(move |store| store.attempts(limit)).await
+    }
+
+    /// Every rule with its current state.
+    pub fn rules(&self) -> Vec<RuleView> {
+        let engine = self.engine();
+        engine
+            .rules
+            .iter()
+            .map(|rule| {
+                let count = |status| {
+                    rule.alerts
+                        .alerts()
+                        .filter(|(_, alert)| alert.status == status)
+                        .count()
+                };
+                RuleView {
+                    name: rule.spec.name.clone(),
+                    kind: serde_json::to_value(&rule.spec.kind).unwrap_or_default(),
+                    for_duration: rule.spec.for_duration.to_string(),
+                    window: rule.spec.window.to_string(),
+                    severity: rule.spec.severity.clone(),
+                    labels: rule.spec.labels.clone(),
+                    annotations: rule.spec.annotations.clone(),
+                    num_holding: rule.num_holding,
+                    value: rule.max_value,
+                    value_text: rule.max_value.map(|value| {
+                        super::template::format_value(rule.spec.kind.value_format(), value)
+                    }),
+                    num_pending: count(super::state::Status::Pending),
+                    num_firing: count(super::state::Status::Firing),
+                    last_error: rule.last_error.clone(),
+                    last_evaluated: rule
+                        .last_evaluated_unix_nano
+                        .and_then(crate::model::rfc3339),
+                }
+            })
+            .collect()
+    }
+
+    /// Pending, firing and recently resolved alerts, firing first.
+    pub async fn alerts(&self) -> Result<Vec<AlertView>, AlertingError> {
+        let silences = self.silences().await?;
+        let active = super::silence::ActiveSilences::new(&silences, now_unix_nano());
+        let engine = self.engine();
+        let mut views: Vec<AlertView> = engine
+            .rules
+            .iter()
+            .flat_map(|rule| {
+                let engine = &engine;
+                let active = &active;
+                rule.alerts.alerts().map(move |(id, alert)| {
+                    let described = engine.describe(&rule.spec, *id, alert);
+                    AlertView {
+                        rule: rule.spec.name.clone(),
+                        fingerprint: format!("{id:016x}"),
+                        status: alert.status.as_str(),
+                        silenced_by: active.silenced_by(&alert.labels),
+                        labels: described.alert.labels,
+                        annotations: described.annotations,
+                        value: alert.value,
+                        value_text: super::template::format_value(
+                            rule.spec.kind.value_format(),
+                            alert.value,
+                        ),
+                        starts_at: crate::model::rfc3339(alert.active_since_unix_nano),
+                        starts_at_unix_nano: alert.active_since_unix_nano,
+                        ends_at: alert.resolved_at_unix_nano.and_then(crate::model::rfc3339),
+                        generator_url: described.generator_url,
+                    }
+                })
+            })
+            .collect();
+        let order = |status: &str| match status {
+            "firing" => 0,
+            "pending" => 1,
+            _ => 2,
+        };
+        views.sort_by(|a, b| {
+            (order(a.status), &a.rule, &a.labels).cmp(&(order(b.status), &b.rule, &b.labels))
+        });
+        Ok(views)
+    }
+
+    pub fn external_url(&self) -> String {
+        self.engine().external_url().to_owned()
+    }
+
+    /// Where the UI listens, for links in notifications (unless `external_url` is set).
+    pub fn set_ui_url(&self, url: &str) {
+        self.engine().set_ui_url(url);
+    }
+
+    /// Alerting's counters as Prometheus text.
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let counters = &self.inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let (mut pending, mut firing, mut dropped) = (0, 0, 0);
+        {
+            let engine = self.engine();
+            for rule in &engine.rules {
+                dropped += rule.alerts.num_dropped;
+                for (_, alert) in rule.alerts.alerts() {
+                    match alert.status {
+                        super::state::Status::Pending => pending += 1,
+                        super::state::Status::Firing => firing += 1,
+                        super::state::Status::Resolved => {}
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cartograph_alerts Alerts by state.\n# TYPE cartograph_alerts gauge\n\
+             cartograph_alerts{{state=\"pending\"}} {pending}\ncartograph_alerts{{state=\"firing\"}} {firing}"
+        );
+        for (name, help, value) in [
+            (
+                "cartograph_alert_evaluations_total",
+                "Rule evaluation rounds.",
+                load(&counters.evaluations),
+            ),
+            (
+                "cartograph_alert_evaluation_failures_total",
+                "Evaluation rounds or windows that could not be read or saved.",
+                load(&counters.evaluation_failures),
+            ),
+            (
+                "cartograph_alert_notifications_total",
+                "Notifications queued in the outbox.",
+                load(&counters.notifications_queued),
+            ),
+            (
+                "cartograph_alert_deliveries_delivered_total",
+                "Delivery attempts that succeeded.",
+                load(&counters.delivered),
+            ),
+            (
+                "cartograph_alert_deliveries_retried_total",
+                "Delivery attempts that failed and will be retried.",
+                load(&counters.retried),
+            ),
+            (
+                "cartograph_alert_deliveries_failed_total",
+                "Notifications given up.",
+                load(&counters.failed),
+            ),
+            (
+                "cartograph_alert_outbox_overflow_total",
+                "Notifications given up because the outbox was full.",
+                load(&counters.outbox_overflow),
+            ),
+            (
+                "cartograph_alert_dropped_total",
+                "Alerts not tracked because a rule hit max_alerts_per_rule.",
+                dropped,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cartograph_alert_evaluation_seconds Duration of the last evaluation round.\n\
+             # TYPE cartograph_alert_evaluation_seconds gauge\ncartograph_alert_evaluation_seconds {}",
+            load(&counters.last_evaluation_micros) as f64 / 1e6
+        );
+        out
+    }
+}
+
+/// What rules with one window length read.
+struct Window {
+    range: GraphRange,
+    placed: PlacedGraph,
+    services: Vec<ServiceSummary>,
+    baseline: crate::graph::analysis::GraphView,
+    baseline_services: Vec<ServiceSummary>,
+}

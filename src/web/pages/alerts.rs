@@ -1,0 +1,443 @@
+//! The alerts page: firing and pending alerts linked to the map, every rule with its current
+//! value, silences (with a form to add one and a button to expire one) and the delivery log.
+
+use super::*;
+use crate::alert::service::{AlertView, RuleView};
+use crate::alert::silence::{Matcher, NewSilence, SilenceState};
+use crate::store::alerts::DeliveryState;
+use views::{AlertsPage, SilenceForm};
+
+/// Matcher rows of the silence form.
+const FORM_ROWS: usize = 5;
+const SHOWN_DELIVERIES: usize = 50;
+
+fn about(labels: &crate::alert::state::Labels) -> String {
+    labels
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "alertname" | "severity"))
+        .map(|(name, value)| format!("{name}={}", shown(value)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn status_pill(status: &str) -> Cell {
+    let class = match status {
+        "firing" => "bad",
+        "pending" => "warn",
+        _ => "ok",
+    };
+    Cell::pill(status, class)
+}
+
+fn alert_rows(section: &mut Section, alerts: &[AlertView], external_url: &str) {
+    for alert in alerts {
+        let page = alert
+            .generator_url
+            .strip_prefix(external_url)
+            .unwrap_or(&alert.generator_url)
+            .to_owned();
+        let state = if alert.silenced_by.is_empty() {
+            status_pill(alert.status)
+        } else {
+            Cell::pill(format!("{} · silenced", alert.status), "idle")
+        };
+        section.rows.push(vec![
+            state,
+            Cell::link(&alert.rule, page),
+            Cell::text(about(&alert.labels)),
+            Cell::number(&alert.value_text),
+            Cell::text(time_text(alert.starts_at_unix_nano)),
+            Cell::text(
+                alert
+                    .annotations
+                    .get("summary")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            Cell::link(
+                "silence…",
+                format!("/alerts?silence={}#silence", alert.fingerprint),
+            ),
+        ]);
+    }
+}
+
+/// A rule's condition in a few words, from its kind's fields.
+fn condition(rule: &RuleView) -> String {
+    let Some(fields) = rule.kind.as_object() else {
+        return String::new();
+    };
+    fields
+        .iter()
+        .filter(|(name, _)| name.as_str() != "kind")
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name} {text}"),
+            other => format!("{name} {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rule_rows(section: &mut Section, rules: &[RuleView]) {
+    for rule in rules {
+        let kind = rule.kind["kind"].as_str().unwrap_or("").to_owned();
+        let state = if rule.num_firing > 0 {
+            Cell::pill(format!("{} firing", rule.num_firing), "bad")
+        } else if rule.num_pending > 0 {
+            Cell::pill(format!("{} pending", rule.num_pending), "warn")
+        } else {
+            Cell::pill("ok", "ok")
+        };
+        section.rows.push(vec![
+            Cell::text(&rule.name),
+            state,
+            Cell::text(kind),
+            Cell::text(condition(rule)),
+            Cell::text(&rule.for_duration),
+            Cell::text(&rule.window),
+            Cell::number(rule.num_holding.to_string()),
+            Cell::number(rule.value_text.clone().unwrap_or_else(|| "–".to_owned())),
+            Cell::text(rule.last_error.clone().unwrap_or_default()),
+        ]);
+    }
+}
+
+pub async fn alerts(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let params = params::Params::parse(&without_empty(request.query_string()), &["silence"])?;
+    let prefill = params.text("silence");
+    let page = alerts_page(&state, form_for(&state, prefill.as_deref()).await?).await?;
+    Ok(respond(&page))
+}
+
+/// The silence form, prefilled with an alert's labels when `fingerprint` names one.
+async fn form_for(state: &WebState, fingerprint: Option<&str>) -> Result<SilenceForm, PageError> {
+    let mut form = SilenceForm::empty(FORM_ROWS);
+    let Some(fingerprint) = fingerprint else {
+        return Ok(form);
+    };
+    let alerts = state.alerting.alerts().await?;
+    let Some(alert) = alerts.iter().find(|alert| alert.fingerprint == fingerprint) else {
+        return Err(ApiError::NotFound(format!("no alert with fingerprint {fingerprint}")).into());
+    };
+    let labels = alert
+        .labels
+        .iter()
+        .filter(|(name, _)| name.as_str() != "severity")
+        .take(FORM_ROWS);
+    for (row, (name, value)) in form.rows.iter_mut().zip(labels) {
+        *row = (name.clone(), "=".to_owned(), value.clone());
+    }
+    form.comment = format!("silencing {}", alert.rule);
+    Ok(form)
+}
+
+async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, PageError> {
+    let alerting = &state.alerting;
+    let alerts = alerting.alerts().await?;
+    let rules = alerting.rules();
+    let silences = alerting.silences().await?;
+    let deliveries = alerting.deliveries(SHOWN_DELIVERIES).await?;
+    let external_url = alerting.external_url();
+    let now = now_unix_nano();
+
+    let count = |status: &str| alerts.iter().filter(|alert| alert.status == status).count();
+    let active_silences = silences
+        .iter()
+        .filter(|silence| silence.state(now) == SilenceState::Active)
+        .count();
+    let undelivered = deliveries
+        .iter()
+        .filter(|delivery| delivery.state == DeliveryState::Pending)
+        .count();
+    let mut page = AlertsPage::new(
+        Frame::new("Alerts", "Alerts"),
+        "Rules are evaluated on the map every few seconds; firing alerts go to the configured webhooks as Alertmanager v4 JSON.",
+        form,
+    );
+    page.cards = vec![
+        ("firing".to_owned(), count("firing").to_string()),
+        ("pending".to_owned(), count("pending").to_string()),
+        ("active silences".to_owned(), active_silences.to_string()),
+        ("undelivered".to_owned(), undelivered.to_string()),
+    ];
+
+    let mut current = Section::new(
+        "Firing and pending",
+        "Nothing is firing or pending.",
+        &[
+            ("State", false),
+            ("Alert", false),
+            ("About", false),
+            ("Value", true),
+            ("Since", false),
+            ("Summary", false),
+            ("", false),
+        ],
+    );
+    let (active, resolved): (Vec<AlertView>, Vec<AlertView>) = alerts
+        .into_iter()
+        .partition(|alert| alert.status != "resolved");
+    alert_rows(&mut current, &active, &external_url);
+    let mut recent = Section::new(
+        "Recently resolved",
+        "Nothing resolved in the last 15 minutes.",
+        &current
+            .columns
+            .iter()
+            .map(|c| (c.name, c.numeric))
+            .collect::<Vec<_>>(),
+    );
+    alert_rows(&mut recent, &resolved, &external_url);
+
+    let mut rule_section = Section::new(
+        "Rules",
+        "No rules: built-in rules are off and none are configured.",
+        &[
+            ("Rule", false),
+            ("State", false),
+            ("Kind", false),
+            ("Condition", false),
+            ("For", false),
+            ("Window", false),
+            ("Holding", true),
+            ("Value", true),
+            ("Problem", false),
+        ],
+    );
+    rule_rows(&mut rule_section, &rules);
+
+    let mut silence_section = Section::new(
+        "Silences",
+        "No silences.",
+        &[
+            ("State", false),
+            ("Matchers", false),
+            ("Starts", false),
+            ("Ends", false),
+            ("By", false),
+            ("Comment", false),
+            ("", false),
+        ],
+    );
+    for silence in &silences {
+        let silence_state = silence.state(now);
+        let matchers: Vec<String> = silence.matchers.iter().map(matcher_text).collect();
+        let class = match silence_state {
+            SilenceState::Active => "warn",
+            SilenceState::Pending => "idle",
+            SilenceState::Expired => "ok",
+        };
+        silence_section.rows.push(vec![
+            Cell::pill(silence_state.as_str(), class),
+            Cell::text(matchers.join(", ")),
+            Cell::text(time_text(silence.starts_at_unix_nano)),
+            Cell::text(time_text(silence.ends_at_unix_nano)),
+            Cell::text(&silence.created_by),
+            Cell::text(&silence.comment),
+            if silence_state == SilenceState::Expired {
+                Cell::text("")
+            } else {
+                Cell::button(
+                    "Expire",
+                    format!("/alerts/silences/{}/expire", url_encode(&silence.id)),
+                )
+            },
+        ]);
+    }
+
+    let mut delivery_section = Section::new(
+        "Delivery log",
+        "No notifications yet.",
+        &[
+            ("Receiver", false),
+            ("State", false),
+            ("Attempts", true),
+            ("Last status", true),
+            ("Latency", true),
+            ("Last error", false),
+            ("Queued", false),
+            ("Done", false),
+        ],
+    );
+    for delivery in &deliveries {
+        let class = match delivery.state {
+            DeliveryState::Delivered => "ok",
+            DeliveryState::Pending => "warn",
+            DeliveryState::Failed => "bad",
+        };
+        delivery_section.rows.push(vec![
+            Cell::text(&delivery.receiver),
+            Cell::pill(delivery.state.as_str(), class),
+            Cell::number(delivery.num_attempts.to_string()),
+            Cell::number(
+                delivery
+                    .last_status
+                    .map_or("–".to_owned(), |s| s.to_string()),
+            ),
+            Cell::number(
+                delivery
+                    .last_latency_ms
+                    .map_or("–".to_owned(), |ms| format!("{ms} ms")),
+            ),
+            Cell::text(delivery.last_error.clone().unwrap_or_default()),
+            Cell::text(time_text(delivery.created_at_unix_nano)),
+            Cell::text(
+                delivery
+                    .finished_at_unix_nano
+                    .map_or("–".to_owned(), time_text),
+            ),
+        ]);
+    }
+    page.sections = vec![
+        current,
+        rule_section,
+        silence_section,
+        delivery_section,
+        recent,
+    ];
+    Ok(page)
+}
+
+fn matcher_text(matcher: &Matcher) -> String {
+    let op = match (matcher.is_equal, matcher.is_regex) {
+        (true, false) => "=",
+        (false, false) => "!=",
+        (true, true) => "=~",
+        (false, true) => "!~",
+    };
+    format!("{}{op}\"{}\"", matcher.name, matcher.value)
+}
+
+/// Refuses a form post from another site (a browser says so in `Sec-Fetch-Site`, or an
+/// `Origin` that is not this host).
+fn same_origin(request: &HttpRequest) -> Result<(), PageError> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let cross_site = header("sec-fetch-site") == Some("cross-site");
+    let foreign_origin = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => {
+            origin != "null"
+                && origin
+                    .split_once("://")
+                    .is_none_or(|(_, origin_host)| origin_host != host)
+        }
+        _ => false,
+    };
+    if cross_site || foreign_origin {
+        return Err(ApiError::Forbidden("cross-site form posts are refused".to_owned()).into());
+    }
+    Ok(())
+}
+
+/// Reads the silence form: the form as entered (to show again) and the silence or what is
+/// wrong with it.
+fn parse_form(body: &[u8]) -> (SilenceForm, Result<NewSilence, String>) {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut form = SilenceForm::empty(FORM_ROWS);
+    form.duration = field("duration");
+    form.created_by = field("created_by");
+    form.comment = field("comment");
+    for (index, row) in form.rows.iter_mut().enumerate() {
+        *row = (
+            field(&format!("name{index}")),
+            field(&format!("op{index}")),
+            field(&format!("value{index}")),
+        );
+    }
+    let parsed = silence_of(&form);
+    (form, parsed)
+}
+
+fn silence_of(form: &SilenceForm) -> Result<NewSilence, String> {
+    let mut matchers = Vec::new();
+    for (name, op, value) in form.rows.iter().filter(|(name, _, _)| !name.is_empty()) {
+        let (is_equal, is_regex) = match op.as_str() {
+            "=" | "" => (true, false),
+            "!=" => (false, false),
+            "=~" => (true, true),
+            "!~" => (false, true),
+            other => return Err(format!("unknown operator {other:?}")),
+        };
+        matchers.push(Matcher {
+            name: name.clone(),
+            value: value.clone(),
+            is_regex,
+            is_equal,
+        });
+    }
+    let duration = crate::alert::duration::Span::parse(&form.duration)?;
+    if duration.0.is_zero() {
+        return Err("the duration must be above 0".to_owned());
+    }
+    let ends =
+        now_unix_nano().saturating_add(u64::try_from(duration.0.as_nanos()).unwrap_or(u64::MAX));
+    let ends_at = crate::model::rfc3339(ends).ok_or("the duration is too long")?;
+    Ok(NewSilence {
+        matchers,
+        starts_at: None,
+        ends_at,
+        created_by: form.created_by.clone(),
+        comment: form.comment.clone(),
+    })
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", location))
+        .finish()
+}
+
+pub async fn create_silence(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    same_origin(&request)?;
+    let body = crate::web::handlers::alerts::read_body(
+        payload,
+        crate::web::handlers::alerts::MAX_SILENCE_BYTES,
+    )
+    .await?;
+    let (mut form, parsed) = parse_form(&body);
+    let message = match parsed {
+        Ok(new) => match state.alerting.add_silence(new).await {
+            Ok(_) => return Ok(see_other("/alerts")),
+            Err(crate::alert::service::AlertingError::Invalid(message)) => message,
+            Err(err) => return Err(ApiError::from(err).into()),
+        },
+        Err(message) => message,
+    };
+    form.message = message;
+    let page = alerts_page(&state, form).await?;
+    let mut response = respond(&page);
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    Ok(response)
+}
+
+pub async fn expire_silence(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    same_origin(&request)?;
+    let id = path.into_inner();
+    if state.alerting.expire_silence(id.clone()).await? {
+        Ok(see_other("/alerts"))
+    } else {
+        Err(ApiError::NotFound(format!("no silence with id {id:?}")).into())
+    }
+}

@@ -24,6 +24,11 @@ if ! command -v chromium > /dev/null; then
     echo "installing chromium from Debian"
     apt-get install -y -q chromium > /dev/null 2>&1 || { apt-get update -q > /dev/null && apt-get install -y -q chromium > /dev/null; }
 fi
+# Debian's Alertmanager, for the compatibility test of Cartograph's /api/v2/alerts push.
+if ! command -v prometheus-alertmanager > /dev/null; then
+    echo "installing prometheus-alertmanager from Debian"
+    apt-get install -y -q prometheus-alertmanager > /dev/null 2>&1 || { apt-get update -q > /dev/null && apt-get install -y -q prometheus-alertmanager > /dev/null; }
+fi
 node_dir="$cache/node"
 if [[ ! -d "$node_dir/node_modules/playwright-core" ]]; then
     echo "installing playwright-core into $node_dir"

@@ -122,6 +122,8 @@ pub struct AlertView {
     pub value: f64,
     pub value_text: String,
     pub starts_at: Option<String>,
+    /// When it started firing, if it did.
+    pub fired_at: Option<String>,
     #[serde(skip)]
     pub starts_at_unix_nano: u64,
     pub ends_at: Option<String>,
@@ -302,7 +304,9 @@ impl Alerting {
 
     async fn read_window(&self, minutes: i64, now: u64) -> Result<Window, String> {
         let query = &self.inner.query;
-        let range = GraphRange::last_minutes(minutes, now);
+        // One minute more than the window: the minute in progress may have just begun, and
+        // the window must still hold `window` of data.
+        let range = GraphRange::last_minutes(minutes + 1, now);
         let filter = GraphFilter::default();
         let text = |err: crate::query::QueryError| err.to_string();
         Ok(Window {
@@ -521,6 +525,7 @@ impl Alerting {
                         ),
                         starts_at: crate::model::rfc3339(alert.active_since_unix_nano),
                         starts_at_unix_nano: alert.active_since_unix_nano,
+                        fired_at: alert.fired_at_unix_nano.and_then(crate::model::rfc3339),
                         ends_at: alert.resolved_at_unix_nano.and_then(crate::model::rfc3339),
                         generator_url: described.generator_url,
                     }

@@ -1,11 +1,14 @@
 //! The one integration test binary: spawns the whole app on free ports and talks to it the
 //! way exporters and users do.
 
+mod alert_support;
 mod compare;
 mod fixtures;
 mod graph_support;
 mod helpers;
 
+mod alertmanager;
+mod alerts;
 mod backpressure;
 mod bad_input;
 mod dashboards;

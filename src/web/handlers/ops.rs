@@ -42,6 +42,7 @@ pub async fn metrics(state: web::Data<WebState>) -> HttpResponse {
         .body(
             state.telemetry.render_prometheus()
                 + &state.query.render_service_graph_metrics()
-                + &state.query.render_signal_metrics(),
+                + &state.query.render_signal_metrics()
+                + &state.alerting.render_prometheus(),
         )
 }

@@ -369,3 +369,151 @@ fn idempotency_key(parts: &[&str]) -> String {
     salted.insert("salt".to_owned(), first.to_string());
     format!("{first:016x}{:016x}", fingerprint(&salted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::config::AlertsConfig;
+
+    const SEC: u64 = 1_000_000_000;
+    const T0: u64 = 1_700_000_000 * SEC;
+
+    fn config(extra: &str) -> AlertsConfig {
+        toml::from_str(&format!(
+            "builtin_rules = false\ngroup_wait = \"0s\"\ngroup_interval = \"10s\"\n{extra}\n\
+             [[receivers]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/ops\"\n\
+             [[receivers]]\nname = \"pager\"\nurl = \"http://127.0.0.1:9/pager\"\nsend_resolved = false\n\
+             [[rules]]\nname = \"Errors\"\nkind = \"edge_error_rate\"\nthreshold = 0.05\n\
+             for = \"10s\"\nlabels = {{ team = \"pay\", severity = \"page\" }}\n\
+             annotations = {{ summary = \"{{{{ $value | percent }}}} on {{{{ $labels.target | name }}}}\" }}\n"
+        ))
+        .expect("config")
+    }
+
+    fn holding(target: &str, value: f64) -> Vec<Result<Vec<(Labels, f64)>, String>> {
+        let labels: Labels = [
+            ("source".to_owned(), "service:orders".to_owned()),
+            ("target".to_owned(), format!("service:{target}")),
+        ]
+        .into();
+        vec![Ok(vec![(labels, value)])]
+    }
+
+    fn bodies(deliveries: &[NewDelivery]) -> Vec<(String, serde_json::Value)> {
+        deliveries
+            .iter()
+            .map(|delivery| {
+                (
+                    delivery.receiver.clone(),
+                    serde_json::from_str(&delivery.body).expect("json"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rule_fires_after_for_notifies_every_receiver_and_resolves_where_wanted() {
+        let mut engine = Engine::new(&config(""));
+        engine.set_ui_url("http://cartograph:8080/");
+        assert!(engine.step(holding("payments", 0.2), &[], T0).is_empty());
+        let fired = bodies(&engine.step(holding("payments", 0.25), &[], T0 + 10 * SEC));
+        assert_eq!(fired.len(), 2, "one per receiver");
+        let (receiver, body) = &fired[0];
+        assert_eq!(receiver, "ops");
+        let alert = &body["alerts"][0];
+        assert_eq!(alert["labels"]["alertname"], "Errors");
+        assert_eq!(alert["labels"]["team"], "pay");
+        assert_eq!(alert["labels"]["severity"], "page", "rule labels win");
+        assert_eq!(alert["annotations"]["summary"], "25 % on payments");
+        assert_eq!(
+            alert["generatorURL"],
+            "http://cartograph:8080/edges/service%3Aorders/service%3Apayments"
+        );
+        assert_eq!(body["externalURL"], "http://cartograph:8080");
+        assert!(
+            engine
+                .step(holding("payments", 0.3), &[], T0 + 20 * SEC)
+                .is_empty()
+        );
+
+        let resolved = bodies(&engine.step(vec![Ok(vec![])], &[], T0 + 30 * SEC));
+        assert_eq!(resolved.len(), 1, "pager does not want resolutions");
+        assert_eq!(resolved[0].0, "ops");
+        assert_eq!(resolved[0].1["status"], "resolved");
+    }
+
+    #[test]
+    fn a_failed_evaluation_keeps_alerts_as_they_were() {
+        let mut engine = Engine::new(&config(""));
+        engine.step(holding("payments", 0.2), &[], T0);
+        engine.step(holding("payments", 0.2), &[], T0 + 10 * SEC);
+        let deliveries = engine.step(vec![Err("store unreadable".to_owned())], &[], T0 + 20 * SEC);
+        assert!(deliveries.is_empty(), "no resolution from a failed read");
+        let rule = &engine.rules[0];
+        assert_eq!(rule.last_error.as_deref(), Some("store unreadable"));
+        assert_eq!(
+            rule.alerts.alerts().next().expect("alert").1.status,
+            Status::Firing
+        );
+    }
+
+    #[test]
+    fn the_state_survives_a_restart_without_notifying_again() {
+        let mut engine = Engine::new(&config(""));
+        engine.step(holding("payments", 0.2), &[], T0);
+        assert_eq!(
+            engine
+                .step(holding("payments", 0.2), &[], T0 + 10 * SEC)
+                .len(),
+            2
+        );
+        let saved = engine.snapshot();
+        let mut restarted = Engine::new(&config(""));
+        restarted.restore(&saved).expect("restores");
+        assert!(
+            restarted
+                .step(holding("payments", 0.2), &[], T0 + 20 * SEC)
+                .is_empty(),
+            "already notified before the restart"
+        );
+        assert_eq!(
+            restarted.step(vec![Ok(vec![])], &[], T0 + 30 * SEC).len(),
+            1,
+            "its resolution still comes"
+        );
+        assert!(restarted.restore("not json").is_err());
+    }
+
+    #[test]
+    fn alertmanager_gets_every_alert_again_before_it_would_expire() {
+        let mut engine = Engine::new(&config(
+            "[alertmanager]\nurls = [\"http://127.0.0.1:9093/\"]\n",
+        ));
+        engine.step(holding("payments", 0.2), &[], T0);
+        let pushes = |deliveries: Vec<NewDelivery>| -> Vec<serde_json::Value> {
+            deliveries
+                .into_iter()
+                .filter(|delivery| delivery.receiver.starts_with(ALERTMANAGER_RECEIVER))
+                .map(|delivery| {
+                    assert_eq!(delivery.url, "http://127.0.0.1:9093/api/v2/alerts");
+                    serde_json::from_str(&delivery.body).expect("json")
+                })
+                .collect()
+        };
+        let first = pushes(engine.step(holding("payments", 0.2), &[], T0 + 10 * SEC));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0][0]["labels"]["alertname"], "Errors");
+        assert!(
+            first[0][0]["endsAt"].as_str().expect("endsAt")
+                > first[0][0]["startsAt"].as_str().expect("startsAt")
+        );
+        assert!(pushes(engine.step(holding("payments", 0.2), &[], T0 + 40 * SEC)).is_empty());
+        assert_eq!(
+            pushes(engine.step(holding("payments", 0.2), &[], T0 + 70 * SEC)).len(),
+            1,
+            "re-sent after a minute"
+        );
+        let resolved = pushes(engine.step(vec![Ok(vec![])], &[], T0 + 75 * SEC));
+        assert_eq!(resolved.len(), 1, "the resolution at once");
+    }
+}

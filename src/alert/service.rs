@@ -140,10 +140,10 @@ impl Alerting {
         query: QueryService,
     ) -> Result<Self, AlertingError> {
         let mut engine = Engine::new(&config);
-        if let Some(saved) = store.load_state()? {
-            if let Err(err) = engine.restore(&saved) {
-                warn!(error = %err, "saved alert state unreadable; starting afresh");
-            }
+        if let Some(saved) = store.load_state()?
+            && let Err(err) = engine.restore(&saved)
+        {
+            warn!(error = %err, "saved alert state unreadable; starting afresh");
         }
         let sender = Sender::new(config.delivery.clone(), config.receivers.clone());
         Ok(Self {
@@ -261,7 +261,7 @@ impl Alerting {
             let minutes = i64::try_from(spec.window.0.as_secs().div_ceil(60))
                 .unwrap_or(1)
                 .max(1);
-            if !windows.contains_key(&minutes) {
+            if let std::collections::btree_map::Entry::Vacant(entry) = windows.entry(minutes) {
                 let window = self.read_window(minutes, now).await;
                 if let Err(err) = &window {
                     self.inner
@@ -270,7 +270,7 @@ impl Alerting {
                         .fetch_add(1, Ordering::Relaxed);
                     warn!(error = %err, "alert evaluation could not read the map");
                 }
-                windows.insert(minutes, window);
+                entry.insert(window);
             }
             let window = match &windows[&minutes] {
                 Ok(window) => window,

@@ -169,10 +169,13 @@ impl Silence {
     }
 }
 
+/// A matcher with its pattern compiled.
+type Compiled = (Matcher, Option<Regex>);
+
 /// The silences in force at one moment, with their patterns compiled once.
 #[derive(Debug, Default)]
 pub struct ActiveSilences {
-    silences: Vec<(String, Vec<(Matcher, Option<Regex>)>)>,
+    silences: Vec<(String, Vec<Compiled>)>,
 }
 
 impl ActiveSilences {
@@ -274,7 +277,9 @@ mod tests {
 
         assert_eq!(silence.state(T0 + 59 * SEC), SilenceState::Active);
         assert_eq!(silence.state(T0 + 60 * SEC), SilenceState::Expired);
-        assert!(!ActiveSilences::new(&[silence.clone()], T0 + 60 * SEC).is_silenced(&alert));
+        assert!(
+            !ActiveSilences::new(std::slice::from_ref(&silence), T0 + 60 * SEC).is_silenced(&alert)
+        );
         let mut expired = silence;
         expired.expire(T0 + 10 * SEC);
         assert_eq!(expired.state(T0 + 10 * SEC), SilenceState::Expired);

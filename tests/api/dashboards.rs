@@ -151,7 +151,7 @@ fn node_modules() -> PathBuf {
 }
 
 /// Runs the browser over `pages` and returns its report, one entry per page.
-async fn browse(app: &TestApp, pages: &Value) -> Vec<Value> {
+pub async fn browse(app: &TestApp, pages: &Value) -> Vec<Value> {
     let modules = node_modules();
     assert!(
         modules.join("playwright-core").is_dir(),

@@ -9,6 +9,7 @@ mod helpers;
 
 mod alertmanager;
 mod alerts;
+mod alerts_page;
 mod backpressure;
 mod bad_input;
 mod dashboards;

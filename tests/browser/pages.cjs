@@ -4,7 +4,8 @@
 // Screenshots go to the directory given. Assertions live in the Rust test that runs this.
 //
 //   node pages.cjs BASE_URL SCREENSHOT_DIR PAGES_JSON
-// PAGES_JSON: [{"path": "/", "name": "map", "texts": ["orders"], "focus": true}, ...]
+// PAGES_JSON: [{"path": "/", "name": "map", "texts": ["orders"], "focus": true}, ...]; a page
+// with "fill" ({selector: value}) and "submit" (a selector) also submits that form.
 
 const { chromium } = require("playwright-core");
 
@@ -42,6 +43,18 @@ async function main() {
       }));
     }
     await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });
+    if (spec.fill) {
+      // Fill a form, submit it, and report the page it leads to.
+      for (const [selector, value] of Object.entries(spec.fill)) { await page.fill(selector, value); }
+      await Promise.all([page.waitForNavigation(), page.click(spec.submit)]);
+      const after = await page.evaluate(() => document.body.textContent);
+      entry.after_submit = {
+        path: new URL(page.url()).pathname,
+        texts: Object.fromEntries((spec.after_texts || []).map((text) => [text, after.includes(text)])),
+        injected_images: await page.evaluate(() => document.querySelectorAll("img").length),
+      };
+      await page.screenshot({ path: shots + "/" + spec.name + "-after.png", fullPage: true });
+    }
     if (spec.click_first_node) {
       await Promise.all([page.waitForNavigation(), page.click("svg.map g.node[data-id='" + spec.click_first_node + "']")]);
       entry.after_click = new URL(page.url()).pathname;

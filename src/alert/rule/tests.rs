@@ -359,15 +359,17 @@ fn breaker_state_holds_for_the_chosen_states_with_the_guarded_edge() {
         transitions: VecDeque::new(),
         num_transitions_dropped: 0,
     };
-    let mut overlay = SignalOverlay::default();
-    overlay.breakers = vec![
-        (
-            breaker("payments", BreakerState::Open),
-            Some(map.edges[0].0.clone()),
-        ),
-        (breaker("inventory", BreakerState::HalfOpen), None),
-        (breaker("audit", BreakerState::Closed), None),
-    ];
+    let overlay = SignalOverlay {
+        breakers: vec![
+            (
+                breaker("payments", BreakerState::Open),
+                Some(map.edges[0].0.clone()),
+            ),
+            (breaker("inventory", BreakerState::HalfOpen), None),
+            (breaker("audit", BreakerState::Closed), None),
+        ],
+        ..SignalOverlay::default()
+    };
     let given = Inputs {
         overlay: &overlay,
         ..inputs(&map)

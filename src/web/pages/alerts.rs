@@ -69,7 +69,9 @@ fn condition(rule: &RuleView) -> String {
     };
     fields
         .iter()
-        .filter(|(name, _)| name.as_str() != "kind")
+        .filter(|(name, value)| {
+            name.as_str() != "kind" && value.as_array().is_none_or(|list| !list.is_empty())
+        })
         .map(|(name, value)| match value {
             serde_json::Value::String(text) => format!("{name} {text}"),
             other => format!("{name} {other}"),

@@ -20,6 +20,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    pub const ALL: [BreakerState; 6] = [
+        Self::Closed,
+        Self::Open,
+        Self::HalfOpen,
+        Self::ForcedOpen,
+        Self::Disabled,
+        Self::MetricsOnly,
+    ];
+
     /// resilience4j's `state` tag values (and ours), case- and separator-insensitive.
     pub fn from_name(name: &str) -> Option<Self> {
         let normal: String = name

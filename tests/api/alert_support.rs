@@ -16,12 +16,11 @@ use cartograph::config::Config;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig as _};
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, test_config};
+use crate::signals_sdk::tracer_provider;
 
 pub const RULE: &str = "CheckoutErrors";
 /// The rule's `for` and the evaluation interval of [`alert_config`].
@@ -190,23 +189,6 @@ pub struct Calls {
     thread: std::thread::JoinHandle<()>,
 }
 
-fn provider(endpoint: &str, name: &str) -> SdkTracerProvider {
-    let exporter = SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("{endpoint}/v1/traces"))
-        .build()
-        .expect("span exporter");
-    SdkTracerProvider::builder()
-        .with_resource(
-            Resource::builder_empty()
-                .with_attribute(KeyValue::new("service.name", name.to_owned()))
-                .build(),
-        )
-        .with_simple_exporter(exporter)
-        .build()
-}
-
 fn call(checkout: &SdkTracerProvider, payments: &SdkTracerProvider, fails: bool) {
     let checkout_tracer = checkout.tracer("checkout");
     let root = checkout_tracer
@@ -247,8 +229,8 @@ impl Calls {
         let (batches, batch_receiver) = mpsc::channel::<(u64, u64)>();
         let (done_sender, done) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let checkout = provider(&endpoint, "checkout");
-            let payments = provider(&endpoint, "payments");
+            let checkout = tracer_provider(&endpoint, "checkout");
+            let payments = tracer_provider(&endpoint, "payments");
             for (num_ok, num_errors) in batch_receiver {
                 for index in 0..num_ok + num_errors {
                     call(&checkout, &payments, index < num_errors);

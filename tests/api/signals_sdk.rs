@@ -54,13 +54,14 @@ struct Sdk {
     thread: std::thread::JoinHandle<()>,
 }
 
-fn resource(name: &str) -> Resource {
+pub fn resource(name: &str) -> Resource {
     Resource::builder_empty()
         .with_attribute(KeyValue::new("service.name", name.to_owned()))
         .build()
 }
 
-fn tracer_provider(endpoint: &str, name: &str) -> SdkTracerProvider {
+/// A tracer provider for `name` exporting each span as it ends over OTLP/HTTP protobuf.
+pub fn tracer_provider(endpoint: &str, name: &str) -> SdkTracerProvider {
     let exporter = SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)

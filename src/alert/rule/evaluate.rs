@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{ChangeFilter, Comparison, DropScope, Inputs, RuleKind};
 use crate::alert::state::Labels;
 use crate::graph::analysis::{self, GraphView};
-use crate::model::graph::{EdgeKey, EdgeKind, NodeKind};
+use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKind};
 use crate::model::{AttrValue, MetricPoint, attr_get};
 use crate::model::{NumberValue, PointValue};
 use crate::signals::Trend;
@@ -17,8 +17,15 @@ fn label(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn kind_matches(kinds: &[EdgeKind], kind: EdgeKind) -> bool {
-    kinds.is_empty() || kinds.contains(&kind)
+/// Edges of `kinds` (all when empty) with at least `min_requests` calls.
+fn busy_edges<'a>(
+    view: &'a GraphView,
+    kinds: &'a [EdgeKind],
+    min_requests: u64,
+) -> impl Iterator<Item = &'a (EdgeKey, EdgeStats)> {
+    view.edges.iter().filter(move |(key, stats)| {
+        (kinds.is_empty() || kinds.contains(&key.kind)) && stats.num_requests >= min_requests
+    })
 }
 
 fn edge_labels(key: &EdgeKey) -> Labels {
@@ -43,12 +50,7 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             threshold,
             min_requests,
             edge_kinds,
-        } => view
-            .edges
-            .iter()
-            .filter(|(key, stats)| {
-                kind_matches(edge_kinds, key.kind) && stats.num_requests >= *min_requests
-            })
+        } => busy_edges(view, edge_kinds, *min_requests)
             .filter_map(|(key, stats)| {
                 let rate = ratio(stats.num_errors, stats.num_requests);
                 (rate > *threshold).then(|| (edge_labels(key), rate))
@@ -71,12 +73,7 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             threshold_ms,
             min_requests,
             edge_kinds,
-        } => view
-            .edges
-            .iter()
-            .filter(|(key, stats)| {
-                kind_matches(edge_kinds, key.kind) && stats.num_requests >= *min_requests
-            })
+        } => busy_edges(view, edge_kinds, *min_requests)
             .filter_map(|(key, stats)| {
                 let millis = stats.client_latency.quantile_nanos(*quantile)? / 1e6;
                 (millis > *threshold_ms).then(|| (edge_labels(key), millis))

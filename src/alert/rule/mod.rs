@@ -249,18 +249,20 @@ impl RuleKind {
                 }
             }
             RuleKind::BreakerState { states } => {
-                const KNOWN: &[&str] = &[
-                    "closed",
-                    "open",
-                    "half_open",
-                    "forced_open",
-                    "disabled",
-                    "metrics_only",
-                ];
-                match states.iter().find(|state| !KNOWN.contains(&state.as_str())) {
+                let known = |state: &String| {
+                    crate::signals::BreakerState::ALL
+                        .iter()
+                        .any(|candidate| candidate.as_str() == state)
+                };
+                match states.iter().find(|state| !known(state)) {
                     Some(state) => Err((
                         "states",
-                        format!("`{state}` is not one of {}", KNOWN.join(", ")),
+                        format!(
+                            "`{state}` is not one of {}",
+                            crate::signals::BreakerState::ALL
+                                .map(crate::signals::BreakerState::as_str)
+                                .join(", ")
+                        ),
                     )),
                     None if states.is_empty() => Err(("states", "is empty".to_owned())),
                     None => Ok(()),

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod conformance;
 pub mod sqlite;
+pub(crate) mod summary;
 
 use std::time::Duration;
 

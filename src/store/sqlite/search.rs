@@ -7,12 +7,13 @@
 //! attributes are matched once against the (small) resources table. Every value is a bound
 //! parameter; SQL text holds only column names, generated table names and constants.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
-use crate::model::{SpanId, StatusCode, TraceId};
+use crate::model::{StatusCode, TraceId};
+use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::{StoreError, TraceQuery, TraceSummary};
 
 use super::codec;
@@ -257,23 +258,12 @@ fn resources_matching(
     Ok(ids)
 }
 
-/// The columns of one span a summary needs.
-struct SpanBrief {
-    span_id: SpanId,
-    is_root: bool,
-    start_nanos: u64,
-    end_nanos: u64,
-    service: String,
-    name: String,
-    is_error: bool,
-}
 
-impl SpanBrief {
-    const COLUMNS: &str =
-        "trace_id, span_id, parent_span_id, start_ns, end_ns, service, name, status_code";
+const BRIEF_COLUMNS: &str =
+    "trace_id, span_id, parent_span_id, start_ns, end_ns, service, name, status_code";
 
-    /// Reads a row of [`Self::COLUMNS`], returning the trace id with the span.
-    fn from_row(row: &rusqlite::Row<'_>) -> Result<(TraceId, Self), StoreError> {
+/// Reads a row of [`BRIEF_COLUMNS`], returning the trace id with the span.
+fn brief_from_row(row: &rusqlite::Row<'_>) -> Result<(TraceId, SpanBrief), StoreError> {
         let brief = SpanBrief {
             span_id: span_id_from_sql(blob(row, 1)?)?,
             is_root: opt_blob(row, 2)?.is_none(),
@@ -284,55 +274,6 @@ impl SpanBrief {
             is_error: row.get::<_, i32>(7)? == StatusCode::Error.to_otlp(),
         };
         Ok((trace_id_from_sql(blob(row, 0)?)?, brief))
-    }
-}
-
-/// A summary under construction from the spans of one trace, each span counted once.
-#[derive(Default)]
-struct TraceAcc {
-    span_ids: HashSet<SpanId>,
-    /// `(start, service, name)` of the earliest root span and of the earliest span.
-    root: Option<(u64, String, String)>,
-    earliest: Option<(u64, String, String)>,
-    max_end_nanos: u64,
-    num_errors: u64,
-    services: BTreeSet<String>,
-}
-
-impl TraceAcc {
-    fn add(&mut self, span: SpanBrief) {
-        if !self.span_ids.insert(span.span_id) {
-            return;
-        }
-        let start = span.start_nanos;
-        let is_earlier = |slot: &Option<(u64, String, String)>| {
-            slot.as_ref().is_none_or(|(known, _, _)| start < *known)
-        };
-        if span.is_root && is_earlier(&self.root) {
-            self.root = Some((start, span.service.clone(), span.name.clone()));
-        }
-        if is_earlier(&self.earliest) {
-            self.earliest = Some((start, span.service.clone(), span.name));
-        }
-        self.max_end_nanos = self.max_end_nanos.max(span.end_nanos);
-        self.num_errors += u64::from(span.is_error);
-        self.services.insert(span.service);
-    }
-
-    fn into_summary(self, trace_id: TraceId) -> Option<TraceSummary> {
-        let start_nanos = self.earliest.as_ref()?.0;
-        let (_, root_service, root_name) = self.root.or(self.earliest)?;
-        Some(TraceSummary {
-            trace_id,
-            root_service,
-            root_name,
-            start_time_unix_nano: start_nanos,
-            duration_nanos: self.max_end_nanos.saturating_sub(start_nanos),
-            num_spans: self.span_ids.len() as u64,
-            num_errors: self.num_errors,
-            services: self.services.into_iter().collect(),
-        })
-    }
 }
 
 /// Summaries of `trace_ids` from all their spans in every partition, newest trace first.
@@ -346,26 +287,16 @@ fn summarise(conn: &Connection, trace_ids: &[TraceId]) -> Result<Vec<TraceSummar
             let placeholders = vec!["?"; chunk.len()].join(", ");
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {} FROM {} WHERE trace_id IN ({placeholders})",
-                SpanBrief::COLUMNS,
+                BRIEF_COLUMNS,
                 info.partition.table()
             ))?;
             let ids = chunk.iter().map(|id| id.as_bytes().as_slice());
             let mut rows = statement.query(params_from_iter(ids))?;
             while let Some(row) = rows.next()? {
-                let (trace_id, span) = SpanBrief::from_row(row)?;
+                let (trace_id, span) = brief_from_row(row)?;
                 accs.entry(trace_id).or_default().add(span);
             }
         }
     }
-    let mut summaries: Vec<TraceSummary> = trace_ids
-        .iter()
-        .filter_map(|trace_id| accs.remove(trace_id)?.into_summary(*trace_id))
-        .collect();
-    summaries.sort_by(|left, right| {
-        right
-            .start_time_unix_nano
-            .cmp(&left.start_time_unix_nano)
-            .then(left.trace_id.cmp(&right.trace_id))
-    });
-    Ok(summaries)
+    Ok(summaries_newest_first(trace_ids, accs))
 }

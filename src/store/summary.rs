@@ -1,0 +1,86 @@
+//! Trace summaries for search results, built the same way by every backend from the spans of
+//! each trace: root (or earliest) span's service and name, start, duration, span and error
+//! counts, services.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::model::{SpanId, TraceId};
+use crate::store::TraceSummary;
+
+/// What a summary needs of one span.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanBrief {
+    pub span_id: SpanId,
+    pub is_root: bool,
+    pub start_nanos: u64,
+    pub end_nanos: u64,
+    pub service: String,
+    pub name: String,
+    pub is_error: bool,
+}
+
+/// A summary under construction from the spans of one trace, each span counted once.
+#[derive(Default)]
+pub(crate) struct TraceAcc {
+    span_ids: HashSet<SpanId>,
+    /// `(start, service, name)` of the earliest root span and of the earliest span.
+    root: Option<(u64, String, String)>,
+    earliest: Option<(u64, String, String)>,
+    max_end_nanos: u64,
+    num_errors: u64,
+    services: BTreeSet<String>,
+}
+
+impl TraceAcc {
+    pub(crate) fn add(&mut self, span: SpanBrief) {
+        if !self.span_ids.insert(span.span_id) {
+            return;
+        }
+        let start = span.start_nanos;
+        let is_earlier = |slot: &Option<(u64, String, String)>| {
+            slot.as_ref().is_none_or(|(known, _, _)| start < *known)
+        };
+        if span.is_root && is_earlier(&self.root) {
+            self.root = Some((start, span.service.clone(), span.name.clone()));
+        }
+        if is_earlier(&self.earliest) {
+            self.earliest = Some((start, span.service.clone(), span.name));
+        }
+        self.max_end_nanos = self.max_end_nanos.max(span.end_nanos);
+        self.num_errors += u64::from(span.is_error);
+        self.services.insert(span.service);
+    }
+
+    pub(crate) fn into_summary(self, trace_id: TraceId) -> Option<TraceSummary> {
+        let start_nanos = self.earliest.as_ref()?.0;
+        let (_, root_service, root_name) = self.root.or(self.earliest)?;
+        Some(TraceSummary {
+            trace_id,
+            root_service,
+            root_name,
+            start_time_unix_nano: start_nanos,
+            duration_nanos: self.max_end_nanos.saturating_sub(start_nanos),
+            num_spans: self.span_ids.len() as u64,
+            num_errors: self.num_errors,
+            services: self.services.into_iter().collect(),
+        })
+    }
+}
+
+/// The summaries of `trace_ids` (those with spans in `accs`), latest start first.
+pub(crate) fn summaries_newest_first(
+    trace_ids: &[TraceId],
+    mut accs: HashMap<TraceId, TraceAcc>,
+) -> Vec<TraceSummary> {
+    let mut summaries: Vec<TraceSummary> = trace_ids
+        .iter()
+        .filter_map(|trace_id| accs.remove(trace_id)?.into_summary(*trace_id))
+        .collect();
+    summaries.sort_by(|left, right| {
+        right
+            .start_time_unix_nano
+            .cmp(&left.start_time_unix_nano)
+            .then(left.trace_id.cmp(&right.trace_id))
+    });
+    summaries
+}

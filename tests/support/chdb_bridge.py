@@ -1,0 +1,138 @@
+"""ClickHouse's HTTP interface over a chDB session: the real ClickHouse engine (PyPI
+`chdb-core`), served on loopback so the official `clickhouse` Rust crate runs against it
+unchanged (with compression off).
+
+    python chdb_bridge.py --port 8123 --path DIR [--port-file FILE]
+
+What it serves, as a ClickHouse server would:
+- `GET /` and `GET /ping`: `Ok.`
+- `POST /?database=D&default_format=F` with the SQL in the body: the result in format F.
+- `POST /?database=D&query=INSERT INTO t(cols) FORMAT RowBinary[WithNamesAndTypes]` with the
+  rows in the body: the body is written to a temporary file and inserted through `file()`.
+- `param_NAME=value` in the URL: `{NAME:Type}` substitution by the engine (SET param_...).
+- Errors: HTTP 500 with ClickHouse's own `Code: N. DB::Exception: ...` text and the
+  `X-ClickHouse-Exception-Code` header.
+
+Queries run one at a time (a chDB session is not thread-safe).
+"""
+
+import argparse
+import os
+import re
+import tempfile
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from chdb import session as chdb_session
+
+LOCK = threading.Lock()
+SESSION = None
+SCRATCH = None
+
+INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?P<table>.+?)\s*\((?P<columns>[^)]*)\)\s*FORMAT\s+(?P<format>\w+)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def run(sql, database, fmt, params):
+    """Runs one statement in `database`; returns the result bytes."""
+    with LOCK:
+        if database:
+            SESSION.query(f"USE `{database.replace('`', '')}`")
+        for name, value in params.items():
+            escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+            SESSION.query(f"SET param_{name} = '{escaped}'")
+        result = SESSION.query(sql, fmt or "TabSeparated")
+        return result.bytes() if result is not None else b""
+
+
+def insert(statement, body, database):
+    match = INSERT.match(statement)
+    if not match:
+        raise ValueError(f"Code: 62. DB::Exception: the bridge only takes INSERT INTO t(cols) FORMAT X with data, got: {statement[:200]}")
+    fd, path = tempfile.mkstemp(dir=SCRATCH, suffix=".bin")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(body)
+        fmt = match["format"]
+        columns = match["columns"]
+        if fmt.lower() == "rowbinary":
+            # Plain RowBinary carries no types: take them from the table.
+            table = match["table"].strip()
+            described = run(f"DESCRIBE TABLE {table}", database, "TabSeparated", {}).decode()
+            types = dict(line.split("\t")[:2] for line in described.splitlines() if line)
+            names = [name.strip().strip("`") for name in columns.split(",")]
+            structure = ", ".join(f"`{name}` {types[name]}" for name in names)
+            source = f"file('{path}', 'RowBinary', '{structure}')"
+        else:
+            source = f"file('{path}', '{fmt}')"
+        run(f"INSERT INTO {match['table']} ({columns}) SELECT * FROM {source}", database, None, {})
+    finally:
+        os.unlink(path)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, headers=()):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.reply(200, b"Ok.\n")
+
+    def do_POST(self):
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        database = query.get("database")
+        params = {key[len("param_"):]: value for key, value in query.items() if key.startswith("param_")}
+        try:
+            if "query" in query:
+                if body:
+                    insert(query["query"], body, database)
+                    result = b""
+                else:
+                    result = run(query["query"], database, query.get("default_format"), params)
+            else:
+                result = run(body.decode(), database, query.get("default_format"), params)
+            self.reply(200, result, [("X-ClickHouse-Format", query.get("default_format") or "TabSeparated")])
+        except Exception as error:  # the engine's own message, as ClickHouse sends it
+            text = str(error)
+            code = re.search(r"Code: (\d+)", text)
+            if not code:
+                text = f"Code: 1000. DB::Exception: {text}"
+            self.reply(500, (text + "\n").encode(), [("X-ClickHouse-Exception-Code", code[1] if code else "1000")])
+
+
+def main():
+    global SESSION, SCRATCH
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--port-file")
+    args = parser.parse_args()
+    os.makedirs(args.path, exist_ok=True)
+    SCRATCH = tempfile.mkdtemp(prefix="chdb-bridge-")
+    SESSION = chdb_session.Session(args.path)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as file:
+            file.write(str(server.server_address[1]))
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"chdb bridge on 127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

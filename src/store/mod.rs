@@ -4,6 +4,7 @@
 //! shared and called from blocking tasks. Nothing here knows about HTTP, gRPC or OTLP.
 
 pub mod alerts;
+pub mod clickhouse;
 pub mod conformance;
 pub mod sqlite;
 pub(crate) mod summary;
@@ -25,6 +26,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot open store at {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("clickhouse: {0}")]
+    ClickHouse(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("invalid query: {0}")]

@@ -1,0 +1,314 @@
+//! Reads: traces (located through `trace_times`), search, metric points and rollups. Re-sent
+//! rows collapse through `FINAL` (ReplacingMergeTree) and, for spans, one row per span id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::Shared;
+use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow};
+use crate::model::graph::{EdgeRollup, OperationRollup};
+use crate::model::{MetricPoint, Span, TraceId};
+use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
+use crate::store::{
+    MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
+};
+
+/// Trace ids asked for in one `IN (...)` at most.
+const CHUNK: usize = 500;
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseReader {
+    shared: Arc<Shared>,
+}
+
+#[derive(Row, Deserialize)]
+struct Candidate {
+    trace_id: [u8; 16],
+    #[allow(dead_code)]
+    latest: u64,
+}
+
+/// A value bound into a query: the crate escapes it (nothing is formatted into SQL).
+enum Bound {
+    Text(String),
+    Number(u64),
+}
+
+impl ClickHouseReader {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn fetch<T: clickhouse::RowOwned + clickhouse::RowRead>(
+        &self,
+        sql: String,
+        binds: Vec<Bound>,
+    ) -> Result<Vec<T>, StoreError> {
+        let client = self.shared.client.clone();
+        self.shared.block(async move {
+            let mut query = client.query(&sql);
+            for bound in binds {
+                query = match bound {
+                    Bound::Text(text) => query.bind(text),
+                    Bound::Number(number) => query.bind(number),
+                };
+            }
+            query.fetch_all::<T>().await
+        })
+    }
+
+    /// Every stored span of `trace_ids`, one row per (trace, span).
+    fn spans_of(&self, trace_ids: &[[u8; 16]]) -> Result<Vec<SpanRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in trace_ids.chunks(CHUNK) {
+            let placeholders = vec!["unhex(?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT ?fields FROM {spans} FINAL WHERE trace_id IN ({placeholders}) \
+                 AND start_time_unix_nano >= (SELECT min(start_time_unix_nano) FROM {times} WHERE trace_id IN ({placeholders})) \
+                 AND start_time_unix_nano <= (SELECT max(start_time_unix_nano) FROM {times} WHERE trace_id IN ({placeholders})) \
+                 ORDER BY start_time_unix_nano, span_id LIMIT 1 BY trace_id, span_id",
+                spans = self.shared.table("spans"),
+                times = self.shared.table("trace_times"),
+            );
+            let hexes: Vec<String> = chunk.iter().map(hex::encode).collect();
+            let binds = (0..3)
+                .flat_map(|_| hexes.iter().map(|id| Bound::Text(id.clone())))
+                .collect();
+            rows.extend(self.fetch::<SpanRow>(sql, binds)?);
+        }
+        Ok(rows)
+    }
+}
+
+impl TraceReader for ClickHouseReader {
+    fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError> {
+        let rows = self.spans_of(&[*trace_id.as_bytes()])?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut spans = rows
+            .into_iter()
+            .map(SpanRow::into_span)
+            .collect::<Result<Vec<_>, _>>()?;
+        spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+        Ok(Some(spans))
+    }
+
+    fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
+        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+            return Ok(Vec::new());
+        }
+        let mut conditions = vec![
+            "start_time_unix_nano >= ?".to_owned(),
+            "start_time_unix_nano < ?".to_owned(),
+        ];
+        let mut binds = vec![
+            Bound::Number(query.from_unix_nano),
+            Bound::Number(query.to_unix_nano),
+        ];
+        let mut text = |condition: &str, value: &str, binds: &mut Vec<Bound>| {
+            conditions.push(condition.to_owned());
+            binds.push(Bound::Text(value.to_owned()));
+        };
+        if let Some(service) = &query.service {
+            text("service = ?", service, &mut binds);
+        }
+        if let Some(operation) = &query.operation {
+            text("name = ?", operation, &mut binds);
+        }
+        if let Some((key, value)) = &query.attribute {
+            text(
+                "((mapContains(attributes, ?) AND attributes[?] = ?) OR \
+                 (mapContains(resource_attributes, ?) AND resource_attributes[?] = ?))",
+                key,
+                &mut binds,
+            );
+            binds.pop();
+            for bound in [key, key, value, key, key, value] {
+                binds.push(Bound::Text(bound.clone()));
+            }
+        }
+        if let Some(min) = query.min_duration_nanos {
+            conditions.push("duration_nanos >= ?".to_owned());
+            binds.push(Bound::Number(min));
+        }
+        if let Some(max) = query.max_duration_nanos {
+            conditions.push("duration_nanos <= ?".to_owned());
+            binds.push(Bound::Number(max));
+        }
+        if let Some(error) = query.error {
+            conditions.push("is_error = ?".to_owned());
+            binds.push(Bound::Number(u64::from(error)));
+        }
+        binds.push(Bound::Number(query.limit as u64));
+        let sql = format!(
+            "SELECT trace_id, max(start_time_unix_nano) AS latest FROM {} FINAL WHERE {} \
+             GROUP BY trace_id ORDER BY latest DESC, trace_id LIMIT ?",
+            self.shared.table("spans"),
+            conditions.join(" AND ")
+        );
+        let candidates: Vec<[u8; 16]> = self
+            .fetch::<Candidate>(sql, binds)?
+            .into_iter()
+            .map(|candidate| candidate.trace_id)
+            .collect();
+        let mut accs: HashMap<TraceId, TraceAcc> = HashMap::new();
+        for row in self.spans_of(&candidates)? {
+            let span = row.into_span()?;
+            accs.entry(span.trace_id).or_default().add(SpanBrief {
+                span_id: span.span_id,
+                is_root: span.parent_span_id.is_none(),
+                start_nanos: span.start_time_unix_nano,
+                end_nanos: span.end_time_unix_nano,
+                is_error: span.is_error(),
+                service: span.service_name().to_owned(),
+                name: span.name,
+            });
+        }
+        let ids: Vec<TraceId> = candidates
+            .iter()
+            .filter_map(|bytes| TraceId::from_bytes(bytes).ok())
+            .collect();
+        Ok(summaries_newest_first(&ids, accs))
+    }
+}
+
+impl MetricReader for ClickHouseReader {
+    fn metric_points(&self, query: &MetricQuery) -> Result<Vec<MetricPoint>, StoreError> {
+        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+            return Ok(Vec::new());
+        }
+        let mut conditions = vec!["time_unix_nano >= ?", "time_unix_nano < ?"];
+        let mut binds = vec![
+            Bound::Number(query.from_unix_nano),
+            Bound::Number(query.to_unix_nano),
+        ];
+        if let Some(name) = &query.name {
+            conditions.push("name = ?");
+            binds.push(Bound::Text(name.clone()));
+        }
+        if let Some(service) = &query.service {
+            conditions.push("service = ?");
+            binds.push(Bound::Text(service.clone()));
+        }
+        binds.push(Bound::Number(query.limit as u64));
+        let sql = format!(
+            "SELECT ?fields FROM {} FINAL WHERE {} ORDER BY time_unix_nano, name, service, point_id LIMIT ?",
+            self.shared.table("metric_points"),
+            conditions.join(" AND ")
+        );
+        self.fetch::<PointRow>(sql, binds)?
+            .into_iter()
+            .map(PointRow::into_point)
+            .collect()
+    }
+}
+
+impl ClickHouseReader {
+    fn rollup_condition(
+        from_minute: i64,
+        to_minute: i64,
+        exclude_instance: Option<u32>,
+    ) -> (String, Vec<Bound>) {
+        let mut condition = "minute >= ? AND minute < ?".to_owned();
+        let mut binds = vec![
+            Bound::Number(u64::try_from(from_minute.max(0)).unwrap_or(0)),
+            Bound::Number(u64::try_from(to_minute.max(0)).unwrap_or(0)),
+        ];
+        if let Some(instance) = exclude_instance {
+            condition.push_str(" AND instance != ?");
+            binds.push(Bound::Number(u64::from(instance)));
+        }
+        (condition, binds)
+    }
+}
+
+impl RollupReader for ClickHouseReader {
+    fn edge_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        let (condition, binds) = Self::rollup_condition(from_minute, to_minute, exclude_instance);
+        let sql = format!(
+            "SELECT ?fields FROM {} FINAL WHERE {condition}",
+            self.shared.table("edge_rollups")
+        );
+        let mut rows: Vec<(u32, EdgeRollup)> = self
+            .fetch::<EdgeRollupRow>(sql, binds)?
+            .into_iter()
+            .map(|row| Ok((row.instance, row.into_rollup()?)))
+            .collect::<Result<_, StoreError>>()?;
+        rows.sort_by(|(a_instance, a), (b_instance, b)| {
+            (a.minute, &a.key, a_instance).cmp(&(b.minute, &b.key, b_instance))
+        });
+        Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
+    }
+
+    fn operation_rollups(
+        &self,
+        from_minute: i64,
+        to_minute: i64,
+        service: Option<&str>,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<OperationRollup>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        let (mut condition, mut binds) =
+            Self::rollup_condition(from_minute, to_minute, exclude_instance);
+        if let Some(service) = service {
+            condition.push_str(" AND service = ?");
+            binds.push(Bound::Text(service.to_owned()));
+        }
+        let sql = format!(
+            "SELECT ?fields FROM {} FINAL WHERE {condition}",
+            self.shared.table("operation_rollups")
+        );
+        let mut rows: Vec<(u32, OperationRollup)> = self
+            .fetch::<OperationRollupRow>(sql, binds)?
+            .into_iter()
+            .map(|row| Ok((row.instance, row.into_rollup()?)))
+            .collect::<Result<_, StoreError>>()?;
+        rows.sort_by(|(a_instance, a), (b_instance, b)| {
+            (a.minute, &a.service, &a.operation, a_instance).cmp(&(
+                b.minute,
+                &b.service,
+                &b.operation,
+                b_instance,
+            ))
+        });
+        Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
+    }
+
+    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError> {
+        if from_minute >= to_minute {
+            return Ok(Vec::new());
+        }
+        let (condition, mut binds) = Self::rollup_condition(from_minute, to_minute, None);
+        let again: Vec<Bound> = binds
+            .iter()
+            .map(|bound| match bound {
+                Bound::Number(number) => Bound::Number(*number),
+                Bound::Text(text) => Bound::Text(text.clone()),
+            })
+            .collect();
+        binds.extend(again);
+        let sql = format!(
+            "SELECT DISTINCT minute FROM (SELECT minute FROM {} WHERE {condition} \
+             UNION ALL SELECT minute FROM {} WHERE {condition}) ORDER BY minute",
+            self.shared.table("edge_rollups"),
+            self.shared.table("operation_rollups"),
+        );
+        let minutes: Vec<i64> = self.fetch::<i64>(sql, binds)?;
+        let _: HashSet<i64> = HashSet::new();
+        Ok(minutes)
+    }
+}

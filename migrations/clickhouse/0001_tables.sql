@@ -6,7 +6,8 @@
 -- Spans: one row per span; the exact span (typed attributes, events, links, resource, scope)
 -- in `payload`, the columns search and trace lookup need beside it. Partitioned by day,
 -- ordered for "service in a time range" search; a re-sent span has the same sort key and
--- collapses (reads also take one row per (trace_id, span_id)).
+-- collapses to the copy stored first (`keep_first` = u64::MAX - insert time is the version;
+-- reads also take one row per (trace_id, span_id)).
 CREATE TABLE IF NOT EXISTS {db}.{table:spans}{on_cluster}
 (
     trace_id FixedString(16) CODEC(ZSTD(1)),
@@ -20,10 +21,11 @@ CREATE TABLE IF NOT EXISTS {db}.{table:spans}{on_cluster}
     attributes Map(LowCardinality(String), String) CODEC(ZSTD(3)),
     resource_attributes Map(LowCardinality(String), String) CODEC(ZSTD(3)),
     payload String CODEC(ZSTD(3)),
+    keep_first UInt64 CODEC(ZSTD(1)),
     INDEX trace_id_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX attribute_values mapValues(attributes) TYPE bloom_filter(0.01) GRANULARITY 4
 )
-ENGINE = {engine:spans:ReplacingMergeTree}
+ENGINE = {engine:spans:ReplacingMergeTree(keep_first)}
 PARTITION BY intDiv(start_time_unix_nano, 86400000000000)
 ORDER BY (service, start_time_unix_nano, trace_id, span_id);
 

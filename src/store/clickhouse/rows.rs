@@ -7,12 +7,16 @@ use std::sync::Arc;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::model::graph::{EdgeRollup, OperationRollup};
+use crate::model::graph::{EdgeKey, EdgeRollup, NodePlacement, OperationRollup};
 use crate::model::{
-    Attributes, Event, Link, MetricPoint, PointValue, Resource, Scope, Span, SpanId, SpanKind,
-    StatusCode, TraceId,
+    Attributes, Event, Link, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode,
+    TraceId,
 };
 use crate::store::StoreError;
+use crate::store::sqlite::codec_metric::{decode_point_value, encode_point_value};
+use crate::store::sqlite::codec_rollup::{
+    decode_edge_stats, decode_operation_stats, encode_edge_stats, encode_operation_stats,
+};
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("clickhouse {what}: {err}"))
@@ -35,6 +39,8 @@ pub struct SpanRow {
     pub resource_attributes: BTreeMap<String, String>,
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// The version ReplacingMergeTree keeps the largest of: the first copy stored wins.
+    pub keep_first: u64,
 }
 
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -141,6 +147,7 @@ impl SpanRow {
             attributes: search_map(&span.attributes),
             resource_attributes: search_map(&span.resource.attributes),
             payload: encode(&body)?,
+            keep_first: u64::MAX - crate::model::now_unix_nano(),
         })
     }
 
@@ -211,7 +218,9 @@ struct PointBodyOut<'a> {
     start_time_unix_nano: u64,
     attributes: &'a Attributes,
     flags: u32,
-    value: &'a PointValue,
+    /// The value in the SQLite backend's exact encoding.
+    #[serde(with = "serde_bytes")]
+    value: &'a [u8],
 }
 
 #[derive(Deserialize)]
@@ -223,7 +232,8 @@ struct PointBodyIn {
     start_time_unix_nano: u64,
     attributes: Attributes,
     flags: u32,
-    value: PointValue,
+    #[serde(with = "serde_bytes")]
+    value: Vec<u8>,
 }
 
 /// FNV-1a over the payload: the identity that makes a re-sent point collapse.
@@ -242,6 +252,8 @@ fn point_id(name: &str, time: u64, payload: &[u8]) -> u64 {
 
 impl PointRow {
     pub fn from_point(point: &MetricPoint) -> Result<Self, StoreError> {
+        let mut value = Vec::new();
+        encode_point_value(&mut value, &point.value);
         let payload = encode(&PointBodyOut {
             resource: &point.resource,
             scope: &point.scope,
@@ -250,7 +262,7 @@ impl PointRow {
             start_time_unix_nano: point.start_time_unix_nano,
             attributes: &point.attributes,
             flags: point.flags,
-            value: &point.value,
+            value: &value,
         })?;
         Ok(PointRow {
             point_id: point_id(&point.name, point.time_unix_nano, &payload),
@@ -274,9 +286,41 @@ impl PointRow {
             time_unix_nano: self.time_unix_nano,
             attributes: body.attributes,
             flags: body.flags,
-            value: body.value,
+            value: decode_point_value(&body.value)?,
         })
     }
+}
+
+#[derive(Serialize)]
+struct EdgeRollupBody<'a> {
+    key: &'a EdgeKey,
+    source_placement: &'a NodePlacement,
+    target_placement: &'a NodePlacement,
+    #[serde(with = "serde_bytes")]
+    stats: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct EdgeRollupBodyIn {
+    key: EdgeKey,
+    source_placement: NodePlacement,
+    target_placement: NodePlacement,
+    #[serde(with = "serde_bytes")]
+    stats: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct OperationRollupBody<'a> {
+    placement: &'a NodePlacement,
+    #[serde(with = "serde_bytes")]
+    stats: &'a [u8],
+}
+
+#[derive(Deserialize)]
+struct OperationRollupBodyIn {
+    placement: NodePlacement,
+    #[serde(with = "serde_bytes")]
+    stats: Vec<u8>,
 }
 
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -306,12 +350,29 @@ impl EdgeRollupRow {
             num_requests: rollup.stats.num_requests,
             num_errors: rollup.stats.num_errors,
             written_at,
-            payload: encode(rollup)?,
+            payload: {
+                let mut stats = Vec::new();
+                encode_edge_stats(&mut stats, &rollup.stats)?;
+                encode(&EdgeRollupBody {
+                    key: &rollup.key,
+                    source_placement: &rollup.source_placement,
+                    target_placement: &rollup.target_placement,
+                    stats: &stats,
+                })?
+            },
         })
     }
 
     pub fn into_rollup(self) -> Result<EdgeRollup, StoreError> {
-        postcard::from_bytes(&self.payload).map_err(|err| corrupt("edge rollup payload", err))
+        let body: EdgeRollupBodyIn = postcard::from_bytes(&self.payload)
+            .map_err(|err| corrupt("edge rollup payload", err))?;
+        Ok(EdgeRollup {
+            minute: self.minute,
+            key: body.key,
+            source_placement: body.source_placement,
+            target_placement: body.target_placement,
+            stats: decode_edge_stats(&body.stats)?,
+        })
     }
 }
 
@@ -338,12 +399,26 @@ impl OperationRollupRow {
             service: rollup.service.clone(),
             operation: rollup.operation.clone(),
             written_at,
-            payload: encode(rollup)?,
+            payload: {
+                let mut stats = Vec::new();
+                encode_operation_stats(&mut stats, &rollup.stats)?;
+                encode(&OperationRollupBody {
+                    placement: &rollup.placement,
+                    stats: &stats,
+                })?
+            },
         })
     }
 
     pub fn into_rollup(self) -> Result<OperationRollup, StoreError> {
-        postcard::from_bytes(&self.payload)
-            .map_err(|err| corrupt("operation rollup payload", err))
+        let body: OperationRollupBodyIn = postcard::from_bytes(&self.payload)
+            .map_err(|err| corrupt("operation rollup payload", err))?;
+        Ok(OperationRollup {
+            minute: self.minute,
+            service: self.service,
+            placement: body.placement,
+            operation: self.operation,
+            stats: decode_operation_stats(&body.stats)?,
+        })
     }
 }

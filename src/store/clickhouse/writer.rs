@@ -25,11 +25,11 @@ pub struct ClickHouseWriter {
     shared: Arc<Shared>,
 }
 
-/// Tables retention works on, with their time column and how it reads.
-const TIMED_TABLES: [(&str, &str); 3] = [
-    ("spans", "start_time_unix_nano"),
-    ("trace_times", "start_time_unix_nano"),
-    ("metric_points", "time_unix_nano"),
+/// Tables retention works on: name, time column, whether rows collapse (read with FINAL).
+const TIMED_TABLES: [(&str, &str, bool); 3] = [
+    ("spans", "start_time_unix_nano", true),
+    ("trace_times", "start_time_unix_nano", false),
+    ("metric_points", "time_unix_nano", true),
 ];
 const ROLLUP_TABLES: [&str; 2] = ["edge_rollups", "operation_rollups"];
 
@@ -57,10 +57,17 @@ impl ClickHouseWriter {
         })
     }
 
-    fn count(&self, table: &str, condition: &str, bound: u64) -> Result<u64, StoreError> {
+    fn count(
+        &self,
+        table: &str,
+        collapsing: bool,
+        condition: &str,
+        bound: u64,
+    ) -> Result<u64, StoreError> {
         let sql = format!(
-            "SELECT count() FROM {} FINAL WHERE {condition}",
-            self.shared.table(table)
+            "SELECT count() FROM {}{} WHERE {condition}",
+            self.shared.table(table),
+            if collapsing { " FINAL" } else { "" }
         );
         let client = self.shared.client.clone();
         self.shared
@@ -101,9 +108,9 @@ impl ClickHouseWriter {
     /// Deletes everything older than `cutoff` (nanoseconds); returns (spans, points, rollups).
     fn delete_before(&self, cutoff: u64) -> Result<(u64, u64, u64), StoreError> {
         let mut deleted = [0u64; 3];
-        for (index, (table, column)) in TIMED_TABLES.iter().enumerate() {
+        for (index, (table, column, collapsing)) in TIMED_TABLES.iter().enumerate() {
             let condition = format!("{column} < ?");
-            let num = self.count(table, &condition, cutoff)?;
+            let num = self.count(table, *collapsing, &condition, cutoff)?;
             if num > 0 {
                 self.delete(table, &condition, cutoff)?;
             }
@@ -113,7 +120,7 @@ impl ClickHouseWriter {
         let cutoff_minute = cutoff / NANOS_PER_MINUTE;
         let mut rollups = 0;
         for table in ROLLUP_TABLES {
-            let num = self.count(table, "minute < ?", cutoff_minute)?;
+            let num = self.count(table, true, "minute < ?", cutoff_minute)?;
             if num > 0 {
                 self.delete(table, "minute < ?", cutoff_minute)?;
             }

@@ -15,7 +15,7 @@ const TAG_HISTOGRAM: u8 = 3;
 const TAG_EXPONENTIAL_HISTOGRAM: u8 = 4;
 const TAG_SUMMARY: u8 = 5;
 
-pub(super) fn encode_point_value(buf: &mut Vec<u8>, value: &PointValue) {
+pub(crate) fn encode_point_value(buf: &mut Vec<u8>, value: &PointValue) {
     match value {
         PointValue::Gauge { value } => {
             buf.push(TAG_GAUGE);
@@ -52,7 +52,7 @@ pub(super) fn encode_point_value(buf: &mut Vec<u8>, value: &PointValue) {
     }
 }
 
-pub(super) fn decode_point_value(blob: &[u8]) -> Result<PointValue, StoreError> {
+pub(crate) fn decode_point_value(blob: &[u8]) -> Result<PointValue, StoreError> {
     let mut decoder = Decoder::new(blob);
     let value = match decoder.u8()? {
         TAG_GAUGE => PointValue::Gauge {

@@ -62,7 +62,7 @@ pub(super) fn edge_kind_from_code(code: i64) -> Result<EdgeKind, StoreError> {
     })
 }
 
-pub(super) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<(), StoreError> {
+pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<(), StoreError> {
     // Destructured whole so that a new field fails to compile here instead of being lost.
     let EdgeStats {
         num_requests,
@@ -101,7 +101,7 @@ pub(super) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
     Ok(())
 }
 
-pub(super) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
+pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     let mut decoder = layout_v1(blob)?;
     let num_requests = decoder.varint()?;
     let num_errors = decoder.varint()?;
@@ -129,7 +129,7 @@ pub(super) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     Ok(stats)
 }
 
-pub(super) fn encode_operation_stats(
+pub(crate) fn encode_operation_stats(
     buf: &mut Vec<u8>,
     stats: &OperationStats,
 ) -> Result<(), StoreError> {
@@ -144,7 +144,7 @@ pub(super) fn encode_operation_stats(
     put_sketch(buf, latency)
 }
 
-pub(super) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
+pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
     let mut decoder = layout_v1(blob)?;
     let stats = OperationStats {
         num_requests: decoder.varint()?,

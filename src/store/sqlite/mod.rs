@@ -14,8 +14,8 @@
 mod alerts;
 mod checkpoint;
 mod codec;
-mod codec_metric;
-mod codec_rollup;
+pub(crate) mod codec_metric;
+pub(crate) mod codec_rollup;
 mod intern;
 mod pool;
 mod reader;

@@ -13,7 +13,7 @@ What it serves, as a ClickHouse server would:
 - Errors: HTTP 500 with ClickHouse's own `Code: N. DB::Exception: ...` text and the
   `X-ClickHouse-Exception-Code` header.
 
-Queries run one at a time (a chDB session is not thread-safe).
+Queries run one at a time, in arrival order (a chDB session is not thread-safe).
 """
 
 import argparse
@@ -26,7 +26,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from chdb import session as chdb_session
 
-LOCK = threading.Lock()
+class FairLock:
+    """First come, first served: a client polling in a loop must not starve a writer."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self):
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._condition.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc):
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
+
+
+LOCK = FairLock()
 SESSION = None
 SCRATCH = None
 

@@ -169,8 +169,9 @@ impl StoreWriter for ClickHouseWriter {
             .iter()
             .map(PointRow::from_point)
             .collect::<Result<Vec<_>, _>>()?;
-        self.insert("spans", &spans)?;
+        // Trace times first: a span is never visible without the row that finds it.
         self.insert("trace_times", &times)?;
+        self.insert("spans", &spans)?;
         self.insert("metric_points", &points)
     }
 

@@ -37,6 +37,23 @@ if [[ ! -d "$node_dir/node_modules/playwright-core" ]]; then
 fi
 export CARTOGRAPH_TEST_NODE_MODULES="$node_dir/node_modules"
 
+# The real ClickHouse engine (chDB) behind ClickHouse's HTTP interface, for the ClickHouse
+# store's tests, unless CARTOGRAPH_TEST_CLICKHOUSE_URL names a real server.
+if [[ -z "${CARTOGRAPH_TEST_CLICKHOUSE_URL:-}" ]]; then
+    bridge_dir="$(mktemp -d)"
+    "$venv/bin/python" tests/support/chdb_bridge.py --path "$bridge_dir/data" \
+        --port-file "$bridge_dir/port" > "$bridge_dir/log" 2>&1 &
+    bridge_pid=$!
+    trap 'kill "$bridge_pid" 2> /dev/null || true; rm -rf "$bridge_dir"' EXIT
+    for _ in $(seq 1 300); do
+        [[ -s "$bridge_dir/port" ]] && break
+        kill -0 "$bridge_pid" 2> /dev/null || { cat "$bridge_dir/log"; exit 1; }
+        sleep 0.1
+    done
+    [[ -s "$bridge_dir/port" ]] || { echo "the chDB bridge did not start"; cat "$bridge_dir/log"; exit 1; }
+    export CARTOGRAPH_TEST_CHDB_URL="http://127.0.0.1:$(cat "$bridge_dir/port")"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benches are built by clippy above and run by `cargo bench`; their fixtures take minutes to set up.

@@ -294,11 +294,17 @@ type OpenedStore = (Box<dyn WriteStore>, Arc<dyn StoreReader>);
 fn store_location(config: &Config) -> SqliteLocation {
     match config.storage.store {
         StoreKind::Sqlite => SqliteLocation::Dir(config.storage.data_dir.clone()),
-        StoreKind::Memory | StoreKind::Clickhouse => SqliteLocation::Memory,
+        StoreKind::Memory => SqliteLocation::Memory,
+        // Alert state stays local to each instance, beside its other files.
+        StoreKind::Clickhouse => SqliteLocation::Dir(config.storage.data_dir.clone()),
     }
 }
 
 fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
+    if config.storage.store == StoreKind::Clickhouse {
+        let (writer, reader) = crate::store::clickhouse::open(&config.clickhouse_options())?;
+        return Ok((Box::new(writer), Arc::new(reader)));
+    }
     let (writer, reader) = sqlite::open(&SqliteOptions {
         location: store_location(config),
         indexed_attribute_keys: config.storage.indexed_attributes.clone(),

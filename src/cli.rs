@@ -70,6 +70,17 @@ pub enum Command {
     Loadgen(LoadgenArgs),
     /// Send the demo shop's traces and metrics to any OTLP/gRPC endpoint.
     Demo(DemoArgs),
+    /// Apply pending ClickHouse migrations (`--clickhouse-url`, `[clickhouse]` in the config)
+    /// and exit; `--print` shows the DDL instead.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateArgs {
+    /// Print every statement for an empty server (with the config's database and cluster)
+    /// instead of running anything.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -36,6 +36,63 @@ pub struct Config {
     pub graph: GraphConfig,
     pub signals: crate::signals::SignalSettings,
     pub alerts: crate::alert::config::AlertsConfig,
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// The ClickHouse store (`storage.store = "clickhouse"`, server at `storage.clickhouse_url`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// Database holding Cartograph's tables (created by the migrations).
+    pub database: String,
+    /// User; empty: the server's default user.
+    pub user: String,
+    /// Password; empty: none (or set `CARTOGRAPH_CLICKHOUSE_PASSWORD`).
+    pub password: String,
+    /// `lz4` (real servers) or `none` (the chDB test bridge).
+    pub compression: ClickHouseCompression,
+    /// Cluster name: ON CLUSTER DDL, Replicated tables, Distributed tables over them.
+    pub cluster: String,
+    /// Apply pending migrations at start (else run `cartograph migrate` first).
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickHouseCompression {
+    Lz4,
+    None,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            database: "cartograph".to_owned(),
+            user: String::new(),
+            password: String::new(),
+            compression: ClickHouseCompression::Lz4,
+            cluster: String::new(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Config {
+    /// How to reach the ClickHouse store.
+    pub fn clickhouse_options(&self) -> crate::store::clickhouse::ClickHouseOptions {
+        let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let password = text(&self.clickhouse.password)
+            .or_else(|| std::env::var("CARTOGRAPH_CLICKHOUSE_PASSWORD").ok());
+        crate::store::clickhouse::ClickHouseOptions {
+            url: self.storage.clickhouse_url.clone(),
+            database: self.clickhouse.database.clone(),
+            user: text(&self.clickhouse.user),
+            password,
+            compress: self.clickhouse.compression == ClickHouseCompression::Lz4,
+            cluster: text(&self.clickhouse.cluster),
+            migrate: self.clickhouse.migrate_on_start,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,11 +304,13 @@ impl Config {
             return Err(ConfigError::Invalid { field, message });
         }
         self.alerts.validate().map_err(ConfigError::Alerts)?;
-        if self.storage.store == StoreKind::Clickhouse {
-            return invalid(
-                "storage.store",
-                "the clickhouse store is not available in this version; use sqlite or memory",
-            );
+        if !crate::store::clickhouse::migrate::is_plain_name(&self.clickhouse.database) {
+            return invalid("clickhouse.database", "use letters, digits and _");
+        }
+        if self.storage.store == StoreKind::Clickhouse
+            && reqwest::Url::parse(&self.storage.clickhouse_url).is_err()
+        {
+            return invalid("storage.clickhouse_url", "is not a URL");
         }
         Ok(())
     }
@@ -383,6 +442,16 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("alerts.delivery", "max_log_entries") => "Delivery attempts kept in the log.",
         ("alerts.alertmanager", "urls") => {
             "Alertmanager base URLs to push alerts to (/api/v2/alerts)."
+        }
+        ("clickhouse", "database") => "Database of Cartograph's tables (created by migrations).",
+        ("clickhouse", "user") => "User; empty: the server's default.",
+        ("clickhouse", "password") => "Password; empty: none, or CARTOGRAPH_CLICKHOUSE_PASSWORD.",
+        ("clickhouse", "compression") => "lz4 (real servers) or none (the chDB test bridge).",
+        ("clickhouse", "cluster") => {
+            "Cluster name: ON CLUSTER, Replicated and Distributed tables; empty: one server."
+        }
+        ("clickhouse", "migrate_on_start") => {
+            "Apply pending migrations at start (else run `cartograph migrate`)."
         }
         _ => "UNDOCUMENTED",
     }

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 
 use cartograph::App;
-use cartograph::cli::{Cli, Command, DemoArgs, LoadgenArgs, ServeArgs};
+use cartograph::cli::{Cli, Command, DemoArgs, LoadgenArgs, MigrateArgs, ServeArgs};
 use cartograph::config::Config;
 
 // Decoding OTLP allocates ~23 times per span; mimalloc roughly doubles decode throughput
@@ -23,7 +23,30 @@ fn main() -> anyhow::Result<()> {
         None => serve(&cli, None),
         Some(Command::Loadgen(ref args)) => loadgen(args),
         Some(Command::Demo(ref args)) => demo(args),
+        Some(Command::Migrate(ref args)) => migrate(&cli, args),
     }
+}
+
+fn migrate(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<()> {
+    cartograph::telemetry::init_logging();
+    let config = cli.load_config().context("invalid configuration")?;
+    let options = config.clickhouse_options();
+    if args.print {
+        let layout = cartograph::store::clickhouse::Layout {
+            database: options.database,
+            cluster: options.cluster,
+        };
+        print!("{}", layout.full_ddl());
+        return Ok(());
+    }
+    let applied = cartograph::store::clickhouse::run_migrations(&options)
+        .with_context(|| format!("cannot migrate ClickHouse at {}", options.url))?;
+    if applied.is_empty() {
+        println!("{}: the schema is up to date", options.url);
+    } else {
+        println!("{}: applied migrations {applied:?}", options.url);
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -37,7 +37,8 @@ pub struct Layout {
     pub cluster: Option<String>,
 }
 
-fn quote(text: &str) -> String {
+/// A string literal.
+pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
@@ -97,12 +98,13 @@ impl Layout {
                 out.push_str(&db);
             } else if token == "on_cluster" {
                 out.push_str(&self.on_cluster());
-            } else if let Some(name) = token.strip_prefix("table:") {
-                table = Some(name.to_owned());
+            } else if let Some(spec) = token.strip_prefix("table:") {
+                let (name, key) = spec.split_once(':').unwrap_or((spec, "rand()"));
+                table = Some((name.to_owned(), key.to_owned()));
                 out.push_str(&self.local(name));
             } else if let Some(spec) = token.strip_prefix("engine:") {
                 let (name, engine) = spec.split_once(':').unwrap_or((spec, "MergeTree"));
-                out.push_str(&self.engine(name, engine));
+                out.push_str(&self.engine(&self.local(name), engine));
             } else {
                 out.push('{');
                 out.push_str(token);
@@ -112,7 +114,7 @@ impl Layout {
         }
         out.push_str(rest);
         let distributed = match (&self.cluster, table) {
-            (Some(cluster), Some(name)) => Some(format!(
+            (Some(cluster), Some((name, key))) => Some(format!(
                 "CREATE TABLE IF NOT EXISTS {db}.{table}{on_cluster} AS {db}.{local}\n\
                  ENGINE = Distributed({cluster}, {database}, {local_name}, {key})",
                 table = identifier(&name),
@@ -121,25 +123,23 @@ impl Layout {
                 cluster = quote(cluster),
                 database = quote(&self.database),
                 local_name = quote(&self.local(&name)),
-                key = if name.starts_with("spans") || name.starts_with("trace") {
-                    "cityHash64(trace_id)"
-                } else {
-                    "rand()"
-                },
+                key = key,
             )),
             _ => None,
         };
         (out, distributed)
     }
 
-    fn local(&self, name: &str) -> String {
+    /// The table rows are stored in: `name`, or `name_local` under a Distributed table.
+    pub fn local(&self, name: &str) -> String {
         match self.cluster {
             Some(_) => format!("{name}_local"),
             None => name.to_owned(),
         }
     }
 
-    fn engine(&self, table: &str, engine: &str) -> String {
+    /// `engine`, or its Replicated form with `path_table` in the ZooKeeper path.
+    fn engine(&self, path_table: &str, engine: &str) -> String {
         if self.cluster.is_none() {
             return engine.to_owned();
         }
@@ -148,9 +148,8 @@ impl Layout {
             None => (engine, ""),
         };
         let path = quote(&format!(
-            "/clickhouse/tables/{{shard}}/{}/{}",
-            self.database,
-            self.local(table)
+            "/clickhouse/tables/{{shard}}/{}/{path_table}",
+            self.database
         ));
         let mut arguments_out = vec![path, quote("{replica}")];
         if !arguments.is_empty() {
@@ -168,10 +167,7 @@ impl Layout {
             out.push_str(";\n\n");
         }
         for migration in MIGRATIONS {
-            out.push_str(&format!(
-                "-- {:04}_{}\n",
-                migration.version, migration.name
-            ));
+            out.push_str(&format!("-- {:04}_{}\n", migration.version, migration.name));
             for statement in self.render(migration.sql) {
                 out.push_str(&statement);
                 out.push_str(";\n\n");
@@ -253,16 +249,12 @@ pub async fn migrate(client: &Client, layout: &Layout) -> Result<Vec<u32>, Store
             continue;
         }
         for statement in layout.render(migration.sql) {
-            client
-                .query(&statement)
-                .execute()
-                .await
-                .map_err(|err| {
-                    StoreError::ClickHouse(format!(
-                        "migration {:04}_{}: {err}",
-                        migration.version, migration.name
-                    ))
-                })?;
+            client.query(&statement).execute().await.map_err(|err| {
+                StoreError::ClickHouse(format!(
+                    "migration {:04}_{}: {err}",
+                    migration.version, migration.name
+                ))
+            })?;
         }
         client
             .query(&format!(
@@ -295,7 +287,10 @@ mod tests {
                 std::fs::write(&path, text).expect("write golden");
                 return;
             }
-            panic!("{} is out of date: rerun with UPDATE_GOLDEN=1 and review the diff", path.display());
+            panic!(
+                "{} is out of date: rerun with UPDATE_GOLDEN=1 and review the diff",
+                path.display()
+            );
         }
     }
 
@@ -312,7 +307,7 @@ mod tests {
         golden("clickhouse_single.sql", &single.full_ddl());
         golden("clickhouse_cluster.sql", &cluster.full_ddl());
         let ddl = cluster.full_ddl();
-        assert!(ddl.contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/spans_local', '{replica}')"), "{ddl}");
+        assert!(ddl.contains("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/spans_local', '{replica}', keep_first)"), "{ddl}");
         assert!(ddl.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/edge_rollups_local', '{replica}', written_at)"));
         assert!(ddl.contains("ENGINE = Distributed('observability', 'cartograph', 'spans_local', cityHash64(trace_id))"));
         assert!(!single.full_ddl().contains("ON CLUSTER"));

@@ -47,6 +47,7 @@ pub(crate) struct Shared {
     /// Taken on drop: a runtime must not be dropped inside another one's async context.
     runtime: Option<tokio::runtime::Runtime>,
     pub(crate) database: String,
+    pub(crate) layout: Layout,
 }
 
 impl Drop for Shared {
@@ -102,13 +103,14 @@ impl Shared {
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client(options: &ClickHouseOptions) -> Client {
-    let mut client = Client::default()
-        .with_url(&options.url)
-        .with_compression(if options.compress {
-            Compression::Lz4
-        } else {
-            Compression::None
-        });
+    let mut client =
+        Client::default()
+            .with_url(&options.url)
+            .with_compression(if options.compress {
+                Compression::Lz4
+            } else {
+                Compression::None
+            });
     if let Some(user) = &options.user {
         client = client.with_user(user);
     }
@@ -121,7 +123,7 @@ fn client(options: &ClickHouseOptions) -> Client {
 /// Applies the migrations (see [`migrate::migrate`]); returns the versions applied.
 pub fn run_migrations(options: &ClickHouseOptions) -> Result<Vec<u32>, StoreError> {
     let shared = connect(options)?;
-    shared.block_migrations(options)
+    shared.block_migrations()
 }
 
 fn connect(options: &ClickHouseOptions) -> Result<Shared, StoreError> {
@@ -148,17 +150,30 @@ fn connect(options: &ClickHouseOptions) -> Result<Shared, StoreError> {
         admin: client(options),
         runtime: Some(runtime),
         database: options.database.clone(),
+        layout: Layout {
+            database: options.database.clone(),
+            cluster: options.cluster.clone(),
+        },
     })
 }
 
 impl Shared {
-    fn block_migrations(&self, options: &ClickHouseOptions) -> Result<Vec<u32>, StoreError> {
-        let layout = Layout {
-            database: options.database.clone(),
-            cluster: options.cluster.clone(),
-        };
+    fn block_migrations(&self) -> Result<Vec<u32>, StoreError> {
         self.runtime()
-            .block_on(migrate::migrate(&self.admin, &layout))
+            .block_on(migrate::migrate(&self.admin, &self.layout))
+    }
+
+    /// Where `ALTER ... DELETE` must go: the table itself, or the local tables on every node.
+    pub(crate) fn local_table(&self, table: &str) -> String {
+        let local = format!(
+            "{}.{}",
+            migrate::identifier(&self.database),
+            migrate::identifier(&self.layout.local(table))
+        );
+        match &self.layout.cluster {
+            Some(cluster) => format!("{local} ON CLUSTER {}", migrate::quote(cluster)),
+            None => local,
+        }
     }
 }
 
@@ -168,7 +183,7 @@ pub fn open(
 ) -> Result<(ClickHouseWriter, ClickHouseReader), StoreError> {
     let shared = connect(options)?;
     if options.migrate {
-        shared.block_migrations(options)?;
+        shared.block_migrations()?;
     }
     let shared = Arc::new(shared);
     Ok((

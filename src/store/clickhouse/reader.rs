@@ -1,7 +1,7 @@
 //! Reads: traces (located through `trace_times`), search, metric points and rollups. Re-sent
 //! rows collapse through `FINAL` (ReplacingMergeTree) and, for spans, one row per span id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use clickhouse::Row;
@@ -109,27 +109,22 @@ impl TraceReader for ClickHouseReader {
             Bound::Number(query.from_unix_nano),
             Bound::Number(query.to_unix_nano),
         ];
-        let mut text = |condition: &str, value: &str, binds: &mut Vec<Bound>| {
+        let mut add = |condition: &str, values: &[&String]| {
             conditions.push(condition.to_owned());
-            binds.push(Bound::Text(value.to_owned()));
+            binds.extend(values.iter().map(|value| Bound::Text((*value).clone())));
         };
         if let Some(service) = &query.service {
-            text("service = ?", service, &mut binds);
+            add("service = ?", &[service]);
         }
         if let Some(operation) = &query.operation {
-            text("name = ?", operation, &mut binds);
+            add("name = ?", &[operation]);
         }
         if let Some((key, value)) = &query.attribute {
-            text(
+            add(
                 "((mapContains(attributes, ?) AND attributes[?] = ?) OR \
                  (mapContains(resource_attributes, ?) AND resource_attributes[?] = ?))",
-                key,
-                &mut binds,
+                &[key, key, value, key, key, value],
             );
-            binds.pop();
-            for bound in [key, key, value, key, key, value] {
-                binds.push(Bound::Text(bound.clone()));
-            }
         }
         if let Some(min) = query.min_duration_nanos {
             conditions.push("duration_nanos >= ?".to_owned());
@@ -307,8 +302,6 @@ impl RollupReader for ClickHouseReader {
             self.shared.table("edge_rollups"),
             self.shared.table("operation_rollups"),
         );
-        let minutes: Vec<i64> = self.fetch::<i64>(sql, binds)?;
-        let _: HashSet<i64> = HashSet::new();
-        Ok(minutes)
+        self.fetch::<i64>(sql, binds)
     }
 }

@@ -77,7 +77,7 @@ impl ClickHouseWriter {
     fn delete(&self, table: &str, condition: &str, bound: u64) -> Result<(), StoreError> {
         let sql = format!(
             "ALTER TABLE {} DELETE WHERE {condition}",
-            self.shared.table(table)
+            self.shared.local_table(table)
         );
         let client = self.shared.client.clone();
         self.shared.block(async move {
@@ -234,9 +234,7 @@ impl RollupWriter for ClickHouseWriter {
         let operation_rows = operations
             .iter()
             .enumerate()
-            .map(|(index, rollup)| {
-                OperationRollupRow::new(instance, rollup, base + index as u64)
-            })
+            .map(|(index, rollup)| OperationRollupRow::new(instance, rollup, base + index as u64))
             .collect::<Result<Vec<_>, _>>()?;
         self.insert("edge_rollups", &edge_rows)?;
         self.insert("operation_rollups", &operation_rows)

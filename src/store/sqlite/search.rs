@@ -258,22 +258,21 @@ fn resources_matching(
     Ok(ids)
 }
 
-
 const BRIEF_COLUMNS: &str =
     "trace_id, span_id, parent_span_id, start_ns, end_ns, service, name, status_code";
 
 /// Reads a row of [`BRIEF_COLUMNS`], returning the trace id with the span.
 fn brief_from_row(row: &rusqlite::Row<'_>) -> Result<(TraceId, SpanBrief), StoreError> {
-        let brief = SpanBrief {
-            span_id: span_id_from_sql(blob(row, 1)?)?,
-            is_root: opt_blob(row, 2)?.is_none(),
-            start_nanos: nanos_from_sql(row.get(3)?),
-            end_nanos: nanos_from_sql(row.get(4)?),
-            service: row.get(5)?,
-            name: row.get(6)?,
-            is_error: row.get::<_, i32>(7)? == StatusCode::Error.to_otlp(),
-        };
-        Ok((trace_id_from_sql(blob(row, 0)?)?, brief))
+    let brief = SpanBrief {
+        span_id: span_id_from_sql(blob(row, 1)?)?,
+        is_root: opt_blob(row, 2)?.is_none(),
+        start_nanos: nanos_from_sql(row.get(3)?),
+        end_nanos: nanos_from_sql(row.get(4)?),
+        service: row.get(5)?,
+        name: row.get(6)?,
+        is_error: row.get::<_, i32>(7)? == StatusCode::Error.to_otlp(),
+    };
+    Ok((trace_id_from_sql(blob(row, 0)?)?, brief))
 }
 
 /// Summaries of `trace_ids` from all their spans in every partition, newest trace first.

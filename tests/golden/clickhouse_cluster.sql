@@ -1,0 +1,95 @@
+CREATE DATABASE IF NOT EXISTS `cartograph` ON CLUSTER 'observability';
+
+CREATE TABLE IF NOT EXISTS `cartograph`.schema_migrations ON CLUSTER 'observability'
+(
+    version UInt32,
+    name String,
+    applied_at_unix_nano UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/schema_migrations', '{replica}')
+ORDER BY version;
+
+-- 0001_tables
+CREATE TABLE IF NOT EXISTS `cartograph`.spans_local ON CLUSTER 'observability'
+(
+    trace_id FixedString(16) CODEC(ZSTD(1)),
+    span_id FixedString(8) CODEC(ZSTD(1)),
+    service LowCardinality(String) CODEC(ZSTD(1)),
+    name LowCardinality(String) CODEC(ZSTD(1)),
+    start_time_unix_nano UInt64 CODEC(DoubleDelta, ZSTD(1)),
+    duration_nanos UInt64 CODEC(T64, ZSTD(1)),
+    is_error UInt8 CODEC(T64, ZSTD(1)),
+    attributes Map(LowCardinality(String), String) CODEC(ZSTD(3)),
+    resource_attributes Map(LowCardinality(String), String) CODEC(ZSTD(3)),
+    payload String CODEC(ZSTD(3)),
+    keep_first UInt64 CODEC(ZSTD(1)),
+    INDEX trace_id_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX attribute_values mapValues(attributes) TYPE bloom_filter(0.01) GRANULARITY 4
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/spans_local', '{replica}', keep_first)
+PARTITION BY intDiv(start_time_unix_nano, 86400000000000)
+ORDER BY (service, start_time_unix_nano, trace_id, span_id);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`spans` ON CLUSTER 'observability' AS `cartograph`.`spans_local`
+ENGINE = Distributed('observability', 'cartograph', 'spans_local', cityHash64(trace_id));
+
+CREATE TABLE IF NOT EXISTS `cartograph`.trace_times_local ON CLUSTER 'observability'
+(
+    trace_id FixedString(16) CODEC(ZSTD(1)),
+    start_time_unix_nano UInt64 CODEC(DoubleDelta, ZSTD(1))
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/cartograph/trace_times_local', '{replica}')
+PARTITION BY intDiv(start_time_unix_nano, 86400000000000)
+ORDER BY (trace_id, start_time_unix_nano);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`trace_times` ON CLUSTER 'observability' AS `cartograph`.`trace_times_local`
+ENGINE = Distributed('observability', 'cartograph', 'trace_times_local', cityHash64(trace_id));
+
+CREATE TABLE IF NOT EXISTS `cartograph`.metric_points_local ON CLUSTER 'observability'
+(
+    name LowCardinality(String) CODEC(ZSTD(1)),
+    service LowCardinality(String) CODEC(ZSTD(1)),
+    time_unix_nano UInt64 CODEC(DoubleDelta, ZSTD(1)),
+    point_id UInt64 CODEC(ZSTD(1)),
+    payload String CODEC(ZSTD(3))
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/metric_points_local', '{replica}')
+PARTITION BY intDiv(time_unix_nano, 86400000000000)
+ORDER BY (name, service, time_unix_nano, point_id);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`metric_points` ON CLUSTER 'observability' AS `cartograph`.`metric_points_local`
+ENGINE = Distributed('observability', 'cartograph', 'metric_points_local', point_id);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.edge_rollups_local ON CLUSTER 'observability'
+(
+    minute Int64 CODEC(DoubleDelta, ZSTD(1)),
+    instance UInt32,
+    key String CODEC(ZSTD(1)),
+    num_requests UInt64 CODEC(T64, ZSTD(1)),
+    num_errors UInt64 CODEC(T64, ZSTD(1)),
+    written_at UInt64,
+    payload String CODEC(ZSTD(3))
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/edge_rollups_local', '{replica}', written_at)
+PARTITION BY intDiv(minute, 1440)
+ORDER BY (minute, instance, key);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`edge_rollups` ON CLUSTER 'observability' AS `cartograph`.`edge_rollups_local`
+ENGINE = Distributed('observability', 'cartograph', 'edge_rollups_local', cityHash64(minute, instance, key));
+
+CREATE TABLE IF NOT EXISTS `cartograph`.operation_rollups_local ON CLUSTER 'observability'
+(
+    minute Int64 CODEC(DoubleDelta, ZSTD(1)),
+    instance UInt32,
+    service LowCardinality(String) CODEC(ZSTD(1)),
+    operation String CODEC(ZSTD(1)),
+    written_at UInt64,
+    payload String CODEC(ZSTD(3))
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/operation_rollups_local', '{replica}', written_at)
+PARTITION BY intDiv(minute, 1440)
+ORDER BY (minute, service, operation, instance);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`operation_rollups` ON CLUSTER 'observability' AS `cartograph`.`operation_rollups_local`
+ENGINE = Distributed('observability', 'cartograph', 'operation_rollups_local', cityHash64(minute, service, operation, instance));
+

@@ -81,7 +81,14 @@ impl App {
         config.validate()?;
         let telemetry = Arc::new(Telemetry::default());
         let instance = new_instance_id();
-        let (store_writer, reader) = open_store(&config)?;
+        // Opening may block on the network (ClickHouse migrations): off the async threads.
+        let store_config = config.clone();
+        let (store_writer, reader) = tokio::task::spawn_blocking(move || open_store(&store_config))
+            .await
+            .map_err(|err| AppError::Start {
+                what: "store",
+                source: std::io::Error::other(err.to_string()),
+            })??;
         let capacity_items = config.pipeline.queue_capacity_items.get();
         let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry));
         let writer_gate = Arc::new(WriterGate::default());

@@ -12,6 +12,7 @@ mod alerts;
 mod alerts_page;
 mod backpressure;
 mod bad_input;
+mod clickhouse;
 mod dashboards;
 mod demo;
 mod exporters_python;

@@ -10,83 +10,20 @@
 //! `cargo bench --bench sqlite_insert -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cartograph::model::split_mix as mix;
-use cartograph::model::{AttrValue, Batch, Event, Resource, Scope, SpanId, SpanKind, TraceId};
-use cartograph::store::conformance::fixtures::{BASE_NANOS, resource, scope, typical_span};
+use cartograph::model::Batch;
 use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
 use cartograph::store::{RollupReader, RollupWriter, StoreWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/spans.rs"]
+mod spans;
+use spans::SpanSource;
+
 const BATCH_SPANS: u64 = 512;
 const PREFILL_SPANS: u64 = 200_704;
-const SPANS_PER_TRACE: u64 = 8;
-/// Simulated arrival: 100k spans/s, so a run crosses hourly partitions like production would.
-const NANOS_BETWEEN_SPANS: u64 = 10_000;
-const NUM_SERVICES: u64 = 12;
-
-struct SpanSource {
-    next_no: u64,
-    resources: Vec<Arc<Resource>>,
-    scope: Arc<Scope>,
-}
-
-impl SpanSource {
-    fn new() -> Self {
-        Self {
-            next_no: 0,
-            resources: (0..NUM_SERVICES)
-                .map(|no| resource(&format!("service-{no}")))
-                .collect(),
-            scope: scope(),
-        }
-    }
-
-    fn next_batch(&mut self) -> Batch {
-        let first_no = self.next_no;
-        self.next_no += BATCH_SPANS;
-        let resource = &self.resources[((first_no / BATCH_SPANS) % NUM_SERVICES) as usize];
-        let spans = (first_no..first_no + BATCH_SPANS)
-            .map(|no| {
-                let trace_no = no / SPANS_PER_TRACE;
-                let start_nanos = BASE_NANOS + no * NANOS_BETWEEN_SPANS;
-                let mut span = typical_span(resource, &self.scope, 1, 1, start_nanos);
-                let mut trace_bytes = [0_u8; 16];
-                trace_bytes[..8].copy_from_slice(&mix(trace_no).to_le_bytes());
-                trace_bytes[8..].copy_from_slice(&mix(!trace_no).to_le_bytes());
-                span.trace_id = TraceId::from_bytes(&trace_bytes).expect("random trace id");
-                span.span_id = SpanId::from_bytes(&mix(no | 1 << 63).to_le_bytes()).expect("id");
-                if no % SPANS_PER_TRACE != 0 {
-                    let root_no = no - no % SPANS_PER_TRACE;
-                    span.parent_span_id = Some(
-                        SpanId::from_bytes(&mix(root_no | 1 << 63).to_le_bytes()).expect("id"),
-                    );
-                    span.kind = SpanKind::Client;
-                    span.name = format!("SELECT orders {}", no % 16);
-                }
-                if no % 50 == 0 {
-                    span.events.push(Event {
-                        time_unix_nano: start_nanos + 1_000,
-                        name: "exception".to_owned(),
-                        attributes: vec![(
-                            "exception.type".to_owned(),
-                            AttrValue::Str("java.net.SocketTimeoutException".to_owned()),
-                        )],
-                        dropped_attributes_count: 0,
-                    });
-                }
-                span
-            })
-            .collect();
-        Batch {
-            spans,
-            metric_points: Vec::new(),
-        }
-    }
-}
 
 fn open_store(dir: &std::path::Path) -> SqliteWriter {
     let options = SqliteOptions::new(SqliteLocation::Dir(dir.to_path_buf()));
@@ -99,7 +36,9 @@ fn sustained_insert(c: &mut Criterion) {
     let mut writer = open_store(dir.path());
     let mut source = SpanSource::new();
     while source.next_no < PREFILL_SPANS {
-        writer.write_batch(&source.next_batch()).expect("prefill");
+        writer
+            .write_batch(&source.next_batch(BATCH_SPANS))
+            .expect("prefill");
     }
 
     let mut group = c.benchmark_group("sqlite_insert");
@@ -108,7 +47,9 @@ fn sustained_insert(c: &mut Criterion) {
         bencher.iter_custom(|num_iterations| {
             // Built up front, as in production, where other threads decode what the writer
             // thread stores; building between writes would evict the writer's caches.
-            let batches: Vec<Batch> = (0..num_iterations).map(|_| source.next_batch()).collect();
+            let batches: Vec<Batch> = (0..num_iterations)
+                .map(|_| source.next_batch(BATCH_SPANS))
+                .collect();
             let started = Instant::now();
             for batch in &batches {
                 writer.write_batch(black_box(batch)).expect("write_batch");

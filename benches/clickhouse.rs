@@ -1,0 +1,119 @@
+//! The ClickHouse store on the real engine: insert rate of typical spans (batches of 8,192, as
+//! the writer sends them), bytes per span on disk (from `system.parts`, after merging), and the
+//! read of an hour of rollups of a 500-service mesh (the graph's query for "last hour").
+//!
+//! Needs a server: `CARTOGRAPH_BENCH_CLICKHOUSE_URL` (LZ4), else `CARTOGRAPH_TEST_CHDB_URL`
+//! (the chDB bridge, no compression); without either it says so and exits.
+//!
+//! `CARTOGRAPH_TEST_CHDB_URL=http://127.0.0.1:8123 cargo bench --bench clickhouse`
+
+use std::time::{Duration, Instant};
+
+use cartograph::store::clickhouse::{ClickHouseOptions, open};
+use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
+use cartograph::store::{RollupReader, RollupWriter, StoreWriter};
+
+#[path = "support/spans.rs"]
+mod spans;
+use spans::SpanSource;
+
+const BATCH_SPANS: u64 = 8_192;
+const NUM_SPANS: u64 = 24 * BATCH_SPANS;
+/// A 500-service mesh: about four edges per service.
+const MESH_EDGES: u64 = 2_000;
+
+fn sql(url: &str, statement: &str) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--data-binary", statement, url])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn main() {
+    let (url, compress) = match std::env::var("CARTOGRAPH_BENCH_CLICKHOUSE_URL") {
+        Ok(url) => (url, true),
+        Err(_) => match std::env::var("CARTOGRAPH_TEST_CHDB_URL") {
+            Ok(url) => (url, false),
+            Err(_) => {
+                eprintln!(
+                    "clickhouse bench: set CARTOGRAPH_BENCH_CLICKHOUSE_URL (a server) or \
+                     CARTOGRAPH_TEST_CHDB_URL (the chDB bridge: python tests/support/chdb_bridge.py)"
+                );
+                return;
+            }
+        },
+    };
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let database = format!("cartograph_bench_{}", std::process::id());
+    let (mut writer, reader) = open(&ClickHouseOptions {
+        url: url.clone(),
+        database: database.clone(),
+        user: None,
+        password: None,
+        compress,
+        cluster: None,
+        migrate: true,
+    })
+    .expect("open");
+
+    let mut source = SpanSource::new();
+    let batches: Vec<_> = (0..NUM_SPANS / BATCH_SPANS)
+        .map(|_| source.next_batch(BATCH_SPANS))
+        .collect();
+    let started = Instant::now();
+    for batch in &batches {
+        writer.write_batch(batch).expect("write_batch");
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "clickhouse insert: {NUM_SPANS} typical spans in {:.2} s = {:.0} spans/s (batches of {BATCH_SPANS})",
+        elapsed.as_secs_f64(),
+        NUM_SPANS as f64 / elapsed.as_secs_f64()
+    );
+
+    for table in ["spans", "trace_times"] {
+        sql(&url, &format!("OPTIMIZE TABLE `{database}`.{table} FINAL"));
+    }
+    let bytes: f64 = sql(
+        &url,
+        &format!(
+            "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{database}' \
+             AND table IN ('spans', 'trace_times') AND active"
+        ),
+    )
+    .parse()
+    .expect("bytes");
+    println!(
+        "clickhouse size: {:.1} bytes per span on disk (spans + trace index, merged)",
+        bytes / NUM_SPANS as f64
+    );
+
+    let mut write_elapsed = Duration::ZERO;
+    for minute in BASE_MINUTE..BASE_MINUTE + 60 {
+        let rollups = mesh_edge_rollups(minute, MESH_EDGES);
+        let started = Instant::now();
+        writer
+            .write_rollups(1, &rollups, &[])
+            .expect("write_rollups");
+        write_elapsed += started.elapsed();
+    }
+    let mut reads = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let rollups = reader
+            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 60, None)
+            .expect("read");
+        reads.push(started.elapsed());
+        assert_eq!(rollups.len() as u64, 60 * MESH_EDGES);
+    }
+    reads.sort();
+    println!(
+        "clickhouse rollups: an hour of a {MESH_EDGES}-edge mesh written in {:.2} s, read in {:.0} ms (median of 5)",
+        write_elapsed.as_secs_f64(),
+        reads[2].as_secs_f64() * 1000.0
+    );
+    sql(&url, &format!("DROP DATABASE `{database}`"));
+}

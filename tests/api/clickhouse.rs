@@ -269,6 +269,13 @@ async fn clickhouse_down_under_load_pushes_back_and_loses_nothing_acknowledged()
     let database = config.clickhouse.database.clone();
     let app = spawn_app_with(config).await;
 
+    // Six seconds down in the suite; CARTOGRAPH_TEST_OUTAGE_SECS=30 for the long run.
+    let outage = Duration::from_secs(
+        std::env::var("CARTOGRAPH_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or(6),
+    );
     let mut next_trace = 1_u64;
     let mut accepted_spans = 0_u64;
     let mut refused = 0_u64;
@@ -276,14 +283,14 @@ async fn clickhouse_down_under_load_pushes_back_and_loses_nothing_acknowledged()
     let started = Instant::now();
     let mut restarted = false;
     let mut stopped = false;
-    while started.elapsed() < Duration::from_secs(12) {
+    while started.elapsed() < outage + Duration::from_secs(6) {
         let elapsed = started.elapsed();
         if !stopped && elapsed > Duration::from_secs(1) {
             bridge.kill().expect("stop clickhouse");
             bridge.wait().expect("stopped");
             stopped = true;
         }
-        if stopped && !restarted && elapsed > Duration::from_secs(7) {
+        if stopped && !restarted && elapsed > outage + Duration::from_secs(1) {
             bridge = start_bridge(port, &store_dir.path().join("chdb"));
             wait_ready(&url).await;
             restarted = true;
@@ -317,6 +324,9 @@ async fn clickhouse_down_under_load_pushes_back_and_loses_nothing_acknowledged()
     assert_eq!(
         stored, accepted_spans,
         "every acknowledged span is in ClickHouse"
+    );
+    eprintln!(
+        "outage of {outage:?}: {accepted_spans} spans acknowledged, all stored; {refused} requests refused"
     );
     app.shutdown().await;
     let _ = bridge.kill();

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::alert::{Alerting, AlertingTasks};
+use crate::auth::{IngestAuth, UiAuth};
 use crate::config::{Config, StoreKind};
 use crate::graph::GraphEngine;
 use crate::ingest::convert::ConvertLimits;
@@ -26,6 +27,7 @@ use crate::signals::SharedSignals;
 use crate::store::sqlite::{self, SqliteAlertStore, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
+use crate::web::gate::Gate;
 use crate::web::{self, WebState};
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +177,7 @@ impl App {
         let grpc_task = tokio::spawn(grpc::serve(
             grpc_listener,
             ingestor.clone(),
+            IngestAuth::new(&config.security),
             max_message_bytes,
             async move {
                 let _ = grpc_signal.wait_for(|stop| *stop).await;
@@ -186,10 +189,13 @@ impl App {
             max_message_bytes,
             max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
         };
-        let (otlp_http, otlp_http_addr) =
-            start_http("OTLP/HTTP", config.listen.otlp_http, false, move || {
-                http::configure(receiver.clone())
-            })?;
+        let ingest_gate = Gate::Ingest(IngestAuth::new(&config.security));
+        let (otlp_http, otlp_http_addr) = start_http(
+            "OTLP/HTTP",
+            config.listen.otlp_http,
+            ingest_gate,
+            move || http::configure(receiver.clone()),
+        )?;
         let state = WebState {
             query,
             pipeline: pipeline.clone(),
@@ -198,7 +204,8 @@ impl App {
             otlp_http_addr: otlp_http_addr.to_string(),
             alerting: alerting.clone(),
         };
-        let (ui, ui_addr) = start_http("UI", config.listen.ui, true, move || {
+        let ui_gate = Gate::Ui(UiAuth::new(&config.security));
+        let (ui, ui_addr) = start_http("UI", config.listen.ui, ui_gate, move || {
             web::configure(state.clone())
         })?;
         alerting.set_ui_url(&format!("http://{ui_addr}"));
@@ -338,13 +345,13 @@ fn local_addr(
         .map_err(|source| AppError::Bind { what, addr, source })
 }
 
-/// Starts an actix server on `addr` with routes from `configure`, on the current runtime.
-/// Binds `addr` and serves the routes `configure` registers; `compress` gzips responses for
-/// clients that accept it (the dashboards: a large map's SVG shrinks about tenfold).
+/// Starts an actix server on `addr` with routes from `configure`, on the current runtime,
+/// every request passing `gate` first. The UI's responses are gzipped for clients that accept
+/// it (a large map's SVG shrinks about tenfold).
 fn start_http<F, C>(
     what: &'static str,
     addr: SocketAddr,
-    compress: bool,
+    gate: Gate,
     configure: F,
 ) -> Result<(ServerHandle, SocketAddr), AppError>
 where
@@ -359,12 +366,17 @@ where
     let bound = listener
         .local_addr()
         .map_err(|source| AppError::Bind { what, addr, source })?;
+    let compress = matches!(gate, Gate::Ui(_));
     let server = actix_web::HttpServer::new(move || {
+        let gate = gate.clone();
         actix_web::App::new()
             .wrap(actix_web::middleware::Condition::new(
                 compress,
                 actix_web::middleware::Compress::default(),
             ))
+            .wrap(actix_web::middleware::from_fn(move |request, next| {
+                crate::web::gate::guard(gate.clone(), request, next)
+            }))
             .configure(configure())
     })
     .workers(2)

@@ -37,10 +37,11 @@ pub struct Config {
     pub signals: crate::signals::SignalSettings,
     pub alerts: crate::alert::config::AlertsConfig,
     pub clickhouse: ClickHouseConfig,
+    pub security: crate::auth::SecurityConfig,
 }
 
 /// The ClickHouse store (`storage.store = "clickhouse"`, server at `storage.clickhouse_url`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     /// Database holding Cartograph's tables (created by the migrations).
@@ -55,6 +56,19 @@ pub struct ClickHouseConfig {
     pub cluster: String,
     /// Apply pending migrations at start (else run `cartograph migrate` first).
     pub migrate_on_start: bool,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"redacted")
+            .field("compression", &self.compression)
+            .field("cluster", &self.cluster)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,6 +467,13 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("clickhouse", "migrate_on_start") => {
             "Apply pending migrations at start (else run `cartograph migrate`)."
         }
+        ("security", "ingest_tokens") => {
+            "Exporters send `Authorization: Bearer T` or `x-service-auth: T`; empty: open."
+        }
+        ("security", "ui_tokens") => {
+            "UI/API tokens (`Authorization: Bearer T`); /health/live stays open."
+        }
+        ("security", "ui_users") => "UI/API basic credentials, user = \"password\" (browsers ask).",
         _ => "UNDOCUMENTED",
     }
 }

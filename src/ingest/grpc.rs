@@ -114,6 +114,7 @@ const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 pub async fn serve(
     listener: TcpListener,
     ingestor: Ingestor,
+    auth: crate::auth::IngestAuth,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
@@ -129,12 +130,29 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes);
     // h2's default 64 KiB windows make a typical 200 KiB export wait for several window
     // updates per request; larger windows let a request arrive in one flight.
+    // Refused before the message is decoded.
+    let check = move |request: tonic::Request<()>| {
+        let text = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        if auth.allows(text("authorization"), text("x-service-auth")) {
+            Ok(request)
+        } else {
+            Err(tonic::Status::unauthenticated(
+                "missing or wrong credentials: send `authorization: Bearer TOKEN` or `x-service-auth: TOKEN` metadata",
+            ))
+        }
+    };
+    use tonic::service::interceptor::InterceptedService;
     tonic::transport::Server::builder()
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-        .add_service(traces)
-        .add_service(metrics)
-        .add_service(logs)
+        .add_service(InterceptedService::new(traces, check.clone()))
+        .add_service(InterceptedService::new(metrics, check.clone()))
+        .add_service(InterceptedService::new(logs, check))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }

@@ -25,5 +25,6 @@ mod graph_queries;
 mod graph_restart;
 mod loadgen;
 mod restart;
+mod security;
 mod signals_sdk;
 mod signals_store;

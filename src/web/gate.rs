@@ -1,0 +1,86 @@
+//! What every request to an HTTP port passes first: authentication (when configured) and, on
+//! the UI port, the security headers. One middleware for both ports; which rules apply comes
+//! from the [`Gate`] the server was started with.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpResponse};
+
+use crate::auth::{IngestAuth, UiAuth};
+
+/// The rules of one port.
+#[derive(Debug, Clone)]
+pub enum Gate {
+    Ingest(IngestAuth),
+    Ui(UiAuth),
+}
+
+/// Scripts only from this origin (the vendored htmx and the pan/zoom script), no plugins, no
+/// framing; styles may be inline because the trace waterfall positions its bars with them.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+fn header<'a>(request: &'a ServiceRequest, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn refuse(request: ServiceRequest, gate: &Gate) -> ServiceResponse<BoxBody> {
+    let (message, challenge) = match gate {
+        Gate::Ingest(_) => (
+            "missing or wrong credentials: send `Authorization: Bearer TOKEN` or `x-service-auth: TOKEN`",
+            "Bearer realm=\"cartograph-ingest\"",
+        ),
+        Gate::Ui(auth) if auth.has_users() => (
+            "missing or wrong credentials: sign in, or send `Authorization: Bearer TOKEN`",
+            "Basic realm=\"Cartograph\", charset=\"UTF-8\"",
+        ),
+        Gate::Ui(_) => (
+            "missing or wrong credentials: send `Authorization: Bearer TOKEN`",
+            "Bearer realm=\"Cartograph\"",
+        ),
+    };
+    let response = HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, challenge))
+        .json(serde_json::json!({ "error": message }));
+    request.into_response(response)
+}
+
+/// The middleware: refuses what the gate does not let through, adds the UI's headers.
+pub async fn guard(
+    gate: Gate,
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let allowed = match &gate {
+        Gate::Ingest(auth) => auth.allows(
+            header(&request, "authorization"),
+            header(&request, "x-service-auth"),
+        ),
+        // Liveness stays open for orchestrators; everything else, readiness included, is not.
+        Gate::Ui(auth) => {
+            request.path() == "/health/live" || auth.allows(header(&request, "authorization"))
+        }
+    };
+    if !allowed {
+        return Ok(refuse(request, &gate));
+    }
+    let mut response = next.call(request).await?.map_into_boxed_body();
+    if matches!(gate, Gate::Ui(_)) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    Ok(response)
+}

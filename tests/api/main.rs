@@ -13,6 +13,7 @@ mod alerts_page;
 mod backpressure;
 mod bad_input;
 mod clickhouse;
+mod connections;
 mod dashboards;
 mod demo;
 mod exporters_python;

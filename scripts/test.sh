@@ -58,3 +58,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benches are built by clippy above and run by `cargo bench`; their fixtures take minutes to set up.
 cargo nextest run --lib --bins --tests --locked --no-fail-fast
+# Every fuzz target, briefly (longer runs: scripts/fuzz.sh SECONDS; see fuzz/README.md).
+bash scripts/fuzz.sh 10

@@ -1,0 +1,34 @@
+//! OTLP metric exports as ingest sees them: the first byte picks gzip or not and protobuf or
+//! JSON; the rest is the body. Decode, then convert: errors are fine, panics and unbounded
+//! allocations are not.
+#![no_main]
+
+use cartograph::ingest::convert::{ConvertLimits, convert_metrics};
+use cartograph::ingest::decode::{Encoding, decode_metrics, gunzip};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = if mode & 1 == 0 {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
+    let body = if mode & 2 == 0 {
+        body.to_vec()
+    } else {
+        match gunzip(body, 1 << 20) {
+            Ok(body) => body,
+            Err(_) => return,
+        }
+    };
+    if let Ok(request) = decode_metrics(&body, encoding) {
+        let _ = convert_metrics(
+            request,
+            1_700_000_000_000_000_000,
+            &ConvertLimits::default(),
+        );
+    }
+});

@@ -1,6 +1,7 @@
 //! Live graph state stays bounded: a flood of halves that never pair cannot grow the pending
 //! store past `graph.max_pending_spans`; the overflow is counted and still shows on the map
-//! (the oldest halves are let go as unpaired calls, not silently dropped).
+//! (the oldest halves are let go as unpaired calls, not silently dropped); a flood of unique
+//! operation names is capped per minute and the overflow counted, every span still stored.
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -84,5 +85,63 @@ async fn a_flood_of_unpaired_spans_never_exceeds_the_pending_limit() {
         ],
     );
     assert_graph_settles(&app, LIVE, &expected, Duration::ZERO).await;
+    app.shutdown().await;
+}
+
+/// Root server spans of one service, each with an operation name never seen before.
+fn unique_operations(batch: u64, per_batch: u64) -> Vec<u8> {
+    let spans = (0..per_batch)
+        .map(|i| {
+            let number = batch * per_batch + i + 1;
+            let mut root = span(1, &format!("GET /item/{number}"));
+            root.trace_id = u128::from(number).to_be_bytes().to_vec();
+            root.span_id = (number << 1).to_be_bytes().to_vec();
+            root.parent_span_id = Vec::new();
+            root
+        })
+        .collect();
+    encode(&trace_request(Some("cardinality"), spans))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unique_operation_names_is_bounded_and_counted() {
+    const BATCHES: u64 = 25;
+    const PER_BATCH: u64 = 1_000;
+    /// The engine's per-minute limit of (service, operation) pairs.
+    const PER_MINUTE: u64 = 10_000;
+    let app = spawn_app_with(graph_config(1)).await;
+    let protobuf = [("content-type", "application/x-protobuf")];
+    for batch in 0..BATCHES {
+        let response = app
+            .post_otlp("/v1/traces", &protobuf, unique_operations(batch, PER_BATCH))
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "batch {batch}");
+    }
+    let total = (BATCHES * PER_BATCH) as f64;
+    let started = Instant::now();
+    while app.prometheus_value("cartograph_graph_spans_total").await < total {
+        assert!(started.elapsed() < FEED_WAIT, "the engine saw every span");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 25,000 names cannot fit in at most two minutes of 10,000 each: some are counted only.
+    let over = app
+        .prometheus_value("cartograph_graph_spans_over_operation_limit_total")
+        .await;
+    assert!(over > 0.0, "the overflow is counted");
+    app.wait_until_stored().await;
+    let (status, body) = app.get_json("/api/v1/services/cardinality").await;
+    assert_eq!(status, 200, "{body}");
+    let operations = body["operations"].as_array().map_or(0, Vec::len) as u64;
+    assert!(
+        operations <= 2 * PER_MINUTE
+            && operations + over as u64 >= BATCHES * PER_BATCH - PER_MINUTE,
+        "{operations} operations kept, {over} counted over the limit"
+    );
+    let (_, found) = app.search_traces("service=cardinality&limit=5").await;
+    assert_eq!(
+        found["traces"].as_array().map(Vec::len),
+        Some(5),
+        "every span is stored"
+    );
     app.shutdown().await;
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,7 @@ pub struct Receiver {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    delay_ms: Arc<AtomicU64>,
     handle: ServerHandle,
 }
 
@@ -96,6 +97,7 @@ async fn record(
     body: web::Bytes,
     received: web::Data<Arc<Mutex<Vec<Received>>>>,
     status: web::Data<Arc<AtomicU16>>,
+    delay_ms: web::Data<Arc<AtomicU64>>,
 ) -> HttpResponse {
     let headers = request
         .headers()
@@ -112,6 +114,10 @@ async fn record(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         raw: body.to_vec(),
     });
+    let delay = delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let code = status.load(Ordering::Relaxed);
     HttpResponse::build(actix_web::http::StatusCode::from_u16(code).expect("status"))
         .body("recorded")
@@ -128,14 +134,20 @@ impl Receiver {
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
-        let (shared_received, shared_status) = (Arc::clone(&received), Arc::clone(&status));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (shared_received, shared_status, shared_delay) = (
+            Arc::clone(&received),
+            Arc::clone(&status),
+            Arc::clone(&delay_ms),
+        );
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(web::Data::new(Arc::clone(&shared_received)))
                 .app_data(web::Data::new(Arc::clone(&shared_status)))
+                .app_data(web::Data::new(Arc::clone(&shared_delay)))
                 .default_service(web::to(record))
         })
-        .workers(1)
+        .workers(2)
         .disable_signals()
         .listen(listener)
         .expect("listen")
@@ -146,8 +158,17 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/hook"),
             received,
             status,
+            delay_ms,
             handle,
         }
+    }
+
+    /// Answers only after `delay` (a slow receiver).
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     pub fn respond_with(&self, status: u16) {

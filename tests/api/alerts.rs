@@ -388,3 +388,36 @@ fn a_bad_rule_stops_startup_naming_the_rule_and_the_field() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_times_out_is_retried_and_gets_the_same_key() {
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_secs(3));
+    let app = spawn_app_with(alert_config(&receiver.url, "")).await;
+    let calls = Calls::start(&app);
+    calls.send(10, 10).await;
+    let delivery = failed_attempts(&app, 1).await;
+    assert_eq!(delivery["lastError"], "timed out", "{delivery:#}");
+    receiver.delay(Duration::ZERO);
+    let started = Instant::now();
+    loop {
+        let (_, body) = app.get_json("/api/v1/alerts/deliveries").await;
+        if body["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "never delivered: {body:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
+    let key = &received[0].headers["idempotency-key"];
+    assert!(
+        received
+            .iter()
+            .all(|request| &request.headers["idempotency-key"] == key),
+        "a timed-out attempt may have arrived; its retry carries the same key to deduplicate on"
+    );
+    assert!(firing(&received) >= 1);
+    calls.stop().await;
+    app.shutdown().await;
+    receiver.stop().await;
+}

@@ -138,6 +138,8 @@ impl App {
                     .ingest
                     .max_future_skew_secs
                     .saturating_mul(1_000_000_000),
+                max_attributes: config.ingest.max_attributes.get(),
+                max_attribute_value_bytes: config.ingest.max_attribute_value_bytes.get(),
                 ..ConvertLimits::default()
             },
             Arc::clone(&telemetry),

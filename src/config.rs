@@ -168,6 +168,11 @@ pub struct IngestConfig {
     pub max_future_skew_secs: u64,
     /// Seconds a client is asked to wait (`Retry-After`, gRPC RetryInfo) when ingest is full.
     pub retry_after_secs: u64,
+    /// Attributes kept per span, event, link, resource, scope and point; the rest are dropped
+    /// (counted in `dropped_attributes_count` and at /metrics).
+    pub max_attributes: NonZeroUsize,
+    /// Longest string or bytes attribute value kept, in bytes; longer values are cut.
+    pub max_attribute_value_bytes: NonZeroUsize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +236,12 @@ impl Default for IngestConfig {
             max_decompressed_bytes: NonZeroUsize::new(64 * MIB).expect("non-zero"),
             max_future_skew_secs: 3600,
             retry_after_secs: 1,
+            max_attributes: NonZeroUsize::new(crate::ingest::convert::DEFAULT_MAX_ATTRIBUTES)
+                .expect("non-zero"),
+            max_attribute_value_bytes: NonZeroUsize::new(
+                crate::ingest::convert::DEFAULT_MAX_ATTRIBUTE_VALUE_BYTES,
+            )
+            .expect("non-zero"),
         }
     }
 }
@@ -379,6 +390,12 @@ fn field_doc(section: &str, key: &str) -> &'static str {
             "Spans and points ending further in the future are rejected."
         }
         ("ingest", "retry_after_secs") => "Seconds clients are asked to wait when ingest is full.",
+        ("ingest", "max_attributes") => {
+            "Attributes kept per span, event, link, resource, scope, point (rest dropped, counted)."
+        }
+        ("ingest", "max_attribute_value_bytes") => {
+            "Longest string/bytes attribute value kept; longer ones are cut (counted)."
+        }
         ("pipeline", "queue_capacity_items") => {
             "Accepted but unstored spans + points; beyond this ingest answers 429/RESOURCE_EXHAUSTED."
         }

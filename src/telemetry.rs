@@ -79,6 +79,7 @@ pub struct Telemetry {
     rejected_items: [[AtomicU64; 6]; 2],
     rejected_requests: [[AtomicU64; 6]; 2],
     unknown_service_items: [AtomicU64; 2],
+    limited_attributes: [AtomicU64; 2],
     stored_items: [AtomicU64; 2],
     retention_deleted_items: [AtomicU64; 2],
     store_size_bytes: AtomicU64,
@@ -100,6 +101,11 @@ impl Telemetry {
     pub fn record_request(&self, signal: Signal, num_items: u64) {
         add(&self.export_requests[signal.index()], 1);
         add(&self.received_items[signal.index()], num_items);
+    }
+
+    /// Attributes dropped or cut by the ingest limits.
+    pub fn record_limited_attributes(&self, signal: Signal, num_attributes: u64) {
+        add(&self.limited_attributes[signal.index()], num_attributes);
     }
 
     pub fn record_accepted(&self, signal: Signal, num_items: u64, num_unknown_service: u64) {
@@ -202,6 +208,11 @@ impl Telemetry {
                 "cartograph_unknown_service_items_total",
                 "Accepted items whose resource had no service.name.",
                 &self.unknown_service_items,
+            ),
+            (
+                "cartograph_limited_attributes_total",
+                "Attributes dropped (over ingest.max_attributes) or cut (over ingest.max_attribute_value_bytes).",
+                &self.limited_attributes,
             ),
             (
                 "cartograph_stored_items_total",

@@ -78,6 +78,8 @@ impl Ingestor {
         self.telemetry
             .record_request(Signal::Traces, num_received as u64);
         let converted = convert_traces(request, now_unix_nano(), &self.limits);
+        self.telemetry
+            .record_limited_attributes(Signal::Traces, converted.num_limited_attributes);
         let graph_spans_opt = self
             .graph_opt
             .as_ref()
@@ -111,6 +113,8 @@ impl Ingestor {
             .record_request(Signal::Metrics, num_received as u64);
         let now = now_unix_nano();
         let converted = convert_metrics(request, now, &self.limits);
+        self.telemetry
+            .record_limited_attributes(Signal::Metrics, converted.num_limited_attributes);
         // Copies of the few points the mapper reads, observed once the batch is accepted.
         let recognised: Vec<MetricPoint> = match &self.signals_opt {
             Some(signals) => converted

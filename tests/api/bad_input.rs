@@ -382,3 +382,47 @@ async fn unknown_paths_and_logs_over_http_say_what_to_use() {
     let body = response.text().await.expect("text");
     assert!(body.contains("/v1/traces"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_over_the_limits_are_dropped_or_cut_and_counted() {
+    let mut config = test_config();
+    config.ingest.max_attributes = 10.try_into().expect("non-zero");
+    config.ingest.max_attribute_value_bytes = 100.try_into().expect("non-zero");
+    let app = spawn_app_with(config).await;
+    let mut wide = span(0x0d, "wide");
+    wide.attributes = (0..50)
+        .map(|n| crate::fixtures::string_attr(&format!("key.{n}"), &"é".repeat(80)))
+        .collect();
+    wide.dropped_attributes_count = 3;
+    let (status, body) = post_traces(
+        &app,
+        &[PROTOBUF],
+        encode(&trace_request(Some("wide"), vec![wide])),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_until_stored().await;
+    let (status, trace) = app.trace(&"0d".repeat(16)).await;
+    assert_eq!(status, 200, "{trace}");
+    let stored = &trace["spans"][0];
+    let attributes = stored["attributes"].as_object().expect("attributes");
+    assert_eq!(attributes.len(), 10, "{stored}");
+    assert_eq!(
+        stored["dropped_attributes_count"],
+        3 + 40,
+        "dropped ones are counted"
+    );
+    let value = attributes["key.0"]["stringValue"].as_str().expect("string");
+    assert_eq!(
+        value.len(),
+        100,
+        "cut at 100 bytes, on a character boundary"
+    );
+    assert_eq!(
+        app.prometheus_value("cartograph_limited_attributes_total{signal=\"traces\"}")
+            .await,
+        50.0,
+        "40 dropped and 10 cut"
+    );
+    app.shutdown().await;
+}

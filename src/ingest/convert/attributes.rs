@@ -8,6 +8,50 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 
 use crate::model::{AttrValue, Attributes};
 
+/// Keeps at most `max_count` attributes (the rest are dropped, oldest kept) and cuts string and
+/// bytes values longer than `max_value_bytes` (strings at a character boundary; arrays to
+/// `max_count` elements, nested values alike). Returns how many were dropped and how many
+/// attributes were dropped or cut in all.
+pub(super) fn limit_attributes(
+    attributes: &mut Attributes,
+    max_count: usize,
+    max_value_bytes: usize,
+) -> (u32, u64) {
+    let dropped = attributes.len().saturating_sub(max_count);
+    attributes.truncate(max_count);
+    let mut changed = dropped as u64;
+    for (_, value) in attributes.iter_mut() {
+        changed += u64::from(limit_value(value, max_count, max_value_bytes));
+    }
+    (u32::try_from(dropped).unwrap_or(u32::MAX), changed)
+}
+
+fn limit_value(value: &mut AttrValue, max_count: usize, max_value_bytes: usize) -> bool {
+    match value {
+        AttrValue::Str(text) if text.len() > max_value_bytes => {
+            let mut end = max_value_bytes;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            true
+        }
+        AttrValue::Bytes(bytes) if bytes.len() > max_value_bytes => {
+            bytes.truncate(max_value_bytes);
+            true
+        }
+        AttrValue::Array(values) => {
+            let cut = values.len() > max_count;
+            values.truncate(max_count);
+            values.iter_mut().fold(cut, |changed, value| {
+                limit_value(value, max_count, max_value_bytes) | changed
+            })
+        }
+        AttrValue::Map(entries) => limit_attributes(entries, max_count, max_value_bytes).1 > 0,
+        _ => false,
+    }
+}
+
 /// Up to this many keys a pairwise scan for duplicates beats hashing.
 const MAX_KEYS_FOR_PAIRWISE_SCAN: usize = 16;
 

@@ -36,11 +36,12 @@ pub fn convert_metrics(
         limits,
     };
     let mut num_unknown_service = 0;
+    let mut num_limited = 0;
     for (resource_index, resource_metrics) in request.resource_metrics.into_iter().enumerate() {
-        let resource = convert_resource(resource_metrics.resource);
+        let resource = convert_resource(resource_metrics.resource, limits, &mut num_limited);
         let num_before = converter.points.len();
         for (scope_index, scope_metrics) in resource_metrics.scope_metrics.into_iter().enumerate() {
-            let scope = convert_scope(scope_metrics.scope);
+            let scope = convert_scope(scope_metrics.scope, limits, &mut num_limited);
             for (metric_index, metric) in scope_metrics.metrics.into_iter().enumerate() {
                 let indices = [resource_index, scope_index, metric_index];
                 converter.convert_metric(metric, &resource, &scope, indices);
@@ -55,6 +56,12 @@ pub fn convert_metrics(
         rejection_message: converter
             .rejections
             .into_message(converter.points.len(), "data points"),
+        num_limited_attributes: num_limited
+            + converter
+                .points
+                .iter_mut()
+                .map(|point| limits.limit(&mut point.attributes, &mut 0))
+                .sum::<u64>(),
         items: converter.points,
         num_unknown_service,
     }

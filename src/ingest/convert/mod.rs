@@ -35,13 +35,25 @@ pub struct ConvertLimits {
     pub max_future_skew_nanos: u64,
     /// Times before this are rejected as absurd.
     pub min_time_unix_nano: u64,
+    /// Attributes kept per span, event, link, resource, scope and point (the rest are dropped
+    /// and counted in `dropped_attributes_count`).
+    pub max_attributes: usize,
+    /// Longest string or bytes attribute value kept, in bytes (longer ones are cut).
+    pub max_attribute_value_bytes: usize,
 }
+
+/// Default of [`ConvertLimits::max_attributes`].
+pub const DEFAULT_MAX_ATTRIBUTES: usize = 128;
+/// Default of [`ConvertLimits::max_attribute_value_bytes`].
+pub const DEFAULT_MAX_ATTRIBUTE_VALUE_BYTES: usize = 16 * 1024;
 
 impl Default for ConvertLimits {
     fn default() -> Self {
         Self {
             max_future_skew_nanos: ONE_HOUR_NANOS,
             min_time_unix_nano: Y2000_UNIX_NANO,
+            max_attributes: DEFAULT_MAX_ATTRIBUTES,
+            max_attribute_value_bytes: DEFAULT_MAX_ATTRIBUTE_VALUE_BYTES,
         }
     }
 }
@@ -56,6 +68,26 @@ pub struct Converted<T> {
     pub rejection_message: Option<String>,
     /// Accepted items whose resource had no `service.name`.
     pub num_unknown_service: u64,
+    /// Attributes dropped or cut by the limits.
+    pub num_limited_attributes: u64,
+}
+
+impl ConvertLimits {
+    /// Applies the attribute limits; adds what it dropped to `dropped` and returns how many
+    /// attributes it dropped or cut.
+    pub(crate) fn limit(
+        &self,
+        attributes: &mut crate::model::Attributes,
+        dropped: &mut u32,
+    ) -> u64 {
+        let (num_dropped, num_changed) = attributes::limit_attributes(
+            attributes,
+            self.max_attributes,
+            self.max_attribute_value_bytes,
+        );
+        *dropped = dropped.saturating_add(num_dropped);
+        num_changed
+    }
 }
 
 /// Why one span, metric or data point was rejected.
@@ -166,21 +198,33 @@ impl Rejections {
     }
 }
 
-fn convert_resource(resource_opt: Option<OtlpResource>) -> Arc<Resource> {
+/// The resource, limited; adds the attributes it dropped or cut to `num_limited`.
+fn convert_resource(
+    resource_opt: Option<OtlpResource>,
+    limits: &ConvertLimits,
+    num_limited: &mut u64,
+) -> Arc<Resource> {
     let resource = resource_opt.unwrap_or_default();
-    Arc::new(Resource::from_attributes(
-        attributes::convert_attributes(resource.attributes),
-        resource.dropped_attributes_count,
-    ))
+    let mut attributes = attributes::convert_attributes(resource.attributes);
+    let mut dropped = resource.dropped_attributes_count;
+    *num_limited += limits.limit(&mut attributes, &mut dropped);
+    Arc::new(Resource::from_attributes(attributes, dropped))
 }
 
-fn convert_scope(scope_opt: Option<InstrumentationScope>) -> Arc<Scope> {
+fn convert_scope(
+    scope_opt: Option<InstrumentationScope>,
+    limits: &ConvertLimits,
+    num_limited: &mut u64,
+) -> Arc<Scope> {
     let scope = scope_opt.unwrap_or_default();
+    let mut attributes = attributes::convert_attributes(scope.attributes);
+    let mut dropped_attributes_count = scope.dropped_attributes_count;
+    *num_limited += limits.limit(&mut attributes, &mut dropped_attributes_count);
     Arc::new(Scope {
         name: scope.name,
         version: scope.version,
-        attributes: attributes::convert_attributes(scope.attributes),
-        dropped_attributes_count: scope.dropped_attributes_count,
+        attributes,
+        dropped_attributes_count,
     })
 }
 
@@ -218,9 +262,12 @@ mod tests {
 
     #[test]
     fn missing_resource_and_scope_are_empty() {
-        let resource = convert_resource(None);
+        let resource = convert_resource(None, &ConvertLimits::default(), &mut 0);
         assert_eq!(resource.service_name, crate::model::UNKNOWN_SERVICE);
         assert!(!resource.has_service_name());
-        assert_eq!(*convert_scope(None), Scope::default());
+        assert_eq!(
+            *convert_scope(None, &ConvertLimits::default(), &mut 0),
+            Scope::default()
+        );
     }
 }

@@ -45,14 +45,18 @@ pub fn convert_traces(
     let mut spans = Vec::with_capacity(num_spans);
     let mut rejections = Rejections::default();
     let mut num_unknown_service = 0;
+    let mut num_limited = 0;
     for (resource_index, resource_spans) in request.resource_spans.into_iter().enumerate() {
-        let resource = convert_resource(resource_spans.resource);
+        let resource = convert_resource(resource_spans.resource, limits, &mut num_limited);
         let num_before = spans.len();
         for (scope_index, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
-            let scope = convert_scope(scope_spans.scope);
+            let scope = convert_scope(scope_spans.scope, limits, &mut num_limited);
             for (span_index, otlp_span) in scope_spans.spans.into_iter().enumerate() {
                 match convert_span(otlp_span, &resource, &scope, now_unix_nano, limits) {
-                    Ok(span) => spans.push(span),
+                    Ok(mut span) => {
+                        num_limited += limit_span(&mut span, limits);
+                        spans.push(span);
+                    }
                     Err(reason) => {
                         let location = SpanLocation {
                             resource_index,
@@ -73,7 +77,20 @@ pub fn convert_traces(
         rejection_message: rejections.into_message(spans.len(), "spans"),
         items: spans,
         num_unknown_service,
+        num_limited_attributes: num_limited,
     }
+}
+
+/// Applies the attribute limits to a span, its events and links.
+fn limit_span(span: &mut Span, limits: &ConvertLimits) -> u64 {
+    let mut num_limited = limits.limit(&mut span.attributes, &mut span.dropped_attributes_count);
+    for event in &mut span.events {
+        num_limited += limits.limit(&mut event.attributes, &mut event.dropped_attributes_count);
+    }
+    for link in &mut span.links {
+        num_limited += limits.limit(&mut link.attributes, &mut link.dropped_attributes_count);
+    }
+    num_limited
 }
 
 fn convert_span(

@@ -205,6 +205,11 @@ impl App {
             otlp_grpc_addr: otlp_grpc_addr.to_string(),
             otlp_http_addr: otlp_http_addr.to_string(),
             alerting: alerting.clone(),
+            csrf_token: format!(
+                "{:016x}{:016x}",
+                crate::model::split_mix(u64::from(new_instance_id())),
+                crate::model::split_mix(crate::model::now_unix_nano() ^ u64::from(instance))
+            ),
         };
         let ui_gate = Gate::Ui(UiAuth::new(&config.security));
         let (ui, ui_addr) = start_http("UI", config.listen.ui, ui_gate, move || {

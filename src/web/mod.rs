@@ -29,6 +29,9 @@ pub struct WebState {
     pub otlp_grpc_addr: String,
     pub otlp_http_addr: String,
     pub alerting: crate::alert::Alerting,
+    /// Proof that a form post comes from a page this process served (pages embed it; other
+    /// sites cannot read it).
+    pub csrf_token: String,
 }
 
 /// Registers every route of the UI port.

@@ -1,6 +1,6 @@
 //! The alerts page in Chromium: a firing alert with its summary and a link to the edge, the
 //! rules with their values, and a silence added through the form (hostile text in it shown,
-//! not executed) that then silences the alert.
+//! not executed) that then silences the alert; form posts need the page's CSRF token.
 
 use serde_json::{Value, json};
 
@@ -66,17 +66,66 @@ async fn the_alerts_page_shows_firing_alerts_and_silences_one_from_its_form() {
     assert_eq!(silence["createdBy"], "ana");
     assert_eq!(silence["comment"], HOSTILE);
 
-    // A form post from another site is refused.
+    // A form post without the page's CSRF token, or from another site, is refused.
+    for (origin, body) in [
+        (
+            None,
+            "name0=alertname&op0=%3D&value0=x&duration=1h&created_by=a&comment=c",
+        ),
+        (
+            None,
+            "csrf=guess&name0=alertname&op0=%3D&value0=x&duration=1h&created_by=a&comment=c",
+        ),
+        (
+            Some("http://evil.example"),
+            "name0=alertname&op0=%3D&value0=x&duration=1h&created_by=a&comment=c",
+        ),
+    ] {
+        let mut request = app
+            .client
+            .post(format!("{}/alerts/silences", app.ui))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.expect("post");
+        assert_eq!(response.status(), 403, "{origin:?} {body}");
+    }
+    let id = silence["id"].as_str().expect("id");
     let response = app
         .client
-        .post(format!("{}/alerts/silences", app.ui))
-        .header("origin", "http://evil.example")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("name0=alertname&op0=%3D&value0=x&duration=1h&created_by=a&comment=c")
+        .post(format!("{}/alerts/silences/{id}/expire", app.ui))
         .send()
         .await
         .expect("post");
-    assert_eq!(response.status(), 403);
+    assert_eq!(response.status(), 403, "expiring needs the token too");
+    // The page's own Expire button carries the token and works.
+    let page = app
+        .client
+        .get(format!("{}/alerts", app.ui))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let prefix = format!("/alerts/silences/{id}/expire?csrf=");
+    let start = page.find(&prefix).expect("an Expire button");
+    let action: String = page[start..].chars().take_while(|c| *c != '"').collect();
+    let response = app
+        .client
+        .post(format!("{}{action}", app.ui))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        (response.status().as_u16(), response.url().path()),
+        (200, "/alerts"),
+        "redirected back to the page: {action}"
+    );
+    let (_, silences) = app.get_json("/api/v1/silences").await;
+    assert_eq!(silences["silences"][0]["status"]["state"], "expired");
     calls.stop().await;
     app.shutdown().await;
     receiver.stop().await;

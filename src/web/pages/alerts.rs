@@ -156,6 +156,7 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
         .count();
     let mut page = AlertsPage::new(
         Frame::new("Alerts", "Alerts"),
+        state.csrf_token.clone(),
         "Rules are evaluated on the map every few seconds; firing alerts go to the configured webhooks as Alertmanager v4 JSON.",
         form,
     );
@@ -244,7 +245,11 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             } else {
                 Cell::button(
                     "Expire",
-                    format!("/alerts/silences/{}/expire", url_encode(&silence.id)),
+                    format!(
+                        "/alerts/silences/{}/expire?csrf={}",
+                        url_encode(&silence.id),
+                        state.csrf_token
+                    ),
                 )
             },
         ]);
@@ -313,9 +318,23 @@ fn matcher_text(matcher: &Matcher) -> String {
     format!("{}{op}\"{}\"", matcher.name, matcher.value)
 }
 
-/// Refuses a form post from another site (a browser says so in `Sec-Fetch-Site`, or an
+/// Refuses a form post from another site: without this process's CSRF token (`token`, from
+/// the form or the action URL), or one a browser marks cross-site (`Sec-Fetch-Site`, or an
 /// `Origin` that is not this host).
-fn same_origin(request: &HttpRequest) -> Result<(), PageError> {
+fn same_origin(request: &HttpRequest, state: &WebState, token: &str) -> Result<(), PageError> {
+    let expected = state.csrf_token.as_bytes();
+    let matches = token.len() == expected.len()
+        && token
+            .bytes()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !matches {
+        return Err(ApiError::Forbidden(
+            "this form has no valid CSRF token: reload the page and submit it again".to_owned(),
+        )
+        .into());
+    }
     let header = |name: &str| {
         request
             .headers()
@@ -408,12 +427,17 @@ pub async fn create_silence(
     payload: web::Payload,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    same_origin(&request)?;
     let body = crate::web::handlers::alerts::read_body(
         payload,
         crate::web::handlers::alerts::MAX_SILENCE_BYTES,
     )
     .await?;
+    let token: String = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(key, value)| (key == "csrf").then_some(value))
+        .unwrap_or_default();
+    same_origin(&request, &state, &token)?;
     let (mut form, parsed) = parse_form(&body);
     let message = match parsed {
         Ok(new) => match state.alerting.add_silence(new).await {
@@ -435,7 +459,8 @@ pub async fn expire_silence(
     path: web::Path<String>,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    same_origin(&request)?;
+    let params = params::Params::parse(request.query_string(), &["csrf"])?;
+    same_origin(&request, &state, &params.text("csrf").unwrap_or_default())?;
     let id = path.into_inner();
     if state.alerting.expire_silence(id.clone()).await? {
         Ok(see_other("/alerts"))

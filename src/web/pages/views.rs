@@ -265,12 +265,14 @@ pub struct AlertsPage {
     pub sections: Vec<Section>,
     pub form: SilenceForm,
     pub operators: [&'static str; 4],
+    pub csrf: String,
 }
 
 impl AlertsPage {
-    pub fn new(frame: Frame, intro: impl Into<String>, form: SilenceForm) -> Self {
+    pub fn new(frame: Frame, csrf: String, intro: impl Into<String>, form: SilenceForm) -> Self {
         Self {
             frame,
+            csrf,
             intro: intro.into(),
             cards: Vec::new(),
             sections: Vec::new(),

@@ -27,7 +27,7 @@ use crate::signals::SharedSignals;
 use crate::store::sqlite::{self, SqliteAlertStore, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
-use crate::web::gate::Gate;
+use crate::web::gate::{Gate, Guarded};
 use crate::web::{self, WebState};
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,7 @@ impl App {
             grpc_listener,
             ingestor.clone(),
             IngestAuth::new(&config.security),
+            Arc::clone(&telemetry),
             max_message_bytes,
             async move {
                 let _ = grpc_signal.wait_for(|stop| *stop).await;
@@ -191,7 +192,10 @@ impl App {
             max_message_bytes,
             max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
         };
-        let ingest_gate = Gate::Ingest(IngestAuth::new(&config.security));
+        let ingest_gate = Guarded {
+            gate: Gate::Ingest(IngestAuth::new(&config.security)),
+            telemetry: Arc::clone(&telemetry),
+        };
         let (otlp_http, otlp_http_addr) = start_http(
             "OTLP/HTTP",
             config.listen.otlp_http,
@@ -211,7 +215,10 @@ impl App {
                 crate::model::split_mix(crate::model::now_unix_nano() ^ u64::from(instance))
             ),
         };
-        let ui_gate = Gate::Ui(UiAuth::new(&config.security));
+        let ui_gate = Guarded {
+            gate: Gate::Ui(UiAuth::new(&config.security)),
+            telemetry: Arc::clone(&telemetry),
+        };
         let (ui, ui_addr) = start_http("UI", config.listen.ui, ui_gate, move || {
             web::configure(state.clone())
         })?;
@@ -358,7 +365,7 @@ fn local_addr(
 fn start_http<F, C>(
     what: &'static str,
     addr: SocketAddr,
-    gate: Gate,
+    gate: Guarded,
     configure: F,
 ) -> Result<(ServerHandle, SocketAddr), AppError>
 where
@@ -373,7 +380,7 @@ where
     let bound = listener
         .local_addr()
         .map_err(|source| AppError::Bind { what, addr, source })?;
-    let compress = matches!(gate, Gate::Ui(_));
+    let compress = matches!(gate.gate, Gate::Ui(_));
     let server = actix_web::HttpServer::new(move || {
         let gate = gate.clone();
         actix_web::App::new()

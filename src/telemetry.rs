@@ -91,6 +91,7 @@ pub struct Telemetry {
     queue_items: AtomicU64,
     graph_skipped_spans: AtomicU64,
     queue_capacity_items: AtomicU64,
+    unauthenticated_requests: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, value: u64) {
@@ -145,6 +146,11 @@ impl Telemetry {
     }
 
     /// Spans not fed to the map because the graph queue was full (they are still stored).
+    /// A request refused for missing or wrong credentials (any port).
+    pub fn record_unauthenticated(&self) {
+        add(&self.unauthenticated_requests, 1);
+    }
+
     pub fn record_graph_skipped(&self, num_spans: u64) {
         add(&self.graph_skipped_spans, num_spans);
     }
@@ -294,6 +300,12 @@ impl Telemetry {
                 "Spans stored but not fed to the map because its queue was full.",
                 "counter",
                 load(&self.graph_skipped_spans),
+            ),
+            (
+                "cartograph_unauthenticated_requests_total",
+                "Requests refused for missing or wrong credentials, on any port.",
+                "counter",
+                load(&self.unauthenticated_requests),
             ),
         ];
         for (name, help, kind, value) in scalars {

@@ -115,6 +115,7 @@ pub async fn serve(
     listener: TcpListener,
     ingestor: Ingestor,
     auth: crate::auth::IngestAuth,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
@@ -141,6 +142,7 @@ pub async fn serve(
         if auth.allows(text("authorization"), text("x-service-auth")) {
             Ok(request)
         } else {
+            telemetry.record_unauthenticated();
             Err(tonic::Status::unauthenticated(
                 "missing or wrong credentials: send `authorization: Bearer TOKEN` or `x-service-auth: TOKEN` metadata",
             ))

@@ -17,6 +17,13 @@ pub enum Gate {
     Ui(UiAuth),
 }
 
+/// A port's rules and where refusals are counted.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    pub gate: Gate,
+    pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+}
+
 /// Scripts only from this origin (the vendored htmx and the pan/zoom script), no plugins, no
 /// framing; styles may be inline because the trace waterfall positions its bars with them.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -53,10 +60,11 @@ fn refuse(request: ServiceRequest, gate: &Gate) -> ServiceResponse<BoxBody> {
 
 /// The middleware: refuses what the gate does not let through, adds the UI's headers.
 pub async fn guard(
-    gate: Gate,
+    guarded: Guarded,
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
+    let gate = guarded.gate;
     let allowed = match &gate {
         Gate::Ingest(auth) => auth.allows(
             header(&request, "authorization"),
@@ -68,6 +76,7 @@ pub async fn guard(
         }
     };
     if !allowed {
+        guarded.telemetry.record_unauthenticated();
         return Ok(refuse(request, &gate));
     }
     let mut response = next.call(request).await?.map_into_boxed_body();

@@ -217,6 +217,21 @@ async fn the_ui_and_api_refuse_without_credentials_except_liveness() {
         .await
         .expect("request");
     assert_eq!(live.status(), 200, "liveness stays open");
+    let metrics = client
+        .get(format!("{}/metrics", app.ui))
+        .header("authorization", format!("Bearer {UI}"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cartograph_unauthenticated_requests_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the refusals are counted");
+    assert_eq!(refused, (get_paths.len() * wrong.len() + 3) as u64);
     app.shutdown().await;
 }
 

@@ -35,8 +35,8 @@ impl std::fmt::Debug for SecurityConfig {
     }
 }
 
-/// Equal bytes, in time that depends on the lengths only.
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Equal bytes, in time that depends on the lengths only (secrets, tokens).
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -141,7 +141,7 @@ impl Silence {
         Ok(Silence {
             id,
             matchers: new.matchers,
-            starts_at_unix_nano: starts_at.max(now.min(starts_at)),
+            starts_at_unix_nano: starts_at,
             ends_at_unix_nano: ends_at,
             created_by: new.created_by,
             comment: new.comment,

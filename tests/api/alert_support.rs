@@ -83,15 +83,6 @@ pub struct Receiver {
     handle: ServerHandle,
 }
 
-/// A free loopback port (nothing listens on it when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 async fn record(
     request: HttpRequest,
     body: web::Bytes,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::alert_support::{Calls, RULE, Receiver, WAIT, alert_config, free_port, schema_errors};
-use crate::helpers::spawn_app_with;
+use crate::alert_support::{Calls, RULE, Receiver, WAIT, alert_config, schema_errors};
+use crate::helpers::{free_port, spawn_app_with};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 

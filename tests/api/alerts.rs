@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::alert_support::{
-    Calls, EVALUATION_INTERVAL, FOR, RULE, Receiver, WAIT, alert_config, alerts_until, free_port,
-    has_status, schema_errors,
+    Calls, EVALUATION_INTERVAL, FOR, RULE, Receiver, WAIT, alert_config, alerts_until, has_status,
+    schema_errors,
 };
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, free_port, spawn_app_with};
 
 fn firing(received: &[crate::alert_support::Received]) -> usize {
     received

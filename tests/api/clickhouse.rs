@@ -13,7 +13,7 @@ use cartograph::store::clickhouse::{ClickHouseOptions, run_migrations};
 use serde_json::{Value, json};
 
 use crate::graph_support::{assert_close, find_edge, service};
-use crate::helpers::{TestApp, spawn_app_with, test_config};
+use crate::helpers::{TestApp, free_port, spawn_app_with, test_config};
 
 /// The test server's URL and whether it is a real server (LZ4) or the bridge (no compression).
 fn server() -> (String, bool) {
@@ -258,7 +258,7 @@ async fn clickhouse_down_under_load_pushes_back_and_loses_nothing_acknowledged()
         return;
     }
     let store_dir = tempfile::tempdir().expect("dir");
-    let port = crate::alert_support::free_port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut bridge = start_bridge(port, &store_dir.path().join("chdb"));
     wait_ready(&url).await;

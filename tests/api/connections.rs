@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::alert_support::free_port;
+use crate::helpers::free_port;
 
 struct Server {
     child: Child,

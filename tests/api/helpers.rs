@@ -33,6 +33,15 @@ pub fn test_config() -> Config {
     config
 }
 
+/// A free loopback port (nothing listens on it when this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_config()).await
 }

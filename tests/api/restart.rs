@@ -1,11 +1,10 @@
 //! Durability across restarts (in-process and through a real SIGTERM) and retention by age.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{encode, now_nanos, span, trace_request};
-use crate::helpers::{spawn_app_on_disk, spawn_app_with, test_config};
+use crate::helpers::{free_port, spawn_app_on_disk, spawn_app_with, test_config};
 
 const PROTOBUF: [(&str, &str); 1] = [("content-type", "application/x-protobuf")];
 const HOUR_NANOS: u64 = 3_600_000_000_000;
@@ -32,14 +31,6 @@ async fn everything_accepted_before_shutdown_is_readable_after_restart() {
         assert_eq!(status, 200, "trace {seed} after restart: {trace}");
     }
     app.shutdown().await;
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,7 @@ struct Candidate {
 }
 
 /// A value bound into a query: the crate escapes it (nothing is formatted into SQL).
+#[derive(Clone)]
 enum Bound {
     Text(String),
     Number(u64),
@@ -288,14 +289,7 @@ impl RollupReader for ClickHouseReader {
             return Ok(Vec::new());
         }
         let (condition, mut binds) = Self::rollup_condition(from_minute, to_minute, None);
-        let again: Vec<Bound> = binds
-            .iter()
-            .map(|bound| match bound {
-                Bound::Number(number) => Bound::Number(*number),
-                Bound::Text(text) => Bound::Text(text.clone()),
-            })
-            .collect();
-        binds.extend(again);
+        binds.extend(binds.clone());
         let sql = format!(
             "SELECT DISTINCT minute FROM (SELECT minute FROM {} WHERE {condition} \
              UNION ALL SELECT minute FROM {} WHERE {condition}) ORDER BY minute",

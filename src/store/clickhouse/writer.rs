@@ -225,7 +225,7 @@ impl RollupWriter for ClickHouseWriter {
             )));
         }
         // Later rows of one call win: each gets a later version.
-        let base = crate::model::now_unix_nano().saturating_mul(1);
+        let base = crate::model::now_unix_nano();
         let edge_rows = edges
             .iter()
             .enumerate()

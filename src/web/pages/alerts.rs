@@ -322,14 +322,7 @@ fn matcher_text(matcher: &Matcher) -> String {
 /// the form or the action URL), or one a browser marks cross-site (`Sec-Fetch-Site`, or an
 /// `Origin` that is not this host).
 fn same_origin(request: &HttpRequest, state: &WebState, token: &str) -> Result<(), PageError> {
-    let expected = state.csrf_token.as_bytes();
-    let matches = token.len() == expected.len()
-        && token
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !matches {
+    if !crate::auth::same(token.as_bytes(), state.csrf_token.as_bytes()) {
         return Err(ApiError::Forbidden(
             "this form has no valid CSRF token: reload the page and submit it again".to_owned(),
         )

@@ -36,6 +36,8 @@ pub enum AppError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -80,7 +82,9 @@ impl std::fmt::Debug for App {
 impl App {
     /// Validates `config`, opens the store and binds every listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        crate::tls::install_provider();
         config.validate()?;
+        let tls = config.tls.load()?;
         let telemetry = Arc::new(Telemetry::default());
         let instance = new_instance_id();
         // Opening may block on the network (ClickHouse migrations): off the async threads.
@@ -182,6 +186,7 @@ impl App {
             IngestAuth::new(&config.security),
             Arc::clone(&telemetry),
             max_message_bytes,
+            tls.otlp.clone(),
             async move {
                 let _ = grpc_signal.wait_for(|stop| *stop).await;
             },
@@ -199,6 +204,7 @@ impl App {
         let (otlp_http, otlp_http_addr) = start_http(
             "OTLP/HTTP",
             config.listen.otlp_http,
+            tls.otlp,
             ingest_gate,
             move || http::configure(receiver.clone()),
         )?;
@@ -219,10 +225,11 @@ impl App {
             gate: Gate::Ui(UiAuth::new(&config.security)),
             telemetry: Arc::clone(&telemetry),
         };
-        let (ui, ui_addr) = start_http("UI", config.listen.ui, ui_gate, move || {
+        let ui_scheme = if tls.ui.is_some() { "https" } else { "http" };
+        let (ui, ui_addr) = start_http("UI", config.listen.ui, tls.ui, ui_gate, move || {
             web::configure(state.clone())
         })?;
-        alerting.set_ui_url(&format!("http://{ui_addr}"));
+        alerting.set_ui_url(&format!("{ui_scheme}://{ui_addr}"));
         let alerting_tasks = alerting.start();
         info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
         Ok(Self {
@@ -359,12 +366,13 @@ fn local_addr(
         .map_err(|source| AppError::Bind { what, addr, source })
 }
 
-/// Starts an actix server on `addr` with routes from `configure`, on the current runtime,
-/// every request passing `gate` first. The UI's responses are gzipped for clients that accept
+/// Starts an actix server on `addr` (over TLS with `tls`) with routes from `configure`, on the
+/// current runtime, every request passing `gate` first. The UI's responses are gzipped for clients that accept
 /// it (a large map's SVG shrinks about tenfold).
 fn start_http<F, C>(
     what: &'static str,
     addr: SocketAddr,
+    tls: Option<crate::tls::ServerIdentity>,
     gate: Guarded,
     configure: F,
 ) -> Result<(ServerHandle, SocketAddr), AppError>
@@ -395,8 +403,13 @@ where
     })
     .workers(2)
     .disable_signals()
-    .shutdown_timeout(30)
-    .listen(listener)
+    .shutdown_timeout(30);
+    let server = match tls {
+        Some(identity) => server
+            .tls_handshake_timeout(crate::tls::HANDSHAKE_TIMEOUT)
+            .listen_rustls_0_23(listener, identity.rustls_config()),
+        None => server.listen(listener),
+    }
     .map_err(|source| AppError::Bind { what, addr, source })?
     .run();
     let handle = server.handle();

@@ -38,6 +38,7 @@ pub struct Config {
     pub alerts: crate::alert::config::AlertsConfig,
     pub clickhouse: ClickHouseConfig,
     pub security: crate::auth::SecurityConfig,
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// The ClickHouse store (`storage.store = "clickhouse"`, server at `storage.clickhouse_url`).
@@ -337,6 +338,12 @@ impl Config {
         {
             return invalid("storage.clickhouse_url", "is not a URL");
         }
+        if self.tls.is_incomplete() {
+            return invalid(
+                "tls.key_file",
+                "set both tls.cert_file and tls.key_file, or neither",
+            );
+        }
         Ok(())
     }
 
@@ -471,6 +478,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         }
         ("alerts.delivery", "max_outbox") => "Undelivered notifications kept at most.",
         ("alerts.delivery", "max_log_entries") => "Delivery attempts kept in the log.",
+        ("alerts.delivery", "ca_file") => {
+            "PEM CA certificates trusted for https receivers besides the system's."
+        }
         ("alerts.alertmanager", "urls") => {
             "Alertmanager base URLs to push alerts to (/api/v2/alerts)."
         }
@@ -490,6 +500,12 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("security", "ui_tokens") => {
             "UI/API tokens (`Authorization: Bearer T`); /health/live stays open."
         }
+        ("tls", "cert_file") => {
+            "PEM certificate (then intermediates) for the listeners; unset: no TLS."
+        }
+        ("tls", "key_file") => "PEM private key of that certificate.",
+        ("tls", "otlp") => "Serve both OTLP ports over TLS (when cert_file is set).",
+        ("tls", "ui") => "Serve the UI port over TLS (when cert_file is set).",
         ("security", "ui_users") => "UI/API basic credentials, user = \"password\" (browsers ask).",
         _ => "UNDOCUMENTED",
     }

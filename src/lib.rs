@@ -19,6 +19,7 @@ pub mod service_graph_metrics;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 pub use app::App;

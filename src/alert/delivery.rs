@@ -24,11 +24,24 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// A sender trusting the system's CAs and those in `settings.ca_file` (which config
+    /// validation has read).
     pub fn new(settings: DeliveryConfig, receivers: Vec<ReceiverConfig>) -> Self {
+        crate::tls::install_provider();
+        let extra_roots = if settings.ca_file.as_os_str().is_empty() {
+            Vec::new()
+        } else {
+            crate::tls::certificates(&settings.ca_file).unwrap_or_default()
+        };
         let client = reqwest::Client::builder()
             .timeout(settings.timeout.0)
             .connect_timeout(settings.timeout.0)
             .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(
+                extra_roots
+                    .iter()
+                    .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
+            )
             .build()
             .unwrap_or_default();
         Self {

@@ -110,13 +110,14 @@ impl LogsService for GrpcReceiver {
 const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes, then finishes in-flight calls.
+/// Serves OTLP/gRPC on `listener` (over TLS with `tls`) until `shutdown` completes, then finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
     ingestor: Ingestor,
     auth: crate::auth::IngestAuth,
     telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
     max_message_bytes: usize,
+    tls: Option<crate::tls::ServerIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let receiver = std::sync::Arc::new(GrpcReceiver { ingestor });
@@ -149,7 +150,11 @@ pub async fn serve(
         }
     };
     use tonic::service::interceptor::InterceptedService;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        builder = builder.tls_config(identity.tonic_config())?;
+    }
+    builder
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .add_service(InterceptedService::new(traces, check.clone()))

@@ -92,6 +92,7 @@ impl Sender {
                 tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX),
             ));
         }
+        crate::tls::install_provider();
         let client = reqwest::Client::builder()
             .build()
             .map_err(|err| format!("http client: {err}"))?;

@@ -121,6 +121,17 @@ impl Receiver {
 
     /// Listens on `port` (0: any) and answers 200 until told otherwise.
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, None).await
+    }
+
+    /// Listens over https with the certificate `ca` issued.
+    pub async fn start_tls(ca: &crate::tls_support::TestCa) -> Self {
+        let identity = cartograph::tls::ServerIdentity::load(&ca.cert_file, &ca.key_file)
+            .expect("receiver certificate");
+        Self::start_with(0, Some(identity)).await
+    }
+
+    async fn start_with(port: u16, tls: Option<cartograph::tls::ServerIdentity>) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("receiver binds");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -139,14 +150,18 @@ impl Receiver {
                 .default_service(web::to(record))
         })
         .workers(2)
-        .disable_signals()
-        .listen(listener)
+        .disable_signals();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(identity) => server.listen_rustls_0_23(listener, identity.rustls_config()),
+            None => server.listen(listener),
+        }
         .expect("listen")
         .run();
         let handle = server.handle();
         tokio::spawn(server);
         Self {
-            url: format!("http://127.0.0.1:{port}/hook"),
+            url: format!("{scheme}://127.0.0.1:{port}/hook"),
             received,
             status,
             delay_ms,

@@ -218,6 +218,39 @@ async fn a_receiver_that_was_down_gets_the_notification_once_it_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_receiver_is_reached_only_when_its_ca_is_trusted() {
+    let ca = crate::tls_support::TestCa::new();
+    let receiver = Receiver::start_tls(&ca).await;
+
+    // Not trusted: every attempt fails the handshake and says so.
+    let app = spawn_app_with(alert_config(&receiver.url, "")).await;
+    let calls = Calls::start(&app);
+    calls.send(10, 10).await;
+    let delivery = failed_attempts(&app, 2).await;
+    let error = delivery["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("connect"),
+        "{delivery:#}"
+    );
+    assert!(receiver.received().is_empty());
+    calls.stop().await;
+    app.shutdown().await;
+
+    // Trusted through `ca_file`: delivered once, signed as over http.
+    let mut config = alert_config(&receiver.url, "");
+    config.alerts.delivery.ca_file = ca.ca_file.clone();
+    let app = spawn_app_with(config).await;
+    let calls = Calls::start(&app);
+    calls.send(10, 10).await;
+    let received = receiver.wait_for(1, "delivery over https").await;
+    assert_eq!(received[0].body["status"], "firing");
+    assert!(received[0].headers.contains_key("x-cartograph-signature"));
+    calls.stop().await;
+    app.shutdown().await;
+    receiver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_pending_at_restart_is_delivered_once_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();

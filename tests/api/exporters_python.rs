@@ -2,6 +2,9 @@
 //! (`tests/python/send.py`), over gRPC and over HTTP/protobuf with gzip; everything it reports
 //! having sent must come back through the API field by field.
 //!
+//! With TLS and an ingest token configured, both exporters send over TLS trusting the test CA
+//! and carrying the token in a header.
+//!
 //! The interpreter comes from `CARTOGRAPH_TEST_PYTHON`, a venv that `scripts/test.sh` builds
 //! from `tests/python/requirements.txt`.
 
@@ -12,7 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::compare;
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
+use crate::tls_support::TestCa;
 
 const SEND_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/send.py");
 /// Interpreter start-up, SDK import and both exports, with a wide margin for a loaded machine.
@@ -28,24 +32,53 @@ const METRIC_NAMES: [&str; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpc_telemetry_arrives_intact() {
-    telemetry_arrives_intact(&["--protocol", "grpc", "--temporality", "cumulative"]).await;
+    let app = spawn_app().await;
+    telemetry_arrives_intact(app, &["--protocol", "grpc", "--temporality", "cumulative"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_http_protobuf_telemetry_arrives_intact() {
-    telemetry_arrives_intact(&[
-        "--protocol",
-        "http/protobuf",
-        "--compression",
-        "gzip",
-        "--temporality",
-        "delta",
-    ])
+    let app = spawn_app().await;
+    telemetry_arrives_intact(
+        app,
+        &[
+            "--protocol",
+            "http/protobuf",
+            "--compression",
+            "gzip",
+            "--temporality",
+            "delta",
+        ],
+    )
     .await;
 }
 
-async fn telemetry_arrives_intact(args: &[&str]) {
-    let app = spawn_app().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_exporters_send_over_tls_with_a_token() {
+    const TOKEN: &str = "python-ingest-token";
+    let ca = TestCa::new();
+    let mut config = test_config();
+    config.tls.cert_file = ca.cert_file.clone();
+    config.tls.key_file = ca.key_file.clone();
+    config.security.ingest_tokens = vec![TOKEN.to_owned()];
+    let ca_file = ca.ca_file.to_str().expect("utf-8 path").to_owned();
+    for protocol in ["grpc", "http/protobuf"] {
+        let mut app = spawn_app_with(config.clone()).await;
+        app.client = ca.client();
+        let bearer = format!("authorization=Bearer {TOKEN}");
+        let args = [
+            "--protocol",
+            protocol,
+            "--ca-file",
+            &ca_file,
+            "--header",
+            &bearer,
+        ];
+        telemetry_arrives_intact(app, &args).await;
+    }
+}
+
+async fn telemetry_arrives_intact(app: TestApp, args: &[&str]) {
     let sent = send_with_python(&app, args).await;
     app.wait_until_stored().await;
 
@@ -70,6 +103,7 @@ async fn telemetry_arrives_intact(args: &[&str]) {
         assert_eq!(status, 200, "{stored}");
         compare::assert_points_match(name, points, &stored);
     }
+    app.shutdown().await;
 }
 
 /// Runs send.py against the app; returns what it reports having sent.
@@ -90,6 +124,9 @@ async fn send_with_python(app: &TestApp, args: &[&str]) -> Value {
         // Loopback only, whatever proxy the environment names.
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
+        // `requests` lets these override the CA an exporter was given (psf/requests#3829).
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
         .stdin(Stdio::null())
         // A file, not a pipe: nothing can block on a full pipe while we wait.
         .stdout(stdout.try_clone().expect("clone file handle"))

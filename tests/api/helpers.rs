@@ -54,14 +54,18 @@ pub async fn spawn_app_on_disk(data_dir: &Path) -> TestApp {
     spawn_app_with(config).await
 }
 
+/// Starts `config`; URLs are https where `[tls]` puts a listener on TLS (give `client` the CA).
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let data_dir =
         (config.storage.store == StoreKind::Sqlite).then(|| config.storage.data_dir.clone());
+    let tls = !config.tls.cert_file.as_os_str().is_empty();
+    let scheme = |on: bool| if tls && on { "https" } else { "http" };
+    let (otlp, ui) = (scheme(config.tls.otlp), scheme(config.tls.ui));
     let app = App::build(config).await.expect("app starts");
     TestApp {
-        ui: format!("http://{}", app.ui_addr()),
-        otlp_http: format!("http://{}", app.otlp_http_addr()),
-        otlp_grpc: format!("http://{}", app.otlp_grpc_addr()),
+        ui: format!("{ui}://{}", app.ui_addr()),
+        otlp_http: format!("{otlp}://{}", app.otlp_http_addr()),
+        otlp_grpc: format!("{otlp}://{}", app.otlp_grpc_addr()),
         app: Some(app),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -6,6 +6,7 @@ mod compare;
 mod fixtures;
 mod graph_support;
 mod helpers;
+mod tls_support;
 
 mod alertmanager;
 mod alerts;
@@ -29,3 +30,4 @@ mod restart;
 mod security;
 mod signals_sdk;
 mod signals_store;
+mod tls;

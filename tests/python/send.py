@@ -8,6 +8,10 @@ Fields the API derives (duration_ms, the resource's service_name, ...) are left 
 
 Usage: send.py --protocol grpc|http/protobuf --grpc-endpoint URL --http-endpoint URL
                [--compression none|gzip] [--temporality cumulative|delta]
+               [--ca-file PEM] [--header NAME=VALUE ...]
+
+With --ca-file the endpoints are https and the exporters trust that CA (nothing else); each
+--header is sent with every export (e.g. authorization=Bearer TOKEN).
 """
 
 import argparse
@@ -81,7 +85,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--http-endpoint", required=True, help="http://127.0.0.1:PORT")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--temporality", choices=["cumulative", "delta"], default="cumulative")
+    parser.add_argument("--ca-file", help="PEM CA certificate to trust (TLS endpoints)")
+    parser.add_argument("--header", action="append", default=[], help="NAME=VALUE")
     return parser.parse_args()
+
+
+def headers(args: argparse.Namespace) -> dict:
+    return dict(header.split("=", 1) for header in args.header)
 
 
 def exporters(args: argparse.Namespace):
@@ -93,10 +103,16 @@ def exporters(args: argparse.Namespace):
 
         common = {
             "endpoint": args.grpc_endpoint,
-            "insecure": True,
+            "insecure": args.ca_file is None,
             "timeout": EXPORT_TIMEOUT_SECONDS,
             "compression": Compression.Gzip if args.compression == "gzip" else Compression.NoCompression,
+            "headers": headers(args),
         }
+        if args.ca_file:
+            from grpc import ssl_channel_credentials
+
+            with open(args.ca_file, "rb") as ca:
+                common["credentials"] = ssl_channel_credentials(root_certificates=ca.read())
         return OTLPSpanExporter(**common), OTLPMetricExporter(**common)
 
     from opentelemetry.exporter.otlp.proto.http import Compression
@@ -109,11 +125,15 @@ def exporters(args: argparse.Namespace):
             endpoint=f"{args.http_endpoint}/v1/traces",
             timeout=EXPORT_TIMEOUT_SECONDS,
             compression=compression,
+            certificate_file=args.ca_file,
+            headers=headers(args),
         ),
         OTLPMetricExporter(
             endpoint=f"{args.http_endpoint}/v1/metrics",
             timeout=EXPORT_TIMEOUT_SECONDS,
             compression=compression,
+            certificate_file=args.ca_file,
+            headers=headers(args),
         ),
     )
 

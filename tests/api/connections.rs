@@ -6,53 +6,12 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::free_port;
-
-struct Server {
-    child: Child,
-    ui: String,
-    otlp_http: u16,
-    otlp_grpc: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::{Options, Server, start};
 
 async fn start_server() -> Server {
-    let (grpc, http, ui) = (free_port(), free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_cartograph"))
-        .args(["serve", "--store", "memory"])
-        .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
-        .args(["--otlp-http", &format!("127.0.0.1:{http}")])
-        .args(["--ui", &format!("127.0.0.1:{ui}")])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cartograph starts");
-    let server = Server {
-        child,
-        ui: format!("http://127.0.0.1:{ui}"),
-        otlp_http: http,
-        otlp_grpc: grpc,
-    };
-    let started = Instant::now();
-    while reqwest::get(format!("{}/health/live", server.ui))
-        .await
-        .is_err()
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "server up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
+    start(Options::default()).await
 }
 
 /// One small OTLP/JSON export; returns the status and how long it took.
@@ -65,7 +24,8 @@ async fn export(server: &Server, trace: u64) -> (u16, Duration) {
         }] }]
     }] });
     let started = Instant::now();
-    let status = reqwest::Client::new()
+    let status = server
+        .client
         .post(format!("http://127.0.0.1:{}/v1/traces", server.otlp_http))
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -160,12 +120,7 @@ async fn a_slow_request_head_is_cut_off_and_a_dropped_body_loses_only_itself() {
     .expect("join");
     let (status, _) = export(&server, 2).await;
     assert_eq!(status, 200);
-    let metrics = reqwest::get(format!("{}/metrics", server.ui))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics().await;
     let accepted = metrics
         .lines()
         .find_map(|line| line.strip_prefix("cartograph_accepted_items_total{signal=\"traces\"} "))

@@ -6,6 +6,7 @@ mod compare;
 mod fixtures;
 mod graph_support;
 mod helpers;
+mod process;
 mod tls_support;
 
 mod alertmanager;
@@ -30,4 +31,5 @@ mod restart;
 mod security;
 mod signals_sdk;
 mod signals_store;
+mod store_faults;
 mod tls;

@@ -1,0 +1,184 @@
+//! A real `cartograph serve` process on free loopback ports, for tests that need what only a
+//! process has: its own file-descriptor and file-size limits, its own RSS, signals.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::free_port;
+
+pub struct Server {
+    child: Child,
+    pub ui: String,
+    pub otlp_http: u16,
+    pub otlp_grpc: u16,
+    pub client: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the process is started.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// `None`: the memory store; else SQLite in this directory.
+    pub data_dir: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+    /// Ignore SIGXFSZ (inherited through exec), so a write past the file-size limit fails
+    /// with EFBIG the way a full disk fails with ENOSPC, instead of killing the process.
+    pub ignore_file_size_signal: bool,
+}
+
+pub async fn start(options: Options<'_>) -> Server {
+    cartograph::tls::install_provider();
+    let (grpc, http, ui) = (free_port(), free_port(), free_port());
+    let mut args: Vec<String> = vec!["serve".into()];
+    match options.data_dir {
+        Some(dir) => args.extend([
+            "--store".into(),
+            "sqlite".into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+        ]),
+        None => args.extend(["--store".into(), "memory".into()]),
+    }
+    if let Some(config) = options.config {
+        args.extend(["--config".into(), config.display().to_string()]);
+    }
+    args.extend([
+        "--otlp-grpc".into(),
+        format!("127.0.0.1:{grpc}"),
+        "--otlp-http".into(),
+        format!("127.0.0.1:{http}"),
+        "--ui".into(),
+        format!("127.0.0.1:{ui}"),
+    ]);
+    let binary = env!("CARGO_BIN_EXE_cartograph");
+    let mut command = if options.ignore_file_size_signal {
+        let mut shell = Command::new("sh");
+        shell.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\"", binary]);
+        shell
+    } else {
+        Command::new(binary)
+    };
+    let child = command
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cartograph starts");
+    let server = Server {
+        child,
+        ui: format!("http://127.0.0.1:{ui}"),
+        otlp_http: http,
+        otlp_grpc: grpc,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    };
+    let started = Instant::now();
+    while server
+        .client
+        .get(format!("{}/health/live", server.ui))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "server up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Resident memory, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.ui))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// One series' value at /metrics (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// `/health/ready`: status and body.
+    pub async fn ready(&self) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(format!("{}/health/ready", self.ui))
+            .send()
+            .await
+            .expect("ready");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Posts an OTLP/HTTP protobuf body; the status (0 when the request failed).
+    pub async fn post_traces(&self, body: Vec<u8>) -> u16 {
+        self.client
+            .post(format!("http://127.0.0.1:{}/v1/traces", self.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .map_or(0, |response| response.status().as_u16())
+    }
+
+    /// Stops with SIGTERM (graceful: everything accepted is stored); the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "stops on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

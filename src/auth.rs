@@ -20,6 +20,11 @@ pub struct SecurityConfig {
     /// `user = "password"` pairs accepted on the UI port as HTTP basic credentials (browsers
     /// ask for them). With neither tokens nor users the UI is open.
     pub ui_users: BTreeMap<String, String>,
+    /// `tenant = ["TOKEN", …]`: ingest tokens that also say whose telemetry it is. Cartograph
+    /// sets the resource attribute `cartograph.tenant` from the token (replacing any the
+    /// sender claimed); with tenants configured, requests on a shared `ingest_tokens` token
+    /// carry no tenant.
+    pub tenants: BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -31,8 +36,67 @@ impl std::fmt::Debug for SecurityConfig {
             )
             .field("ui_tokens", &format!("{} redacted", self.ui_tokens.len()))
             .field("ui_users", &self.ui_users.keys().collect::<Vec<_>>())
+            .field("tenants", &self.tenants.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+impl SecurityConfig {
+    /// Tokens must be non-empty, without spaces (a header carries them), and name one
+    /// tenant at most. Errors name the field, never the token.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        let ingest = self.ingest_tokens.iter().map(|token| ("", token));
+        let tenants = self
+            .tenants
+            .iter()
+            .flat_map(|(tenant, tokens)| tokens.iter().map(move |token| (tenant.as_str(), token)));
+        for (owner, token) in ingest.chain(tenants) {
+            check_token("security.ingest_tokens / security.tenants", token)?;
+            if let Some(previous) = owners.insert(token, owner)
+                && previous != owner
+            {
+                return Err((
+                    "security.tenants",
+                    format!(
+                        "one token is given to both `{}` and `{}`",
+                        or_shared(previous),
+                        or_shared(owner)
+                    ),
+                ));
+            }
+        }
+        for tenant in self.tenants.keys() {
+            if tenant.is_empty() || tenant.chars().any(char::is_control) {
+                return Err((
+                    "security.tenants",
+                    "tenant names must be printable text".into(),
+                ));
+            }
+        }
+        for token in &self.ui_tokens {
+            check_token("security.ui_tokens", token)?;
+        }
+        Ok(())
+    }
+}
+
+fn or_shared(owner: &str) -> &str {
+    if owner.is_empty() {
+        "ingest_tokens"
+    } else {
+        owner
+    }
+}
+
+fn check_token(field: &'static str, token: &str) -> Result<(), (&'static str, String)> {
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err((
+            field,
+            "tokens must be non-empty, without spaces or control characters".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Equal bytes, in time that depends on the lengths only (secrets, tokens).
@@ -52,31 +116,76 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Who may send telemetry.
+/// Whose telemetry an admitted request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenancy {
+    /// No tenants are configured: resources are left as sent.
+    Off,
+    /// Tenants are configured, the request came with a shared token: it has no tenant.
+    Shared,
+    /// The request came with this tenant's token.
+    Tenant(Arc<str>),
+}
+
+/// Who may send telemetry, and as which tenant.
 #[derive(Debug, Clone, Default)]
 pub struct IngestAuth {
     tokens: Arc<Vec<String>>,
+    tenants: Arc<Vec<(Arc<str>, Vec<String>)>>,
 }
 
 impl IngestAuth {
     pub fn new(config: &SecurityConfig) -> Self {
         Self {
             tokens: Arc::new(config.ingest_tokens.clone()),
+            tenants: Arc::new(
+                config
+                    .tenants
+                    .iter()
+                    .map(|(tenant, tokens)| (Arc::from(tenant.as_str()), tokens.clone()))
+                    .collect(),
+            ),
         }
     }
 
     pub fn is_open(&self) -> bool {
-        self.tokens.is_empty()
+        self.tokens.is_empty() && self.tenants.is_empty()
     }
 
     /// Whether a request with these header values may send.
     pub fn allows(&self, authorization: Option<&str>, service_auth: Option<&str>) -> bool {
+        self.admit(authorization, service_auth).is_some()
+    }
+
+    /// Admits a request with these header values, saying as which tenant; `None`: refused.
+    pub fn admit(
+        &self,
+        authorization: Option<&str>,
+        service_auth: Option<&str>,
+    ) -> Option<Tenancy> {
         if self.is_open() {
-            return true;
+            return Some(Tenancy::Off);
         }
-        let by_bearer = bearer(authorization).is_some_and(|token| any_token(&self.tokens, token));
-        let by_header = service_auth.is_some_and(|token| any_token(&self.tokens, token.trim()));
-        by_bearer | by_header
+        let matches = |tokens: &[String]| {
+            let by_bearer = bearer(authorization).is_some_and(|token| any_token(tokens, token));
+            let by_header = service_auth.is_some_and(|token| any_token(tokens, token.trim()));
+            by_bearer | by_header
+        };
+        // Every tenant is checked, whichever matches, so timing says nothing about which.
+        let tenant = self.tenants.iter().fold(None, |found, (tenant, tokens)| {
+            if matches(tokens) && found.is_none() {
+                Some(Arc::clone(tenant))
+            } else {
+                found
+            }
+        });
+        let shared = matches(&self.tokens);
+        match (tenant, shared) {
+            (Some(tenant), _) => Some(Tenancy::Tenant(tenant)),
+            (None, true) if self.tenants.is_empty() => Some(Tenancy::Off),
+            (None, true) => Some(Tenancy::Shared),
+            (None, false) => None,
+        }
     }
 }
 
@@ -141,6 +250,7 @@ mod tests {
             ingest_tokens: vec!["ingest-secret".to_owned(), "other".to_owned()],
             ui_tokens: vec!["ui-secret".to_owned()],
             ui_users: [("ana".to_owned(), "pa:ss".to_owned())].into(),
+            tenants: BTreeMap::new(),
         }
     }
 
@@ -155,6 +265,59 @@ mod tests {
         assert!(!auth.allows(Some("Basic ingest-secret"), None));
         assert!(!auth.allows(Some("ingest-secret"), Some("wrong")));
         assert!(IngestAuth::new(&SecurityConfig::default()).allows(None, None));
+    }
+
+    #[test]
+    fn a_tenant_token_names_its_tenant_and_a_shared_one_none() {
+        let mut with_tenants = config();
+        with_tenants.tenants = [
+            ("shop".to_owned(), vec!["shop-token".to_owned()]),
+            ("billing".to_owned(), vec!["billing-token".to_owned()]),
+        ]
+        .into();
+        let auth = IngestAuth::new(&with_tenants);
+        assert_eq!(
+            auth.admit(Some("Bearer shop-token"), None),
+            Some(Tenancy::Tenant("shop".into()))
+        );
+        assert_eq!(
+            auth.admit(None, Some("billing-token")),
+            Some(Tenancy::Tenant("billing".into()))
+        );
+        assert_eq!(auth.admit(None, Some("other")), Some(Tenancy::Shared));
+        assert_eq!(auth.admit(Some("Bearer shop"), None), None);
+        assert_eq!(
+            IngestAuth::new(&config()).admit(None, Some("other")),
+            Some(Tenancy::Off)
+        );
+        let only_tenants = SecurityConfig {
+            tenants: with_tenants.tenants.clone(),
+            ..SecurityConfig::default()
+        };
+        let auth = IngestAuth::new(&only_tenants);
+        assert!(!auth.is_open());
+        assert_eq!(auth.admit(None, None), None);
+        assert!(!format!("{with_tenants:?}").contains("shop-token"));
+    }
+
+    #[test]
+    fn empty_spaced_or_doubly_given_tokens_are_refused_without_showing_them() {
+        assert!(config().validate().is_ok());
+        let mut bad = config();
+        bad.ingest_tokens.push(String::new());
+        assert!(bad.validate().is_err());
+        let mut bad = config();
+        bad.ui_tokens.push("has space".to_owned());
+        assert!(bad.validate().is_err());
+        let mut bad = config();
+        bad.tenants = [("shop".to_owned(), vec!["other".to_owned()])].into();
+        let (field, message) = bad.validate().expect_err("shared with ingest_tokens");
+        assert_eq!(field, "security.tenants");
+        assert!(message.contains("ingest_tokens") && message.contains("shop"));
+        assert!(
+            !message.contains("other"),
+            "the token is not shown: {message}"
+        );
     }
 
     #[test]

@@ -338,6 +338,9 @@ impl Config {
         {
             return invalid("storage.clickhouse_url", "is not a URL");
         }
+        if let Err((field, message)) = self.security.validate() {
+            return Err(ConfigError::Invalid { field, message });
+        }
         if self.tls.is_incomplete() {
             return invalid(
                 "tls.key_file",
@@ -506,6 +509,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("tls", "key_file") => "PEM private key of that certificate.",
         ("tls", "otlp") => "Serve both OTLP ports over TLS (when cert_file is set).",
         ("tls", "ui") => "Serve the UI port over TLS (when cert_file is set).",
+        ("security", "tenants") => {
+            "tenant = [\"TOKEN\"]: ingest tokens that set resource attribute cartograph.tenant."
+        }
         ("security", "ui_users") => "UI/API basic credentials, user = \"password\" (browsers ask).",
         _ => "UNDOCUMENTED",
     }

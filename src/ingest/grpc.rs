@@ -53,23 +53,32 @@ impl GrpcReceiver {
     }
 }
 
+/// As the interceptor admitted the request (it always has, when the service runs).
+fn tenancy_of<T>(request: &Request<T>) -> crate::auth::Tenancy {
+    request
+        .extensions()
+        .get::<crate::auth::Tenancy>()
+        .cloned()
+        .unwrap_or(crate::auth::Tenancy::Off)
+}
+
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        GrpcReceiver::export(
-            self,
-            request.into_inner(),
-            Ingestor::export_traces,
-            |outcome| ExportTraceServiceResponse {
+        let tenancy = tenancy_of(&request);
+        let mut request = request.into_inner();
+        super::tenant::stamp_traces(&mut request, &tenancy);
+        GrpcReceiver::export(self, request, Ingestor::export_traces, |outcome| {
+            ExportTraceServiceResponse {
                 partial_success: (outcome.num_rejected > 0).then(|| ExportTracePartialSuccess {
                     rejected_spans: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
                     error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -80,17 +89,17 @@ impl MetricsService for GrpcReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        GrpcReceiver::export(
-            self,
-            request.into_inner(),
-            Ingestor::export_metrics,
-            |outcome| ExportMetricsServiceResponse {
+        let tenancy = tenancy_of(&request);
+        let mut request = request.into_inner();
+        super::tenant::stamp_metrics(&mut request, &tenancy);
+        GrpcReceiver::export(self, request, Ingestor::export_metrics, |outcome| {
+            ExportMetricsServiceResponse {
                 partial_success: (outcome.num_rejected > 0).then(|| ExportMetricsPartialSuccess {
                     rejected_data_points: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
                     error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -133,14 +142,15 @@ pub async fn serve(
     // h2's default 64 KiB windows make a typical 200 KiB export wait for several window
     // updates per request; larger windows let a request arrive in one flight.
     // Refused before the message is decoded.
-    let check = move |request: tonic::Request<()>| {
+    let check = move |mut request: tonic::Request<()>| {
         let text = |name: &str| {
             request
                 .metadata()
                 .get(name)
                 .and_then(|value| value.to_str().ok())
         };
-        if auth.allows(text("authorization"), text("x-service-auth")) {
+        if let Some(tenancy) = auth.admit(text("authorization"), text("x-service-auth")) {
+            request.extensions_mut().insert(tenancy);
             Ok(request)
         } else {
             telemetry.record_unauthenticated();

@@ -14,6 +14,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use super::decode::{self, Encoding};
 use super::error::IngestError;
 use super::service::{ExportOutcome, Ingestor};
+use super::tenant;
+use crate::auth::Tenancy;
 use crate::telemetry::Signal;
 
 /// Bodies at least this large are decoded on the blocking pool rather than inline.
@@ -81,13 +83,18 @@ async fn export(
         }
     };
     let json = encoding == Encoding::Json;
+    // Set by the gate when it admitted the request.
+    let tenancy = actix_web::HttpMessage::extensions(&request)
+        .get::<Tenancy>()
+        .cloned()
+        .unwrap_or(Tenancy::Off);
     let result = match read_body(request.headers(), payload, receiver.max_message_bytes).await {
         Ok(body) => {
             decode_and_ingest(
                 receiver.get_ref().clone(),
                 request.headers(),
                 body,
-                encoding,
+                (encoding, tenancy),
                 signal,
             )
             .await
@@ -109,7 +116,7 @@ async fn decode_and_ingest(
     receiver: HttpReceiver,
     headers: &HeaderMap,
     body: web::Bytes,
-    encoding: Encoding,
+    (encoding, tenancy): (Encoding, Tenancy),
     signal: Signal,
 ) -> Result<ExportOutcome, IngestError> {
     let gzipped = is_gzipped(headers)?;
@@ -120,12 +127,16 @@ async fn decode_and_ingest(
             body
         };
         match signal {
-            Signal::Traces => receiver
-                .ingestor
-                .export_traces(decode::decode_traces(&body, encoding)?),
-            Signal::Metrics => receiver
-                .ingestor
-                .export_metrics(decode::decode_metrics(&body, encoding)?),
+            Signal::Traces => {
+                let mut request = decode::decode_traces(&body, encoding)?;
+                tenant::stamp_traces(&mut request, &tenancy);
+                receiver.ingestor.export_traces(request)
+            }
+            Signal::Metrics => {
+                let mut request = decode::decode_metrics(&body, encoding)?;
+                tenant::stamp_metrics(&mut request, &tenancy);
+                receiver.ingestor.export_metrics(request)
+            }
         }
     };
     if headers

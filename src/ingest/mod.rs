@@ -7,5 +7,6 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 mod service;
+pub mod tenant;
 
 pub use service::{ExportOutcome, Ingestor};

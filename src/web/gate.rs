@@ -66,10 +66,17 @@ pub async fn guard(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let gate = guarded.gate;
     let allowed = match &gate {
-        Gate::Ingest(auth) => auth.allows(
-            header(&request, "authorization"),
-            header(&request, "x-service-auth"),
-        ),
+        Gate::Ingest(auth) => {
+            let tenancy = auth.admit(
+                header(&request, "authorization"),
+                header(&request, "x-service-auth"),
+            );
+            let admitted = tenancy.is_some();
+            if let Some(tenancy) = tenancy {
+                actix_web::HttpMessage::extensions_mut(&request).insert(tenancy);
+            }
+            admitted
+        }
         // Liveness stays open for orchestrators; everything else, readiness included, is not.
         Gate::Ui(auth) => {
             request.path() == "/health/live" || auth.allows(header(&request, "authorization"))

@@ -258,3 +258,78 @@ async fn pages_carry_a_strict_content_security_policy_and_security_headers() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_token_decides_the_tenant_whatever_the_sender_claims() {
+    use crate::fixtures::{encode, span, string_attr, trace_request};
+    let mut config = test_config();
+    config.security.ingest_tokens = vec![INGEST.to_owned()];
+    config.security.tenants = [
+        ("shop".to_owned(), vec!["shop-token".to_owned()]),
+        ("billing".to_owned(), vec!["billing-token".to_owned()]),
+    ]
+    .into();
+    config.alerts.enabled = false;
+    let app = spawn_app_with(config).await;
+    // Each request claims to be billing's; only billing's own token makes it so.
+    let claiming = |seed: u8| {
+        let mut request = trace_request(Some("orders"), vec![span(seed, "GET /claimed")]);
+        if let Some(resource) = request.resource_spans[0].resource.as_mut() {
+            resource
+                .attributes
+                .push(string_attr("cartograph.tenant", "billing"));
+        }
+        request
+    };
+    let protobuf = ("content-type", "application/x-protobuf");
+    let response = app
+        .post_otlp(
+            "/v1/traces",
+            &[protobuf, ("x-service-auth", "shop-token")],
+            encode(&claiming(1)),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let bearer = format!("Bearer {INGEST}");
+    let response = app
+        .post_otlp(
+            "/v1/traces",
+            &[protobuf, ("authorization", &bearer)],
+            encode(&claiming(2)),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut traces = TraceServiceClient::connect(app.otlp_grpc.clone())
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(claiming(3));
+    request.metadata_mut().insert(
+        "authorization",
+        "Bearer billing-token".parse().expect("metadata"),
+    );
+    traces.export(request).await.expect("billing's own token");
+    app.wait_until_stored().await;
+
+    let tenant_of = |seed: u8| {
+        let id = format!("{seed:02x}").repeat(16);
+        let app = &app;
+        async move {
+            let (status, trace) = app.trace(&id).await;
+            assert_eq!(status, 200, "{trace}");
+            let tenant = &trace["spans"][0]["resource"]["attributes"]["cartograph.tenant"];
+            tenant.get("stringValue").cloned()
+        }
+    };
+    assert_eq!(tenant_of(1).await, Some("shop".into()), "shop's token");
+    assert_eq!(tenant_of(2).await, None, "a shared token carries no tenant");
+    assert_eq!(
+        tenant_of(3).await,
+        Some("billing".into()),
+        "billing's token"
+    );
+    let (_, found) = app
+        .search_traces("attr=cartograph.tenant%3Dshop&limit=10")
+        .await;
+    assert_eq!(found["traces"].as_array().map(Vec::len), Some(1), "{found}");
+    app.shutdown().await;
+}

@@ -85,9 +85,15 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// OTLP/gRPC endpoint to send to.
+    /// OTLP/gRPC endpoint to send to (`https://…` with `--ca-file`).
     #[arg(long, default_value = "http://127.0.0.1:4317")]
     pub endpoint: String,
+    /// Ingest token, sent as `authorization: Bearer TOKEN`.
+    #[arg(long, env = "CARTOGRAPH_DEMO_TOKEN")]
+    pub token: Option<String>,
+    /// PEM CA certificate(s) to trust for a TLS endpoint.
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub shop: DemoShopArgs,
 }
@@ -109,9 +115,14 @@ pub struct DemoShopArgs {
 }
 
 impl DemoShopArgs {
-    pub fn settings(&self, endpoint: String) -> crate::demo::DemoSettings {
+    pub fn settings(
+        &self,
+        endpoint: String,
+        access: crate::demo::ExporterAccess,
+    ) -> crate::demo::DemoSettings {
         crate::demo::DemoSettings {
             endpoint,
+            access,
             orders_per_sec: self.rate,
             duration_opt: self.duration.map(std::time::Duration::from_secs),
             seed: self.seed,

@@ -59,7 +59,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     cartograph::telemetry::init_logging();
-    let handle = cartograph::demo::spawn(args.shop.settings(args.endpoint.clone()))
+    let ca_pem = match &args.ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => None,
+    };
+    let access = cartograph::demo::ExporterAccess {
+        token: args.token.clone(),
+        ca_pem,
+        tls_domain: None,
+    };
+    let handle = cartograph::demo::spawn(args.shop.settings(args.endpoint.clone(), access))
         .context("cannot start the demo")?;
     let num_orders = if args.shop.duration.is_some() {
         handle.wait()
@@ -100,15 +111,21 @@ fn serve(cli: &Cli, args_opt: Option<&ServeArgs>) -> anyhow::Result<()> {
         // span's wait for a server span ends, so the demo waits less than production would.
         config.graph.pairing_ttl_secs = config.graph.pairing_ttl_secs.min(DEMO_PAIRING_TTL_SECS);
     }
+    let demo_access = own_access(&config)?;
     runtime()?.block_on(async {
         let app = App::build(config)
             .await
             .context("cannot start cartograph")?;
         let demo_opt = match args_opt.filter(|args| args.demo) {
             Some(args) => {
-                let endpoint = format!("http://{}", app.otlp_grpc_addr());
+                let scheme = if demo_access.ca_pem.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                let endpoint = format!("{scheme}://{}", app.otlp_grpc_addr());
                 Some(
-                    cartograph::demo::spawn(args.shop.settings(endpoint))
+                    cartograph::demo::spawn(args.shop.settings(endpoint, demo_access))
                         .context("cannot start the demo")?,
                 )
             }
@@ -124,6 +141,34 @@ fn serve(cli: &Cli, args_opt: Option<&ServeArgs>) -> anyhow::Result<()> {
         }
         app.shutdown().await;
         Ok(())
+    })
+}
+
+/// How `serve --demo` reaches this instance's own OTLP/gRPC port: with its first ingest
+/// token, and over TLS trusting its own certificate file (self-signed, or ending with its CA)
+/// for the name `localhost`.
+fn own_access(
+    config: &cartograph::config::Config,
+) -> anyhow::Result<cartograph::demo::ExporterAccess> {
+    let security = &config.security;
+    let token = security
+        .ingest_tokens
+        .first()
+        .or_else(|| security.tenants.values().flatten().next())
+        .cloned();
+    let tls = &config.tls;
+    let ca_pem = if tls.otlp && !tls.cert_file.as_os_str().is_empty() {
+        Some(
+            std::fs::read(&tls.cert_file)
+                .with_context(|| format!("cannot read {}", tls.cert_file.display()))?,
+        )
+    } else {
+        None
+    };
+    Ok(cartograph::demo::ExporterAccess {
+        token,
+        tls_domain: ca_pem.as_ref().map(|_| "localhost".to_owned()),
+        ca_pem,
     })
 }
 

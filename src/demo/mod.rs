@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{MeterProvider as _, ObservableGauge};
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig as _};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig as _, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -49,6 +49,42 @@ pub struct DemoSettings {
     pub seed: u64,
     /// Schedule seconds per real second (10 runs a minute's schedule in six seconds).
     pub speed: f64,
+    /// Credentials and trust for a secured endpoint.
+    pub access: ExporterAccess,
+}
+
+/// What the demo's exporters need for an endpoint with authentication or TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ExporterAccess {
+    /// Sent as `authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// PEM CA certificates to trust (the endpoint is then `https://`).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Name the endpoint's certificate must carry (default: the endpoint's host).
+    pub tls_domain: Option<String>,
+}
+
+impl ExporterAccess {
+    fn apply<B: WithTonicConfig>(&self, builder: B) -> Result<B, String> {
+        let mut builder = builder;
+        if let Some(token) = &self.token {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| "the token is not valid header text".to_owned())?;
+            metadata.insert("authorization", value);
+            builder = builder.with_metadata(metadata);
+        }
+        if let Some(ca_pem) = &self.ca_pem {
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
+            if let Some(domain) = &self.tls_domain {
+                tls = tls.domain_name(domain.clone());
+            }
+            builder = builder.with_tls_config(tls);
+        }
+        Ok(builder)
+    }
 }
 
 /// The running demo.
@@ -98,9 +134,13 @@ fn resource(service: &str) -> Resource {
         .build()
 }
 
-fn tracer_provider(endpoint: &str, service: &str) -> Result<SdkTracerProvider, String> {
-    let exporter = SpanExporter::builder()
-        .with_tonic()
+fn tracer_provider(
+    endpoint: &str,
+    access: &ExporterAccess,
+    service: &str,
+) -> Result<SdkTracerProvider, String> {
+    let exporter = access
+        .apply(SpanExporter::builder().with_tonic())?
         .with_endpoint(endpoint)
         .with_timeout(Duration::from_secs(5))
         .build()
@@ -121,11 +161,12 @@ fn tracer_provider(endpoint: &str, service: &str) -> Result<SdkTracerProvider, S
 
 fn meter_provider(
     endpoint: &str,
+    access: &ExporterAccess,
     service: &str,
     interval: Duration,
 ) -> Result<SdkMeterProvider, String> {
-    let exporter = MetricExporter::builder()
-        .with_tonic()
+    let exporter = access
+        .apply(MetricExporter::builder().with_tonic())?
         .with_endpoint(endpoint)
         .with_timeout(Duration::from_secs(5))
         .build()
@@ -228,10 +269,11 @@ fn run(settings: &DemoSettings, stop: &AtomicBool) -> Result<u64, String> {
     let metric_interval = Duration::from_secs_f64((5.0 / speed).clamp(0.25, 5.0));
     let providers = SERVICES
         .iter()
-        .map(|service| tracer_provider(&settings.endpoint, service))
+        .map(|service| tracer_provider(&settings.endpoint, &settings.access, service))
         .collect::<Result<Vec<_>, _>>()?;
-    let orders_meters = meter_provider(&settings.endpoint, "orders", metric_interval)?;
-    let kafka_meters = meter_provider(&settings.endpoint, "otel-collector", metric_interval)?;
+    let (endpoint, access) = (&settings.endpoint, &settings.access);
+    let orders_meters = meter_provider(endpoint, access, "orders", metric_interval)?;
+    let kafka_meters = meter_provider(endpoint, access, "otel-collector", metric_interval)?;
 
     let gauges = Gauges::register(&orders_meters, &kafka_meters);
 

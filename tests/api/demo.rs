@@ -46,6 +46,7 @@ async fn the_demo_shows_the_whole_shop_then_a_breaker_cycle_and_lag_that_drains(
         duration_opt: Some(TROUBLE_DEADLINE),
         seed: 7,
         speed: 10.0,
+        access: demo::ExporterAccess::default(),
     })
     .expect("demo starts");
 
@@ -127,5 +128,49 @@ async fn the_demo_shows_the_whole_shop_then_a_breaker_cycle_and_lag_that_drains(
         .expect("join")
         .expect("demo ran");
     assert!(orders > 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_reaches_an_instance_with_tls_and_a_token() {
+    let ca = crate::tls_support::TestCa::new();
+    let mut config = crate::helpers::test_config();
+    config.tls.cert_file = ca.cert_file.clone();
+    config.tls.key_file = ca.key_file.clone();
+    config.tls.ui = false;
+    config.security.ingest_tokens = vec!["demo-token".to_owned()];
+    config.alerts.enabled = false;
+    let app = crate::helpers::spawn_app_with(config).await;
+    let shop = demo::spawn(DemoSettings {
+        endpoint: app.otlp_grpc.clone(),
+        orders_per_sec: 20.0,
+        duration_opt: Some(Duration::from_secs(2)),
+        seed: 7,
+        speed: 10.0,
+        access: demo::ExporterAccess {
+            token: Some("demo-token".to_owned()),
+            ca_pem: Some(ca.ca_pem.clone().into_bytes()),
+            tls_domain: Some("localhost".to_owned()),
+        },
+    })
+    .expect("demo starts");
+    let orders = tokio::task::spawn_blocking(move || shop.wait())
+        .await
+        .expect("join")
+        .expect("the demo ran");
+    assert!(orders > 0);
+    app.wait_until_stored().await;
+    let (_, found) = app.search_traces("service=gateway&limit=5").await;
+    assert!(
+        found["traces"]
+            .as_array()
+            .is_some_and(|traces| !traces.is_empty()),
+        "the demo's traces arrived over TLS with the token: {found}"
+    );
+    assert_eq!(
+        app.prometheus_value("cartograph_unauthenticated_requests_total")
+            .await,
+        0.0
+    );
     app.shutdown().await;
 }

@@ -68,27 +68,42 @@ impl From<serde_json::Error> for DecodeError {
 }
 
 /// Decompresses a gzip body (all members of a multi-member stream), refusing to produce more
-/// than `max_decompressed_bytes` so that a small bomb cannot exhaust memory.
-/// An empty body stays empty (it is an empty request, however labelled).
+/// than `max_decompressed_bytes` so that a small bomb cannot exhaust memory: the buffer never
+/// holds more than the limit (it grows by doubling, capped there), and one byte past the limit
+/// ends decompression. An empty body stays empty (it is an empty request, however labelled).
 pub fn gunzip(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>, DecodeError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
-    // Text-like telemetry usually compresses 5-10x; start there and let the Vec grow.
-    let initial_capacity = body.len().saturating_mul(8).min(max_decompressed_bytes);
-    let mut decompressed = Vec::with_capacity(initial_capacity);
-    let limit_plus_one = u64::try_from(max_decompressed_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    MultiGzDecoder::new(body)
-        .take(limit_plus_one)
-        .read_to_end(&mut decompressed)
-        .map_err(DecodeError::Gzip)?;
-    if decompressed.len() > max_decompressed_bytes {
-        return Err(DecodeError::TooLarge {
-            limit_bytes: max_decompressed_bytes,
-        });
+    let mut decoder = MultiGzDecoder::new(body);
+    // Text-like telemetry usually compresses 5-10x; start there.
+    let mut decompressed =
+        vec![0; body.len().saturating_mul(8).clamp(1, max_decompressed_bytes.max(1))];
+    let mut len = 0;
+    loop {
+        if len == decompressed.len() {
+            if len >= max_decompressed_bytes {
+                // Full at the limit: anything more is over it.
+                let mut probe = [0_u8; 1];
+                if decoder.read(&mut probe).map_err(DecodeError::Gzip)? > 0 {
+                    return Err(DecodeError::TooLarge {
+                        limit_bytes: max_decompressed_bytes,
+                    });
+                }
+                break;
+            }
+            let grown = len.saturating_mul(2).min(max_decompressed_bytes);
+            decompressed.reserve_exact(grown - len);
+            decompressed.resize(grown, 0);
+        }
+        match decoder.read(&mut decompressed[len..]) {
+            Ok(0) => break,
+            Ok(num_read) => len += num_read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(DecodeError::Gzip(err)),
+        }
     }
+    decompressed.truncate(len);
     Ok(decompressed)
 }
 

@@ -14,6 +14,7 @@ mod alerts;
 mod alerts_page;
 mod backpressure;
 mod bad_input;
+mod bombs;
 mod clickhouse;
 mod connections;
 mod dashboards;

@@ -107,15 +107,24 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Resident memory, from /proc.
+    /// Resident memory now, from /proc.
     pub fn rss_bytes(&self) -> u64 {
+        self.status_bytes("VmRSS:")
+    }
+
+    /// The most resident memory the process has had so far.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.status_bytes("VmHWM:")
+    }
+
+    fn status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("process status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS")
+            .unwrap_or_else(|| panic!("{field} in /proc/{}/status", self.pid()))
             * 1024
     }
 
@@ -153,13 +162,26 @@ impl Server {
 
     /// Posts an OTLP/HTTP protobuf body; the status (0 when the request failed).
     pub async fn post_traces(&self, body: Vec<u8>) -> u16 {
-        self.client
+        self.post_traces_with(&[], body).await.0
+    }
+
+    /// Posts an OTLP/HTTP protobuf body with extra headers; the status and the response text.
+    pub async fn post_traces_with(&self, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
+        let mut request = self
+            .client
             .post(format!("http://127.0.0.1:{}/v1/traces", self.otlp_http))
             .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .map_or(0, |response| response.status().as_u16())
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap_or_default())
+            }
+            Err(err) => (0, err.to_string()),
+        }
     }
 
     /// Stops with SIGTERM (graceful: everything accepted is stored); the exit status.

@@ -64,6 +64,21 @@ fn gunzip_refuses_a_bomb_without_inflating_it() {
 }
 
 #[test]
+fn gunzip_takes_exactly_the_limit_and_never_holds_more() {
+    let data: Vec<u8> = (0..100_000_u32).map(|i| (i % 251) as u8).collect();
+    let body = gzip(&data);
+    let exact = gunzip(&body, data.len()).unwrap();
+    assert_eq!(exact, data);
+    assert!(exact.capacity() <= data.len(), "capacity {}", exact.capacity());
+    assert!(matches!(
+        gunzip(&body, data.len() - 1),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    let roomy = gunzip(&body, 10 * data.len()).unwrap();
+    assert_eq!(roomy, data);
+}
+
+#[test]
 fn gunzip_reports_corrupt_and_truncated_bodies() {
     let err = gunzip(b"this is not gzip", 1000).unwrap_err();
     assert!(

@@ -90,18 +90,25 @@ fn or_shared(owner: &str) -> &str {
 }
 
 fn check_token(field: &'static str, token: &str) -> Result<(), (&'static str, String)> {
-    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if token.is_empty() || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
         return Err((
             field,
-            "tokens must be non-empty, without spaces or control characters".into(),
+            "tokens must be non-empty printable ASCII without spaces (they travel in headers)"
+                .into(),
         ));
     }
     Ok(())
 }
 
-/// Equal bytes, in time that depends on the lengths only (secrets, tokens).
+/// Equal bytes, in time that depends on neither content nor which bytes differ: SHA-256
+/// digests of both are compared whole, so not even the secret's length shows.
 pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::Digest as _;
+    let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn any_token(tokens: &[String], candidate: &str) -> bool {
@@ -127,11 +134,45 @@ pub enum Tenancy {
     Tenant(Arc<str>),
 }
 
+/// A secret held outside the config (a CLI token): its `Debug` shows no text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
 /// Who may send telemetry, and as which tenant.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct IngestAuth {
     tokens: Arc<Vec<String>>,
     tenants: Arc<Vec<(Arc<str>, Vec<String>)>>,
+}
+
+impl std::fmt::Debug for IngestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestAuth")
+            .field("tokens", &format!("{} redacted", self.tokens.len()))
+            .field(
+                "tenants",
+                &self
+                    .tenants
+                    .iter()
+                    .map(|(tenant, _)| tenant)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl IngestAuth {
@@ -172,29 +213,42 @@ impl IngestAuth {
             by_bearer | by_header
         };
         // Every tenant is checked, whichever matches, so timing says nothing about which.
-        let tenant = self.tenants.iter().fold(None, |found, (tenant, tokens)| {
-            if matches(tokens) && found.is_none() {
-                Some(Arc::clone(tenant))
-            } else {
-                found
-            }
-        });
+        let tenants: Vec<&Arc<str>> = self
+            .tenants
+            .iter()
+            .filter(|(_, tokens)| matches(tokens))
+            .map(|(tenant, _)| tenant)
+            .collect();
         let shared = matches(&self.tokens);
-        match (tenant, shared) {
-            (Some(tenant), _) => Some(Tenancy::Tenant(tenant)),
-            (None, true) if self.tenants.is_empty() => Some(Tenancy::Off),
-            (None, true) => Some(Tenancy::Shared),
-            (None, false) => None,
+        match (tenants.as_slice(), shared) {
+            // Two credentials naming different owners: refused rather than guessed.
+            ([_, _, ..], _) | ([_], true) => None,
+            ([tenant], false) => Some(Tenancy::Tenant(Arc::clone(tenant))),
+            ([], true) if self.tenants.is_empty() => Some(Tenancy::Off),
+            ([], true) => Some(Tenancy::Shared),
+            ([], false) => None,
         }
     }
 }
 
 /// Who may read the UI and API.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UiAuth {
     tokens: Arc<Vec<String>>,
     /// `user:password` as basic credentials carry them.
     credentials: Arc<Vec<String>>,
+}
+
+impl std::fmt::Debug for UiAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiAuth")
+            .field("tokens", &format!("{} redacted", self.tokens.len()))
+            .field(
+                "credentials",
+                &format!("{} redacted", self.credentials.len()),
+            )
+            .finish()
+    }
 }
 
 impl UiAuth {
@@ -287,6 +341,16 @@ mod tests {
         assert_eq!(auth.admit(None, Some("other")), Some(Tenancy::Shared));
         assert_eq!(auth.admit(Some("Bearer shop"), None), None);
         assert_eq!(
+            auth.admit(Some("Bearer shop-token"), Some("billing-token")),
+            None,
+            "two tenants at once are refused"
+        );
+        assert_eq!(auth.admit(Some("Bearer shop-token"), Some("other")), None);
+        assert_eq!(
+            auth.admit(Some("Bearer shop-token"), Some("shop-token")),
+            Some(Tenancy::Tenant("shop".into()))
+        );
+        assert_eq!(
             IngestAuth::new(&config()).admit(None, Some("other")),
             Some(Tenancy::Off)
         );
@@ -309,6 +373,9 @@ mod tests {
         let mut bad = config();
         bad.ui_tokens.push("has space".to_owned());
         assert!(bad.validate().is_err());
+        let mut bad = config();
+        bad.ui_tokens.push("café".to_owned());
+        assert!(bad.validate().is_err(), "headers cannot carry it");
         let mut bad = config();
         bad.tenants = [("shop".to_owned(), vec!["other".to_owned()])].into();
         let (field, message) = bad.validate().expect_err("shared with ingest_tokens");

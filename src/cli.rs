@@ -88,9 +88,10 @@ pub struct DemoArgs {
     /// OTLP/gRPC endpoint to send to (`https://…` with `--ca-file`).
     #[arg(long, default_value = "http://127.0.0.1:4317")]
     pub endpoint: String,
-    /// Ingest token, sent as `authorization: Bearer TOKEN`.
-    #[arg(long, env = "CARTOGRAPH_DEMO_TOKEN")]
-    pub token: Option<String>,
+    /// Ingest token, sent as `authorization: Bearer TOKEN` (prefer the environment variable:
+    /// flags show in `ps`).
+    #[arg(long, env = "CARTOGRAPH_DEMO_TOKEN", hide_env_values = true)]
+    pub token: Option<crate::auth::Secret>,
     /// PEM CA certificate(s) to trust for a TLS endpoint.
     #[arg(long)]
     pub ca_file: Option<std::path::PathBuf>,

@@ -333,10 +333,18 @@ impl Config {
         if !crate::store::clickhouse::migrate::is_plain_name(&self.clickhouse.database) {
             return invalid("clickhouse.database", "use letters, digits and _");
         }
-        if self.storage.store == StoreKind::Clickhouse
-            && reqwest::Url::parse(&self.storage.clickhouse_url).is_err()
-        {
-            return invalid("storage.clickhouse_url", "is not a URL");
+        if self.storage.store == StoreKind::Clickhouse {
+            match reqwest::Url::parse(&self.storage.clickhouse_url) {
+                Err(_) => return invalid("storage.clickhouse_url", "is not a URL"),
+                Ok(url) if url.scheme() != "http" => {
+                    return invalid(
+                        "storage.clickhouse_url",
+                        "must be http:// (this build speaks to ClickHouse without TLS; \
+                         put a TLS proxy beside it for an https server)",
+                    );
+                }
+                Ok(_) => {}
+            }
         }
         if let Err((field, message)) = self.security.validate() {
             return Err(ConfigError::Invalid { field, message });

@@ -155,7 +155,8 @@ fn own_access(
         .ingest_tokens
         .first()
         .or_else(|| security.tenants.values().flatten().next())
-        .cloned();
+        .cloned()
+        .map(cartograph::auth::Secret);
     let tls = &config.tls;
     let ca_pem = if tls.otlp && !tls.cert_file.as_os_str().is_empty() {
         Some(

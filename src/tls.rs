@@ -1,5 +1,5 @@
 //! TLS for the listeners (OTLP/gRPC, OTLP/HTTP, UI) from PEM certificate files, and the one
-//! crypto provider (ring) every TLS use in the process shares: listeners, webhooks, ClickHouse.
+//! crypto provider (ring) every TLS use in the process shares: listeners and webhooks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,8 +119,11 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// Every certificate in a PEM file (a chain, or CA roots); an error if there is none.
 pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
+    parse_certificates(path, &read(path)?)
+}
+
+fn parse_certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| TlsError::Invalid {
             path: path.display().to_string(),
@@ -136,9 +139,11 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
 }
 
 impl ServerIdentity {
+    /// Reads the certificate chain and key (each file once) and checks that they fit.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         install_provider();
-        let certs = certificates(cert_path)?;
+        let cert_pem = read(cert_path)?;
+        let certs = parse_certificates(cert_path, &cert_pem)?;
         let key_pem = read(key_path)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|err| TlsError::Invalid {
             path: key_path.display().to_string(),
@@ -153,7 +158,7 @@ impl ServerIdentity {
                 message: err.to_string(),
             })?;
         Ok(Self {
-            cert_pem: read(cert_path)?,
+            cert_pem,
             key_pem,
             config: Arc::new(config),
         })

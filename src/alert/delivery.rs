@@ -24,31 +24,39 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender trusting the system's CAs and those in `settings.ca_file` (which config
-    /// validation has read).
-    pub fn new(settings: DeliveryConfig, receivers: Vec<ReceiverConfig>) -> Self {
+    /// A sender trusting the system's CAs and those in `settings.ca_file`. Fails naming the
+    /// file when its certificates cannot be used.
+    pub fn new(settings: DeliveryConfig, receivers: Vec<ReceiverConfig>) -> Result<Self, String> {
         crate::tls::install_provider();
-        let extra_roots = if settings.ca_file.as_os_str().is_empty() {
+        let ca_file = &settings.ca_file;
+        let extra_roots = if ca_file.as_os_str().is_empty() {
             Vec::new()
         } else {
-            crate::tls::certificates(&settings.ca_file).unwrap_or_default()
+            crate::tls::certificates(ca_file)
+                .map_err(|err| format!("alerts.delivery.ca_file: {err}"))?
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| format!("alerts.delivery.ca_file {}: {err}", ca_file.display()))?
         };
         let client = reqwest::Client::builder()
             .timeout(settings.timeout.0)
             .connect_timeout(settings.timeout.0)
             .redirect(reqwest::redirect::Policy::none())
-            .tls_certs_merge(
-                extra_roots
-                    .iter()
-                    .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
-            )
+            .tls_certs_merge(extra_roots)
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|err| {
+                format!(
+                    "webhook client (alerts.delivery.ca_file `{}`): {}",
+                    ca_file.display(),
+                    describe(&err)
+                )
+            })?;
+        Ok(Self {
             client,
             settings,
             receivers,
-        }
+        })
     }
 
     fn receiver(&self, delivery: &Delivery) -> Option<&ReceiverConfig> {
@@ -190,18 +198,23 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 fn describe(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         "timed out".to_owned()
-    } else if err.is_connect() {
+    } else if err.is_connect() && !chain(err).contains("certificate") {
         "connection failed (receiver down?)".to_owned()
     } else {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        chain(err)
     }
+}
+
+/// The error and its causes, `: `-joined (a certificate problem hides in a cause).
+fn chain(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -240,7 +253,8 @@ mod tests {
                 ..DeliveryConfig::default()
             },
             vec![],
-        );
+        )
+        .expect("sender");
         let now = 100 * SEC;
         for (attempts, low, high) in [
             (0, 0.5, 1.5),

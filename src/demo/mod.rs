@@ -57,7 +57,7 @@ pub struct DemoSettings {
 #[derive(Debug, Clone, Default)]
 pub struct ExporterAccess {
     /// Sent as `authorization: Bearer TOKEN`.
-    pub token: Option<String>,
+    pub token: Option<crate::auth::Secret>,
     /// PEM CA certificates to trust (the endpoint is then `https://`).
     pub ca_pem: Option<Vec<u8>>,
     /// Name the endpoint's certificate must carry (default: the endpoint's host).
@@ -69,7 +69,7 @@ impl ExporterAccess {
         let mut builder = builder;
         if let Some(token) = &self.token {
             let mut metadata = tonic::metadata::MetadataMap::new();
-            let value = format!("Bearer {token}")
+            let value = format!("Bearer {}", token.0)
                 .parse()
                 .map_err(|_| "the token is not valid header text".to_owned())?;
             metadata.insert("authorization", value);

@@ -68,43 +68,72 @@ impl From<serde_json::Error> for DecodeError {
 }
 
 /// Decompresses a gzip body (all members of a multi-member stream), refusing to produce more
-/// than `max_decompressed_bytes` so that a small bomb cannot exhaust memory: the buffer never
-/// holds more than the limit (it grows by doubling, capped there), and one byte past the limit
-/// ends decompression. An empty body stays empty (it is an empty request, however labelled).
+/// than `max_decompressed_bytes` so that a small bomb cannot exhaust memory: no more than the
+/// limit is ever held. The first pass fills a buffer sized by the gzip trailer's ISIZE (exact
+/// for the single-member bodies exporters send), clamped to the limit; should the body hold
+/// more, the rest is only counted — past the limit it is refused — and a body that fits after
+/// all is inflated again into a buffer of its exact size. An empty body stays empty (it is an
+/// empty request, however labelled).
 pub fn gunzip(body: &[u8], max_decompressed_bytes: usize) -> Result<Vec<u8>, DecodeError> {
     if body.is_empty() {
         return Ok(Vec::new());
     }
+    let limit = max_decompressed_bytes;
+    let mut decompressed = vec![0; size_hint(body).clamp(1, limit.max(1))];
     let mut decoder = MultiGzDecoder::new(body);
-    // Text-like telemetry usually compresses 5-10x; start there.
-    let mut decompressed =
-        vec![0; body.len().saturating_mul(8).clamp(1, max_decompressed_bytes.max(1))];
+    let filled = fill(&mut decoder, &mut decompressed)?;
+    if filled < decompressed.len() {
+        decompressed.truncate(filled);
+        return Ok(decompressed);
+    }
+    let rest = count_rest(&mut decoder, limit.saturating_sub(filled))?
+        .ok_or(DecodeError::TooLarge { limit_bytes: limit })?;
+    if rest == 0 {
+        return Ok(decompressed);
+    }
+    drop(decompressed);
+    let mut exact = vec![0; filled + rest];
+    let refilled = fill(&mut MultiGzDecoder::new(body), &mut exact)?;
+    exact.truncate(refilled);
+    Ok(exact)
+}
+
+/// The gzip trailer's ISIZE: the last member's size modulo 2^32 (a hint, nothing more).
+fn size_hint(body: &[u8]) -> usize {
+    body.len()
+        .checked_sub(4)
+        .and_then(|start| body[start..].try_into().ok())
+        .map_or(0, |trailer: [u8; 4]| u32::from_le_bytes(trailer) as usize)
+}
+
+/// Reads until `buffer` is full or the stream ends; how much was read.
+fn fill(decoder: &mut impl Read, buffer: &mut [u8]) -> Result<usize, DecodeError> {
     let mut len = 0;
-    loop {
-        if len == decompressed.len() {
-            if len >= max_decompressed_bytes {
-                // Full at the limit: anything more is over it.
-                let mut probe = [0_u8; 1];
-                if decoder.read(&mut probe).map_err(DecodeError::Gzip)? > 0 {
-                    return Err(DecodeError::TooLarge {
-                        limit_bytes: max_decompressed_bytes,
-                    });
-                }
-                break;
-            }
-            let grown = len.saturating_mul(2).min(max_decompressed_bytes);
-            decompressed.reserve_exact(grown - len);
-            decompressed.resize(grown, 0);
-        }
-        match decoder.read(&mut decompressed[len..]) {
+    while len < buffer.len() {
+        match decoder.read(&mut buffer[len..]) {
             Ok(0) => break,
             Ok(num_read) => len += num_read,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(DecodeError::Gzip(err)),
         }
     }
-    decompressed.truncate(len);
-    Ok(decompressed)
+    Ok(len)
+}
+
+/// Counts what is left of the stream without keeping it; `None` once past `allowed`.
+fn count_rest(decoder: &mut impl Read, allowed: usize) -> Result<Option<usize>, DecodeError> {
+    let mut scratch = [0_u8; 16 * 1024];
+    let mut total = 0_usize;
+    loop {
+        let num_read = fill(decoder, &mut scratch)?;
+        total = total.saturating_add(num_read);
+        if total > allowed {
+            return Ok(None);
+        }
+        if num_read < scratch.len() {
+            return Ok(Some(total));
+        }
+    }
 }
 
 pub fn decode_traces(

@@ -55,11 +55,9 @@ impl GrpcReceiver {
 
 /// As the interceptor admitted the request (it always has, when the service runs).
 fn tenancy_of<T>(request: &Request<T>) -> crate::auth::Tenancy {
-    request
-        .extensions()
-        .get::<crate::auth::Tenancy>()
-        .cloned()
-        .unwrap_or(crate::auth::Tenancy::Off)
+    let tenancy = request.extensions().get::<crate::auth::Tenancy>().cloned();
+    debug_assert!(tenancy.is_some(), "the interceptor admits every request");
+    tenancy.unwrap_or(crate::auth::Tenancy::Off)
 }
 
 #[tonic::async_trait]
@@ -119,7 +117,8 @@ impl LogsService for GrpcReceiver {
 const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
-/// Serves OTLP/gRPC on `listener` (over TLS with `tls`) until `shutdown` completes, then finishes in-flight calls.
+/// Serves OTLP/gRPC on `listener` (over TLS with `tls`) until `shutdown` completes, then
+/// finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
     ingestor: Ingestor,

@@ -83,18 +83,20 @@ async fn export(
         }
     };
     let json = encoding == Encoding::Json;
-    // Set by the gate when it admitted the request.
+    // Set by the gate when it admitted the request (the gate is in front of every route).
     let tenancy = actix_web::HttpMessage::extensions(&request)
         .get::<Tenancy>()
-        .cloned()
-        .unwrap_or(Tenancy::Off);
+        .cloned();
+    debug_assert!(tenancy.is_some(), "the ingest gate admits every request");
+    let tenancy = tenancy.unwrap_or(Tenancy::Off);
     let result = match read_body(request.headers(), payload, receiver.max_message_bytes).await {
         Ok(body) => {
             decode_and_ingest(
                 receiver.get_ref().clone(),
                 request.headers(),
                 body,
-                (encoding, tenancy),
+                encoding,
+                tenancy,
                 signal,
             )
             .await
@@ -116,7 +118,8 @@ async fn decode_and_ingest(
     receiver: HttpReceiver,
     headers: &HeaderMap,
     body: web::Bytes,
-    (encoding, tenancy): (Encoding, Tenancy),
+    encoding: Encoding,
+    tenancy: Tenancy,
     signal: Signal,
 ) -> Result<ExportOutcome, IngestError> {
     let gzipped = is_gzipped(headers)?;

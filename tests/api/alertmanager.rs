@@ -66,7 +66,7 @@ impl Alertmanager {
             url,
             _dir: dir,
         };
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let started = Instant::now();
         loop {
             let ready = client

@@ -56,7 +56,7 @@ fn clickhouse_config(url: &str, compress: bool, database: &str, data_dir: &Path)
 
 /// Runs one SQL statement over ClickHouse's HTTP interface; returns the TabSeparated answer.
 async fn sql(url: &str, statement: &str) -> String {
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http_client()
         .post(url)
         .body(statement.to_owned())
         .send()
@@ -245,7 +245,8 @@ fn start_bridge(port: u16, path: &Path) -> Child {
 
 async fn wait_ready(url: &str) {
     let started = Instant::now();
-    while reqwest::get(format!("{url}/ping")).await.is_err() {
+    let client = crate::helpers::http_client();
+    while client.get(format!("{url}/ping")).send().await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(30), "bridge not up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -148,7 +148,7 @@ async fn the_demo_reaches_an_instance_with_tls_and_a_token() {
         seed: 7,
         speed: 10.0,
         access: demo::ExporterAccess {
-            token: Some("demo-token".to_owned()),
+            token: Some(cartograph::auth::Secret("demo-token".to_owned())),
             ca_pem: Some(ca.ca_pem.clone().into_bytes()),
             tls_domain: Some("localhost".to_owned()),
         },

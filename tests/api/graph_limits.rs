@@ -1,12 +1,14 @@
 //! Live graph state stays bounded: a flood of halves that never pair cannot grow the pending
 //! store past `graph.max_pending_spans`; the overflow is counted and still shows on the map
 //! (the oldest halves are let go as unpaired calls, not silently dropped); a flood of unique
-//! operation names is capped per minute and the overflow counted, every span still stored.
+//! operation names is capped per minute and the overflow counted, every span still stored; a
+//! flood of unique Kafka lag series and breaker names (label cardinality) is capped at the
+//! configured counts, the rest counted, every point still stored.
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{encode, span, trace_request};
+use crate::fixtures::{encode, span, string_attr, trace_request};
 use crate::graph_support::{
     LIVE, assert_graph_settles, edge, expect_graph, graph_config, service, unknown_caller,
 };
@@ -142,6 +144,104 @@ async fn a_flood_of_unique_operation_names_is_bounded_and_counted() {
         found["traces"].as_array().map(Vec::len),
         Some(5),
         "every span is stored"
+    );
+    app.shutdown().await;
+}
+
+/// Lag points for `count` consumer groups never seen before, and as many breaker states with
+/// new names.
+fn unique_signal_series(batch: u64, count: u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, metric, number_data_point,
+    };
+    use prost::Message as _;
+    let now = crate::fixtures::now_nanos();
+    let points = |attributes: &dyn Fn(u64) -> Vec<KeyValue>| -> Vec<NumberDataPoint> {
+        (0..count)
+            .map(|i| NumberDataPoint {
+                time_unix_nano: now,
+                value: Some(number_data_point::Value::AsDouble(1.0)),
+                attributes: attributes(batch * count + i),
+                ..NumberDataPoint::default()
+            })
+            .collect()
+    };
+    let gauge = |name: &str, data_points| Metric {
+        name: name.to_owned(),
+        data: Some(metric::Data::Gauge(Gauge { data_points })),
+        ..Metric::default()
+    };
+    let mut request = crate::fixtures::gauge_request("flood", "unused", &[]);
+    request.resource_metrics[0].scope_metrics[0].metrics = vec![
+        gauge(
+            "kafka.consumer_group.lag",
+            points(&|n| {
+                vec![
+                    string_attr("group", &format!("group-{n}")),
+                    string_attr("topic", "orders"),
+                    string_attr("partition", "0"),
+                ]
+            }),
+        ),
+        gauge(
+            "circuit_breaker.state",
+            points(&|n| vec![string_attr("name", &format!("breaker-{n}"))]),
+        ),
+    ];
+    request.encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unique_lag_and_breaker_series_is_bounded_and_counted() {
+    const BATCHES: u64 = 20;
+    const PER_BATCH: u64 = 1_000;
+    const MAX_LAG_SERIES: usize = 500;
+    const MAX_BREAKERS: usize = 50;
+    let mut config = graph_config(1);
+    config.signals.max_lag_series = NonZeroUsize::new(MAX_LAG_SERIES).expect("non-zero");
+    config.signals.max_breakers = NonZeroUsize::new(MAX_BREAKERS).expect("non-zero");
+    let app = spawn_app_with(config).await;
+    let protobuf = [("content-type", "application/x-protobuf")];
+    for batch in 0..BATCHES {
+        let response = app
+            .post_otlp(
+                "/v1/metrics",
+                &protobuf,
+                unique_signal_series(batch, PER_BATCH),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "batch {batch}");
+    }
+    let sent = (BATCHES * PER_BATCH) as f64;
+    assert_eq!(
+        app.prometheus_value("cartograph_signal_lag_series").await,
+        MAX_LAG_SERIES as f64
+    );
+    assert_eq!(
+        app.prometheus_value("cartograph_signal_breakers").await,
+        MAX_BREAKERS as f64
+    );
+    let over = app
+        .prometheus_value("cartograph_signal_points_rejected_total{reason=\"too_many_series\"}")
+        .await;
+    assert_eq!(
+        over,
+        2.0 * sent - (MAX_LAG_SERIES + MAX_BREAKERS) as f64,
+        "every point beyond the limits is counted"
+    );
+    let (status, kafka) = app.get_json("/api/v1/kafka").await;
+    assert_eq!(status, 200);
+    assert!(
+        kafka["groups"].as_array().map_or(0, Vec::len) <= MAX_LAG_SERIES,
+        "the Kafka view is bounded too"
+    );
+    app.wait_until_stored().await;
+    assert_eq!(
+        app.prometheus_value("cartograph_stored_items_total{signal=\"metrics\"}")
+            .await,
+        2.0 * sent,
+        "every point is stored all the same"
     );
     app.shutdown().await;
 }

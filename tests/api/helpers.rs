@@ -33,6 +33,16 @@ pub fn test_config() -> Config {
     config
 }
 
+/// An HTTP client for tests (installs the TLS crypto provider reqwest needs first: each test
+/// runs in a process of its own, which may not have started an app yet).
+pub fn http_client() -> reqwest::Client {
+    cartograph::tls::install_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 /// A free loopback port (nothing listens on it when this returns).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -67,10 +77,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         otlp_http: format!("{otlp}://{}", app.otlp_http_addr()),
         otlp_grpc: format!("{otlp}://{}", app.otlp_grpc_addr()),
         app: Some(app),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        client: http_client(),
         data_dir,
     }
 }

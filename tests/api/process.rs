@@ -31,10 +31,11 @@ pub struct Options<'a> {
     /// Ignore SIGXFSZ (inherited through exec), so a write past the file-size limit fails
     /// with EFBIG the way a full disk fails with ENOSPC, instead of killing the process.
     pub ignore_file_size_signal: bool,
+    /// Write the process's log here at `debug` (else: warnings, discarded).
+    pub debug_log: Option<&'a Path>,
 }
 
 pub async fn start(options: Options<'_>) -> Server {
-    cartograph::tls::install_provider();
     let (grpc, http, ui) = (free_port(), free_port(), free_port());
     let mut args: Vec<String> = vec!["serve".into()];
     match options.data_dir {
@@ -65,12 +66,19 @@ pub async fn start(options: Options<'_>) -> Server {
     } else {
         Command::new(binary)
     };
+    let (log_level, log) = match options.debug_log {
+        Some(path) => (
+            "debug",
+            Stdio::from(std::fs::File::create(path).expect("log file")),
+        ),
+        None => ("warn", Stdio::null()),
+    };
     let child = command
         .args(&args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_level)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("cartograph starts");
     let server = Server {
@@ -78,10 +86,7 @@ pub async fn start(options: Options<'_>) -> Server {
         ui: format!("http://127.0.0.1:{ui}"),
         otlp_http: http,
         otlp_grpc: grpc,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client"),
+        client: crate::helpers::http_client(),
     };
     let started = Instant::now();
     while server

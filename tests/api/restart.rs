@@ -47,7 +47,7 @@ async fn sigterm_flushes_accepted_data_before_exit() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start cartograph");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let started = Instant::now();
     while client
         .get(format!("http://127.0.0.1:{ui}/health/live"))

@@ -150,7 +150,7 @@ async fn the_rust_sdk_sends_with_a_configured_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_and_api_refuse_without_credentials_except_liveness() {
     let app = secured().await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let get_paths = [
         "/",
         "/services",
@@ -279,6 +279,10 @@ async fn a_tenant_token_decides_the_tenant_whatever_the_sender_claims() {
                 .attributes
                 .push(string_attr("cartograph.tenant", "billing"));
         }
+        // And, on the span, shop's (a search by attribute would match it there too).
+        request.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .push(string_attr("cartograph.tenant", "shop"));
         request
     };
     let protobuf = ("content-type", "application/x-protobuf");
@@ -332,4 +336,92 @@ async fn a_tenant_token_decides_the_tenant_whatever_the_sender_claims() {
         .await;
     assert_eq!(found["traces"].as_array().map(Vec::len), Some(1), "{found}");
     app.shutdown().await;
+}
+
+/// A real process logging at `debug`, configured with every kind of secret, started, sent to
+/// with right and wrong credentials, read through the UI: no secret appears in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_log_even_at_debug() {
+    use crate::fixtures::{encode, span, trace_request};
+    use crate::process::{Options, start};
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("cartograph.toml");
+    std::fs::write(
+        &config,
+        r#"
+[security]
+ingest_tokens = ["ingest-SECRET-1"]
+ui_tokens = ["ui-SECRET-2"]
+ui_users = { ana = "pw-SECRET-3" }
+[security.tenants]
+shop = ["tenant-SECRET-4"]
+[clickhouse]
+password = "clickhouse-SECRET-5"
+[[alerts.receivers]]
+name = "ops"
+url = "http://127.0.0.1:9/hook"
+hmac_secret = "hmac-SECRET-6"
+headers = { Authorization = "Bearer receiver-SECRET-7" }
+"#,
+    )
+    .expect("config");
+    let log = dir.path().join("cartograph.log");
+    let server = start(Options {
+        config: Some(&config),
+        debug_log: Some(&log),
+        ..Options::default()
+    })
+    .await;
+    let body = || encode(&trace_request(Some("orders"), vec![span(1, "GET /x")]));
+    for token in ["ingest-SECRET-1", "tenant-SECRET-4", "wrong-SECRET-8"] {
+        let expected = if token.starts_with("wrong") { 401 } else { 200 };
+        let bearer = format!("Bearer {token}");
+        let (status, _) = server
+            .post_traces_with(&[("authorization", &bearer)], body())
+            .await;
+        assert_eq!(status, expected, "{token}");
+        let (status, _) = server
+            .post_traces_with(&[("x-service-auth", token)], body())
+            .await;
+        assert_eq!(status, expected, "{token}");
+    }
+    for (path, auth, expected) in [
+        ("/", "Bearer ui-SECRET-2".to_owned(), 200),
+        ("/api/v1/graph", basic("ana:pw-SECRET-3"), 200),
+        ("/alerts", basic("ana:wrong-SECRET-9"), 401),
+    ] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.ui))
+            .header("authorization", auth)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), expected, "{path}");
+    }
+    let bad_config = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad_config,
+        "[security]\ningest_tokens = [\"has SECRET-10 space\"]\n",
+    )
+    .expect("config");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_cartograph"))
+        .args(["serve", "--store", "memory", "--config"])
+        .arg(&bad_config)
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let refused_text = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        refused_text.contains("security.ingest_tokens"),
+        "{refused_text}"
+    );
+    drop(server);
+    let logged = std::fs::read_to_string(&log).expect("log") + &refused_text;
+    assert!(logged.len() > 1000, "the debug log has content:\n{logged}");
+    let leaks: Vec<&str> = logged
+        .lines()
+        .filter(|line| line.contains("SECRET"))
+        .collect();
+    assert!(leaks.is_empty(), "secrets in the log: {leaks:#?}");
 }

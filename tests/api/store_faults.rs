@@ -128,23 +128,32 @@ async fn assert_all_stored(server: &Server, acknowledged: &[u32]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_pushes_back_and_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = config_file(dir.path());
-    let data = dir.path().join("data");
-    let mut server = start(Options {
+/// A SQLite server on `dir/data` (ignoring SIGXFSZ if asked) that has stored export 0.
+async fn start_with_one_export_stored(
+    dir: &std::path::Path,
+    ignore_file_size_signal: bool,
+) -> (Server, Vec<u32>) {
+    let config = config_file(dir);
+    let data = dir.join("data");
+    let server = start(Options {
         data_dir: Some(&data),
         config: Some(&config),
-        ignore_file_size_signal: true,
+        ignore_file_size_signal,
+        ..Options::default()
     })
     .await;
-    let mut acknowledged = vec![0];
     assert_eq!(server.post_traces(export_body(0)).await, 200);
     wait_for("the first export stored", async || {
         server.metric(STORED).await >= f64::from(SPANS_PER_EXPORT)
     })
     .await;
+    (server, vec![0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_pushes_back_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut server, mut acknowledged) = start_with_one_export_stored(dir.path(), true).await;
 
     // The disk is full: not one more byte may be written.
     set_file_size_limit(&server, "1");
@@ -186,20 +195,8 @@ async fn a_full_disk_pushes_back_and_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_locked_by_another_process_pushes_back_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = config_file(dir.path());
+    let (mut server, mut acknowledged) = start_with_one_export_stored(dir.path(), false).await;
     let data = dir.path().join("data");
-    let mut server = start(Options {
-        data_dir: Some(&data),
-        config: Some(&config),
-        ignore_file_size_signal: false,
-    })
-    .await;
-    let mut acknowledged = vec![0];
-    assert_eq!(server.post_traces(export_body(0)).await, 200);
-    wait_for("the first export stored", async || {
-        server.metric(STORED).await >= f64::from(SPANS_PER_EXPORT)
-    })
-    .await;
 
     // Another process takes SQLite's write lock and keeps it.
     let locker = rusqlite::Connection::open(data.join("cartograph.sqlite3")).expect("open");

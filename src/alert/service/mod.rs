@@ -107,7 +107,8 @@ impl Alerting {
         {
             warn!(error = %err, "saved alert state unreadable; starting afresh");
         }
-        let sender = Sender::new(config.delivery.clone(), config.receivers.clone());
+        let sender = Sender::new(config.delivery.clone(), config.receivers.clone())
+            .map_err(AlertingError::Invalid)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine: Mutex::new(engine),

@@ -69,13 +69,40 @@ fn gunzip_takes_exactly_the_limit_and_never_holds_more() {
     let body = gzip(&data);
     let exact = gunzip(&body, data.len()).unwrap();
     assert_eq!(exact, data);
-    assert!(exact.capacity() <= data.len(), "capacity {}", exact.capacity());
+    assert!(
+        exact.capacity() <= data.len(),
+        "capacity {}",
+        exact.capacity()
+    );
     assert!(matches!(
         gunzip(&body, data.len() - 1),
         Err(DecodeError::TooLarge { .. })
     ));
     let roomy = gunzip(&body, 10 * data.len()).unwrap();
     assert_eq!(roomy, data);
+}
+
+#[test]
+fn gunzip_handles_a_trailer_that_understates_or_overstates_the_size() {
+    let data: Vec<u8> = (0..50_000_u32).map(|i| (i % 13) as u8).collect();
+    // Several members: the trailer speaks for the last one only.
+    let mut members = gzip(&data);
+    members.extend(gzip(b"tail"));
+    let mut expected = data.clone();
+    expected.extend(b"tail");
+    assert_eq!(gunzip(&members, 1 << 20).unwrap(), expected);
+    assert!(matches!(
+        gunzip(&members, expected.len() - 1),
+        Err(DecodeError::TooLarge { limit_bytes }) if limit_bytes == expected.len() - 1
+    ));
+    // A trailer claiming more than there is.
+    let mut lying = gzip(&data);
+    let end = lying.len();
+    lying[end - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(
+        gunzip(&lying, 1 << 20).is_err(),
+        "the gzip check catches the lie"
+    );
 }
 
 #[test]

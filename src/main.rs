@@ -90,8 +90,18 @@ fn loadgen(args: &LoadgenArgs) -> anyhow::Result<()> {
         std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))?;
         return Ok(());
     }
+    // Ctrl-C or SIGTERM ends the run early with the report so far.
     let report = runtime()?
-        .block_on(cartograph::loadgen::run(settings))
+        .block_on(async {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stopper = std::sync::Arc::clone(&stop);
+            tokio::spawn(async move {
+                if wait_for_signal().await.is_ok() {
+                    stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            cartograph::loadgen::run_until(settings, stop).await
+        })
         .map_err(anyhow::Error::msg)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

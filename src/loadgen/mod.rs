@@ -9,7 +9,7 @@ mod send;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -126,6 +126,14 @@ impl LoadReport {
 
 /// Runs the load and reports; fails only when no connection can be made at all.
 pub async fn run(settings: LoadSettings) -> Result<LoadReport, String> {
+    run_until(settings, Arc::new(AtomicBool::new(false))).await
+}
+
+/// As [`run`], ending early (with the report so far) once `stop` is set.
+pub async fn run_until(
+    settings: LoadSettings,
+    stop: Arc<AtomicBool>,
+) -> Result<LoadReport, String> {
     let source = Arc::new(RequestSource::new(settings.shape));
     let is_grpc = settings.protocol == Protocol::Grpc;
     let concurrency = settings.concurrency.max(1);
@@ -154,6 +162,7 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, String> {
             next_request,
             started + offset,
             deadline,
+            Arc::clone(&stop),
             interval_opt,
         )));
     }
@@ -187,6 +196,7 @@ async fn worker(
     next_request: Arc<AtomicU64>,
     first_send: Instant,
     deadline: Instant,
+    stop: Arc<AtomicBool>,
     interval_opt: Option<Duration>,
 ) -> (LoadReport, Vec<Duration>) {
     let mut report = LoadReport::default();
@@ -199,7 +209,7 @@ async fn worker(
             // Behind schedule (the server is slower than the rate): do not burst to catch up.
             due = (due + interval).max(Instant::now());
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
             break;
         }
         let request_no = next_request.fetch_add(1, Ordering::Relaxed);

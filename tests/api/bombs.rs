@@ -34,6 +34,11 @@ async fn gigabyte_gzip_bombs_are_refused_within_the_decompressed_limit() {
     // Two layers: the bomb itself gzipped again.
     let nested = gzip(&bomb);
     assert!(nested.len() < 16 * 1024, "{} bytes", nested.len());
+    println!(
+        "bomb: {} bytes of gzip, nested: {} bytes",
+        bomb.len(),
+        nested.len()
+    );
 
     let before = server.peak_rss_bytes();
     let (status, message) = server

@@ -43,6 +43,17 @@ pub fn http_client() -> reqwest::Client {
         .expect("client")
 }
 
+/// The value of the sample `series` (name and labels, exactly) in Prometheus text.
+pub fn sample_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// A free loopback port (nothing listens on it when this returns).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -152,8 +163,7 @@ impl TestApp {
     /// The value of one sample line of `/metrics`, e.g. `cartograph_accepted_items_total{signal="traces"}`.
     pub async fn prometheus_value(&self, series: &str) -> f64 {
         let text = self.prometheus().await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        sample_value(&text, series)
             .unwrap_or_else(|| panic!("series {series} not in /metrics:\n{text}"))
     }
 

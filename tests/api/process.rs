@@ -146,11 +146,7 @@ impl Server {
 
     /// One series' value at /metrics (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0.0)
+        crate::helpers::sample_value(&self.metrics().await, series).unwrap_or(0.0)
     }
 
     /// `/health/ready`: status and body.

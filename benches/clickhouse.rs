@@ -7,14 +7,17 @@
 //!
 //! `CARTOGRAPH_TEST_CHDB_URL=http://127.0.0.1:8123 cargo bench --bench clickhouse`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cartograph::store::clickhouse::{ClickHouseOptions, open};
-use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
-use cartograph::store::{RollupReader, RollupWriter, StoreWriter};
+use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
+use cartograph::store::{RollupReader, StoreWriter};
 
+#[path = "support/rollups.rs"]
+mod rollups;
 #[path = "support/spans.rs"]
 mod spans;
+use rollups::{MINUTES_PER_HOUR, write_mesh_hour};
 use spans::SpanSource;
 
 const BATCH_SPANS: u64 = 8_192;
@@ -91,23 +94,15 @@ fn main() {
         bytes / NUM_SPANS as f64
     );
 
-    let mut write_elapsed = Duration::ZERO;
-    for minute in BASE_MINUTE..BASE_MINUTE + 60 {
-        let rollups = mesh_edge_rollups(minute, MESH_EDGES);
-        let started = Instant::now();
-        writer
-            .write_rollups(1, &rollups, &[])
-            .expect("write_rollups");
-        write_elapsed += started.elapsed();
-    }
+    let write_elapsed = write_mesh_hour(&mut writer, MESH_EDGES);
     let mut reads = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
         let rollups = reader
-            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 60, None)
+            .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR, None)
             .expect("read");
         reads.push(started.elapsed());
-        assert_eq!(rollups.len() as u64, 60 * MESH_EDGES);
+        assert_eq!(rollups.len() as u64, MINUTES_PER_HOUR as u64 * MESH_EDGES);
     }
     reads.sort();
     println!(

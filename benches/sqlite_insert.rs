@@ -10,16 +10,19 @@
 //! `cargo bench --bench sqlite_insert -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cartograph::model::Batch;
-use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
+use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
-use cartograph::store::{RollupReader, RollupWriter, StoreWriter};
+use cartograph::store::{RollupReader, StoreWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "support/rollups.rs"]
+mod rollups;
 #[path = "support/spans.rs"]
 mod spans;
+use rollups::{MINUTES_PER_HOUR, write_mesh_hour};
 use spans::SpanSource;
 
 const BATCH_SPANS: u64 = 512;
@@ -64,21 +67,12 @@ fn sustained_insert(c: &mut Criterion) {
 }
 
 const MESH_EDGES: u64 = 2_000;
-const MINUTES_PER_HOUR: i64 = 60;
 
 fn rollup_hour_read(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = SqliteOptions::new(SqliteLocation::Dir(dir.path().to_path_buf()));
     let (mut writer, reader) = open(&options).expect("open store");
-    let mut write_elapsed = Duration::ZERO;
-    for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
-        let rollups = mesh_edge_rollups(minute, MESH_EDGES);
-        let started = Instant::now();
-        writer
-            .write_rollups(1, &rollups, &[])
-            .expect("write_rollups");
-        write_elapsed += started.elapsed();
-    }
+    let write_elapsed = write_mesh_hour(&mut writer, MESH_EDGES);
     let num_rollups = MESH_EDGES * MINUTES_PER_HOUR as u64;
     let store_bytes: u64 = std::fs::read_dir(dir.path())
         .expect("read store dir")

@@ -1,0 +1,24 @@
+//! The hour of rollups both store benchmarks write before timing its read: per-minute edge
+//! rollups of a mesh, starting at the fixtures' base minute.
+
+use std::time::{Duration, Instant};
+
+use cartograph::store::RollupWriter;
+use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
+
+pub const MINUTES_PER_HOUR: i64 = 60;
+
+/// Writes an hour of a `num_edges`-edge mesh, one call per minute; the time spent writing
+/// (building the rollups is not counted).
+pub fn write_mesh_hour(writer: &mut impl RollupWriter, num_edges: u64) -> Duration {
+    let mut elapsed = Duration::ZERO;
+    for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
+        let rollups = mesh_edge_rollups(minute, num_edges);
+        let started = Instant::now();
+        writer
+            .write_rollups(1, &rollups, &[])
+            .expect("write_rollups");
+        elapsed += started.elapsed();
+    }
+    elapsed
+}

@@ -25,27 +25,35 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use super::service::{ExportOutcome, Ingestor};
+use crate::auth::Tenancy;
 
 struct GrpcReceiver {
     ingestor: Ingestor,
 }
 
 impl GrpcReceiver {
-    /// Runs the export off the async workers: conversion of a large request is CPU work.
+    /// Stamps the request with its tenancy and exports it, both off the async workers: they
+    /// walk and convert the whole request, which is CPU work when it is large.
     async fn export<Req, Out>(
         &self,
-        request: Req,
+        request: Request<Req>,
+        stamp: fn(&mut Req, &Tenancy),
         export: fn(&Ingestor, Req) -> Result<ExportOutcome, super::error::IngestError>,
         respond: fn(ExportOutcome) -> Out,
     ) -> Result<Response<Out>, Status>
     where
         Req: Send + 'static,
     {
+        let tenancy = tenancy_of(&request);
+        let mut request = request.into_inner();
         let ingestor = self.ingestor.clone();
         let retry_after = ingestor.retry_after();
-        let result = tokio::task::spawn_blocking(move || export(&ingestor, request))
-            .await
-            .map_err(|err| Status::internal(format!("export task failed: {err}")))?;
+        let result = tokio::task::spawn_blocking(move || {
+            stamp(&mut request, &tenancy);
+            export(&ingestor, request)
+        })
+        .await
+        .map_err(|err| Status::internal(format!("export task failed: {err}")))?;
         match result {
             Ok(outcome) => Ok(Response::new(respond(outcome))),
             Err(err) => Err(err.to_grpc_status(retry_after)),
@@ -54,10 +62,10 @@ impl GrpcReceiver {
 }
 
 /// As the interceptor admitted the request (it always has, when the service runs).
-fn tenancy_of<T>(request: &Request<T>) -> crate::auth::Tenancy {
-    let tenancy = request.extensions().get::<crate::auth::Tenancy>().cloned();
+fn tenancy_of<T>(request: &Request<T>) -> Tenancy {
+    let tenancy = request.extensions().get::<Tenancy>().cloned();
     debug_assert!(tenancy.is_some(), "the interceptor admits every request");
-    tenancy.unwrap_or(crate::auth::Tenancy::Off)
+    tenancy.unwrap_or(Tenancy::Off)
 }
 
 #[tonic::async_trait]
@@ -66,17 +74,18 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let tenancy = tenancy_of(&request);
-        let mut request = request.into_inner();
-        super::tenant::stamp_traces(&mut request, &tenancy);
-        GrpcReceiver::export(self, request, Ingestor::export_traces, |outcome| {
-            ExportTraceServiceResponse {
+        GrpcReceiver::export(
+            self,
+            request,
+            super::tenant::stamp_traces,
+            Ingestor::export_traces,
+            |outcome| ExportTraceServiceResponse {
                 partial_success: (outcome.num_rejected > 0).then(|| ExportTracePartialSuccess {
                     rejected_spans: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
                     error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            }
-        })
+            },
+        )
         .await
     }
 }
@@ -87,17 +96,18 @@ impl MetricsService for GrpcReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let tenancy = tenancy_of(&request);
-        let mut request = request.into_inner();
-        super::tenant::stamp_metrics(&mut request, &tenancy);
-        GrpcReceiver::export(self, request, Ingestor::export_metrics, |outcome| {
-            ExportMetricsServiceResponse {
+        GrpcReceiver::export(
+            self,
+            request,
+            super::tenant::stamp_metrics,
+            Ingestor::export_metrics,
+            |outcome| ExportMetricsServiceResponse {
                 partial_success: (outcome.num_rejected > 0).then(|| ExportMetricsPartialSuccess {
                     rejected_data_points: i64::try_from(outcome.num_rejected).unwrap_or(i64::MAX),
                     error_message: outcome.rejection_message.unwrap_or_default(),
                 }),
-            }
-        })
+            },
+        )
         .await
     }
 }

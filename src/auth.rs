@@ -100,21 +100,38 @@ fn check_token(field: &'static str, token: &str) -> Result<(), (&'static str, St
     Ok(())
 }
 
+/// A secret or a candidate for one, as it is compared: its SHA-256 digest. Configured secrets
+/// are digested once at start, a request's candidate once per request.
+type Digest = [u8; 32];
+
+fn digest(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Equal digests, compared whole whatever differs.
+fn equal(a: &Digest, b: &Digest) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Equal bytes, in time that depends on neither content nor which bytes differ: SHA-256
 /// digests of both are compared whole, so not even the secret's length shows.
 pub fn same(a: &[u8], b: &[u8]) -> bool {
-    use sha2::Digest as _;
-    let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    equal(&digest(a), &digest(b))
 }
 
-fn any_token(tokens: &[String], candidate: &str) -> bool {
-    tokens.iter().fold(false, |found, token| {
-        found | same(token.as_bytes(), candidate.as_bytes())
-    })
+fn digests<'a>(secrets: impl IntoIterator<Item = &'a String>) -> Vec<Digest> {
+    secrets
+        .into_iter()
+        .map(|secret| digest(secret.as_bytes()))
+        .collect()
+}
+
+/// Whether `candidate` is one of `tokens`, every token compared.
+fn any_token(tokens: &[Digest], candidate: &Digest) -> bool {
+    tokens
+        .iter()
+        .fold(false, |found, token| found | equal(token, candidate))
 }
 
 fn bearer(authorization: Option<&str>) -> Option<&str> {
@@ -155,8 +172,8 @@ impl std::str::FromStr for Secret {
 /// Who may send telemetry, and as which tenant.
 #[derive(Clone, Default)]
 pub struct IngestAuth {
-    tokens: Arc<Vec<String>>,
-    tenants: Arc<Vec<(Arc<str>, Vec<String>)>>,
+    tokens: Arc<Vec<Digest>>,
+    tenants: Arc<Vec<(Arc<str>, Vec<Digest>)>>,
 }
 
 impl std::fmt::Debug for IngestAuth {
@@ -178,12 +195,12 @@ impl std::fmt::Debug for IngestAuth {
 impl IngestAuth {
     pub fn new(config: &SecurityConfig) -> Self {
         Self {
-            tokens: Arc::new(config.ingest_tokens.clone()),
+            tokens: Arc::new(digests(&config.ingest_tokens)),
             tenants: Arc::new(
                 config
                     .tenants
                     .iter()
-                    .map(|(tenant, tokens)| (Arc::from(tenant.as_str()), tokens.clone()))
+                    .map(|(tenant, tokens)| (Arc::from(tenant.as_str()), digests(tokens)))
                     .collect(),
             ),
         }
@@ -207,10 +224,11 @@ impl IngestAuth {
         if self.is_open() {
             return Some(Tenancy::Off);
         }
-        let matches = |tokens: &[String]| {
-            let by_bearer = bearer(authorization).is_some_and(|token| any_token(tokens, token));
-            let by_header = service_auth.is_some_and(|token| any_token(tokens, token.trim()));
-            by_bearer | by_header
+        let by_bearer = bearer(authorization).map(|token| digest(token.as_bytes()));
+        let by_header = service_auth.map(|token| digest(token.trim().as_bytes()));
+        let matches = |tokens: &[Digest]| {
+            by_bearer.is_some_and(|token| any_token(tokens, &token))
+                | by_header.is_some_and(|token| any_token(tokens, &token))
         };
         // Every tenant is checked, whichever matches, so timing says nothing about which.
         let tenants: Vec<&Arc<str>> = self
@@ -234,9 +252,9 @@ impl IngestAuth {
 /// Who may read the UI and API.
 #[derive(Clone, Default)]
 pub struct UiAuth {
-    tokens: Arc<Vec<String>>,
+    tokens: Arc<Vec<Digest>>,
     /// `user:password` as basic credentials carry them.
-    credentials: Arc<Vec<String>>,
+    credentials: Arc<Vec<Digest>>,
 }
 
 impl std::fmt::Debug for UiAuth {
@@ -254,12 +272,12 @@ impl std::fmt::Debug for UiAuth {
 impl UiAuth {
     pub fn new(config: &SecurityConfig) -> Self {
         Self {
-            tokens: Arc::new(config.ui_tokens.clone()),
+            tokens: Arc::new(digests(&config.ui_tokens)),
             credentials: Arc::new(
                 config
                     .ui_users
                     .iter()
-                    .map(|(user, password)| format!("{user}:{password}"))
+                    .map(|(user, password)| digest(format!("{user}:{password}").as_bytes()))
                     .collect(),
             ),
         }
@@ -275,7 +293,7 @@ impl UiAuth {
             return true;
         }
         if let Some(token) = bearer(authorization) {
-            return any_token(&self.tokens, token);
+            return any_token(&self.tokens, &digest(token.as_bytes()));
         }
         let basic = authorization
             .and_then(|value| value.trim().split_once(' '))
@@ -286,7 +304,9 @@ impl UiAuth {
                     .ok()
             })
             .and_then(|decoded| String::from_utf8(decoded).ok());
-        basic.is_some_and(|credentials| any_token(&self.credentials, &credentials))
+        basic.is_some_and(|credentials| {
+            any_token(&self.credentials, &digest(credentials.as_bytes()))
+        })
     }
 
     /// Whether basic credentials are configured (the 401 then invites a browser to ask).

@@ -18,8 +18,8 @@ use crate::ingest::convert::ConvertLimits;
 use crate::ingest::{Ingestor, grpc, http};
 use crate::pipeline::WriteStore;
 use crate::pipeline::{
-    GraphFeedHandle, Pipeline, StoreWriterHandle, WriterGate, WriterSettings, spawn_graph_feed,
-    spawn_store_writer,
+    GraphFeedHandle, Pipeline, StoreWriterHandle, WriterGate, WriterLog, WriterSettings,
+    spawn_graph_feed, spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
 use crate::service_graph_metrics::ServiceGraphMetrics;
@@ -38,6 +38,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Log(#[from] crate::wal::WalError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
         what: &'static str,
@@ -95,8 +97,13 @@ impl App {
                 what: "store",
                 source: std::io::Error::other(err.to_string()),
             })??;
+        let log_opt = open_log(&config)?;
+        let wal_opt = log_opt.as_ref().map(|log| log.wal.clone());
+        if let Some(wal) = &wal_opt {
+            telemetry.attach_wal(wal.clone());
+        }
         let capacity_items = config.pipeline.queue_capacity_items.get();
-        let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry));
+        let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry), wal_opt);
         let writer_gate = Arc::new(WriterGate::default());
         let settings = WriterSettings {
             max_batch_items: config.pipeline.writer_batch_items.get(),
@@ -126,6 +133,7 @@ impl App {
             store_writer,
             receiver,
             settings,
+            log_opt,
             Arc::clone(&writer_gate),
             Arc::clone(&telemetry),
             move || depth_pipeline.publish_depth(),
@@ -333,6 +341,24 @@ fn store_location(config: &Config) -> SqliteLocation {
         // Alert state stays local to each instance, beside its other files.
         StoreKind::Clickhouse => SqliteLocation::Dir(config.storage.data_dir.clone()),
     }
+}
+
+/// The write-ahead log in `data_dir/wal` in front of a store that persists (none for the
+/// memory store, which loses everything on exit anyway).
+fn open_log(config: &Config) -> Result<Option<WriterLog>, AppError> {
+    const MIB: u64 = 1024 * 1024;
+    if config.storage.store == StoreKind::Memory {
+        return Ok(None);
+    }
+    // Small segments under a small size budget, so a checkpointed log frees its disk soon.
+    let segment_bytes = (config.retention_max_size_bytes() / 32).clamp(MIB, 64 * MIB);
+    let (wal, replay) = crate::wal::Wal::open(crate::wal::WalOptions {
+        dir: config.storage.data_dir.join("wal"),
+        sync: config.pipeline.log_sync,
+        max_bytes: config.pipeline.log_max_size_mb.saturating_mul(MIB),
+        segment_bytes,
+    })?;
+    Ok(Some(WriterLog { wal, replay }))
 }
 
 fn open_store(config: &Config) -> Result<OpenedStore, AppError> {

@@ -183,6 +183,12 @@ pub struct PipelineConfig {
     pub queue_capacity_items: NonZeroUsize,
     /// Most spans and points the store writer commits in one transaction.
     pub writer_batch_items: NonZeroUsize,
+    /// When an export is acknowledged: `sync` after an fdatasync of the write-ahead log
+    /// covering it (survives kill -9 and power loss), `os` once written to the log without
+    /// fsync (survives kill -9, not power loss; for throwaway runs). Not used by the memory store.
+    pub log_sync: crate::wal::SyncMode,
+    /// Most bytes of the write-ahead log not yet in the store; beyond this, ingest pushes back.
+    pub log_max_size_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -252,6 +258,8 @@ impl Default for PipelineConfig {
         Self {
             queue_capacity_items: NonZeroUsize::new(200_000).expect("non-zero"),
             writer_batch_items: NonZeroUsize::new(8192).expect("non-zero"),
+            log_sync: crate::wal::SyncMode::Sync,
+            log_max_size_mb: 1024,
         }
     }
 }
@@ -316,6 +324,9 @@ impl Config {
         }
         if u32::try_from(self.pipeline.queue_capacity_items.get()).is_err() {
             return invalid("pipeline.queue_capacity_items", "must be below 2^32");
+        }
+        if self.pipeline.log_max_size_mb == 0 {
+            return invalid("pipeline.log_max_size_mb", "must be at least 1");
         }
         if self.storage.retention_hours == 0 {
             return invalid("storage.retention_hours", "must be at least 1");
@@ -418,6 +429,12 @@ fn field_doc(section: &str, key: &str) -> &'static str {
             "Accepted but unstored spans + points; beyond this ingest answers 429/RESOURCE_EXHAUSTED."
         }
         ("pipeline", "writer_batch_items") => "Most spans + points per store transaction.",
+        ("pipeline", "log_sync") => {
+            "sync: ack after fdatasync of the write-ahead log; os: no fsync (loses the last seconds on power loss)."
+        }
+        ("pipeline", "log_max_size_mb") => {
+            "Write-ahead log bytes not yet stored; beyond this ingest answers 429/RESOURCE_EXHAUSTED."
+        }
         ("storage", "store") => "sqlite (files in data_dir), memory, or clickhouse.",
         ("storage", "data_dir") => "Directory of the embedded store.",
         ("storage", "clickhouse_url") => "ClickHouse HTTP URL when store = \"clickhouse\".",

@@ -20,6 +20,7 @@ pub mod signals;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod wal;
 pub mod web;
 
 pub use app::App;

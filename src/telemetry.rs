@@ -92,6 +92,13 @@ pub struct Telemetry {
     graph_skipped_spans: AtomicU64,
     queue_capacity_items: AtomicU64,
     unauthenticated_requests: AtomicU64,
+    store_spans_kept: AtomicU64,
+    replayed_frames: AtomicU64,
+    replayed_items: AtomicU64,
+    replay_nanos: AtomicU64,
+    replaying: AtomicBool,
+    /// The write-ahead log whose own statistics `/metrics` shows, once there is one.
+    wal: std::sync::OnceLock<crate::wal::Wal>,
 }
 
 fn add(counter: &AtomicU64, value: u64) {
@@ -175,6 +182,34 @@ impl Telemetry {
             num_points,
         );
         self.store_size_bytes.store(size_bytes, Ordering::Relaxed);
+    }
+
+    /// Spans the store held after the last retention run (for bytes per span).
+    pub fn record_spans_kept(&self, num_spans: u64) {
+        self.store_spans_kept.store(num_spans, Ordering::Relaxed);
+    }
+
+    /// What the write-ahead log replayed at start, and how long it took.
+    pub fn set_replaying(&self, replaying: bool) {
+        self.replaying.store(replaying, Ordering::Relaxed);
+    }
+
+    /// Whether the write-ahead log is still being replayed into the store (not ready).
+    pub fn is_replaying(&self) -> bool {
+        self.replaying.load(Ordering::Relaxed)
+    }
+
+    pub fn record_replay(&self, num_frames: u64, num_items: u64, elapsed: Duration) {
+        self.set_replaying(false);
+        self.replayed_frames.store(num_frames, Ordering::Relaxed);
+        self.replayed_items.store(num_items, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.replay_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Shows the log's statistics at `/metrics` from now on.
+    pub fn attach_wal(&self, wal: crate::wal::Wal) {
+        let _ = self.wal.set(wal);
     }
 
     pub fn set_queue(&self, num_items: u64, capacity_items: u64) {
@@ -265,7 +300,52 @@ impl Telemetry {
             }
         }
         self.render_store(&mut out);
+        self.render_log(&mut out);
         out
+    }
+
+    fn render_log(&self, out: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let spans_kept = load(&self.store_spans_kept);
+        #[allow(clippy::cast_precision_loss)]
+        let bytes_per_span = if spans_kept == 0 {
+            0.0
+        } else {
+            load(&self.store_size_bytes) as f64 / spans_kept as f64
+        };
+        header(
+            out,
+            "cartograph_store_bytes_per_span",
+            "Store size over the spans it holds, after the last retention run (everything in the data directory counted).",
+            "gauge",
+        );
+        let _ = writeln!(out, "cartograph_store_bytes_per_span {bytes_per_span}");
+        #[allow(clippy::cast_precision_loss)]
+        let replay_seconds = load(&self.replay_nanos) as f64 / 1e9;
+        let replay = [
+            (
+                "cartograph_wal_replay_seconds",
+                "Time the write-ahead log replay took at start.",
+                replay_seconds,
+            ),
+            (
+                "cartograph_wal_replayed_frames",
+                "Frames replayed from the write-ahead log at start.",
+                load(&self.replayed_frames) as f64,
+            ),
+            (
+                "cartograph_wal_replayed_items",
+                "Spans and points replayed from the write-ahead log at start.",
+                load(&self.replayed_items) as f64,
+            ),
+        ];
+        for (name, help, value) in replay {
+            header(out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        if let Some(wal) = self.wal.get() {
+            crate::wal::render_prometheus(wal, out);
+        }
     }
 
     fn render_store(&self, out: &mut String) {

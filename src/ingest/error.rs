@@ -36,7 +36,9 @@ impl IngestError {
                 RejectReason::UnsupportedMedia
             }
             IngestError::BodyTooLarge { .. } => RejectReason::TooLarge,
-            IngestError::Submit(SubmitError::Full { .. }) => RejectReason::Backpressure,
+            IngestError::Submit(
+                SubmitError::Full { .. } | SubmitError::LogFull { .. } | SubmitError::LogFailed(_),
+            ) => RejectReason::Backpressure,
             IngestError::Submit(SubmitError::TooLarge { .. }) => RejectReason::TooLarge,
             IngestError::Submit(SubmitError::ShuttingDown) => RejectReason::ShuttingDown,
         }
@@ -47,12 +49,20 @@ impl IngestError {
     pub fn to_grpc_status(&self, retry_after: Duration) -> tonic::Status {
         let message = self.to_string();
         match self {
-            IngestError::Submit(SubmitError::Full { .. }) => tonic::Status::with_error_details(
-                tonic::Code::ResourceExhausted,
-                message,
-                ErrorDetails::with_retry_info(Some(retry_after)),
-            ),
-            IngestError::Submit(SubmitError::ShuttingDown) => tonic::Status::unavailable(message),
+            IngestError::Submit(SubmitError::Full { .. } | SubmitError::LogFull { .. }) => {
+                tonic::Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    message,
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
+            IngestError::Submit(SubmitError::ShuttingDown | SubmitError::LogFailed(_)) => {
+                tonic::Status::with_error_details(
+                    tonic::Code::Unavailable,
+                    message,
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
             IngestError::Submit(SubmitError::TooLarge { .. })
             | IngestError::BodyTooLarge { .. }
             | IngestError::Decode(DecodeError::TooLarge { .. }) => {
@@ -71,8 +81,12 @@ impl IngestError {
             IngestError::UnsupportedContentType(_) | IngestError::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            IngestError::Submit(SubmitError::Full { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Submit(SubmitError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Submit(SubmitError::Full { .. } | SubmitError::LogFull { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            IngestError::Submit(SubmitError::ShuttingDown | SubmitError::LogFailed(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status};
 
 use super::service::{ExportOutcome, Ingestor};
 use crate::auth::Tenancy;
+use crate::telemetry::Signal;
 
 struct GrpcReceiver {
     ingestor: Ingestor,
@@ -138,7 +139,9 @@ pub async fn serve(
     tls: Option<crate::tls::ServerIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let receiver = std::sync::Arc::new(GrpcReceiver { ingestor });
+    let receiver = std::sync::Arc::new(GrpcReceiver {
+        ingestor: ingestor.clone(),
+    });
     let traces = TraceServiceServer::from_arc(receiver.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
@@ -150,22 +153,32 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes);
     // h2's default 64 KiB windows make a typical 200 KiB export wait for several window
     // updates per request; larger windows let a request arrive in one flight.
-    // Refused before the message is decoded.
-    let check = move |mut request: tonic::Request<()>| {
-        let text = |name: &str| {
-            request
-                .metadata()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-        };
-        if let Some(tenancy) = auth.admit(text("authorization"), text("x-service-auth")) {
+    // Refused before the message is decoded: wrong credentials, or (for exports) a full
+    // queue or log, so refused load costs almost nothing.
+    let check_for = |signal_opt: Option<Signal>| {
+        let auth = auth.clone();
+        let telemetry = std::sync::Arc::clone(&telemetry);
+        let ingestor = ingestor.clone();
+        move |mut request: tonic::Request<()>| {
+            let text = |name: &str| {
+                request
+                    .metadata()
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+            };
+            let Some(tenancy) = auth.admit(text("authorization"), text("x-service-auth")) else {
+                telemetry.record_unauthenticated();
+                return Err(tonic::Status::unauthenticated(
+                    "missing or wrong credentials: send `authorization: Bearer TOKEN` or `x-service-auth: TOKEN` metadata",
+                ));
+            };
+            if let Some(signal) = signal_opt
+                && let Err(err) = ingestor.admit(signal)
+            {
+                return Err(err.to_grpc_status(ingestor.retry_after()));
+            }
             request.extensions_mut().insert(tenancy);
             Ok(request)
-        } else {
-            telemetry.record_unauthenticated();
-            Err(tonic::Status::unauthenticated(
-                "missing or wrong credentials: send `authorization: Bearer TOKEN` or `x-service-auth: TOKEN` metadata",
-            ))
         }
     };
     use tonic::service::interceptor::InterceptedService;
@@ -176,9 +189,15 @@ pub async fn serve(
     builder
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-        .add_service(InterceptedService::new(traces, check.clone()))
-        .add_service(InterceptedService::new(metrics, check.clone()))
-        .add_service(InterceptedService::new(logs, check))
+        .add_service(InterceptedService::new(
+            traces,
+            check_for(Some(Signal::Traces)),
+        ))
+        .add_service(InterceptedService::new(
+            metrics,
+            check_for(Some(Signal::Metrics)),
+        ))
+        .add_service(InterceptedService::new(logs, check_for(None)))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }

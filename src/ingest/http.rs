@@ -83,6 +83,9 @@ async fn export(
         }
     };
     let json = encoding == Encoding::Json;
+    if let Err(err) = receiver.ingestor.admit(signal) {
+        return err.to_http_response(json, retry_after);
+    }
     // Set by the gate when it admitted the request (the gate is in front of every route).
     let tenancy = actix_web::HttpMessage::extensions(&request)
         .get::<Tenancy>()

@@ -135,6 +135,21 @@ impl Ingestor {
         Ok(outcome)
     }
 
+    /// Refuses a request before its body is read or decoded when what it would be handed to
+    /// is full (counted as a refused request), so refused load costs almost nothing.
+    pub fn admit(&self, signal: Signal) -> Result<(), IngestError> {
+        if signal == Signal::Traces && !self.store_spans {
+            return Ok(());
+        }
+        self.pipeline.admit().map_err(|err| {
+            let error = IngestError::Submit(err);
+            self.telemetry.record_request(signal, 0);
+            self.telemetry
+                .record_rejected(signal, error.reject_reason(), 0);
+            error
+        })
+    }
+
     /// Counts a request refused before conversion (undecodable, wrong media type, too large).
     pub fn record_refused(&self, signal: Signal, error: &IngestError) {
         self.telemetry.record_request(signal, 0);

@@ -1,9 +1,11 @@
 //! The bounded hand-off between ingest and the consumers of accepted data.
 //!
 //! Capacity is counted in items (spans + metric points). A batch is accepted whole or not at
-//! all; once accepted it is owned by the pipeline until the store writer has committed it, so
-//! acknowledged data is never dropped. Closing the pipeline refuses new batches and lets the
-//! writer drain and commit everything already accepted.
+//! all: it is appended to the write-ahead log (when the store has one), queued for the store
+//! writer in log order, and acknowledged only once the log has made it durable (group commit,
+//! see [`crate::wal`]). The writer checkpoints the log after each commit, and replays what
+//! follows the checkpoint at start, so a crash loses nothing acknowledged. Closing the
+//! pipeline refuses new batches and lets the writer drain and commit everything accepted.
 
 mod graph_feed;
 mod writer;
@@ -14,10 +16,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::graph::ClosedMinutes;
 use crate::model::Batch;
+use crate::store::batch_codec;
 use crate::telemetry::Telemetry;
+use crate::wal::{Lsn, Wal, WalError};
 
 pub use graph_feed::{GraphFeed, GraphFeedHandle, lock_engine, spawn_graph_feed};
-pub use writer::{StoreWriterHandle, WriteStore, WriterGate, WriterSettings, spawn_store_writer};
+pub use writer::{
+    StoreWriterHandle, WriteStore, WriterGate, WriterLog, WriterSettings, spawn_store_writer,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -37,12 +43,20 @@ pub enum SubmitError {
     },
     #[error("cartograph is shutting down; retry against another instance or later")]
     ShuttingDown,
+    #[error(
+        "write-ahead log is full ({used_bytes} of {max_bytes} bytes waiting to be stored); retry later"
+    )]
+    LogFull { used_bytes: u64, max_bytes: u64 },
+    #[error("cannot make the export durable: {0}; retry later")]
+    LogFailed(String),
 }
 
 /// An accepted batch with the queue capacity it holds until it is committed.
 pub struct Accepted {
     pub(crate) batch: Batch,
     pub(crate) permit: OwnedSemaphorePermit,
+    /// Where the batch ends in the write-ahead log, when there is one.
+    pub(crate) lsn_opt: Option<Lsn>,
 }
 
 /// What the store writer is handed: accepted telemetry, or the graph's closed minutes.
@@ -58,6 +72,7 @@ pub struct Pipeline {
     capacity_items: usize,
     sender: Arc<Mutex<Option<mpsc::Sender<WriterMessage>>>>,
     telemetry: Arc<Telemetry>,
+    wal_opt: Option<Wal>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -70,10 +85,12 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// Creates the pipeline and the receiving end for the store writer.
+    /// Creates the pipeline and the receiving end for the store writer; with `wal_opt`, every
+    /// batch is made durable in that log before it is acknowledged.
     pub fn new(
         capacity_items: usize,
         telemetry: Arc<Telemetry>,
+        wal_opt: Option<Wal>,
     ) -> (Self, mpsc::Receiver<WriterMessage>) {
         let (sender, receiver) = mpsc::channel();
         let pipeline = Self {
@@ -81,12 +98,38 @@ impl Pipeline {
             capacity_items,
             sender: Arc::new(Mutex::new(Some(sender))),
             telemetry,
+            wal_opt,
         };
         pipeline.publish_depth();
         (pipeline, receiver)
     }
 
-    /// Accepts `batch` whole, or refuses it without side effects.
+    /// Refuses early, before a request is even decoded, when the queue or the log is full:
+    /// refused load then costs almost nothing. [`submit`](Pipeline::submit) checks exactly.
+    pub fn admit(&self) -> Result<(), SubmitError> {
+        if self.is_closed() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if self.capacity.available_permits() == 0 {
+            return Err(SubmitError::Full {
+                num_queued_items: self.num_queued_items(),
+                capacity_items: self.capacity_items,
+            });
+        }
+        if let Some(wal) = &self.wal_opt
+            && wal.is_full()
+        {
+            return Err(SubmitError::LogFull {
+                used_bytes: wal.used_bytes(),
+                max_bytes: wal.max_bytes(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Accepts `batch` whole, or refuses it. Blocks until the batch is durable in the log:
+    /// call it from a blocking thread. When the log cannot sync, the batch may still be
+    /// stored although the caller is told to retry (stores keep the first copy of a span).
     pub fn submit(&self, batch: Batch) -> Result<(), SubmitError> {
         let num_items = batch.num_items();
         if num_items > self.capacity_items {
@@ -106,15 +149,43 @@ impl Pipeline {
             }
             Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::ShuttingDown),
         };
-        let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = sender.as_ref() else {
+        let Some(wal) = &self.wal_opt else {
+            let sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(sender) = sender.as_ref() else {
+                return Err(SubmitError::ShuttingDown);
+            };
+            let accepted = Accepted {
+                batch,
+                permit,
+                lsn_opt: None,
+            };
+            sender
+                .send(WriterMessage::Batch(accepted))
+                .map_err(|_| SubmitError::ShuttingDown)?;
+            self.publish_depth();
+            return Ok(());
+        };
+        let mut frame = Vec::with_capacity(batch.num_items() * 256);
+        batch_codec::encode_batch(&mut frame, &batch);
+        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(sender) = guard.as_ref() else {
             return Err(SubmitError::ShuttingDown);
         };
-        sender
-            .send(WriterMessage::Batch(Accepted { batch, permit }))
-            .map_err(|_| SubmitError::ShuttingDown)?;
+        // Queued while the log's append lock is held: the writer sees batches in log order,
+        // so a checkpoint after a commit never skips a batch still waiting.
+        let (lsn, sent) = wal
+            .append(&frame, |lsn| {
+                sender.send(WriterMessage::Batch(Accepted {
+                    batch,
+                    permit,
+                    lsn_opt: Some(lsn),
+                }))
+            })
+            .map_err(log_error)?;
+        drop(guard);
+        sent.map_err(|_| SubmitError::ShuttingDown)?;
         self.publish_depth();
-        Ok(())
+        wal.wait_durable(lsn).map_err(log_error)
     }
 
     /// Hands the graph's closed minutes to the store writer. Rollups do not count against the
@@ -156,9 +227,28 @@ impl Pipeline {
             .is_none()
     }
 
+    /// The write-ahead log in front of the store, if any.
+    pub fn wal(&self) -> Option<&Wal> {
+        self.wal_opt.as_ref()
+    }
+
     pub(crate) fn publish_depth(&self) {
         self.telemetry
             .set_queue(self.num_queued_items() as u64, self.capacity_items as u64);
+    }
+}
+
+fn log_error(err: WalError) -> SubmitError {
+    match err {
+        WalError::Full {
+            used_bytes,
+            max_bytes,
+        } => SubmitError::LogFull {
+            used_bytes,
+            max_bytes,
+        },
+        WalError::Closed => SubmitError::ShuttingDown,
+        other => SubmitError::LogFailed(other.to_string()),
     }
 }
 
@@ -197,7 +287,7 @@ mod tests {
 
     #[test]
     fn refuses_when_full_and_accepts_after_release() {
-        let (pipeline, receiver) = Pipeline::new(10, Arc::new(Telemetry::default()));
+        let (pipeline, receiver) = Pipeline::new(10, Arc::new(Telemetry::default()), None);
         pipeline.submit(batch_of(6)).expect("fits");
         assert_eq!(
             pipeline.submit(batch_of(6)),
@@ -212,7 +302,7 @@ mod tests {
 
     #[test]
     fn refuses_oversized_batches_and_after_close() {
-        let (pipeline, _receiver) = Pipeline::new(4, Arc::new(Telemetry::default()));
+        let (pipeline, _receiver) = Pipeline::new(4, Arc::new(Telemetry::default()), None);
         assert!(matches!(
             pipeline.submit(batch_of(5)),
             Err(SubmitError::TooLarge { num_items: 5, .. })

@@ -1,7 +1,13 @@
-//! The store writer thread: takes accepted batches off the queue, merges them into
-//! transactions of bounded size, commits them, and only then releases their queue capacity.
-//! It also runs retention, since it owns the only write connection.
+//! The store writer thread: first replays what the write-ahead log holds past its checkpoint,
+//! then takes accepted batches off the queue, merges them into transactions of bounded size,
+//! commits them, checkpoints the log, and only then releases their queue capacity. It also
+//! runs retention, since it owns the only write connection.
+//!
+//! At shutdown with a log, the writer stops after the transaction in hand: batches still
+//! queued are durable in the log and are stored by the replay of the next start, so exit does
+//! not wait for the store to catch up.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -14,11 +20,15 @@ use tracing::{error, info, warn};
 use super::{Accepted, WriterMessage};
 use crate::graph::ClosedMinutes;
 use crate::model::{Batch, now_unix_nano};
+use crate::store::batch_codec;
 use crate::store::{RetentionPolicy, RollupWriter, StoreError, StoreWriter};
 use crate::telemetry::Telemetry;
+use crate::wal::{Lsn, Replay, Wal};
 
 /// Most time to wait between failed attempts to commit the same transaction.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the last closed minutes once the queue is closed.
+const SHUTDOWN_ROLLUP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
@@ -65,11 +75,21 @@ impl<T: StoreWriter + RollupWriter> WriteStore for T {}
 /// The running writer thread; join it after closing the pipeline to flush everything.
 pub struct StoreWriterHandle {
     thread: JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// The write-ahead log in front of the store: appended to by ingest, replayed and
+/// checkpointed by the writer.
+pub struct WriterLog {
+    pub wal: Wal,
+    pub replay: Replay,
 }
 
 impl StoreWriterHandle {
-    /// Waits until every accepted batch is committed and the thread has stopped.
+    /// Waits until every accepted batch is committed — or, with a log, until the transaction
+    /// in hand is (the rest is durable in the log) — and the thread has stopped.
     pub fn join(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         if self.thread.join().is_err() {
             error!("store writer thread panicked");
         }
@@ -80,15 +100,32 @@ pub fn spawn_store_writer(
     mut store: Box<dyn WriteStore>,
     receiver: Receiver<WriterMessage>,
     settings: WriterSettings,
+    log_opt: Option<WriterLog>,
     gate: Arc<WriterGate>,
     telemetry: Arc<Telemetry>,
     on_commit: impl Fn() + Send + 'static,
 ) -> std::io::Result<StoreWriterHandle> {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let thread_stopping = Arc::clone(&stopping);
+    if log_opt.is_some() {
+        telemetry.set_replaying(true);
+    }
     let thread = std::thread::Builder::new()
         .name("store-writer".to_owned())
         .spawn(move || {
+            let wal_opt = match log_opt {
+                Some(WriterLog { wal, replay }) => {
+                    replay_log(store.as_mut(), &wal, replay, &settings, &telemetry);
+                    Some(wal)
+                }
+                None => None,
+            };
             let mut next_retention = Instant::now();
             loop {
+                if wal_opt.is_some() && thread_stopping.load(Ordering::Relaxed) {
+                    write_rollups_only(store.as_mut(), &receiver, &settings, &telemetry);
+                    break;
+                }
                 if Instant::now() >= next_retention {
                     run_retention(store.as_mut(), &settings.retention, &telemetry);
                     next_retention = Instant::now() + settings.retention_interval;
@@ -106,15 +143,119 @@ pub fn spawn_store_writer(
                 let (accepted, rollups_opt) =
                     collect_more(first, &receiver, settings.max_batch_items);
                 gate.wait_while_paused();
+                let lsn_opt = accepted.iter().filter_map(|item| item.lsn_opt).max();
                 commit(store.as_mut(), accepted, &telemetry);
+                if let (Some(wal), Some(lsn)) = (&wal_opt, lsn_opt) {
+                    checkpoint(wal, lsn);
+                }
                 on_commit();
                 if let Some(closed) = rollups_opt {
                     write_rollups(store.as_mut(), settings.instance, &closed, &telemetry);
                 }
             }
-            info!("store writer drained and stopped");
+            if let Some(wal) = &wal_opt
+                && let Err(err) = wal.close()
+            {
+                error!(error = %err, "cannot sync the write-ahead log at shutdown");
+            }
+            info!("store writer stopped");
         })?;
-    Ok(StoreWriterHandle { thread })
+    Ok(StoreWriterHandle { thread, stopping })
+}
+
+/// Stores every frame the log holds past its checkpoint, in log order, in transactions of at
+/// most `max_batch_items`, checkpointing after each.
+fn replay_log(
+    store: &mut dyn WriteStore,
+    wal: &Wal,
+    mut replay: Replay,
+    settings: &WriterSettings,
+    telemetry: &Telemetry,
+) {
+    let started = Instant::now();
+    let mut pending = Batch::default();
+    let mut pending_lsn = Lsn::default();
+    let mut num_frames = 0_u64;
+    let mut num_items = 0_u64;
+    loop {
+        let frame = match replay.next_frame() {
+            Ok(frame) => frame,
+            Err(err) => {
+                error!(error = %err, "cannot read the write-ahead log; the rest is not replayed");
+                None
+            }
+        };
+        let done = frame.is_none();
+        if let Some((lsn, payload)) = frame {
+            match batch_codec::decode_batch(&payload) {
+                Ok(batch) => {
+                    num_frames += 1;
+                    num_items += batch.num_items() as u64;
+                    pending.spans.extend(batch.spans);
+                    pending.metric_points.extend(batch.metric_points);
+                }
+                Err(err) => warn!(lsn = lsn.0, error = %err, "skipping an undecodable log frame"),
+            }
+            pending_lsn = lsn;
+        }
+        if pending_lsn > Lsn::default() && (done || pending.num_items() >= settings.max_batch_items)
+        {
+            let batch = std::mem::take(&mut pending);
+            retry_until_stored(telemetry, "replayed batch", batch.num_items(), || {
+                store.write_batch(&batch)
+            });
+            checkpoint(wal, pending_lsn);
+            pending_lsn = Lsn::default();
+        }
+        if done {
+            break;
+        }
+    }
+    telemetry.record_replay(num_frames, num_items, started.elapsed());
+    if num_frames > 0 {
+        info!(
+            num_frames,
+            num_items,
+            num_torn_bytes = replay.num_torn_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "replayed the write-ahead log"
+        );
+    }
+}
+
+fn checkpoint(wal: &Wal, lsn: Lsn) {
+    if let Err(err) = wal.checkpoint(lsn) {
+        // The data is stored; a stale checkpoint only means replaying more at the next start.
+        warn!(error = %err, "cannot checkpoint the write-ahead log");
+    }
+}
+
+/// At shutdown with a log: queued batches are durable there and left for the next start's
+/// replay; closed minutes are written, since nothing else holds them.
+fn write_rollups_only(
+    store: &mut dyn WriteStore,
+    receiver: &Receiver<WriterMessage>,
+    settings: &WriterSettings,
+    telemetry: &Telemetry,
+) {
+    let mut num_left = 0_usize;
+    let deadline = Instant::now() + SHUTDOWN_ROLLUP_WAIT;
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(wait) {
+            Ok(WriterMessage::Batch(accepted)) => num_left += accepted.batch.num_items(),
+            Ok(WriterMessage::Rollups(closed)) => {
+                write_rollups(store, settings.instance, &closed, telemetry);
+            }
+            Err(_) => break,
+        }
+    }
+    if num_left > 0 {
+        info!(
+            num_items = num_left,
+            "queued items left in the write-ahead log for the next start"
+        );
+    }
 }
 
 /// Takes whatever else is already queued, up to `max_items` in all, stopping at rollups
@@ -204,6 +345,7 @@ fn run_retention(store: &mut dyn WriteStore, policy: &RetentionPolicy, telemetry
     let now_unix_nano = now_unix_nano();
     match store.apply_retention(policy, now_unix_nano) {
         Ok(report) => {
+            telemetry.record_spans_kept(report.num_spans_kept);
             telemetry.record_retention(
                 report.num_spans_deleted,
                 report.num_metric_points_deleted,

@@ -4,6 +4,7 @@
 //! shared and called from blocking tasks. Nothing here knows about HTTP, gRPC or OTLP.
 
 pub mod alerts;
+pub(crate) mod batch_codec;
 pub mod clickhouse;
 pub mod conformance;
 pub mod sqlite;
@@ -160,6 +161,8 @@ pub struct RetentionReport {
     pub num_rollups_deleted: u64,
     /// Size of the store after retention, in bytes.
     pub size_bytes: u64,
+    /// Spans the store holds after retention, where the backend knows it cheaply (else 0).
+    pub num_spans_kept: u64,
 }
 
 /// A trace search. Time bounds apply to span start times; `from` is inclusive, `to` exclusive.

@@ -203,6 +203,7 @@ impl StoreWriter for ClickHouseWriter {
             num_metric_points_deleted: points,
             num_rollups_deleted: rollups,
             size_bytes: size,
+            num_spans_kept: 0,
         })
     }
 }

@@ -24,7 +24,7 @@ const TAG_BYTES: u8 = 6;
 const TAG_ARRAY: u8 = 7;
 const TAG_MAP: u8 = 8;
 
-pub(super) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         // Truncation keeps the low seven bits, which is the point of LEB128.
         buf.push((value as u8) | 0x80);
@@ -33,25 +33,25 @@ pub(super) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
-pub(super) fn put_i64(buf: &mut Vec<u8>, value: i64) {
+pub(crate) fn put_i64(buf: &mut Vec<u8>, value: i64) {
     // Zigzag keeps small negative numbers short.
     put_varint(buf, ((value << 1) ^ (value >> 63)) as u64);
 }
 
-pub(super) fn put_f64(buf: &mut Vec<u8>, value: f64) {
+pub(crate) fn put_f64(buf: &mut Vec<u8>, value: f64) {
     buf.extend_from_slice(&value.to_bits().to_le_bytes());
 }
 
-pub(super) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
 }
 
-pub(super) fn put_str(buf: &mut Vec<u8>, text: &str) {
+pub(crate) fn put_str(buf: &mut Vec<u8>, text: &str) {
     put_bytes(buf, text.as_bytes());
 }
 
-pub(super) fn put_opt_str(buf: &mut Vec<u8>, text: Option<&str>) {
+pub(crate) fn put_opt_str(buf: &mut Vec<u8>, text: Option<&str>) {
     match text {
         None => buf.push(0),
         Some(text) => {
@@ -62,26 +62,26 @@ pub(super) fn put_opt_str(buf: &mut Vec<u8>, text: Option<&str>) {
 }
 
 /// A cursor over an encoded blob.
-pub(super) struct Decoder<'a> {
+pub(crate) struct Decoder<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Decoder<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Self { bytes }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
-    pub(super) fn u8(&mut self) -> Result<u8, StoreError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
         let (first, rest) = self.bytes.split_first().ok_or_else(truncated)?;
         self.bytes = rest;
         Ok(*first)
     }
 
-    pub(super) fn varint(&mut self) -> Result<u64, StoreError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
@@ -93,39 +93,39 @@ impl<'a> Decoder<'a> {
         Err(corrupt("varint longer than 64 bits"))
     }
 
-    pub(super) fn u32(&mut self) -> Result<u32, StoreError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {
         u32::try_from(self.varint()?).map_err(|_| corrupt("u32 out of range"))
     }
 
-    pub(super) fn i32(&mut self) -> Result<i32, StoreError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, StoreError> {
         i32::try_from(self.i64()?).map_err(|_| corrupt("i32 out of range"))
     }
 
-    pub(super) fn i64(&mut self) -> Result<i64, StoreError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, StoreError> {
         let raw = self.varint()?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
-    pub(super) fn f64(&mut self) -> Result<f64, StoreError> {
+    pub(crate) fn f64(&mut self) -> Result<f64, StoreError> {
         let bytes = self.take(8)?;
         let array: [u8; 8] = bytes.try_into().map_err(|_| truncated())?;
         Ok(f64::from_bits(u64::from_le_bytes(array)))
     }
 
-    pub(super) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let len = usize::try_from(self.varint()?).map_err(|_| truncated())?;
         self.take(len)
     }
 
-    pub(super) fn str(&mut self) -> Result<&'a str, StoreError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, StoreError> {
         std::str::from_utf8(self.bytes()?).map_err(|_| corrupt("string is not utf-8"))
     }
 
-    pub(super) fn string(&mut self) -> Result<String, StoreError> {
+    pub(crate) fn string(&mut self) -> Result<String, StoreError> {
         self.str().map(str::to_owned)
     }
 
-    pub(super) fn opt_string(&mut self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn opt_string(&mut self) -> Result<Option<String>, StoreError> {
         match self.u8()? {
             0 => Ok(None),
             1 => self.string().map(Some),
@@ -135,7 +135,7 @@ impl<'a> Decoder<'a> {
 
     /// A length prefix for a sequence, checked against the bytes left so a damaged length
     /// cannot make the caller reserve absurd amounts of memory.
-    pub(super) fn count(&mut self) -> Result<usize, StoreError> {
+    pub(crate) fn count(&mut self) -> Result<usize, StoreError> {
         let count = usize::try_from(self.varint()?).map_err(|_| truncated())?;
         if count > self.bytes.len() {
             return Err(truncated());
@@ -143,7 +143,7 @@ impl<'a> Decoder<'a> {
         Ok(count)
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
         if len > self.bytes.len() {
             return Err(truncated());
         }
@@ -153,7 +153,7 @@ impl<'a> Decoder<'a> {
     }
 }
 
-pub(super) fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("bad blob: {what}"))
 }
 
@@ -161,7 +161,7 @@ fn truncated() -> StoreError {
     corrupt("truncated")
 }
 
-pub(super) fn put_attributes(buf: &mut Vec<u8>, attributes: &Attributes) {
+pub(crate) fn put_attributes(buf: &mut Vec<u8>, attributes: &Attributes) {
     put_varint(buf, attributes.len() as u64);
     for (key, value) in attributes {
         put_str(buf, key);
@@ -205,7 +205,7 @@ fn put_value(buf: &mut Vec<u8>, value: &AttrValue) {
 }
 
 impl Decoder<'_> {
-    pub(super) fn attributes(&mut self) -> Result<Attributes, StoreError> {
+    pub(crate) fn attributes(&mut self) -> Result<Attributes, StoreError> {
         self.attributes_at(0)
     }
 
@@ -247,56 +247,7 @@ impl Decoder<'_> {
     }
 }
 
-/// Whether encoded top-level `attributes` hold `key` whose search text equals `text`, without
-/// decoding the values of other keys (the scan path of attribute search).
-pub(super) fn attributes_match(blob: &[u8], key: &str, text: &str) -> Result<bool, StoreError> {
-    let mut decoder = Decoder::new(blob);
-    let count = decoder.count()?;
-    for _ in 0..count {
-        let candidate = decoder.bytes()?;
-        if candidate == key.as_bytes() {
-            let value = decoder.value_at(0)?;
-            return Ok(value.to_search_text().as_deref() == Some(text));
-        }
-        decoder.skip_value(0)?;
-    }
-    Ok(false)
-}
-
-impl Decoder<'_> {
-    fn skip_value(&mut self, depth: usize) -> Result<(), StoreError> {
-        if depth > MAX_DEPTH {
-            return Err(corrupt("attribute nesting too deep"));
-        }
-        match self.u8()? {
-            TAG_EMPTY | TAG_FALSE | TAG_TRUE => {}
-            TAG_STR | TAG_BYTES => {
-                self.bytes()?;
-            }
-            TAG_INT => {
-                self.varint()?;
-            }
-            TAG_DOUBLE => {
-                self.take(8)?;
-            }
-            TAG_ARRAY => {
-                for _ in 0..self.count()? {
-                    self.skip_value(depth + 1)?;
-                }
-            }
-            TAG_MAP => {
-                for _ in 0..self.count()? {
-                    self.bytes()?;
-                    self.skip_value(depth + 1)?;
-                }
-            }
-            _ => return Err(corrupt("unknown attribute tag")),
-        }
-        Ok(())
-    }
-}
-
-pub(super) fn encode_events(buf: &mut Vec<u8>, events: &[Event]) {
+pub(crate) fn encode_events(buf: &mut Vec<u8>, events: &[Event]) {
     put_varint(buf, events.len() as u64);
     for event in events {
         put_varint(buf, event.time_unix_nano);
@@ -306,8 +257,12 @@ pub(super) fn encode_events(buf: &mut Vec<u8>, events: &[Event]) {
     }
 }
 
-pub(super) fn decode_events(blob: &[u8]) -> Result<Vec<Event>, StoreError> {
-    let mut decoder = Decoder::new(blob);
+pub(crate) fn decode_events(blob: &[u8]) -> Result<Vec<Event>, StoreError> {
+    decode_events_from(&mut Decoder::new(blob))
+}
+
+/// Events at the decoder's position, moving past them.
+pub(crate) fn decode_events_from(decoder: &mut Decoder<'_>) -> Result<Vec<Event>, StoreError> {
     let count = decoder.count()?;
     let mut events = Vec::with_capacity(count);
     for _ in 0..count {
@@ -321,7 +276,7 @@ pub(super) fn decode_events(blob: &[u8]) -> Result<Vec<Event>, StoreError> {
     Ok(events)
 }
 
-pub(super) fn encode_links(buf: &mut Vec<u8>, links: &[Link]) {
+pub(crate) fn encode_links(buf: &mut Vec<u8>, links: &[Link]) {
     put_varint(buf, links.len() as u64);
     for link in links {
         buf.extend_from_slice(link.trace_id.as_bytes());
@@ -333,8 +288,12 @@ pub(super) fn encode_links(buf: &mut Vec<u8>, links: &[Link]) {
     }
 }
 
-pub(super) fn decode_links(blob: &[u8]) -> Result<Vec<Link>, StoreError> {
-    let mut decoder = Decoder::new(blob);
+pub(crate) fn decode_links(blob: &[u8]) -> Result<Vec<Link>, StoreError> {
+    decode_links_from(&mut Decoder::new(blob))
+}
+
+/// Links at the decoder's position, moving past them.
+pub(crate) fn decode_links_from(decoder: &mut Decoder<'_>) -> Result<Vec<Link>, StoreError> {
     let count = decoder.count()?;
     let mut links = Vec::with_capacity(count);
     for _ in 0..count {
@@ -355,7 +314,7 @@ pub(super) fn decode_links(blob: &[u8]) -> Result<Vec<Link>, StoreError> {
 }
 
 /// Every field, the lifted ones included, so a resource reads back exactly as written.
-pub(super) fn encode_resource(buf: &mut Vec<u8>, resource: &Resource) {
+pub(crate) fn encode_resource(buf: &mut Vec<u8>, resource: &Resource) {
     put_str(buf, &resource.service_name);
     put_opt_str(buf, resource.service_namespace.as_deref());
     put_opt_str(buf, resource.service_version.as_deref());
@@ -364,7 +323,7 @@ pub(super) fn encode_resource(buf: &mut Vec<u8>, resource: &Resource) {
     put_varint(buf, u64::from(resource.dropped_attributes_count));
 }
 
-pub(super) fn decode_resource(blob: &[u8]) -> Result<Arc<Resource>, StoreError> {
+pub(crate) fn decode_resource(blob: &[u8]) -> Result<Arc<Resource>, StoreError> {
     let mut decoder = Decoder::new(blob);
     Ok(Arc::new(Resource {
         service_name: decoder.string()?,
@@ -376,28 +335,14 @@ pub(super) fn decode_resource(blob: &[u8]) -> Result<Arc<Resource>, StoreError> 
     }))
 }
 
-/// The attributes of an encoded resource, for attribute search over resources.
-pub(super) fn resource_attributes_match(
-    blob: &[u8],
-    key: &str,
-    text: &str,
-) -> Result<bool, StoreError> {
-    let mut decoder = Decoder::new(blob);
-    decoder.str()?;
-    for _ in 0..3 {
-        decoder.opt_string()?;
-    }
-    attributes_match(decoder.bytes, key, text)
-}
-
-pub(super) fn encode_scope(buf: &mut Vec<u8>, scope: &Scope) {
+pub(crate) fn encode_scope(buf: &mut Vec<u8>, scope: &Scope) {
     put_str(buf, &scope.name);
     put_str(buf, &scope.version);
     put_attributes(buf, &scope.attributes);
     put_varint(buf, u64::from(scope.dropped_attributes_count));
 }
 
-pub(super) fn decode_scope(blob: &[u8]) -> Result<Arc<Scope>, StoreError> {
+pub(crate) fn decode_scope(blob: &[u8]) -> Result<Arc<Scope>, StoreError> {
     let mut decoder = Decoder::new(blob);
     Ok(Arc::new(Scope {
         name: decoder.string()?,
@@ -408,7 +353,7 @@ pub(super) fn decode_scope(blob: &[u8]) -> Result<Arc<Scope>, StoreError> {
 }
 
 /// FNV-1a: stable across builds and platforms, which the keys of stored rows need to be.
-pub(super) fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash: u64, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -440,17 +385,13 @@ mod tests {
     }
 
     #[test]
-    fn attributes_round_trip_and_match() {
+    fn attributes_round_trip() {
         let mut buf = Vec::new();
         put_attributes(&mut buf, &every_value());
         assert_eq!(
             Decoder::new(&buf).attributes().expect("decodes"),
             every_value()
         );
-        assert!(attributes_match(&buf, "j", "-1").expect("walks"));
-        assert!(attributes_match(&buf, "t", "true").expect("walks"));
-        assert!(!attributes_match(&buf, "x", "00ff07").expect("walks"));
-        assert!(!attributes_match(&buf, "missing", "").expect("walks"));
     }
 
     #[test]

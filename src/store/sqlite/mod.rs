@@ -12,18 +12,20 @@
 //! back into the database file, so commits on the writer thread only append to the WAL.
 
 mod alerts;
+mod block_read;
+mod blocks;
 mod checkpoint;
-mod codec;
+pub(crate) mod codec;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
 mod intern;
+mod legacy;
+mod parts;
 mod pool;
 mod reader;
 mod retention;
 mod rollups;
 mod schema;
-mod search;
-mod spans;
 mod writer;
 
 use std::path::PathBuf;
@@ -81,22 +83,27 @@ impl SqliteOptions {
 
 /// Opens (creating if needed) the store at `options.location`.
 pub fn open(options: &SqliteOptions) -> Result<(SqliteWriter, SqliteReader), StoreError> {
-    let target = match &options.location {
+    let (target, dir_opt) = match &options.location {
         SqliteLocation::Dir(dir) => {
             std::fs::create_dir_all(dir).map_err(|err| StoreError::Open {
                 path: dir.display().to_string(),
                 reason: err.to_string(),
             })?;
-            Target::File(dir.join(DB_FILE_NAME))
+            (Target::File(dir.join(DB_FILE_NAME)), Some(dir.clone()))
         }
-        SqliteLocation::Memory => Target::unique_memory(),
+        SqliteLocation::Memory => (Target::unique_memory(), None),
     };
     let writer_conn = target.connect_writer()?;
     let checkpointer = match target.connect_checkpointer()? {
         Some(conn) => Some(Checkpointer::start(conn)?),
         None => None,
     };
-    let writer = SqliteWriter::new(writer_conn, &options.indexed_attribute_keys, checkpointer)?;
+    let writer = SqliteWriter::new(
+        writer_conn,
+        &options.indexed_attribute_keys,
+        dir_opt,
+        checkpointer,
+    )?;
     let reader = SqliteReader::new(ReadPool::new(target)?);
     Ok((writer, reader))
 }

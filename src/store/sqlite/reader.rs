@@ -4,14 +4,14 @@
 //!
 //! Owns [`SqliteReader`]; reads only, through the pool's snapshot transactions.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
 
-use crate::model::{MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::model::{MetricPoint, Resource, Scope, Span, TraceId};
 use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
 
 use super::codec::{self, Decoder};
@@ -46,29 +46,10 @@ impl SqliteReader {
 impl TraceReader for SqliteReader {
     fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError> {
         self.pool.read(|tx| {
-            let mut refs = RefLoader::default();
-            let mut seen = HashSet::new();
-            let mut spans = Vec::new();
-            for info in partitions_of(tx, PartitionKind::Spans, 0, u64::MAX)? {
-                let mut statement = tx.prepare_cached(&format!(
-                    "SELECT {SPAN_READ_COLUMNS} FROM {} WHERE trace_id = ?1",
-                    info.partition.table()
-                ))?;
-                let mut rows = statement.query([trace_id.as_bytes().as_slice()])?;
-                while let Some(row) = rows.next()? {
-                    let span = span_from_row(tx, row, &mut refs)?;
-                    // A span re-sent with its start in another hour lands in another
-                    // partition; the first stored copy wins, as for a rewrite.
-                    if seen.insert(span.span_id) {
-                        spans.push(span);
-                    }
-                }
-            }
-            if spans.is_empty() {
-                return Ok(None);
-            }
-            spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
-            Ok(Some(spans))
+            let parts = super::parts::load(tx)?;
+            let mut cache = super::block_read::BlockCache::default();
+            let spans = super::block_read::trace(tx, &parts, trace_id, &mut cache)?;
+            Ok((!spans.is_empty()).then_some(spans))
         })
     }
 
@@ -76,7 +57,7 @@ impl TraceReader for SqliteReader {
         if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
             return Ok(Vec::new());
         }
-        self.pool.read(|tx| super::search::search(tx, query))
+        self.pool.read(|tx| super::block_read::search(tx, query))
     }
 }
 
@@ -176,11 +157,6 @@ fn read_points(
     Ok(())
 }
 
-/// Columns in the order [`span_from_row`] reads them.
-pub(super) const SPAN_READ_COLUMNS: &str = "trace_id, span_id, parent_span_id, start_ns, end_ns, \
-    service, name, kind, status_code, status_message, trace_state, flags, resource_id, scope_id, \
-    attributes, events, links, dropped_counts";
-
 /// A BLOB column; anything else is corruption.
 pub(super) fn blob<'row>(row: &'row Row<'_>, index: usize) -> Result<&'row [u8], StoreError> {
     opt_blob(row, index)?.ok_or_else(|| StoreError::Corrupt(format!("column {index} is NULL")))
@@ -201,75 +177,15 @@ pub(super) fn opt_blob<'row>(
     }
 }
 
-pub(super) fn trace_id_from_sql(bytes: &[u8]) -> Result<TraceId, StoreError> {
-    TraceId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
-}
-
-pub(super) fn span_id_from_sql(bytes: &[u8]) -> Result<SpanId, StoreError> {
-    SpanId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
-}
-
-fn span_from_row(
-    conn: &Connection,
-    row: &Row<'_>,
-    refs: &mut RefLoader,
-) -> Result<Span, StoreError> {
-    let parent_span_id = match opt_blob(row, 2)? {
-        Some(bytes) => Some(span_id_from_sql(bytes)?),
-        None => None,
-    };
-    let (resource, scope) = refs.get(conn, row.get(12)?, row.get(13)?)?;
-    let events = match opt_blob(row, 15)? {
-        Some(blob) => codec::decode_events(blob)?,
-        None => Vec::new(),
-    };
-    let links = match opt_blob(row, 16)? {
-        Some(blob) => codec::decode_links(blob)?,
-        None => Vec::new(),
-    };
-    let [
-        dropped_attributes_count,
-        dropped_events_count,
-        dropped_links_count,
-    ] = match opt_blob(row, 17)? {
-        Some(blob) => {
-            let mut decoder = Decoder::new(blob);
-            [decoder.u32()?, decoder.u32()?, decoder.u32()?]
-        }
-        None => [0; 3],
-    };
-    Ok(Span {
-        resource,
-        scope,
-        trace_id: trace_id_from_sql(blob(row, 0)?)?,
-        span_id: span_id_from_sql(blob(row, 1)?)?,
-        parent_span_id,
-        trace_state: row.get(10)?,
-        flags: row.get(11)?,
-        name: row.get(6)?,
-        kind: SpanKind::from_otlp(row.get(7)?),
-        start_time_unix_nano: nanos_from_sql(row.get(3)?),
-        end_time_unix_nano: nanos_from_sql(row.get(4)?),
-        attributes: Decoder::new(blob(row, 14)?).attributes()?,
-        dropped_attributes_count,
-        events,
-        dropped_events_count,
-        links,
-        dropped_links_count,
-        status_code: StatusCode::from_otlp(row.get(8)?),
-        status_message: row.get(9)?,
-    })
-}
-
 /// Resources and scopes loaded once per read, shared by the rows that reference them.
 #[derive(Default)]
-struct RefLoader {
+pub(super) struct RefLoader {
     resources: HashMap<i64, Arc<Resource>>,
     scopes: HashMap<i64, Arc<Scope>>,
 }
 
 impl RefLoader {
-    fn get(
+    pub(super) fn get(
         &mut self,
         conn: &Connection,
         resource_id: i64,

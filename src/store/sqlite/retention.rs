@@ -1,38 +1,49 @@
-//! Retention: by age (drop whole hourly partitions older than the cutoff, a precise DELETE in
-//! the one partition the cutoff falls into), then by size (drop the oldest hours while the
-//! used pages exceed the limit), then forget resources and scopes no partition references.
-//! Span, point and rollup partitions are treated alike; a rollup counts as old once its whole
-//! minute is before the cutoff.
+//! Retention: by age (drop whole parts and hourly partitions older than the cutoff; in the
+//! hour the cutoff falls into, rewrite the blocks that straddle it and delete precisely), then
+//! by size (drop the oldest unit — a span part, or an hour of points or rollups — while the
+//! store is over budget), then forget resources and scopes no partition references and give
+//! freed pages back to the file system.
 //!
-//! Runs on the writer's connection and updates the writer's bookkeeping; never touches rows
-//! at or after the age cutoff unless the size limit requires it.
+//! The size counts the database's pages in use plus every other file in the data directory
+//! (SQLite's own WAL, the ingest write-ahead log, alert state): what the directory holds once
+//! the freed pages are vacuumed. Runs on the writer's connection and updates the writer's
+//! bookkeeping; never touches data at or after the age cutoff unless the size limit requires it.
+
+use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::store::{RetentionPolicy, RetentionReport, StoreError};
 
+use super::block_read::decompress;
+use super::blocks::BlockWriter;
+use super::parts::{self, PartInfo};
 use super::schema::{
     self, NANOS_PER_HOUR, NANOS_PER_MINUTE, Partition, PartitionInfo, PartitionKind,
-    hour_start_nanos, nanos_to_sql,
+    hour_start_nanos, nanos_from_sql, nanos_to_sql,
 };
-use super::spans::row_id_range;
-use super::writer::{WriterState, load_partition_keys};
+use super::writer::{WriterState, load_partition_set};
+use crate::store::batch_codec::SpanSection;
 
 pub(super) fn apply(
     conn: &mut Connection,
     state: &mut WriterState,
+    dir_opt: Option<&Path>,
     policy: &RetentionPolicy,
     now_unix_nano: u64,
 ) -> Result<RetentionReport, StoreError> {
-    let result = apply_in_steps(conn, state, policy, now_unix_nano);
+    state.blocks.set_size_budget(policy.max_size_bytes);
+    let result = apply_in_steps(conn, state, dir_opt, policy, now_unix_nano);
     // A failed step rolled back partitions this run already forgot; the catalogue is the truth.
-    state.partitions = load_partition_keys(conn)?;
+    state.partitions = load_partition_set(conn)?;
+    state.blocks.reload(conn)?;
     result
 }
 
 fn apply_in_steps(
     conn: &mut Connection,
     state: &mut WriterState,
+    dir_opt: Option<&Path>,
     policy: &RetentionPolicy,
     now_unix_nano: u64,
 ) -> Result<RetentionReport, StoreError> {
@@ -48,16 +59,105 @@ fn apply_in_steps(
         let start_nanos = hour_start_nanos(info.partition.hour);
         let end_nanos = start_nanos.saturating_add(NANOS_PER_HOUR);
         if end_nanos <= cutoff_nanos {
-            drop_whole(&tx, state, &info, &mut report)?;
+            drop_whole(&tx, &info, &mut report)?;
         } else if start_nanos < cutoff_nanos {
             delete_before(&tx, info.partition, cutoff_nanos, &mut report)?;
         }
     }
+    for part in parts::load(&tx)? {
+        let end_nanos = hour_start_nanos(part.hour).saturating_add(NANOS_PER_HOUR);
+        if end_nanos <= cutoff_nanos || part.max_start_nanos < cutoff_nanos {
+            parts::drop(&tx, part.part)?;
+            report.num_spans_deleted += part.num_spans;
+        } else if part.min_start_nanos < cutoff_nanos {
+            report.num_spans_deleted +=
+                age_out_blocks(&tx, &mut state.blocks, &part, cutoff_nanos)?;
+        }
+    }
     tx.commit()?;
 
-    report.size_bytes = shrink_to(conn, state, policy.max_size_bytes, &mut report)?;
+    report.size_bytes = shrink_to(conn, dir_opt, policy.max_size_bytes, &mut report)?;
+    report.num_spans_kept = parts::load(conn)?.iter().map(|part| part.num_spans).sum();
     forget_unreferenced(conn)?;
+    conn.execute_batch("PRAGMA incremental_vacuum;")?;
     Ok(report)
+}
+
+/// Deletes the spans of `part` that start before the cutoff: whole blocks where they can go
+/// whole, the rest rewritten without them. Returns the number of spans deleted.
+fn age_out_blocks(
+    conn: &Connection,
+    blocks: &mut BlockWriter,
+    part: &PartInfo,
+    cutoff_nanos: u64,
+) -> Result<u64, StoreError> {
+    let mut straddling = Vec::new();
+    {
+        let mut statement = conn.prepare(&format!(
+            "SELECT block_id, max_start, num_spans, body FROM {} WHERE min_start < ?1",
+            part.blocks_table()
+        ))?;
+        let mut rows = statement.query([nanos_to_sql(cutoff_nanos)])?;
+        while let Some(row) = rows.next()? {
+            let block_id: i64 = row.get(0)?;
+            let max_start = nanos_from_sql(row.get(1)?);
+            let num_spans = u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
+            let body = if max_start < cutoff_nanos {
+                None
+            } else {
+                Some(decompress(super::reader::blob(row, 3)?)?)
+            };
+            straddling.push((block_id, num_spans, body));
+        }
+    }
+    let mut num_deleted = 0;
+    for (block_id, num_spans, body_opt) in straddling {
+        for table in [part.blocks_table(), part.traces_table(), part.attrs_table()] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE block_id = ?1"),
+                [block_id],
+            )?;
+        }
+        let Some(body) = body_opt else {
+            num_deleted += num_spans;
+            continue;
+        };
+        let kept: Vec<_> = SpanSection::parse_all(&body)?
+            .all_spans()?
+            .into_iter()
+            .filter(|span| span.start_time_unix_nano >= cutoff_nanos)
+            .collect();
+        num_deleted += num_spans - kept.len() as u64;
+        let refs: Vec<_> = kept.iter().collect();
+        if !refs.is_empty() {
+            blocks.write_block(conn, part.hour, &refs)?;
+        }
+    }
+    refresh(conn, part)?;
+    Ok(num_deleted)
+}
+
+/// Recounts a part's catalogue row from its blocks; drops the part when none are left.
+fn refresh(conn: &Connection, part: &PartInfo) -> Result<(), StoreError> {
+    let (num_spans, num_bytes, min_start, max_start): (i64, i64, Option<i64>, Option<i64>) = conn
+        .query_row(
+        &format!(
+            "SELECT coalesce(sum(num_spans), 0), coalesce(sum(length(body)), 0), \
+                 min(min_start), max(max_start) FROM {}",
+            part.blocks_table()
+        ),
+        (),
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
+    if num_spans == 0 {
+        return parts::drop(conn, part.part);
+    }
+    let mut info = part.clone();
+    info.num_spans = u64::try_from(num_spans).unwrap_or(0);
+    info.num_bytes = u64::try_from(num_bytes).unwrap_or(0);
+    info.min_start_nanos = min_start.map_or(u64::MAX, nanos_from_sql);
+    info.max_start_nanos = max_start.map_or(0, nanos_from_sql);
+    parts::save(conn, &info)
 }
 
 fn count_deleted(report: &mut RetentionReport, kind: PartitionKind, num_rows: u64) {
@@ -72,12 +172,10 @@ fn count_deleted(report: &mut RetentionReport, kind: PartitionKind, num_rows: u6
 
 fn drop_whole(
     conn: &Connection,
-    state: &mut WriterState,
     info: &PartitionInfo,
     report: &mut RetentionReport,
 ) -> Result<(), StoreError> {
     schema::drop_partition(conn, info.partition)?;
-    state.partitions.remove(&info.partition);
     count_deleted(report, info.partition.kind, info.num_rows);
     Ok(())
 }
@@ -92,22 +190,8 @@ fn delete_before(
     let table = partition.table();
     let cutoff = nanos_to_sql(cutoff_nanos);
     let num_deleted = match partition.kind {
-        PartitionKind::Spans => {
-            // The row id bound turns both DELETEs into range scans of the clustered table.
-            let (_, end_row_id) = row_id_range(partition.hour, 0, cutoff_nanos);
-            conn.execute(
-                &format!(
-                    "DELETE FROM {} WHERE span_row_id IN \
-                     (SELECT row_id FROM {table} WHERE row_id < ?1 AND start_ns < ?2)",
-                    partition.attr_table()
-                ),
-                (end_row_id, cutoff),
-            )?;
-            conn.execute(
-                &format!("DELETE FROM {table} WHERE row_id < ?1 AND start_ns < ?2"),
-                (end_row_id, cutoff),
-            )?
-        }
+        // Converted to blocks at open; none are left to age out row by row.
+        PartitionKind::Spans => 0,
         PartitionKind::Points => {
             conn.execute(&format!("DELETE FROM {table} WHERE time_ns < ?1"), [cutoff])?
         }
@@ -132,36 +216,78 @@ fn delete_before(
     Ok(())
 }
 
-/// Drops the oldest hour (spans and points alike) until the store fits; returns the size left.
+/// The oldest unit retention by size can drop.
+enum Oldest {
+    Part(PartInfo),
+    Partition(PartitionInfo),
+}
+
+/// Drops the oldest unit until the store fits; returns the size left.
 fn shrink_to(
     conn: &mut Connection,
-    state: &mut WriterState,
+    dir_opt: Option<&Path>,
     max_size_bytes: u64,
     report: &mut RetentionReport,
 ) -> Result<u64, StoreError> {
     loop {
-        let size_bytes = schema::used_bytes(conn)?;
+        let size_bytes = store_size(conn, dir_opt)?;
         if size_bytes <= max_size_bytes {
             return Ok(size_bytes);
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let partitions = schema::load_partitions(&tx)?;
-        let Some(oldest_hour) = partitions.first().map(|info| info.partition.hour) else {
-            return Ok(size_bytes);
+        let oldest_part = parts::load(&tx)?.into_iter().next();
+        let oldest_partition = schema::load_partitions(&tx)?.into_iter().next();
+        // Within an hour spans go first: they are most of the bytes.
+        let oldest = match (oldest_part, oldest_partition) {
+            (Some(part), Some(partition)) if partition.partition.hour < part.hour => {
+                Oldest::Partition(partition)
+            }
+            (Some(part), _) => Oldest::Part(part),
+            (None, Some(partition)) => Oldest::Partition(partition),
+            (None, None) => return Ok(size_bytes),
         };
-        for info in partitions
-            .iter()
-            .take_while(|info| info.partition.hour == oldest_hour)
-        {
-            drop_whole(&tx, state, info, report)?;
+        match oldest {
+            Oldest::Part(part) => {
+                parts::drop(&tx, part.part)?;
+                report.num_spans_deleted += part.num_spans;
+            }
+            Oldest::Partition(info) => drop_whole(&tx, &info, report)?,
         }
         tx.commit()?;
     }
 }
 
+/// Pages in use in the database plus every other file of the data directory.
+pub(super) fn store_size(conn: &Connection, dir_opt: Option<&Path>) -> Result<u64, StoreError> {
+    let db_bytes = schema::used_bytes(conn)?;
+    let Some(dir) = dir_opt else {
+        return Ok(db_bytes);
+    };
+    let db_path = dir.join(super::pool::DB_FILE_NAME);
+    Ok(db_bytes + dir_bytes(dir, &db_path))
+}
+
+/// Bytes of every file under `dir` (recursively) but `skip`; unreadable entries count 0.
+fn dir_bytes(dir: &Path, skip: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => dir_bytes(&path, skip),
+                Ok(meta) if path != skip => meta.len(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
 /// Deletes resources and scopes whose newest referencing partition is gone.
 fn forget_unreferenced(conn: &Connection) -> Result<(), StoreError> {
-    // Only span and point rows reference resources and scopes.
+    // Only point rows reference resources and scopes (span blocks carry their own).
     let oldest_hour: Option<i64> = conn.query_row(
         "SELECT min(hour) FROM partitions WHERE kind IN (?1, ?2)",
         (PartitionKind::Spans.code(), PartitionKind::Points.code()),

@@ -37,7 +37,7 @@ use crate::store::StoreError;
 pub(super) const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 pub(super) const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 const MINUTES_PER_HOUR: i64 = 60;
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const BUSY_TIMEOUT_MS: u64 = 10_000;
 const SIGN_BIT: u64 = 1 << 63;
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 131_072;
@@ -110,13 +110,6 @@ pub(super) struct Partition {
 }
 
 impl Partition {
-    pub(super) fn spans(hour: i64) -> Self {
-        Self {
-            hour,
-            kind: PartitionKind::Spans,
-        }
-    }
-
     pub(super) fn points(hour: i64) -> Self {
         Self {
             hour,
@@ -145,12 +138,6 @@ impl Partition {
             PartitionKind::EdgeRollups => format!("edge_rollups_h{}", self.hour),
             PartitionKind::OperationRollups => format!("operation_rollups_h{}", self.hour),
         }
-    }
-
-    /// The attribute index table of a span partition.
-    pub(super) fn attr_table(&self) -> String {
-        debug_assert_eq!(self.kind, PartitionKind::Spans);
-        format!("span_attrs_h{}", self.hour)
     }
 
     fn create_sql(&self) -> String {
@@ -360,11 +347,18 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if version > 0 && version < 3 {
         refuse_unclustered_spans(conn, version)?;
     }
-    // Versions 1 and 2 lack only partition kinds that are created on first use.
+    if version == 0 {
+        // Before the first table: lets retention give freed pages back to the file system.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    }
+    // Versions 1 and 2 lack only partition kinds that are created on first use; version 3
+    // lacks the span parts, and its span partitions are converted by the writer at open.
     let create_catalogue = if version == 0 { CATALOGUE_DDL } else { "" };
+    let parts_catalogue = super::parts::CATALOGUE_DDL;
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
          {create_catalogue}
+         {parts_catalogue}
          PRAGMA user_version = {SCHEMA_VERSION};
          COMMIT;"
     ))?;

@@ -5,7 +5,8 @@
 //! in [`super::rollups`], retention lives in [`super::retention`]. Never called from more than
 //! one thread at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -13,17 +14,19 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::model::{Batch, MetricPoint, Resource, Scope};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
+use super::blocks::BlockWriter;
 use super::checkpoint::Checkpointer;
 use super::codec;
 use super::codec_metric::encode_point_value;
 use super::intern::{InternTable, Interner};
-use super::schema::{self, Partition, PartitionKind, hour_of, nanos_to_sql};
-use super::spans::write_spans;
+use super::schema::{self, Partition, hour_of, nanos_to_sql};
 
 /// Writes batches into the store. Created by [`super::open`]; move it onto the writer thread.
 pub struct SqliteWriter {
     conn: Connection,
     state: WriterState,
+    /// The data directory, whose every file counts against the size budget (`None` in memory).
+    dir_opt: Option<PathBuf>,
     /// Stopped when the writer is dropped (declared last: dropped after the connection).
     checkpointer: Option<Checkpointer>,
 }
@@ -31,78 +34,48 @@ pub struct SqliteWriter {
 /// Everything of the writer except its connection, so a transaction on the connection and
 /// mutable state can be borrowed at once.
 pub(super) struct WriterState {
-    /// Keys that new span partitions index.
-    indexed_keys: Arc<KeyNumbers>,
-    /// Existing partitions with the keys each one indexes.
-    pub(super) partitions: HashMap<Partition, Arc<KeyNumbers>>,
+    /// Existing point and rollup partitions.
+    pub(super) partitions: HashSet<Partition>,
     pub(super) resources: Interner,
     pub(super) scopes: Interner,
     pub(super) buffers: Buffers,
-    /// The last sequence number given to a span row id (see [`super::spans`]).
-    pub(super) span_sequence: i64,
-}
-
-/// The attribute keys one span partition indexes, by key number.
-#[derive(Debug, Default)]
-pub(super) struct KeyNumbers {
-    keys: Vec<String>,
-    numbers: HashMap<String, i64>,
-}
-
-impl KeyNumbers {
-    pub(super) fn new(keys: &[String]) -> Self {
-        let mut unique: Vec<String> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !unique.contains(key) {
-                unique.push(key.clone());
-            }
-        }
-        let numbers = (0_i64..)
-            .zip(&unique)
-            .map(|(no, key)| (key.clone(), no))
-            .collect();
-        Self {
-            keys: unique,
-            numbers,
-        }
-    }
-
-    pub(super) fn number(&self, key: &str) -> Option<i64> {
-        self.numbers.get(key).copied()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
+    /// Span blocks and the parts they go to.
+    pub(super) blocks: BlockWriter,
 }
 
 /// Encoding buffers reused from row to row.
 #[derive(Default)]
 pub(super) struct Buffers {
     pub(super) attributes: Vec<u8>,
-    pub(super) events: Vec<u8>,
-    pub(super) links: Vec<u8>,
-    pub(super) dropped: Vec<u8>,
     pub(super) value: Vec<u8>,
     pub(super) body: Vec<u8>,
 }
 
 impl SqliteWriter {
     pub(super) fn new(
-        conn: Connection,
+        mut conn: Connection,
         indexed_keys: &[String],
+        dir_opt: Option<PathBuf>,
         checkpointer: Option<Checkpointer>,
     ) -> Result<Self, StoreError> {
-        let partitions = load_partition_keys(&conn)?;
+        let partitions = load_partition_set(&conn)?;
+        let mut blocks = BlockWriter::new(&conn, indexed_keys)?;
+        let num_converted = super::legacy::convert(&mut conn, &mut blocks)?;
+        if num_converted > 0 {
+            tracing::info!(
+                num_spans = num_converted,
+                "converted the spans of schema v3 to blocks"
+            );
+        }
         Ok(Self {
             conn,
+            dir_opt,
             state: WriterState {
-                indexed_keys: Arc::new(KeyNumbers::new(indexed_keys)),
                 partitions,
                 resources: Interner::new(InternTable::Resources),
                 scopes: Interner::new(InternTable::Scopes),
                 buffers: Buffers::default(),
-                span_sequence: 0,
+                blocks,
             },
             checkpointer,
         })
@@ -141,6 +114,9 @@ impl SqliteWriter {
                 // The rollback undid any rows the caches now believe are stored.
                 self.state.resources.forget_all();
                 self.state.scopes.forget_all();
+                if let Err(err) = self.state.blocks.reload(&self.conn) {
+                    tracing::warn!(error = %err, "cannot reread the span parts after a rollback");
+                }
             }
         }
         result
@@ -153,7 +129,7 @@ impl StoreWriter for SqliteWriter {
             return Ok(());
         }
         self.write_atomically(|conn, state, created| {
-            write_spans(conn, state, &batch.spans, created)?;
+            state.blocks.write_spans(conn, &batch.spans)?;
             write_points(conn, state, &batch.metric_points, created)
         })
     }
@@ -163,54 +139,45 @@ impl StoreWriter for SqliteWriter {
         policy: &RetentionPolicy,
         now_unix_nano: u64,
     ) -> Result<RetentionReport, StoreError> {
-        super::retention::apply(&mut self.conn, &mut self.state, policy, now_unix_nano)
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.fit_budget(&self.conn, policy.max_size_bytes)?;
+        }
+        let dir_opt = self.dir_opt.as_deref();
+        super::retention::apply(
+            &mut self.conn,
+            &mut self.state,
+            dir_opt,
+            policy,
+            now_unix_nano,
+        )
     }
 }
 
-/// Partitions created by a transaction not yet committed, with the keys each one indexes.
-pub(super) type CreatedPartitions = Vec<(Partition, Arc<KeyNumbers>)>;
+/// Partitions created by a transaction not yet committed.
+pub(super) type CreatedPartitions = Vec<Partition>;
 
-/// The catalogue as the writer keeps it: every partition with the keys it indexes.
-pub(super) fn load_partition_keys(
-    conn: &Connection,
-) -> Result<HashMap<Partition, Arc<KeyNumbers>>, StoreError> {
+/// The catalogue as the writer keeps it.
+pub(super) fn load_partition_set(conn: &Connection) -> Result<HashSet<Partition>, StoreError> {
     Ok(schema::load_partitions(conn)?
         .into_iter()
-        .map(|info| {
-            (
-                info.partition,
-                Arc::new(KeyNumbers::new(&info.indexed_keys)),
-            )
-        })
+        .map(|info| info.partition)
         .collect())
 }
 
 impl WriterState {
-    /// The key numbers of `partition`, creating its tables inside `conn`'s transaction when new.
+    /// Creates `partition`'s table inside `conn`'s transaction when new.
     pub(super) fn ensure_partition(
         &self,
         conn: &Connection,
         partition: Partition,
         created: &mut CreatedPartitions,
-    ) -> Result<Arc<KeyNumbers>, StoreError> {
-        let existing = self.partitions.get(&partition).or_else(|| {
-            created
-                .iter()
-                .find(|(p, _)| *p == partition)
-                .map(|(_, k)| k)
-        });
-        if let Some(keys) = existing {
-            return Ok(Arc::clone(keys));
+    ) -> Result<(), StoreError> {
+        if self.partitions.contains(&partition) || created.contains(&partition) {
+            return Ok(());
         }
-        let keys = match partition.kind {
-            PartitionKind::Spans => Arc::clone(&self.indexed_keys),
-            PartitionKind::Points
-            | PartitionKind::EdgeRollups
-            | PartitionKind::OperationRollups => Arc::new(KeyNumbers::default()),
-        };
-        schema::create_partition(conn, partition, &keys.keys)?;
-        created.push((partition, Arc::clone(&keys)));
-        Ok(keys)
+        schema::create_partition(conn, partition, &[])?;
+        created.push(partition);
+        Ok(())
     }
 
     /// Interns the resource and scope shared by many rows, once per distinct `Arc` per batch.

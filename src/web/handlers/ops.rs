@@ -25,6 +25,9 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
             "queue: {num_queued} of {capacity} items waiting for the store"
         ));
     }
+    if state.telemetry.is_replaying() {
+        failing.push("store: replaying the write-ahead log of the last run".to_owned());
+    }
     if !state.telemetry.store_healthy() {
         failing.push("store: the last write failed and is being retried".to_owned());
     }

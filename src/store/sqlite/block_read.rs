@@ -1,0 +1,286 @@
+//! Reading span blocks: trace by id through each part's trace index, and trace search over the
+//! blocks of a time range, newest blocks first, stopping as soon as no older block can hold a
+//! newer match than the ones found.
+//!
+//! Every value is a bound parameter; SQL text holds only generated table names and constants.
+//! Reads only, inside the caller's snapshot transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use crate::model::{Span, StatusCode, TraceId};
+use crate::store::batch_codec::SpanSection;
+use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
+use crate::store::{StoreError, TraceQuery, TraceSummary};
+
+use super::codec::Decoder;
+use super::parts::{self, PartInfo, trace_key};
+use super::reader::blob;
+use super::schema::{nanos_from_sql, nanos_to_sql};
+
+/// Decompressed block bodies read during one query, so traces sharing a block read it once.
+#[derive(Default)]
+pub(super) struct BlockCache {
+    bodies: HashMap<(i64, i64), Arc<Vec<u8>>>,
+}
+
+impl BlockCache {
+    fn body(
+        &mut self,
+        conn: &Connection,
+        part: &PartInfo,
+        block_id: i64,
+    ) -> Result<Arc<Vec<u8>>, StoreError> {
+        if let Some(body) = self.bodies.get(&(part.part, block_id)) {
+            return Ok(Arc::clone(body));
+        }
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT body FROM {} WHERE block_id = ?1",
+            part.blocks_table()
+        ))?;
+        let mut rows = statement.query([block_id])?;
+        let Some(row) = rows.next()? else {
+            // An index entry of a block that retention rewrote: nothing there.
+            return Ok(Arc::new(Vec::new()));
+        };
+        let body = Arc::new(decompress(blob(row, 0)?)?);
+        self.bodies.insert((part.part, block_id), Arc::clone(&body));
+        Ok(body)
+    }
+}
+
+pub(super) fn decompress(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::decode_all(compressed)
+        .map_err(|err| StoreError::Corrupt(format!("block does not decompress: {err}")))
+}
+
+/// Every stored span of `trace_id`, the first stored copy of each span id, by start time.
+pub(super) fn trace(
+    conn: &Connection,
+    parts: &[PartInfo],
+    trace_id: TraceId,
+    cache: &mut BlockCache,
+) -> Result<Vec<Span>, StoreError> {
+    let mut seen = HashSet::new();
+    let mut spans = Vec::new();
+    for part in parts {
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT block_id FROM {} WHERE trace = ?1 ORDER BY block_id",
+            part.traces_table()
+        ))?;
+        let block_ids: Vec<i64> = statement
+            .query_map([trace_key(trace_id)], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for block_id in block_ids {
+            let body = cache.body(conn, part, block_id)?;
+            if body.is_empty() {
+                continue;
+            }
+            for span in SpanSection::parse_all(&body)?.spans_of(trace_id)? {
+                if seen.insert(span.span_id) {
+                    spans.push(span);
+                }
+            }
+        }
+    }
+    spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+    Ok(spans)
+}
+
+/// A block that may hold matches, with what search prunes by.
+struct Candidate {
+    part_index: usize,
+    block_id: i64,
+    max_start: u64,
+}
+
+pub(super) fn search(
+    conn: &Connection,
+    query: &TraceQuery,
+) -> Result<Vec<TraceSummary>, StoreError> {
+    let all_parts = parts::load(conn)?;
+    let mut candidates = Vec::new();
+    for (part_index, part) in all_parts.iter().enumerate() {
+        if part.overlaps(query.from_unix_nano, query.to_unix_nano) {
+            candidates_of(conn, part_index, part, query, &mut candidates)?;
+        }
+    }
+    candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.max_start));
+    let mut cache = BlockCache::default();
+    let mut latest: HashMap<TraceId, u64> = HashMap::new();
+    let mut nth_latest = None;
+    for candidate in &candidates {
+        if nth_latest.is_some_and(|nth| candidate.max_start < nth) {
+            break;
+        }
+        let part = &all_parts[candidate.part_index];
+        let body = cache.body(conn, part, candidate.block_id)?;
+        if body.is_empty() {
+            continue;
+        }
+        let section = SpanSection::parse_all(&body)?;
+        let mut spans = Vec::new();
+        for entry in section.directory() {
+            spans.clear();
+            section.decode_entry(entry, &mut spans)?;
+            for span in spans.iter().filter(|span| matches(span, query)) {
+                let slot = latest.entry(span.trace_id).or_insert(0);
+                *slot = (*slot).max(span.start_time_unix_nano);
+            }
+        }
+        nth_latest = nth_largest(&latest, query.limit);
+    }
+    let mut found: Vec<(u64, TraceId)> =
+        latest.into_iter().map(|(id, start)| (start, id)).collect();
+    found.sort_by(|left, right| right.0.cmp(&left.0).then(left.1.cmp(&right.1)));
+    found.truncate(query.limit);
+    let trace_ids: Vec<TraceId> = found.into_iter().map(|(_, id)| id).collect();
+    let mut accs = HashMap::new();
+    for trace_id in &trace_ids {
+        let mut acc = TraceAcc::default();
+        for span in trace(conn, &all_parts, *trace_id, &mut cache)? {
+            acc.add(SpanBrief {
+                span_id: span.span_id,
+                is_root: span.parent_span_id.is_none(),
+                start_nanos: span.start_time_unix_nano,
+                end_nanos: span.end_time_unix_nano,
+                service: span.service_name().to_owned(),
+                is_error: span.status_code == StatusCode::Error,
+                name: span.name,
+            });
+        }
+        accs.insert(*trace_id, acc);
+    }
+    Ok(summaries_newest_first(&trace_ids, accs))
+}
+
+/// The `limit`-th latest match start, once `limit` traces matched.
+fn nth_largest(latest: &HashMap<TraceId, u64>, limit: usize) -> Option<u64> {
+    if limit == 0 || latest.len() < limit {
+        return None;
+    }
+    let mut starts: Vec<u64> = latest.values().copied().collect();
+    let index = starts.len() - limit;
+    let (_, nth, _) = starts.select_nth_unstable(index);
+    Some(*nth)
+}
+
+/// Blocks of `part` in the query's range whose metadata does not rule out a match.
+fn candidates_of(
+    conn: &Connection,
+    part_index: usize,
+    part: &PartInfo,
+    query: &TraceQuery,
+    candidates: &mut Vec<Candidate>,
+) -> Result<(), StoreError> {
+    let indexed_key_no = query
+        .attribute
+        .as_ref()
+        .and_then(|(key, _)| part.indexed_keys.iter().position(|indexed| indexed == key));
+    let columns = "b.block_id, b.max_start, b.num_errors, b.max_duration, b.services";
+    let range = "b.max_start >= ? AND b.min_start < ?";
+    let mut params = Vec::new();
+    let sql = match (indexed_key_no, &query.attribute) {
+        (Some(key_no), Some((_, text))) => {
+            params.push(Value::Integer(key_no as i64));
+            params.push(Value::Text(text.clone()));
+            format!(
+                "SELECT {columns} FROM {} AS a JOIN {} AS b ON b.block_id = a.block_id \
+                 WHERE a.key_no = ? AND a.value = ? AND {range}",
+                part.attrs_table(),
+                part.blocks_table()
+            )
+        }
+        _ => format!(
+            "SELECT {columns} FROM {} AS b WHERE {range}",
+            part.blocks_table()
+        ),
+    };
+    params.push(Value::Integer(nanos_to_sql(query.from_unix_nano)));
+    params.push(Value::Integer(nanos_to_sql(query.to_unix_nano)));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+    while let Some(row) = rows.next()? {
+        let num_errors: i64 = row.get(2)?;
+        if query.error == Some(true) && num_errors == 0 {
+            continue;
+        }
+        let max_duration = nanos_from_sql(row.get(3)?);
+        if query
+            .min_duration_nanos
+            .is_some_and(|min| max_duration < min)
+        {
+            continue;
+        }
+        if let Some(service) = &query.service
+            && !has_service(blob(row, 4)?, service)?
+        {
+            continue;
+        }
+        candidates.push(Candidate {
+            part_index,
+            block_id: row.get(0)?,
+            max_start: nanos_from_sql(row.get(1)?),
+        });
+    }
+    Ok(())
+}
+
+fn has_service(services: &[u8], wanted: &str) -> Result<bool, StoreError> {
+    let mut decoder = Decoder::new(services);
+    let count = decoder.count()?;
+    for _ in 0..count {
+        if decoder.str()? == wanted {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `span` meets every condition of `query`.
+fn matches(span: &Span, query: &TraceQuery) -> bool {
+    let start = span.start_time_unix_nano;
+    if start < query.from_unix_nano || start >= query.to_unix_nano {
+        return false;
+    }
+    if query
+        .service
+        .as_deref()
+        .is_some_and(|service| span.service_name() != service)
+    {
+        return false;
+    }
+    if query
+        .operation
+        .as_deref()
+        .is_some_and(|operation| span.name != operation)
+    {
+        return false;
+    }
+    let duration = span.duration_nanos();
+    if query.min_duration_nanos.is_some_and(|min| duration < min)
+        || query.max_duration_nanos.is_some_and(|max| duration > max)
+    {
+        return false;
+    }
+    if query
+        .error
+        .is_some_and(|error| error != (span.status_code == StatusCode::Error))
+    {
+        return false;
+    }
+    match &query.attribute {
+        None => true,
+        Some((key, text)) => {
+            span.attributes
+                .iter()
+                .chain(&span.resource.attributes)
+                .any(|(candidate, value)| {
+                    candidate == key && value.to_search_text().as_deref() == Some(text.as_str())
+                })
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Span blocks on the write side: a batch's spans, split by start hour, sorted by trace id,
+//! cut into blocks of at most [`BLOCK_MAX_SPANS`] (a trace stays in one block unless it alone
+//! is larger), each compressed with zstd and stored as one row of the hour's current part with
+//! its trace keys and indexed attribute values (see [`super::parts`]).
+//!
+//! Spans re-sent with the same `(trace_id, span_id)` within one batch are stored once; across
+//! batches readers keep the first stored copy, so writes stay idempotent without a lookup per
+//! span on the write path.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rusqlite::Connection;
+
+use crate::model::{Resource, Span, StatusCode};
+use crate::store::StoreError;
+use crate::store::batch_codec;
+
+use super::codec::{put_str, put_varint};
+use super::parts::{self, PartInfo, trace_key};
+use super::schema::{hour_of, nanos_to_sql};
+use super::writer::by_hour;
+
+/// Most spans in one block: big enough for zstd to find the repetition between spans, small
+/// enough that a trace lookup decompresses little.
+pub(super) const BLOCK_MAX_SPANS: usize = 4096;
+const ZSTD_LEVEL: i32 = 3;
+/// Size a part grows to before the next one is started, until retention sets it from the
+/// size budget.
+const DEFAULT_PART_TARGET_BYTES: u64 = 64 * 1024 * 1024;
+const MIN_PART_TARGET_BYTES: u64 = 512 * 1024;
+const MAX_PART_TARGET_BYTES: u64 = 256 * 1024 * 1024;
+/// Parts per size budget: retention by size drops about this fraction at a time.
+const PARTS_PER_BUDGET: u64 = 24;
+
+/// The writer's view of the parts: the current (newest) part of every hour.
+pub(super) struct BlockWriter {
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    current: HashMap<i64, PartInfo>,
+    next_part: i64,
+    part_target_bytes: u64,
+    /// Keys new parts index.
+    indexed_keys: Vec<String>,
+}
+
+/// What a block write adds to its part.
+struct BlockMeta {
+    min_start: u64,
+    max_start: u64,
+    num_errors: u64,
+    max_duration: u64,
+    services: Vec<u8>,
+}
+
+impl BlockWriter {
+    pub(super) fn new(conn: &Connection, indexed_keys: &[String]) -> Result<Self, StoreError> {
+        let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
+            .map_err(|err| StoreError::Corrupt(format!("cannot start zstd: {err}")))?;
+        let mut writer = Self {
+            compressor,
+            raw: Vec::new(),
+            current: HashMap::new(),
+            next_part: 0,
+            part_target_bytes: DEFAULT_PART_TARGET_BYTES,
+            indexed_keys: unique(indexed_keys),
+        };
+        writer.reload(conn)?;
+        Ok(writer)
+    }
+
+    /// Rereads the catalogue: after a rollback, and after retention dropped parts.
+    pub(super) fn reload(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        self.current.clear();
+        self.next_part = 0;
+        for info in parts::load(conn)? {
+            self.next_part = self.next_part.max(info.part + 1);
+            self.current.insert(info.hour, info);
+        }
+        Ok(())
+    }
+
+    /// Sizes parts so that retention by size drops about 1/[`PARTS_PER_BUDGET`] at a time.
+    pub(super) fn set_size_budget(&mut self, max_size_bytes: u64) {
+        self.part_target_bytes =
+            (max_size_bytes / PARTS_PER_BUDGET).clamp(MIN_PART_TARGET_BYTES, MAX_PART_TARGET_BYTES);
+    }
+
+    /// Stores `spans` as blocks in the caller's transaction.
+    pub(super) fn write_spans(
+        &mut self,
+        conn: &Connection,
+        spans: &[Span],
+    ) -> Result<(), StoreError> {
+        for (hour, mut indexes) in by_hour(spans, |span| hour_of(span.start_time_unix_nano)) {
+            let id_of = |index: &usize| (spans[*index].trace_id, spans[*index].span_id);
+            // Stable: the first copy of a re-sent span stays first and is the one kept.
+            indexes.sort_by_key(id_of);
+            indexes.dedup_by_key(|index| id_of(index));
+            let sorted: Vec<&Span> = indexes.iter().map(|index| &spans[*index]).collect();
+            for block in cut_blocks(&sorted) {
+                self.write_block(conn, hour, block)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes spans of one hour (sorted by trace id) as one block of that hour's current part.
+    pub(super) fn write_block(
+        &mut self,
+        conn: &Connection,
+        hour: i64,
+        spans: &[&Span],
+    ) -> Result<(), StoreError> {
+        self.raw.clear();
+        batch_codec::encode_spans(&mut self.raw, spans);
+        let body = self
+            .compressor
+            .compress(&self.raw)
+            .map_err(|err| StoreError::Corrupt(format!("zstd compression failed: {err}")))?;
+        let meta = BlockMeta::of(spans);
+        let part = self.part_for(conn, hour)?;
+        let mut insert = conn.prepare_cached(&format!(
+            "INSERT INTO {} (min_start, max_start, num_spans, num_errors, max_duration, services, \
+             body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            part.blocks_table()
+        ))?;
+        insert.execute((
+            nanos_to_sql(meta.min_start),
+            nanos_to_sql(meta.max_start),
+            spans.len() as i64,
+            i64::try_from(meta.num_errors).unwrap_or(i64::MAX),
+            nanos_to_sql(meta.max_duration),
+            &meta.services,
+            &body,
+        ))?;
+        let block_id = conn.last_insert_rowid();
+        let mut insert_trace = conn.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {} (trace, block_id) VALUES (?1, ?2)",
+            part.traces_table()
+        ))?;
+        let mut keys: Vec<i64> = spans.iter().map(|span| trace_key(span.trace_id)).collect();
+        keys.dedup();
+        for key in keys {
+            insert_trace.execute((key, block_id))?;
+        }
+        let values = indexed_values(spans, &part.indexed_keys);
+        if !values.is_empty() {
+            let mut insert_attr = conn.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {} (key_no, value, block_id) VALUES (?1, ?2, ?3)",
+                part.attrs_table()
+            ))?;
+            for (key_no, value) in values {
+                insert_attr.execute((key_no, value, block_id))?;
+            }
+        }
+        let part = self
+            .current
+            .get_mut(&hour)
+            .ok_or_else(|| StoreError::Corrupt("current part vanished".to_owned()))?;
+        part.num_spans += spans.len() as u64;
+        part.num_bytes += body.len() as u64;
+        part.min_start_nanos = part.min_start_nanos.min(meta.min_start);
+        part.max_start_nanos = part.max_start_nanos.max(meta.max_start);
+        parts::save(conn, part)
+    }
+
+    /// The part new blocks of `hour` go to, starting a new one when the current one is full.
+    fn part_for(&mut self, conn: &Connection, hour: i64) -> Result<PartInfo, StoreError> {
+        if let Some(part) = self.current.get(&hour)
+            && part.num_bytes < self.part_target_bytes
+        {
+            return Ok(part.clone());
+        }
+        let part = parts::create(conn, self.next_part, hour, &self.indexed_keys)?;
+        self.next_part += 1;
+        self.current.insert(hour, part.clone());
+        Ok(part)
+    }
+}
+
+impl BlockMeta {
+    fn of(spans: &[&Span]) -> Self {
+        let mut meta = BlockMeta {
+            min_start: u64::MAX,
+            max_start: 0,
+            num_errors: 0,
+            max_duration: 0,
+            services: Vec::new(),
+        };
+        let mut services = BTreeSet::new();
+        for span in spans {
+            meta.min_start = meta.min_start.min(span.start_time_unix_nano);
+            meta.max_start = meta.max_start.max(span.start_time_unix_nano);
+            meta.num_errors += u64::from(span.status_code == StatusCode::Error);
+            meta.max_duration = meta.max_duration.max(span.duration_nanos());
+            services.insert(span.service_name());
+        }
+        put_varint(&mut meta.services, services.len() as u64);
+        for service in services {
+            put_str(&mut meta.services, service);
+        }
+        meta
+    }
+}
+
+/// Splits spans sorted by trace into blocks of at most [`BLOCK_MAX_SPANS`], cutting between
+/// traces where possible.
+fn cut_blocks<'a>(sorted: &'a [&'a Span]) -> Vec<&'a [&'a Span]> {
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    for group in sorted.chunk_by(|left, right| left.trace_id == right.trace_id) {
+        if end > start && end - start + group.len() > BLOCK_MAX_SPANS {
+            blocks.push(&sorted[start..end]);
+            start = end;
+        }
+        end += group.len();
+        while end - start > BLOCK_MAX_SPANS {
+            blocks.push(&sorted[start..start + BLOCK_MAX_SPANS]);
+            start += BLOCK_MAX_SPANS;
+        }
+    }
+    if end > start {
+        blocks.push(&sorted[start..end]);
+    }
+    blocks
+}
+
+/// Distinct `(key number, search text)` of the indexed keys in the spans' attributes and
+/// their resources' attributes.
+fn indexed_values(spans: &[&Span], keys: &[String]) -> BTreeSet<(i64, String)> {
+    let mut values = BTreeSet::new();
+    if keys.is_empty() {
+        return values;
+    }
+    let key_no = |key: &str| keys.iter().position(|indexed| indexed == key);
+    let mut seen_resources: Vec<*const Resource> = Vec::new();
+    for span in spans {
+        let resource = std::sync::Arc::as_ptr(&span.resource);
+        let resource_attributes = if seen_resources.contains(&resource) {
+            None
+        } else {
+            seen_resources.push(resource);
+            Some(&span.resource.attributes)
+        };
+        for (key, value) in span
+            .attributes
+            .iter()
+            .chain(resource_attributes.into_iter().flatten())
+        {
+            if let (Some(no), Some(text)) = (key_no(key), value.to_search_text()) {
+                values.insert((no as i64, text));
+            }
+        }
+    }
+    values
+}
+
+/// Keys in their first order, each once (a key's number is its position).
+fn unique(keys: &[String]) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(key) {
+            unique.push(key.clone());
+        }
+    }
+    unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::fixtures::{BASE_NANOS, resource, typical_batch};
+
+    #[test]
+    fn blocks_keep_traces_whole_and_stay_under_the_limit() {
+        let batch = typical_batch(
+            &resource("frontend"),
+            0,
+            3 * BLOCK_MAX_SPANS as u64,
+            BASE_NANOS,
+        );
+        let mut sorted: Vec<&Span> = batch.spans.iter().collect();
+        sorted.sort_by_key(|span| span.trace_id);
+        let blocks = cut_blocks(&sorted);
+        assert_eq!(blocks.iter().map(|b| b.len()).sum::<usize>(), sorted.len());
+        for block in &blocks {
+            assert!(block.len() <= BLOCK_MAX_SPANS);
+        }
+        for pair in blocks.windows(2) {
+            let last = pair[0].last().map(|span| span.trace_id);
+            assert_ne!(last, pair[1].first().map(|span| span.trace_id));
+        }
+        let one_trace: Vec<&Span> = std::iter::repeat_n(sorted[0], BLOCK_MAX_SPANS + 3).collect();
+        let blocks = cut_blocks(&one_trace);
+        assert_eq!(
+            blocks.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [BLOCK_MAX_SPANS, 3]
+        );
+    }
+}

@@ -126,7 +126,9 @@ impl Syncer {
     }
 
     /// The sync thread's body: runs a round whenever a waiter needs one, until [`Syncer::stop`].
+    /// Should it panic, waiters get `Closed` rather than hang.
     pub fn run(&self, snapshot: impl Fn() -> SyncSnapshot) {
+        let _close_on_panic = CloseOnPanic(self);
         loop {
             {
                 let mut state = lock(&self.state);
@@ -140,14 +142,9 @@ impl Syncer {
                     return;
                 }
             }
-            // A failure is recorded for the waiters and logged inside.
+            // A failure is recorded for the waiters and logged inside. Waiters that arrived
+            // during the round left `requested` ahead of it: the loop serves them next.
             let _ = self.sync_round(&snapshot);
-            let mut state = lock(&self.state);
-            debug_assert!(
-                state.requested <= state.settled,
-                "waited beyond the log's end"
-            );
-            state.requested = state.requested.min(state.settled);
         }
     }
 
@@ -211,5 +208,16 @@ impl Syncer {
 
     pub fn stats(&self) -> MutexGuard<'_, SyncStats> {
         lock(&self.stats)
+    }
+}
+
+struct CloseOnPanic<'a>(&'a Syncer);
+
+impl Drop for CloseOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            error!("write-ahead log sync thread panicked, failing its waiters");
+            self.0.mark_closed();
+        }
     }
 }

@@ -33,4 +33,5 @@ mod security;
 mod signals_sdk;
 mod signals_store;
 mod store_faults;
+mod store_v3;
 mod tls;

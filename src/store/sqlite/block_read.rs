@@ -16,18 +16,26 @@ use crate::store::batch_codec::SpanSection;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::{StoreError, TraceQuery, TraceSummary};
 
+use super::block_files::BlockFiles;
 use super::codec::Decoder;
 use super::parts::{self, PartInfo, trace_key};
 use super::reader::blob;
 use super::schema::{nanos_from_sql, nanos_to_sql};
 
 /// Decompressed block bodies read during one query, so traces sharing a block read it once.
-#[derive(Default)]
-pub(super) struct BlockCache {
+pub(super) struct BlockCache<'a> {
+    files: &'a BlockFiles,
     bodies: HashMap<(i64, i64), Arc<Vec<u8>>>,
 }
 
-impl BlockCache {
+impl<'a> BlockCache<'a> {
+    pub(super) fn new(files: &'a BlockFiles) -> Self {
+        Self {
+            files,
+            bodies: HashMap::new(),
+        }
+    }
+
     fn body(
         &mut self,
         conn: &Connection,
@@ -38,7 +46,7 @@ impl BlockCache {
             return Ok(Arc::clone(body));
         }
         let mut statement = conn.prepare_cached(&format!(
-            "SELECT body FROM {} WHERE block_id = ?1",
+            "SELECT offset, length FROM {} WHERE block_id = ?1",
             part.blocks_table()
         ))?;
         let mut rows = statement.query([block_id])?;
@@ -46,7 +54,12 @@ impl BlockCache {
             // An index entry of a block that retention rewrote: nothing there.
             return Ok(Arc::new(Vec::new()));
         };
-        let body = Arc::new(decompress(blob(row, 0)?)?);
+        let offset = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+        let length = usize::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
+        let Some(compressed) = self.files.read(part.part, offset, length)? else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let body = Arc::new(decompress(&compressed)?);
         self.bodies.insert((part.part, block_id), Arc::clone(&body));
         Ok(body)
     }
@@ -62,7 +75,7 @@ pub(super) fn trace(
     conn: &Connection,
     parts: &[PartInfo],
     trace_id: TraceId,
-    cache: &mut BlockCache,
+    cache: &mut BlockCache<'_>,
 ) -> Result<Vec<Span>, StoreError> {
     let mut seen = HashSet::new();
     let mut spans = Vec::new();
@@ -99,6 +112,7 @@ struct Candidate {
 
 pub(super) fn search(
     conn: &Connection,
+    files: &BlockFiles,
     query: &TraceQuery,
 ) -> Result<Vec<TraceSummary>, StoreError> {
     let all_parts = parts::load(conn)?;
@@ -109,7 +123,7 @@ pub(super) fn search(
         }
     }
     candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.max_start));
-    let mut cache = BlockCache::default();
+    let mut cache = BlockCache::new(files);
     let mut latest: HashMap<TraceId, u64> = HashMap::new();
     let mut nth_latest = None;
     for candidate in &candidates {

@@ -15,6 +15,9 @@ use crate::model::{Resource, Span, StatusCode};
 use crate::store::StoreError;
 use crate::store::batch_codec;
 
+use std::sync::Arc;
+
+use super::block_files::BlockFiles;
 use super::codec::{put_str, put_varint};
 use super::parts::{self, PartInfo, trace_key};
 use super::schema::{hour_of, nanos_to_sql};
@@ -41,6 +44,7 @@ pub(super) struct BlockWriter {
     part_target_bytes: u64,
     /// Keys new parts index.
     indexed_keys: Vec<String>,
+    pub(super) files: Arc<BlockFiles>,
 }
 
 /// What a block write adds to its part.
@@ -53,7 +57,11 @@ struct BlockMeta {
 }
 
 impl BlockWriter {
-    pub(super) fn new(conn: &Connection, indexed_keys: &[String]) -> Result<Self, StoreError> {
+    pub(super) fn new(
+        conn: &Connection,
+        indexed_keys: &[String],
+        files: Arc<BlockFiles>,
+    ) -> Result<Self, StoreError> {
         let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
             .map_err(|err| StoreError::Corrupt(format!("cannot start zstd: {err}")))?;
         let mut writer = Self {
@@ -63,8 +71,11 @@ impl BlockWriter {
             next_part: 0,
             part_target_bytes: DEFAULT_PART_TARGET_BYTES,
             indexed_keys: unique(indexed_keys),
+            files,
         };
         writer.reload(conn)?;
+        let known: Vec<i64> = parts::load(conn)?.iter().map(|part| part.part).collect();
+        writer.files.remove_all_but(&known)?;
         Ok(writer)
     }
 
@@ -119,9 +130,10 @@ impl BlockWriter {
             .map_err(|err| StoreError::Corrupt(format!("zstd compression failed: {err}")))?;
         let meta = BlockMeta::of(spans);
         let part = self.part_for(conn, hour)?;
+        let offset = self.files.append(part.part, &body)?;
         let mut insert = conn.prepare_cached(&format!(
             "INSERT INTO {} (min_start, max_start, num_spans, num_errors, max_duration, services, \
-             body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             part.blocks_table()
         ))?;
         insert.execute((
@@ -131,7 +143,8 @@ impl BlockWriter {
             i64::try_from(meta.num_errors).unwrap_or(i64::MAX),
             nanos_to_sql(meta.max_duration),
             &meta.services,
-            &body,
+            i64::try_from(offset).unwrap_or(i64::MAX),
+            body.len() as i64,
         ))?;
         let block_id = conn.last_insert_rowid();
         let mut insert_trace = conn.prepare_cached(&format!(

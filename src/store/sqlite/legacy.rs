@@ -13,6 +13,8 @@ use super::codec::{self, Decoder};
 use super::reader::{RefLoader, blob, opt_blob};
 use super::schema::{self, PartitionKind, nanos_from_sql};
 
+/// Where `row_id` is, after the columns [`span_from_row`] reads.
+const ROW_ID_COLUMN: usize = 18;
 /// Spans read per step of a partition's conversion.
 const ROWS_PER_STEP: i64 = 65_536;
 
@@ -30,40 +32,51 @@ pub(super) fn convert(conn: &mut Connection, blocks: &mut BlockWriter) -> Result
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let table = info.partition.table();
         let mut refs = RefLoader::default();
+        let mut num_partition_spans = 0_u64;
         let mut last_row_id = i64::MIN;
         loop {
             let mut spans = Vec::new();
             {
                 let mut statement = tx.prepare(&format!(
-                    "SELECT row_id, {SPAN_READ_COLUMNS} FROM {table} WHERE row_id > ?1 \
+                    "SELECT {SPAN_READ_COLUMNS}, row_id FROM {table} WHERE row_id > ?1 \
                      ORDER BY row_id LIMIT ?2"
                 ))?;
                 let mut rows = statement.query((last_row_id, ROWS_PER_STEP))?;
                 while let Some(row) = rows.next()? {
-                    last_row_id = row.get(0)?;
+                    last_row_id = row.get(ROW_ID_COLUMN)?;
                     spans.push(span_from_row(&tx, row, &mut refs)?);
                 }
             }
             if spans.is_empty() {
                 break;
             }
-            num_spans += spans.len() as u64;
+            num_partition_spans += spans.len() as u64;
             blocks.write_spans(&tx, &spans)?;
         }
         schema::drop_partition(&tx, info.partition)?;
+        blocks.files.sync()?;
         tx.commit()?;
+        num_spans += num_partition_spans;
         tracing::info!(
             hour = info.partition.hour,
-            num_spans,
+            num_spans = num_partition_spans,
             "converted a schema v3 span partition to blocks"
         );
     }
     blocks.reload(conn)?;
+    schema::mark_current(conn)?;
+    Ok(num_spans)
+}
+
+/// Files made before version 4 never give freed pages back; one `VACUUM` switches them to
+/// incremental vacuuming (which retention then runs), once.
+pub(super) fn enable_incremental_vacuum(conn: &Connection) -> Result<(), StoreError> {
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", (), |row| row.get(0))?;
     if auto_vacuum == 0 {
+        tracing::info!("switching the database to incremental vacuum (one full VACUUM)");
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")?;
     }
-    Ok(num_spans)
+    Ok(())
 }
 
 /// Columns in the order [`span_from_row`] reads them.

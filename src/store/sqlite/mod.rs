@@ -12,6 +12,7 @@
 //! back into the database file, so commits on the writer thread only append to the WAL.
 
 mod alerts;
+mod block_files;
 mod block_read;
 mod blocks;
 mod checkpoint;
@@ -29,6 +30,7 @@ mod schema;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use alerts::SqliteAlertStore;
 pub use reader::SqliteReader;
@@ -36,6 +38,7 @@ pub use writer::SqliteWriter;
 
 use crate::store::StoreError;
 
+use block_files::BlockFiles;
 use checkpoint::Checkpointer;
 use pool::{DB_FILE_NAME, ReadPool, Target};
 
@@ -93,6 +96,10 @@ pub fn open(options: &SqliteOptions) -> Result<(SqliteWriter, SqliteReader), Sto
         }
         SqliteLocation::Memory => (Target::unique_memory(), None),
     };
+    let files = Arc::new(match &dir_opt {
+        Some(dir) => BlockFiles::in_dir(dir)?,
+        None => BlockFiles::in_memory(),
+    });
     let writer_conn = target.connect_writer()?;
     let checkpointer = match target.connect_checkpointer()? {
         Some(conn) => Some(Checkpointer::start(conn)?),
@@ -101,10 +108,11 @@ pub fn open(options: &SqliteOptions) -> Result<(SqliteWriter, SqliteReader), Sto
     let writer = SqliteWriter::new(
         writer_conn,
         &options.indexed_attribute_keys,
+        Arc::clone(&files),
         dir_opt,
         checkpointer,
     )?;
-    let reader = SqliteReader::new(ReadPool::new(target)?);
+    let reader = SqliteReader::new(ReadPool::new(target)?, files);
     Ok((writer, reader))
 }
 

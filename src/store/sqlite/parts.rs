@@ -5,8 +5,9 @@
 //! one hour holds many times the budget, and retention by age drops whole parts. Each part is
 //! three tables (all names built from integers only):
 //! - `blocks_p{n} (block_id, min_start, max_start, num_spans, num_errors, max_duration,
-//!   services, body)`: one row per block, `body` the zstd-compressed span section
-//!   (see [`crate::store::batch_codec`]), the other columns what search prunes blocks by;
+//!   services, offset, length)`: one row per block, where its zstd-compressed span section
+//!   (see [`crate::store::batch_codec`]) lies in the part's file (see [`super::block_files`]),
+//!   and what search prunes blocks by;
 //! - `block_traces_p{n} (trace, block_id)`: which blocks hold a trace (`trace` = first 8 bytes
 //!   of its id), keyed trace first: a part is small, so inserts stay in cache;
 //! - `block_attrs_p{n} (key_no, value, block_id)`: blocks holding a configured attribute value.
@@ -91,7 +92,8 @@ pub(super) fn create(
             num_errors INTEGER NOT NULL,
             max_duration INTEGER NOT NULL,
             services BLOB NOT NULL,
-            body BLOB NOT NULL
+            offset INTEGER NOT NULL,
+            length INTEGER NOT NULL
          );
          CREATE TABLE block_traces_p{part} (
             trace INTEGER NOT NULL,

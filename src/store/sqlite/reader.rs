@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter
 use crate::model::{MetricPoint, Resource, Scope, Span, TraceId};
 use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
 
+use super::block_files::BlockFiles;
 use super::codec::{self, Decoder};
 use super::codec_metric::decode_point_value;
 use super::pool::ReadPool;
@@ -25,12 +26,14 @@ use super::schema::{
 #[derive(Debug, Clone)]
 pub struct SqliteReader {
     pool: Arc<ReadPool>,
+    files: Arc<BlockFiles>,
 }
 
 impl SqliteReader {
-    pub(super) fn new(pool: ReadPool) -> Self {
+    pub(super) fn new(pool: ReadPool, files: Arc<BlockFiles>) -> Self {
         Self {
             pool: Arc::new(pool),
+            files,
         }
     }
 
@@ -47,7 +50,7 @@ impl TraceReader for SqliteReader {
     fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError> {
         self.pool.read(|tx| {
             let parts = super::parts::load(tx)?;
-            let mut cache = super::block_read::BlockCache::default();
+            let mut cache = super::block_read::BlockCache::new(&self.files);
             let spans = super::block_read::trace(tx, &parts, trace_id, &mut cache)?;
             Ok((!spans.is_empty()).then_some(spans))
         })
@@ -57,7 +60,8 @@ impl TraceReader for SqliteReader {
         if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
             return Ok(Vec::new());
         }
-        self.pool.read(|tx| super::block_read::search(tx, query))
+        self.pool
+            .read(|tx| super::block_read::search(tx, &self.files, query))
     }
 }
 

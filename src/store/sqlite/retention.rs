@@ -15,6 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::store::{RetentionPolicy, RetentionReport, StoreError};
 
+use super::block_files::BlockFiles;
 use super::block_read::decompress;
 use super::blocks::BlockWriter;
 use super::parts::{self, PartInfo};
@@ -54,6 +55,7 @@ fn apply_in_steps(
     state.resources.forget_all();
     state.scopes.forget_all();
 
+    let mut dropped_parts = Vec::new();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for info in schema::load_partitions(&tx)? {
         let start_nanos = hour_start_nanos(info.partition.hour);
@@ -68,15 +70,28 @@ fn apply_in_steps(
         let end_nanos = hour_start_nanos(part.hour).saturating_add(NANOS_PER_HOUR);
         if end_nanos <= cutoff_nanos || part.max_start_nanos < cutoff_nanos {
             parts::drop(&tx, part.part)?;
+            dropped_parts.push(part.part);
             report.num_spans_deleted += part.num_spans;
         } else if part.min_start_nanos < cutoff_nanos {
-            report.num_spans_deleted +=
+            let (num_deleted, emptied) =
                 age_out_blocks(&tx, &mut state.blocks, &part, cutoff_nanos)?;
+            report.num_spans_deleted += num_deleted;
+            if emptied {
+                dropped_parts.push(part.part);
+            }
         }
     }
+    state.blocks.files.sync()?;
     tx.commit()?;
+    remove_files(&state.blocks, &dropped_parts)?;
 
-    report.size_bytes = shrink_to(conn, dir_opt, policy.max_size_bytes, &mut report)?;
+    report.size_bytes = shrink_to(
+        conn,
+        &state.blocks,
+        dir_opt,
+        policy.max_size_bytes,
+        &mut report,
+    )?;
     report.num_spans_kept = parts::load(conn)?.iter().map(|part| part.num_spans).sum();
     forget_unreferenced(conn)?;
     conn.execute_batch("PRAGMA incremental_vacuum;")?;
@@ -84,17 +99,18 @@ fn apply_in_steps(
 }
 
 /// Deletes the spans of `part` that start before the cutoff: whole blocks where they can go
-/// whole, the rest rewritten without them. Returns the number of spans deleted.
+/// whole, the rest rewritten without them. Returns the number of spans deleted and whether
+/// the part was left empty (and dropped).
 fn age_out_blocks(
     conn: &Connection,
     blocks: &mut BlockWriter,
     part: &PartInfo,
     cutoff_nanos: u64,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, bool), StoreError> {
     let mut straddling = Vec::new();
     {
         let mut statement = conn.prepare(&format!(
-            "SELECT block_id, max_start, num_spans, body FROM {} WHERE min_start < ?1",
+            "SELECT block_id, max_start, num_spans, offset, length FROM {} WHERE min_start < ?1",
             part.blocks_table()
         ))?;
         let mut rows = statement.query([nanos_to_sql(cutoff_nanos)])?;
@@ -105,7 +121,12 @@ fn age_out_blocks(
             let body = if max_start < cutoff_nanos {
                 None
             } else {
-                Some(decompress(super::reader::blob(row, 3)?)?)
+                let offset = u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0);
+                let length = usize::try_from(row.get::<_, i64>(4)?).unwrap_or(0);
+                match blocks.files.read(part.part, offset, length)? {
+                    Some(compressed) => Some(decompress(&compressed)?),
+                    None => None,
+                }
             };
             straddling.push((block_id, num_spans, body));
         }
@@ -133,16 +154,17 @@ fn age_out_blocks(
             blocks.write_block(conn, part.hour, &refs)?;
         }
     }
-    refresh(conn, part)?;
-    Ok(num_deleted)
+    let emptied = refresh(conn, part)?;
+    Ok((num_deleted, emptied))
 }
 
-/// Recounts a part's catalogue row from its blocks; drops the part when none are left.
-fn refresh(conn: &Connection, part: &PartInfo) -> Result<(), StoreError> {
+/// Recounts a part's catalogue row from its blocks; drops the part when none are left
+/// (returning true).
+fn refresh(conn: &Connection, part: &PartInfo) -> Result<bool, StoreError> {
     let (num_spans, num_bytes, min_start, max_start): (i64, i64, Option<i64>, Option<i64>) = conn
         .query_row(
         &format!(
-            "SELECT coalesce(sum(num_spans), 0), coalesce(sum(length(body)), 0), \
+            "SELECT coalesce(sum(num_spans), 0), coalesce(sum(length), 0), \
                  min(min_start), max(max_start) FROM {}",
             part.blocks_table()
         ),
@@ -150,14 +172,24 @@ fn refresh(conn: &Connection, part: &PartInfo) -> Result<(), StoreError> {
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
     )?;
     if num_spans == 0 {
-        return parts::drop(conn, part.part);
+        parts::drop(conn, part.part)?;
+        return Ok(true);
     }
     let mut info = part.clone();
     info.num_spans = u64::try_from(num_spans).unwrap_or(0);
     info.num_bytes = u64::try_from(num_bytes).unwrap_or(0);
     info.min_start_nanos = min_start.map_or(u64::MAX, nanos_from_sql);
     info.max_start_nanos = max_start.map_or(0, nanos_from_sql);
-    parts::save(conn, &info)
+    parts::save(conn, &info)?;
+    Ok(false)
+}
+
+/// Deletes the block files of parts whose drop has committed.
+fn remove_files(blocks: &BlockWriter, dropped_parts: &[i64]) -> Result<(), StoreError> {
+    for part in dropped_parts {
+        blocks.files.remove(*part)?;
+    }
+    Ok(())
 }
 
 fn count_deleted(report: &mut RetentionReport, kind: PartitionKind, num_rows: u64) {
@@ -225,12 +257,13 @@ enum Oldest {
 /// Drops the oldest unit until the store fits; returns the size left.
 fn shrink_to(
     conn: &mut Connection,
+    blocks: &BlockWriter,
     dir_opt: Option<&Path>,
     max_size_bytes: u64,
     report: &mut RetentionReport,
 ) -> Result<u64, StoreError> {
     loop {
-        let size_bytes = store_size(conn, dir_opt)?;
+        let size_bytes = store_size(conn, &blocks.files, dir_opt)?;
         if size_bytes <= max_size_bytes {
             return Ok(size_bytes);
         }
@@ -249,17 +282,25 @@ fn shrink_to(
         match oldest {
             Oldest::Part(part) => {
                 parts::drop(&tx, part.part)?;
+                tx.commit()?;
+                blocks.files.remove(part.part)?;
                 report.num_spans_deleted += part.num_spans;
             }
-            Oldest::Partition(info) => drop_whole(&tx, &info, report)?,
+            Oldest::Partition(info) => {
+                drop_whole(&tx, &info, report)?;
+                tx.commit()?;
+            }
         }
-        tx.commit()?;
     }
 }
 
 /// Pages in use in the database plus every other file of the data directory.
-pub(super) fn store_size(conn: &Connection, dir_opt: Option<&Path>) -> Result<u64, StoreError> {
-    let db_bytes = schema::used_bytes(conn)?;
+pub(super) fn store_size(
+    conn: &Connection,
+    files: &BlockFiles,
+    dir_opt: Option<&Path>,
+) -> Result<u64, StoreError> {
+    let db_bytes = schema::used_bytes(conn)? + files.memory_bytes();
     let Some(dir) = dir_opt else {
         return Ok(db_bytes);
     };

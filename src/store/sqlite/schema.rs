@@ -352,16 +352,31 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
     }
     // Versions 1 and 2 lack only partition kinds that are created on first use; version 3
-    // lacks the span parts, and its span partitions are converted by the writer at open.
+    // lacks the span parts. Span partitions of version 3 are converted by the writer at open,
+    // which then marks the file current ([`mark_current`]): until then older builds can
+    // still open it, and an interrupted conversion resumes.
     let create_catalogue = if version == 0 { CATALOGUE_DDL } else { "" };
     let parts_catalogue = super::parts::CATALOGUE_DDL;
     conn.execute_batch(&format!(
         "BEGIN IMMEDIATE;
          {create_catalogue}
          {parts_catalogue}
-         PRAGMA user_version = {SCHEMA_VERSION};
          COMMIT;"
     ))?;
+    let num_span_partitions: i64 = conn.query_row(
+        "SELECT count(*) FROM partitions WHERE kind = ?1",
+        [PartitionKind::Spans.code()],
+        |row| row.get(0),
+    )?;
+    if num_span_partitions == 0 {
+        mark_current(conn)?;
+    }
+    Ok(())
+}
+
+/// Records that the file holds this build's schema.
+pub(super) fn mark_current(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::model::{Batch, MetricPoint, Resource, Scope};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
+use super::block_files::BlockFiles;
 use super::blocks::BlockWriter;
 use super::checkpoint::Checkpointer;
 use super::codec;
@@ -55,12 +56,14 @@ impl SqliteWriter {
     pub(super) fn new(
         mut conn: Connection,
         indexed_keys: &[String],
+        files: Arc<BlockFiles>,
         dir_opt: Option<PathBuf>,
         checkpointer: Option<Checkpointer>,
     ) -> Result<Self, StoreError> {
         let partitions = load_partition_set(&conn)?;
-        let mut blocks = BlockWriter::new(&conn, indexed_keys)?;
+        let mut blocks = BlockWriter::new(&conn, indexed_keys, files)?;
         let num_converted = super::legacy::convert(&mut conn, &mut blocks)?;
+        super::legacy::enable_incremental_vacuum(&conn)?;
         if num_converted > 0 {
             tracing::info!(
                 num_spans = num_converted,
@@ -98,6 +101,8 @@ impl SqliteWriter {
             .map_err(StoreError::from)
             .and_then(|tx| {
                 write(&tx, &mut self.state, &mut created)?;
+                // Block bodies first: a committed row never points at bytes a crash lost.
+                self.state.blocks.files.sync()?;
                 tx.commit().map_err(StoreError::from)
             });
         match result {

@@ -154,6 +154,16 @@ impl Syncer {
         self.requested_changed.notify_all();
     }
 
+    /// Asks for a round covering `lsn` without waiting for it: a rolled-out segment gets
+    /// synced (and its handle released) even if nobody waits for its frames.
+    pub fn request(&self, lsn: Lsn) {
+        let mut state = lock(&self.state);
+        if state.requested < lsn {
+            state.requested = lsn;
+            self.requested_changed.notify_one();
+        }
+    }
+
     /// After the final round: waiters for anything still unsettled get `Closed`.
     pub fn mark_closed(&self) {
         lock(&self.state).closed = true;

@@ -228,6 +228,33 @@ fn a_missing_or_corrupt_checkpoint_replays_from_the_oldest_segment() {
     assert_eq!(replay_all(&mut replay), written);
 }
 
+#[test]
+fn a_checkpoint_beyond_the_end_starts_a_new_segment_there() {
+    // Os mode and a power loss: the checkpoint file survived, the frames it covers did not.
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(dir.path(), SyncMode::Os);
+    let (wal, _) = open(&options);
+    append_range(&wal, 0..20);
+    wal.close().unwrap();
+    drop(wal);
+    checkpoint::CheckpointFile::new(dir.path(), Lsn(0))
+        .write(Lsn(10_000))
+        .unwrap();
+
+    let (wal, mut replay) = open(&options);
+    assert!(replay.next_frame().unwrap().is_none());
+    assert_eq!(replay.end(), Lsn(10_000));
+    assert_eq!(
+        (wal.num_segments(), wal.used_bytes(), wal.disk_bytes()),
+        (1, 0, 0)
+    );
+    let (lsn, ()) = wal.append(b"after", |_| ()).unwrap();
+    assert_eq!(lsn, Lsn(10_013));
+    drop(wal);
+    let (_wal, mut replay) = open(&options);
+    assert_eq!(replay_all(&mut replay), [(Lsn(10_013), b"after".to_vec())]);
+}
+
 /// Writes frames, damages the last segment's tail with `damage` (given its path and length)
 /// so that the last `num_lost` frames are lost, and checks that reopening replays the intact
 /// frames, cuts the damage off, and continues a valid log.

@@ -142,6 +142,9 @@ impl Wal {
         }
         if appender.needs_roll(frame_bytes, core.options.segment_bytes) {
             let sealed = appender.roll(&core.options.dir, core.options.sync)?;
+            if core.options.sync == SyncMode::Sync {
+                core.syncer.request(sealed.end);
+            }
             lock(&core.sealed).push_back(sealed);
         }
         let lsn = appender.write_frame(&frame)?;

@@ -5,8 +5,10 @@
 //! freed pages back to the file system.
 //!
 //! The size counts the database's pages in use plus every other file in the data directory
-//! (SQLite's own WAL, the ingest write-ahead log, alert state): what the directory holds once
-//! the freed pages are vacuumed. Runs on the writer's connection and updates the writer's
+//! (block files, the ingest write-ahead log, alert state): what the directory holds once the
+//! freed pages are vacuumed. SQLite's own WAL and shared-memory files are left out: they are
+//! transient (copied into the database and cut back at checkpoints, kept under 1/16 of the
+//! budget, see [`super::checkpoint`]) and would grow while retention drops data. Runs on the writer's connection and updates the writer's
 //! bookkeeping; never touches data at or after the age cutoff unless the size limit requires it.
 
 use std::path::Path;
@@ -304,12 +306,20 @@ pub(super) fn store_size(
     let Some(dir) = dir_opt else {
         return Ok(db_bytes);
     };
-    let db_path = dir.join(super::pool::DB_FILE_NAME);
-    Ok(db_bytes + dir_bytes(dir, &db_path))
+    Ok(db_bytes + dir_bytes(dir, &|path| is_sqlite_file(path)))
 }
 
-/// Bytes of every file under `dir` (recursively) but `skip`; unreadable entries count 0.
-fn dir_bytes(dir: &Path, skip: &Path) -> u64 {
+/// The main database and SQLite's transient files beside it (`-wal`, `-shm`).
+fn is_sqlite_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+    name.starts_with(super::pool::DB_FILE_NAME)
+        || name.ends_with(".sqlite3-wal")
+        || name.ends_with(".sqlite3-shm")
+}
+
+/// Bytes of every file under `dir` (recursively) but those `skip` picks; unreadable entries
+/// count 0.
+fn dir_bytes(dir: &Path, skip: &dyn Fn(&Path) -> bool) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -319,7 +329,7 @@ fn dir_bytes(dir: &Path, skip: &Path) -> u64 {
             let path = entry.path();
             match entry.metadata() {
                 Ok(meta) if meta.is_dir() => dir_bytes(&path, skip),
-                Ok(meta) if path != skip => meta.len(),
+                Ok(meta) if !skip(&path) => meta.len(),
                 _ => 0,
             }
         })

@@ -18,7 +18,8 @@ use crate::store::{StoreError, TraceQuery, TraceSummary};
 
 use super::block_files::BlockFiles;
 use super::codec::Decoder;
-use super::parts::{self, PartInfo, trace_key};
+use super::filter;
+use super::parts::{self, PartInfo, attr_key, trace_key};
 use super::reader::blob;
 use super::schema::{nanos_from_sql, nanos_to_sql};
 
@@ -79,15 +80,9 @@ pub(super) fn trace(
 ) -> Result<Vec<Span>, StoreError> {
     let mut seen = HashSet::new();
     let mut spans = Vec::new();
+    let key = trace_key(trace_id);
     for part in parts {
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT block_id FROM {} WHERE trace = ?1 ORDER BY block_id",
-            part.traces_table()
-        ))?;
-        let block_ids: Vec<i64> = statement
-            .query_map([trace_key(trace_id)], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for block_id in block_ids {
+        for block_id in blocks_with_key(conn, part, key)? {
             let body = cache.body(conn, part, block_id)?;
             if body.is_empty() {
                 continue;
@@ -101,6 +96,34 @@ pub(super) fn trace(
     }
     spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
     Ok(spans)
+}
+
+/// Blocks of `part` that may hold `key` (a trace or attribute key), in write order: through
+/// the exact trace index of a sealed part, else through every block's filter.
+fn blocks_with_key(conn: &Connection, part: &PartInfo, key: i64) -> Result<Vec<i64>, StoreError> {
+    if part.sealed {
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT block_id FROM {} WHERE trace = ?1 ORDER BY block_id",
+            part.traces_table()
+        ))?;
+        let block_ids = statement
+            .query_map([key], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        return Ok(block_ids);
+    }
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT block_id, filter FROM {} ORDER BY block_id",
+        part.blocks_table()
+    ))?;
+    let mut rows = statement.query(())?;
+    let mut block_ids = Vec::new();
+    while let Some(row) = rows.next()? {
+        // A bit reinterpretation: filters take the key's 64 bits.
+        if filter::may_contain(blob(row, 1)?, key as u64) {
+            block_ids.push(row.get(0)?);
+        }
+    }
+    Ok(block_ids)
 }
 
 /// A block that may hold matches, with what search prunes by.
@@ -190,17 +213,21 @@ fn candidates_of(
     query: &TraceQuery,
     candidates: &mut Vec<Candidate>,
 ) -> Result<(), StoreError> {
-    let indexed_key_no = query
-        .attribute
-        .as_ref()
-        .and_then(|(key, _)| part.indexed_keys.iter().position(|indexed| indexed == key));
-    let columns = "b.block_id, b.max_start, b.num_errors, b.max_duration, b.services";
+    // The key of the wanted attribute value, when this part indexes the attribute.
+    let indexed_opt = query.attribute.as_ref().and_then(|(key, text)| {
+        let key_no = part
+            .indexed_keys
+            .iter()
+            .position(|indexed| indexed == key)? as i64;
+        Some((key_no, attr_key(key_no, text)))
+    });
+    let columns = "b.block_id, b.max_start, b.num_errors, b.max_duration, b.services, b.filter";
     let range = "b.max_start >= ? AND b.min_start < ?";
     let mut params = Vec::new();
-    let sql = match (indexed_key_no, &query.attribute) {
-        (Some(key_no), Some((_, text))) => {
-            params.push(Value::Integer(key_no as i64));
-            params.push(Value::Text(text.clone()));
+    let sql = match indexed_opt {
+        Some((key_no, value_key)) if part.sealed => {
+            params.push(Value::Integer(key_no));
+            params.push(Value::Integer(value_key));
             format!(
                 "SELECT {columns} FROM {} AS a JOIN {} AS b ON b.block_id = a.block_id \
                  WHERE a.key_no = ? AND a.value = ? AND {range}",
@@ -231,6 +258,12 @@ fn candidates_of(
         }
         if let Some(service) = &query.service
             && !has_service(blob(row, 4)?, service)?
+        {
+            continue;
+        }
+        if let Some((_, value_key)) = indexed_opt
+            && !part.sealed
+            && !filter::may_contain(blob(row, 5)?, value_key as u64)
         {
             continue;
         }

@@ -1,13 +1,16 @@
 //! Span blocks on the write side: a batch's spans, split by start hour, sorted by trace id,
 //! cut into blocks of at most [`BLOCK_MAX_SPANS`] (a trace stays in one block unless it alone
-//! is larger), each compressed with zstd and stored as one row of the hour's current part with
-//! its trace keys and indexed attribute values (see [`super::parts`]).
+//! is larger), each compressed with zstd, appended to the hour's current part and described
+//! by one row with a membership filter of its trace and attribute keys. The exact index
+//! entries of a part being written are kept here and written in key order when the part is
+//! sealed (see [`super::parts`]); a part left unsealed by a crash is indexed from its blocks.
 //!
 //! Spans re-sent with the same `(trace_id, span_id)` within one batch are stored once; across
 //! batches readers keep the first stored copy, so writes stay idempotent without a lookup per
 //! span on the write path.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
@@ -15,13 +18,14 @@ use crate::model::{Resource, Span, StatusCode};
 use crate::store::StoreError;
 use crate::store::batch_codec;
 
-use std::sync::Arc;
-
 use super::block_files::BlockFiles;
+use super::block_read::decompress;
 use super::codec::{put_str, put_varint};
-use super::parts::{self, PartInfo, trace_key};
+use super::filter;
+use super::parts::{self, PartInfo, attr_key, trace_key};
 use super::schema::{hour_of, nanos_to_sql};
 use super::writer::by_hour;
+use crate::store::batch_codec::SpanSection;
 
 /// Most spans in one block: big enough for zstd to find the repetition between spans, small
 /// enough that a trace lookup decompresses little.
@@ -45,6 +49,20 @@ pub(super) struct BlockWriter {
     /// Keys new parts index.
     indexed_keys: Vec<String>,
     pub(super) files: Arc<BlockFiles>,
+    /// Exact index entries of the unsealed parts this process created, by part.
+    pending: HashMap<i64, PendingIndex>,
+}
+
+/// Index entries of an unsealed part, written in key order when it is sealed.
+#[derive(Default)]
+struct PendingIndex {
+    /// Whether these are all of the part's entries (it was created by this process); if not,
+    /// sealing recomputes them from the blocks.
+    complete: bool,
+    /// `(trace key, block id)`.
+    traces: Vec<(i64, i64)>,
+    /// `(key number, attribute key, block id)`.
+    attrs: Vec<(i64, i64, i64)>,
 }
 
 /// What a block write adds to its part.
@@ -72,6 +90,7 @@ impl BlockWriter {
             part_target_bytes: DEFAULT_PART_TARGET_BYTES,
             indexed_keys: unique(indexed_keys),
             files,
+            pending: HashMap::new(),
         };
         writer.reload(conn)?;
         let known: Vec<i64> = parts::load(conn)?.iter().map(|part| part.part).collect();
@@ -83,10 +102,15 @@ impl BlockWriter {
     pub(super) fn reload(&mut self, conn: &Connection) -> Result<(), StoreError> {
         self.current.clear();
         self.next_part = 0;
-        for info in parts::load(conn)? {
+        let all = parts::load(conn)?;
+        for info in &all {
             self.next_part = self.next_part.max(info.part + 1);
-            self.current.insert(info.hour, info);
+            self.current.insert(info.hour, info.clone());
         }
+        // Entries of dropped or sealed parts go; those of blocks a rollback undid stay as
+        // harmless false positives (readers check every span they find).
+        self.pending
+            .retain(|part, _| all.iter().any(|info| info.part == *part && !info.sealed));
         Ok(())
     }
 
@@ -130,10 +154,23 @@ impl BlockWriter {
             .map_err(|err| StoreError::Corrupt(format!("zstd compression failed: {err}")))?;
         let meta = BlockMeta::of(spans);
         let part = self.part_for(conn, hour)?;
+        let mut trace_keys: Vec<i64> = spans.iter().map(|span| trace_key(span.trace_id)).collect();
+        trace_keys.dedup();
+        let attr_keys: Vec<(i64, i64)> = indexed_values(spans, &part.indexed_keys)
+            .into_iter()
+            .map(|(key_no, text)| (key_no, attr_key(key_no, &text)))
+            .collect();
+        // Bit reinterpretations: the filter takes any 64 bits.
+        let filter_keys: Vec<u64> = trace_keys
+            .iter()
+            .map(|key| *key as u64)
+            .chain(attr_keys.iter().map(|(_, key)| *key as u64))
+            .collect();
+        let block_filter = filter::build(&filter_keys);
         let offset = self.files.append(part.part, &body)?;
         let mut insert = conn.prepare_cached(&format!(
             "INSERT INTO {} (min_start, max_start, num_spans, num_errors, max_duration, services, \
-             offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             filter, offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             part.blocks_table()
         ))?;
         insert.execute((
@@ -143,28 +180,26 @@ impl BlockWriter {
             i64::try_from(meta.num_errors).unwrap_or(i64::MAX),
             nanos_to_sql(meta.max_duration),
             &meta.services,
+            &block_filter,
             i64::try_from(offset).unwrap_or(i64::MAX),
             body.len() as i64,
         ))?;
         let block_id = conn.last_insert_rowid();
-        let mut insert_trace = conn.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO {} (trace, block_id) VALUES (?1, ?2)",
-            part.traces_table()
-        ))?;
-        let mut keys: Vec<i64> = spans.iter().map(|span| trace_key(span.trace_id)).collect();
-        keys.dedup();
-        for key in keys {
-            insert_trace.execute((key, block_id))?;
-        }
-        let values = indexed_values(spans, &part.indexed_keys);
-        if !values.is_empty() {
-            let mut insert_attr = conn.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO {} (key_no, value, block_id) VALUES (?1, ?2, ?3)",
-                part.attrs_table()
-            ))?;
-            for (key_no, value) in values {
-                insert_attr.execute((key_no, value, block_id))?;
-            }
+        let entries = PendingIndex {
+            complete: true,
+            traces: trace_keys.iter().map(|key| (*key, block_id)).collect(),
+            attrs: attr_keys
+                .iter()
+                .map(|(key_no, key)| (*key_no, *key, block_id))
+                .collect(),
+        };
+        if part.sealed {
+            // Late data for a sealed part: few rows, written at once.
+            insert_index(conn, &part, entries)?;
+        } else {
+            let pending = self.pending.entry(part.part).or_default();
+            pending.traces.extend(entries.traces);
+            pending.attrs.extend(entries.attrs);
         }
         let part = self
             .current
@@ -177,18 +212,136 @@ impl BlockWriter {
         parts::save(conn, part)
     }
 
-    /// The part new blocks of `hour` go to, starting a new one when the current one is full.
+    /// The part new blocks of `hour` go to, starting a new one (and sealing the full one) when
+    /// the current one is full.
     fn part_for(&mut self, conn: &Connection, hour: i64) -> Result<PartInfo, StoreError> {
-        if let Some(part) = self.current.get(&hour)
-            && part.num_bytes < self.part_target_bytes
-        {
-            return Ok(part.clone());
+        if let Some(part) = self.current.get(&hour) {
+            if part.num_bytes < self.part_target_bytes {
+                return Ok(part.clone());
+            }
+            if !part.sealed {
+                let full = part.clone();
+                self.seal(conn, &full)?;
+            }
         }
         let part = parts::create(conn, self.next_part, hour, &self.indexed_keys)?;
+        self.pending.insert(
+            part.part,
+            PendingIndex {
+                complete: true,
+                ..PendingIndex::default()
+            },
+        );
         self.next_part += 1;
         self.current.insert(hour, part.clone());
         Ok(part)
     }
+}
+
+impl BlockWriter {
+    /// Writes `part`'s exact indexes in key order and marks it sealed, in the caller's
+    /// transaction: from the entries kept while it was written, or, for a part this process
+    /// did not create, from its blocks.
+    pub(super) fn seal(&mut self, conn: &Connection, part: &PartInfo) -> Result<(), StoreError> {
+        let entries = match self.pending.remove(&part.part) {
+            Some(entries) if entries.complete => entries,
+            _ => self.entries_from_blocks(conn, part)?,
+        };
+        insert_index(conn, part, entries)?;
+        parts::mark_sealed(conn, part.part)?;
+        if let Some(current) = self.current.get_mut(&part.hour)
+            && current.part == part.part
+        {
+            current.sealed = true;
+        }
+        Ok(())
+    }
+
+    /// Seals every unsealed part but the current part of the hour `open_hour` (the one still
+    /// being written); returns how many were sealed. Run by retention.
+    pub(super) fn seal_finished(
+        &mut self,
+        conn: &Connection,
+        open_hour: i64,
+    ) -> Result<usize, StoreError> {
+        let mut num_sealed = 0;
+        for part in parts::load(conn)? {
+            let is_open = part.hour == open_hour
+                && self
+                    .current
+                    .get(&part.hour)
+                    .is_some_and(|current| current.part == part.part);
+            if !part.sealed && !is_open {
+                self.seal(conn, &part)?;
+                num_sealed += 1;
+            }
+        }
+        Ok(num_sealed)
+    }
+
+    /// Index entries of a part recomputed from its blocks (a part left unsealed by a crash).
+    fn entries_from_blocks(
+        &self,
+        conn: &Connection,
+        part: &PartInfo,
+    ) -> Result<PendingIndex, StoreError> {
+        let mut entries = PendingIndex::default();
+        let mut statement = conn.prepare(&format!(
+            "SELECT block_id, offset, length FROM {}",
+            part.blocks_table()
+        ))?;
+        let mut rows = statement.query(())?;
+        while let Some(row) = rows.next()? {
+            let block_id: i64 = row.get(0)?;
+            let offset = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
+            let length = usize::try_from(row.get::<_, i64>(2)?).unwrap_or(0);
+            let Some(compressed) = self.files.read(part.part, offset, length)? else {
+                continue;
+            };
+            let body = decompress(&compressed)?;
+            let spans = SpanSection::parse_all(&body)?.all_spans()?;
+            let refs: Vec<&Span> = spans.iter().collect();
+            let mut trace_keys: Vec<i64> =
+                refs.iter().map(|span| trace_key(span.trace_id)).collect();
+            trace_keys.dedup();
+            entries
+                .traces
+                .extend(trace_keys.into_iter().map(|key| (key, block_id)));
+            entries.attrs.extend(
+                indexed_values(&refs, &part.indexed_keys)
+                    .into_iter()
+                    .map(|(key_no, text)| (key_no, attr_key(key_no, &text), block_id)),
+            );
+        }
+        Ok(entries)
+    }
+}
+
+/// Inserts index entries in key order, so the b-trees grow at their ends.
+fn insert_index(
+    conn: &Connection,
+    part: &PartInfo,
+    mut entries: PendingIndex,
+) -> Result<(), StoreError> {
+    entries.traces.sort_unstable();
+    entries.traces.dedup();
+    let mut insert_trace = conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {} (trace, block_id) VALUES (?1, ?2)",
+        part.traces_table()
+    ))?;
+    for entry in entries.traces {
+        insert_trace.execute(entry)?;
+    }
+    entries.attrs.sort_unstable();
+    entries.attrs.dedup();
+    let mut insert_attr = conn.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {} (key_no, value, block_id) VALUES (?1, ?2, ?3)",
+        part.attrs_table()
+    ))?;
+    for entry in entries.attrs {
+        insert_attr.execute(entry)?;
+    }
+    Ok(())
 }
 
 impl BlockMeta {

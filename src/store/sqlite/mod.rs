@@ -19,6 +19,7 @@ mod checkpoint;
 pub(crate) mod codec;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
+mod filter;
 mod intern;
 mod legacy;
 mod parts;

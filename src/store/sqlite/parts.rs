@@ -2,15 +2,20 @@
 //!
 //! A part holds compressed span blocks whose spans all start in one hour, up to a target size
 //! (a fraction of the size budget), so retention by size drops data in small steps even when
-//! one hour holds many times the budget, and retention by age drops whole parts. Each part is
-//! three tables (all names built from integers only):
+//! one hour holds many times the budget, and retention by age drops whole parts.
+//!
+//! While a part is written, lookups check each block's membership filter (see
+//! [`super::filter`]): appending a block costs one row. Once full (or its hour is over) the
+//! part is *sealed*: its exact indexes are written in key order in one go, so index writes
+//! never scatter over a large b-tree. Each part is three tables (names built from integers):
 //! - `blocks_p{n} (block_id, min_start, max_start, num_spans, num_errors, max_duration,
-//!   services, offset, length)`: one row per block, where its zstd-compressed span section
-//!   (see [`crate::store::batch_codec`]) lies in the part's file (see [`super::block_files`]),
-//!   and what search prunes blocks by;
+//!   services, filter, offset, length)`: one row per block, where its zstd-compressed span
+//!   section (see [`crate::store::batch_codec`]) lies in the part's file (see
+//!   [`super::block_files`]), and what search prunes blocks by;
 //! - `block_traces_p{n} (trace, block_id)`: which blocks hold a trace (`trace` = first 8 bytes
-//!   of its id), keyed trace first: a part is small, so inserts stay in cache;
-//! - `block_attrs_p{n} (key_no, value, block_id)`: blocks holding a configured attribute value.
+//!   of its id), filled at sealing;
+//! - `block_attrs_p{n} (key_no, value, block_id)`: blocks holding a configured attribute value
+//!   (`value` = a stable hash of the value's search text), filled at sealing.
 //!
 //! The catalogue `span_parts` lists them with their hour, span count and compressed size.
 
@@ -32,6 +37,8 @@ pub(super) struct PartInfo {
     pub min_start_nanos: u64,
     pub max_start_nanos: u64,
     pub indexed_keys: Vec<String>,
+    /// Whether its exact indexes are written (else lookups use the blocks' filters).
+    pub sealed: bool,
 }
 
 impl PartInfo {
@@ -65,6 +72,14 @@ pub(super) fn trace_key(trace_id: TraceId) -> i64 {
     i64::from_be_bytes(head)
 }
 
+/// The key of an indexed attribute value in `block_attrs_p{n}` and in block filters.
+pub(super) fn attr_key(key_no: i64, text: &str) -> i64 {
+    let mut bytes = key_no.to_le_bytes().to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    // A bit reinterpretation: any 64 bits make a key.
+    super::codec::stable_hash(&bytes) as i64
+}
+
 pub(super) const CATALOGUE_DDL: &str = "
     CREATE TABLE IF NOT EXISTS span_parts (
         part INTEGER PRIMARY KEY,
@@ -73,7 +88,8 @@ pub(super) const CATALOGUE_DDL: &str = "
         num_bytes INTEGER NOT NULL,
         min_start INTEGER NOT NULL,
         max_start INTEGER NOT NULL,
-        indexed_keys TEXT NOT NULL
+        indexed_keys TEXT NOT NULL,
+        sealed INTEGER NOT NULL DEFAULT 0
     );";
 
 /// Creates part `part` of `hour` (tables and catalogue row) in the caller's transaction.
@@ -92,6 +108,7 @@ pub(super) fn create(
             num_errors INTEGER NOT NULL,
             max_duration INTEGER NOT NULL,
             services BLOB NOT NULL,
+            filter BLOB NOT NULL,
             offset INTEGER NOT NULL,
             length INTEGER NOT NULL
          );
@@ -122,7 +139,14 @@ pub(super) fn create(
         min_start_nanos: u64::MAX,
         max_start_nanos: 0,
         indexed_keys: indexed_keys.to_vec(),
+        sealed: false,
     })
+}
+
+/// Records in the catalogue that `part`'s exact indexes are written.
+pub(super) fn mark_sealed(conn: &Connection, part: i64) -> Result<(), StoreError> {
+    conn.execute("UPDATE span_parts SET sealed = 1 WHERE part = ?1", [part])?;
+    Ok(())
 }
 
 /// Drops a part's tables and catalogue row in the caller's transaction.
@@ -156,7 +180,7 @@ pub(super) fn save(conn: &Connection, info: &PartInfo) -> Result<(), StoreError>
 /// Every part, oldest first (by hour, then by creation).
 pub(super) fn load(conn: &Connection) -> Result<Vec<PartInfo>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT part, hour, num_spans, num_bytes, min_start, max_start, indexed_keys \
+        "SELECT part, hour, num_spans, num_bytes, min_start, max_start, indexed_keys, sealed \
          FROM span_parts ORDER BY hour, part",
     )?;
     let mut rows = statement.query(())?;
@@ -173,6 +197,7 @@ pub(super) fn load(conn: &Connection) -> Result<Vec<PartInfo>, StoreError> {
             min_start_nanos: nanos_from_sql(row.get(4)?),
             max_start_nanos: nanos_from_sql(row.get(5)?),
             indexed_keys,
+            sealed: row.get::<_, i64>(7)? != 0,
         });
     }
     Ok(parts)

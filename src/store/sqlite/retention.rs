@@ -83,6 +83,12 @@ fn apply_in_steps(
             }
         }
     }
+    let num_sealed = state
+        .blocks
+        .seal_finished(&tx, schema::hour_of(now_unix_nano))?;
+    if num_sealed > 0 {
+        tracing::debug!(num_sealed, "sealed finished span parts");
+    }
     state.blocks.files.sync()?;
     tx.commit()?;
     remove_files(&state.blocks, &dropped_parts)?;
@@ -135,12 +141,11 @@ fn age_out_blocks(
     }
     let mut num_deleted = 0;
     for (block_id, num_spans, body_opt) in straddling {
-        for table in [part.blocks_table(), part.traces_table(), part.attrs_table()] {
-            conn.execute(
-                &format!("DELETE FROM {table} WHERE block_id = ?1"),
-                [block_id],
-            )?;
-        }
+        // Index entries of the block stay until the part goes: lookups skip missing blocks.
+        conn.execute(
+            &format!("DELETE FROM {} WHERE block_id = ?1", part.blocks_table()),
+            [block_id],
+        )?;
         let Some(body) = body_opt else {
             num_deleted += num_spans;
             continue;
@@ -311,7 +316,10 @@ pub(super) fn store_size(
 
 /// The main database and SQLite's transient files beside it (`-wal`, `-shm`).
 fn is_sqlite_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("");
     name.starts_with(super::pool::DB_FILE_NAME)
         || name.ends_with(".sqlite3-wal")
         || name.ends_with(".sqlite3-shm")

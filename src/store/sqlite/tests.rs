@@ -149,6 +149,69 @@ fn memory_store_lives_while_a_reader_does() {
     assert!(reader.clone().trace(trace_id(1)).expect("trace").is_some());
 }
 
+/// Parts are found through block filters while written and through exact indexes once
+/// sealed, whether their entries were kept in memory or rebuilt from the blocks (a part left
+/// unsealed by an earlier run).
+#[test]
+fn sealed_and_unsealed_parts_find_the_same_traces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_correlation = |batch_no: u64| {
+        let mut batch = typical_batch(&resource("frontend"), batch_no * 64, 64, BASE_NANOS);
+        for span in &mut batch.spans {
+            let id = format!("corr-{}", span.trace_id.to_hex());
+            span.attributes
+                .push(("x-correlation-id".into(), AttrValue::Str(id)));
+        }
+        batch
+    };
+    let check = |reader: &SqliteReader, num_batches: u64| {
+        for trace_no in (1..=num_batches * 8).step_by(5) {
+            let spans = reader
+                .trace(trace_id(trace_no))
+                .expect("trace")
+                .expect("stored");
+            assert_eq!(spans.len(), 8, "trace {trace_no}");
+            let query = TraceQuery {
+                attribute: Some((
+                    "x-correlation-id".into(),
+                    format!("corr-{}", trace_id(trace_no).to_hex()),
+                )),
+                ..all_traces(10)
+            };
+            let found = reader.search_traces(&query).expect("search");
+            assert_eq!(found.len(), 1, "trace {trace_no}");
+            assert_eq!(found[0].trace_id, trace_id(trace_no));
+        }
+    };
+    {
+        let (mut writer, reader) = open_dir(dir.path(), &["x-correlation-id"]);
+        writer
+            .write_batch(&with_correlation(0))
+            .expect("write_batch");
+        check(&reader, 1);
+    }
+    // Reopened: the part is unsealed and its entries are not in memory any more.
+    let (mut writer, reader) = open_dir(dir.path(), &["x-correlation-id"]);
+    writer
+        .write_batch(&with_correlation(1))
+        .expect("write_batch");
+    check(&reader, 2);
+    let keep_all = crate::store::RetentionPolicy {
+        max_age: std::time::Duration::MAX,
+        max_size_bytes: u64::MAX,
+    };
+    // Retention in a later hour seals every part of earlier hours.
+    writer
+        .apply_retention(&keep_all, BASE_NANOS + 3 * HOUR_NANOS)
+        .expect("apply_retention");
+    check(&reader, 2);
+    // Late data into the sealed part is indexed at once.
+    writer
+        .write_batch(&with_correlation(2))
+        .expect("write_batch");
+    check(&reader, 3);
+}
+
 #[test]
 fn indexed_keys_apply_per_partition() {
     let dir = tempfile::tempdir().expect("tempdir");

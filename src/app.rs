@@ -18,7 +18,7 @@ use crate::ingest::convert::ConvertLimits;
 use crate::ingest::{Ingestor, grpc, http};
 use crate::pipeline::WriteStore;
 use crate::pipeline::{
-    GraphFeedHandle, Pipeline, StoreWriterHandle, WriterGate, WriterLog, WriterSettings,
+    GraphFeedHandle, Pipeline, SpanForm, StoreWriterHandle, WriterGate, WriterLog, WriterSettings,
     spawn_graph_feed, spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
@@ -103,7 +103,15 @@ impl App {
             telemetry.attach_wal(wal.clone());
         }
         let capacity_items = config.pipeline.queue_capacity_items.get();
-        let (pipeline, receiver) = Pipeline::new(capacity_items, Arc::clone(&telemetry), wal_opt);
+        // The embedded store keeps the log's encoded spans as they are; others take models.
+        let span_form = match config.storage.store {
+            StoreKind::Sqlite => SpanForm::Encoded {
+                indexed_keys: sqlite::unique_keys(&config.storage.indexed_attributes).into(),
+            },
+            StoreKind::Memory | StoreKind::Clickhouse => SpanForm::Model,
+        };
+        let (pipeline, receiver) =
+            Pipeline::new(capacity_items, Arc::clone(&telemetry), wal_opt, span_form);
         let writer_gate = Arc::new(WriterGate::default());
         let settings = WriterSettings {
             max_batch_items: config.pipeline.writer_batch_items.get(),

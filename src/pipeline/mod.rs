@@ -57,6 +57,30 @@ pub struct Accepted {
     pub(crate) permit: OwnedSemaphorePermit,
     /// Where the batch ends in the write-ahead log, when there is one.
     pub(crate) lsn_opt: Option<Lsn>,
+    /// The batch's spans as encoded for the log, when the store keeps them in that form
+    /// (then `batch.spans` is empty).
+    pub(crate) frame_opt: Option<Arc<batch_codec::EncodedFrame>>,
+}
+
+impl Accepted {
+    /// Spans and points, the encoded spans included.
+    pub(crate) fn num_items(&self) -> usize {
+        self.batch.num_items()
+            + self
+                .frame_opt
+                .as_ref()
+                .map_or(0, |frame| frame.meta.num_spans)
+    }
+}
+
+/// In what form accepted spans reach the store writer.
+#[derive(Debug, Clone)]
+pub enum SpanForm {
+    /// As model spans.
+    Model,
+    /// As the write-ahead log frame's span section, with metadata for these indexed
+    /// attribute keys (the embedded store keeps sections as they are).
+    Encoded { indexed_keys: Arc<[String]> },
 }
 
 /// What the store writer is handed: accepted telemetry, or the graph's closed minutes.
@@ -73,6 +97,7 @@ pub struct Pipeline {
     sender: Arc<Mutex<Option<mpsc::Sender<WriterMessage>>>>,
     telemetry: Arc<Telemetry>,
     wal_opt: Option<Wal>,
+    span_form: SpanForm,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -86,11 +111,13 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// Creates the pipeline and the receiving end for the store writer; with `wal_opt`, every
-    /// batch is made durable in that log before it is acknowledged.
+    /// batch is made durable in that log before it is acknowledged, and its spans reach the
+    /// writer in `span_form` (model spans without a log).
     pub fn new(
         capacity_items: usize,
         telemetry: Arc<Telemetry>,
         wal_opt: Option<Wal>,
+        span_form: SpanForm,
     ) -> (Self, mpsc::Receiver<WriterMessage>) {
         let (sender, receiver) = mpsc::channel();
         let pipeline = Self {
@@ -99,6 +126,7 @@ impl Pipeline {
             sender: Arc::new(Mutex::new(Some(sender))),
             telemetry,
             wal_opt,
+            span_form,
         };
         pipeline.publish_depth();
         (pipeline, receiver)
@@ -158,6 +186,7 @@ impl Pipeline {
                 batch,
                 permit,
                 lsn_opt: None,
+                frame_opt: None,
             };
             sender
                 .send(WriterMessage::Batch(accepted))
@@ -165,8 +194,31 @@ impl Pipeline {
             self.publish_depth();
             return Ok(());
         };
-        let mut frame = Vec::with_capacity(batch.num_items() * 256);
-        batch_codec::encode_batch(&mut frame, &batch);
+        let (batch, frame) = match &self.span_form {
+            SpanForm::Model => {
+                let mut bytes = Vec::with_capacity(batch.num_items() * 256);
+                batch_codec::encode_batch(&mut bytes, &batch);
+                (batch, Frame::Plain(bytes))
+            }
+            SpanForm::Encoded { indexed_keys } => {
+                let frame = batch_codec::encode_frame(&batch, indexed_keys);
+                // The writer stores the encoded spans; dropping the model here, on an ingest
+                // thread, spares the writer thread the frees.
+                let points_only = Batch {
+                    spans: Vec::new(),
+                    metric_points: batch.metric_points,
+                };
+                (points_only, Frame::Encoded(Arc::new(frame)))
+            }
+        };
+        let payload = match &frame {
+            Frame::Plain(bytes) => bytes.as_slice(),
+            Frame::Encoded(frame) => frame.bytes.as_slice(),
+        };
+        let frame_opt = match &frame {
+            Frame::Plain(_) => None,
+            Frame::Encoded(frame) => Some(Arc::clone(frame)),
+        };
         let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(sender) = guard.as_ref() else {
             return Err(SubmitError::ShuttingDown);
@@ -174,11 +226,12 @@ impl Pipeline {
         // Queued while the log's append lock is held: the writer sees batches in log order,
         // so a checkpoint after a commit never skips a batch still waiting.
         let (lsn, sent) = wal
-            .append(&frame, |lsn| {
+            .append(payload, |lsn| {
                 sender.send(WriterMessage::Batch(Accepted {
                     batch,
                     permit,
                     lsn_opt: Some(lsn),
+                    frame_opt,
                 }))
             })
             .map_err(log_error)?;
@@ -238,6 +291,12 @@ impl Pipeline {
     }
 }
 
+/// A log frame, with its span metadata when the store keeps the encoded spans.
+enum Frame {
+    Plain(Vec<u8>),
+    Encoded(Arc<batch_codec::EncodedFrame>),
+}
+
 fn log_error(err: WalError) -> SubmitError {
     match err {
         WalError::Full {
@@ -287,7 +346,8 @@ mod tests {
 
     #[test]
     fn refuses_when_full_and_accepts_after_release() {
-        let (pipeline, receiver) = Pipeline::new(10, Arc::new(Telemetry::default()), None);
+        let (pipeline, receiver) =
+            Pipeline::new(10, Arc::new(Telemetry::default()), None, SpanForm::Model);
         pipeline.submit(batch_of(6)).expect("fits");
         assert_eq!(
             pipeline.submit(batch_of(6)),
@@ -302,7 +362,8 @@ mod tests {
 
     #[test]
     fn refuses_oversized_batches_and_after_close() {
-        let (pipeline, _receiver) = Pipeline::new(4, Arc::new(Telemetry::default()), None);
+        let (pipeline, _receiver) =
+            Pipeline::new(4, Arc::new(Telemetry::default()), None, SpanForm::Model);
         assert!(matches!(
             pipeline.submit(batch_of(5)),
             Err(SubmitError::TooLarge { num_items: 5, .. })

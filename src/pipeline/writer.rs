@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use super::{Accepted, WriterMessage};
 use crate::graph::ClosedMinutes;
 use crate::model::{Batch, now_unix_nano};
-use crate::store::batch_codec;
+use crate::store::batch_codec::{self, EncodedFrame};
 use crate::store::{RetentionPolicy, RollupWriter, StoreError, StoreWriter};
 use crate::telemetry::Telemetry;
 use crate::wal::{Lsn, Replay, Wal};
@@ -243,7 +243,7 @@ fn write_rollups_only(
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(wait) {
-            Ok(WriterMessage::Batch(accepted)) => num_left += accepted.batch.num_items(),
+            Ok(WriterMessage::Batch(accepted)) => num_left += accepted.num_items(),
             Ok(WriterMessage::Rollups(closed)) => {
                 write_rollups(store, settings.instance, &closed, telemetry);
             }
@@ -265,12 +265,12 @@ fn collect_more(
     receiver: &Receiver<WriterMessage>,
     max_items: usize,
 ) -> (Vec<Accepted>, Option<ClosedMinutes>) {
-    let mut num_items = first.batch.num_items();
+    let mut num_items = first.num_items();
     let mut accepted = vec![first];
     while num_items < max_items {
         match receiver.try_recv() {
             Ok(WriterMessage::Batch(next)) => {
-                num_items += next.batch.num_items();
+                num_items += next.num_items();
                 accepted.push(next);
             }
             Ok(WriterMessage::Rollups(closed)) => return (accepted, Some(closed)),
@@ -283,12 +283,15 @@ fn collect_more(
 /// Commits the batches as one transaction, retrying until it succeeds: accepted data is never
 /// dropped. The queue capacity the batches hold is released when `accepted` is dropped.
 fn commit(store: &mut dyn WriteStore, accepted: Vec<Accepted>, telemetry: &Telemetry) {
-    let (merged, _permits) = merge(accepted);
-    retry_until_stored(telemetry, "batch", merged.num_items(), || {
+    let (merged, frames, _permits) = merge(accepted);
+    let frames: Vec<&EncodedFrame> = frames.iter().map(AsRef::as_ref).collect();
+    let num_spans = merged.spans.len() + frames.iter().map(|f| f.meta.num_spans).sum::<usize>();
+    let num_items = num_spans + merged.metric_points.len();
+    retry_until_stored(telemetry, "batch", num_items, || {
         let started = Instant::now();
-        store.write_batch(&merged)?;
+        store.write_with_frames(&merged, &frames)?;
         telemetry.record_stored(
-            merged.spans.len() as u64,
+            num_spans as u64,
             merged.metric_points.len() as u64,
             started.elapsed(),
         );
@@ -330,15 +333,19 @@ fn retry_until_stored(
 }
 
 /// Moves the batches into one, keeping their queue permits alive until the caller drops them.
-fn merge(accepted: Vec<Accepted>) -> (Batch, Vec<OwnedSemaphorePermit>) {
+/// The batches' model items merged into one, their encoded frames, and their queue permits
+/// (kept alive until the caller drops them).
+fn merge(accepted: Vec<Accepted>) -> (Batch, Vec<Arc<EncodedFrame>>, Vec<OwnedSemaphorePermit>) {
     let mut merged = Batch::default();
+    let mut frames = Vec::new();
     let mut permits = Vec::with_capacity(accepted.len());
     for item in accepted {
         merged.spans.extend(item.batch.spans);
         merged.metric_points.extend(item.batch.metric_points);
+        frames.extend(item.frame_opt);
         permits.push(item.permit);
     }
-    (merged, permits)
+    (merged, frames, permits)
 }
 
 fn run_retention(store: &mut dyn WriteStore, policy: &RetentionPolicy, telemetry: &Telemetry) {

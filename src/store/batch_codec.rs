@@ -25,6 +25,7 @@ use crate::model::{
     Batch, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
 };
 use crate::store::StoreError;
+use crate::store::block_meta::BlockMeta;
 use crate::store::sqlite::codec::{
     self, Decoder, put_attributes, put_bytes, put_i64, put_str, put_varint,
 };
@@ -42,6 +43,52 @@ pub(crate) fn encode_batch(buf: &mut Vec<u8>, batch: &Batch) {
     spans.sort_by_key(|span| span.trace_id);
     encode_spans(buf, &spans);
     encode_points(buf, &batch.metric_points);
+}
+
+/// A batch encoded once, on the thread that accepted it: the write-ahead log frame, whose
+/// first `section_len` bytes are the span section a store can keep as it is, and that
+/// section's metadata.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    pub bytes: Vec<u8>,
+    pub section_len: usize,
+    pub meta: BlockMeta,
+    /// The attribute keys whose values `meta` lists.
+    pub indexed_keys: Arc<[String]>,
+}
+
+impl EncodedFrame {
+    pub fn section(&self) -> &[u8] {
+        &self.bytes[..self.section_len]
+    }
+}
+
+/// Encodes `batch` as [`encode_batch`] does, with the metadata of its spans for the
+/// attribute keys `indexed_keys`.
+pub(crate) fn encode_frame(batch: &Batch, indexed_keys: &Arc<[String]>) -> EncodedFrame {
+    let mut spans: Vec<&Span> = batch.spans.iter().collect();
+    spans.sort_by_key(|span| span.trace_id);
+    let mut bytes = Vec::with_capacity(batch.num_items() * 256);
+    encode_spans(&mut bytes, &spans);
+    let section_len = bytes.len();
+    encode_points(&mut bytes, &batch.metric_points);
+    EncodedFrame {
+        bytes,
+        section_len,
+        meta: BlockMeta::of(&spans, indexed_keys),
+        indexed_keys: Arc::clone(indexed_keys),
+    }
+}
+
+/// The span sections a block body holds back to back (one for a block written from model
+/// spans, several for one made of write-ahead log frames).
+pub(crate) fn parse_sections(bytes: &[u8]) -> Result<Vec<SpanSection<'_>>, StoreError> {
+    let mut decoder = Decoder::new(bytes);
+    let mut sections = Vec::new();
+    while !decoder.is_empty() {
+        sections.push(SpanSection::parse(&mut decoder)?);
+    }
+    Ok(sections)
 }
 
 /// Decodes what [`encode_batch`] wrote (spans grouped by trace, points in their order).
@@ -294,16 +341,6 @@ impl<'a> SpanSection<'a> {
         })
     }
 
-    /// Parses a section that is the whole of `bytes`.
-    pub(crate) fn parse_all(bytes: &'a [u8]) -> Result<Self, StoreError> {
-        let mut decoder = Decoder::new(bytes);
-        let section = Self::parse(&mut decoder)?;
-        if !decoder.is_empty() {
-            return Err(codec::corrupt("bytes after the span section"));
-        }
-        Ok(section)
-    }
-
     pub(crate) fn directory(&self) -> &[TraceEntry] {
         &self.directory
     }
@@ -508,13 +545,20 @@ mod tests {
         spans.sort_by_key(|span| span.trace_id);
         let mut buf = Vec::new();
         encode_spans(&mut buf, &spans);
-        let section = SpanSection::parse_all(&buf).expect("parse");
+        let sections = parse_sections(&buf).expect("parse");
+        assert_eq!(sections.len(), 1);
+        let section = &sections[0];
         let wanted = batch.spans[9].trace_id;
         let found = section.spans_of(wanted).expect("spans_of");
         assert!(!found.is_empty());
         assert!(found.iter().all(|span| span.trace_id == wanted));
         for cut in [1, buf.len() / 2, buf.len() - 1] {
-            let damaged = SpanSection::parse_all(&buf[..cut]).and_then(|s| s.all_spans());
+            let damaged = parse_sections(&buf[..cut]).and_then(|sections| {
+                sections
+                    .iter()
+                    .map(SpanSection::all_spans)
+                    .collect::<Result<Vec<_>, _>>()
+            });
             assert!(damaged.is_err(), "cut at {cut}");
         }
     }

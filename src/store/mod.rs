@@ -4,7 +4,8 @@
 //! shared and called from blocking tasks. Nothing here knows about HTTP, gRPC or OTLP.
 
 pub mod alerts;
-pub(crate) mod batch_codec;
+pub mod batch_codec;
+pub mod block_meta;
 pub mod clickhouse;
 pub mod conformance;
 pub mod sqlite;
@@ -49,6 +50,27 @@ pub trait StoreWriter: Send {
     /// Writing a span whose `(trace_id, span_id)` is already stored replaces nothing and adds
     /// nothing: writes are idempotent per span, so a retried batch is stored once.
     fn write_batch(&mut self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Stores everything of `batch` and the spans of `frames` (already encoded on the ingest
+    /// threads, see [`batch_codec::EncodedFrame`]) in one transaction, with the contract of
+    /// [`StoreWriter::write_batch`]. Backends that keep spans as encoded blocks take the
+    /// frames' span sections as they are; the default decodes them.
+    fn write_with_frames(
+        &mut self,
+        batch: &Batch,
+        frames: &[&batch_codec::EncodedFrame],
+    ) -> Result<(), StoreError> {
+        if frames.is_empty() {
+            return self.write_batch(batch);
+        }
+        let mut all = batch.clone();
+        for frame in frames {
+            for section in batch_codec::parse_sections(frame.section())? {
+                all.spans.extend(section.all_spans()?);
+            }
+        }
+        self.write_batch(&all)
+    }
 
     /// Deletes spans, metric points and rollups older than `policy.max_age` before
     /// `now_unix_nano`, then, while the store is larger than `policy.max_size_bytes`, the oldest

@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use crate::model::{Span, StatusCode, TraceId};
-use crate::store::batch_codec::SpanSection;
+use crate::store::batch_codec::parse_sections;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::{StoreError, TraceQuery, TraceSummary};
 
@@ -87,9 +87,11 @@ pub(super) fn trace(
             if body.is_empty() {
                 continue;
             }
-            for span in SpanSection::parse_all(&body)?.spans_of(trace_id)? {
-                if seen.insert(span.span_id) {
-                    spans.push(span);
+            for section in parse_sections(&body)? {
+                for span in section.spans_of(trace_id)? {
+                    if seen.insert(span.span_id) {
+                        spans.push(span);
+                    }
                 }
             }
         }
@@ -158,14 +160,15 @@ pub(super) fn search(
         if body.is_empty() {
             continue;
         }
-        let section = SpanSection::parse_all(&body)?;
         let mut spans = Vec::new();
-        for entry in section.directory() {
-            spans.clear();
-            section.decode_entry(entry, &mut spans)?;
-            for span in spans.iter().filter(|span| matches(span, query)) {
-                let slot = latest.entry(span.trace_id).or_insert(0);
-                *slot = (*slot).max(span.start_time_unix_nano);
+        for section in parse_sections(&body)? {
+            for entry in section.directory() {
+                spans.clear();
+                section.decode_entry(entry, &mut spans)?;
+                for span in spans.iter().filter(|span| matches(span, query)) {
+                    let slot = latest.entry(span.trace_id).or_insert(0);
+                    *slot = (*slot).max(span.start_time_unix_nano);
+                }
             }
         }
         nth_latest = nth_largest(&latest, query.limit);

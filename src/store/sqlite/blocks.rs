@@ -9,12 +9,12 @@
 //! batches readers keep the first stored copy, so writes stay idempotent without a lookup per
 //! span on the write path.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use crate::model::{Resource, Span, StatusCode};
+use crate::model::Span;
 use crate::store::StoreError;
 use crate::store::batch_codec;
 
@@ -25,7 +25,8 @@ use super::filter;
 use super::parts::{self, PartInfo, attr_key, trace_key};
 use super::schema::{hour_of, nanos_to_sql};
 use super::writer::by_hour;
-use crate::store::batch_codec::SpanSection;
+use crate::store::batch_codec::{EncodedFrame, parse_sections};
+use crate::store::block_meta::BlockMeta;
 
 /// Most spans in one block: big enough for zstd to find the repetition between spans, small
 /// enough that a trace lookup decompresses little.
@@ -65,15 +66,6 @@ struct PendingIndex {
     attrs: Vec<(i64, i64, i64)>,
 }
 
-/// What a block write adds to its part.
-struct BlockMeta {
-    min_start: u64,
-    max_start: u64,
-    num_errors: u64,
-    max_duration: u64,
-    services: Vec<u8>,
-}
-
 impl BlockWriter {
     pub(super) fn new(
         conn: &Connection,
@@ -88,7 +80,7 @@ impl BlockWriter {
             current: HashMap::new(),
             next_part: 0,
             part_target_bytes: DEFAULT_PART_TARGET_BYTES,
-            indexed_keys: unique(indexed_keys),
+            indexed_keys: super::unique_keys(indexed_keys),
             files,
             pending: HashMap::new(),
         };
@@ -139,6 +131,50 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// Stores spans already encoded by the ingest threads: each frame's span section as it
+    /// is, sections of the same hour concatenated into blocks of about [`BLOCK_MAX_SPANS`].
+    pub(super) fn write_frames(
+        &mut self,
+        conn: &Connection,
+        frames: &[&EncodedFrame],
+    ) -> Result<(), StoreError> {
+        for (hour, indexes) in by_hour(frames, |frame| hour_of(frame.meta.min_start_nanos)) {
+            let mut raw = Vec::new();
+            let mut meta = BlockMeta::default();
+            for index in indexes {
+                let frame = frames[index];
+                if frame.meta.num_spans == 0 {
+                    continue;
+                }
+                raw.extend_from_slice(frame.section());
+                if frame.indexed_keys[..] == self.indexed_keys[..] {
+                    meta.merge(&frame.meta);
+                } else {
+                    // Encoded for other keys than this store indexes: recomputed here.
+                    meta.merge(&self.meta_of_section(frame.section())?);
+                }
+                if meta.num_spans >= BLOCK_MAX_SPANS {
+                    self.store_block(conn, hour, &raw, &meta)?;
+                    raw.clear();
+                    meta = BlockMeta::default();
+                }
+            }
+            if meta.num_spans > 0 {
+                self.store_block(conn, hour, &raw, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn meta_of_section(&self, section: &[u8]) -> Result<BlockMeta, StoreError> {
+        let mut spans = Vec::new();
+        for section in parse_sections(section)? {
+            spans.extend(section.all_spans()?);
+        }
+        let refs: Vec<&Span> = spans.iter().collect();
+        Ok(BlockMeta::of(&refs, &self.indexed_keys))
+    }
+
     /// Writes spans of one hour (sorted by trace id) as one block of that hour's current part.
     pub(super) fn write_block(
         &mut self,
@@ -146,20 +182,31 @@ impl BlockWriter {
         hour: i64,
         spans: &[&Span],
     ) -> Result<(), StoreError> {
-        self.raw.clear();
-        batch_codec::encode_spans(&mut self.raw, spans);
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        batch_codec::encode_spans(&mut raw, spans);
+        let meta = BlockMeta::of(spans, &self.indexed_keys);
+        let result = self.store_block(conn, hour, &raw, &meta);
+        self.raw = raw;
+        result
+    }
+
+    /// Compresses `raw` (span sections back to back), appends it to `hour`'s current part and
+    /// describes it by a row and, later, index entries.
+    fn store_block(
+        &mut self,
+        conn: &Connection,
+        hour: i64,
+        raw: &[u8],
+        meta: &BlockMeta,
+    ) -> Result<(), StoreError> {
         let body = self
             .compressor
-            .compress(&self.raw)
+            .compress(raw)
             .map_err(|err| StoreError::Corrupt(format!("zstd compression failed: {err}")))?;
-        let meta = BlockMeta::of(spans);
         let part = self.part_for(conn, hour)?;
-        let mut trace_keys: Vec<i64> = spans.iter().map(|span| trace_key(span.trace_id)).collect();
-        trace_keys.dedup();
-        let attr_keys: Vec<(i64, i64)> = indexed_values(spans, &part.indexed_keys)
-            .into_iter()
-            .map(|(key_no, text)| (key_no, attr_key(key_no, &text)))
-            .collect();
+        let trace_keys: Vec<i64> = meta.trace_ids.iter().map(|id| trace_key(*id)).collect();
+        let attr_keys = attr_keys_of(meta, &part.indexed_keys);
         // Bit reinterpretations: the filter takes any 64 bits.
         let filter_keys: Vec<u64> = trace_keys
             .iter()
@@ -174,12 +221,12 @@ impl BlockWriter {
             part.blocks_table()
         ))?;
         insert.execute((
-            nanos_to_sql(meta.min_start),
-            nanos_to_sql(meta.max_start),
-            spans.len() as i64,
+            nanos_to_sql(meta.min_start_nanos),
+            nanos_to_sql(meta.max_start_nanos),
+            i64::try_from(meta.num_spans).unwrap_or(i64::MAX),
             i64::try_from(meta.num_errors).unwrap_or(i64::MAX),
-            nanos_to_sql(meta.max_duration),
-            &meta.services,
+            nanos_to_sql(meta.max_duration_nanos),
+            encode_services(meta),
             &block_filter,
             i64::try_from(offset).unwrap_or(i64::MAX),
             body.len() as i64,
@@ -205,10 +252,10 @@ impl BlockWriter {
             .current
             .get_mut(&hour)
             .ok_or_else(|| StoreError::Corrupt("current part vanished".to_owned()))?;
-        part.num_spans += spans.len() as u64;
+        part.num_spans += meta.num_spans as u64;
         part.num_bytes += body.len() as u64;
-        part.min_start_nanos = part.min_start_nanos.min(meta.min_start);
-        part.max_start_nanos = part.max_start_nanos.max(meta.max_start);
+        part.min_start_nanos = part.min_start_nanos.min(meta.min_start_nanos);
+        part.max_start_nanos = part.max_start_nanos.max(meta.max_start_nanos);
         parts::save(conn, part)
     }
 
@@ -216,7 +263,8 @@ impl BlockWriter {
     /// the current one is full.
     fn part_for(&mut self, conn: &Connection, hour: i64) -> Result<PartInfo, StoreError> {
         if let Some(part) = self.current.get(&hour) {
-            if part.num_bytes < self.part_target_bytes {
+            // A part's blocks all index the same keys: a new key set starts a new part.
+            if part.num_bytes < self.part_target_bytes && part.indexed_keys == *self.indexed_keys {
                 return Ok(part.clone());
             }
             if !part.sealed {
@@ -299,18 +347,19 @@ impl BlockWriter {
                 continue;
             };
             let body = decompress(&compressed)?;
-            let spans = SpanSection::parse_all(&body)?.all_spans()?;
+            let mut spans = Vec::new();
+            for section in parse_sections(&body)? {
+                spans.extend(section.all_spans()?);
+            }
             let refs: Vec<&Span> = spans.iter().collect();
-            let mut trace_keys: Vec<i64> =
-                refs.iter().map(|span| trace_key(span.trace_id)).collect();
-            trace_keys.dedup();
+            let meta = BlockMeta::of(&refs, &part.indexed_keys);
             entries
                 .traces
-                .extend(trace_keys.into_iter().map(|key| (key, block_id)));
+                .extend(meta.trace_ids.iter().map(|id| (trace_key(*id), block_id)));
             entries.attrs.extend(
-                indexed_values(&refs, &part.indexed_keys)
+                attr_keys_of(&meta, &part.indexed_keys)
                     .into_iter()
-                    .map(|(key_no, text)| (key_no, attr_key(key_no, &text), block_id)),
+                    .map(|(key_no, key)| (key_no, key, block_id)),
             );
         }
         Ok(entries)
@@ -344,29 +393,25 @@ fn insert_index(
     Ok(())
 }
 
-impl BlockMeta {
-    fn of(spans: &[&Span]) -> Self {
-        let mut meta = BlockMeta {
-            min_start: u64::MAX,
-            max_start: 0,
-            num_errors: 0,
-            max_duration: 0,
-            services: Vec::new(),
-        };
-        let mut services = BTreeSet::new();
-        for span in spans {
-            meta.min_start = meta.min_start.min(span.start_time_unix_nano);
-            meta.max_start = meta.max_start.max(span.start_time_unix_nano);
-            meta.num_errors += u64::from(span.status_code == StatusCode::Error);
-            meta.max_duration = meta.max_duration.max(span.duration_nanos());
-            services.insert(span.service_name());
-        }
-        put_varint(&mut meta.services, services.len() as u64);
-        for service in services {
-            put_str(&mut meta.services, service);
-        }
-        meta
+/// The services of a block as stored in its row: a count, then each name.
+fn encode_services(meta: &BlockMeta) -> Vec<u8> {
+    let mut services = Vec::new();
+    put_varint(&mut services, meta.services.len() as u64);
+    for service in &meta.services {
+        put_str(&mut services, service);
     }
+    services
+}
+
+/// `(key number, attribute key)` of the block's indexed values that `part_keys` indexes.
+fn attr_keys_of(meta: &BlockMeta, part_keys: &[String]) -> Vec<(i64, i64)> {
+    meta.indexed_values
+        .iter()
+        .filter_map(|(key, text)| {
+            let key_no = part_keys.iter().position(|indexed| indexed == key)? as i64;
+            Some((key_no, attr_key(key_no, text)))
+        })
+        .collect()
 }
 
 /// Splits spans sorted by trace into blocks of at most [`BLOCK_MAX_SPANS`], cutting between
@@ -390,47 +435,6 @@ fn cut_blocks<'a>(sorted: &'a [&'a Span]) -> Vec<&'a [&'a Span]> {
         blocks.push(&sorted[start..end]);
     }
     blocks
-}
-
-/// Distinct `(key number, search text)` of the indexed keys in the spans' attributes and
-/// their resources' attributes.
-fn indexed_values(spans: &[&Span], keys: &[String]) -> BTreeSet<(i64, String)> {
-    let mut values = BTreeSet::new();
-    if keys.is_empty() {
-        return values;
-    }
-    let key_no = |key: &str| keys.iter().position(|indexed| indexed == key);
-    let mut seen_resources: Vec<*const Resource> = Vec::new();
-    for span in spans {
-        let resource = std::sync::Arc::as_ptr(&span.resource);
-        let resource_attributes = if seen_resources.contains(&resource) {
-            None
-        } else {
-            seen_resources.push(resource);
-            Some(&span.resource.attributes)
-        };
-        for (key, value) in span
-            .attributes
-            .iter()
-            .chain(resource_attributes.into_iter().flatten())
-        {
-            if let (Some(no), Some(text)) = (key_no(key), value.to_search_text()) {
-                values.insert((no as i64, text));
-            }
-        }
-    }
-    values
-}
-
-/// Keys in their first order, each once (a key's number is its position).
-fn unique(keys: &[String]) -> Vec<String> {
-    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
-    for key in keys {
-        if !unique.contains(key) {
-            unique.push(key.clone());
-        }
-    }
-    unique
 }
 
 #[cfg(test)]

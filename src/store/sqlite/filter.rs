@@ -58,6 +58,6 @@ mod tests {
             .count();
         assert!(num_false < 3_000, "{num_false} false positives in 100000");
         assert!(!may_contain(&[], 1));
-        assert!(may_contain(&build(&[]), 1) == false);
+        assert!(!may_contain(&build(&[]), 1));
     }
 }

@@ -53,6 +53,17 @@ pub const DEFAULT_INDEXED_ATTRIBUTE_KEYS: &[&str] = &[
     "enduser.id",
 ];
 
+/// `keys` in their first order, each once (a key's number in a part is its position).
+pub fn unique_keys(keys: &[String]) -> Vec<String> {
+    let mut unique: Vec<String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(key) {
+            unique.push(key.clone());
+        }
+    }
+    unique
+}
+
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteLocation {

@@ -26,7 +26,7 @@ use super::schema::{
     hour_start_nanos, nanos_from_sql, nanos_to_sql,
 };
 use super::writer::{WriterState, load_partition_set};
-use crate::store::batch_codec::SpanSection;
+use crate::store::batch_codec::parse_sections;
 
 pub(super) fn apply(
     conn: &mut Connection,
@@ -69,8 +69,7 @@ fn apply_in_steps(
         }
     }
     for part in parts::load(&tx)? {
-        let end_nanos = hour_start_nanos(part.hour).saturating_add(NANOS_PER_HOUR);
-        if end_nanos <= cutoff_nanos || part.max_start_nanos < cutoff_nanos {
+        if part.max_start_nanos < cutoff_nanos {
             parts::drop(&tx, part.part)?;
             dropped_parts.push(part.part);
             report.num_spans_deleted += part.num_spans;
@@ -150,11 +149,17 @@ fn age_out_blocks(
             num_deleted += num_spans;
             continue;
         };
-        let kept: Vec<_> = SpanSection::parse_all(&body)?
-            .all_spans()?
-            .into_iter()
-            .filter(|span| span.start_time_unix_nano >= cutoff_nanos)
-            .collect();
+        let mut kept = Vec::new();
+        for section in parse_sections(&body)? {
+            kept.extend(
+                section
+                    .all_spans()?
+                    .into_iter()
+                    .filter(|span| span.start_time_unix_nano >= cutoff_nanos),
+            );
+        }
+        // Sections of one block may share traces: the rewrite sorts them together.
+        kept.sort_by_key(|span| span.trace_id);
         num_deleted += num_spans - kept.len() as u64;
         let refs: Vec<_> = kept.iter().collect();
         if !refs.is_empty() {

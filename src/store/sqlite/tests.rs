@@ -55,12 +55,27 @@ mod file {
     /// A writer that owns the temporary directory of its store, so it is removed after the test.
     struct TempDirWriter {
         writer: SqliteWriter,
+        /// Whether spans go in as write-ahead log frames, the way the app stores them.
+        through_frames: bool,
         _dir: tempfile::TempDir,
     }
 
     impl StoreWriter for TempDirWriter {
         fn write_batch(&mut self, batch: &Batch) -> Result<(), StoreError> {
-            self.writer.write_batch(batch)
+            if !self.through_frames {
+                return self.writer.write_batch(batch);
+            }
+            // As ingest hands spans over with a write-ahead log: encoded once, as a frame.
+            let keys: std::sync::Arc<[String]> = super::super::DEFAULT_INDEXED_ATTRIBUTE_KEYS
+                .iter()
+                .map(|key| (*key).to_owned())
+                .collect();
+            let frame = crate::store::batch_codec::encode_frame(batch, &keys);
+            let points_only = Batch {
+                spans: Vec::new(),
+                metric_points: batch.metric_points.clone(),
+            };
+            self.writer.write_with_frames(&points_only, &[&frame])
         }
 
         fn apply_retention(
@@ -83,13 +98,33 @@ mod file {
         }
     }
 
-    fn fresh() -> (TempDirWriter, SqliteReader) {
+    fn open_temp(through_frames: bool) -> (TempDirWriter, SqliteReader) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (writer, reader) = open_at(SqliteLocation::Dir(dir.path().join("data")));
-        (TempDirWriter { writer, _dir: dir }, reader)
+        let writer = TempDirWriter {
+            writer,
+            through_frames,
+            _dir: dir,
+        };
+        (writer, reader)
+    }
+
+    fn fresh() -> (TempDirWriter, SqliteReader) {
+        open_temp(false)
     }
 
     crate::store_conformance_tests!(fresh);
+
+    /// The same suite with spans written as the app writes them: encoded frames.
+    mod frames {
+        use super::*;
+
+        fn fresh() -> (TempDirWriter, SqliteReader) {
+            open_temp(true)
+        }
+
+        crate::store_conformance_tests!(fresh);
+    }
 
     fn fresh_alerts() -> (SqliteAlertStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -21,6 +21,7 @@ use super::codec;
 use super::codec_metric::encode_point_value;
 use super::intern::{InternTable, Interner};
 use super::schema::{self, Partition, hour_of, nanos_to_sql};
+use crate::store::batch_codec::EncodedFrame;
 
 /// Writes batches into the store. Created by [`super::open`]; move it onto the writer thread.
 pub struct SqliteWriter {
@@ -135,6 +136,21 @@ impl StoreWriter for SqliteWriter {
         }
         self.write_atomically(|conn, state, created| {
             state.blocks.write_spans(conn, &batch.spans)?;
+            write_points(conn, state, &batch.metric_points, created)
+        })
+    }
+
+    fn write_with_frames(
+        &mut self,
+        batch: &Batch,
+        frames: &[&EncodedFrame],
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() && frames.is_empty() {
+            return Ok(());
+        }
+        self.write_atomically(|conn, state, created| {
+            state.blocks.write_spans(conn, &batch.spans)?;
+            state.blocks.write_frames(conn, frames)?;
             write_points(conn, state, &batch.metric_points, created)
         })
     }

@@ -22,7 +22,8 @@ use crate::wal::{Lsn, Wal, WalError};
 
 pub use graph_feed::{GraphFeed, GraphFeedHandle, lock_engine, spawn_graph_feed};
 pub use writer::{
-    StoreWriterHandle, WriteStore, WriterGate, WriterLog, WriterSettings, spawn_store_writer,
+    StoreWriterHandle, WriteStore, WriterGate, WriterLog, WriterSettings, replay_log,
+    spawn_store_writer,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

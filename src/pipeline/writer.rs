@@ -115,7 +115,8 @@ pub fn spawn_store_writer(
         .spawn(move || {
             let wal_opt = match log_opt {
                 Some(WriterLog { wal, replay }) => {
-                    replay_log(store.as_mut(), &wal, replay, &settings, &telemetry);
+                    let max_batch_items = settings.max_batch_items;
+                    replay_log(store.as_mut(), &wal, replay, max_batch_items, &telemetry);
                     Some(wal)
                 }
                 None => None,
@@ -164,12 +165,13 @@ pub fn spawn_store_writer(
 }
 
 /// Stores every frame the log holds past its checkpoint, in log order, in transactions of at
-/// most `max_batch_items`, checkpointing after each.
-fn replay_log(
+/// most `max_batch_items`, checkpointing after each. Frames that do not decode are skipped
+/// (and logged); a store write that fails is retried until it succeeds.
+pub fn replay_log(
     store: &mut dyn WriteStore,
     wal: &Wal,
     mut replay: Replay,
-    settings: &WriterSettings,
+    max_batch_items: usize,
     telemetry: &Telemetry,
 ) {
     let started = Instant::now();
@@ -198,8 +200,7 @@ fn replay_log(
             }
             pending_lsn = lsn;
         }
-        if pending_lsn > Lsn::default() && (done || pending.num_items() >= settings.max_batch_items)
-        {
+        if pending_lsn > Lsn::default() && (done || pending.num_items() >= max_batch_items) {
             let batch = std::mem::take(&mut pending);
             retry_until_stored(telemetry, "replayed batch", batch.num_items(), || {
                 store.write_batch(&batch)

@@ -19,6 +19,7 @@
 
 pub mod alerts;
 pub mod fixtures;
+mod log;
 mod metrics;
 mod retention;
 pub mod rollup_fixtures;
@@ -26,6 +27,7 @@ mod rollups;
 mod search;
 mod traces;
 
+pub use log::{log_replay_after_torn_frame, retention_drops_by_time_not_write_order};
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use rollups::{
@@ -58,6 +60,8 @@ macro_rules! store_conformance_tests {
             metric_filters_and_order,
             retention_by_age,
             retention_by_size,
+            retention_drops_by_time_not_write_order,
+            log_replay_after_torn_frame,
             rollup_round_trip,
             rollup_minute_out_of_range,
             rollup_rewrite_replaces,

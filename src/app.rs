@@ -91,12 +91,16 @@ impl App {
         let instance = new_instance_id();
         // Opening may block on the network (ClickHouse migrations): off the async threads.
         let store_config = config.clone();
-        let (store_writer, reader) = tokio::task::spawn_blocking(move || open_store(&store_config))
-            .await
-            .map_err(|err| AppError::Start {
-                what: "store",
-                source: std::io::Error::other(err.to_string()),
-            })??;
+        let (store_writer, reader, block_counters_opt) =
+            tokio::task::spawn_blocking(move || open_store(&store_config))
+                .await
+                .map_err(|err| AppError::Start {
+                    what: "store",
+                    source: std::io::Error::other(err.to_string()),
+                })??;
+        if let Some(counters) = block_counters_opt {
+            telemetry.attach_block_counters(counters);
+        }
         let log_opt = open_log(&config)?;
         let wal_opt = log_opt.as_ref().map(|log| log.wal.clone());
         if let Some(wal) = &wal_opt {
@@ -339,8 +343,12 @@ fn new_instance_id() -> u32 {
     (hasher.finish() >> 32) as u32
 }
 
-/// The two halves of an opened store.
-type OpenedStore = (Box<dyn WriteStore>, Arc<dyn StoreReader>);
+/// The two halves of an opened store, and the embedded store's block counters.
+type OpenedStore = (
+    Box<dyn WriteStore>,
+    Arc<dyn StoreReader>,
+    Option<Arc<sqlite::BlockCounters>>,
+);
 
 fn store_location(config: &Config) -> SqliteLocation {
     match config.storage.store {
@@ -372,13 +380,14 @@ fn open_log(config: &Config) -> Result<Option<WriterLog>, AppError> {
 fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
     if config.storage.store == StoreKind::Clickhouse {
         let (writer, reader) = crate::store::clickhouse::open(&config.clickhouse_options())?;
-        return Ok((Box::new(writer), Arc::new(reader)));
+        return Ok((Box::new(writer), Arc::new(reader), None));
     }
     let (writer, reader) = sqlite::open(&SqliteOptions {
         location: store_location(config),
         indexed_attribute_keys: config.storage.indexed_attributes.clone(),
     })?;
-    Ok((Box::new(writer), Arc::new(reader)))
+    let counters = writer.block_counters();
+    Ok((Box::new(writer), Arc::new(reader), Some(counters)))
 }
 
 async fn bind_tokio(

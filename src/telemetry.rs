@@ -2,6 +2,7 @@
 //! Prometheus text at `/metrics`. Every label set is fixed, so cardinality is bounded.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -70,6 +71,9 @@ impl RejectReason {
 const BATCH_SECONDS_BOUNDS: [f64; 10] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
+/// How long a failure of the write-ahead log keeps `/health/ready` at 503.
+pub const LOG_FAILURE_MEMORY: Duration = Duration::from_secs(10);
+
 /// All counters of one running Cartograph. Cheap to update from any thread.
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -97,8 +101,12 @@ pub struct Telemetry {
     replayed_items: AtomicU64,
     replay_nanos: AtomicU64,
     replaying: AtomicBool,
+    /// Why an export could last not be made durable, and when; cleared when one succeeds.
+    log_failure: std::sync::Mutex<Option<(String, std::time::Instant)>>,
     /// The write-ahead log whose own statistics `/metrics` shows, once there is one.
     wal: std::sync::OnceLock<crate::wal::Wal>,
+    /// The embedded store's block counters, when that is the store.
+    blocks: std::sync::OnceLock<Arc<crate::store::sqlite::BlockCounters>>,
 }
 
 fn add(counter: &AtomicU64, value: u64) {
@@ -194,6 +202,28 @@ impl Telemetry {
         self.replaying.store(replaying, Ordering::Relaxed);
     }
 
+    /// Records why the write-ahead log refused the last export (`None`: it took the last one).
+    pub fn set_log_failure(&self, reason_opt: Option<String>) {
+        let mut failure = self
+            .log_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failure.is_some() || reason_opt.is_some() {
+            *failure = reason_opt.map(|reason| (reason, std::time::Instant::now()));
+        }
+    }
+
+    /// Why the write-ahead log failed an export in the last [`LOG_FAILURE_MEMORY`], if it
+    /// did (forgotten after that, so readiness does not wait for traffic to come back).
+    pub fn log_failure(&self) -> Option<String> {
+        self.log_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < LOG_FAILURE_MEMORY)
+            .map(|(reason, _)| reason.clone())
+    }
+
     /// Whether the write-ahead log is still being replayed into the store (not ready).
     pub fn is_replaying(&self) -> bool {
         self.replaying.load(Ordering::Relaxed)
@@ -205,6 +235,11 @@ impl Telemetry {
         self.replayed_items.store(num_items, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.replay_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Shows the embedded store's block counters at `/metrics` from now on.
+    pub fn attach_block_counters(&self, counters: Arc<crate::store::sqlite::BlockCounters>) {
+        let _ = self.blocks.set(counters);
     }
 
     /// Shows the log's statistics at `/metrics` from now on.
@@ -345,6 +380,29 @@ impl Telemetry {
         }
         if let Some(wal) = self.wal.get() {
             crate::wal::render_prometheus(wal, out);
+        }
+        if let Some(blocks) = self.blocks.get() {
+            let counters = [
+                (
+                    "cartograph_store_blocks_written_total",
+                    "Compressed span blocks written.",
+                    &blocks.num_blocks_written,
+                ),
+                (
+                    "cartograph_store_block_bytes_written_total",
+                    "Bytes of compressed span blocks written.",
+                    &blocks.num_block_bytes_written,
+                ),
+                (
+                    "cartograph_store_parts_sealed_total",
+                    "Span parts sealed (exact indexes written).",
+                    &blocks.num_parts_sealed,
+                ),
+            ];
+            for (name, help, counter) in counters {
+                header(out, name, help, "counter");
+                let _ = writeln!(out, "{name} {}", load(counter));
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
 use super::error::IngestError;
 use crate::graph::GraphSpan;
 use crate::model::{Batch, MetricPoint, now_unix_nano};
-use crate::pipeline::{GraphFeed, Pipeline};
+use crate::pipeline::{GraphFeed, Pipeline, SubmitError};
 use crate::signals::SharedSignals;
 use crate::telemetry::{RejectReason, Signal, Telemetry};
 
@@ -182,11 +182,15 @@ impl Ingestor {
         }
         match self.pipeline.submit(into_batch(converted.items)) {
             Ok(()) => {
+                self.telemetry.set_log_failure(None);
                 self.telemetry
                     .record_accepted(signal, num_items, converted.num_unknown_service);
                 Ok(outcome)
             }
             Err(err) => {
+                if let SubmitError::LogFailed(reason) = &err {
+                    self.telemetry.set_log_failure(Some(reason.clone()));
+                }
                 let error = IngestError::Submit(err);
                 self.telemetry
                     .record_rejected(signal, error.reject_reason(), num_items);

@@ -12,11 +12,32 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::store::StoreError;
 
 const DIR_NAME: &str = "blocks";
+
+/// Blocks written and parts sealed since start, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BlockCounters {
+    pub num_blocks_written: AtomicU64,
+    pub num_block_bytes_written: AtomicU64,
+    pub num_parts_sealed: AtomicU64,
+}
+
+impl BlockCounters {
+    pub(super) fn record_block(&self, num_bytes: u64) {
+        self.num_blocks_written.fetch_add(1, Ordering::Relaxed);
+        self.num_block_bytes_written
+            .fetch_add(num_bytes, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_sealed(&self) {
+        self.num_parts_sealed.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Block bodies of every part; shared by the writer and the readers of one store.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use crate::model::Span;
 use crate::store::StoreError;
 use crate::store::batch_codec;
 
-use super::block_files::BlockFiles;
+use super::block_files::{BlockCounters, BlockFiles};
 use super::block_read::decompress;
 use super::codec::{put_str, put_varint};
 use super::filter;
@@ -50,6 +50,7 @@ pub(super) struct BlockWriter {
     /// Keys new parts index.
     indexed_keys: Vec<String>,
     pub(super) files: Arc<BlockFiles>,
+    counters: Arc<BlockCounters>,
     /// Exact index entries of the unsealed parts this process created, by part.
     pending: HashMap<i64, PendingIndex>,
 }
@@ -71,6 +72,7 @@ impl BlockWriter {
         conn: &Connection,
         indexed_keys: &[String],
         files: Arc<BlockFiles>,
+        counters: Arc<BlockCounters>,
     ) -> Result<Self, StoreError> {
         let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
             .map_err(|err| StoreError::Corrupt(format!("cannot start zstd: {err}")))?;
@@ -82,6 +84,7 @@ impl BlockWriter {
             part_target_bytes: DEFAULT_PART_TARGET_BYTES,
             indexed_keys: super::unique_keys(indexed_keys),
             files,
+            counters,
             pending: HashMap::new(),
         };
         writer.reload(conn)?;
@@ -215,6 +218,7 @@ impl BlockWriter {
             .collect();
         let block_filter = filter::build(&filter_keys);
         let offset = self.files.append(part.part, &body)?;
+        self.counters.record_block(body.len() as u64);
         let mut insert = conn.prepare_cached(&format!(
             "INSERT INTO {} (min_start, max_start, num_spans, num_errors, max_duration, services, \
              filter, offset, length) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -297,6 +301,7 @@ impl BlockWriter {
         };
         insert_index(conn, part, entries)?;
         parts::mark_sealed(conn, part.part)?;
+        self.counters.record_sealed();
         if let Some(current) = self.current.get_mut(&part.hour)
             && current.part == part.part
         {

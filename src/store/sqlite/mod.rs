@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use alerts::SqliteAlertStore;
+pub use block_files::BlockCounters;
 pub use reader::SqliteReader;
 pub use writer::SqliteWriter;
 

@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::model::{Batch, MetricPoint, Resource, Scope};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
-use super::block_files::BlockFiles;
+use super::block_files::{BlockCounters, BlockFiles};
 use super::blocks::BlockWriter;
 use super::checkpoint::Checkpointer;
 use super::codec;
@@ -29,6 +29,7 @@ pub struct SqliteWriter {
     state: WriterState,
     /// The data directory, whose every file counts against the size budget (`None` in memory).
     dir_opt: Option<PathBuf>,
+    counters: Arc<BlockCounters>,
     /// Stopped when the writer is dropped (declared last: dropped after the connection).
     checkpointer: Option<Checkpointer>,
 }
@@ -62,7 +63,8 @@ impl SqliteWriter {
         checkpointer: Option<Checkpointer>,
     ) -> Result<Self, StoreError> {
         let partitions = load_partition_set(&conn)?;
-        let mut blocks = BlockWriter::new(&conn, indexed_keys, files)?;
+        let counters = Arc::new(BlockCounters::default());
+        let mut blocks = BlockWriter::new(&conn, indexed_keys, files, Arc::clone(&counters))?;
         let num_converted = super::legacy::convert(&mut conn, &mut blocks)?;
         super::legacy::enable_incremental_vacuum(&conn)?;
         if num_converted > 0 {
@@ -74,6 +76,7 @@ impl SqliteWriter {
         Ok(Self {
             conn,
             dir_opt,
+            counters,
             state: WriterState {
                 partitions,
                 resources: Interner::new(InternTable::Resources),
@@ -83,6 +86,11 @@ impl SqliteWriter {
             },
             checkpointer,
         })
+    }
+
+    /// Blocks written and parts sealed since the store was opened.
+    pub fn block_counters(&self) -> Arc<BlockCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// Runs `write` in one immediate transaction and commits it, keeping the writer's

@@ -25,6 +25,9 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
             "queue: {num_queued} of {capacity} items waiting for the store"
         ));
     }
+    if let Some(reason) = state.telemetry.log_failure() {
+        failing.push(format!("log: exports cannot be made durable: {reason}"));
+    }
     if state.telemetry.is_replaying() {
         failing.push("store: replaying the write-ahead log of the last run".to_owned());
     }

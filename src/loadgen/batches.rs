@@ -1,6 +1,7 @@
 //! Pre-encoded OTLP trace export requests. A handful of templates are built and encoded once;
-//! each send copies one and overwrites its trace ids in place with fresh ones, so every request
-//! carries distinct traces at the cost of a memcpy, not an encode.
+//! each send copies one and overwrites in place its trace ids with fresh ones and its span
+//! times with times shifted to the moment of sending, so every request carries distinct traces
+//! that happened just now, at the cost of a memcpy, not an encode.
 //!
 //! A trace is a root SERVER span and CLIENT → SERVER pairs down a call tree across the services
 //! (so the map has real edges), with typical attributes: ~440 bytes and 9 attributes a span.
@@ -19,6 +20,9 @@ use crate::model::{now_unix_nano, split_mix as mix};
 const NUM_TEMPLATES: usize = 16;
 /// Protobuf tag of `Span.trace_id` (field 1, length-delimited) and its length.
 const TRACE_ID_TAG: [u8; 2] = [0x0a, 0x10];
+/// Protobuf tags of `Span.start_time_unix_nano` and `Span.end_time_unix_nano` (fields 7 and 8,
+/// fixed64).
+const TIME_TAGS: [u8; 2] = [0x39, 0x41];
 
 /// What the generated traffic looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,10 @@ struct Template {
     bytes: Vec<u8>,
     /// (byte offset of a trace id, which trace of the request it belongs to)
     trace_id_offsets: Vec<(usize, u32)>,
+    /// Byte offsets of the span start and end times (little-endian u64s).
+    time_offsets: Vec<usize>,
+    /// When the template's times were made.
+    made_unix_nano: u64,
 }
 
 /// A source of distinct, ready-to-send export requests.
@@ -67,6 +75,13 @@ impl RequestSource {
         for &(offset, trace_no) in &template.trace_id_offsets {
             let id = trace_id(request_no, trace_no);
             bytes[offset..offset + 16].copy_from_slice(&id);
+        }
+        let shift = now_unix_nano().saturating_sub(template.made_unix_nano);
+        for &offset in &template.time_offsets {
+            let mut time = [0u8; 8];
+            time.copy_from_slice(&bytes[offset..offset + 8]);
+            let shifted = u64::from_le_bytes(time).saturating_add(shift);
+            bytes[offset..offset + 8].copy_from_slice(&shifted.to_le_bytes());
         }
         bytes
     }
@@ -116,6 +131,7 @@ fn build_template(shape: Shape, template_no: u64, now: u64) -> Template {
     let num_traces = shape.spans_per_request.div_ceil(spans_per_trace).max(1);
     let mut by_service: HashMap<usize, Vec<Span>> = HashMap::new();
     let mut trace_ids: HashMap<[u8; 16], u32> = HashMap::new();
+    let mut times: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for trace_no in 0..num_traces {
         let mut trace_id = [0u8; 16];
         trace_id[..8].copy_from_slice(&next().to_be_bytes());
@@ -176,6 +192,8 @@ fn build_template(shape: Shape, template_no: u64, now: u64) -> Template {
             servers.push((server_id, callee));
         }
         for (service_no, span) in spans {
+            times.insert(span.start_time_unix_nano);
+            times.insert(span.end_time_unix_nano);
             by_service.entry(service_no).or_default().push(span);
         }
     }
@@ -213,10 +231,37 @@ fn build_template(shape: Shape, template_no: u64, now: u64) -> Template {
         num_traces * spans_per_trace,
         "every span's trace id found once"
     );
+    let time_offsets = find_times(&bytes, &times);
+    debug_assert_eq!(
+        time_offsets.len(),
+        2 * num_traces * spans_per_trace,
+        "every span's start and end found once"
+    );
     Template {
         bytes,
         trace_id_offsets,
+        time_offsets,
+        made_unix_nano: now,
     }
+}
+
+/// Offsets of the fixed64 span times in `bytes` (a tag, then one of `times`).
+fn find_times(bytes: &[u8], times: &std::collections::HashSet<u64>) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut index = 0;
+    while index + 9 <= bytes.len() {
+        if TIME_TAGS.contains(&bytes[index]) {
+            let mut candidate = [0u8; 8];
+            candidate.copy_from_slice(&bytes[index + 1..index + 9]);
+            if times.contains(&u64::from_le_bytes(candidate)) {
+                offsets.push(index + 1);
+                index += 9;
+                continue;
+            }
+        }
+        index += 1;
+    }
+    offsets
 }
 
 fn find_trace_ids(bytes: &[u8], trace_ids: &HashMap<[u8; 16], u32>) -> Vec<(usize, u32)> {
@@ -327,6 +372,26 @@ mod tests {
             for trace in traces {
                 assert!(seen.insert(trace.clone()), "trace id reused");
             }
+        }
+    }
+
+    #[test]
+    fn span_times_follow_the_clock() {
+        let source = source();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let sent_at = now_unix_nano();
+        let request =
+            ExportTraceServiceRequest::decode(source.request(7).as_slice()).expect("valid");
+        for span in request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .flat_map(|scope| &scope.spans)
+        {
+            let age = sent_at.saturating_sub(span.start_time_unix_nano);
+            // Made 1–2 s before the template, shifted to the send.
+            assert!((900_000_000..2_200_000_000).contains(&age), "{age} ns old");
+            assert!(span.end_time_unix_nano > span.start_time_unix_nano);
         }
     }
 }

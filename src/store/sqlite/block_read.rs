@@ -1,6 +1,8 @@
 //! Reading span blocks: trace by id through each part's trace index, and trace search over the
 //! blocks of a time range, newest blocks first, stopping as soon as no older block can hold a
-//! newer match than the ones found.
+//! newer match than the ones found. Blocks whose time ranges all overlap (a backlog, clock
+//! skew) cannot be told apart that way: a search then stops once it has decoded
+//! [`MAX_SCANNED_SPANS`] spans and found something, returning the newest of what it saw.
 //!
 //! Every value is a bound parameter; SQL text holds only generated table names and constants.
 //! Reads only, inside the caller's snapshot transaction.
@@ -128,6 +130,9 @@ fn blocks_with_key(conn: &Connection, part: &PartInfo, key: i64) -> Result<Vec<i
     Ok(block_ids)
 }
 
+/// Spans one search decodes at most once it has found a match (about a second of work).
+const MAX_SCANNED_SPANS: usize = 1_000_000;
+
 /// A block that may hold matches, with what search prunes by.
 struct Candidate {
     part_index: usize,
@@ -151,8 +156,12 @@ pub(super) fn search(
     let mut cache = BlockCache::new(files);
     let mut latest: HashMap<TraceId, u64> = HashMap::new();
     let mut nth_latest = None;
+    let mut num_scanned = 0_usize;
     for candidate in &candidates {
         if nth_latest.is_some_and(|nth| candidate.max_start < nth) {
+            break;
+        }
+        if num_scanned >= MAX_SCANNED_SPANS && !latest.is_empty() {
             break;
         }
         let part = &all_parts[candidate.part_index];
@@ -165,6 +174,7 @@ pub(super) fn search(
             for entry in section.directory() {
                 spans.clear();
                 section.decode_entry(entry, &mut spans)?;
+                num_scanned += spans.len();
                 for span in spans.iter().filter(|span| matches(span, query)) {
                     let slot = latest.entry(span.trace_id).or_insert(0);
                     *slot = (*slot).max(span.start_time_unix_nano);

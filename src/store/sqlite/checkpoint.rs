@@ -26,6 +26,8 @@ const MIN_WAL_FRAMES: i64 = 256;
 /// Share of the size budget SQLite's WAL may take before the writer truncates it.
 const WAL_SHARE_OF_BUDGET: u64 = 16;
 const PAGE_BYTES: u64 = 4_096;
+/// Largest size SQLite's WAL file is cut back to when it starts over.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Runs checkpoints until dropped; dropping stops and joins the thread.
 pub(super) struct Checkpointer {
@@ -70,7 +72,10 @@ impl Checkpointer {
             .unwrap_or(i64::MAX)
             .clamp(MIN_WAL_FRAMES, MAX_WAL_FRAMES);
         self.max_wal_frames.store(frames, Ordering::Relaxed);
-        let limit_bytes = frames.saturating_mul(PAGE_BYTES as i64);
+        // Cut back small after each restart: a part's seal writes its whole index at once.
+        let limit_bytes = frames
+            .saturating_mul(PAGE_BYTES as i64)
+            .min(JOURNAL_SIZE_LIMIT_BYTES);
         writer.execute_batch(&format!("PRAGMA journal_size_limit = {limit_bytes};"))?;
         Ok(())
     }

@@ -63,21 +63,23 @@ fn blocks_table(part: i64) -> String {
     format!("blocks_p{part}")
 }
 
-/// The key of a trace in `block_traces_p{n}`: its first eight bytes, so keys of random ids
-/// spread evenly; blocks found through it are checked for the whole id.
+/// Index keys are 31-bit hashes: SQLite stores them in four bytes, and the rare collision only
+/// makes a lookup read a block it then finds nothing in (every span found is checked).
+fn index_key(bytes: &[u8]) -> i64 {
+    (super::codec::stable_hash(bytes) >> 33) as i64
+}
+
+/// The key of a trace in `block_traces_p{n}` and in block filters: a hash of the whole id
+/// (some tracers put a timestamp in an id's first bytes).
 pub(super) fn trace_key(trace_id: TraceId) -> i64 {
-    let bytes = trace_id.as_bytes();
-    let mut head = [0_u8; 8];
-    head.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(head)
+    index_key(trace_id.as_bytes())
 }
 
 /// The key of an indexed attribute value in `block_attrs_p{n}` and in block filters.
 pub(super) fn attr_key(key_no: i64, text: &str) -> i64 {
     let mut bytes = key_no.to_le_bytes().to_vec();
     bytes.extend_from_slice(text.as_bytes());
-    // A bit reinterpretation: any 64 bits make a key.
-    super::codec::stable_hash(&bytes) as i64
+    index_key(&bytes)
 }
 
 pub(super) const CATALOGUE_DDL: &str = "
@@ -119,7 +121,7 @@ pub(super) fn create(
          ) WITHOUT ROWID;
          CREATE TABLE block_attrs_p{part} (
             key_no INTEGER NOT NULL,
-            value TEXT NOT NULL,
+            value INTEGER NOT NULL,
             block_id INTEGER NOT NULL,
             PRIMARY KEY (key_no, value, block_id)
          ) WITHOUT ROWID;"

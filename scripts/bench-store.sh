@@ -62,7 +62,7 @@ def find(node):
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "x-correlation-id":
-                return value
+                return value.get("stringValue") if isinstance(value, dict) else value
             found = find(value)
             if found: return found
     if isinstance(node, list):

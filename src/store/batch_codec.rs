@@ -38,7 +38,7 @@ const HAS_LINKS: u8 = 4;
 const HAS_DROPPED: u8 = 8;
 
 /// Encodes `batch`: its spans grouped by trace, then its metric points.
-pub(crate) fn encode_batch(buf: &mut Vec<u8>, batch: &Batch) {
+pub fn encode_batch(buf: &mut Vec<u8>, batch: &Batch) {
     let mut spans: Vec<&Span> = batch.spans.iter().collect();
     spans.sort_by_key(|span| span.trace_id);
     encode_spans(buf, &spans);

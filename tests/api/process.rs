@@ -33,6 +33,9 @@ pub struct Options<'a> {
     pub ignore_file_size_signal: bool,
     /// Write the process's log here at `debug` (else: warnings, discarded).
     pub debug_log: Option<&'a Path>,
+    /// Write the process's whole output (its log is on stdout, panics on stderr) here, with
+    /// this `RUST_LOG` filter; takes precedence over `debug_log`.
+    pub log: Option<(&'a Path, &'a str)>,
 }
 
 pub async fn start(options: Options<'_>) -> Server {
@@ -66,19 +69,25 @@ pub async fn start(options: Options<'_>) -> Server {
     } else {
         Command::new(binary)
     };
-    let (log_level, log) = match options.debug_log {
-        Some(path) => (
+    let (log_filter, stdout, stderr) = match (options.log, options.debug_log) {
+        (Some((path, filter)), _) => {
+            let file = std::fs::File::create(path).expect("log file");
+            let stdout = Stdio::from(file.try_clone().expect("log file"));
+            (filter, stdout, Stdio::from(file))
+        }
+        (None, Some(path)) => (
             "debug",
+            Stdio::null(),
             Stdio::from(std::fs::File::create(path).expect("log file")),
         ),
-        None => ("warn", Stdio::null()),
+        (None, None) => ("warn", Stdio::null(), Stdio::null()),
     };
     let child = command
         .args(&args)
-        .env("RUST_LOG", log_level)
+        .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .expect("cartograph starts");
     let server = Server {
@@ -203,5 +212,32 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up, as in a crash); the exit status.
+    pub fn kill(mut self) -> std::process::ExitStatus {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait")
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit: the status and how long it took.
+    /// `None` when the process was still running then (it is killed with SIGKILL).
+    pub fn terminate_within(
+        mut self,
+        limit: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 }

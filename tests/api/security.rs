@@ -368,7 +368,8 @@ headers = { Authorization = "Bearer receiver-SECRET-7" }
     let log = dir.path().join("cartograph.log");
     let server = start(Options {
         config: Some(&config),
-        debug_log: Some(&log),
+        // The whole output: the log is on stdout, panics on stderr.
+        log: Some((&log, "debug")),
         ..Options::default()
     })
     .await;

@@ -1,7 +1,7 @@
 //! Retention: by age (drop whole parts and hourly partitions older than the cutoff; in the
 //! hour the cutoff falls into, rewrite the blocks that straddle it and delete precisely), then
-//! by size (drop the oldest unit — a span part, or an hour of points or rollups — while the
-//! store is over budget), then forget resources and scopes no partition references and give
+//! by size (drop the oldest unit — a span part, or an hour of points or rollups — until the
+//! store is 5 % under budget, room for what the count sees late), then forget resources and scopes no partition references and give
 //! freed pages back to the file system.
 //!
 //! The size counts the database's pages in use plus every other file in the data directory
@@ -260,6 +260,9 @@ fn delete_before(
     Ok(())
 }
 
+/// Retention by size keeps the counted size 1/20 below the budget.
+const HEADROOM_DIVISOR: u64 = 20;
+
 /// The oldest unit retention by size can drop.
 enum Oldest {
     Part(PartInfo),
@@ -274,9 +277,12 @@ fn shrink_to(
     max_size_bytes: u64,
     report: &mut RetentionReport,
 ) -> Result<u64, StoreError> {
+    // Room for what the count leaves out or sees late: SQLite's WAL and shared memory, pages
+    // freed since the last vacuum, a log segment being written.
+    let target_bytes = max_size_bytes - max_size_bytes / HEADROOM_DIVISOR;
     loop {
         let size_bytes = store_size(conn, &blocks.files, dir_opt)?;
-        if size_bytes <= max_size_bytes {
+        if size_bytes <= target_bytes {
             return Ok(size_bytes);
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

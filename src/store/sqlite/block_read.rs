@@ -29,6 +29,8 @@ use super::schema::{nanos_from_sql, nanos_to_sql};
 pub(super) struct BlockCache<'a> {
     files: &'a BlockFiles,
     bodies: HashMap<(i64, i64), Arc<Vec<u8>>>,
+    /// `(block id, filter)` of the unsealed parts read so far, by part.
+    filters: HashMap<i64, Vec<(i64, Vec<u8>)>>,
 }
 
 impl<'a> BlockCache<'a> {
@@ -36,6 +38,7 @@ impl<'a> BlockCache<'a> {
         Self {
             files,
             bodies: HashMap::new(),
+            filters: HashMap::new(),
         }
     }
 
@@ -84,7 +87,7 @@ pub(super) fn trace(
     let mut spans = Vec::new();
     let key = trace_key(trace_id);
     for part in parts {
-        for block_id in blocks_with_key(conn, part, key)? {
+        for block_id in cache.blocks_with_key(conn, part, key)? {
             let body = cache.body(conn, part, block_id)?;
             if body.is_empty() {
                 continue;
@@ -102,32 +105,46 @@ pub(super) fn trace(
     Ok(spans)
 }
 
-/// Blocks of `part` that may hold `key` (a trace or attribute key), in write order: through
-/// the exact trace index of a sealed part, else through every block's filter.
-fn blocks_with_key(conn: &Connection, part: &PartInfo, key: i64) -> Result<Vec<i64>, StoreError> {
-    if part.sealed {
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT block_id FROM {} WHERE trace = ?1 ORDER BY block_id",
-            part.traces_table()
-        ))?;
-        let block_ids = statement
-            .query_map([key], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        return Ok(block_ids);
-    }
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT block_id, filter FROM {} ORDER BY block_id",
-        part.blocks_table()
-    ))?;
-    let mut rows = statement.query(())?;
-    let mut block_ids = Vec::new();
-    while let Some(row) = rows.next()? {
-        // A bit reinterpretation: filters take the key's 64 bits.
-        if filter::may_contain(blob(row, 1)?, key as u64) {
-            block_ids.push(row.get(0)?);
+impl BlockCache<'_> {
+    /// Blocks of `part` that may hold `key` (a trace or attribute key), in write order:
+    /// through the exact trace index of a sealed part, else through every block's filter
+    /// (read once per query, then kept: a search looks up every trace it found).
+    fn blocks_with_key(
+        &mut self,
+        conn: &Connection,
+        part: &PartInfo,
+        key: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        if part.sealed {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT block_id FROM {} WHERE trace = ?1 ORDER BY block_id",
+                part.traces_table()
+            ))?;
+            let block_ids = statement
+                .query_map([key], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            return Ok(block_ids);
         }
+        if !self.filters.contains_key(&part.part) {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT block_id, filter FROM {} ORDER BY block_id",
+                part.blocks_table()
+            ))?;
+            let mut rows = statement.query(())?;
+            let mut filters = Vec::new();
+            while let Some(row) = rows.next()? {
+                filters.push((row.get(0)?, blob(row, 1)?.to_vec()));
+            }
+            self.filters.insert(part.part, filters);
+        }
+        let filters = self.filters.get(&part.part).map_or(&[][..], Vec::as_slice);
+        // A bit reinterpretation: filters take the key's 64 bits.
+        Ok(filters
+            .iter()
+            .filter(|(_, block_filter)| filter::may_contain(block_filter, key as u64))
+            .map(|(block_id, _)| *block_id)
+            .collect())
     }
-    Ok(block_ids)
 }
 
 /// Spans one search decodes at most once it has found a match (about a second of work).

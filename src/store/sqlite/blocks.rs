@@ -36,7 +36,8 @@ const ZSTD_LEVEL: i32 = 3;
 /// size budget.
 const DEFAULT_PART_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 const MIN_PART_TARGET_BYTES: u64 = 512 * 1024;
-const MAX_PART_TARGET_BYTES: u64 = 256 * 1024 * 1024;
+/// A part still being written is searched through its blocks' filters: kept small.
+const MAX_PART_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 /// Parts per size budget: retention by size drops about this fraction at a time.
 const PARTS_PER_BUDGET: u64 = 24;
 

@@ -195,23 +195,11 @@ impl Server {
     }
 
     /// Stops with SIGTERM (graceful: everything accepted is stored); the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "stops on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    pub fn terminate(self) -> std::process::ExitStatus {
+        let (status, _) = self
+            .terminate_within(Duration::from_secs(60))
+            .expect("stops on SIGTERM");
+        status
     }
 
     /// Kills the process with SIGKILL (no chance to clean up, as in a crash); the exit status.

@@ -7,6 +7,7 @@
 //! Every value is a bound parameter; SQL text holds only generated table names and constants.
 //! Reads only, inside the caller's snapshot transaction.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -125,19 +126,21 @@ impl BlockCache<'_> {
                 .collect::<Result<_, _>>()?;
             return Ok(block_ids);
         }
-        if !self.filters.contains_key(&part.part) {
-            let mut statement = conn.prepare_cached(&format!(
-                "SELECT block_id, filter FROM {} ORDER BY block_id",
-                part.blocks_table()
-            ))?;
-            let mut rows = statement.query(())?;
-            let mut filters = Vec::new();
-            while let Some(row) = rows.next()? {
-                filters.push((row.get(0)?, blob(row, 1)?.to_vec()));
+        let filters = match self.filters.entry(part.part) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(vacant) => {
+                let mut statement = conn.prepare_cached(&format!(
+                    "SELECT block_id, filter FROM {} ORDER BY block_id",
+                    part.blocks_table()
+                ))?;
+                let mut rows = statement.query(())?;
+                let mut filters = Vec::new();
+                while let Some(row) = rows.next()? {
+                    filters.push((row.get(0)?, blob(row, 1)?.to_vec()));
+                }
+                vacant.insert(filters)
             }
-            self.filters.insert(part.part, filters);
-        }
-        let filters = self.filters.get(&part.part).map_or(&[][..], Vec::as_slice);
+        };
         // A bit reinterpretation: filters take the key's 64 bits.
         Ok(filters
             .iter()

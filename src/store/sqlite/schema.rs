@@ -363,15 +363,19 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
          {parts_catalogue}
          COMMIT;"
     ))?;
-    let num_span_partitions: i64 = conn.query_row(
-        "SELECT count(*) FROM partitions WHERE kind = ?1",
-        [PartitionKind::Spans.code()],
-        |row| row.get(0),
-    )?;
-    if num_span_partitions == 0 {
+    if num_row_span_partitions(conn)? == 0 {
         mark_current(conn)?;
     }
     Ok(())
+}
+
+/// Span partitions of the row-per-span layouts (versions 1 to 3).
+fn num_row_span_partitions(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM partitions WHERE kind = ?1",
+        [PartitionKind::Spans.code()],
+        |row| row.get(0),
+    )?)
 }
 
 /// Records that the file holds this build's schema.
@@ -384,12 +388,7 @@ pub(super) fn mark_current(conn: &Connection) -> Result<(), StoreError> {
 /// which searches now rely on. Those were development builds only, so such data is refused
 /// rather than converted.
 fn refuse_unclustered_spans(conn: &Connection, version: i64) -> Result<(), StoreError> {
-    let num_span_partitions: i64 = conn.query_row(
-        "SELECT count(*) FROM partitions WHERE kind = ?1",
-        [PartitionKind::Spans.code()],
-        |row| row.get(0),
-    )?;
-    if num_span_partitions == 0 {
+    if num_row_span_partitions(conn)? == 0 {
         return Ok(());
     }
     Err(StoreError::Open {

@@ -1,12 +1,15 @@
-//! The embedded SQLite backend: one database, spans, metric points and per-minute rollups in
-//! hourly partition tables (so age retention is mostly `DROP TABLE` and indexes stay small),
-//! resources and scopes deduplicated, nested parts of rows in a compact exact binary encoding.
+//! The embedded backend: spans in zstd-compressed blocks, one append-only file per part
+//! (see [`parts`] and [`block_files`]), described and indexed in one SQLite database beside
+//! metric points and per-minute rollups in hourly partition tables (so age retention is mostly
+//! `DROP TABLE` and indexes stay small); resources and scopes of points deduplicated, nested
+//! parts of rows in a compact exact binary encoding.
 //!
 //! [`open`] returns the two halves: a [`SqliteWriter`] for the one writer thread (one
 //! connection, one transaction per batch) and a cloneable [`SqliteReader`] whose pool of
 //! connections reads concurrently with the writer (WAL for files; in memory, reads and commits
 //! take turns); both also implement the rollup traits (see [`rollups`]). See [`schema`] for the
-//! table layout and [`spans`] for how span tables are clustered by start time.
+//! table layout, [`blocks`] for how spans are written and [`block_read`] for how they are
+//! found.
 //!
 //! File-backed stores also run one background thread (see [`checkpoint`]) that copies the WAL
 //! back into the database file, so commits on the writer thread only append to the WAL.

@@ -1,6 +1,6 @@
-//! The read side: trace lookup and metric point queries over the partitions, decoding rows back
-//! into model types. Trace search lives in [`super::search`], rollup reads in
-//! [`super::rollups`].
+//! The read side: trace lookup and search (over span blocks, see [`super::block_read`]) and
+//! metric point queries over the hourly partitions, decoding rows back into model types;
+//! rollup reads live in [`super::rollups`].
 //!
 //! Owns [`SqliteReader`]; reads only, through the pool's snapshot transactions.
 

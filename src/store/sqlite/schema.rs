@@ -1,18 +1,18 @@
 //! The SQLite schema: connection settings, the catalogue, and the DDL of hourly partitions.
 //!
-//! Layout (schema version 3):
+//! Layout (schema version 4):
+//! - `span_parts` and the tables of each part: spans in compressed blocks, see [`super::parts`].
 //! - `partitions (kind, hour, num_rows, indexed_keys)`: the catalogue of partition tables.
-//!   `kind` 0 = spans, 1 = metric points, 2 = edge rollups, 3 = operation rollups; `hour` =
+//!   `kind` 0 = spans (versions 1–3 only), 1 = metric points, 2 = edge rollups, 3 = operation
+//!   rollups; `hour` =
 //!   hours since the Unix epoch of the span start, point time or rollup minute; `indexed_keys`
 //!   = JSON array of the attribute keys indexed in that span partition (position = `key_no` in
 //!   its attribute table).
 //! - `resources (id, body, max_hour)`, `scopes (id, body, max_hour)`: deduplicated by a stable
 //!   hash of the encoded body (`id`, probing upwards on a collision); `max_hour` is the newest
 //!   partition hour referencing the row, so retention can drop unreferenced ones.
-//! - `spans_h{hour}`: one row per span, clustered by start time through its `row_id` (see
-//!   [`super::spans`]), unique on `(trace_id, span_id)`; indexes on `(service)` and, partially,
-//!   on error spans, both in row id (so start time) order. `span_attrs_h{hour} (key_no, value, span_row_id)`: index of the
-//!   configured attribute keys.
+//! - `spans_h{hour}`, `span_attrs_h{hour}` (versions 1–3): one row per span and an attribute
+//!   index; converted to blocks at the first start of version 4 (see [`super::legacy`]).
 //! - `points_h{hour}`: one row per metric point; indexes `(name, time_ns)`, `(time_ns, name)`.
 //! - `edge_rollups_h{hour}`: one row per (minute, edge), unique on that key (node kinds as codes
 //!   in the `Ord` order of the model, names as BINARY-collated text), so a window is one range
@@ -24,7 +24,8 @@
 //!   `operation_rollups_h{hour}`: likewise, unique on `(minute, service, operation)`.
 //!
 //! Version 2 only added the rollup partition kinds, which are created on first use; version 3
-//! clustered span partitions by start time.
+//! clustered span partitions by start time; version 4 moved spans into blocks and turned on
+//! incremental vacuum.
 //!
 //! Nanosecond columns hold `u64` values biased into `i64` (see [`nanos_to_sql`]) so every `u64`
 //! round-trips and SQL comparisons keep the unsigned order. Table names are built from integers
@@ -384,8 +385,8 @@ pub(super) fn mark_current(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Span partitions before version 3 were not clustered by start time (see [`super::spans`]),
-/// which searches now rely on. Those were development builds only, so such data is refused
+/// Span partitions before version 3 were not clustered by start time, which the conversion to
+/// blocks relies on. Those were development builds only, so such data is refused
 /// rather than converted.
 fn refuse_unclustered_spans(conn: &Connection, version: i64) -> Result<(), StoreError> {
     if num_row_span_partitions(conn)? == 0 {

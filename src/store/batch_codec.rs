@@ -80,6 +80,15 @@ pub(crate) fn encode_frame(batch: &Batch, indexed_keys: &Arc<[String]>) -> Encod
     }
 }
 
+/// Every span of the span sections `bytes` holds back to back, section after section.
+pub(crate) fn all_spans_of_sections(bytes: &[u8]) -> Result<Vec<Span>, StoreError> {
+    let mut spans = Vec::new();
+    for section in parse_sections(bytes)? {
+        spans.extend(section.all_spans()?);
+    }
+    Ok(spans)
+}
+
 /// The span sections a block body holds back to back (one for a block written from model
 /// spans, several for one made of write-ahead log frames).
 pub(crate) fn parse_sections(bytes: &[u8]) -> Result<Vec<SpanSection<'_>>, StoreError> {

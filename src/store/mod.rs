@@ -65,9 +65,8 @@ pub trait StoreWriter: Send {
         }
         let mut all = batch.clone();
         for frame in frames {
-            for section in batch_codec::parse_sections(frame.section())? {
-                all.spans.extend(section.all_spans()?);
-            }
+            all.spans
+                .extend(batch_codec::all_spans_of_sections(frame.section())?);
         }
         self.write_batch(&all)
     }

@@ -25,7 +25,7 @@ use super::filter;
 use super::parts::{self, PartInfo, attr_key, trace_key};
 use super::schema::{hour_of, nanos_to_sql};
 use super::writer::by_hour;
-use crate::store::batch_codec::{EncodedFrame, parse_sections};
+use crate::store::batch_codec::{EncodedFrame, all_spans_of_sections};
 use crate::store::block_meta::BlockMeta;
 
 /// Most spans in one block: big enough for zstd to find the repetition between spans, small
@@ -155,7 +155,7 @@ impl BlockWriter {
                     meta.merge(&frame.meta);
                 } else {
                     // Encoded for other keys than this store indexes: recomputed here.
-                    meta.merge(&self.meta_of_section(frame.section())?);
+                    meta.merge(&meta_of_sections(frame.section(), &self.indexed_keys)?);
                 }
                 if meta.num_spans >= BLOCK_MAX_SPANS {
                     self.store_block(conn, hour, &raw, &meta)?;
@@ -168,15 +168,6 @@ impl BlockWriter {
             }
         }
         Ok(())
-    }
-
-    fn meta_of_section(&self, section: &[u8]) -> Result<BlockMeta, StoreError> {
-        let mut spans = Vec::new();
-        for section in parse_sections(section)? {
-            spans.extend(section.all_spans()?);
-        }
-        let refs: Vec<&Span> = spans.iter().collect();
-        Ok(BlockMeta::of(&refs, &self.indexed_keys))
     }
 
     /// Writes spans of one hour (sorted by trace id) as one block of that hour's current part.
@@ -353,12 +344,7 @@ impl BlockWriter {
                 continue;
             };
             let body = decompress(&compressed)?;
-            let mut spans = Vec::new();
-            for section in parse_sections(&body)? {
-                spans.extend(section.all_spans()?);
-            }
-            let refs: Vec<&Span> = spans.iter().collect();
-            let meta = BlockMeta::of(&refs, &part.indexed_keys);
+            let meta = meta_of_sections(&body, &part.indexed_keys)?;
             entries
                 .traces
                 .extend(meta.trace_ids.iter().map(|id| (trace_key(*id), block_id)));
@@ -397,6 +383,14 @@ fn insert_index(
         insert_attr.execute(entry)?;
     }
     Ok(())
+}
+
+/// The metadata of the spans in `sections` (span sections back to back) for `indexed_keys`:
+/// for frames encoded with other keys, and for blocks whose index entries are rebuilt.
+fn meta_of_sections(sections: &[u8], indexed_keys: &[String]) -> Result<BlockMeta, StoreError> {
+    let spans = all_spans_of_sections(sections)?;
+    let refs: Vec<&Span> = spans.iter().collect();
+    Ok(BlockMeta::of(&refs, indexed_keys))
 }
 
 /// The services of a block as stored in its row: a count, then each name.

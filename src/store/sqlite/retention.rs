@@ -26,7 +26,7 @@ use super::schema::{
     hour_start_nanos, nanos_from_sql, nanos_to_sql,
 };
 use super::writer::{WriterState, load_partition_set};
-use crate::store::batch_codec::parse_sections;
+use crate::store::batch_codec::all_spans_of_sections;
 
 pub(super) fn apply(
     conn: &mut Connection,
@@ -149,15 +149,8 @@ fn age_out_blocks(
             num_deleted += num_spans;
             continue;
         };
-        let mut kept = Vec::new();
-        for section in parse_sections(&body)? {
-            kept.extend(
-                section
-                    .all_spans()?
-                    .into_iter()
-                    .filter(|span| span.start_time_unix_nano >= cutoff_nanos),
-            );
-        }
+        let mut kept = all_spans_of_sections(&body)?;
+        kept.retain(|span| span.start_time_unix_nano >= cutoff_nanos);
         // Sections of one block may share traces: the rewrite sorts them together.
         kept.sort_by_key(|span| span.trace_id);
         num_deleted += num_spans - kept.len() as u64;

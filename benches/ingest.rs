@@ -21,6 +21,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 
 const NUM_SPANS: usize = 512;
+/// The default `ingest.max_decoded_bytes`: decoding is measured with its cost check.
+const MAX_DECODED_BYTES: usize = 256 << 20;
 const NOW_UNIX_NANO: u64 = 1_700_000_000_000_000_000;
 
 fn key_value(key: &str, value: Value) -> KeyValue {
@@ -107,7 +109,7 @@ fn typical_request() -> ExportTraceServiceRequest {
 }
 
 fn decode_and_convert(body: &[u8], encoding: Encoding, limits: &ConvertLimits) -> usize {
-    let request = decode_traces(body, encoding).expect("fixture decodes");
+    let request = decode_traces(body, encoding, MAX_DECODED_BYTES).expect("fixture decodes");
     let converted = convert_traces(request, NOW_UNIX_NANO, limits);
     debug_assert_eq!(converted.num_rejected, 0);
     converted.items.len()
@@ -140,7 +142,10 @@ fn bench_ingest(c: &mut Criterion) {
             b.iter(|| decode_and_convert(black_box(body), encoding, &limits));
         });
         group.bench_function(format!("decode/{label}"), |b| {
-            b.iter(|| decode_traces(black_box(body), encoding).expect("fixture decodes"));
+            b.iter(|| {
+                decode_traces(black_box(body), encoding, MAX_DECODED_BYTES)
+                    .expect("fixture decodes")
+            });
         });
     }
     group.bench_function("convert", |b| {

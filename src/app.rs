@@ -12,10 +12,11 @@ use tracing::{error, info};
 
 use crate::alert::{Alerting, AlertingTasks};
 use crate::auth::{IngestAuth, UiAuth};
+use crate::body_deadline::BodyDeadline;
 use crate::config::{Config, StoreKind};
 use crate::graph::GraphEngine;
 use crate::ingest::convert::ConvertLimits;
-use crate::ingest::{Ingestor, grpc, http};
+use crate::ingest::{IngestLimits, Ingestor, grpc, http};
 use crate::pipeline::WriteStore;
 use crate::pipeline::{
     GraphFeedHandle, Pipeline, SpanForm, StoreWriterHandle, WriterGate, WriterLog, WriterSettings,
@@ -195,31 +196,32 @@ impl App {
                     source: std::io::Error::other(err.to_string()),
                 }
             })?;
-        let max_message_bytes = config.ingest.max_message_bytes.get();
+        let body_deadline = BodyDeadline::from_config(&config.listen, Arc::clone(&telemetry));
+        let limits = IngestLimits::from_config(&config.ingest);
 
         let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
         let otlp_grpc_addr = local_addr("OTLP/gRPC", config.listen.otlp_grpc, &grpc_listener)?;
         let (grpc_shutdown, mut grpc_signal) = watch::channel(false);
         let grpc_task = tokio::spawn(grpc::serve(
             grpc_listener,
-            ingestor.clone(),
+            grpc::Exporter {
+                ingestor: ingestor.clone(),
+                limits,
+                body_deadline: body_deadline.clone(),
+            },
             IngestAuth::new(&config.security),
             Arc::clone(&telemetry),
-            max_message_bytes,
             tls.otlp.clone(),
             async move {
                 let _ = grpc_signal.wait_for(|stop| *stop).await;
             },
         ));
 
-        let receiver = http::HttpReceiver {
-            ingestor,
-            max_message_bytes,
-            max_decompressed_bytes: config.ingest.max_decompressed_bytes.get(),
-        };
+        let receiver = http::HttpReceiver { ingestor, limits };
         let ingest_gate = Guarded {
             gate: Gate::Ingest(IngestAuth::new(&config.security)),
             telemetry: Arc::clone(&telemetry),
+            body_deadline: body_deadline.clone(),
         };
         let (otlp_http, otlp_http_addr) = start_http(
             "OTLP/HTTP",
@@ -244,6 +246,7 @@ impl App {
         let ui_gate = Guarded {
             gate: Gate::Ui(UiAuth::new(&config.security)),
             telemetry: Arc::clone(&telemetry),
+            body_deadline: body_deadline.clone(),
         };
         let ui_scheme = if tls.ui.is_some() { "https" } else { "http" };
         let (ui, ui_addr) = start_http("UI", config.listen.ui, tls.ui, ui_gate, move || {
@@ -445,6 +448,9 @@ where
             .configure(configure())
     })
     .workers(2)
+    // Responses are written in pieces (headers, then compressed chunks); without this, Nagle's
+    // algorithm holds the last piece until the client's delayed ACK, ~40 ms later.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(30);
     let server = match tls {

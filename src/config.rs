@@ -156,6 +156,13 @@ pub struct ListenConfig {
     pub otlp_http: SocketAddr,
     /// Address of the dashboards, the JSON API, `/health/*` and `/metrics`.
     pub ui: SocketAddr,
+    /// Longest pause, in seconds, while a request body arrives on any port; after it the
+    /// request is refused (408, or gRPC `DEADLINE_EXCEEDED`), counted, and its connection or
+    /// stream closed.
+    pub body_timeout_secs: u64,
+    /// Slowest average rate, in bytes per second, at which a body may arrive once it has been
+    /// arriving for `body_timeout_secs`; a slower body is cut off like a stalled one.
+    pub body_min_bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +172,9 @@ pub struct IngestConfig {
     pub max_message_bytes: NonZeroUsize,
     /// Largest accepted request after gzip decompression, in bytes.
     pub max_decompressed_bytes: NonZeroUsize,
+    /// Most memory one request may take once decoded, in bytes, estimated from its wire form
+    /// before it is decoded; a request over it is refused (413, gRPC `INVALID_ARGUMENT`).
+    pub max_decoded_bytes: NonZeroUsize,
     /// How far in the future a span or point may end before it is rejected as absurd.
     pub max_future_skew_secs: u64,
     /// Seconds a client is asked to wait (`Retry-After`, gRPC RetryInfo) when ingest is full.
@@ -230,6 +240,8 @@ impl Default for ListenConfig {
             otlp_grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
             otlp_http: SocketAddr::from(([127, 0, 0, 1], 4318)),
             ui: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_timeout_secs: 10,
+            body_min_bytes_per_sec: 16 * 1024,
         }
     }
 }
@@ -241,6 +253,7 @@ impl Default for IngestConfig {
         Self {
             max_message_bytes: NonZeroUsize::new(16 * MIB).expect("non-zero"),
             max_decompressed_bytes: NonZeroUsize::new(64 * MIB).expect("non-zero"),
+            max_decoded_bytes: NonZeroUsize::new(256 * MIB).expect("non-zero"),
             max_future_skew_secs: 3600,
             retry_after_secs: 1,
             max_attributes: NonZeroUsize::new(crate::ingest::convert::DEFAULT_MAX_ATTRIBUTES)
@@ -315,6 +328,9 @@ impl Config {
                 "ingest.max_decompressed_bytes",
                 "must be at least ingest.max_message_bytes",
             );
+        }
+        if self.listen.body_timeout_secs == 0 {
+            return invalid("listen.body_timeout_secs", "must be at least 1");
         }
         if self.pipeline.writer_batch_items > self.pipeline.queue_capacity_items {
             return invalid(
@@ -413,8 +429,17 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("listen", "otlp_grpc") => "Address of the OTLP/gRPC receiver.",
         ("listen", "otlp_http") => "Address of the OTLP/HTTP receiver (/v1/traces, /v1/metrics).",
         ("listen", "ui") => "Address of the dashboards, JSON API, /health/* and /metrics.",
+        ("listen", "body_timeout_secs") => {
+            "Longest pause in a request body on any port; then 408 and the connection is closed."
+        }
+        ("listen", "body_min_bytes_per_sec") => {
+            "Slowest average body rate once body_timeout_secs have passed; slower is cut off."
+        }
         ("ingest", "max_message_bytes") => "Largest export request as received, in bytes.",
         ("ingest", "max_decompressed_bytes") => "Largest request after gzip decompression.",
+        ("ingest", "max_decoded_bytes") => {
+            "Most memory one request may take once decoded (estimated before decoding)."
+        }
         ("ingest", "max_future_skew_secs") => {
             "Spans and points ending further in the future are rejected."
         }

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod app;
 pub mod auth;
+pub mod body_deadline;
 pub mod cli;
 pub mod config;
 pub mod demo;

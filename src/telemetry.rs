@@ -96,6 +96,7 @@ pub struct Telemetry {
     graph_skipped_spans: AtomicU64,
     queue_capacity_items: AtomicU64,
     unauthenticated_requests: AtomicU64,
+    stalled_bodies: AtomicU64,
     store_spans_kept: AtomicU64,
     replayed_frames: AtomicU64,
     replayed_items: AtomicU64,
@@ -164,6 +165,15 @@ impl Telemetry {
     /// A request refused for missing or wrong credentials (any port).
     pub fn record_unauthenticated(&self) {
         add(&self.unauthenticated_requests, 1);
+    }
+
+    /// A request body cut off for stalling or arriving too slowly (see `body_deadline`).
+    pub fn record_stalled_body(&self) {
+        add(&self.stalled_bodies, 1);
+    }
+
+    pub fn stalled_bodies(&self) -> u64 {
+        self.stalled_bodies.load(Ordering::Relaxed)
     }
 
     pub fn record_graph_skipped(&self, num_spans: u64) {
@@ -444,6 +454,12 @@ impl Telemetry {
                 "Requests refused for missing or wrong credentials, on any port.",
                 "counter",
                 load(&self.unauthenticated_requests),
+            ),
+            (
+                "cartograph_stalled_bodies_total",
+                "Request bodies cut off for pausing too long or arriving too slowly, on any port.",
+                "counter",
+                load(&self.stalled_bodies),
             ),
         ];
         for (name, help, kind, value) in scalars {

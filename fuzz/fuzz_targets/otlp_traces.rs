@@ -7,6 +7,9 @@ use cartograph::ingest::convert::{ConvertLimits, convert_traces};
 use cartograph::ingest::decode::{Encoding, decode_traces, gunzip};
 use libfuzzer_sys::fuzz_target;
 
+/// Bounds what one input may make the decoder allocate.
+const MAX_DECODED_BYTES: usize = 64 << 20;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else {
         return;
@@ -24,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => return,
         }
     };
-    if let Ok(request) = decode_traces(&body, encoding) {
+    if let Ok(request) = decode_traces(&body, encoding, MAX_DECODED_BYTES) {
         let _ = convert_traces(
             request,
             1_700_000_000_000_000_000,

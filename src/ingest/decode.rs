@@ -2,9 +2,16 @@
 //! prost, OTLP/JSON via the crate's serde impls (after the `json_compat` pre-pass). Pure and
 //! synchronous; it neither validates content (that is `convert`) nor knows about transports.
 //!
+//! Memory is bounded before anything is decoded: a body inflates to at most
+//! `max_decompressed_bytes`, and one whose decoded form [`cost`] estimates above
+//! `max_decoded_bytes` is refused unparsed. One request's decoding thus holds at most the body
+//! as received, plus its inflated copy, plus (JSON) a normalized copy, plus the decoded request.
+//!
 //! [`DecodeError`] messages go back to clients verbatim, so they say exactly what was wrong.
 
+mod cost;
 mod json_compat;
+mod schema;
 
 use std::io::Read;
 
@@ -36,6 +43,11 @@ pub enum DecodeError {
     Gzip(std::io::Error),
     #[error("decompressed body exceeds the limit of {limit_bytes} bytes")]
     TooLarge { limit_bytes: usize },
+    #[error(
+        "decoding this request would take more than the limit of {limit_bytes} bytes of memory \
+         (ingest.max_decoded_bytes): send fewer spans, data points or attributes per request"
+    )]
+    TooCostly { limit_bytes: usize },
 }
 
 impl From<prost::DecodeError> for DecodeError {
@@ -136,38 +148,103 @@ fn count_rest(decoder: &mut impl Read, allowed: usize) -> Result<Option<usize>, 
     }
 }
 
+/// Decodes a trace request, refusing one that would take more than `max_decoded_bytes`.
 pub fn decode_traces(
     body: &[u8],
     encoding: Encoding,
+    max_decoded_bytes: usize,
 ) -> Result<ExportTraceServiceRequest, DecodeError> {
+    let root = schema::Message::TraceRequest;
     match encoding {
         // From a `&[u8]`, prost copies each `bytes` field (trace and span ids) twice, allocating
         // both times; from `Bytes` it slices first. One copy of the body saves three of the
         // about 25 allocations per typical span.
         Encoding::Protobuf => {
+            check_protobuf_cost(body, root, max_decoded_bytes)?;
             let request = ExportTraceServiceRequest::decode(Bytes::copy_from_slice(body))?;
             Ok(request)
         }
-        Encoding::Json => decode_json(body, json_compat::restore_non_finite_traces),
+        Encoding::Json => decode_json(
+            body,
+            root,
+            max_decoded_bytes,
+            json_compat::restore_non_finite_traces,
+        ),
     }
 }
 
+/// Decodes a metrics request, refusing one that would take more than `max_decoded_bytes`.
 pub fn decode_metrics(
     body: &[u8],
     encoding: Encoding,
+    max_decoded_bytes: usize,
 ) -> Result<ExportMetricsServiceRequest, DecodeError> {
+    let root = schema::Message::MetricsRequest;
     match encoding {
         // Only exemplars have `bytes` fields, so the copy above would not pay here.
-        Encoding::Protobuf => Ok(ExportMetricsServiceRequest::decode(body)?),
-        Encoding::Json => decode_json(body, json_compat::restore_non_finite_metrics),
+        Encoding::Protobuf => {
+            check_protobuf_cost(body, root, max_decoded_bytes)?;
+            Ok(ExportMetricsServiceRequest::decode(body)?)
+        }
+        Encoding::Json => decode_json(
+            body,
+            root,
+            max_decoded_bytes,
+            json_compat::restore_non_finite_metrics,
+        ),
     }
+}
+
+/// What decoding `body` would take, as [`cost`] estimates it (for tests and benchmarks).
+pub fn estimate_decoded_bytes(body: &[u8], encoding: Encoding, metrics: bool) -> usize {
+    let root = if metrics {
+        schema::Message::MetricsRequest
+    } else {
+        schema::Message::TraceRequest
+    };
+    match encoding {
+        Encoding::Protobuf => {
+            let mut budget = cost::Budget::protobuf(usize::MAX);
+            let _ = cost::walk_protobuf(body, root, &mut budget);
+            budget.spent()
+        }
+        Encoding::Json => {
+            let mut budget = cost::Budget::json(usize::MAX);
+            let _ = json_compat::normalize(body, root, &mut budget);
+            budget.spent()
+        }
+    }
+}
+
+fn check_protobuf_cost(
+    body: &[u8],
+    root: schema::Message,
+    max_decoded_bytes: usize,
+) -> Result<(), DecodeError> {
+    let mut budget = cost::Budget::protobuf(max_decoded_bytes);
+    cost::walk_protobuf(body, root, &mut budget)
+        .map_err(|message| DecodeError::Protobuf { message })?;
+    check_budget(&budget, max_decoded_bytes)
+}
+
+fn check_budget(budget: &cost::Budget, max_decoded_bytes: usize) -> Result<(), DecodeError> {
+    if budget.is_exceeded() {
+        return Err(DecodeError::TooCostly {
+            limit_bytes: max_decoded_bytes,
+        });
+    }
+    Ok(())
 }
 
 fn decode_json<T: DeserializeOwned>(
     body: &[u8],
+    root: schema::Message,
+    max_decoded_bytes: usize,
     restore_non_finite: fn(&mut T),
 ) -> Result<T, DecodeError> {
-    let normalized = json_compat::normalize(body);
+    let mut budget = cost::Budget::json(max_decoded_bytes);
+    let normalized = json_compat::normalize(body, root, &mut budget);
+    check_budget(&budget, max_decoded_bytes)?;
     let mut request: T = serde_json::from_slice(&normalized.body)?;
     if normalized.has_non_finite {
         restore_non_finite(&mut request);
@@ -178,3 +255,7 @@ fn decode_json<T: DeserializeOwned>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod cost_tests;

@@ -23,6 +23,8 @@ pub enum IngestError {
     BodyTooLarge { limit_bytes: usize },
     #[error("request body could not be read: {0}")]
     BodyIncomplete(String),
+    #[error("{0}")]
+    BodyStalled(String),
     #[error(transparent)]
     Submit(#[from] SubmitError),
 }
@@ -30,8 +32,12 @@ pub enum IngestError {
 impl IngestError {
     pub fn reject_reason(&self) -> RejectReason {
         match self {
-            IngestError::Decode(DecodeError::TooLarge { .. }) => RejectReason::TooLarge,
-            IngestError::Decode(_) | IngestError::BodyIncomplete(_) => RejectReason::Malformed,
+            IngestError::Decode(DecodeError::TooLarge { .. } | DecodeError::TooCostly { .. }) => {
+                RejectReason::TooLarge
+            }
+            IngestError::Decode(_)
+            | IngestError::BodyIncomplete(_)
+            | IngestError::BodyStalled(_) => RejectReason::Malformed,
             IngestError::UnsupportedContentType(_) | IngestError::UnsupportedContentEncoding(_) => {
                 RejectReason::UnsupportedMedia
             }
@@ -44,8 +50,10 @@ impl IngestError {
         }
     }
 
-    /// The gRPC status. Backpressure carries RetryInfo, which OTLP exporters require before
-    /// they retry RESOURCE_EXHAUSTED.
+    /// The gRPC status, chosen by the OTLP specification's retry rules: backpressure is
+    /// `RESOURCE_EXHAUSTED` or `UNAVAILABLE` with RetryInfo (retried after the delay); what no
+    /// retry can fix, a malformed or too large request, is `INVALID_ARGUMENT` (never retried;
+    /// `RESOURCE_EXHAUSTED` without RetryInfo would still be retried by some SDKs).
     pub fn to_grpc_status(&self, retry_after: Duration) -> tonic::Status {
         let message = self.to_string();
         match self {
@@ -63,21 +71,18 @@ impl IngestError {
                     ErrorDetails::with_retry_info(Some(retry_after)),
                 )
             }
-            IngestError::Submit(SubmitError::TooLarge { .. })
-            | IngestError::BodyTooLarge { .. }
-            | IngestError::Decode(DecodeError::TooLarge { .. }) => {
-                tonic::Status::resource_exhausted(message)
-            }
+            IngestError::BodyStalled(_) => tonic::Status::deadline_exceeded(message),
             _ => tonic::Status::invalid_argument(message),
         }
     }
 
     pub fn http_status(&self) -> StatusCode {
         match self {
-            IngestError::Decode(DecodeError::TooLarge { .. })
+            IngestError::Decode(DecodeError::TooLarge { .. } | DecodeError::TooCostly { .. })
             | IngestError::BodyTooLarge { .. }
             | IngestError::Submit(SubmitError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Decode(_) | IngestError::BodyIncomplete(_) => StatusCode::BAD_REQUEST,
+            IngestError::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::UnsupportedContentType(_) | IngestError::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -100,6 +105,10 @@ impl IngestError {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
             response.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come; the connection cannot be reused.
+            response.force_close();
         }
         let grpc_code = self.to_grpc_status(retry_after).code() as i32;
         let rpc_status = RpcStatus {

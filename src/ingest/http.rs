@@ -11,10 +11,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
-use super::decode::{self, Encoding};
+use super::decode::Encoding;
 use super::error::IngestError;
+use super::limits::{IngestLimits, decode_request};
 use super::service::{ExportOutcome, Ingestor};
-use super::tenant;
 use crate::auth::Tenancy;
 use crate::telemetry::Signal;
 
@@ -24,8 +24,7 @@ const INLINE_DECODE_MAX_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct HttpReceiver {
     pub ingestor: Ingestor,
-    pub max_message_bytes: usize,
-    pub max_decompressed_bytes: usize,
+    pub limits: IngestLimits,
 }
 
 /// Registers the OTLP/HTTP routes.
@@ -92,7 +91,13 @@ async fn export(
         .cloned();
     debug_assert!(tenancy.is_some(), "the ingest gate admits every request");
     let tenancy = tenancy.unwrap_or(Tenancy::Off);
-    let result = match read_body(request.headers(), payload, receiver.max_message_bytes).await {
+    let result = match read_body(
+        request.headers(),
+        payload,
+        receiver.limits.max_message_bytes,
+    )
+    .await
+    {
         Ok(body) => {
             decode_and_ingest(
                 receiver.get_ref().clone(),
@@ -127,23 +132,9 @@ async fn decode_and_ingest(
 ) -> Result<ExportOutcome, IngestError> {
     let gzipped = is_gzipped(headers)?;
     let work = move || -> Result<ExportOutcome, IngestError> {
-        let body = if gzipped {
-            web::Bytes::from(decode::gunzip(&body, receiver.max_decompressed_bytes)?)
-        } else {
-            body
-        };
-        match signal {
-            Signal::Traces => {
-                let mut request = decode::decode_traces(&body, encoding)?;
-                tenant::stamp_traces(&mut request, &tenancy);
-                receiver.ingestor.export_traces(request)
-            }
-            Signal::Metrics => {
-                let mut request = decode::decode_metrics(&body, encoding)?;
-                tenant::stamp_metrics(&mut request, &tenancy);
-                receiver.ingestor.export_metrics(request)
-            }
-        }
+        let decoded = decode_request(&body, gzipped, encoding, signal, &receiver.limits)?;
+        drop(body);
+        receiver.ingestor.export(decoded, &tenancy)
     };
     if headers
         .get(header::CONTENT_LENGTH)
@@ -203,7 +194,13 @@ async fn read_body(
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit_bytes));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| IngestError::BodyIncomplete(err.to_string()))?;
+        let chunk = chunk.map_err(|err| {
+            if crate::body_deadline::is_stalled(&err) {
+                IngestError::BodyStalled(err.to_string())
+            } else {
+                IngestError::BodyIncomplete(err.to_string())
+            }
+        })?;
         if body.len() + chunk.len() > limit_bytes {
             return Err(IngestError::BodyTooLarge { limit_bytes });
         }

@@ -6,7 +6,9 @@ pub mod decode;
 pub mod error;
 pub mod grpc;
 pub mod http;
+mod limits;
 mod service;
 pub mod tenant;
 
+pub use limits::IngestLimits;
 pub use service::{ExportOutcome, Ingestor};

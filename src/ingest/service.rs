@@ -65,6 +65,24 @@ impl Ingestor {
         &self.telemetry
     }
 
+    /// Stamps a decoded request with its tenancy and exports it.
+    pub fn export(
+        &self,
+        decoded: super::limits::Decoded,
+        tenancy: &crate::auth::Tenancy,
+    ) -> Result<ExportOutcome, IngestError> {
+        match decoded {
+            super::limits::Decoded::Traces(mut request) => {
+                super::tenant::stamp_traces(&mut request, tenancy);
+                self.export_traces(request)
+            }
+            super::limits::Decoded::Metrics(mut request) => {
+                super::tenant::stamp_metrics(&mut request, tenancy);
+                self.export_metrics(request)
+            }
+        }
+    }
+
     pub fn export_traces(
         &self,
         request: ExportTraceServiceRequest,

@@ -1,14 +1,21 @@
-//! What every request to an HTTP port passes first: authentication (when configured) and, on
-//! the UI port, the security headers. One middleware for both ports; which rules apply comes
-//! from the [`Gate`] the server was started with.
+//! What every request to an HTTP port passes first: authentication (when configured), the body
+//! deadline (see `body_deadline`), `HEAD` served as `GET` without its body, and, on the UI
+//! port, the security headers on every response, refusals included. One middleware for both
+//! ports; which rules apply comes from the [`Gate`] the server was started with.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse};
+use actix_web::{Error, HttpMessage as _, HttpResponse};
 
 use crate::auth::{IngestAuth, UiAuth};
+use crate::body_deadline::{BodyDeadline, TimedPayload};
+
+type PayloadStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, actix_web::error::PayloadError>>>,
+>;
 
 /// The rules of one port.
 #[derive(Debug, Clone)]
@@ -22,6 +29,7 @@ pub enum Gate {
 pub struct Guarded {
     pub gate: Gate,
     pub telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    pub body_deadline: BodyDeadline,
 }
 
 /// Scripts only from this origin (the vendored htmx and the pan/zoom script), no plugins, no
@@ -58,13 +66,21 @@ fn refuse(request: ServiceRequest, gate: &Gate) -> ServiceResponse<BoxBody> {
     request.into_response(response)
 }
 
-/// The middleware: refuses what the gate does not let through, adds the UI's headers.
+/// The middleware: refuses what the gate does not let through, puts the body under its
+/// deadline, serves `HEAD` as `GET`, adds the UI's headers.
 pub async fn guard(
     guarded: Guarded,
-    request: ServiceRequest,
+    mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let gate = guarded.gate;
+    let payload = request.take_payload();
+    let timed: PayloadStream = Box::pin(TimedPayload::new(payload, guarded.body_deadline.start()));
+    request.set_payload(timed.into());
+    // actix-http decided at parsing that a HEAD response carries no body; routes need only GET.
+    if request.method() == Method::HEAD {
+        request.head_mut().method = Method::GET;
+    }
     let allowed = match &gate {
         Gate::Ingest(auth) => {
             let tenancy = auth.admit(
@@ -82,11 +98,12 @@ pub async fn guard(
             request.path() == "/health/live" || auth.allows(header(&request, "authorization"))
         }
     };
-    if !allowed {
+    let mut response = if allowed {
+        next.call(request).await?.map_into_boxed_body()
+    } else {
         guarded.telemetry.record_unauthenticated();
-        return Ok(refuse(request, &gate));
-    }
-    let mut response = next.call(request).await?.map_into_boxed_body();
+        refuse(request, &gate)
+    };
     if matches!(gate, Gate::Ui(_)) {
         let headers = response.headers_mut();
         for (name, value) in [

@@ -11,11 +11,17 @@
 //!   which `serde_json` turns into one exact `f64`, and [`restore_non_finite_traces`] /
 //!   [`restore_non_finite_metrics`] put the non-finite value back after deserialising.
 //!
+//! The same scan charges the request's decoding cost to a [`Budget`] (see [`super::cost`]): it
+//! knows, from the keys, which message each object is, and stops once the budget is spent.
+//!
 //! The scan is one pass over the bytes and allocates only when it rewrites something. A body
 //! that is not valid JSON passes through unchanged, so `serde_json` reports the error. Error
 //! positions after a rewrite on the same line shift by the rewrite's length difference.
 
 use std::borrow::Cow;
+
+use super::cost::Budget;
+use super::schema::{Field, Message};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -64,8 +70,10 @@ pub(super) struct Normalized<'a> {
     pub has_non_finite: bool,
 }
 
-pub(super) fn normalize(body: &[u8]) -> Normalized<'_> {
-    let mut scanner = Scanner::new(body);
+/// Normalizes `body`, a JSON `root` message, charging what decoding it will cost to `budget`
+/// (the scan stops early, leaving the body partly normalized, once the budget is exceeded).
+pub(super) fn normalize<'a>(body: &'a [u8], root: Message, budget: &mut Budget) -> Normalized<'a> {
+    let mut scanner = Scanner::new(body, root, budget);
     scanner.run();
     let has_non_finite = scanner.has_non_finite;
     Normalized {
@@ -76,13 +84,17 @@ pub(super) fn normalize(body: &[u8]) -> Normalized<'_> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {
-    Object,
-    Array { holds_bounds: bool },
+    /// An object, and which message it is (`None`: a field the schema does not know).
+    Object { message_opt: Option<Message> },
+    /// An array, whether it holds histogram bounds, and what its elements are.
+    Array { holds_bounds: bool, element: Field },
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'b> {
     input: &'a [u8],
     pos: usize,
+    root: Message,
+    budget: &'b mut Budget,
     stack: Vec<Container>,
     /// True between `{` or `,` and the next key inside an object.
     expect_key: bool,
@@ -92,11 +104,14 @@ struct Scanner<'a> {
     has_non_finite: bool,
 }
 
-impl<'a> Scanner<'a> {
-    fn new(input: &'a [u8]) -> Self {
+impl<'a, 'b> Scanner<'a, 'b> {
+    fn new(input: &'a [u8], root: Message, budget: &'b mut Budget) -> Self {
+        budget.charge_message(root);
         Self {
             input,
             pos: 0,
+            root,
+            budget,
             stack: Vec::new(),
             expect_key: false,
             last_key: b"",
@@ -108,12 +123,20 @@ impl<'a> Scanner<'a> {
 
     fn run(&mut self) {
         while let Some(&byte) = self.input.get(self.pos) {
+            if self.budget.is_exceeded() {
+                return;
+            }
             match byte {
                 b'"' => self.on_string(),
                 b'{' => self.on_open_object(),
                 b'[' => {
                     let holds_bounds = self.in_value_of(&[BOUNDS_KEY]);
-                    self.stack.push(Container::Array { holds_bounds });
+                    let element = self.value_field();
+                    self.charge_number(element);
+                    self.stack.push(Container::Array {
+                        holds_bounds,
+                        element,
+                    });
                     self.pos += 1;
                 }
                 b'}' | b']' => {
@@ -121,7 +144,14 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                 }
                 b',' => {
-                    self.expect_key = self.stack.last() == Some(&Container::Object);
+                    match self.stack.last() {
+                        Some(Container::Object { .. }) => self.expect_key = true,
+                        Some(Container::Array { element, .. }) => {
+                            self.expect_key = false;
+                            self.charge_number(*element);
+                        }
+                        None => self.expect_key = false,
+                    }
                     self.pos += 1;
                 }
                 b':' => {
@@ -143,6 +173,9 @@ impl<'a> Scanner<'a> {
             self.last_key = self.input.get(start + 1..end - 1).unwrap_or_default();
             return;
         }
+        if self.value_field() == Field::Bytes {
+            self.budget.charge_bytes(end - start);
+        }
         if !self.in_double_position(&DOUBLE_KEYS) {
             return;
         }
@@ -158,6 +191,16 @@ impl<'a> Scanner<'a> {
 
     fn on_open_object(&mut self) {
         let start = self.pos;
+        let message_opt = match self.value_field() {
+            Field::Message(message) => Some(message),
+            _ if self.stack.is_empty() => Some(self.root),
+            _ => None,
+        };
+        if let Some(message) = message_opt
+            && !self.stack.is_empty()
+        {
+            self.budget.charge_message(message);
+        }
         if self.in_value_of(&VALUE_LIST_KEYS) {
             let close = skip_whitespace(self.input, start + 1);
             if self.input.get(close) == Some(&b'}') {
@@ -166,7 +209,7 @@ impl<'a> Scanner<'a> {
                 return;
             }
         }
-        self.stack.push(Container::Object);
+        self.stack.push(Container::Object { message_opt });
         self.expect_key = true;
         self.pos += 1;
     }
@@ -182,17 +225,35 @@ impl<'a> Scanner<'a> {
 
     /// At a value in an object whose key is one of `keys`.
     fn in_value_of(&self, keys: &[&[u8]]) -> bool {
-        self.stack.last() == Some(&Container::Object)
+        matches!(self.stack.last(), Some(Container::Object { .. }))
             && !self.expect_key
             && keys.contains(&self.last_key)
+    }
+
+    /// What the value at the current position decodes into.
+    fn value_field(&self) -> Field {
+        match self.stack.last() {
+            Some(Container::Object {
+                message_opt: Some(message),
+            }) if !self.expect_key => message.json_field(self.last_key),
+            Some(Container::Array { element, .. }) => *element,
+            _ => Field::Scalar,
+        }
+    }
+
+    /// One element of a list of numbers.
+    fn charge_number(&mut self, field: Field) {
+        if let Field::Numbers { decoded_bytes, .. } = field {
+            self.budget.charge_numbers(1, decoded_bytes);
+        }
     }
 
     /// At a double that may be non-finite: a value of one of `keys`, or an element of
     /// `explicitBounds`.
     fn in_double_position(&self, keys: &[&[u8]]) -> bool {
         match self.stack.last() {
-            Some(Container::Array { holds_bounds }) => *holds_bounds,
-            Some(Container::Object) => !self.expect_key && keys.contains(&self.last_key),
+            Some(Container::Array { holds_bounds, .. }) => *holds_bounds,
+            Some(Container::Object { .. }) => !self.expect_key && keys.contains(&self.last_key),
             None => false,
         }
     }
@@ -371,6 +432,10 @@ fn restore_exemplar(exemplar: &mut Exemplar) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn normalize(body: &[u8]) -> Normalized<'_> {
+        super::normalize(body, Message::TraceRequest, &mut Budget::json(usize::MAX))
+    }
 
     fn normalized_text(body: &str) -> (String, bool) {
         let normalized = normalize(body.as_bytes());

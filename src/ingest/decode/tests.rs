@@ -13,6 +13,8 @@ use crate::model::{AttrValue, NumberValue, PointValue, SpanKind, StatusCode, att
 const PYTHON_TRACES: &str = include_str!("testdata/python_sdk_traces.json");
 const PYTHON_TRACES_NON_FINITE: &str = include_str!("testdata/python_sdk_traces_non_finite.json");
 const PYTHON_METRICS: &str = include_str!("testdata/python_sdk_metrics.json");
+/// The default `ingest.max_decoded_bytes`.
+const LIMIT: usize = 256 * 1024 * 1024;
 /// Later than every fixture's timestamps (the Python ones were captured in 2026).
 const FAR_FUTURE_NOW: u64 = 4_000_000_000_000_000_000;
 
@@ -121,16 +123,16 @@ fn gunzip_reports_corrupt_and_truncated_bodies() {
 #[test]
 fn protobuf_round_trips() {
     let traces = fixtures::traces_request(vec![fixtures::full_span()]);
-    let decoded = decode_traces(&traces.encode_to_vec(), Encoding::Protobuf).unwrap();
+    let decoded = decode_traces(&traces.encode_to_vec(), Encoding::Protobuf, LIMIT).unwrap();
     assert_eq!(decoded, traces);
     let metrics = fixtures::metrics_request(fixtures::every_metric_type());
-    let decoded = decode_metrics(&metrics.encode_to_vec(), Encoding::Protobuf).unwrap();
+    let decoded = decode_metrics(&metrics.encode_to_vec(), Encoding::Protobuf, LIMIT).unwrap();
     assert_eq!(decoded, metrics);
 }
 
 #[test]
 fn invalid_protobuf_says_so_without_prost_prefix() {
-    let err = decode_traces(&[0x0a, 0xff, 0x01], Encoding::Protobuf).unwrap_err();
+    let err = decode_traces(&[0x0a, 0xff, 0x01], Encoding::Protobuf, LIMIT).unwrap_err();
     let message = err.to_string();
     assert!(message.starts_with("invalid protobuf: "), "{message}");
     assert!(
@@ -141,12 +143,12 @@ fn invalid_protobuf_says_so_without_prost_prefix() {
 
 #[test]
 fn invalid_json_names_line_and_column() {
-    let err = decode_traces(br#"{"resourceSpans": 5}"#, Encoding::Json).unwrap_err();
+    let err = decode_traces(br#"{"resourceSpans": 5}"#, Encoding::Json, LIMIT).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid OTLP/JSON at line 1 column 19: invalid type: integer `5`, expected a sequence"
     );
-    let err = decode_metrics(b"{\n  \"resourceMetrics\": [", Encoding::Json).unwrap_err();
+    let err = decode_metrics(b"{\n  \"resourceMetrics\": [", Encoding::Json, LIMIT).unwrap_err();
     assert!(matches!(err, DecodeError::Json { line: 2, .. }), "{err}");
 }
 
@@ -195,7 +197,7 @@ const SPEC_TRACES: &str = r#"{
 
 #[test]
 fn json_accepts_every_spec_form() {
-    let request = decode_traces(SPEC_TRACES.as_bytes(), Encoding::Json).unwrap();
+    let request = decode_traces(SPEC_TRACES.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let resource_spans = &request.resource_spans[0];
     assert_eq!(
         resource_spans
@@ -298,7 +300,7 @@ const SPEC_METRICS: &str = r#"{"resourceMetrics": [{"scopeMetrics": [{"metrics":
 
 #[test]
 fn json_accepts_every_metric_type_with_string_or_number_int64s() {
-    let request = decode_metrics(SPEC_METRICS.as_bytes(), Encoding::Json).unwrap();
+    let request = decode_metrics(SPEC_METRICS.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let converted = convert_metrics(request, NOW + 1_000_000_000, &ConvertLimits::default());
     assert_eq!(
         converted.num_rejected, 0,
@@ -351,7 +353,7 @@ fn json_accepts_every_metric_type_with_string_or_number_int64s() {
 
 #[test]
 fn json_accepts_what_the_python_sdk_sends() {
-    let request = decode_traces(PYTHON_TRACES.as_bytes(), Encoding::Json).unwrap();
+    let request = decode_traces(PYTHON_TRACES.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let converted = convert_traces(request, FAR_FUTURE_NOW, &ConvertLimits::default());
     assert_eq!(
         converted.num_rejected, 0,
@@ -379,7 +381,7 @@ fn json_accepts_what_the_python_sdk_sends() {
     assert_eq!(attr("d"), Some(AttrValue::Double(1.5)));
     assert_eq!(attr("empty_arr"), Some(AttrValue::Array(Vec::new())));
 
-    let request = decode_metrics(PYTHON_METRICS.as_bytes(), Encoding::Json).unwrap();
+    let request = decode_metrics(PYTHON_METRICS.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let converted = convert_metrics(request, FAR_FUTURE_NOW, &ConvertLimits::default());
     assert_eq!(
         converted.num_rejected, 0,
@@ -396,7 +398,8 @@ fn json_accepts_what_the_python_sdk_sends() {
 
 #[test]
 fn json_restores_non_finite_doubles_from_the_python_sdk() {
-    let request = decode_traces(PYTHON_TRACES_NON_FINITE.as_bytes(), Encoding::Json).unwrap();
+    let request =
+        decode_traces(PYTHON_TRACES_NON_FINITE.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let attributes = &request.resource_spans[0].scope_spans[0].spans[0].attributes;
     let double = |key| match attribute_value(attributes, key) {
         Some(Value::DoubleValue(value)) => value,
@@ -418,7 +421,7 @@ fn json_restores_non_finite_metric_values() {
       {"name": "h", "histogram": {"dataPoints": [{"timeUnixNano": "1", "sum": "NaN",
          "min": "-Infinity", "max": "Infinity", "bucketCounts": ["1", "0"], "explicitBounds": [1]}]}}
     ]}]}]}"#;
-    let request = decode_metrics(body.as_bytes(), Encoding::Json).unwrap();
+    let request = decode_metrics(body.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
     let Some(Data::Gauge(gauge)) = &metrics[0].data else {
         panic!("gauge")
@@ -446,13 +449,16 @@ fn json_round_trips_what_the_rust_exporter_sends() {
     let traces = fixtures::traces_request(vec![fixtures::full_span()]);
     let body = serde_json::to_string_pretty(&traces).unwrap();
     assert_eq!(
-        decode_traces(body.as_bytes(), Encoding::Json).unwrap(),
+        decode_traces(body.as_bytes(), Encoding::Json, LIMIT).unwrap(),
         traces
     );
 
     let metrics = fixtures::metrics_request(fixtures::every_metric_type());
     let body = serde_json::to_vec(&metrics).unwrap();
-    assert_eq!(decode_metrics(&body, Encoding::Json).unwrap(), metrics);
+    assert_eq!(
+        decode_metrics(&body, Encoding::Json, LIMIT).unwrap(),
+        metrics
+    );
 }
 
 #[test]
@@ -467,7 +473,7 @@ fn json_reads_the_rust_exporters_null_for_a_nan_gauge() {
         body.contains(r#""asDouble":null"#),
         "serde_json writes NaN as null"
     );
-    let decoded = decode_metrics(body.as_bytes(), Encoding::Json).unwrap();
+    let decoded = decode_metrics(body.as_bytes(), Encoding::Json, LIMIT).unwrap();
     let Some(Data::Gauge(gauge)) = &decoded.resource_metrics[0].scope_metrics[0].metrics[0].data
     else {
         panic!("gauge")
@@ -481,7 +487,7 @@ fn json_reads_the_rust_exporters_null_for_a_nan_gauge() {
 #[test]
 fn json_rejects_enum_names_which_otlp_json_forbids() {
     let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}"#;
-    let err = decode_traces(body, Encoding::Json).unwrap_err();
+    let err = decode_traces(body, Encoding::Json, LIMIT).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("invalid OTLP/JSON at line 1 column"),
@@ -492,11 +498,11 @@ fn json_rejects_enum_names_which_otlp_json_forbids() {
 #[test]
 fn empty_bodies_are_empty_requests() {
     assert_eq!(
-        decode_traces(b"", Encoding::Protobuf).unwrap(),
+        decode_traces(b"", Encoding::Protobuf, LIMIT).unwrap(),
         Default::default()
     );
     assert_eq!(
-        decode_metrics(b"{}", Encoding::Json).unwrap(),
+        decode_metrics(b"{}", Encoding::Json, LIMIT).unwrap(),
         Default::default()
     );
 }
@@ -561,11 +567,11 @@ mod fuzz {
     fn decode_and_convert_every_way(body: &[u8]) {
         let limits = ConvertLimits::default();
         for encoding in [Encoding::Protobuf, Encoding::Json] {
-            if let Ok(request) = decode_traces(body, encoding) {
+            if let Ok(request) = decode_traces(body, encoding, LIMIT) {
                 let converted = convert_traces(request, NOW, &limits);
                 assert!(converted.num_rejected > 0 || converted.rejection_message.is_none());
             }
-            if let Ok(request) = decode_metrics(body, encoding) {
+            if let Ok(request) = decode_metrics(body, encoding, LIMIT) {
                 let _ = convert_metrics(request, NOW, &limits);
             }
         }

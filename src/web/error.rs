@@ -39,6 +39,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Alerting(AlertingError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Alerting(AlertingError::Full(_)) => StatusCode::CONFLICT,
             ApiError::Alerting(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

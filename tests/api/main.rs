@@ -28,6 +28,7 @@ mod graph_fixtures;
 mod graph_limits;
 mod graph_queries;
 mod graph_restart;
+mod hostile;
 mod loadgen;
 mod replay_bench;
 mod restart;

@@ -21,7 +21,7 @@ use super::config::AlertsConfig;
 use super::delivery::Sender;
 use super::engine::Engine;
 use super::rule::{self, Inputs};
-use super::silence::{NewSilence, Silence};
+use super::silence::{MAX_SILENCES, NewSilence, Silence};
 use super::state::Labels;
 use crate::model::now_unix_nano;
 use crate::query::{GraphFilter, GraphRange, PlacedGraph, QueryService, ServiceSummary};
@@ -54,6 +54,8 @@ struct Inner {
     sender: Sender,
     counters: Counters,
     wake_delivery: Notify,
+    /// Held while a silence is added, so that the count checked is the count written.
+    silence_writes: Mutex<()>,
 }
 
 /// Alerting, shared by the loops, the API and the pages.
@@ -92,6 +94,9 @@ pub enum AlertingError {
     Invalid(String),
     #[error("alert task failed: {0}")]
     Task(String),
+    /// A limit is reached; nothing was added.
+    #[error("{0}")]
+    Full(String),
 }
 
 impl Alerting {
@@ -118,6 +123,7 @@ impl Alerting {
                 sender,
                 counters: Counters::default(),
                 wake_delivery: Notify::new(),
+                silence_writes: Mutex::new(()),
             }),
         })
     }
@@ -385,7 +391,9 @@ impl Alerting {
         self.blocking(|store| store.silences()).await
     }
 
-    /// Creates a silence; returns its id.
+    /// Creates a silence; returns its id. At [`MAX_SILENCES`] silences not yet expired, the new
+    /// one is refused (`Full`): the store lets go of expired silences only, never of one that a
+    /// client was told is kept.
     pub async fn add_silence(&self, new: NewSilence) -> Result<String, AlertingError> {
         let now = now_unix_nano();
         let id = format!(
@@ -393,8 +401,31 @@ impl Alerting {
             crate::model::split_mix(now ^ u64::from(std::process::id()))
         );
         let silence = Silence::create(new, id.clone(), now).map_err(AlertingError::Invalid)?;
-        self.blocking(move |store| store.put_silence(&silence))
+        let inner = Arc::clone(&self.inner);
+        let added = self
+            .blocking(move |store| {
+                let _writing = inner
+                    .silence_writes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let num_unexpired = store
+                    .silences()?
+                    .iter()
+                    .filter(|kept| kept.ends_at_unix_nano > now)
+                    .count();
+                if num_unexpired >= MAX_SILENCES {
+                    return Ok(false);
+                }
+                store.put_silence(&silence)?;
+                Ok(true)
+            })
             .await?;
+        if !added {
+            return Err(AlertingError::Full(format!(
+                "{MAX_SILENCES} silences are active or pending, the most kept: expire one \
+                 (DELETE /api/v1/silences/ID) before adding another"
+            )));
+        }
         Ok(id)
     }
 

@@ -435,7 +435,10 @@ pub async fn create_silence(
     let message = match parsed {
         Ok(new) => match state.alerting.add_silence(new).await {
             Ok(_) => return Ok(see_other("/alerts")),
-            Err(crate::alert::service::AlertingError::Invalid(message)) => message,
+            Err(
+                crate::alert::service::AlertingError::Invalid(message)
+                | crate::alert::service::AlertingError::Full(message),
+            ) => message,
             Err(err) => return Err(ApiError::from(err).into()),
         },
         Err(message) => message,

@@ -2,6 +2,7 @@
 //! [`Ingestor`] (see [`export`]); LogsService says plainly that logs are not collected.
 
 mod export;
+mod raw_codec;
 mod received_body;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tonic::transport::server::TcpIncoming;
 
 pub use self::export::Exporter;
 use self::export::{ExportService, Logs, Metrics, Traces};
+pub use self::raw_codec::RawCodec;
 use crate::telemetry::Signal;
 
 const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;

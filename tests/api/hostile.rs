@@ -6,10 +6,11 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf as _, BufMut as _};
+use cartograph::ingest::grpc::RawCodec;
+use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::http::uri::PathAndQuery;
 
 use crate::fixtures::{encode, span, trace_request};
@@ -62,8 +63,6 @@ fn attribute_bomb(num_attributes: usize) -> Vec<u8> {
     field(1, &resource_spans)
 }
 
-use prost::Message as _;
-
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(data).expect("gzip");
@@ -85,41 +84,7 @@ async fn post(server: &Server, path: &str, content_type: &str, body: Vec<u8>) ->
 }
 
 /// Raw bytes over gRPC: what a client that is not an OTLP SDK can send.
-#[derive(Clone, Copy)]
-struct RawBytes;
-struct RawCoder;
-
-impl Codec for RawBytes {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCoder;
-    type Decoder = RawCoder;
-    fn encoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-    fn decoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-}
-
-impl Encoder for RawCoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCoder {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
-
-async fn grpc_send(port: u16, body: Vec<u8>, gzip: bool) -> Result<Vec<u8>, tonic::Status> {
+async fn grpc_send(port: u16, body: Vec<u8>, gzip: bool) -> Result<bytes::Bytes, tonic::Status> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .expect("endpoint")
         .connect()
@@ -131,9 +96,9 @@ async fn grpc_send(port: u16, body: Vec<u8>, gzip: bool) -> Result<Vec<u8>, toni
     }
     grpc.ready().await.expect("ready");
     grpc.unary(
-        tonic::Request::new(body),
+        tonic::Request::new(body.into()),
         PathAndQuery::from_static(TRACES_EXPORT),
-        RawBytes,
+        RawCodec,
     )
     .await
     .map(tonic::Response::into_inner)
@@ -530,7 +495,8 @@ async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
     let mut stream = TcpStream::connect(("127.0.0.1", ui_port))
         .await
         .expect("connect");
-    let request = "GET /services HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n";
+    // A response of several compressed chunks (before: 13 of 30 took 38-48 ms).
+    let request = "GET /static/htmx.min.js HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n";
     let mut times = Vec::new();
     for _ in 0..40 {
         let started = Instant::now();
@@ -555,7 +521,7 @@ async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
 /// Reads one chunked or sized HTTP/1.1 response off a kept-alive stream.
 async fn read_one_response(stream: &mut TcpStream) {
     let mut received = Vec::new();
-    let mut buffer = [0_u8; 16 * 1024];
+    let mut buffer = vec![0_u8; 16 * 1024];
     loop {
         let num_read = stream.read(&mut buffer).await.expect("read");
         assert!(num_read > 0, "closed");

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
@@ -20,11 +20,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use tonic::codec::{BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder};
+use prost::Message as _;
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{BoxFuture, Context, Poll, Service, StdError, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use super::raw_codec::RawCodec;
 use super::received_body::ReceivedBody;
 use crate::auth::Tenancy;
 use crate::body_deadline::BodyDeadline;
@@ -46,7 +48,7 @@ pub(super) trait OtlpService: Send + Sync + 'static {
     const NAME: &'static str;
     /// `None`: a signal Cartograph does not collect.
     const SIGNAL: Option<Signal>;
-    type Response: prost::Message + Default + Send + 'static;
+    type Response: prost::Message;
     fn respond(outcome: ExportOutcome) -> Self::Response;
 }
 
@@ -157,7 +159,7 @@ where
                 reached: Arc::clone(&reached),
                 _service: PhantomData,
             };
-            let mut grpc = Grpc::new(RawCodec::<S::Response>(PhantomData))
+            let mut grpc = Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(exporter.limits.max_decompressed_bytes);
             let mut response = grpc.unary(method, request).await;
@@ -195,8 +197,8 @@ struct ExportMethod<S> {
 }
 
 impl<S: OtlpService> UnaryService<Bytes> for ExportMethod<S> {
-    type Response = S::Response;
-    type Future = BoxFuture<Response<S::Response>, Status>;
+    type Response = Bytes;
+    type Future = BoxFuture<Response<Bytes>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         self.reached.store(true, Ordering::Relaxed);
@@ -223,7 +225,7 @@ impl<S: OtlpService> UnaryService<Bytes> for ExportMethod<S> {
             .await
             .map_err(|err| Status::internal(format!("export task failed: {err}")))?;
             match result {
-                Ok(outcome) => Ok(Response::new(S::respond(outcome))),
+                Ok(outcome) => Ok(Response::new(S::respond(outcome).encode_to_vec().into())),
                 Err(err) => Err(err.to_grpc_status(retry_after)),
             }
         })
@@ -235,33 +237,4 @@ fn tenancy_of<T>(request: &Request<T>) -> Tenancy {
     let tenancy = request.extensions().get::<Tenancy>().cloned();
     debug_assert!(tenancy.is_some(), "the interceptor admits every request");
     tenancy.unwrap_or(Tenancy::Off)
-}
-
-/// Hands the message over as the bytes it arrived as (inflated); responses are prost messages.
-struct RawCodec<R>(PhantomData<fn() -> R>);
-
-impl<R: prost::Message + Send + 'static> Codec for RawCodec<R> {
-    type Encode = R;
-    type Decode = Bytes;
-    type Encoder = tonic_prost::ProstEncoder<R>;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::new(BufferSettings::default())
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawDecoder
-    }
-}
-
-struct RawDecoder;
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }

@@ -3,11 +3,14 @@
 
 mod graph;
 mod signals;
+mod trace_page;
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Semaphore;
+
 use crate::graph::GraphEngine;
-use crate::model::{MetricPoint, Span, TraceId};
+use crate::model::{MetricPoint, TraceId};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::signals::SharedSignals;
 use crate::store::{
@@ -16,6 +19,12 @@ use crate::store::{
 
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};
+pub use trace_page::TracePage;
+
+/// Whole-trace reads running at once. A read holds every span of its trace until it is cut to
+/// a page (about 40 MB for 100,000 spans), so this bounds what readers of huge traces hold
+/// together, however many ask; the others wait their turn without holding a thread.
+pub const MAX_CONCURRENT_TRACE_READS: usize = 4;
 
 /// Every read trait of one store.
 pub trait StoreReader: TraceReader + MetricReader + RollupReader {}
@@ -38,6 +47,8 @@ pub struct QueryService {
     signals: SharedSignals,
     /// This process's id in stored rollups: its own minutes are read from memory instead.
     instance: u32,
+    /// [`MAX_CONCURRENT_TRACE_READS`] permits.
+    trace_reads: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -60,6 +71,7 @@ impl QueryService {
             service_graph_metrics,
             signals,
             instance,
+            trace_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_TRACE_READS)),
         }
     }
 
@@ -78,8 +90,28 @@ impl QueryService {
         self.signals.render_prometheus()
     }
 
-    pub async fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, QueryError> {
-        self.blocking(move |reader| reader.trace(trace_id)).await
+    /// At most `limit` spans of one trace from `offset` on (start time, then span id), or
+    /// `None` when no span of it is stored. The store reads the whole trace; the other spans
+    /// are dropped on the blocking pool, before the caller renders the page. At most
+    /// [`MAX_CONCURRENT_TRACE_READS`] run at once.
+    pub async fn trace_page(
+        &self,
+        trace_id: TraceId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<TracePage>, QueryError> {
+        let permit = Arc::clone(&self.trace_reads)
+            .acquire_owned()
+            .await
+            .map_err(|err| QueryError::Task(err.to_string()))?;
+        self.blocking(move |reader| {
+            // Held by the read itself: a caller that goes away does not free its place early.
+            let _permit = permit;
+            Ok(reader
+                .trace(trace_id)?
+                .map(|spans| TracePage::cut(spans, offset, limit)))
+        })
+        .await
     }
 
     pub async fn search_traces(&self, query: TraceQuery) -> Result<Vec<TraceSummary>, QueryError> {

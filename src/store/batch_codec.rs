@@ -356,16 +356,23 @@ impl<'a> SpanSection<'a> {
 
     /// The spans of `trace_id` in this section (empty when it has none).
     pub(crate) fn spans_of(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        let mut spans = Vec::new();
-        // Blocks sort their traces; a frame's directory is sorted too (see encode_batch).
-        for entry in self
-            .directory
-            .iter()
-            .filter(|entry| entry.trace_id == trace_id)
-        {
+        let mut spans = Vec::with_capacity(self.num_spans_of(trace_id));
+        for entry in self.entries_of(trace_id) {
             self.decode_entry(entry, &mut spans)?;
         }
         Ok(spans)
+    }
+
+    /// How many spans of `trace_id` this section holds, from its directory alone.
+    pub(crate) fn num_spans_of(&self, trace_id: TraceId) -> usize {
+        self.entries_of(trace_id).map(|entry| entry.num_spans).sum()
+    }
+
+    // Blocks sort their traces; a frame's directory is sorted too (see encode_batch).
+    fn entries_of(&self, trace_id: TraceId) -> impl Iterator<Item = &TraceEntry> {
+        self.directory
+            .iter()
+            .filter(move |entry| entry.trace_id == trace_id)
     }
 
     /// Every span, trace by trace.

@@ -152,7 +152,8 @@ pub trait RollupReader: Send + Sync {
 
 /// Reads traces. Safe to call from many threads at once, concurrently with the writer.
 pub trait TraceReader: Send + Sync {
-    /// All stored spans of one trace ordered by start time, or `Ok(None)` when none is stored.
+    /// All stored spans of one trace ordered by start time, then span id (a stable order
+    /// readers page through), or `Ok(None)` when none is stored.
     fn trace(&self, trace_id: TraceId) -> Result<Option<Vec<Span>>, StoreError>;
 
     /// Traces with at least one span matching every condition of `query`, newest first, at most

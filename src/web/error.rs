@@ -20,6 +20,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// An answer that could not be rendered (a failed serialization or render task).
+    #[error("could not render the answer: {0}")]
+    Render(String),
     #[error("{0}")]
     Query(#[from] QueryError),
     #[error("{0}")]
@@ -37,7 +40,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Render(_) | ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Alerting(AlertingError::Invalid(_)) => StatusCode::BAD_REQUEST,
             ApiError::Alerting(AlertingError::Full(_)) => StatusCode::CONFLICT,
             ApiError::Alerting(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,12 +3,14 @@
 //! numbers and nanosecond times (as strings) are exact in every JSON reader.
 
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 use crate::model::{
     AttrValue, Attributes, Event, Link, MetricPoint, Resource, Scope, Span, SpanKind, StatusCode,
+    TraceId,
 };
+use crate::query::TracePage;
 use crate::store::TraceSummary;
 
 pub fn attributes(attributes: &Attributes) -> Value {
@@ -138,6 +140,47 @@ pub fn span(span: &Span) -> Value {
     })
 }
 
+/// Spans as a JSON array of [`span`]s, each built while the array is written: one span's
+/// `Value` exists at a time, never a tree of them all.
+struct Spans<'a>(&'a [Span]);
+
+impl Serialize for Spans<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(span))
+    }
+}
+
+/// The answer of `/api/v1/traces/{trace_id}`: one page of the trace's spans.
+#[derive(Serialize)]
+pub struct TracePageView<'a> {
+    trace_id: TraceId,
+    /// Spans in the whole trace.
+    num_spans: usize,
+    offset: usize,
+    /// Whether spans follow this page.
+    truncated: bool,
+    /// Path and query of the next page, when one follows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    spans: Spans<'a>,
+}
+
+/// `page` of `trace_id`; `next_url` gives the next page's address from its offset.
+pub fn trace_page(
+    trace_id: TraceId,
+    page: &TracePage,
+    next_url: impl FnOnce(usize) -> String,
+) -> TracePageView<'_> {
+    TracePageView {
+        trace_id,
+        num_spans: page.num_spans,
+        offset: page.offset,
+        truncated: page.is_truncated(),
+        next: page.next_offset().map(next_url),
+        spans: Spans(&page.spans),
+    }
+}
+
 pub fn trace_summary(summary: &TraceSummary) -> Value {
     json!({
         "trace_id": summary.trace_id,
@@ -171,4 +214,41 @@ fn point_value(point: &MetricPoint) -> Value {
     #[derive(Serialize)]
     struct Wrapper<'a>(&'a crate::model::PointValue);
     serde_json::to_value(Wrapper(&point.value)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::fixtures::{resource, rich_span, trace_id};
+
+    #[test]
+    fn a_trace_page_writes_each_span_as_span_shapes_it() {
+        let checkout = resource("checkout");
+        let spans: Vec<Span> = (1..=3)
+            .map(|span_no| rich_span(&checkout, 1, span_no, 1_000 * span_no))
+            .collect();
+        let page = TracePage::cut(spans.clone(), 1, 1);
+        let view = trace_page(trace_id(1), &page, |offset| {
+            format!("/next?offset={offset}")
+        });
+        let written: Value =
+            serde_json::from_slice(&serde_json::to_vec(&view).expect("json")).expect("parses");
+        assert_eq!(
+            written,
+            json!({
+                "trace_id": trace_id(1),
+                "num_spans": 3,
+                "offset": 1,
+                "truncated": true,
+                "next": "/next?offset=2",
+                "spans": [span(&spans[1])],
+            })
+        );
+
+        let last = TracePage::cut(spans, 2, 5);
+        let written =
+            serde_json::to_value(trace_page(trace_id(1), &last, |_| unreachable!())).expect("json");
+        assert_eq!(written["truncated"], false);
+        assert!(written.get("next").is_none(), "{written}");
+    }
 }

@@ -84,16 +84,27 @@ impl Params {
     }
 
     pub fn limit(&self) -> Result<usize, ApiError> {
+        self.limit_within(DEFAULT_LIMIT, MAX_LIMIT)
+    }
+
+    /// `limit` from 1 to `max`, `default` when not given.
+    fn limit_within(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         let limit = self.parsed(
             "limit",
-            |raw| {
-                raw.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-            },
-            &format!("an integer from 1 to {MAX_LIMIT}"),
+            |raw| raw.parse::<usize>().ok().filter(|n| (1..=max).contains(n)),
+            &format!("an integer from 1 to {max}"),
         )?;
-        Ok(limit.unwrap_or(DEFAULT_LIMIT))
+        Ok(limit.unwrap_or(default))
+    }
+
+    /// `offset`, a count of items to skip, 0 when not given.
+    fn offset(&self) -> Result<usize, ApiError> {
+        let offset = self.parsed(
+            "offset",
+            |raw| raw.parse::<usize>().ok(),
+            "a non-negative integer",
+        )?;
+        Ok(offset.unwrap_or(0))
     }
 
     /// `from`/`to` as RFC 3339 timestamps or integer Unix nanoseconds; default the last hour.
@@ -166,6 +177,25 @@ pub fn trace_query(query_string: &str) -> Result<TraceQuery, ApiError> {
         error: params.bool("error")?,
         attribute: params.attribute()?,
         limit: params.limit()?,
+    })
+}
+
+/// Spans one answer of `/api/v1/traces/{trace_id}` holds at most, and by default: about 7 MB
+/// of JSON. A longer trace is read a page at a time (`offset`, `limit`).
+pub const MAX_TRACE_PAGE_SPANS: usize = 10_000;
+
+/// Which spans of a trace one answer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanWindow {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+pub fn span_window(query_string: &str) -> Result<SpanWindow, ApiError> {
+    let params = Params::parse(query_string, &["offset", "limit"])?;
+    Ok(SpanWindow {
+        offset: params.offset()?,
+        limit: params.limit_within(MAX_TRACE_PAGE_SPANS, MAX_TRACE_PAGE_SPANS)?,
     })
 }
 
@@ -310,5 +340,43 @@ mod tests {
         assert!(
             message(trace_query("min_duration_ms=5&max_duration_ms=1")).contains("must not exceed")
         );
+    }
+
+    #[test]
+    fn a_trace_span_window_defaults_to_the_first_full_page() {
+        let window = span_window("").expect("valid");
+        assert_eq!(
+            window,
+            SpanWindow {
+                offset: 0,
+                limit: MAX_TRACE_PAGE_SPANS
+            }
+        );
+        let window = span_window("offset=20000&limit=10000").expect("valid");
+        assert_eq!((window.offset, window.limit), (20_000, 10_000));
+    }
+
+    #[test]
+    fn bad_trace_span_windows_name_the_problem() {
+        let message = |query: &str| span_window(query).expect_err(query).to_string();
+        let expected = "expected an integer from 1 to 10000";
+        for query in [
+            "limit=0",
+            "limit=ten",
+            "limit=10001",
+            "limit=-1",
+            "limit=1.5",
+        ] {
+            let text = message(query);
+            assert!(
+                text.contains("invalid limit") && text.contains(expected),
+                "{text}"
+            );
+        }
+        for query in ["offset=-1", "offset=x", "offset=99999999999999999999999"] {
+            assert!(message(query).contains("invalid offset"), "{query}");
+        }
+        assert!(message("page=2").contains("unknown query parameter \"page\""));
+        assert!(message("offset=1&offset=2").contains("more than once"));
     }
 }

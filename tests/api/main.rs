@@ -38,3 +38,4 @@ mod signals_store;
 mod store_faults;
 mod store_v3;
 mod tls;
+mod trace_pages;

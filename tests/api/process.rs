@@ -131,6 +131,12 @@ impl Server {
         self.status_bytes("VmHWM:")
     }
 
+    /// Sets the peak (VmHWM) back to the resident memory now, so the next peak measures only
+    /// what follows (`/proc/PID/clear_refs`, Linux 4.0 and later); false where refused.
+    pub fn reset_peak_rss(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
     fn status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("process status");

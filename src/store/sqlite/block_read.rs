@@ -78,15 +78,19 @@ pub(super) fn decompress(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Every stored span of `trace_id`, the first stored copy of each span id, by start time.
+///
+/// Counts the trace's spans in the blocks' directories before decoding any, so they go into
+/// one allocation of the right size instead of a vector that doubles as it grows (100,000
+/// spans: 23 MB, where the doubling vector holds up to 45 MB while it moves to its last size).
 pub(super) fn trace(
     conn: &Connection,
     parts: &[PartInfo],
     trace_id: TraceId,
     cache: &mut BlockCache<'_>,
 ) -> Result<Vec<Span>, StoreError> {
-    let mut seen = HashSet::new();
-    let mut spans = Vec::new();
     let key = trace_key(trace_id);
+    let mut bodies = Vec::new();
+    let mut num_spans = 0_usize;
     for part in parts {
         for block_id in cache.blocks_with_key(conn, part, key)? {
             let body = cache.body(conn, part, block_id)?;
@@ -94,15 +98,26 @@ pub(super) fn trace(
                 continue;
             }
             for section in parse_sections(&body)? {
-                for span in section.spans_of(trace_id)? {
-                    if seen.insert(span.span_id) {
-                        spans.push(span);
-                    }
-                }
+                num_spans += section.num_spans_of(trace_id);
             }
+            bodies.push(body);
         }
     }
-    spans.sort_by_key(|span| (span.start_time_unix_nano, span.span_id));
+    let mut seen = HashSet::with_capacity(num_spans);
+    let mut spans = Vec::with_capacity(num_spans);
+    for body in &bodies {
+        for section in parse_sections(body)? {
+            let section_spans = section.spans_of(trace_id)?;
+            spans.extend(
+                section_spans
+                    .into_iter()
+                    .filter(|span| seen.insert(span.span_id)),
+            );
+        }
+    }
+    // Span ids are unique here, so the unstable sort's order is the stable one's, without
+    // its scratch copy of half the spans.
+    spans.sort_unstable_by_key(|span| (span.start_time_unix_nano, span.span_id));
     Ok(spans)
 }
 

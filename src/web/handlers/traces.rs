@@ -7,7 +7,10 @@ use crate::model::TraceId;
 use crate::web::error::ApiError;
 use crate::web::{WebState, json, params};
 
+/// One page of a trace's spans (`offset`, `limit`: at most [`params::MAX_TRACE_PAGE_SPANS`]),
+/// serialized on the blocking pool: a full page is several megabytes of JSON.
 pub async fn get_trace(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -17,15 +20,27 @@ pub async fn get_trace(
             "invalid trace id {raw:?}: {err} (expected 32 hex characters)"
         ))
     })?;
-    let spans = state
+    let window = params::span_window(request.query_string())?;
+    let page = state
         .query
-        .trace(trace_id)
+        .trace_page(trace_id, window.offset, window.limit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("trace {trace_id} not found")))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "trace_id": trace_id,
-        "spans": spans.iter().map(json::span).collect::<Vec<_>>(),
-    })))
+    let body = web::block(move || {
+        let next_url = |offset| {
+            format!(
+                "/api/v1/traces/{trace_id}?offset={offset}&limit={}",
+                window.limit
+            )
+        };
+        serde_json::to_vec(&json::trace_page(trace_id, &page, next_url))
+    })
+    .await
+    .map_err(|err| ApiError::Render(err.to_string()))?
+    .map_err(|err| ApiError::Render(err.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 pub async fn search_traces(

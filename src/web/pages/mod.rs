@@ -34,7 +34,7 @@ use signals::{LAG_COLUMNS, lag_rows};
 pub use signals::{breakers, kafka};
 use traces::{TRACE_COLUMNS, recent_traces, trace_rows};
 pub use traces::{trace, traces};
-use views::{Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TracePage};
+use views::{Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TraceCut, TracePage};
 
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
 

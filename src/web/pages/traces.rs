@@ -78,6 +78,8 @@ fn trace_form(query_string: &str) -> Vec<Field> {
     ]
 }
 
+/// The waterfall of one trace: its first [`waterfall::MAX_SPANS`] spans by start time, the
+/// cards counting the whole trace.
 pub async fn trace(
     path: web::Path<String>,
     state: web::Data<WebState>,
@@ -86,34 +88,53 @@ pub async fn trace(
     let trace_id: TraceId = raw
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("{raw:?} is not a trace id (32 hex digits)")))?;
-    let Some(spans) = state.query.trace(trace_id).await? else {
+    let Some(trace) = state
+        .query
+        .trace_page(trace_id, 0, waterfall::MAX_SPANS)
+        .await?
+    else {
         return Err(ApiError::NotFound(format!(
             "Trace {raw} is not stored (it may have aged out)."
         ))
         .into());
     };
-    let rows = waterfall::rows(&spans);
-    let (start, end) = waterfall::bounds(&spans);
-    let services: std::collections::BTreeSet<&str> = spans
-        .iter()
-        .map(|s| s.resource.service_name.as_str())
-        .collect();
+    let (start, end) = (trace.start_unix_nano, trace.end_unix_nano);
+    let cut = trace.is_truncated().then(|| TraceCut {
+        num_shown: count_text(trace.spans.len()),
+        num_spans: count_text(trace.num_spans),
+        api_url: format!("/api/v1/traces/{trace_id}"),
+        page_size: count_text(params::MAX_TRACE_PAGE_SPANS),
+    });
     let page = TracePage {
         frame: Frame::new(format!("Trace {raw}"), "Traces"),
         trace_id: trace_id.to_string(),
         cards: vec![
-            ("duration".to_owned(), millis_text((end - start) as f64)),
-            ("spans".to_owned(), spans.len().to_string()),
-            ("services".to_owned(), services.len().to_string()),
             (
-                "errors".to_owned(),
-                rows.iter().filter(|r| r.is_error).count().to_string(),
+                "duration".to_owned(),
+                millis_text(end.saturating_sub(start) as f64),
             ),
+            ("spans".to_owned(), trace.num_spans.to_string()),
+            ("services".to_owned(), trace.services.len().to_string()),
+            ("errors".to_owned(), trace.num_errors.to_string()),
             ("started".to_owned(), time_text(start)),
         ],
-        spans: rows,
+        cut,
+        spans: waterfall::rows(&trace.spans, start, end),
     };
     Ok(respond(&page))
+}
+
+/// `12345` as `12,345`.
+fn count_text(count: usize) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
 }
 
 /// Traces of `service` in the last hour, newest first (only errors when `errors_only`).
@@ -135,4 +156,18 @@ pub(super) async fn recent_traces(
         limit: 10,
     };
     Ok(state.query.search_traces(query).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_text;
+
+    #[test]
+    fn trace_counts_are_grouped_by_thousands() {
+        assert_eq!(count_text(0), "0");
+        assert_eq!(count_text(999), "999");
+        assert_eq!(count_text(2_000), "2,000");
+        assert_eq!(count_text(100_000), "100,000");
+        assert_eq!(count_text(1_234_567), "1,234,567");
+    }
 }

@@ -309,11 +309,24 @@ pub struct WaterfallSpan {
     pub links: Vec<String>,
 }
 
+/// What the waterfall of a trace too long to show whole says at the top (counts as text, with
+/// thousands separators).
+#[derive(Debug, Clone)]
+pub struct TraceCut {
+    pub num_shown: String,
+    pub num_spans: String,
+    /// The trace's first page in the JSON API.
+    pub api_url: String,
+    pub page_size: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "trace.html")]
 pub struct TracePage {
     pub frame: Frame,
     pub trace_id: String,
     pub cards: Vec<(String, String)>,
+    /// Set when `spans` are the trace's first ones only.
+    pub cut: Option<TraceCut>,
     pub spans: Vec<WaterfallSpan>,
 }

@@ -1,6 +1,7 @@
 //! A trace as waterfall rows: spans in tree order (children by start time), bars scaled to the
 //! trace, a colour per service, and the critical path — from the root, repeatedly the child
-//! that finished last, which is what the parent waited for.
+//! that finished last, which is what the parent waited for. A trace of more than [`MAX_SPANS`]
+//! spans is shown cut to its first ones; the critical path is then the one among them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +15,9 @@ const PALETTE: [&str; 10] = [
 ];
 const INDENT_PX: usize = 14;
 const MAX_INDENT_LEVELS: usize = 24;
+/// Spans the page shows at most, the first by start time (about 1 MB of HTML). A longer trace
+/// says so at the top and links its pages in the JSON API.
+pub const MAX_SPANS: usize = 2_000;
 
 fn colour(service: &str) -> &'static str {
     let hash = service.bytes().fold(0u64, |hash, byte| {
@@ -92,30 +96,16 @@ fn critical_path(spans: &[Span]) -> HashSet<usize> {
     path
 }
 
-/// The earliest start and latest end of the trace's spans.
-pub fn bounds(spans: &[Span]) -> (u64, u64) {
-    let start = spans
-        .iter()
-        .map(|s| s.start_time_unix_nano)
-        .min()
-        .unwrap_or(0);
-    let end = spans
-        .iter()
-        .map(|s| s.end_time_unix_nano)
-        .max()
-        .unwrap_or(start);
-    (start, end)
-}
-
-pub fn rows(spans: &[Span]) -> Vec<WaterfallSpan> {
-    let (start, end) = bounds(spans);
-    let total = (end - start).max(1) as f64;
+/// Rows of `spans`, bars placed within `start..end` (the whole trace's earliest start and
+/// latest end, which a cut trace's first spans may not reach).
+pub fn rows(spans: &[Span], start: u64, end: u64) -> Vec<WaterfallSpan> {
+    let total = end.saturating_sub(start).max(1) as f64;
     let critical = critical_path(spans);
     tree_order(spans)
         .into_iter()
         .map(|(index, depth)| {
             let span = &spans[index];
-            let left = (span.start_time_unix_nano - start) as f64 * 100.0 / total;
+            let left = span.start_time_unix_nano.saturating_sub(start) as f64 * 100.0 / total;
             let width = span.duration_nanos() as f64 * 100.0 / total;
             let is_error = span.status_code == StatusCode::Error;
             WaterfallSpan {

@@ -18,6 +18,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request body stalled (see `body_deadline`); the connection is closed.
+    #[error("{0}")]
+    BodyStalled(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// An answer that could not be rendered (a failed serialization or render task).
@@ -39,6 +42,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Render(_) | ApiError::Query(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Alerting(AlertingError::Invalid(_)) => StatusCode::BAD_REQUEST,
@@ -51,7 +55,11 @@ impl ResponseError for ApiError {
         if self.status_code().is_server_error() {
             tracing::error!(error = %self, "api request failed");
         }
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::BodyStalled(_)) {
+            // The rest of the body may still come; the connection cannot be reused.
+            response.force_close();
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
     }
 }

@@ -131,7 +131,13 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8
     use futures_util::StreamExt as _;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::BadRequest(format!("unreadable body: {err}")))?;
+        let chunk = chunk.map_err(|err| {
+            if crate::body_deadline::is_stalled(&err) {
+                ApiError::BodyStalled(err.to_string())
+            } else {
+                ApiError::BadRequest(format!("unreadable body: {err}"))
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "body larger than {limit} bytes"

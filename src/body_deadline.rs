@@ -61,12 +61,12 @@ pub struct BodyClock {
 }
 
 impl BodyClock {
-    /// Notes `num_bytes` more of the body and moves the deadline accordingly.
+    /// Notes `num_bytes` more of the body. The timer is not touched here (that would cost a
+    /// timer-wheel update per chunk): when it fires, [`Self::poll_expired`] moves it to the
+    /// deadline the progress made since allows.
     pub fn on_bytes(&mut self, num_bytes: usize) {
         self.last_progress = Instant::now();
         self.num_received = self.num_received.saturating_add(num_bytes as u64);
-        let deadline = self.deadline();
-        self.sleep.as_mut().reset(deadline);
     }
 
     /// The earlier of: the end of the longest allowed pause, and the moment the average rate
@@ -82,8 +82,15 @@ impl BodyClock {
     /// Ready with the error once the deadline has passed (and registers the waker until then);
     /// the cut-off is counted.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<String> {
-        if self.sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.deadline();
+            if deadline <= Instant::now() {
+                break;
+            }
+            self.sleep.as_mut().reset(deadline);
         }
         self.rules.telemetry.record_stalled_body();
         let elapsed = self.started.elapsed().as_secs_f64();

@@ -132,8 +132,7 @@ async fn decode_and_ingest(
 ) -> Result<ExportOutcome, IngestError> {
     let gzipped = is_gzipped(headers)?;
     let work = move || -> Result<ExportOutcome, IngestError> {
-        let decoded = decode_request(&body, gzipped, encoding, signal, &receiver.limits)?;
-        drop(body);
+        let decoded = decode_request(body, gzipped, encoding, signal, &receiver.limits)?;
         receiver.ingestor.export(decoded, &tenancy)
     };
     if headers

@@ -1,5 +1,7 @@
 //! The size limits every export request passes, on both transports alike.
 
+use bytes::Bytes;
+
 use super::decode::{self, Encoding};
 use super::error::IngestError;
 use crate::config::IngestConfig;
@@ -37,27 +39,25 @@ pub enum Decoded {
 
 /// Inflates (when `gzipped`) and decodes a `signal` request within `limits`.
 pub fn decode_request(
-    body: &[u8],
+    body: Bytes,
     gzipped: bool,
     encoding: Encoding,
     signal: Signal,
     limits: &IngestLimits,
 ) -> Result<Decoded, IngestError> {
-    let inflated;
     let body = if gzipped {
-        inflated = decode::gunzip(body, limits.max_decompressed_bytes)?;
-        &inflated[..]
+        Bytes::from(decode::gunzip(&body, limits.max_decompressed_bytes)?)
     } else {
         body
     };
     Ok(match signal {
-        Signal::Traces => Decoded::Traces(decode::decode_traces(
+        Signal::Traces => Decoded::Traces(decode::decode_traces_bytes(
             body,
             encoding,
             limits.max_decoded_bytes,
         )?),
         Signal::Metrics => Decoded::Metrics(decode::decode_metrics(
-            body,
+            &body,
             encoding,
             limits.max_decoded_bytes,
         )?),

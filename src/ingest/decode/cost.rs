@@ -72,6 +72,25 @@ impl Budget {
     }
 }
 
+/// Whether a body of `body_len` bytes could be charged more than `limit` at all, whatever it
+/// holds: no byte is charged more than the largest struct (a message takes at least 2 bytes on
+/// the wire, its tag and length, or `{}` in JSON, and is charged twice its struct) or 16 bytes
+/// (a string takes at least 2 bytes and is charged 32; a number at least 1, charged 16). Bodies
+/// that cannot (typical exports of up to about a megabyte) need no walk.
+pub(super) fn could_exceed(body_len: usize, root: Message, budget: &Budget) -> bool {
+    let max_struct_bytes = Message::ALL
+        .iter()
+        .map(|message| message.struct_bytes())
+        .max()
+        .unwrap_or(0);
+    let per_byte = max_struct_bytes.max(STRING_OVERHEAD / 2);
+    let bound = body_len
+        .saturating_mul(per_byte)
+        .saturating_add(2 * root.struct_bytes())
+        .saturating_mul(budget.factor);
+    bound > budget.limit
+}
+
 /// Walks a protobuf body of `root` messages without decoding it, charging `budget`; stops as
 /// soon as the budget is exceeded. `Err` says how the body is malformed.
 pub(super) fn walk_protobuf(body: &[u8], root: Message, budget: &mut Budget) -> Result<(), String> {

@@ -123,6 +123,36 @@ fn hostile_bodies_cost_many_times_their_size_and_typical_ones_a_few() {
 }
 
 #[test]
+fn no_body_is_estimated_above_the_bound_that_lets_small_bodies_skip_the_walk() {
+    let bodies = [
+        typical_traces().encode_to_vec(),
+        attribute_bomb().encode_to_vec(),
+        empty_span_bomb().encode_to_vec(),
+        nested_value_bomb().encode_to_vec(),
+        serde_json::to_vec(&typical_traces()).unwrap(),
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            vec!["{}"; 1000].join(",")
+        )
+        .into_bytes(),
+    ];
+    for body in bodies {
+        for encoding in [Encoding::Protobuf, Encoding::Json] {
+            let estimate = estimate_decoded_bytes(&body, encoding, false);
+            let budget = match encoding {
+                Encoding::Protobuf => cost::Budget::protobuf(estimate - 1),
+                Encoding::Json => cost::Budget::json(estimate - 1),
+            };
+            assert!(
+                cost::could_exceed(body.len(), schema::Message::TraceRequest, &budget),
+                "{encoding:?}: {} bytes estimated at {estimate}",
+                body.len()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_small_body_that_decodes_into_millions_of_objects_is_refused_unparsed() {
     // 2 bytes per attribute on the wire; ~128 bytes each once decoded.
     let body = attribute_bomb().encode_to_vec();

@@ -106,6 +106,39 @@ const fn numbers(number: u64, json_name: &'static [u8], min_wire_bytes: usize) -
 }
 
 impl Message {
+    pub(super) const ALL: [Message; 30] = [
+        Message::TraceRequest,
+        Message::ResourceSpans,
+        Message::ScopeSpans,
+        Message::Span,
+        Message::Event,
+        Message::Link,
+        Message::Status,
+        Message::MetricsRequest,
+        Message::ResourceMetrics,
+        Message::ScopeMetrics,
+        Message::Metric,
+        Message::Gauge,
+        Message::Sum,
+        Message::Histogram,
+        Message::ExponentialHistogram,
+        Message::Summary,
+        Message::NumberPoint,
+        Message::HistogramPoint,
+        Message::ExponentialHistogramPoint,
+        Message::Buckets,
+        Message::SummaryPoint,
+        Message::Quantile,
+        Message::Exemplar,
+        Message::Resource,
+        Message::Scope,
+        Message::EntityRef,
+        Message::KeyValue,
+        Message::AnyValue,
+        Message::ArrayValue,
+        Message::KeyValueList,
+    ];
+
     /// The size of the decoded struct.
     pub(super) fn struct_bytes(self) -> usize {
         match self {

@@ -35,6 +35,11 @@ use crate::ingest::limits::{IngestLimits, decode_request};
 use crate::ingest::{ExportOutcome, Ingestor};
 use crate::telemetry::Signal;
 
+/// Messages up to this size are decoded on the async worker that received them: decoding them
+/// in the blocking pool with the export cost about 15 % of the saturated gRPC ingest rate
+/// (`cartograph loadgen --protocol grpc --rate 0`: ~176k against ~210k spans/s on 2 cores).
+const INLINE_DECODE_MAX_BYTES: usize = 1024 * 1024;
+
 /// What the export methods share.
 #[derive(Debug)]
 pub struct Exporter {
@@ -213,14 +218,21 @@ impl<S: OtlpService> UnaryService<Bytes> for ExportMethod<S> {
             let body = request.into_inner();
             let retry_after = exporter.ingestor.retry_after();
             let work = Arc::clone(&exporter);
+            let limits = exporter.limits;
+            let decode =
+                move |body: Bytes| decode_request(body, false, Encoding::Protobuf, signal, &limits);
+            // Typical batches are decoded here, as tonic's own codec would; large ones are
+            // left to the blocking pool with the export.
+            let inline = if body.len() <= INLINE_DECODE_MAX_BYTES {
+                Ok(decode(body))
+            } else {
+                Err(body)
+            };
             let result = tokio::task::spawn_blocking(move || {
-                let limits = &work.limits;
-                decode_request(&body, false, Encoding::Protobuf, signal, limits)
-                    .inspect_err(|err| work.ingestor.record_refused(signal, err))
-                    .and_then(|decoded| {
-                        drop(body);
-                        work.ingestor.export(decoded, &tenancy)
-                    })
+                let decoded = inline
+                    .unwrap_or_else(decode)
+                    .inspect_err(|err| work.ingestor.record_refused(signal, err))?;
+                work.ingestor.export(decoded, &tenancy)
             })
             .await
             .map_err(|err| Status::internal(format!("export task failed: {err}")))?;

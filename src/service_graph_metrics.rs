@@ -87,7 +87,15 @@ impl Totals {
         self.requests += stats.num_requests;
         self.failed += stats.num_errors;
         self.client.add(&stats.client_latency);
-        self.server.add(&stats.server_latency);
+        // Where no server reports (a database, an external host, an uninstrumented service),
+        // Tempo records the client's time as the server's: Grafana's service map divides
+        // server seconds by requests for a node's response time, which would read 0 ms.
+        let server = if stats.server_latency.count() == 0 {
+            &stats.client_latency
+        } else {
+            &stats.server_latency
+        };
+        self.server.add(server);
     }
 }
 
@@ -286,5 +294,61 @@ fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_lim
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::{EdgeKind, NodeKey, NodePlacement};
+
+    fn rollup(target: NodeKey, kind: EdgeKind, client_ms: &[u64], server_ms: &[u64]) -> EdgeRollup {
+        let mut stats = EdgeStats {
+            num_requests: client_ms.len().max(server_ms.len()) as u64,
+            ..EdgeStats::default()
+        };
+        for ms in client_ms {
+            stats.client_latency.record(ms * 1_000_000);
+        }
+        for ms in server_ms {
+            stats.server_latency.record(ms * 1_000_000);
+        }
+        EdgeRollup {
+            minute: 29_000_000,
+            key: EdgeKey {
+                source: NodeKey::service("orders"),
+                target,
+                kind,
+            },
+            source_placement: NodePlacement::default(),
+            target_placement: NodePlacement::default(),
+            stats,
+        }
+    }
+
+    fn sample(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in\n{text}"))
+    }
+
+    #[test]
+    fn a_database_edge_has_the_client_time_as_server_seconds_as_tempo_does() {
+        let metrics = ServiceGraphMetrics::default();
+        let database = NodeKey::new(NodeKind::Database, "postgresql orders-db");
+        metrics.add_closed(&[
+            rollup(database, EdgeKind::Database, &[50], &[]),
+            rollup(NodeKey::service("payments"), EdgeKind::Http, &[30], &[20]),
+        ]);
+        let text = metrics.render(&[], &GraphCounters::default());
+        let db = r#"{client="orders",server="postgresql orders-db",connection_type="database"}"#;
+        let server = "traces_service_graph_request_server_seconds";
+        assert_eq!(sample(&text, &format!("{server}_count{db}")), 1.0);
+        let sum = sample(&text, &format!("{server}_sum{db}"));
+        assert!((sum - 0.05).abs() < 0.05 * 0.02, "{sum}");
+        // Where the server reports, its own time is kept.
+        let http = r#"{client="orders",server="payments",connection_type=""}"#;
+        let sum = sample(&text, &format!("{server}_sum{http}"));
+        assert!((sum - 0.02).abs() < 0.02 * 0.02, "{sum}");
     }
 }

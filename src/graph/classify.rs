@@ -79,7 +79,7 @@ pub enum SpanRole {
     /// Waits for a server span (or, for databases and open breakers, is a call on its own).
     Client,
     Server,
-    /// Sends to a topic: PRODUCER spans, and CLIENT spans that send to a messaging system.
+    /// Sends to a topic: PRODUCER spans, and CLIENT spans whose messaging operation is a send.
     Producer,
     Consumer,
     /// Takes no part in edges: INTERNAL/UNSPECIFIED spans and messaging receive/settle polls.
@@ -376,10 +376,14 @@ impl<'a> KnownAttributes<'a> {
             SpanKind::Server => SpanRole::Server,
             SpanKind::Producer => SpanRole::Producer,
             SpanKind::Consumer => SpanRole::Consumer,
-            // Newer conventions make receive/settle CLIENT spans: polls, not calls; a CLIENT
-            // span that sends to a broker is a producer.
+            // The span kind decides first: a CLIENT span is a call that waits for its server,
+            // even when it carries `messaging.system` as an extra dimension (the Collector's
+            // `extra-dimensions-queue-db` fixture). Only the messaging operation says otherwise:
+            // newer conventions make a batch send a CLIENT span (a producer), and receive and
+            // settle CLIENT spans (polls, not calls).
             SpanKind::Client if self.messaging_system.is_some() => match self.messaging_operation {
-                None | Some("send" | "publish" | "create") => SpanRole::Producer,
+                None => SpanRole::Client,
+                Some("send" | "publish" | "create") => SpanRole::Producer,
                 Some(_) => SpanRole::Internal,
             },
             SpanKind::Client => SpanRole::Client,

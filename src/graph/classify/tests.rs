@@ -43,7 +43,15 @@ fn roles_refine_span_kinds() {
         SpanRole::Internal
     );
     let messaging_client = || span("a", SpanKind::Client, 1, 1).attr("messaging.system", "kafka");
-    assert_eq!(role(messaging_client()), SpanRole::Producer);
+    assert_eq!(
+        role(messaging_client()),
+        SpanRole::Client,
+        "the span kind decides when no messaging operation says otherwise"
+    );
+    assert_eq!(
+        role(messaging_client().attr("messaging.operation", "publish")),
+        SpanRole::Producer
+    );
     assert_eq!(
         role(messaging_client().attr("messaging.operation.type", "send")),
         SpanRole::Producer

@@ -323,6 +323,30 @@ fn root_server_spans_hang_off_the_user_client_at_once() {
     assert_eq!(engine.counters().pairing.num_pending, 0);
 }
 
+/// The OpenTelemetry Collector's `extra-dimensions-queue-db` fixture: a CLIENT span carrying
+/// `messaging.system` as an extra dimension, and its SERVER child.
+#[test]
+fn a_client_span_with_messaging_attributes_pairs_with_its_server_child() {
+    let mut engine = engine();
+    let client = http_client("web", 1, 1).attr("messaging.system", "rabbitmq");
+    ingest(
+        &mut engine,
+        vec![client, http_server("orders", 1, 2, 1)],
+        NOW,
+    );
+
+    let call = edge(&engine, "service:web", "service:orders");
+    assert_eq!(call.stats.num_requests, 1);
+    assert_eq!(call.stats.num_server_only, 0);
+    assert!(
+        all_edges(&engine)
+            .iter()
+            .all(|edge| edge.key.source
+                != NodeKey::new(crate::model::graph::NodeKind::Client, "user")),
+        "no server-only call from client:user"
+    );
+}
+
 #[test]
 fn an_orphan_server_span_is_a_server_only_call_from_the_user_client() {
     let mut engine = engine();

@@ -186,10 +186,22 @@ async fn bodies_that_decode_into_millions_of_objects_are_refused_within_bounded_
     assert_eq!(server.post_traces(good).await, 200);
 }
 
-fn config_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("cartograph.toml");
-    std::fs::write(&path, text).expect("config");
-    path
+/// A process started with `config` as its configuration file (kept in the returned directory).
+async fn start_with_config(config: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cartograph.toml");
+    std::fs::write(&path, config).expect("config");
+    let server = start(Options {
+        config: Some(&path),
+        ..Options::default()
+    })
+    .await;
+    (dir, server)
+}
+
+fn ui_port(server: &Server) -> u16 {
+    let port = server.ui.rsplit(':').next().expect("port");
+    port.parse().expect("port")
 }
 
 /// Reads what the server sends until it closes the connection (or `limit` passes).
@@ -211,20 +223,8 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 /// connection (or stream) closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_are_cut_off_on_every_port() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_file(dir.path(), "[listen]\nbody_timeout_secs = 1\n");
-    let server = start(Options {
-        config: Some(&config),
-        ..Options::default()
-    })
-    .await;
-    let ui_port: u16 = server
-        .ui
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .parse()
-        .expect("port");
+    let (_dir, server) = start_with_config("[listen]\nbody_timeout_secs = 1\n").await;
+    let ui_port = ui_port(&server);
     for (port, head) in [
         (
             server.otlp_http,
@@ -366,13 +366,7 @@ async fn the_python_exporter_does_not_retry_a_refused_batch() {
     let Ok(python) = std::env::var("CARTOGRAPH_TEST_PYTHON") else {
         panic!("CARTOGRAPH_TEST_PYTHON is not set: run the tests through scripts/test.sh");
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_file(dir.path(), "[ingest]\nmax_message_bytes = 65536\n");
-    let server = start(Options {
-        config: Some(&config),
-        ..Options::default()
-    })
-    .await;
+    let (_dir, server) = start_with_config("[ingest]\nmax_message_bytes = 65536\n").await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/export_refused.py"
@@ -482,13 +476,7 @@ async fn the_silence_past_the_limit_is_refused_and_none_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
     let server = start(Options::default()).await;
-    let ui_port: u16 = server
-        .ui
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .parse()
-        .expect("port");
+    let ui_port = ui_port(&server);
     let mut stream = TcpStream::connect(("127.0.0.1", ui_port))
         .await
         .expect("connect");
@@ -546,16 +534,8 @@ async fn read_one_response(stream: &mut TcpStream) {
 /// G: security headers on every UI response, refusals included; `HEAD` wherever `GET` is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_the_security_headers_and_head_is_served() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_file(
-        dir.path(),
-        "[security]\nui_tokens = [\"ui-token-123456789\"]\n",
-    );
-    let server = start(Options {
-        config: Some(&config),
-        ..Options::default()
-    })
-    .await;
+    let (_dir, server) =
+        start_with_config("[security]\nui_tokens = [\"ui-token-123456789\"]\n").await;
     let response = server
         .client
         .get(format!("{}/services", server.ui))

@@ -78,12 +78,7 @@ impl Budget {
 /// (a string takes at least 2 bytes and is charged 32; a number at least 1, charged 16). Bodies
 /// that cannot (typical exports of up to about a megabyte) need no walk.
 pub(super) fn could_exceed(body_len: usize, root: Message, budget: &Budget) -> bool {
-    let max_struct_bytes = Message::ALL
-        .iter()
-        .map(|message| message.struct_bytes())
-        .max()
-        .unwrap_or(0);
-    let per_byte = max_struct_bytes.max(STRING_OVERHEAD / 2);
+    let per_byte = Message::MAX_STRUCT_BYTES.max(STRING_OVERHEAD / 2);
     let bound = body_len
         .saturating_mul(per_byte)
         .saturating_add(2 * root.struct_bytes())

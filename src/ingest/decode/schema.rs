@@ -139,8 +139,22 @@ impl Message {
         Message::KeyValueList,
     ];
 
+    /// The largest decoded struct of all.
+    pub(super) const MAX_STRUCT_BYTES: usize = {
+        let mut max = 0;
+        let mut index = 0;
+        while index < Message::ALL.len() {
+            let bytes = Message::ALL[index].struct_bytes();
+            if bytes > max {
+                max = bytes;
+            }
+            index += 1;
+        }
+        max
+    };
+
     /// The size of the decoded struct.
-    pub(super) fn struct_bytes(self) -> usize {
+    pub(super) const fn struct_bytes(self) -> usize {
         match self {
             Message::TraceRequest => size_of::<ExportTraceServiceRequest>(),
             Message::ResourceSpans => size_of::<ResourceSpans>(),

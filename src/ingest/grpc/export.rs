@@ -144,7 +144,8 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let exporter = Arc::clone(&self.exporter);
         Box::pin(async move {
-            if request.uri().path() != format!("/{}/Export", S::NAME) {
+            let method = request.uri().path().strip_prefix('/');
+            if method.and_then(|path| path.strip_prefix(S::NAME)) != Some("/Export") {
                 return Ok(Status::unimplemented(format!(
                     "no method {} here: OTLP services have only Export",
                     request.uri().path()

@@ -74,9 +74,15 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let gate = guarded.gate;
+    // Requests without a body (most of the UI's) need no clock.
     let payload = request.take_payload();
-    let timed: PayloadStream = Box::pin(TimedPayload::new(payload, guarded.body_deadline.start()));
-    request.set_payload(timed.into());
+    if matches!(payload, actix_web::dev::Payload::None) {
+        request.set_payload(payload);
+    } else {
+        let clock = guarded.body_deadline.start();
+        let timed: PayloadStream = Box::pin(TimedPayload::new(payload, clock));
+        request.set_payload(timed.into());
+    }
     // actix-http decided at parsing that a HEAD response carries no body; routes need only GET.
     if request.method() == Method::HEAD {
         request.head_mut().method = Method::GET;

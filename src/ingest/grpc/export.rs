@@ -218,7 +218,6 @@ impl<S: OtlpService> UnaryService<Bytes> for ExportMethod<S> {
             let tenancy = tenancy_of(&request);
             let body = request.into_inner();
             let retry_after = exporter.ingestor.retry_after();
-            let work = Arc::clone(&exporter);
             let limits = exporter.limits;
             let decode =
                 move |body: Bytes| decode_request(body, false, Encoding::Protobuf, signal, &limits);
@@ -232,8 +231,8 @@ impl<S: OtlpService> UnaryService<Bytes> for ExportMethod<S> {
             let result = tokio::task::spawn_blocking(move || {
                 let decoded = inline
                     .unwrap_or_else(decode)
-                    .inspect_err(|err| work.ingestor.record_refused(signal, err))?;
-                work.ingestor.export(decoded, &tenancy)
+                    .inspect_err(|err| exporter.ingestor.record_refused(signal, err))?;
+                exporter.ingestor.export(decoded, &tenancy)
             })
             .await
             .map_err(|err| Status::internal(format!("export task failed: {err}")))?;

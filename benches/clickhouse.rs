@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use cartograph::model::{MinuteRange, UnixMinute};
 use cartograph::store::clickhouse::{ClickHouseOptions, open};
 use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
 use cartograph::store::{RollupReader, StoreWriter};
@@ -99,7 +100,13 @@ fn main() {
     for _ in 0..5 {
         let started = Instant::now();
         let rollups = reader
-            .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR, None)
+            .edge_rollups(
+                MinuteRange::new(
+                    UnixMinute(BASE_MINUTE),
+                    UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
+                ),
+                None,
+            )
             .expect("read");
         reads.push(started.elapsed());
         assert_eq!(rollups.len() as u64, MINUTES_PER_HOUR as u64 * MESH_EDGES);

@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use cartograph::model::Batch;
+use cartograph::model::{Batch, MinuteRange, UnixMinute};
 use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
 use cartograph::store::{RollupReader, StoreWriter};
@@ -97,7 +97,13 @@ fn rollup_hour_read(c: &mut Criterion) {
     group.bench_function("read_hour_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
             let rollups = reader
-                .edge_rollups(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR, None)
+                .edge_rollups(
+                    MinuteRange::new(
+                        UnixMinute(BASE_MINUTE),
+                        UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
+                    ),
+                    None,
+                )
                 .expect("edge_rollups");
             assert_eq!(rollups.len() as u64, num_rollups);
             rollups
@@ -107,7 +113,10 @@ fn rollup_hour_read(c: &mut Criterion) {
     group.bench_function("read_5_minutes_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
             reader
-                .edge_rollups(BASE_MINUTE + 30, BASE_MINUTE + 35, None)
+                .edge_rollups(
+                    MinuteRange::new(UnixMinute(BASE_MINUTE + 30), UnixMinute(BASE_MINUTE + 35)),
+                    None,
+                )
                 .expect("edge_rollups")
         });
     });
@@ -115,7 +124,10 @@ fn rollup_hour_read(c: &mut Criterion) {
     group.bench_function("minutes_of_hour", |bencher| {
         bencher.iter(|| {
             reader
-                .rollup_minutes(BASE_MINUTE, BASE_MINUTE + MINUTES_PER_HOUR)
+                .rollup_minutes(MinuteRange::new(
+                    UnixMinute(BASE_MINUTE),
+                    UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
+                ))
                 .expect("rollup_minutes")
         });
     });

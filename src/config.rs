@@ -123,6 +123,11 @@ pub struct GraphConfig {
     pub max_edges_per_minute: NonZeroUsize,
     /// Batches of spans waiting for the graph engine; beyond this spans skip the map (counted).
     pub queue_capacity_batches: NonZeroUsize,
+    /// Calls are counted in the minute they started. One that arrives more than this many
+    /// seconds after it started is too late for the map: counted at /metrics
+    /// (`cartograph_graph_too_late_total`), its spans still stored. Later ones within the
+    /// hour in memory join their minute there; older ones are merged into the stored minute.
+    pub max_lateness_secs: u64,
 }
 
 impl Default for GraphConfig {
@@ -133,6 +138,7 @@ impl Default for GraphConfig {
             max_pending_spans: defaults.max_pending_items,
             max_edges_per_minute: defaults.max_edges_per_minute,
             queue_capacity_batches: NonZeroUsize::new(4096).expect("non-zero"),
+            max_lateness_secs: defaults.max_lateness.as_secs(),
         }
     }
 }
@@ -144,6 +150,7 @@ impl GraphConfig {
             pairing_ttl: Duration::from_secs(self.pairing_ttl_secs),
             max_pending_items: self.max_pending_spans,
             max_edges_per_minute: self.max_edges_per_minute,
+            max_lateness: Duration::from_secs(self.max_lateness_secs),
             ..crate::graph::GraphSettings::default()
         }
     }

@@ -279,6 +279,26 @@ fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_lim
             counters.window.num_spans_over_operation_limit,
         ),
         (
+            "cartograph_graph_late_total",
+            "Calls and spans counted in a minute that had already closed (still in memory).",
+            counters.window.num_late,
+        ),
+        (
+            "cartograph_graph_late_merged_total",
+            "Calls and spans of minutes older than memory, merged into the stored rollups.",
+            counters.window.num_late_merged,
+        ),
+        (
+            "cartograph_graph_too_late_total",
+            "Calls and spans older than graph.max_lateness_secs: stored, not on the map.",
+            counters.window.num_too_late,
+        ),
+        (
+            "cartograph_graph_clock_ahead_total",
+            "Calls and spans stamped after the current minute, counted in the current minute.",
+            counters.window.num_clock_ahead,
+        ),
+        (
             "cartograph_graph_calls_over_series_limit_total",
             "Calls not exported as traces_service_graph series (series limit).",
             num_over_series_limit,

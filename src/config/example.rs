@@ -84,6 +84,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("graph", "queue_capacity_batches") => {
             "Span batches waiting for the graph engine (overflow counted)."
         }
+        ("graph", "max_lateness_secs") => {
+            "Calls count in the minute they started; later than this they miss the map (counted)."
+        }
         ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
         ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
         ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",

@@ -11,14 +11,10 @@ use super::pairing::{Call, CallSink, Pairing, PairingCounters};
 use super::services::KnownServices;
 use super::settings::GraphSettings;
 use super::stats::CallsPerTrace;
-use super::window::{ClosedMinutes, Window, WindowCounters, WindowEdge, WindowOperation};
-
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
-
-/// Minutes since the Unix epoch of a wall-clock time.
-pub fn minute_of(unix_nano: u64) -> i64 {
-    (unix_nano / NANOS_PER_MINUTE) as i64
-}
+use super::window::{
+    ClosedMinutes, Window, WindowCounters, WindowEdge, WindowLimits, WindowOperation,
+};
+use crate::model::{MinuteRange, UnixMinute};
 
 /// Everything the engine counts, for `/metrics` and the health of the map.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,11 +80,13 @@ impl GraphEngine {
                 settings.max_links_per_span,
             ),
             services: KnownServices::new(settings.max_known_services.get()),
-            window: Window::new(
-                settings.max_edges_per_minute.get(),
-                settings.max_operations_per_minute.get(),
-                settings.num_closed_minutes.get(),
-            ),
+            window: Window::new(WindowLimits {
+                max_edges_per_minute: settings.max_edges_per_minute.get(),
+                max_operations_per_minute: settings.max_operations_per_minute.get(),
+                num_closed_minutes: settings.num_closed_minutes.get(),
+                max_lateness_minutes: i64::try_from(settings.max_lateness.as_secs() / 60)
+                    .unwrap_or(i64::MAX),
+            }),
             per_trace: CallsPerTrace::new(
                 settings.trace_idle_ttl,
                 settings.max_trace_edge_counters.get(),
@@ -98,8 +96,9 @@ impl GraphEngine {
         }
     }
 
-    /// Processes one batch at wall-clock `now_unix_nano` (its minute is the minute calls are
-    /// counted in). Expires what is due first, so a batch always sees a current store.
+    /// Processes one batch at wall-clock `now_unix_nano`. Calls are counted in the minute
+    /// they started (see [`Window`]). Expires what is due first, so a batch always sees a
+    /// current store.
     pub fn ingest(&mut self, spans: Vec<GraphSpan>, now_unix_nano: u64) {
         self.advance(now_unix_nano);
         let mut recorder = Recorder {
@@ -127,23 +126,22 @@ impl GraphEngine {
         self.window.take_closed()
     }
 
-    /// Edges of the in-memory minutes `from_minute..=to_minute` (minutes since the epoch),
-    /// merged and sorted by key. Minutes before [`GraphEngine::live_since_minute`] are the
-    /// store's.
-    pub fn edges(&self, from_minute: i64, to_minute: i64) -> Vec<WindowEdge> {
-        self.window.edges(from_minute, to_minute)
+    /// Edges of the in-memory minutes of `range`, merged and sorted by key. Minutes before
+    /// [`GraphEngine::live_since_minute`] are the store's.
+    pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
+        self.window.edges(range)
     }
 
-    /// Operations of the in-memory minutes `from_minute..=to_minute`, merged and sorted.
-    pub fn operations(&self, from_minute: i64, to_minute: i64) -> Vec<WindowOperation> {
-        self.window.operations(from_minute, to_minute)
+    /// Operations of the in-memory minutes of `range`, merged and sorted.
+    pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
+        self.window.operations(range)
     }
 
     /// Nodes at either end of the window's edges or with operations in it, sorted by key.
     /// A service's own placement (from its operations) wins over the one its callers saw.
-    pub fn nodes(&self, from_minute: i64, to_minute: i64) -> Vec<WindowNode> {
+    pub fn nodes(&self, range: MinuteRange) -> Vec<WindowNode> {
         let mut nodes = std::collections::BTreeMap::new();
-        for edge in self.edges(from_minute, to_minute) {
+        for edge in self.edges(range) {
             nodes
                 .entry(edge.key.source)
                 .or_insert(edge.source_placement);
@@ -151,7 +149,7 @@ impl GraphEngine {
                 .entry(edge.key.target)
                 .or_insert(edge.target_placement);
         }
-        for operation in self.operations(from_minute, to_minute) {
+        for operation in self.operations(range) {
             let key = NodeKey::service(operation.service);
             nodes.insert(key, operation.placement);
         }
@@ -179,17 +177,18 @@ impl GraphEngine {
 
     /// The oldest minute fully held in memory (`None` before the first ingest or tick):
     /// queries for earlier minutes must read the store's rollups.
-    pub fn live_since_minute(&self) -> Option<i64> {
+    pub fn live_since_minute(&self) -> Option<UnixMinute> {
         self.window.live_since_minute()
     }
 
     /// The minute being filled (`None` before the first ingest or tick).
-    pub fn open_minute(&self) -> Option<i64> {
+    pub fn open_minute(&self) -> Option<UnixMinute> {
         self.window.open_minute()
     }
 
     fn advance(&mut self, now_unix_nano: u64) {
-        self.window.advance(minute_of(now_unix_nano));
+        self.window
+            .advance(UnixMinute::of_unix_nano(now_unix_nano).get());
         self.per_trace.rotate_if_due(now_unix_nano);
         let mut recorder = Recorder {
             window: &mut self.window,

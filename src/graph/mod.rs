@@ -42,7 +42,7 @@ mod fixtures;
 
 pub use chains::{ChainCounters, ObservedChain};
 pub use classify::{GraphSpan, NodeRef, Peer, SpanRef, SpanRole};
-pub use engine::{GraphCounters, GraphEngine, WindowNode, minute_of};
+pub use engine::{GraphCounters, GraphEngine, WindowNode};
 pub use pairing::PairingCounters;
 pub use settings::GraphSettings;
 pub use window::{ClosedMinutes, WindowCounters, WindowEdge, WindowOperation};

@@ -64,6 +64,9 @@ pub struct Call {
     pub target_placement: Arc<NodePlacement>,
     pub facts: CallFacts,
     pub consumer_group: Option<Box<str>>,
+    /// When the call happened: the start of its calling side (client, producer), else of
+    /// the side that reported (server, consumer). The map counts it in this minute.
+    pub start_unix_nano: u64,
 }
 
 /// Where completed calls go (the window, in the engine; a `Vec` in tests).
@@ -401,6 +404,7 @@ impl Pairing {
         };
         out.record(Call {
             trace_id: span.trace_id,
+            start_unix_nano: span.start_time_unix_nano,
             source: NodeRef {
                 kind: NodeKind::Service,
                 name: span.service,
@@ -426,6 +430,7 @@ impl Pairing {
         };
         Call {
             trace_id: span.trace_id,
+            start_unix_nano: span.start_time_unix_nano,
             source: self.user.clone(),
             target: NodeRef {
                 kind: NodeKind::Service,
@@ -460,6 +465,7 @@ fn paired(client: GraphSpan, server: GraphSpan) -> Call {
     };
     Call {
         trace_id: client.trace_id,
+        start_unix_nano: client.start_time_unix_nano,
         source: NodeRef {
             kind: NodeKind::Service,
             name: client.service,
@@ -496,6 +502,7 @@ fn consumed(consumer: GraphSpan, sides: CallSides, latency_opt: Option<u64>) -> 
     };
     Call {
         trace_id: consumer.trace_id,
+        start_unix_nano: consumer.start_time_unix_nano,
         source: topic,
         target: NodeRef {
             kind: NodeKind::Service,

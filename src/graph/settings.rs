@@ -19,6 +19,10 @@ pub struct GraphSettings {
     pub max_operations_per_minute: NonZeroUsize,
     /// Closed minutes kept in memory besides the open one (the live window).
     pub num_closed_minutes: NonZeroUsize,
+    /// A call that started longer ago than this (by its span time) is too late for the map:
+    /// counted, not drawn (its spans are still stored). Later calls within this go to their
+    /// minute, in memory or merged into the stored rollups.
+    pub max_lateness: Duration,
     /// (trace, edge) call counters per generation, for calls per trace (chatty pairs).
     pub max_trace_edge_counters: NonZeroUsize,
     /// A trace with no new span for this long is complete: its chain is computed, its call
@@ -54,6 +58,7 @@ impl Default for GraphSettings {
             max_edges_per_minute: non_zero(10_000),
             max_operations_per_minute: non_zero(10_000),
             num_closed_minutes: non_zero(60),
+            max_lateness: Duration::from_secs(24 * 3_600),
             max_trace_edge_counters: non_zero(200_000),
             trace_idle_ttl: Duration::from_secs(15),
             max_chain_traces: non_zero(50_000),

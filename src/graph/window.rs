@@ -1,30 +1,58 @@
-//! Per-minute buckets of edge and operation statistics: the open minute plus the last
-//! `num_closed_minutes` closed ones in memory, merged on query; each minute is turned into
-//! store rollups when it closes and handed out by [`Window::take_closed`].
+//! Per-minute buckets of edge and operation statistics, by the minute a call *happened* (its
+//! start time), not the minute it arrived: the open minute plus the last `num_closed_minutes`
+//! closed ones in memory, merged on query. Each minute is turned into store rollups when it
+//! closes and handed out by [`Window::take_closed`].
 //!
-//! A minute is the wall-clock minute in which the engine *processed* the call (not the span's
-//! own timestamps), so late or skewed spans never reopen a closed minute. Bounded: at most
-//! `max_edges_per_minute` edges and `max_operations_per_minute` operations per minute; calls
-//! and spans beyond are counted, not recorded.
+//! A call that arrives after its minute closed (exporter batching, a Collector draining a
+//! backlog, a slow clock) is added to its minute while memory holds it, and that minute is
+//! handed out again, whole, at the next close (stores replace a minute's rollups). Older
+//! calls, up to `max_lateness_minutes` back, are collected per minute and handed out as late
+//! additions the store merges into what it holds. Calls older still are counted as too late;
+//! calls stamped after the open minute (a clock ahead) are counted in the open minute.
+//!
+//! Bounded: at most `max_edges_per_minute` edges and `max_operations_per_minute` operations per
+//! minute, and as many again over all late minutes; calls and spans beyond are counted, not
+//! recorded.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::model::graph::{
     EdgeKey, EdgeRollup, EdgeStats, NodePlacement, OperationRollup, OperationStats,
 };
+use crate::model::{MinuteRange, UnixMinute};
 
 use super::classify::GraphSpan;
 use super::hash::{FastMap, FoldBuildHasher, PrehashedBuildHasher};
 use super::pairing::Call;
 use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
 
-/// Rollups of minutes that closed since the last [`Window::take_closed`], oldest first.
+/// Rollups handed to the store since the last [`Window::take_closed`], oldest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClosedMinutes {
+    /// Whole minutes: they replace what this process stored for the same minute and key.
     pub edges: Vec<EdgeRollup>,
     pub operations: Vec<OperationRollup>,
+    /// Late calls of minutes memory no longer holds: added to what is stored.
+    pub late_edges: Vec<EdgeRollup>,
+    pub late_operations: Vec<OperationRollup>,
+}
+
+impl ClosedMinutes {
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+            && self.operations.is_empty()
+            && self.late_edges.is_empty()
+            && self.late_operations.is_empty()
+    }
+
+    fn append(&mut self, other: ClosedMinutes) {
+        self.edges.extend(other.edges);
+        self.operations.extend(other.operations);
+        self.late_edges.extend(other.late_edges);
+        self.late_operations.extend(other.late_operations);
+    }
 }
 
 /// One edge merged over a range of minutes.
@@ -57,6 +85,22 @@ pub struct WindowCounters {
     pub num_minutes_unreported: u64,
     /// Calls or spans not recorded because two identities shared a 64-bit fingerprint.
     pub num_fingerprint_collisions: u64,
+    /// Calls and spans added to a minute that had already closed (still in memory).
+    pub num_late: u64,
+    /// Calls and spans of minutes older than memory, handed to the store to merge.
+    pub num_late_merged: u64,
+    /// Calls and spans older than `max_lateness_minutes`: not on the map (still stored).
+    pub num_too_late: u64,
+    /// Calls and spans stamped after the open minute, counted in the open minute.
+    pub num_clock_ahead: u64,
+}
+
+/// Where a call or span of a given minute goes.
+enum Slot {
+    Open,
+    Closed(i64),
+    Late(i64),
+    TooLate,
 }
 
 /// Maps keyed by a keyed 64-bit fingerprint of the identity (one hash per call, none of it on
@@ -66,6 +110,8 @@ struct MinuteBucket {
     minute: i64,
     edges: HashMap<u64, EdgeEntry, PrehashedBuildHasher>,
     operations: HashMap<u64, OperationEntry, PrehashedBuildHasher>,
+    /// Changed since it was last handed out.
+    dirty: bool,
 }
 
 struct EdgeEntry {
@@ -85,6 +131,7 @@ impl MinuteBucket {
             minute,
             edges: HashMap::default(),
             operations: HashMap::default(),
+            dirty: false,
         }
     }
 
@@ -92,7 +139,7 @@ impl MinuteBucket {
         self.edges.is_empty() && self.operations.is_empty()
     }
 
-    fn rollups(&self) -> ClosedMinutes {
+    fn edge_rollups(&self) -> Vec<EdgeRollup> {
         let mut edges: Vec<EdgeRollup> = self
             .edges
             .values()
@@ -105,6 +152,10 @@ impl MinuteBucket {
             })
             .collect();
         edges.sort_by(|left, right| left.key.cmp(&right.key));
+        edges
+    }
+
+    fn operation_rollups(&self) -> Vec<OperationRollup> {
         let mut operations: Vec<OperationRollup> = self
             .operations
             .values()
@@ -119,104 +170,27 @@ impl MinuteBucket {
         operations.sort_by(|left, right| {
             (&left.service, &left.operation).cmp(&(&right.service, &right.operation))
         });
-        ClosedMinutes { edges, operations }
+        operations
     }
 }
 
-pub struct Window {
-    open: MinuteBucket,
-    /// Oldest first; only minutes that had data.
-    closed: VecDeque<MinuteBucket>,
-    unreported: VecDeque<ClosedMinutes>,
-    first_minute_opt: Option<i64>,
-    max_edges_per_minute: usize,
-    max_operations_per_minute: usize,
-    num_closed_minutes: usize,
-    fingerprints: FoldBuildHasher,
-    counters: WindowCounters,
+/// How many edges and operations a bucket may take, and the counters of what did not fit.
+struct Limits<'a> {
+    max_edges: usize,
+    max_operations: usize,
+    counters: &'a mut WindowCounters,
 }
 
-impl Window {
-    pub fn new(
-        max_edges_per_minute: usize,
-        max_operations_per_minute: usize,
-        num_closed_minutes: usize,
-    ) -> Self {
-        Self {
-            open: MinuteBucket::new(i64::MIN),
-            closed: VecDeque::new(),
-            unreported: VecDeque::new(),
-            first_minute_opt: None,
-            max_edges_per_minute,
-            max_operations_per_minute,
-            num_closed_minutes,
-            fingerprints: FoldBuildHasher::default(),
-            counters: WindowCounters::default(),
-        }
-    }
-
-    pub fn counters(&self) -> WindowCounters {
-        self.counters
-    }
-
-    /// The minute being filled, once the clock has been seen.
-    pub fn open_minute(&self) -> Option<i64> {
-        self.first_minute_opt.map(|_| self.open.minute)
-    }
-
-    /// The oldest minute whose data is complete in memory: the first minute the engine saw,
-    /// or the oldest kept closed minute once the window is full.
-    pub fn live_since_minute(&self) -> Option<i64> {
-        let first = self.first_minute_opt?;
-        let oldest_kept = self
-            .open
-            .minute
-            .saturating_sub(self.num_closed_minutes as i64);
-        Some(first.max(oldest_kept))
-    }
-
-    /// Moves the open minute forward to `minute`, closing the one that was open. A clock
-    /// going backwards keeps the open minute (a closed minute is never reopened).
-    pub fn advance(&mut self, minute: i64) {
-        if self.first_minute_opt.is_none() {
-            self.first_minute_opt = Some(minute);
-            self.open.minute = minute;
-            return;
-        }
-        if minute <= self.open.minute {
-            return;
-        }
-        let finished = std::mem::replace(&mut self.open, MinuteBucket::new(minute));
-        self.counters.num_minutes_closed += 1;
-        if !finished.is_empty() {
-            self.unreported.push_back(finished.rollups());
-            self.closed.push_back(finished);
-        }
-        let oldest_kept = minute.saturating_sub(self.num_closed_minutes as i64);
-        while self
-            .closed
-            .front()
-            .is_some_and(|bucket| bucket.minute < oldest_kept)
-        {
-            self.closed.pop_front();
-        }
-        while self.unreported.len() > self.num_closed_minutes {
-            self.unreported.pop_front();
-            self.counters.num_minutes_unreported += 1;
-        }
-    }
-
-    /// Rollups of the minutes closed since the last call.
-    pub fn take_closed(&mut self) -> ClosedMinutes {
-        let mut closed = ClosedMinutes::default();
-        for minute in self.unreported.drain(..) {
-            closed.edges.extend(minute.edges);
-            closed.operations.extend(minute.operations);
-        }
-        closed
-    }
-
-    pub fn record_call(&mut self, call: Call, per_trace: &mut CallsPerTrace, now_unix_nano: u64) {
+impl MinuteBucket {
+    /// Records one call; `fingerprint` identifies its edge.
+    fn record_call(
+        &mut self,
+        call: Call,
+        fingerprint: u64,
+        per_trace: &mut CallsPerTrace,
+        now_unix_nano: u64,
+        limits: Limits<'_>,
+    ) {
         let Call {
             trace_id,
             source,
@@ -226,25 +200,25 @@ impl Window {
             target_placement,
             facts,
             consumer_group,
+            ..
         } = call;
-        let fingerprint = self.fingerprints.hash_one((&source, &target, kind));
-        let minute = self.open.minute;
         let group_opt = consumer_group.as_deref();
-        if let Some(entry) = self.open.edges.get_mut(&fingerprint) {
+        self.dirty = true;
+        if let Some(entry) = self.edges.get_mut(&fingerprint) {
             let key = &entry.key;
             if key.source != source || key.target != target || key.kind != kind {
-                self.counters.num_fingerprint_collisions += 1;
+                limits.counters.num_fingerprint_collisions += 1;
                 return;
             }
-            let trace_calls = per_trace.record(trace_id, fingerprint, minute, now_unix_nano);
+            let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
             stats::record_call(&mut entry.agg.stats, &facts, group_opt, trace_calls);
             return;
         }
-        if self.open.edges.len() >= self.max_edges_per_minute {
-            self.counters.num_calls_over_edge_limit += 1;
+        if self.edges.len() >= limits.max_edges {
+            limits.counters.num_calls_over_edge_limit += 1;
             return;
         }
-        let trace_calls = per_trace.record(trace_id, fingerprint, minute, now_unix_nano);
+        let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
         let mut agg = EdgeAgg {
             stats: EdgeStats::default(),
             source_placement,
@@ -256,22 +230,22 @@ impl Window {
             target,
             kind,
         };
-        self.open.edges.insert(fingerprint, EdgeEntry { key, agg });
+        self.edges.insert(fingerprint, EdgeEntry { key, agg });
     }
 
     /// Records a SERVER or CONSUMER span as a request of its operation.
-    pub fn record_operation(&mut self, span: &GraphSpan) {
-        let fingerprint = self.fingerprints.hash_one((&*span.service, &*span.name));
-        if let Some(entry) = self.open.operations.get_mut(&fingerprint) {
+    fn record_operation(&mut self, span: &GraphSpan, fingerprint: u64, limits: Limits<'_>) {
+        self.dirty = true;
+        if let Some(entry) = self.operations.get_mut(&fingerprint) {
             if *entry.service != *span.service || entry.operation != span.name {
-                self.counters.num_fingerprint_collisions += 1;
+                limits.counters.num_fingerprint_collisions += 1;
                 return;
             }
             stats::record_operation(&mut entry.agg.stats, span);
             return;
         }
-        if self.open.operations.len() >= self.max_operations_per_minute {
-            self.counters.num_spans_over_operation_limit += 1;
+        if self.operations.len() >= limits.max_operations {
+            limits.counters.num_spans_over_operation_limit += 1;
             return;
         }
         let mut agg = OperationAgg {
@@ -284,20 +258,210 @@ impl Window {
             operation: span.name.clone(),
             agg,
         };
-        self.open.operations.insert(fingerprint, entry);
+        self.operations.insert(fingerprint, entry);
+    }
+}
+
+/// How far back the window takes calls.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowLimits {
+    pub max_edges_per_minute: usize,
+    pub max_operations_per_minute: usize,
+    /// Closed minutes kept in memory besides the open one.
+    pub num_closed_minutes: usize,
+    /// Calls older than this many minutes before the open one are too late for the map.
+    pub max_lateness_minutes: i64,
+}
+
+pub struct Window {
+    open: MinuteBucket,
+    /// Closed minutes still in memory that had data.
+    closed: BTreeMap<i64, MinuteBucket>,
+    /// Late calls of minutes before [`Window::live_since_minute`], until handed out.
+    late: BTreeMap<i64, MinuteBucket>,
+    unreported: VecDeque<ClosedMinutes>,
+    /// The clock has been seen (the open minute is real).
+    started: bool,
+    limits: WindowLimits,
+    fingerprints: FoldBuildHasher,
+    counters: WindowCounters,
+}
+
+impl Window {
+    pub fn new(limits: WindowLimits) -> Self {
+        Self {
+            open: MinuteBucket::new(i64::MIN),
+            closed: BTreeMap::new(),
+            late: BTreeMap::new(),
+            unreported: VecDeque::new(),
+            started: false,
+            limits,
+            fingerprints: FoldBuildHasher::default(),
+            counters: WindowCounters::default(),
+        }
     }
 
-    fn buckets(&self, from_minute: i64, to_minute: i64) -> impl Iterator<Item = &MinuteBucket> {
+    pub fn counters(&self) -> WindowCounters {
+        self.counters
+    }
+
+    /// The minute being filled, once the clock has been seen.
+    pub fn open_minute(&self) -> Option<UnixMinute> {
+        self.started.then_some(UnixMinute(self.open.minute))
+    }
+
+    /// The oldest minute memory holds this process's counts of: `num_closed_minutes` before
+    /// the open one. Also minutes before this process started: what it counts for them (late
+    /// calls) is held here like any other minute, while earlier processes' counts of them are
+    /// in the store under their own instance ids.
+    pub fn live_since_minute(&self) -> Option<UnixMinute> {
+        self.started
+            .then(|| UnixMinute(self.oldest_kept(self.open.minute)))
+    }
+
+    fn oldest_kept(&self, open_minute: i64) -> i64 {
+        let num_closed = i64::try_from(self.limits.num_closed_minutes).unwrap_or(i64::MAX);
+        open_minute.saturating_sub(num_closed)
+    }
+
+    /// Moves the open minute forward to `minute`, closing the one that was open and handing
+    /// out (at the next [`Window::take_closed`]) every minute changed since. A clock going
+    /// backwards keeps the open minute.
+    pub fn advance(&mut self, minute: i64) {
+        if !self.started {
+            self.started = true;
+            self.open.minute = minute;
+            return;
+        }
+        if minute <= self.open.minute {
+            return;
+        }
+        let finished = std::mem::replace(&mut self.open, MinuteBucket::new(minute));
+        self.counters.num_minutes_closed += 1;
+        if !finished.is_empty() {
+            self.closed.insert(finished.minute, finished);
+        }
+        let handed_out = self.hand_out_changes();
+        if !handed_out.is_empty() {
+            self.unreported.push_back(handed_out);
+        }
+        let oldest_kept = self.oldest_kept(minute);
+        self.closed = self.closed.split_off(&oldest_kept);
+        while self.unreported.len() > self.limits.num_closed_minutes {
+            self.unreported.pop_front();
+            self.counters.num_minutes_unreported += 1;
+        }
+    }
+
+    /// Every closed minute changed since it was last handed out (whole), and the late calls.
+    fn hand_out_changes(&mut self) -> ClosedMinutes {
+        let mut changes = ClosedMinutes::default();
+        for bucket in self.closed.values_mut().filter(|bucket| bucket.dirty) {
+            bucket.dirty = false;
+            changes.edges.extend(bucket.edge_rollups());
+            changes.operations.extend(bucket.operation_rollups());
+        }
+        for bucket in std::mem::take(&mut self.late).into_values() {
+            changes.late_edges.extend(bucket.edge_rollups());
+            changes.late_operations.extend(bucket.operation_rollups());
+        }
+        changes
+    }
+
+    /// Rollups of the minutes closed or changed since the last call.
+    pub fn take_closed(&mut self) -> ClosedMinutes {
+        let mut closed = ClosedMinutes::default();
+        for minute in self.unreported.drain(..) {
+            closed.append(minute);
+        }
+        closed
+    }
+
+    /// Which bucket a call or span of `minute` belongs in (and counts what is unusual).
+    fn slot(&mut self, minute: i64) -> Slot {
+        let open = self.open.minute;
+        if minute >= open {
+            self.counters.num_clock_ahead += u64::from(minute > open);
+            return Slot::Open;
+        }
+        let live_since = self.live_since_minute().map_or(open, UnixMinute::get);
+        if minute >= live_since {
+            self.counters.num_late += 1;
+            return Slot::Closed(minute);
+        }
+        if minute >= open.saturating_sub(self.limits.max_lateness_minutes) {
+            self.counters.num_late_merged += 1;
+            return Slot::Late(minute);
+        }
+        self.counters.num_too_late += 1;
+        Slot::TooLate
+    }
+
+    /// The bucket of `slot` with the limits that apply to it: late minutes share one budget.
+    fn bucket(&mut self, slot: Slot) -> Option<(&mut MinuteBucket, Limits<'_>)> {
+        let mut limits = Limits {
+            max_edges: self.limits.max_edges_per_minute,
+            max_operations: self.limits.max_operations_per_minute,
+            counters: &mut self.counters,
+        };
+        let bucket = match slot {
+            Slot::Open => &mut self.open,
+            Slot::Closed(minute) => self
+                .closed
+                .entry(minute)
+                .or_insert_with(|| MinuteBucket::new(minute)),
+            Slot::Late(minute) => {
+                let (num_edges, num_operations) = self.late.values().fold((0, 0), |sum, bucket| {
+                    (sum.0 + bucket.edges.len(), sum.1 + bucket.operations.len())
+                });
+                let bucket = self
+                    .late
+                    .entry(minute)
+                    .or_insert_with(|| MinuteBucket::new(minute));
+                limits.max_edges =
+                    (limits.max_edges + bucket.edges.len()).saturating_sub(num_edges);
+                limits.max_operations = (limits.max_operations + bucket.operations.len())
+                    .saturating_sub(num_operations);
+                bucket
+            }
+            Slot::TooLate => return None,
+        };
+        Some((bucket, limits))
+    }
+
+    /// Records a call in the minute it started.
+    pub fn record_call(&mut self, call: Call, per_trace: &mut CallsPerTrace, now_unix_nano: u64) {
+        let fingerprint = self
+            .fingerprints
+            .hash_one((&call.source, &call.target, call.kind));
+        let slot = self.slot(UnixMinute::of_unix_nano(call.start_unix_nano).get());
+        if let Some((bucket, limits)) = self.bucket(slot) {
+            bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
+        }
+    }
+
+    /// Records a SERVER or CONSUMER span as a request of its operation, in the minute it
+    /// started.
+    pub fn record_operation(&mut self, span: &GraphSpan) {
+        let fingerprint = self.fingerprints.hash_one((&*span.service, &*span.name));
+        let slot = self.slot(UnixMinute::of_unix_nano(span.start_time_unix_nano).get());
+        if let Some((bucket, limits)) = self.bucket(slot) {
+            bucket.record_operation(span, fingerprint, limits);
+        }
+    }
+
+    fn buckets(&self, range: MinuteRange) -> impl Iterator<Item = &MinuteBucket> {
         self.closed
-            .iter()
+            .range(range.from().get()..range.to().get())
+            .map(|(_, bucket)| bucket)
             .chain(std::iter::once(&self.open))
-            .filter(move |bucket| (from_minute..=to_minute).contains(&bucket.minute))
+            .filter(move |bucket| range.contains(UnixMinute(bucket.minute)))
     }
 
-    /// Edges of the minutes `from_minute..=to_minute` held in memory, merged, sorted by key.
-    pub fn edges(&self, from_minute: i64, to_minute: i64) -> Vec<WindowEdge> {
+    /// Edges of the minutes of `range` held in memory, merged, sorted by key.
+    pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
         let mut merged: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
-        for bucket in self.buckets(from_minute, to_minute) {
+        for bucket in self.buckets(range) {
             for EdgeEntry { key, agg } in bucket.edges.values() {
                 merged
                     .entry(key)
@@ -323,11 +487,11 @@ impl Window {
         edges
     }
 
-    /// Operations of the minutes `from_minute..=to_minute` held in memory, merged, sorted by
-    /// service then operation.
-    pub fn operations(&self, from_minute: i64, to_minute: i64) -> Vec<WindowOperation> {
+    /// Operations of the minutes of `range` held in memory, merged, sorted by service then
+    /// operation.
+    pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
         let mut merged: FastMap<(&str, &str), OperationAgg> = FastMap::default();
-        for bucket in self.buckets(from_minute, to_minute) {
+        for bucket in self.buckets(range) {
             for entry in bucket.operations.values() {
                 let agg = &entry.agg;
                 merged

@@ -6,6 +6,7 @@ mod attr;
 pub mod graph;
 mod ids;
 mod metric;
+mod minute;
 pub mod sketch;
 mod span;
 
@@ -15,6 +16,7 @@ pub use metric::{
     AggregationTemporality, ExponentialBuckets, ExponentialHistogramValue, HistogramValue,
     MetricKind, MetricPoint, NumberValue, PointValue, QuantileValue, SummaryValue,
 };
+pub use minute::{MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 pub use sketch::{
     LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, bucket_index,
     bucket_value_nanos,

@@ -21,7 +21,7 @@ use super::{Accepted, WriterMessage};
 use crate::graph::ClosedMinutes;
 use crate::model::{Batch, now_unix_nano};
 use crate::store::batch_codec::{self, EncodedFrame};
-use crate::store::{RetentionPolicy, RollupWriter, StoreError, StoreWriter};
+use crate::store::{RetentionPolicy, RollupWriter, StoreError, StoreWriter, merged_with_stored};
 use crate::telemetry::Telemetry;
 use crate::wal::{Lsn, Replay, Wal};
 
@@ -309,6 +309,18 @@ fn write_rollups(
     let num_items = closed.edges.len() + closed.operations.len();
     retry_until_stored(telemetry, "rollups", num_items, || {
         store.write_rollups(instance, &closed.edges, &closed.operations)
+    });
+    if closed.late_edges.is_empty() && closed.late_operations.is_empty() {
+        return;
+    }
+    let num_late = closed.late_edges.len() + closed.late_operations.len();
+    let mut merged = (Vec::new(), Vec::new());
+    retry_until_stored(telemetry, "late rollups (read)", num_late, || {
+        merged = merged_with_stored(store, instance, &closed.late_edges, &closed.late_operations)?;
+        Ok(())
+    });
+    retry_until_stored(telemetry, "late rollups", num_late, || {
+        store.write_rollups(instance, &merged.0, &merged.1)
     });
 }
 

@@ -7,15 +7,14 @@ use serde::Serialize;
 
 use super::{QueryError, QueryService};
 use crate::graph::analysis::{self, GraphView};
-use crate::model::LatencySketch;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
+use crate::model::{LatencySketch, MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 use crate::pipeline::lock_engine;
 
-/// Minutes `[from_minute, to_minute)` and the seconds they stand for (rates divide by it).
+/// The minutes of a query and the seconds they stand for (rates divide by it).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GraphRange {
-    pub from_minute: i64,
-    pub to_minute: i64,
+    pub minutes: MinuteRange,
     pub window_secs: f64,
 }
 
@@ -23,28 +22,38 @@ impl GraphRange {
     /// The last `minutes` minutes up to `now`, the minute in progress included (its elapsed
     /// part counted in `window_secs`, at least a second).
     pub fn last_minutes(minutes: i64, now_unix_nano: u64) -> Self {
-        const NANOS_PER_MINUTE: u64 = 60_000_000_000;
-        let to_minute = (now_unix_nano / NANOS_PER_MINUTE) as i64 + 1;
-        #[allow(clippy::cast_precision_loss)]
+        let now = UnixMinute::of_unix_nano(now_unix_nano);
         let elapsed_in_minute = (now_unix_nano % NANOS_PER_MINUTE) as f64 / 1e9;
-        #[allow(clippy::cast_precision_loss)]
         let window_secs = (minutes - 1) as f64 * 60.0 + elapsed_in_minute.max(1.0);
         GraphRange {
-            from_minute: to_minute - minutes,
-            to_minute,
+            minutes: MinuteRange::ending_with(now, minutes),
             window_secs,
+        }
+    }
+
+    /// The whole minutes touched by `[from, to)` (nanoseconds): counts are per whole minute,
+    /// so rates divide by the seconds of those minutes up to `now` (at least one second).
+    pub fn covering(from_unix_nano: u64, to_unix_nano: u64, now_unix_nano: u64) -> Self {
+        let minutes = MinuteRange::covering_unix_nano(from_unix_nano, to_unix_nano);
+        let (start, end) = minutes.unix_nano_bounds();
+        let covered_end = end.min(now_unix_nano).max(start + 1_000_000_000);
+        GraphRange {
+            minutes,
+            window_secs: (covered_end - start) as f64 / 1e9,
+        }
+    }
+
+    /// Whole minutes: each counts 60 seconds.
+    pub fn whole(minutes: MinuteRange) -> Self {
+        GraphRange {
+            minutes,
+            window_secs: minutes.num_minutes() as f64 * 60.0,
         }
     }
 
     /// The same length of time just before this range.
     pub fn before(&self) -> Self {
-        let minutes = self.to_minute - self.from_minute;
-        GraphRange {
-            from_minute: self.from_minute - minutes,
-            to_minute: self.from_minute,
-            #[allow(clippy::cast_precision_loss)]
-            window_secs: minutes as f64 * 60.0,
-        }
+        GraphRange::whole(self.minutes.before())
     }
 }
 
@@ -77,10 +86,10 @@ impl QueryService {
         range: GraphRange,
         filter: &GraphFilter,
     ) -> Result<GraphView, QueryError> {
-        let (live_since, mut edges) = self.live_edges(range);
-        for (from, to, exclude) in self.stored_ranges(range, live_since) {
+        let (live_since, mut edges) = self.live_edges(range.minutes);
+        for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let stored = self
-                .blocking(move |reader| reader.edge_rollups(from, to, exclude))
+                .blocking(move |reader| reader.edge_rollups(minutes, exclude))
                 .await?;
             for rollup in stored {
                 let entry = edges.entry(rollup.key).or_insert_with(|| {
@@ -106,8 +115,8 @@ impl QueryService {
             BTreeMap::new();
         let live_since = {
             let engine = lock_engine(&self.engine);
-            let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
-            for operation in engine.operations(range.from_minute.max(live_since), range.to_minute) {
+            let live_since = engine.live_since_minute().unwrap_or(range.minutes.to());
+            for operation in engine.operations(range.minutes.starting_at_or_after(live_since)) {
                 if service_opt
                     .as_ref()
                     .is_some_and(|service| *service != operation.service)
@@ -121,11 +130,11 @@ impl QueryService {
             }
             live_since
         };
-        for (from, to, exclude) in self.stored_ranges(range, live_since) {
+        for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let service = service_opt.clone();
             let stored = self
                 .blocking(move |reader| {
-                    reader.operation_rollups(from, to, service.as_deref(), exclude)
+                    reader.operation_rollups(minutes, service.as_deref(), exclude)
                 })
                 .await?;
             for rollup in stored {
@@ -159,26 +168,24 @@ impl QueryService {
     /// What to read from the store: every instance's rollups before this engine's memory
     /// starts, and other instances' (an earlier run of this one, or peers sharing the store)
     /// for the minutes memory holds.
-    fn stored_ranges(&self, range: GraphRange, live_since: i64) -> Vec<(i64, i64, Option<u32>)> {
-        let mut ranges = Vec::with_capacity(2);
-        if range.from_minute < live_since {
-            ranges.push((range.from_minute, range.to_minute.min(live_since), None));
-        }
-        if range.to_minute > live_since {
-            ranges.push((
-                range.from_minute.max(live_since),
-                range.to_minute,
-                Some(self.instance),
-            ));
-        }
-        ranges
+    fn stored_ranges(
+        &self,
+        range: MinuteRange,
+        live_since: UnixMinute,
+    ) -> Vec<(MinuteRange, Option<u32>)> {
+        let before = range.ending_before(live_since);
+        let live = range.starting_at_or_after(live_since);
+        [(before, None), (live, Some(self.instance))]
+            .into_iter()
+            .filter(|(minutes, _)| !minutes.is_empty())
+            .collect()
     }
 
-    fn live_edges(&self, range: GraphRange) -> (i64, EdgeMap) {
+    fn live_edges(&self, range: MinuteRange) -> (UnixMinute, EdgeMap) {
         let engine = lock_engine(&self.engine);
-        let live_since = engine.live_since_minute().unwrap_or(range.to_minute);
+        let live_since = engine.live_since_minute().unwrap_or(range.to());
         let mut edges = EdgeMap::new();
-        for edge in engine.edges(range.from_minute.max(live_since), range.to_minute) {
+        for edge in engine.edges(range.starting_at_or_after(live_since)) {
             edges.insert(
                 edge.key,
                 (edge.source_placement, edge.target_placement, edge.stats),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 use crate::graph::GraphEngine;
-use crate::model::{MetricPoint, TraceId};
+use crate::model::{MetricPoint, MinuteRange, TraceId};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::signals::SharedSignals;
 use crate::store::{
@@ -80,7 +80,7 @@ impl QueryService {
         let engine = crate::pipeline::lock_engine(&self.engine);
         let open = engine
             .open_minute()
-            .map(|minute| engine.edges(minute, minute + 1))
+            .map(|minute| engine.edges(MinuteRange::single(minute)))
             .unwrap_or_default();
         self.service_graph_metrics.render(&open, &engine.counters())
     }

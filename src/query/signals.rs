@@ -18,7 +18,6 @@ use crate::model::{MetricPoint, now_unix_nano};
 use crate::signals::{Breaker, GroupLag, SignalMapper, Trend};
 use crate::store::{MetricQuery, StoreError};
 
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 /// Points replayed per metric name at most for a past range.
 const MAX_REPLAY_POINTS_PER_NAME: usize = 200_000;
 
@@ -84,7 +83,7 @@ impl QueryService {
     /// Lag and breakers as of the end of `range`.
     pub async fn signals(&self, range: GraphRange) -> Result<Signals, QueryError> {
         let now = now_unix_nano();
-        let to_unix_nano = minute_nanos(range.to_minute);
+        let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
         if to_unix_nano > now {
             let mapper = self.signals.lock();
             return Ok(Signals {
@@ -94,8 +93,8 @@ impl QueryService {
             });
         }
         let settings = self.signals.lock().settings().clone();
-        let from_unix_nano = minute_nanos(range.from_minute)
-            .saturating_sub(settings.history_secs.saturating_mul(1_000_000_000));
+        let from_unix_nano =
+            from_unix_nano.saturating_sub(settings.history_secs.saturating_mul(1_000_000_000));
         let names: Vec<String> = settings.metric_names().map(str::to_owned).collect();
         let (points, is_truncated) = self
             .blocking(move |reader| read_points(reader, &names, from_unix_nano, to_unix_nano))
@@ -162,12 +161,6 @@ pub fn replay(
         breakers: mapper.breakers().cloned().collect(),
         is_truncated,
     }
-}
-
-fn minute_nanos(minute: i64) -> u64 {
-    u64::try_from(minute)
-        .unwrap_or(0)
-        .saturating_mul(NANOS_PER_MINUTE)
 }
 
 /// The destination part of a topic node's name (`{system} {destination}`).

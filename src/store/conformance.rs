@@ -31,9 +31,9 @@ pub use log::{log_replay_after_torn_frame, retention_drops_by_time_not_write_ord
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use rollups::{
-    rollup_hostile_strings, rollup_instances_side_by_side, rollup_minute_out_of_range,
-    rollup_minutes_with_data, rollup_range_bounds, rollup_retention, rollup_rewrite_replaces,
-    rollup_round_trip, rollup_service_filter,
+    rollup_hostile_strings, rollup_instances_side_by_side, rollup_late_merge,
+    rollup_minute_out_of_range, rollup_minutes_with_data, rollup_range_bounds, rollup_retention,
+    rollup_rewrite_replaces, rollup_round_trip, rollup_service_filter,
 };
 pub use search::{
     search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,
@@ -71,6 +71,7 @@ macro_rules! store_conformance_tests {
             rollup_minutes_with_data,
             rollup_retention,
             rollup_hostile_strings,
+            rollup_late_merge,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -16,11 +16,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::graph::{EdgeRollup, OperationRollup};
-use crate::model::{Batch, MetricPoint, Span, TraceId};
+use crate::model::{Batch, MetricPoint, MinuteRange, NANOS_PER_MINUTE, Span, TraceId, UnixMinute};
 
 /// The last minute a rollup can belong to: the minute of `u64::MAX` nanoseconds since the Unix
 /// epoch, the latest time a span can carry. Rollup minutes lie in `0..=MAX_ROLLUP_MINUTE`.
-pub const MAX_ROLLUP_MINUTE: i64 = (u64::MAX / 60_000_000_000) as i64;
+pub const MAX_ROLLUP_MINUTE: i64 = (u64::MAX / NANOS_PER_MINUTE) as i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,12 +110,79 @@ pub trait RollupWriter: Send {
         edges: &[EdgeRollup],
         operations: &[OperationRollup],
     ) -> Result<(), StoreError>;
+
+    /// The rollups `instance` stored for the minutes of `range`, edges then operations, each
+    /// ordered like [`RollupReader`]'s results. The writer reads its own rows with this before
+    /// it adds late calls to them (see [`merged_with_stored`]).
+    fn instance_rollups(
+        &mut self,
+        instance: u32,
+        range: MinuteRange,
+    ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError>;
+}
+
+/// Late additions (rollups of calls that arrived after their minute was stored) added to what
+/// `instance` stored for the same minute and key, ready for [`RollupWriter::write_rollups`],
+/// which replaces the stored rows: reading once and writing the sum keeps a retried write
+/// from adding twice. Placements of the additions win.
+pub fn merged_with_stored(
+    writer: &mut (impl RollupWriter + ?Sized),
+    instance: u32,
+    late_edges: &[EdgeRollup],
+    late_operations: &[OperationRollup],
+) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
+    let minutes: std::collections::BTreeSet<i64> = late_edges
+        .iter()
+        .map(|rollup| rollup.minute)
+        .chain(late_operations.iter().map(|rollup| rollup.minute))
+        .collect();
+    let mut edges = std::collections::HashMap::new();
+    let mut operations = std::collections::HashMap::new();
+    for minute in minutes {
+        let (stored_edges, stored_operations) =
+            writer.instance_rollups(instance, MinuteRange::single(UnixMinute(minute)))?;
+        for rollup in stored_edges {
+            edges.insert((rollup.minute, rollup.key.clone()), rollup);
+        }
+        for rollup in stored_operations {
+            let key = (
+                rollup.minute,
+                rollup.service.clone(),
+                rollup.operation.clone(),
+            );
+            operations.insert(key, rollup);
+        }
+    }
+    for late in late_edges {
+        let key = (late.minute, late.key.clone());
+        edges
+            .entry(key)
+            .and_modify(|sum: &mut EdgeRollup| {
+                sum.stats.merge(&late.stats);
+                sum.source_placement = late.source_placement.clone();
+                sum.target_placement = late.target_placement.clone();
+            })
+            .or_insert_with(|| late.clone());
+    }
+    for late in late_operations {
+        let key = (late.minute, late.service.clone(), late.operation.clone());
+        operations
+            .entry(key)
+            .and_modify(|sum: &mut OperationRollup| {
+                sum.stats.merge(&late.stats);
+                sum.placement = late.placement.clone();
+            })
+            .or_insert_with(|| late.clone());
+    }
+    Ok((
+        edges.into_values().collect(),
+        operations.into_values().collect(),
+    ))
 }
 
 /// Reads per-minute rollups. Same concurrency rules as [`TraceReader`].
 ///
-/// Ranges are minutes since the Unix epoch, `from_minute` inclusive and `to_minute` exclusive;
-/// an empty or inverted range returns nothing. Results are ordered by minute, then key (the
+/// Ranges are half-open [`MinuteRange`]s; an empty range returns nothing. Results are ordered by minute, then key (the
 /// `Ord` of [`EdgeKey`] for edges, `(service, operation)` for operations), whatever the order
 /// of the writes. Every rollup of the range is returned, so the caller bounds the range: an
 /// hour of 2,000 edges is 120,000 rollups.
@@ -127,8 +194,7 @@ pub trait RollupReader: Send + Sync {
     /// from memory).
     fn edge_rollups(
         &self,
-        from_minute: i64,
-        to_minute: i64,
+        range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError>;
 
@@ -137,8 +203,7 @@ pub trait RollupReader: Send + Sync {
     /// case-sensitive match), exactly as written.
     fn operation_rollups(
         &self,
-        from_minute: i64,
-        to_minute: i64,
+        range: MinuteRange,
         service: Option<&str>,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<OperationRollup>, StoreError>;
@@ -147,7 +212,7 @@ pub trait RollupReader: Send + Sync {
     /// once. Tells "no traffic" from "no data": an edge without a rollup in a listed minute had
     /// no calls then, while an unlisted minute has nothing stored at all (nothing was rolled
     /// up, or it aged out).
-    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError>;
+    fn rollup_minutes(&self, range: MinuteRange) -> Result<Vec<i64>, StoreError>;
 }
 
 /// Reads traces. Safe to call from many threads at once, concurrently with the writer.

@@ -210,7 +210,6 @@ const WINDOWS: &[(&str, i64)] = &[
 ];
 const DEFAULT_WINDOW_MINUTES: i64 = 15;
 const MAX_DEPTH: usize = 10;
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 
 pub const GRAPH_PARAMS: &[&str] = &["window", "from", "to", "namespace", "focus", "depth"];
 
@@ -226,15 +225,7 @@ impl Params {
                 ));
             }
             let (from, to) = self.time_range()?;
-            let from_minute = (from / NANOS_PER_MINUTE) as i64;
-            let to_minute = to.div_ceil(NANOS_PER_MINUTE) as i64;
-            #[allow(clippy::cast_precision_loss)]
-            let window_secs = (to - from) as f64 / 1e9;
-            return Ok(GraphRange {
-                from_minute,
-                to_minute,
-                window_secs,
-            });
+            return Ok(GraphRange::covering(from, to, now_unix_nano()));
         }
         let allowed: Vec<&str> = WINDOWS.iter().map(|(name, _)| *name).collect();
         let minutes = self

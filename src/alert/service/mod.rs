@@ -28,7 +28,6 @@ use crate::query::{GraphFilter, GraphRange, PlacedGraph, QueryService, ServiceSu
 use crate::store::alerts::{AlertStore, Attempt, Delivery, Outcome};
 use crate::store::{MetricQuery, StoreError};
 
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 /// Points read per metric-threshold rule and evaluation at most.
 const MAX_METRIC_POINTS: usize = 50_000;
 /// Deliveries attempted at once (one per receiver).
@@ -292,18 +291,14 @@ impl Alerting {
         name: &str,
         range: &GraphRange,
     ) -> Result<Vec<crate::model::MetricPoint>, String> {
-        let minute = |m: i64| {
-            u64::try_from(m)
-                .unwrap_or(0)
-                .saturating_mul(NANOS_PER_MINUTE)
-        };
+        let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
         self.inner
             .query
             .metric_points(MetricQuery {
                 name: Some(name.to_owned()),
                 service: None,
-                from_unix_nano: minute(range.from_minute),
-                to_unix_nano: minute(range.to_minute),
+                from_unix_nano,
+                to_unix_nano,
                 limit: MAX_METRIC_POINTS,
             })
             .await

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::*;
 use crate::graph::fixtures::{MILLI, MINUTE, SECOND, SpanBuilder, T0, placed_resource, span};
 use crate::graph::window::WindowEdge;
-use crate::model::SpanKind;
 use crate::model::graph::{EdgeKind, NodeKey};
+use crate::model::{MinuteRange, SpanKind, UnixMinute};
 
 /// Processing time of the first batch: one second into the minute of [`T0`].
 const NOW: u64 = T0 + SECOND;
@@ -24,7 +24,7 @@ fn ingest(engine: &mut GraphEngine, spans: Vec<SpanBuilder>, now_unix_nano: u64)
 }
 
 fn all_edges(engine: &GraphEngine) -> Vec<WindowEdge> {
-    engine.edges(i64::MIN, i64::MAX)
+    engine.edges(MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)))
 }
 
 /// The one edge from `source` to `target` (API ids), over every minute in memory.
@@ -424,7 +424,8 @@ fn a_flood_of_unpaired_spans_never_exceeds_the_pending_bound() {
 #[test]
 fn minutes_close_into_rollups_and_queries_merge_minutes() {
     let mut engine = engine();
-    let first_minute = minute_of(NOW);
+    let first_minute = UnixMinute::of_unix_nano(NOW);
+    let minutes = |from: UnixMinute, num: i64| MinuteRange::new(from, from.plus(num));
     assert_eq!(engine.live_since_minute(), None);
     ingest(
         &mut engine,
@@ -437,19 +438,15 @@ fn minutes_close_into_rollups_and_queries_merge_minutes() {
         "still open"
     );
 
-    ingest(
-        &mut engine,
-        vec![span("gateway", SpanKind::Server, 2, 1).http()],
-        NOW + MINUTE,
-    );
-    ingest(
-        &mut engine,
-        vec![span("gateway", SpanKind::Server, 3, 1).http()],
-        NOW + MINUTE,
-    );
+    for trace_no in [2, 3] {
+        let next_minute_span = span("gateway", SpanKind::Server, trace_no, 1)
+            .http()
+            .timed(MINUTE, MILLI);
+        ingest(&mut engine, vec![next_minute_span], NOW + MINUTE);
+    }
     let closed = engine.tick(NOW + MINUTE + SECOND);
     assert_eq!(closed.edges.len(), 1);
-    assert_eq!(closed.edges[0].minute, first_minute);
+    assert_eq!(closed.edges[0].minute, first_minute.get());
     assert_eq!(
         closed.edges[0].key.source,
         NodeKey::new(crate::model::graph::NodeKind::Client, "user")
@@ -463,28 +460,28 @@ fn minutes_close_into_rollups_and_queries_merge_minutes() {
         ClosedMinutes::default()
     );
 
-    let both = engine.edges(first_minute, first_minute + 1);
-    assert_eq!(both[0].stats.num_requests, 3);
+    let requests = |range| engine.edges(range)[0].stats.num_requests;
+    assert_eq!(requests(minutes(first_minute, 2)), 3);
     assert_eq!(
-        engine.edges(first_minute + 1, first_minute + 1)[0]
-            .stats
-            .num_requests,
-        2
+        requests(minutes(first_minute, 1)),
+        1,
+        "the end is not included"
     );
+    assert_eq!(requests(minutes(first_minute.next(), 1)), 2);
     assert_eq!(
-        engine.operations(first_minute, first_minute + 1)[0]
+        engine.operations(minutes(first_minute, 2))[0]
             .stats
             .num_requests,
         3
     );
-    assert_eq!(engine.live_since_minute(), Some(first_minute));
+    assert_eq!(engine.live_since_minute(), Some(first_minute.plus(-59)));
 
     // An hour and a half later, the first minutes have left memory.
     engine.tick(NOW + 90 * MINUTE);
-    assert!(engine.edges(first_minute, first_minute + 1).is_empty());
+    assert!(engine.edges(minutes(first_minute, 2)).is_empty());
     assert_eq!(
         engine.live_since_minute(),
-        Some(minute_of(NOW + 90 * MINUTE) - 60)
+        Some(UnixMinute::of_unix_nano(NOW + 90 * MINUTE).plus(-60))
     );
 }
 
@@ -522,7 +519,8 @@ fn operations_and_placements_are_recorded_per_service() {
         NOW,
     );
 
-    let operations = engine.operations(i64::MIN, i64::MAX);
+    let operations =
+        engine.operations(MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)));
     let summary: Vec<(&str, u64, u64)> = operations
         .iter()
         .map(|op| {
@@ -535,7 +533,7 @@ fn operations_and_placements_are_recorded_per_service() {
         .collect();
     assert_eq!(summary, vec![("GET /orders", 2, 0), ("POST /orders", 1, 1)]);
     assert_eq!(operations[0].placement.namespace.as_deref(), Some("shop"));
-    let nodes = engine.nodes(i64::MIN, i64::MAX);
+    let nodes = engine.nodes(MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)));
     let orders = nodes
         .iter()
         .find(|node| node.key.id() == "service:orders")
@@ -600,4 +598,106 @@ fn the_longest_synchronous_chain_of_an_idle_trace_is_kept() {
     );
     assert_eq!(chains[0].trace_id, crate::graph::fixtures::trace(1));
     assert_eq!(engine.counters().chains.num_traces_analysed, 1);
+}
+
+/// A root SERVER span of gateway (a call from `client:user`, counted at once) that started
+/// `offset` after [`T0`].
+fn root_call(trace_no: u64, offset: u64) -> SpanBuilder {
+    span("gateway", SpanKind::Server, trace_no, 1)
+        .http()
+        .timed(offset, 5 * MILLI)
+}
+
+fn requests_in(engine: &GraphEngine, minute: UnixMinute, num_minutes: i64) -> u64 {
+    engine
+        .edges(MinuteRange::new(minute, minute.plus(num_minutes)))
+        .iter()
+        .map(|edge| edge.stats.num_requests)
+        .sum()
+}
+
+#[test]
+fn calls_count_in_the_minute_they_started_not_when_they_arrived() {
+    let mut engine = engine();
+    let m0 = UnixMinute::of_unix_nano(T0);
+    engine.tick(NOW);
+    // Two calls made in minutes 1 and 2 arrive together in minute 5.
+    ingest(
+        &mut engine,
+        vec![root_call(1, MINUTE), root_call(2, 2 * MINUTE)],
+        NOW + 5 * MINUTE,
+    );
+    assert_eq!(requests_in(&engine, m0.plus(1), 1), 1);
+    assert_eq!(requests_in(&engine, m0.plus(1), 2), 2);
+    assert_eq!(
+        requests_in(&engine, m0.plus(5), 1),
+        0,
+        "not when they arrived"
+    );
+    assert_eq!(
+        engine.counters().window.num_late,
+        4,
+        "two calls, two operations"
+    );
+
+    // Both minutes are handed to the store again, whole, at the next close.
+    let closed = engine.tick(NOW + 6 * MINUTE);
+    let minutes: Vec<i64> = closed.edges.iter().map(|rollup| rollup.minute).collect();
+    assert_eq!(minutes, vec![m0.plus(1).get(), m0.plus(2).get()]);
+    assert!(closed.late_edges.is_empty());
+    assert_eq!(engine.tick(NOW + 7 * MINUTE), ClosedMinutes::default());
+}
+
+#[test]
+fn a_late_minute_is_handed_out_whole_with_what_it_had() {
+    let mut engine = engine();
+    let m0 = UnixMinute::of_unix_nano(T0);
+    ingest(&mut engine, vec![root_call(1, 0)], NOW);
+    let first = engine.tick(NOW + MINUTE);
+    assert_eq!(first.edges[0].stats.num_requests, 1);
+    ingest(&mut engine, vec![root_call(2, 0)], NOW + MINUTE);
+    let again = engine.tick(NOW + 2 * MINUTE);
+    assert_eq!(again.edges.len(), 1);
+    assert_eq!(again.edges[0].minute, m0.get());
+    assert_eq!(
+        again.edges[0].stats.num_requests, 2,
+        "replaces the stored minute"
+    );
+}
+
+#[test]
+fn calls_older_than_memory_are_handed_out_to_merge_and_older_still_are_too_late() {
+    let mut engine = engine();
+    let m0 = UnixMinute::of_unix_nano(T0);
+    engine.tick(NOW + 90 * MINUTE);
+    ingest(
+        &mut engine,
+        vec![root_call(1, 5 * MINUTE)],
+        NOW + 90 * MINUTE,
+    );
+    assert_eq!(requests_in(&engine, m0, 100), 0, "not in memory");
+    let closed = engine.tick(NOW + 91 * MINUTE);
+    assert!(closed.edges.is_empty());
+    assert_eq!(closed.late_edges.len(), 1);
+    assert_eq!(closed.late_edges[0].minute, m0.plus(5).get());
+    assert_eq!(closed.late_operations.len(), 1);
+    assert_eq!(engine.counters().window.num_late_merged, 2);
+
+    ingest(&mut engine, vec![root_call(2, 0)], NOW + 25 * 60 * MINUTE);
+    assert_eq!(engine.counters().window.num_too_late, 2, "older than a day");
+    assert!(
+        engine
+            .tick(NOW + 25 * 60 * MINUTE + MINUTE)
+            .late_edges
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_call_stamped_in_the_future_counts_in_the_open_minute() {
+    let mut engine = engine();
+    let m0 = UnixMinute::of_unix_nano(T0);
+    ingest(&mut engine, vec![root_call(1, 10 * MINUTE)], NOW);
+    assert_eq!(requests_in(&engine, m0, 1), 1);
+    assert_eq!(engine.counters().window.num_clock_ahead, 2);
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::Shared;
 use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow};
 use crate::model::graph::{EdgeRollup, OperationRollup};
-use crate::model::{MetricPoint, Span, TraceId};
+use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
@@ -203,36 +203,44 @@ impl MetricReader for ClickHouseReader {
     }
 }
 
+/// Whose rollups a read returns.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Instances {
+    /// Every instance's, but the one given.
+    AllBut(Option<u32>),
+    Only(u32),
+}
+
 impl ClickHouseReader {
-    fn rollup_condition(
-        from_minute: i64,
-        to_minute: i64,
-        exclude_instance: Option<u32>,
-    ) -> (String, Vec<Bound>) {
+    fn rollup_condition(range: MinuteRange, instances: Instances) -> (String, Vec<Bound>) {
         let mut condition = "minute >= ? AND minute < ?".to_owned();
         let mut binds = vec![
-            Bound::Number(u64::try_from(from_minute.max(0)).unwrap_or(0)),
-            Bound::Number(u64::try_from(to_minute.max(0)).unwrap_or(0)),
+            Bound::Number(u64::try_from(range.from().get().max(0)).unwrap_or(0)),
+            Bound::Number(u64::try_from(range.to().get().max(0)).unwrap_or(0)),
         ];
-        if let Some(instance) = exclude_instance {
-            condition.push_str(" AND instance != ?");
-            binds.push(Bound::Number(u64::from(instance)));
+        match instances {
+            Instances::AllBut(Some(instance)) => {
+                condition.push_str(" AND instance != ?");
+                binds.push(Bound::Number(u64::from(instance)));
+            }
+            Instances::AllBut(None) => {}
+            Instances::Only(instance) => {
+                condition.push_str(" AND instance = ?");
+                binds.push(Bound::Number(u64::from(instance)));
+            }
         }
         (condition, binds)
     }
-}
 
-impl RollupReader for ClickHouseReader {
-    fn edge_rollups(
+    pub(super) fn edges_of(
         &self,
-        from_minute: i64,
-        to_minute: i64,
-        exclude_instance: Option<u32>,
+        range: MinuteRange,
+        instances: Instances,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
-        if from_minute >= to_minute {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (condition, binds) = Self::rollup_condition(from_minute, to_minute, exclude_instance);
+        let (condition, binds) = Self::rollup_condition(range, instances);
         let sql = format!(
             "SELECT ?fields FROM {} FINAL WHERE {condition}",
             self.shared.table("edge_rollups")
@@ -248,18 +256,16 @@ impl RollupReader for ClickHouseReader {
         Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
     }
 
-    fn operation_rollups(
+    pub(super) fn operations_of(
         &self,
-        from_minute: i64,
-        to_minute: i64,
+        range: MinuteRange,
         service: Option<&str>,
-        exclude_instance: Option<u32>,
+        instances: Instances,
     ) -> Result<Vec<OperationRollup>, StoreError> {
-        if from_minute >= to_minute {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (mut condition, mut binds) =
-            Self::rollup_condition(from_minute, to_minute, exclude_instance);
+        let (mut condition, mut binds) = Self::rollup_condition(range, instances);
         if let Some(service) = service {
             condition.push_str(" AND service = ?");
             binds.push(Bound::Text(service.to_owned()));
@@ -283,12 +289,31 @@ impl RollupReader for ClickHouseReader {
         });
         Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
     }
+}
 
-    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError> {
-        if from_minute >= to_minute {
+impl RollupReader for ClickHouseReader {
+    fn edge_rollups(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        self.edges_of(range, Instances::AllBut(exclude_instance))
+    }
+
+    fn operation_rollups(
+        &self,
+        range: MinuteRange,
+        service: Option<&str>,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<OperationRollup>, StoreError> {
+        self.operations_of(range, service, Instances::AllBut(exclude_instance))
+    }
+
+    fn rollup_minutes(&self, range: MinuteRange) -> Result<Vec<i64>, StoreError> {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (condition, mut binds) = Self::rollup_condition(from_minute, to_minute, None);
+        let (condition, mut binds) = Self::rollup_condition(range, Instances::AllBut(None));
         binds.extend(binds.clone());
         let sql = format!(
             "SELECT DISTINCT minute FROM (SELECT minute FROM {} WHERE {condition} \

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use clickhouse::{RowOwned, RowWrite};
 
 use super::Shared;
+use super::reader::{ClickHouseReader, Instances};
 use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow, TraceTimeRow};
-use crate::model::Batch;
 use crate::model::graph::{EdgeRollup, OperationRollup};
+use crate::model::{Batch, MinuteRange, NANOS_PER_MINUTE};
 use crate::store::{
     MAX_ROLLUP_MINUTE, RetentionPolicy, RetentionReport, RollupWriter, StoreError, StoreWriter,
 };
 
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 
 /// The writer half. Contract deviations from SQLite, by nature of the engine: a batch is
@@ -239,5 +239,16 @@ impl RollupWriter for ClickHouseWriter {
             .collect::<Result<Vec<_>, _>>()?;
         self.insert("edge_rollups", &edge_rows)?;
         self.insert("operation_rollups", &operation_rows)
+    }
+
+    fn instance_rollups(
+        &mut self,
+        instance: u32,
+        range: MinuteRange,
+    ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
+        let reader = ClickHouseReader::new(Arc::clone(&self.shared));
+        let edges = reader.edges_of(range, Instances::Only(instance))?;
+        let operations = reader.operations_of(range, None, Instances::Only(instance))?;
+        Ok((edges, operations))
     }
 }

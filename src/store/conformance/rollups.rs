@@ -11,8 +11,10 @@ use crate::model::graph::{
     EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationRollup,
     OperationStats,
 };
+use crate::model::{MinuteRange, UnixMinute};
 use crate::store::{
     MAX_ROLLUP_MINUTE, RetentionPolicy, RollupReader, RollupWriter, StoreError, StoreWriter,
+    merged_with_stored,
 };
 
 use super::fixtures::{BASE_NANOS, HOUR_NANOS, MINUTE_NANOS, SECOND_NANOS};
@@ -46,19 +48,26 @@ fn key(source: &str, target: &str) -> EdgeKey {
 
 fn all_edges<R: RollupReader>(reader: &R) -> Vec<EdgeRollup> {
     reader
-        .edge_rollups(i64::MIN, i64::MAX, None)
+        .edge_rollups(
+            MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)),
+            None,
+        )
         .expect("edge_rollups")
 }
 
 fn all_operations<R: RollupReader>(reader: &R) -> Vec<OperationRollup> {
     reader
-        .operation_rollups(i64::MIN, i64::MAX, None, None)
+        .operation_rollups(
+            MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)),
+            None,
+            None,
+        )
         .expect("operation_rollups")
 }
 
 fn all_minutes<R: RollupReader>(reader: &R) -> Vec<i64> {
     reader
-        .rollup_minutes(i64::MIN, i64::MAX)
+        .rollup_minutes(MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)))
         .expect("rollup_minutes")
 }
 
@@ -203,11 +212,18 @@ pub fn rollup_instances_side_by_side<W: StoreWriter + RollupWriter, R: RollupRea
     expected.sort_by_key(|rollup| rollup.stats.num_requests);
     assert_eq!(all, expected, "both instances' rollups are kept");
     let others = reader
-        .edge_rollups(minute, minute + 1, Some(INSTANCE))
+        .edge_rollups(
+            MinuteRange::new(UnixMinute(minute), UnixMinute(minute + 1)),
+            Some(INSTANCE),
+        )
         .expect("edge_rollups");
     assert_eq!(others, vec![theirs]);
     let other_operations = reader
-        .operation_rollups(minute, minute + 1, None, Some(INSTANCE + 1))
+        .operation_rollups(
+            MinuteRange::new(UnixMinute(minute), UnixMinute(minute + 1)),
+            None,
+            Some(INSTANCE + 1),
+        )
         .expect("operation_rollups");
     assert_eq!(other_operations, vec![my_operation]);
 }
@@ -332,13 +348,19 @@ pub fn rollup_range_bounds<W: RollupWriter, R: RollupReader>((mut writer, reader
             .cloned()
             .collect();
         assert_eq!(
-            reader.edge_rollups(from, to, None).expect("edge_rollups"),
+            reader
+                .edge_rollups(MinuteRange::new(UnixMinute(from), UnixMinute(to)), None)
+                .expect("edge_rollups"),
             edges_in_read_order(expected_edges),
             "edges of {from}..{to}"
         );
         assert_eq!(
             reader
-                .operation_rollups(from, to, None, None)
+                .operation_rollups(
+                    MinuteRange::new(UnixMinute(from), UnixMinute(to)),
+                    None,
+                    None
+                )
                 .expect("operation_rollups"),
             operations_in_read_order(expected_operations),
             "operations of {from}..{to}"
@@ -386,7 +408,11 @@ pub fn rollup_service_filter<W: RollupWriter, R: RollupReader>((mut writer, read
         assert_eq!(expected.len(), 4);
         assert_eq!(
             reader
-                .operation_rollups(BASE_MINUTE, BASE_MINUTE + 60, Some(service), None)
+                .operation_rollups(
+                    MinuteRange::new(UnixMinute(BASE_MINUTE), UnixMinute(BASE_MINUTE + 60)),
+                    Some(service),
+                    None
+                )
                 .expect("operation_rollups"),
             operations_in_read_order(expected),
             "{service}"
@@ -395,7 +421,11 @@ pub fn rollup_service_filter<W: RollupWriter, R: RollupReader>((mut writer, read
     for absent in ["", "bill", "BILLING", "%", "_illing"] {
         assert_eq!(
             reader
-                .operation_rollups(i64::MIN, i64::MAX, Some(absent), None)
+                .operation_rollups(
+                    MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)),
+                    Some(absent),
+                    None
+                )
                 .expect("operation_rollups"),
             [],
             "{absent}"
@@ -428,7 +458,10 @@ pub fn rollup_minutes_with_data<W: RollupWriter, R: RollupReader>((mut writer, r
     assert_eq!(all_minutes(&reader), minutes(&[-1, 0, 59, 60, 200]));
     let range = |from: i64, to: i64| {
         reader
-            .rollup_minutes(BASE_MINUTE + from, BASE_MINUTE + to)
+            .rollup_minutes(MinuteRange::new(
+                UnixMinute(BASE_MINUTE + from),
+                UnixMinute(BASE_MINUTE + to),
+            ))
             .expect("rollup_minutes")
     };
     assert_eq!(range(0, 60), minutes(&[0, 59]));
@@ -437,13 +470,16 @@ pub fn rollup_minutes_with_data<W: RollupWriter, R: RollupReader>((mut writer, r
     assert!(range(60, 60).is_empty());
     assert!(range(61, 0).is_empty());
     let before = reader
-        .rollup_minutes(0, BASE_MINUTE - 1)
+        .rollup_minutes(MinuteRange::new(UnixMinute(0), UnixMinute(BASE_MINUTE - 1)))
         .expect("rollup_minutes");
     assert!(before.is_empty());
     // An edge missing from a listed minute had no traffic then.
     assert_eq!(
         reader
-            .edge_rollups(BASE_MINUTE + 60, BASE_MINUTE + 61, None)
+            .edge_rollups(
+                MinuteRange::new(UnixMinute(BASE_MINUTE + 60), UnixMinute(BASE_MINUTE + 61)),
+                None
+            )
             .expect("edge_rollups"),
         []
     );
@@ -576,11 +612,89 @@ pub fn rollup_hostile_strings<W: RollupWriter, R: RollupReader>((mut writer, rea
     for operation in &operations {
         assert_eq!(
             reader
-                .operation_rollups(i64::MIN, i64::MAX, Some(&operation.service), None)
+                .operation_rollups(
+                    MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)),
+                    Some(&operation.service),
+                    None
+                )
                 .expect("operation_rollups"),
             from_ref(operation),
             "{:?}",
             operation.service
         );
     }
+}
+
+/// Late calls are added to what the instance stored for their minute and key (read with
+/// [`RollupWriter::instance_rollups`], written back whole); other instances' rows and other
+/// minutes stay as they were, and a key nothing was stored for is stored as it comes.
+pub fn rollup_late_merge<W: StoreWriter + RollupWriter, R: RollupReader>(
+    (mut writer, reader): (W, R),
+) {
+    let minute = BASE_MINUTE + 11;
+    let stored_edge = edge_rollup(minute, key("a", "b"), 1);
+    let other_minute = edge_rollup(minute + 1, key("a", "b"), 2);
+    let stored_operation = operation_rollup(minute, "b", "get", 1);
+    writer
+        .write_rollups(
+            INSTANCE,
+            &[stored_edge.clone(), other_minute.clone()],
+            from_ref(&stored_operation),
+        )
+        .expect("write_rollups");
+    let peer_edge = edge_rollup(minute, key("a", "b"), 5);
+    writer
+        .write_rollups(INSTANCE + 1, from_ref(&peer_edge), &[])
+        .expect("write_rollups of a peer");
+    let (own_edges, own_operations) = writer
+        .instance_rollups(INSTANCE, MinuteRange::single(UnixMinute(minute)))
+        .expect("instance_rollups");
+    assert_eq!(own_edges, from_ref(&stored_edge));
+    assert_eq!(own_operations, from_ref(&stored_operation));
+
+    let late_edge = edge_rollup(minute, key("a", "b"), 3);
+    let new_key = edge_rollup(minute, key("a", "c"), 4);
+    let late_operation = operation_rollup(minute, "b", "get", 2);
+    let (edges, operations) = merged_with_stored(
+        &mut writer,
+        INSTANCE,
+        &[late_edge.clone(), new_key.clone()],
+        from_ref(&late_operation),
+    )
+    .expect("merged_with_stored");
+    writer
+        .write_rollups(INSTANCE, &edges, &operations)
+        .expect("write merged");
+
+    let range = MinuteRange::single(UnixMinute(minute));
+    let mut expected_sum = stored_edge.stats.clone();
+    expected_sum.merge(&late_edge.stats);
+    let ab_requests: Vec<u64> = reader
+        .edge_rollups(range, Some(INSTANCE + 1))
+        .expect("edge_rollups")
+        .iter()
+        .filter(|rollup| rollup.key == key("a", "b"))
+        .map(|rollup| rollup.stats.num_requests)
+        .collect();
+    assert_eq!(ab_requests, [expected_sum.num_requests]);
+    let all = reader.edge_rollups(range, None).expect("edge_rollups");
+    assert_eq!(
+        all.len(),
+        3,
+        "own sum, the peer's row, the new key: {all:?}"
+    );
+    assert!(all.contains(&peer_edge));
+    assert!(all.contains(&new_key));
+    let operations = reader
+        .operation_rollups(range, None, None)
+        .expect("operation_rollups");
+    assert_eq!(
+        operations[0].stats.num_requests,
+        stored_operation.stats.num_requests + late_operation.stats.num_requests
+    );
+    let next = MinuteRange::single(UnixMinute(minute + 1));
+    assert_eq!(
+        reader.edge_rollups(next, None).expect("read"),
+        [other_minute]
+    );
 }

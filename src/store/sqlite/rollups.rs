@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::{Connection, Row, params};
 
+use crate::model::MinuteRange;
 use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
 use crate::store::{MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, StoreError};
 
@@ -38,6 +39,17 @@ impl RollupWriter for SqliteWriter {
             write_edges(conn, state, instance, edges, created)?;
             write_operations(conn, state, instance, operations, created)
         })
+    }
+
+    fn instance_rollups(
+        &mut self,
+        instance: u32,
+        range: MinuteRange,
+    ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
+        let conn = self.connection();
+        let edges = read_edges(conn, range, Instances::Only(instance))?;
+        let operations = read_operations(conn, range, None, Instances::Only(instance))?;
+        Ok((edges, operations))
     }
 }
 
@@ -172,60 +184,32 @@ fn write_operations(
 impl RollupReader for SqliteReader {
     fn edge_rollups(
         &self,
-        from_minute: i64,
-        to_minute: i64,
+        range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
-        if from_minute >= to_minute {
-            return Ok(Vec::new());
-        }
-        self.read(|tx| {
-            let mut rollups = Vec::new();
-            for partition in partitions_of(tx, PartitionKind::EdgeRollups, from_minute, to_minute)?
-            {
-                let mut statement = tx.prepare_cached(&select_edges_sql(partition))?;
-                let mut rows = statement.query((from_minute, to_minute, exclude_instance))?;
-                while let Some(row) = rows.next()? {
-                    rollups.push(edge_from_row(row)?);
-                }
-            }
-            Ok(rollups)
-        })
+        let instances = Instances::AllBut(exclude_instance);
+        self.read(|tx| read_edges(tx, range, instances))
     }
 
     fn operation_rollups(
         &self,
-        from_minute: i64,
-        to_minute: i64,
+        range: MinuteRange,
         service: Option<&str>,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<OperationRollup>, StoreError> {
-        if from_minute >= to_minute {
-            return Ok(Vec::new());
-        }
-        self.read(|tx| {
-            let mut rollups = Vec::new();
-            let kind = PartitionKind::OperationRollups;
-            for partition in partitions_of(tx, kind, from_minute, to_minute)? {
-                let mut statement = tx.prepare_cached(&select_operations_sql(partition))?;
-                let mut rows =
-                    statement.query((from_minute, to_minute, service, exclude_instance))?;
-                while let Some(row) = rows.next()? {
-                    rollups.push(operation_from_row(row)?);
-                }
-            }
-            Ok(rollups)
-        })
+        let instances = Instances::AllBut(exclude_instance);
+        self.read(|tx| read_operations(tx, range, service, instances))
     }
 
-    fn rollup_minutes(&self, from_minute: i64, to_minute: i64) -> Result<Vec<i64>, StoreError> {
-        if from_minute >= to_minute {
+    fn rollup_minutes(&self, range: MinuteRange) -> Result<Vec<i64>, StoreError> {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
+        let (from_minute, to_minute) = (range.from().get(), range.to().get());
         self.read(|tx| {
             let mut minutes = BTreeSet::new();
             for kind in [PartitionKind::EdgeRollups, PartitionKind::OperationRollups] {
-                for partition in partitions_of(tx, kind, from_minute, to_minute)? {
+                for partition in partitions_of(tx, kind, range)? {
                     add_minutes(tx, partition, from_minute, to_minute, &mut minutes)?;
                 }
             }
@@ -234,22 +218,85 @@ impl RollupReader for SqliteReader {
     }
 }
 
-/// Edge rollups of minutes `?1..?2` of every instance but `?3`; the order is the key index's, so no sorting is done.
+/// Whose rollups a read returns.
+#[derive(Debug, Clone, Copy)]
+enum Instances {
+    /// Every instance's, but the one given.
+    AllBut(Option<u32>),
+    Only(u32),
+}
+
+impl Instances {
+    /// The `(excluded, only)` parameters of the select statements.
+    fn params(self) -> (Option<u32>, Option<u32>) {
+        match self {
+            Instances::AllBut(excluded) => (excluded, None),
+            Instances::Only(instance) => (None, Some(instance)),
+        }
+    }
+}
+
+fn read_edges(
+    conn: &Connection,
+    range: MinuteRange,
+    instances: Instances,
+) -> Result<Vec<EdgeRollup>, StoreError> {
+    let mut rollups = Vec::new();
+    if range.is_empty() {
+        return Ok(rollups);
+    }
+    let (excluded, only) = instances.params();
+    for partition in partitions_of(conn, PartitionKind::EdgeRollups, range)? {
+        let mut statement = conn.prepare_cached(&select_edges_sql(partition))?;
+        let bounds = (range.from().get(), range.to().get());
+        let mut rows = statement.query((bounds.0, bounds.1, excluded, only))?;
+        while let Some(row) = rows.next()? {
+            rollups.push(edge_from_row(row)?);
+        }
+    }
+    Ok(rollups)
+}
+
+fn read_operations(
+    conn: &Connection,
+    range: MinuteRange,
+    service: Option<&str>,
+    instances: Instances,
+) -> Result<Vec<OperationRollup>, StoreError> {
+    let mut rollups = Vec::new();
+    if range.is_empty() {
+        return Ok(rollups);
+    }
+    let (excluded, only) = instances.params();
+    for partition in partitions_of(conn, PartitionKind::OperationRollups, range)? {
+        let mut statement = conn.prepare_cached(&select_operations_sql(partition))?;
+        let bounds = (range.from().get(), range.to().get());
+        let mut rows = statement.query((bounds.0, bounds.1, service, excluded, only))?;
+        while let Some(row) = rows.next()? {
+            rollups.push(operation_from_row(row)?);
+        }
+    }
+    Ok(rollups)
+}
+
+/// Edge rollups of minutes `?1..?2` of every instance but `?3` (or of `?4` only); the order is
+/// the key index's, so no sorting is done.
 fn select_edges_sql(partition: Partition) -> String {
     format!(
         "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
-         AND (?3 IS NULL OR instance != ?3) \
+         AND (?3 IS NULL OR instance != ?3) AND (?4 IS NULL OR instance = ?4) \
          ORDER BY minute, source_kind, source_name, target_kind, target_name, edge_kind, instance",
         partition.table()
     )
 }
 
 /// Operation rollups of minutes `?1..?2` of service `?3` (every service when NULL), of every
-/// instance but `?4`.
+/// instance but `?4` (or of `?5` only).
 fn select_operations_sql(partition: Partition) -> String {
     format!(
         "SELECT {OPERATION_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
          AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR instance != ?4) \
+         AND (?5 IS NULL OR instance = ?5) \
          ORDER BY minute, service, operation, instance",
         partition.table()
     )
@@ -263,14 +310,14 @@ fn next_minute_sql(partition: Partition) -> String {
     )
 }
 
-/// Rollup partitions of `kind` overlapping `from_minute..to_minute` (not empty), oldest first.
+/// Rollup partitions of `kind` overlapping `range` (not empty), oldest first.
 fn partitions_of(
     conn: &Connection,
     kind: PartitionKind,
-    from_minute: i64,
-    to_minute: i64,
+    range: MinuteRange,
 ) -> Result<Vec<Partition>, StoreError> {
-    let (first_hour, last_hour) = (hour_of_minute(from_minute), hour_of_minute(to_minute - 1));
+    let first_hour = hour_of_minute(range.from().get());
+    let last_hour = hour_of_minute(range.to().get() - 1);
     Ok(partitions_in_hours(conn, kind, first_hour, last_hour)?
         .into_iter()
         .map(|info| info.partition)

@@ -36,7 +36,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 pub(super) const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
-pub(super) const NANOS_PER_MINUTE: u64 = 60_000_000_000;
+pub(super) use crate::model::NANOS_PER_MINUTE;
 const MINUTES_PER_HOUR: i64 = 60;
 const SCHEMA_VERSION: i64 = 4;
 const BUSY_TIMEOUT_MS: u64 = 10_000;

@@ -96,6 +96,14 @@ mod file {
         ) -> Result<(), StoreError> {
             self.writer.write_rollups(instance, edges, operations)
         }
+
+        fn instance_rollups(
+            &mut self,
+            instance: u32,
+            range: crate::model::MinuteRange,
+        ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
+            self.writer.instance_rollups(instance, range)
+        }
     }
 
     fn open_temp(through_frames: bool) -> (TempDirWriter, SqliteReader) {
@@ -291,6 +299,7 @@ fn indexed_keys_apply_per_partition() {
 
 #[test]
 fn version_1_database_is_upgraded_for_rollups() {
+    use crate::model::{MinuteRange, UnixMinute};
     use crate::store::conformance::fixtures::{point_batch, points_of_every_type};
     use crate::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
     use crate::store::{MetricReader, RollupReader, RollupWriter};
@@ -335,7 +344,10 @@ fn version_1_database_is_upgraded_for_rollups() {
     let (_writer, reader) = open_dir(dir.path(), &[]);
     assert_eq!(
         reader
-            .edge_rollups(BASE_MINUTE, BASE_MINUTE + 1, None)
+            .edge_rollups(
+                MinuteRange::new(UnixMinute(BASE_MINUTE), UnixMinute(BASE_MINUTE + 1)),
+                None
+            )
             .expect("edge_rollups"),
         rollups
     );

@@ -95,6 +95,11 @@ impl SqliteWriter {
 
     /// Runs `write` in one immediate transaction and commits it, keeping the writer's
     /// bookkeeping true whether it commits or rolls back.
+    /// The writer's connection, for reads of what it wrote.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub(super) fn write_atomically(
         &mut self,
         write: impl FnOnce(

@@ -155,18 +155,12 @@ fn shown(id: &str) -> &str {
 
 /// Splits `range` into at most `max_buckets` consecutive ranges of whole minutes.
 fn buckets(range: GraphRange, max_buckets: i64) -> Vec<GraphRange> {
-    let num_minutes = (range.to_minute - range.from_minute).max(1);
+    let num_minutes = range.minutes.num_minutes().max(1);
     let bucket_minutes = (num_minutes + max_buckets - 1) / max_buckets;
-    (range.from_minute..range.to_minute)
-        .step_by(usize::try_from(bucket_minutes).unwrap_or(1))
-        .map(|from_minute| {
-            let to_minute = (from_minute + bucket_minutes).min(range.to_minute);
-            GraphRange {
-                from_minute,
-                to_minute,
-                window_secs: (to_minute - from_minute) as f64 * 60.0,
-            }
-        })
+    range
+        .minutes
+        .chunks(bucket_minutes)
+        .map(GraphRange::whole)
         .collect()
 }
 

@@ -100,7 +100,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
             "Attributes naming what a breaker guards, first wins (else its name)."
         }
         ("signals", "breaker_event_attribute") => "Attribute naming a breaker event.",
-        ("signals", "lag_trend_window_secs") => "Window the lag trend and rate are fitted over.",
+        ("signals", "lag_trend_window_secs") => {
+            "Window of the slow lag trend fit; the last minute decides when it shows a move."
+        }
         ("signals", "history_secs") => "Live lag samples and breaker history kept this long.",
         ("signals", "max_lag_series") => "Lag series (group, topic, partition) kept at most.",
         ("signals", "max_breakers") => "Breakers kept at most (overflow counted).",

@@ -240,21 +240,25 @@ fn add_lag(slot: std::collections::hash_map::Entry<'_, EdgeKey, EdgeLag>, group:
         time_to_drain_secs: None,
         groups: Vec::new(),
     });
+    edge.time_to_drain_secs = combined_drain_secs(edge, group);
     edge.lag += group.lag;
     if let Some(rate) = group.rate_per_s {
         edge.rate_per_s = Some(edge.rate_per_s.unwrap_or(0.0) + rate);
     }
     edge.trend = combined_trend(edge.trend, group.trend);
-    // The edge drains when every group on it does: the slowest group sets the time.
-    edge.time_to_drain_secs = if edge.groups.is_empty() {
-        group.time_to_drain_secs
-    } else {
-        match (edge.time_to_drain_secs, group.time_to_drain_secs) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            _ => None,
-        }
-    };
     edge.groups.push(group.group.clone());
+}
+
+/// The edge has drained when every group with lag on it has: the slowest one sets the time.
+/// A group with no lag changes nothing; one with lag that is not draining leaves no time.
+fn combined_drain_secs(edge: &EdgeLag, group: &GroupLag) -> Option<f64> {
+    if group.lag <= 0.0 {
+        return edge.time_to_drain_secs;
+    }
+    if edge.lag <= 0.0 {
+        return group.time_to_drain_secs;
+    }
+    Some(edge.time_to_drain_secs?.max(group.time_to_drain_secs?))
 }
 
 /// Growing if any group grows; draining if none grows and one drains.
@@ -293,4 +297,65 @@ fn breaker_edge(view: &GraphView, breaker: &Breaker) -> Option<EdgeKey> {
 fn worse(candidate: &Breaker, current: &Breaker) -> bool {
     (candidate.state.severity(), candidate.since_unix_nano)
         > (current.state.severity(), current.since_unix_nano)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::EdgeKind;
+
+    fn group(name: &str, lag: f64, trend: Trend, time_to_drain_secs: Option<f64>) -> GroupLag {
+        GroupLag {
+            group: name.to_owned(),
+            topic: "orders.created".to_owned(),
+            reporter: "collector".to_owned(),
+            lag,
+            trend,
+            rate_per_s: None,
+            time_to_drain_secs,
+            updated_unix_nano: 1,
+            partitions: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    fn edge_lag(groups: &[GroupLag]) -> EdgeLag {
+        let key = EdgeKey {
+            source: NodeKey::new(NodeKind::Topic, "kafka orders.created"),
+            target: NodeKey::service("inventory"),
+            kind: EdgeKind::Messaging,
+        };
+        let mut edge_lag = HashMap::new();
+        for group in groups {
+            add_lag(edge_lag.entry(key.clone()), group);
+        }
+        edge_lag.remove(&key).expect("edge lag")
+    }
+
+    #[test]
+    fn an_edges_lag_drains_with_its_slowest_lagging_group() {
+        let drained = group("audit", 0.0, Trend::Stable, None);
+        let fast = group("billing", 100.0, Trend::Draining, Some(20.0));
+        let slow = group("inventory", 300.0, Trend::Draining, Some(60.0));
+        let growing = group("search", 50.0, Trend::Growing, None);
+
+        let edge = edge_lag(&[drained.clone(), fast.clone(), slow.clone()]);
+        assert_eq!(
+            (edge.trend, edge.time_to_drain_secs),
+            (Trend::Draining, Some(60.0))
+        );
+        assert_eq!(edge.lag, 400.0);
+        // A drained group does not hide the others' time, whatever the order.
+        assert_eq!(
+            edge_lag(&[fast.clone(), drained.clone()]).time_to_drain_secs,
+            Some(20.0)
+        );
+        // One lagging group that is not draining leaves the edge without a time.
+        let edge = edge_lag(&[slow, growing]);
+        assert_eq!(
+            (edge.trend, edge.time_to_drain_secs),
+            (Trend::Growing, None)
+        );
+        assert_eq!(edge_lag(&[drained]).time_to_drain_secs, None);
+    }
 }

@@ -1,31 +1,21 @@
 //! Kafka consumer lag per (group, topic, partition): samples over time, the total per group
-//! and topic, and its trend. Partition series are summed; a group/topic-level series (e.g.
-//! `kafka.consumer_group.lag_sum`, `records_lag_max` without a partition) is used only when
-//! no partition reports. Bounded: samples by age and count, series by number (overflow counted).
+//! and topic, and its trend (see [`super::lag_trend`]). Partition series are summed; a
+//! group/topic-level series (e.g. `kafka.consumer_group.lag_sum`, `records_lag_max` without a
+//! partition) is used only when no partition reports. Bounded: samples by age and count, series
+//! by number (overflow counted).
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
+use super::lag_trend::{MAX_TREND_POINTS, Trend, lag_trend};
 use super::{Rejection, SignalCounters};
 
 /// Samples kept per series at most, whatever their age.
 const MAX_SAMPLES_PER_SERIES: usize = 720;
 /// Points of history returned per group and topic.
 const MAX_HISTORY_POINTS: usize = 60;
-/// A change over the trend window below this share of the lag (or one message) is stable.
-const STABLE_SHARE: f64 = 0.05;
 const NANOS_PER_SEC: f64 = 1e9;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trend {
-    Growing,
-    Stable,
-    Draining,
-    /// Fewer than two samples in the trend window.
-    Unknown,
-}
 
 /// One consumer group on one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,30 +79,6 @@ impl Series {
             .partition_point(|&(time, _)| time <= at_unix_nano);
         end.checked_sub(1).map(|index| self.samples[index])
     }
-
-    /// Least-squares slope in messages per second over samples in `[from, at]`, and the
-    /// seconds those samples span; `None` with fewer than two samples.
-    fn slope(&self, from_unix_nano: u64, at_unix_nano: u64) -> Option<(f64, f64)> {
-        let window: Vec<(f64, f64)> = self
-            .samples
-            .iter()
-            .filter(|&&(time, _)| time >= from_unix_nano && time <= at_unix_nano)
-            .map(|&(time, lag)| ((time - from_unix_nano) as f64 / NANOS_PER_SEC, lag))
-            .collect();
-        if window.len() < 2 {
-            return None;
-        }
-        let count = window.len() as f64;
-        let mean_t = window.iter().map(|(t, _)| t).sum::<f64>() / count;
-        let mean_lag = window.iter().map(|(_, lag)| lag).sum::<f64>() / count;
-        let covariance: f64 = window
-            .iter()
-            .map(|(t, lag)| (t - mean_t) * (lag - mean_lag))
-            .sum();
-        let variance: f64 = window.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
-        let span_secs = window[window.len() - 1].0 - window[0].0;
-        (variance > 0.0).then(|| (covariance / variance, span_secs))
-    }
 }
 
 #[derive(Debug, Default)]
@@ -138,10 +104,11 @@ pub struct GroupLag {
     /// The service that reported the lag (the consumer itself for client metrics).
     pub reporter: String,
     pub lag: f64,
+    /// Growing or draining now: the last minute decides (see [`super::lag_trend`]).
     pub trend: Trend,
-    /// Change of the total lag in messages per second over the trend window.
+    /// Change of the total lag in messages per second, as the trend was decided on.
     pub rate_per_s: Option<f64>,
-    /// At the current rate, when draining (0 when there is no lag).
+    /// Lag over the drain rate, only while draining (none once drained).
     pub time_to_drain_secs: Option<f64>,
     pub updated_unix_nano: u64,
     pub partitions: Vec<PartitionLag>,
@@ -235,97 +202,97 @@ impl LagTracker {
             .iter()
             .filter(|(partition, _)| partition.is_some() == has_partitions)
             .collect();
-        let mut partitions = Vec::new();
-        let mut lag = 0.0;
-        let mut updated_unix_nano = 0;
-        for (partition, series) in &counted {
-            let Some((time, value)) = series.value_at(at) else {
-                continue;
-            };
-            lag += value;
-            updated_unix_nano = updated_unix_nano.max(time);
-            if let Some(partition) = partition {
-                partitions.push(PartitionLag {
-                    partition: partition.clone(),
-                    lag: value,
-                    updated_unix_nano: time,
-                });
-            }
-        }
-        if updated_unix_nano == 0 {
-            return None;
-        }
-        partitions.sort_by(|a, b| natural_order(&a.partition, &b.partition));
-        let window_start = at.saturating_sub(self.trend_window_nanos);
-        let slopes: Vec<(f64, f64)> = counted
-            .iter()
-            .filter_map(|(_, series)| series.slope(window_start, at))
-            .collect();
-        let (trend, rate_per_s) = if slopes.is_empty() {
-            (Trend::Unknown, None)
-        } else {
-            let rate: f64 = slopes.iter().map(|(slope, _)| slope).sum();
-            let span_secs = slopes.iter().map(|(_, span)| *span).fold(0.0, f64::max);
-            (classify(rate, span_secs, lag), Some(rate))
-        };
-        let time_to_drain_secs = match (trend, rate_per_s) {
-            _ if lag <= 0.0 => Some(0.0),
-            (Trend::Draining, Some(rate)) if rate < 0.0 => Some(lag / -rate),
-            _ => None,
-        };
+        let (lag, updated_unix_nano, partitions) = lag_at(&counted, at)?;
+        let trend_from = at.saturating_sub(self.trend_window_nanos);
+        let trend = lag_trend(&trend_points(&counted, trend_from, at));
+        let history_from = at.saturating_sub(self.history_nanos);
+        let history_times = sample_times(&counted, history_from, at, MAX_HISTORY_POINTS);
         Some(GroupLag {
             group: key.group.clone(),
             topic: key.topic.clone(),
             reporter: group.reporter.clone(),
             lag,
-            trend,
-            rate_per_s,
-            time_to_drain_secs,
+            trend: trend.trend,
+            rate_per_s: trend.rate_per_s,
+            time_to_drain_secs: trend.time_to_drain_secs,
             updated_unix_nano,
             partitions,
-            history: history(&counted, at.saturating_sub(self.history_nanos), at),
+            history: totals(&counted, &history_times),
         })
     }
 }
 
-fn classify(rate_per_s: f64, span_secs: f64, lag: f64) -> Trend {
-    // Nothing waiting is stable, whatever the window saw before.
-    if lag <= 0.0 {
-        return Trend::Stable;
+type CountedSeries<'a> = [(&'a Option<String>, &'a Series)];
+
+/// The total lag at `at`, when the latest counted sample then was taken, and each partition's
+/// lag in natural order; `None` when no series has a sample at or before `at`.
+fn lag_at(counted: &CountedSeries<'_>, at: u64) -> Option<(f64, u64, Vec<PartitionLag>)> {
+    let mut partitions = Vec::new();
+    let mut lag = 0.0;
+    let mut updated_unix_nano = 0;
+    for (partition, series) in counted {
+        let Some((time, value)) = series.value_at(at) else {
+            continue;
+        };
+        lag += value;
+        updated_unix_nano = updated_unix_nano.max(time);
+        if let Some(partition) = partition {
+            partitions.push(PartitionLag {
+                partition: partition.clone(),
+                lag: value,
+                updated_unix_nano: time,
+            });
+        }
     }
-    let change = rate_per_s * span_secs;
-    let threshold = (lag * STABLE_SHARE).max(1.0);
-    if change > threshold {
-        Trend::Growing
-    } else if change < -threshold {
-        Trend::Draining
-    } else {
-        Trend::Stable
+    if updated_unix_nano == 0 {
+        return None;
     }
+    partitions.sort_by(|a, b| natural_order(&a.partition, &b.partition));
+    Some((lag, updated_unix_nano, partitions))
 }
 
-/// The total at each sample time in `[from, at]` (each series at its latest value then),
-/// thinned evenly to at most [`MAX_HISTORY_POINTS`].
-fn history(series: &[(&Option<String>, &Series)], from: u64, at: u64) -> Vec<(u64, f64)> {
-    let mut times: Vec<u64> = series
+/// The total lag over the trend window `[from, at]` as `(seconds since the first point, lag)`,
+/// for [`lag_trend`].
+fn trend_points(counted: &CountedSeries<'_>, from: u64, at: u64) -> Vec<(f64, f64)> {
+    let points = totals(counted, &sample_times(counted, from, at, MAX_TREND_POINTS));
+    let first_unix_nano = points.first().map_or(0, |&(time, _)| time);
+    points
+        .into_iter()
+        .map(|(time, lag)| ((time - first_unix_nano) as f64 / NANOS_PER_SEC, lag))
+        .collect()
+}
+
+/// Every sample time of the series in `[from, at]`, thinned evenly to at most `max_times`
+/// (the newest always kept).
+fn sample_times(counted: &CountedSeries<'_>, from: u64, at: u64, max_times: usize) -> Vec<u64> {
+    let mut times: Vec<u64> = counted
         .iter()
         .flat_map(|(_, series)| series.samples.iter().map(|&(time, _)| time))
         .filter(|&time| time >= from && time <= at)
         .collect();
     times.sort_unstable();
     times.dedup();
-    let step = times.len().div_ceil(MAX_HISTORY_POINTS).max(1);
-    let last = times.last().copied();
+    let step = times.len().div_ceil(max_times).max(1);
+    let newest = times.last().copied();
     let mut picked: Vec<u64> = times.iter().copied().step_by(step).collect();
-    if picked.last().copied() != last
-        && let Some(last) = last
+    if let Some(newest) = newest
+        && picked.last() != Some(&newest)
     {
-        picked.push(last);
+        // Keeping the newest may exceed `max_times` by one; drop the oldest instead.
+        if picked.len() == max_times {
+            picked.remove(0);
+        }
+        picked.push(newest);
     }
     picked
-        .into_iter()
-        .map(|time| {
-            let total = series
+}
+
+/// The total at each of `times`, each series at its latest value then.
+fn totals(counted: &CountedSeries<'_>, times: &[u64]) -> Vec<(u64, f64)> {
+    times
+        .iter()
+        .map(|&time| {
+            let total = counted
                 .iter()
                 .filter_map(|(_, series)| series.value_at(time))
                 .map(|(_, lag)| lag)

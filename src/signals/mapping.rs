@@ -44,7 +44,8 @@ pub struct SignalSettings {
     pub breaker_target_attributes: Vec<String>,
     /// Attribute of a breaker event counter that names the event.
     pub breaker_event_attribute: String,
-    /// Lag trend (growing, stable, draining) and rate of change are fitted over this window.
+    /// The lag trend's window fit covers this window; the last minute of samples decides
+    /// whenever it shows a move (see `signals::lag_trend`).
     pub lag_trend_window_secs: u64,
     /// Live lag samples and breaker transitions are kept this long.
     pub history_secs: u64,

@@ -7,6 +7,7 @@
 mod breakers;
 mod feed;
 mod lag;
+mod lag_trend;
 mod mapping;
 
 #[cfg(test)]
@@ -20,7 +21,8 @@ use crate::model::{AggregationTemporality, MetricPoint, PointValue, UNKNOWN_SERV
 
 pub use breakers::{Breaker, BreakerKey, BreakerObservation, BreakerState, Transition};
 pub use feed::{SharedSignals, SignalsGuard};
-pub use lag::{GroupLag, GroupTopic, LagSample, PartitionLag, Trend};
+pub use lag::{GroupLag, GroupTopic, LagSample, PartitionLag};
+pub use lag_trend::Trend;
 pub use mapping::{SignalKind, SignalSettings};
 
 use breakers::BreakerTracker;

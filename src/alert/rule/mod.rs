@@ -67,7 +67,8 @@ pub enum RuleKind {
     PublishConsumeLatency { quantile: f64, threshold_ms: f64 },
     /// Consumer lag of a topic → consumer edge above `threshold` messages.
     KafkaLag { threshold: f64 },
-    /// Consumer lag growing (over the lag trend window).
+    /// Consumer lag growing now (the lag trend: the last minute, or the window fit when the
+    /// lag moves too slowly to show in a minute).
     KafkaLagGrowing,
     /// Any breaker in one of `states` (default: open, forced_open).
     BreakerState {

@@ -1,4 +1,4 @@
-//! Lag per partition and group for every recognised name and shape, and trends over sequences.
+//! Lag per partition and group for every recognised name and shape, and its history.
 
 use super::*;
 
@@ -146,57 +146,6 @@ fn delta_sums_accumulate_and_cumulative_sums_are_taken_as_they_are() {
     ));
     assert_eq!(only_group(&mapper, T0 + 3 * SEC).lag, 2.0);
     assert_eq!(mapper.counters().num_rejected(Rejection::Negative), 1);
-}
-
-fn lag_sequence(values: &[f64], step_secs: u64) -> SignalMapper {
-    let mut mapper = mapper();
-    for (index, &lag) in values.iter().enumerate() {
-        mapper.observe(&point(
-            "collector",
-            "kafka.consumer_group.lag",
-            T0 + index as u64 * step_secs * SEC,
-            attrs(&[("group", s("g")), ("topic", s("t")), ("partition", i(0))]),
-            gauge(lag),
-        ));
-    }
-    mapper
-}
-
-#[test]
-fn trend_follows_a_sequence_of_points() {
-    let at = |count: usize| T0 + (count as u64 - 1) * 15 * SEC;
-
-    let growing = [0.0, 100.0, 200.0, 300.0, 400.0, 500.0];
-    let group = only_group(&lag_sequence(&growing, 15), at(growing.len()));
-    assert_eq!(group.trend, Trend::Growing);
-    let rate = group.rate_per_s.expect("rate");
-    assert!((rate - 100.0 / 15.0).abs() < 1e-9, "{rate}");
-    assert_eq!(group.time_to_drain_secs, None);
-
-    let draining = [600.0, 500.0, 400.0, 300.0];
-    let group = only_group(&lag_sequence(&draining, 15), at(draining.len()));
-    assert_eq!(group.trend, Trend::Draining);
-    let drain = group.time_to_drain_secs.expect("time to drain");
-    assert!((drain - 300.0 / (100.0 / 15.0)).abs() < 1e-6, "{drain}");
-
-    let stable = [1000.0, 1004.0, 998.0, 1001.0, 1000.0];
-    assert_eq!(
-        only_group(&lag_sequence(&stable, 15), at(stable.len())).trend,
-        Trend::Stable
-    );
-
-    let drained = [50.0, 20.0, 0.0];
-    let group = only_group(&lag_sequence(&drained, 15), at(drained.len()));
-    assert_eq!((group.lag, group.time_to_drain_secs), (0.0, Some(0.0)));
-    assert_eq!(group.trend, Trend::Stable, "nothing waiting");
-
-    // Only the trend window counts: an old climb does not make a flat present grow.
-    let mut values = vec![0.0, 1000.0, 2000.0];
-    values.extend([2000.0; 30]);
-    assert_eq!(
-        only_group(&lag_sequence(&values, 15), at(values.len())).trend,
-        Trend::Stable
-    );
 }
 
 #[test]

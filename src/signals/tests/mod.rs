@@ -3,6 +3,7 @@
 
 mod breakers;
 mod lag;
+mod lag_trend;
 
 use std::sync::Arc;
 
@@ -81,6 +82,30 @@ fn only_group(mapper: &SignalMapper, at: u64) -> GroupLag {
     let lag = mapper.lag(at);
     assert_eq!(lag.len(), 1, "{lag:#?}");
     lag.into_iter().next().expect("one group")
+}
+
+/// One partition's lag at `(seconds after T0, lag)`.
+fn lag_series(points: &[(u64, f64)]) -> SignalMapper {
+    let mut mapper = mapper();
+    for &(secs, lag) in points {
+        mapper.observe(&point(
+            "collector",
+            "kafka.consumer_group.lag",
+            T0 + secs * SEC,
+            attrs(&[("group", s("g")), ("topic", s("t")), ("partition", i(0))]),
+            gauge(lag),
+        ));
+    }
+    mapper
+}
+
+/// One partition's lag every `step_secs` from T0.
+fn lag_sequence(values: &[f64], step_secs: u64) -> SignalMapper {
+    let points: Vec<(u64, f64)> = (0..)
+        .step_by(step_secs as usize)
+        .zip(values.iter().copied())
+        .collect();
+    lag_series(&points)
 }
 
 fn partition_lags(group: &GroupLag) -> Vec<(String, f64)> {

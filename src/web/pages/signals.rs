@@ -55,7 +55,7 @@ pub async fn kafka(
     let mut page = TablePage::new(
         Frame::new("Kafka", "Kafka"),
         "Kafka consumer lag",
-        "Lag per consumer group and topic, from kafkametrics, kafka_exporter or client metrics; trend fitted over the last 5 minutes.",
+        "Lag per consumer group and topic, from kafkametrics, kafka_exporter or client metrics. Trend, rate and time to drain follow the last minute of samples (since the lag last turned); a change too slow to show in a minute is read from the 5-minute fit.",
     );
     let total: f64 = overlay.groups.iter().map(|(g, _)| g.lag).sum();
     page.cards = vec![

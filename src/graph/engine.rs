@@ -132,6 +132,11 @@ impl GraphEngine {
         self.window.edges(range)
     }
 
+    /// The first minute of `range` memory holds calls or operations of.
+    pub fn first_minute_with_data(&self, range: MinuteRange) -> Option<UnixMinute> {
+        self.window.first_minute_with_data(range)
+    }
+
     /// Operations of the in-memory minutes of `range`, merged and sorted.
     pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
         self.window.operations(range)

@@ -450,6 +450,13 @@ impl Window {
         }
     }
 
+    /// The first minute of `range` memory holds data of.
+    pub fn first_minute_with_data(&self, range: MinuteRange) -> Option<UnixMinute> {
+        self.buckets(range)
+            .find(|bucket| !bucket.is_empty())
+            .map(|bucket| UnixMinute(bucket.minute))
+    }
+
     fn buckets(&self, range: MinuteRange) -> impl Iterator<Item = &MinuteBucket> {
         self.closed
             .range(range.from().get()..range.to().get())

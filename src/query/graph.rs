@@ -168,7 +168,7 @@ impl QueryService {
     /// What to read from the store: every instance's rollups before this engine's memory
     /// starts, and other instances' (an earlier run of this one, or peers sharing the store)
     /// for the minutes memory holds.
-    fn stored_ranges(
+    pub(super) fn stored_ranges(
         &self,
         range: MinuteRange,
         live_since: UnixMinute,

@@ -2,6 +2,7 @@
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
 mod graph;
+mod series;
 mod signals;
 mod trace_page;
 
@@ -18,6 +19,7 @@ use crate::store::{
 };
 
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
+pub use series::SeriesBuckets;
 pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};
 pub use trace_page::TracePage;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::error::ApiError;
 use crate::model::graph::NodeKey;
 use crate::model::now_unix_nano;
-use crate::query::{GraphFilter, GraphRange};
+use crate::query::{GraphFilter, GraphRange, QueryService};
 use crate::store::{MetricQuery, TraceQuery};
 
 /// Default look-back when `from` is not given.
@@ -268,12 +268,25 @@ impl Params {
     }
 }
 
-pub fn graph_query(
+/// The range and filter a query string asks for, as written: use [`graph_query`] unless the
+/// rates are of no interest.
+pub fn parse_graph_query(
     query_string: &str,
     allowed: &[&str],
 ) -> Result<(GraphRange, GraphFilter), ApiError> {
     let params = Params::parse(query_string, allowed)?;
     Ok((params.graph_range()?, params.graph_filter()?))
+}
+
+/// The range and filter a query string asks for, the range's seconds cut to the part that has
+/// data ([`QueryService::covered`]): every page and API rate divides by the same seconds.
+pub async fn graph_query(
+    query: &QueryService,
+    query_string: &str,
+    allowed: &[&str],
+) -> Result<(GraphRange, GraphFilter), ApiError> {
+    let (range, filter) = parse_graph_query(query_string, allowed)?;
+    Ok((query.covered(range).await?, filter))
 }
 
 pub fn metric_query(query_string: &str) -> Result<MetricQuery, ApiError> {

@@ -30,6 +30,7 @@ mod graph_queries;
 mod graph_restart;
 mod hostile;
 mod loadgen;
+mod minutes;
 mod replay_bench;
 mod restart;
 mod security;

@@ -12,7 +12,7 @@ use crate::web::params::{GRAPH_PARAMS, graph_query};
 use crate::web::{WebState, graph_json};
 
 async fn view(request: &HttpRequest, state: &WebState) -> Result<analysis::GraphView, ApiError> {
-    let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
+    let (range, filter) = graph_query(&state.query, request.query_string(), GRAPH_PARAMS).await?;
     Ok(state.query.graph(range, &filter).await?)
 }
 
@@ -29,7 +29,7 @@ async fn placed_view(
     request: &HttpRequest,
     state: &WebState,
 ) -> Result<(analysis::GraphView, crate::query::SignalOverlay), ApiError> {
-    let (range, filter) = graph_query(request.query_string(), GRAPH_PARAMS)?;
+    let (range, filter) = graph_query(&state.query, request.query_string(), GRAPH_PARAMS).await?;
     let placed = state.query.placed_graph(range, &filter).await?;
     Ok((placed.view, placed.overlay))
 }
@@ -95,7 +95,12 @@ pub async fn services(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
+    let (range, _) = graph_query(
+        &state.query,
+        request.query_string(),
+        &["window", "from", "to"],
+    )
+    .await?;
     let summaries = state.query.services(range, None).await?;
     let services: Vec<Value> = summaries
         .iter()
@@ -110,7 +115,12 @@ pub async fn service(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
-    let (range, _) = graph_query(request.query_string(), &["window", "from", "to"])?;
+    let (range, _) = graph_query(
+        &state.query,
+        request.query_string(),
+        &["window", "from", "to"],
+    )
+    .await?;
     let summaries = state.query.services(range, Some(name.clone())).await?;
     let node = NodeKey::service(name.clone());
     let crate::query::PlacedGraph { view, overlay, .. } = state

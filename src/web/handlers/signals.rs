@@ -11,7 +11,7 @@ use crate::web::{WebState, signals_json};
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
 
 async fn placed(request: &HttpRequest, state: &WebState) -> Result<PlacedGraph, ApiError> {
-    let (range, _) = graph_query(request.query_string(), RANGE_PARAMS)?;
+    let (range, _) = graph_query(&state.query, request.query_string(), RANGE_PARAMS).await?;
     Ok(state
         .query
         .placed_graph(range, &GraphFilter::default())

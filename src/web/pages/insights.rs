@@ -6,7 +6,12 @@ pub async fn insights(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
     let view = state.query.graph(range, &GraphFilter::default()).await?;
     let found = analysis::insights(&view, &state.query.observed_chains());
     let mut page = TablePage::new(

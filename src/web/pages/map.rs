@@ -20,7 +20,7 @@ pub async fn map(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let query_string = custom_range_wins(&without_empty(request.query_string()));
-    let (range, filter) = graph_query(&query_string, GRAPH_PARAMS)?;
+    let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();

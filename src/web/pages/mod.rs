@@ -19,7 +19,7 @@ use askama::Template as _;
 use crate::graph::analysis;
 use crate::model::graph::{EdgeKey, NodeKey, NodeKind};
 use crate::model::{TraceId, now_unix_nano};
-use crate::query::{GraphFilter, GraphRange, SignalOverlay};
+use crate::query::{GraphFilter, GraphRange, SeriesBuckets, SignalOverlay};
 use crate::store::TraceQuery;
 use crate::web::WebState;
 use crate::web::error::ApiError;
@@ -151,17 +151,6 @@ fn respond(page: &impl askama::Template) -> HttpResponse {
 /// A node id as the pages show it: services by name, other nodes with their kind.
 fn shown(id: &str) -> &str {
     id.strip_prefix("service:").unwrap_or(id)
-}
-
-/// Splits `range` into at most `max_buckets` consecutive ranges of whole minutes.
-fn buckets(range: GraphRange, max_buckets: i64) -> Vec<GraphRange> {
-    let num_minutes = range.minutes.num_minutes().max(1);
-    let bucket_minutes = (num_minutes + max_buckets - 1) / max_buckets;
-    range
-        .minutes
-        .chunks(bucket_minutes)
-        .map(GraphRange::whole)
-        .collect()
 }
 
 /// Buckets a sparkline has at most.

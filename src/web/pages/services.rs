@@ -7,8 +7,9 @@ pub async fn services(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let query_string = without_empty(request.query_string());
-    let (range, _) = graph_query(&query_string, &["window", "from", "to", "sort"])
-        .or_else(|_| graph_query(&query_string, RANGE_PARAMS))?;
+    let (range, _) = params::parse_graph_query(&query_string, &["window", "from", "to", "sort"])
+        .or_else(|_| params::parse_graph_query(&query_string, RANGE_PARAMS))?;
+    let range = state.query.covered(range).await?;
     let sort: Option<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
         .unwrap_or_default()
         .into_iter()
@@ -95,25 +96,18 @@ async fn edge_over_time(
     source: &NodeKey,
     target: &NodeKey,
 ) -> Result<Section, PageError> {
-    let filter = GraphFilter {
-        focus: Some(source.clone()),
-        depth: 1,
-        ..GraphFilter::default()
-    };
+    let buckets = SeriesBuckets::new(range.minutes, EDGE_SERIES_BUCKETS);
+    let series = state
+        .query
+        .edge_series(&buckets, |key| {
+            key.source == *source && key.target == *target
+        })
+        .await?;
     let mut client = Vec::new();
     let mut server = Vec::new();
     let mut requests = Vec::new();
     let mut errored = Vec::new();
-    for bucket in buckets(range, EDGE_SERIES_BUCKETS) {
-        let view = state.query.graph(bucket, &filter).await?;
-        let mut stats = crate::model::graph::EdgeStats::default();
-        for (_, edge) in view
-            .edges
-            .iter()
-            .filter(|(key, _)| key.source == *source && key.target == *target)
-        {
-            stats.merge(edge);
-        }
+    for stats in series {
         let p95_ms = |sketch: &crate::model::LatencySketch| {
             sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
         };
@@ -158,18 +152,21 @@ async fn service_trends(
     state: &WebState,
     range: GraphRange,
 ) -> Result<HashMap<String, Vec<(f64, bool)>>, PageError> {
-    let ranges = buckets(range, SPARK_BUCKETS);
-    let num_buckets = ranges.len();
+    let buckets = SeriesBuckets::new(range.minutes, SPARK_BUCKETS);
+    let num_buckets = buckets.len();
     let mut trends: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
-    for (bucket, bucket_range) in ranges.into_iter().enumerate() {
-        for summary in state.query.services(bucket_range, None).await? {
+    for (bucket, services) in state
+        .query
+        .service_series(&buckets)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        for (service, stats) in services {
             let series = trends
-                .entry(summary.name)
+                .entry(service)
                 .or_insert_with(|| vec![(0.0, false); num_buckets]);
-            series[bucket] = (
-                summary.stats.num_requests as f64,
-                summary.stats.num_errors > 0,
-            );
+            series[bucket] = (stats.num_requests as f64, stats.num_errors > 0);
         }
     }
     Ok(trends)
@@ -225,7 +222,12 @@ pub async fn service(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let name = path.into_inner();
-    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
     let node = NodeKey::service(name.clone());
     let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let summaries = state.query.services(range, Some(name.clone())).await?;
@@ -364,7 +366,12 @@ pub async fn edge(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let (source, target) = path.into_inner();
-    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
     let parse = |id: &str| {
         NodeKey::parse_id(id).ok_or_else(|| {
             ApiError::BadRequest(format!("{id:?} is not a node id such as service:checkout"))

@@ -50,7 +50,12 @@ pub async fn kafka(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
     let (_, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let mut page = TablePage::new(
         Frame::new("Kafka", "Kafka"),
@@ -76,7 +81,12 @@ pub async fn breakers(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let (range, _) = graph_query(&without_empty(request.query_string()), RANGE_PARAMS)?;
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
     let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let mut page = TablePage::new(
         Frame::new("Breakers", "Breakers"),

@@ -1,0 +1,174 @@
+//! What a range holds over time: how much of it has data (rates divide by that part only),
+//! and per-bucket series for sparklines and the edge page, each read once for the whole range
+//! (memory and store) and split by minute — not one full query per bucket.
+
+use std::collections::BTreeMap;
+
+use super::{GraphRange, QueryError, QueryService};
+use crate::model::graph::{EdgeKey, EdgeStats, OperationStats};
+use crate::model::{MinuteRange, UnixMinute};
+use crate::pipeline::lock_engine;
+
+/// Consecutive buckets of whole minutes over a range, equal in length but the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesBuckets {
+    range: MinuteRange,
+    minutes_per_bucket: i64,
+}
+
+impl SeriesBuckets {
+    /// At most `max_buckets` buckets over `range` (one at least).
+    pub fn new(range: MinuteRange, max_buckets: i64) -> Self {
+        let num_minutes = range.num_minutes().max(1);
+        let max_buckets = max_buckets.max(1);
+        Self {
+            range,
+            minutes_per_bucket: (num_minutes + max_buckets - 1) / max_buckets,
+        }
+    }
+
+    pub fn ranges(&self) -> Vec<MinuteRange> {
+        self.range.chunks(self.minutes_per_bucket).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// The bucket `minute` falls into, if it is in the range.
+    pub fn index_of(&self, minute: i64) -> Option<usize> {
+        if !self.range.contains(UnixMinute(minute)) {
+            return None;
+        }
+        let offset = minute - self.range.from().get();
+        usize::try_from(offset / self.minutes_per_bucket).ok()
+    }
+}
+
+impl QueryService {
+    /// `range` with its seconds cut to the part that has data: from the first minute holding
+    /// any call or operation (in memory or stored) to its end. A map read 3 minutes after the
+    /// first start otherwise divides 3 minutes of calls by 15. A range with no data at all is
+    /// returned as it is. Every page and API rate divides by this.
+    pub async fn covered(&self, range: GraphRange) -> Result<GraphRange, QueryError> {
+        let first_live = lock_engine(&self.engine).first_minute_with_data(range.minutes);
+        let before_live =
+            first_live.map_or(range.minutes, |first| range.minutes.ending_before(first));
+        let first_stored = if before_live.is_empty() {
+            None
+        } else {
+            self.blocking(move |reader| reader.rollup_minutes(before_live))
+                .await?
+                .first()
+                .map(|minute| UnixMinute(*minute))
+        };
+        let first = match (first_live, first_stored) {
+            (Some(live), Some(stored)) => live.min(stored),
+            (first, None) | (None, first) => match first {
+                Some(first) => first,
+                None => return Ok(range),
+            },
+        };
+        let skipped_secs = (first.get() - range.minutes.from().get()) as f64 * 60.0;
+        Ok(GraphRange {
+            minutes: range.minutes,
+            window_secs: (range.window_secs - skipped_secs).max(1.0),
+        })
+    }
+
+    /// Per bucket, the edges that `keep` accepts merged into one.
+    pub async fn edge_series(
+        &self,
+        buckets: &SeriesBuckets,
+        keep: impl Fn(&EdgeKey) -> bool,
+    ) -> Result<Vec<EdgeStats>, QueryError> {
+        let mut sums = vec![EdgeStats::default(); buckets.len()];
+        let live_since = {
+            let engine = lock_engine(&self.engine);
+            let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
+            for (index, bucket) in buckets.ranges().into_iter().enumerate() {
+                let live = bucket.starting_at_or_after(live_since);
+                for edge in engine.edges(live).iter().filter(|edge| keep(&edge.key)) {
+                    sums[index].merge(&edge.stats);
+                }
+            }
+            live_since
+        };
+        for (minutes, exclude) in self.stored_ranges(buckets.range, live_since) {
+            let stored = self
+                .blocking(move |reader| reader.edge_rollups(minutes, exclude))
+                .await?;
+            for rollup in stored.iter().filter(|rollup| keep(&rollup.key)) {
+                if let Some(index) = buckets.index_of(rollup.minute) {
+                    sums[index].merge(&rollup.stats);
+                }
+            }
+        }
+        Ok(sums)
+    }
+
+    /// Per bucket, each service's operations merged (services without requests left out).
+    pub async fn service_series(
+        &self,
+        buckets: &SeriesBuckets,
+    ) -> Result<Vec<BTreeMap<String, OperationStats>>, QueryError> {
+        let mut sums: Vec<BTreeMap<String, OperationStats>> = vec![BTreeMap::new(); buckets.len()];
+        let live_since = {
+            let engine = lock_engine(&self.engine);
+            let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
+            for (index, bucket) in buckets.ranges().into_iter().enumerate() {
+                for operation in engine.operations(bucket.starting_at_or_after(live_since)) {
+                    add_operation(&mut sums[index], operation.service, &operation.stats);
+                }
+            }
+            live_since
+        };
+        for (minutes, exclude) in self.stored_ranges(buckets.range, live_since) {
+            let stored = self
+                .blocking(move |reader| reader.operation_rollups(minutes, None, exclude))
+                .await?;
+            for rollup in stored {
+                if let Some(index) = buckets.index_of(rollup.minute) {
+                    add_operation(&mut sums[index], rollup.service, &rollup.stats);
+                }
+            }
+        }
+        Ok(sums)
+    }
+}
+
+fn add_operation(
+    sums: &mut BTreeMap<String, OperationStats>,
+    service: String,
+    stats: &OperationStats,
+) {
+    sums.entry(service).or_default().merge(stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_split_a_range_evenly_and_place_minutes() {
+        let range = MinuteRange::new(UnixMinute(100), UnixMinute(160));
+        let buckets = SeriesBuckets::new(range, 30);
+        assert_eq!(buckets.len(), 30);
+        assert_eq!(buckets.index_of(100), Some(0));
+        assert_eq!(buckets.index_of(101), Some(0));
+        assert_eq!(buckets.index_of(102), Some(1));
+        assert_eq!(buckets.index_of(159), Some(29));
+        assert_eq!(buckets.index_of(160), None, "the end is not in the range");
+        assert_eq!(buckets.index_of(99), None);
+
+        let short = SeriesBuckets::new(MinuteRange::new(UnixMinute(0), UnixMinute(7)), 30);
+        assert_eq!(short.len(), 7);
+        let uneven = SeriesBuckets::new(MinuteRange::new(UnixMinute(0), UnixMinute(25)), 12);
+        assert_eq!(uneven.ranges().len(), 9, "3 minutes each, the last one 1");
+        assert_eq!(uneven.index_of(24), Some(8));
+    }
+}

@@ -13,7 +13,7 @@ use tracing::{error, warn};
 
 use super::Pipeline;
 use crate::graph::{GraphEngine, GraphSpan};
-use crate::model::now_unix_nano;
+use crate::model::{NANOS_PER_MINUTE, now_unix_nano};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::telemetry::Telemetry;
 
@@ -114,7 +114,6 @@ fn run(
     );
 }
 
-const NANOS_PER_MINUTE: u64 = 60_000_000_000;
 
 fn tick(
     engine: &Mutex<GraphEngine>,

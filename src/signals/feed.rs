@@ -9,7 +9,7 @@ use super::{Rejection, SignalMapper, SignalSettings};
 use crate::model::MetricPoint;
 
 /// How often the live mapper forgets what is older than its history.
-const EXPIRE_INTERVAL_NANOS: u64 = 60_000_000_000;
+const EXPIRE_INTERVAL_NANOS: u64 = crate::model::NANOS_PER_MINUTE;
 
 #[derive(Clone)]
 pub struct SharedSignals {

@@ -148,7 +148,7 @@ pub(super) async fn recent_traces(
         service: Some(service.to_owned()),
         operation: None,
         from_unix_nano: now.saturating_sub(3_600_000_000_000),
-        to_unix_nano: now + 60_000_000_000,
+        to_unix_nano: now + crate::model::NANOS_PER_MINUTE,
         min_duration_nanos: None,
         max_duration_nanos: None,
         error: errors_only.then_some(true),

@@ -279,6 +279,8 @@ pub struct Window {
     closed: BTreeMap<i64, MinuteBucket>,
     /// Late calls of minutes before [`Window::live_since_minute`], until handed out.
     late: BTreeMap<i64, MinuteBucket>,
+    /// Edges and operations over all of `late` (they share one budget).
+    late_sizes: (usize, usize),
     unreported: VecDeque<ClosedMinutes>,
     /// The clock has been seen (the open minute is real).
     started: bool,
@@ -293,6 +295,7 @@ impl Window {
             open: MinuteBucket::new(i64::MIN),
             closed: BTreeMap::new(),
             late: BTreeMap::new(),
+            late_sizes: (0, 0),
             unreported: VecDeque::new(),
             started: false,
             limits,
@@ -361,6 +364,7 @@ impl Window {
             changes.edges.extend(bucket.edge_rollups());
             changes.operations.extend(bucket.operation_rollups());
         }
+        self.late_sizes = (0, 0);
         for bucket in std::mem::take(&mut self.late).into_values() {
             changes.late_edges.extend(bucket.edge_rollups());
             changes.late_operations.extend(bucket.operation_rollups());
@@ -411,9 +415,7 @@ impl Window {
                 .entry(minute)
                 .or_insert_with(|| MinuteBucket::new(minute)),
             Slot::Late(minute) => {
-                let (num_edges, num_operations) = self.late.values().fold((0, 0), |sum, bucket| {
-                    (sum.0 + bucket.edges.len(), sum.1 + bucket.operations.len())
-                });
+                let (num_edges, num_operations) = self.late_sizes;
                 let bucket = self
                     .late
                     .entry(minute)
@@ -435,8 +437,15 @@ impl Window {
             .fingerprints
             .hash_one((&call.source, &call.target, call.kind));
         let slot = self.slot(UnixMinute::of_unix_nano(call.start_unix_nano).get());
-        if let Some((bucket, limits)) = self.bucket(slot) {
-            bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
+        let is_late = matches!(slot, Slot::Late(_));
+        let Some((bucket, limits)) = self.bucket(slot) else {
+            return;
+        };
+        let num_before = bucket.edges.len();
+        bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
+        let num_added = bucket.edges.len() - num_before;
+        if is_late {
+            self.late_sizes.0 += num_added;
         }
     }
 
@@ -445,8 +454,15 @@ impl Window {
     pub fn record_operation(&mut self, span: &GraphSpan) {
         let fingerprint = self.fingerprints.hash_one((&*span.service, &*span.name));
         let slot = self.slot(UnixMinute::of_unix_nano(span.start_time_unix_nano).get());
-        if let Some((bucket, limits)) = self.bucket(slot) {
-            bucket.record_operation(span, fingerprint, limits);
+        let is_late = matches!(slot, Slot::Late(_));
+        let Some((bucket, limits)) = self.bucket(slot) else {
+            return;
+        };
+        let num_before = bucket.operations.len();
+        bucket.record_operation(span, fingerprint, limits);
+        let num_added = bucket.operations.len() - num_before;
+        if is_late {
+            self.late_sizes.1 += num_added;
         }
     }
 

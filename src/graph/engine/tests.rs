@@ -701,3 +701,22 @@ fn a_call_stamped_in_the_future_counts_in_the_open_minute() {
     assert_eq!(requests_in(&engine, m0, 1), 1);
     assert_eq!(engine.counters().window.num_clock_ahead, 2);
 }
+
+#[test]
+fn late_minutes_share_one_edge_budget() {
+    let mut engine = GraphEngine::new(GraphSettings {
+        max_edges_per_minute: NonZeroUsize::new(2).expect("non-zero"),
+        ..GraphSettings::default()
+    });
+    engine.tick(NOW + 90 * MINUTE);
+    let late_calls = (0..3)
+        .map(|index| {
+            span(&format!("service-{index}"), SpanKind::Server, index + 1, 1)
+                .http()
+                .timed(index * MINUTE, MILLI)
+        })
+        .collect();
+    ingest(&mut engine, late_calls, NOW + 90 * MINUTE);
+    assert_eq!(engine.counters().window.num_calls_over_edge_limit, 1);
+    assert_eq!(engine.tick(NOW + 91 * MINUTE).late_edges.len(), 2);
+}

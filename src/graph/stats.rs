@@ -22,6 +22,11 @@ pub struct LiveEdgeKey {
 }
 
 impl LiveEdgeKey {
+    /// Whether this is the edge from `source` to `target` of `kind`.
+    pub fn is_edge(&self, source: &NodeRef, target: &NodeRef, kind: EdgeKind) -> bool {
+        self.source == *source && self.target == *target && self.kind == kind
+    }
+
     pub fn to_key(&self) -> EdgeKey {
         EdgeKey {
             source: self.source.to_key(),

@@ -14,6 +14,7 @@
 //! minute, and as many again over all late minutes; calls and spans beyond are counted, not
 //! recorded.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub struct ClosedMinutes {
     /// Late calls of minutes memory no longer holds: added to what is stored.
     pub late_edges: Vec<EdgeRollup>,
     pub late_operations: Vec<OperationRollup>,
+    /// Every call counted since the last hand-out and no longer in the open minute, once:
+    /// the increments of cumulative counters (`edges` repeats a minute that changed).
+    pub counted_edges: Vec<EdgeRollup>,
 }
 
 impl ClosedMinutes {
@@ -52,6 +56,7 @@ impl ClosedMinutes {
         self.operations.extend(other.operations);
         self.late_edges.extend(other.late_edges);
         self.late_operations.extend(other.late_operations);
+        self.counted_edges.extend(other.counted_edges);
     }
 }
 
@@ -206,7 +211,7 @@ impl MinuteBucket {
         self.dirty = true;
         if let Some(entry) = self.edges.get_mut(&fingerprint) {
             let key = &entry.key;
-            if key.source != source || key.target != target || key.kind != kind {
+            if !key.is_edge(&source, &target, kind) {
                 limits.counters.num_fingerprint_collisions += 1;
                 return;
             }
@@ -281,6 +286,9 @@ pub struct Window {
     late: BTreeMap<i64, MinuteBucket>,
     /// Edges and operations over all of `late` (they share one budget).
     late_sizes: (usize, usize),
+    /// Calls added to closed minutes in memory since the last hand-out, merged (their minutes
+    /// are handed out whole; these are what is new in them).
+    late_in_memory: MinuteBucket,
     unreported: VecDeque<ClosedMinutes>,
     /// The clock has been seen (the open minute is real).
     started: bool,
@@ -296,6 +304,7 @@ impl Window {
             closed: BTreeMap::new(),
             late: BTreeMap::new(),
             late_sizes: (0, 0),
+            late_in_memory: MinuteBucket::new(0),
             unreported: VecDeque::new(),
             started: false,
             limits,
@@ -341,10 +350,15 @@ impl Window {
         }
         let finished = std::mem::replace(&mut self.open, MinuteBucket::new(minute));
         self.counters.num_minutes_closed += 1;
+        let mut counted_edges = finished.edge_rollups();
         if !finished.is_empty() {
             self.closed.insert(finished.minute, finished);
         }
-        let handed_out = self.hand_out_changes();
+        let late_in_memory = std::mem::replace(&mut self.late_in_memory, MinuteBucket::new(0));
+        counted_edges.extend(late_in_memory.edge_rollups());
+        let mut handed_out = self.hand_out_changes();
+        counted_edges.extend(handed_out.late_edges.iter().cloned());
+        handed_out.counted_edges = counted_edges;
         if !handed_out.is_empty() {
             self.unreported.push_back(handed_out);
         }
@@ -438,6 +452,9 @@ impl Window {
             .hash_one((&call.source, &call.target, call.kind));
         let slot = self.slot(UnixMinute::of_unix_nano(call.start_unix_nano).get());
         let is_late = matches!(slot, Slot::Late(_));
+        if matches!(slot, Slot::Closed(_)) {
+            self.count_late_in_memory(&call, fingerprint);
+        }
         let Some((bucket, limits)) = self.bucket(slot) else {
             return;
         };
@@ -447,6 +464,42 @@ impl Window {
         if is_late {
             self.late_sizes.0 += num_added;
         }
+    }
+
+    /// Adds a call that joins a closed minute to what is new since the last hand-out (its
+    /// calls-per-trace fields are left out: nothing reads them there).
+    fn count_late_in_memory(&mut self, call: &Call, fingerprint: u64) {
+        let is_full = self.late_in_memory.edges.len() >= self.limits.max_edges_per_minute;
+        let entry = match self.late_in_memory.edges.entry(fingerprint) {
+            Entry::Occupied(entry)
+                if entry
+                    .get()
+                    .key
+                    .is_edge(&call.source, &call.target, call.kind) =>
+            {
+                entry.into_mut()
+            }
+            Entry::Occupied(_) => return,
+            Entry::Vacant(_) if is_full => return,
+            Entry::Vacant(entry) => entry.insert(EdgeEntry {
+                key: LiveEdgeKey {
+                    source: call.source.clone(),
+                    target: call.target.clone(),
+                    kind: call.kind,
+                },
+                agg: EdgeAgg {
+                    stats: EdgeStats::default(),
+                    source_placement: Arc::clone(&call.source_placement),
+                    target_placement: Arc::clone(&call.target_placement),
+                },
+            }),
+        };
+        let trace_calls = stats::TraceCalls {
+            is_first_in_minute: false,
+            num_calls: 1,
+        };
+        let group_opt = call.consumer_group.as_deref();
+        stats::record_call(&mut entry.agg.stats, &call.facts, group_opt, trace_calls);
     }
 
     /// Records a SERVER or CONSUMER span as a request of its operation, in the minute it

@@ -114,7 +114,6 @@ fn run(
     );
 }
 
-
 fn tick(
     engine: &Mutex<GraphEngine>,
     pipeline: &Pipeline,
@@ -123,11 +122,11 @@ fn tick(
 ) {
     let closed = {
         let mut engine = lock_engine(engine);
-        let closed = engine.tick(now_unix_nano);
-        metrics.add_closed(&closed.edges);
+        let mut closed = engine.tick(now_unix_nano);
+        metrics.add_closed(&std::mem::take(&mut closed.counted_edges));
         closed
     };
-    if closed.edges.is_empty() && closed.operations.is_empty() {
+    if closed.is_empty() {
         return;
     }
     if let Err(err) = pipeline.submit_rollups(closed) {

@@ -608,6 +608,15 @@ fn root_call(trace_no: u64, offset: u64) -> SpanBuilder {
         .timed(offset, 5 * MILLI)
 }
 
+/// Calls handed out as new, for cumulative counters.
+fn counted(closed: &ClosedMinutes) -> u64 {
+    closed
+        .counted_edges
+        .iter()
+        .map(|rollup| rollup.stats.num_requests)
+        .sum()
+}
+
 fn requests_in(engine: &GraphEngine, minute: UnixMinute, num_minutes: i64) -> u64 {
     engine
         .edges(MinuteRange::new(minute, minute.plus(num_minutes)))
@@ -645,6 +654,7 @@ fn calls_count_in_the_minute_they_started_not_when_they_arrived() {
     let minutes: Vec<i64> = closed.edges.iter().map(|rollup| rollup.minute).collect();
     assert_eq!(minutes, vec![m0.plus(1).get(), m0.plus(2).get()]);
     assert!(closed.late_edges.is_empty());
+    assert_eq!(counted(&closed), 2, "each call once for cumulative counters");
     assert_eq!(engine.tick(NOW + 7 * MINUTE), ClosedMinutes::default());
 }
 
@@ -663,6 +673,8 @@ fn a_late_minute_is_handed_out_whole_with_what_it_had() {
         again.edges[0].stats.num_requests, 2,
         "replaces the stored minute"
     );
+    assert_eq!(counted(&first), 1);
+    assert_eq!(counted(&again), 1, "only the late call is new");
 }
 
 #[test]
@@ -681,6 +693,7 @@ fn calls_older_than_memory_are_handed_out_to_merge_and_older_still_are_too_late(
     assert_eq!(closed.late_edges.len(), 1);
     assert_eq!(closed.late_edges[0].minute, m0.plus(5).get());
     assert_eq!(closed.late_operations.len(), 1);
+    assert_eq!(counted(&closed), 1);
     assert_eq!(engine.counters().window.num_late_merged, 2);
 
     ingest(&mut engine, vec![root_call(2, 0)], NOW + 25 * 60 * MINUTE);

@@ -29,6 +29,7 @@ mod classify;
 mod engine;
 mod generations;
 mod hash;
+mod minute_bucket;
 pub mod naming;
 mod pairing;
 mod pending;

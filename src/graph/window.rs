@@ -15,7 +15,7 @@
 //! recorded.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -25,7 +25,8 @@ use crate::model::graph::{
 use crate::model::{MinuteRange, UnixMinute};
 
 use super::classify::GraphSpan;
-use super::hash::{FastMap, FoldBuildHasher, PrehashedBuildHasher};
+use super::hash::{FastMap, FoldBuildHasher};
+use super::minute_bucket::{EdgeEntry, Limits, MinuteBucket};
 use super::pairing::Call;
 use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
 
@@ -106,165 +107,6 @@ enum Slot {
     Closed(i64),
     Late(i64),
     TooLate,
-}
-
-/// Maps keyed by a keyed 64-bit fingerprint of the identity (one hash per call, none of it on
-/// strings twice); the identity is kept in the entry and compared on every hit, so a
-/// fingerprint collision is detected (and counted), never merged.
-struct MinuteBucket {
-    minute: i64,
-    edges: HashMap<u64, EdgeEntry, PrehashedBuildHasher>,
-    operations: HashMap<u64, OperationEntry, PrehashedBuildHasher>,
-    /// Changed since it was last handed out.
-    dirty: bool,
-}
-
-struct EdgeEntry {
-    key: LiveEdgeKey,
-    agg: EdgeAgg,
-}
-
-struct OperationEntry {
-    service: Arc<str>,
-    operation: Box<str>,
-    agg: OperationAgg,
-}
-
-impl MinuteBucket {
-    fn new(minute: i64) -> Self {
-        Self {
-            minute,
-            edges: HashMap::default(),
-            operations: HashMap::default(),
-            dirty: false,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.edges.is_empty() && self.operations.is_empty()
-    }
-
-    fn edge_rollups(&self) -> Vec<EdgeRollup> {
-        let mut edges: Vec<EdgeRollup> = self
-            .edges
-            .values()
-            .map(|entry| EdgeRollup {
-                minute: self.minute,
-                key: entry.key.to_key(),
-                source_placement: (*entry.agg.source_placement).clone(),
-                target_placement: (*entry.agg.target_placement).clone(),
-                stats: entry.agg.stats.clone(),
-            })
-            .collect();
-        edges.sort_by(|left, right| left.key.cmp(&right.key));
-        edges
-    }
-
-    fn operation_rollups(&self) -> Vec<OperationRollup> {
-        let mut operations: Vec<OperationRollup> = self
-            .operations
-            .values()
-            .map(|entry| OperationRollup {
-                minute: self.minute,
-                service: entry.service.to_string(),
-                placement: (*entry.agg.placement).clone(),
-                operation: entry.operation.to_string(),
-                stats: entry.agg.stats.clone(),
-            })
-            .collect();
-        operations.sort_by(|left, right| {
-            (&left.service, &left.operation).cmp(&(&right.service, &right.operation))
-        });
-        operations
-    }
-}
-
-/// How many edges and operations a bucket may take, and the counters of what did not fit.
-struct Limits<'a> {
-    max_edges: usize,
-    max_operations: usize,
-    counters: &'a mut WindowCounters,
-}
-
-impl MinuteBucket {
-    /// Records one call; `fingerprint` identifies its edge.
-    fn record_call(
-        &mut self,
-        call: Call,
-        fingerprint: u64,
-        per_trace: &mut CallsPerTrace,
-        now_unix_nano: u64,
-        limits: Limits<'_>,
-    ) {
-        let Call {
-            trace_id,
-            source,
-            target,
-            kind,
-            source_placement,
-            target_placement,
-            facts,
-            consumer_group,
-            ..
-        } = call;
-        let group_opt = consumer_group.as_deref();
-        self.dirty = true;
-        if let Some(entry) = self.edges.get_mut(&fingerprint) {
-            let key = &entry.key;
-            if !key.is_edge(&source, &target, kind) {
-                limits.counters.num_fingerprint_collisions += 1;
-                return;
-            }
-            let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
-            stats::record_call(&mut entry.agg.stats, &facts, group_opt, trace_calls);
-            return;
-        }
-        if self.edges.len() >= limits.max_edges {
-            limits.counters.num_calls_over_edge_limit += 1;
-            return;
-        }
-        let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
-        let mut agg = EdgeAgg {
-            stats: EdgeStats::default(),
-            source_placement,
-            target_placement,
-        };
-        stats::record_call(&mut agg.stats, &facts, group_opt, trace_calls);
-        let key = LiveEdgeKey {
-            source,
-            target,
-            kind,
-        };
-        self.edges.insert(fingerprint, EdgeEntry { key, agg });
-    }
-
-    /// Records a SERVER or CONSUMER span as a request of its operation.
-    fn record_operation(&mut self, span: &GraphSpan, fingerprint: u64, limits: Limits<'_>) {
-        self.dirty = true;
-        if let Some(entry) = self.operations.get_mut(&fingerprint) {
-            if *entry.service != *span.service || entry.operation != span.name {
-                limits.counters.num_fingerprint_collisions += 1;
-                return;
-            }
-            stats::record_operation(&mut entry.agg.stats, span);
-            return;
-        }
-        if self.operations.len() >= limits.max_operations {
-            limits.counters.num_spans_over_operation_limit += 1;
-            return;
-        }
-        let mut agg = OperationAgg {
-            stats: OperationStats::default(),
-            placement: Arc::clone(&span.placement),
-        };
-        stats::record_operation(&mut agg.stats, span);
-        let entry = OperationEntry {
-            service: Arc::clone(&span.service),
-            operation: span.name.clone(),
-            agg,
-        };
-        self.operations.insert(fingerprint, entry);
-    }
 }
 
 /// How far back the window takes calls.

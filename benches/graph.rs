@@ -156,33 +156,41 @@ impl TraceBuilder {
             "SELECT",
             query,
         ));
+        spans.extend(self.publish_and_consume(trace_no, service(1), service(7)));
+        debug_assert_eq!(spans.len() as u64, SPANS_PER_TRACE);
+        spans
+    }
+
+    /// `producer` publishes to the `orders` topic under the server span of the first hop;
+    /// `consumer` (group `billing`) processes it in a span linked to the publish.
+    fn publish_and_consume(&self, trace_no: u64, producer: u64, consumer: u64) -> [Span; 2] {
         let kafka = || {
             vec![
                 text("messaging.system", "kafka"),
                 text("messaging.destination.name", "orders"),
             ]
         };
-        spans.push(self.span(
+        let publish = self.span(
             trace_no,
-            service(1),
+            producer,
             40,
             Some(11),
             SpanKind::Producer,
             "orders publish",
             kafka(),
-        ));
+        );
         let mut consumer_attributes = kafka();
         consumer_attributes.push(text("messaging.consumer.group.name", "billing"));
-        let mut consumer = self.span(
+        let mut process = self.span(
             trace_no,
-            service(7),
+            consumer,
             41,
             None,
             SpanKind::Consumer,
             "orders process",
             consumer_attributes,
         );
-        consumer.links.push(Link {
+        process.links.push(Link {
             trace_id: trace_id(trace_no),
             span_id: span_id(trace_no, 40),
             trace_state: String::new(),
@@ -190,9 +198,7 @@ impl TraceBuilder {
             dropped_attributes_count: 0,
             flags: 0,
         });
-        spans.push(consumer);
-        debug_assert_eq!(spans.len() as u64, SPANS_PER_TRACE);
-        spans
+        [publish, process]
     }
 }
 

@@ -1,5 +1,12 @@
 //! Wiring: opens the store, starts the pipeline's writer thread and the three listeners, and
 //! shuts them down in the order that loses nothing (ingest first, then drain, then the UI).
+//!
+//! [`App::build`] runs its steps in this order: storage (store and write-ahead log), the data
+//! path (pipeline, graph thread, store writer, ingestor), the query service (live signals
+//! seeded), alerting, then the listeners (`listeners`: OTLP/gRPC, OTLP/HTTP, the UI) and
+//! alerting's loops.
+
+mod listeners;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,26 +17,24 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::alert::store::SqliteAlertStore;
 use crate::alert::{Alerting, AlertingTasks};
-use crate::auth::{IngestAuth, UiAuth};
-use crate::body_deadline::BodyDeadline;
 use crate::config::{Config, StoreKind};
 use crate::graph::GraphEngine;
+use crate::ingest::Ingestor;
 use crate::ingest::convert::ConvertLimits;
-use crate::ingest::{IngestLimits, Ingestor, grpc, http};
 use crate::pipeline::WriteStore;
 use crate::pipeline::{
-    GraphFeedHandle, Pipeline, SpanForm, StoreWriterHandle, WriterGate, WriterLog, WriterSettings,
-    spawn_graph_feed, spawn_store_writer,
+    GraphFeed, GraphFeedHandle, Pipeline, SpanForm, StoreWriterHandle, WriterGate, WriterLog,
+    WriterSettings, spawn_graph_feed, spawn_store_writer,
 };
 use crate::query::{QueryService, StoreReader};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::signals::SharedSignals;
-use crate::store::sqlite::{self, SqliteAlertStore, SqliteLocation, SqliteOptions};
+use crate::store::sqlite::{self, SqliteLocation, SqliteOptions};
 use crate::store::{RetentionPolicy, StoreError};
 use crate::telemetry::Telemetry;
-use crate::web::gate::{Gate, Guarded};
-use crate::web::{self, WebState};
+use listeners::{Listeners, WebParts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -90,184 +95,44 @@ impl App {
         let tls = config.tls.load()?;
         let telemetry = Arc::new(Telemetry::default());
         let instance = new_instance_id();
-        // Opening may block on the network (ClickHouse migrations): off the async threads.
-        let store_config = config.clone();
-        let (store_writer, reader, block_counters_opt) =
-            tokio::task::spawn_blocking(move || open_store(&store_config))
-                .await
-                .map_err(|err| AppError::Start {
-                    what: "store",
-                    source: std::io::Error::other(err.to_string()),
-                })??;
-        if let Some(counters) = block_counters_opt {
-            telemetry.attach_block_counters(counters);
-        }
-        let log_opt = open_log(&config)?;
-        let wal_opt = log_opt.as_ref().map(|log| log.wal.clone());
-        if let Some(wal) = &wal_opt {
-            telemetry.attach_wal(wal.clone());
-        }
-        let capacity_items = config.pipeline.queue_capacity_items.get();
-        // The embedded store keeps the log's encoded spans as they are; others take models.
-        let span_form = match config.storage.store {
-            StoreKind::Sqlite => SpanForm::Encoded {
-                indexed_keys: sqlite::unique_keys(&config.storage.indexed_attributes).into(),
-            },
-            StoreKind::Memory | StoreKind::Clickhouse => SpanForm::Model,
-        };
-        let (pipeline, receiver) =
-            Pipeline::new(capacity_items, Arc::clone(&telemetry), wal_opt, span_form);
-        let writer_gate = Arc::new(WriterGate::default());
-        let settings = WriterSettings {
-            max_batch_items: config.pipeline.writer_batch_items.get(),
+        let storage = open_storage(&config, &telemetry).await?;
+        let data = DataPath::start(
+            &config,
             instance,
-            retention: RetentionPolicy {
-                max_age: config.retention_max_age(),
-                max_size_bytes: config.retention_max_size_bytes(),
-            },
-            retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
-        };
-        let engine = Arc::new(Mutex::new(GraphEngine::new(config.graph.settings())));
-        let signals = SharedSignals::new(config.signals.clone());
-        let service_graph_metrics = Arc::new(ServiceGraphMetrics::default());
-        let (graph_feed, graph) = spawn_graph_feed(
-            Arc::clone(&engine),
-            config.graph.queue_capacity_batches.get(),
-            pipeline.clone(),
-            Arc::clone(&service_graph_metrics),
-            Arc::clone(&telemetry),
-        )
-        .map_err(|source| AppError::Start {
-            what: "graph engine",
-            source,
-        })?;
-        let depth_pipeline = pipeline.clone();
-        let writer = spawn_store_writer(
-            store_writer,
-            receiver,
-            settings,
-            log_opt,
-            Arc::clone(&writer_gate),
-            Arc::clone(&telemetry),
-            move || depth_pipeline.publish_depth(),
-        )
-        .map_err(|source| AppError::Start {
-            what: "store writer",
-            source,
-        })?;
-
-        let ingestor = Ingestor::new(
-            pipeline.clone(),
-            ConvertLimits {
-                max_future_skew_nanos: config
-                    .ingest
-                    .max_future_skew_secs
-                    .saturating_mul(1_000_000_000),
-                max_attributes: config.ingest.max_attributes.get(),
-                max_attribute_value_bytes: config.ingest.max_attribute_value_bytes.get(),
-                ..ConvertLimits::default()
-            },
-            Arc::clone(&telemetry),
-            Duration::from_secs(config.ingest.retry_after_secs),
-            Some(graph_feed),
-            Some(signals.clone()),
-            config.storage.store_spans,
-        );
-        let query = QueryService::new(
-            reader,
-            Arc::clone(&engine),
-            Arc::clone(&service_graph_metrics),
-            signals,
-            instance,
-        );
-        // Before any listener: live points then always come after the replayed ones.
-        query
-            .seed_live_signals()
-            .await
-            .map_err(|err| AppError::Start {
-                what: "signal mapper",
-                source: std::io::Error::other(err.to_string()),
-            })?;
-        let alert_store = Arc::new(SqliteAlertStore::open(&store_location(&config))?);
-        let alerting =
-            Alerting::new(config.alerts.clone(), alert_store, query.clone()).map_err(|err| {
-                AppError::Start {
-                    what: "alerting",
-                    source: std::io::Error::other(err.to_string()),
-                }
-            })?;
-        let body_deadline = BodyDeadline::from_config(&config.listen, Arc::clone(&telemetry));
-        let limits = IngestLimits::from_config(&config.ingest);
-
-        let grpc_listener = bind_tokio("OTLP/gRPC", config.listen.otlp_grpc).await?;
-        let otlp_grpc_addr = local_addr("OTLP/gRPC", config.listen.otlp_grpc, &grpc_listener)?;
-        let (grpc_shutdown, mut grpc_signal) = watch::channel(false);
-        let grpc_task = tokio::spawn(grpc::serve(
-            grpc_listener,
-            grpc::Exporter {
-                ingestor: ingestor.clone(),
-                limits,
-                body_deadline: body_deadline.clone(),
-            },
-            IngestAuth::new(&config.security),
-            Arc::clone(&telemetry),
-            tls.otlp.clone(),
-            async move {
-                let _ = grpc_signal.wait_for(|stop| *stop).await;
-            },
-        ));
-
-        let receiver = http::HttpReceiver { ingestor, limits };
-        let ingest_gate = Guarded {
-            gate: Gate::Ingest(IngestAuth::new(&config.security)),
-            telemetry: Arc::clone(&telemetry),
-            body_deadline: body_deadline.clone(),
-        };
-        let (otlp_http, otlp_http_addr) = start_http(
-            "OTLP/HTTP",
-            config.listen.otlp_http,
-            tls.otlp,
-            ingest_gate,
-            move || http::configure(receiver.clone()),
+            storage.writer,
+            storage.log_opt,
+            &telemetry,
         )?;
-        let state = WebState {
+        let query = start_query(&data, storage.reader, instance).await?;
+        let alerting = start_alerting(&config, query.clone())?;
+        let web_parts = WebParts {
             query,
-            pipeline: pipeline.clone(),
-            telemetry: Arc::clone(&telemetry),
-            otlp_grpc_addr: otlp_grpc_addr.to_string(),
-            otlp_http_addr: otlp_http_addr.to_string(),
             alerting: alerting.clone(),
-            csrf_token: format!(
-                "{:016x}{:016x}",
-                crate::model::split_mix(u64::from(new_instance_id())),
-                crate::model::split_mix(crate::model::now_unix_nano() ^ u64::from(instance))
-            ),
+            instance,
         };
-        let ui_gate = Guarded {
-            gate: Gate::Ui(UiAuth::new(&config.security)),
-            telemetry: Arc::clone(&telemetry),
-            body_deadline: body_deadline.clone(),
-        };
-        let ui_scheme = if tls.ui.is_some() { "https" } else { "http" };
-        let (ui, ui_addr) = start_http("UI", config.listen.ui, tls.ui, ui_gate, move || {
-            web::configure(state.clone())
-        })?;
-        alerting.set_ui_url(&format!("{ui_scheme}://{ui_addr}"));
+        let listeners = Listeners::start(&config, tls, &data, web_parts, &telemetry).await?;
+        alerting.set_ui_url(&listeners.ui_url);
         let alerting_tasks = alerting.start();
-        info!(%otlp_grpc_addr, %otlp_http_addr, %ui_addr, store = ?config.storage.store, "cartograph is listening");
+        info!(
+            otlp_grpc_addr = %listeners.grpc.addr,
+            otlp_http_addr = %listeners.otlp_http_addr,
+            ui_addr = %listeners.ui_addr,
+            store = ?config.storage.store,
+            "cartograph is listening"
+        );
         Ok(Self {
-            otlp_grpc_addr,
-            otlp_http_addr,
-            ui_addr,
-            pipeline,
-            writer,
-            graph,
-            writer_gate,
+            otlp_grpc_addr: listeners.grpc.addr,
+            otlp_http_addr: listeners.otlp_http_addr,
+            ui_addr: listeners.ui_addr,
+            pipeline: data.pipeline,
+            writer: data.writer,
+            graph: data.graph,
+            writer_gate: data.writer_gate,
             telemetry,
-            grpc_shutdown,
-            grpc_task,
-            otlp_http,
-            ui,
+            grpc_shutdown: listeners.grpc.shutdown,
+            grpc_task: listeners.grpc.task,
+            otlp_http: listeners.otlp_http,
+            ui: listeners.ui,
             alerting,
             alerting_tasks,
         })
@@ -336,6 +201,196 @@ impl App {
     }
 }
 
+/// The opened store and the write-ahead log in front of it, before any thread uses them.
+struct Storage {
+    writer: Box<dyn WriteStore>,
+    reader: Arc<dyn StoreReader>,
+    log_opt: Option<WriterLog>,
+}
+
+/// Opens the store (off the async threads: opening may block on the network, e.g. ClickHouse
+/// migrations) and its write-ahead log, and shows both at `/metrics`.
+async fn open_storage(config: &Config, telemetry: &Telemetry) -> Result<Storage, AppError> {
+    let store_config = config.clone();
+    let (writer, reader, block_counters_opt) =
+        tokio::task::spawn_blocking(move || open_store(&store_config))
+            .await
+            .map_err(|err| AppError::Start {
+                what: "store",
+                source: std::io::Error::other(err.to_string()),
+            })??;
+    if let Some(counters) = block_counters_opt {
+        telemetry.attach_block_counters(counters);
+    }
+    let log_opt = open_log(config)?;
+    if let Some(log) = &log_opt {
+        telemetry.attach_wal(log.wal.clone());
+    }
+    Ok(Storage {
+        writer,
+        reader,
+        log_opt,
+    })
+}
+
+/// Everything between the receivers and the store: the bounded pipeline with the store
+/// writer thread behind it, the graph thread, the live state queries read, and the ingestor
+/// both receivers hand exports to.
+struct DataPath {
+    pipeline: Pipeline,
+    writer: StoreWriterHandle,
+    writer_gate: Arc<WriterGate>,
+    graph: GraphFeedHandle,
+    engine: Arc<Mutex<GraphEngine>>,
+    signals: SharedSignals,
+    service_graph_metrics: Arc<ServiceGraphMetrics>,
+    ingestor: Ingestor,
+}
+
+impl DataPath {
+    /// Starts the graph thread, then the store writer (which replays `log_opt` first).
+    fn start(
+        config: &Config,
+        instance: u32,
+        store_writer: Box<dyn WriteStore>,
+        log_opt: Option<WriterLog>,
+        telemetry: &Arc<Telemetry>,
+    ) -> Result<Self, AppError> {
+        let wal_opt = log_opt.as_ref().map(|log| log.wal.clone());
+        let (pipeline, receiver) = Pipeline::new(
+            config.pipeline.queue_capacity_items.get(),
+            Arc::clone(telemetry),
+            wal_opt,
+            span_form(config),
+        );
+        let writer_gate = Arc::new(WriterGate::default());
+        let engine = Arc::new(Mutex::new(GraphEngine::new(config.graph.settings())));
+        let signals = SharedSignals::new(config.signals.clone());
+        let service_graph_metrics = Arc::new(ServiceGraphMetrics::default());
+        let (graph_feed, graph) = spawn_graph_feed(
+            Arc::clone(&engine),
+            config.graph.queue_capacity_batches.get(),
+            pipeline.clone(),
+            Arc::clone(&service_graph_metrics),
+            Arc::clone(telemetry),
+        )
+        .map_err(|source| AppError::Start {
+            what: "graph engine",
+            source,
+        })?;
+        let depth_pipeline = pipeline.clone();
+        let writer = spawn_store_writer(
+            store_writer,
+            receiver,
+            writer_settings(config, instance),
+            log_opt,
+            Arc::clone(&writer_gate),
+            Arc::clone(telemetry),
+            move || depth_pipeline.publish_depth(),
+        )
+        .map_err(|source| AppError::Start {
+            what: "store writer",
+            source,
+        })?;
+        let ingestor = new_ingestor(config, &pipeline, graph_feed, &signals, telemetry);
+        Ok(Self {
+            pipeline,
+            writer,
+            writer_gate,
+            graph,
+            engine,
+            signals,
+            service_graph_metrics,
+            ingestor,
+        })
+    }
+}
+
+/// How the pipeline hands spans to the writer: the embedded store keeps the log's encoded
+/// spans as they are; others take models.
+fn span_form(config: &Config) -> SpanForm {
+    match config.storage.store {
+        StoreKind::Sqlite => SpanForm::Encoded {
+            indexed_keys: sqlite::unique_keys(&config.storage.indexed_attributes).into(),
+        },
+        StoreKind::Memory | StoreKind::Clickhouse => SpanForm::Model,
+    }
+}
+
+fn writer_settings(config: &Config, instance: u32) -> WriterSettings {
+    WriterSettings {
+        max_batch_items: config.pipeline.writer_batch_items.get(),
+        instance,
+        retention: RetentionPolicy {
+            max_age: config.retention_max_age(),
+            max_size_bytes: config.retention_max_size_bytes(),
+        },
+        retention_interval: Duration::from_secs(config.storage.retention_interval_secs),
+    }
+}
+
+fn new_ingestor(
+    config: &Config,
+    pipeline: &Pipeline,
+    graph_feed: GraphFeed,
+    signals: &SharedSignals,
+    telemetry: &Arc<Telemetry>,
+) -> Ingestor {
+    let limits = ConvertLimits {
+        max_future_skew_nanos: config
+            .ingest
+            .max_future_skew_secs
+            .saturating_mul(1_000_000_000),
+        max_attributes: config.ingest.max_attributes.get(),
+        max_attribute_value_bytes: config.ingest.max_attribute_value_bytes.get(),
+        ..ConvertLimits::default()
+    };
+    Ingestor::new(
+        pipeline.clone(),
+        limits,
+        Arc::clone(telemetry),
+        Duration::from_secs(config.ingest.retry_after_secs),
+        Some(graph_feed),
+        Some(signals.clone()),
+        config.storage.store_spans,
+    )
+}
+
+/// The query service over the store and the live map, with the live signal mapper seeded
+/// from the store — before any listener opens, so live points always come after the
+/// replayed ones.
+async fn start_query(
+    data: &DataPath,
+    reader: Arc<dyn StoreReader>,
+    instance: u32,
+) -> Result<QueryService, AppError> {
+    let query = QueryService::new(
+        reader,
+        Arc::clone(&data.engine),
+        Arc::clone(&data.service_graph_metrics),
+        data.signals.clone(),
+        instance,
+    );
+    query
+        .seed_live_signals()
+        .await
+        .map_err(|err| AppError::Start {
+            what: "signal mapper",
+            source: std::io::Error::other(err.to_string()),
+        })?;
+    Ok(query)
+}
+
+/// Alerting over `query`, with its own store (`alerts.sqlite3`); its loops start later, once
+/// the UI's address (for links in notifications) is known.
+fn start_alerting(config: &Config, query: QueryService) -> Result<Alerting, AppError> {
+    let alert_store = Arc::new(SqliteAlertStore::open(&store_location(config))?);
+    Alerting::new(config.alerts.clone(), alert_store, query).map_err(|err| AppError::Start {
+        what: "alerting",
+        source: std::io::Error::other(err.to_string()),
+    })
+}
+
 /// A fresh id for this process's rollups, different on every start (a restart must not
 /// overwrite the minutes its previous run stored).
 fn new_instance_id() -> u32 {
@@ -391,81 +446,4 @@ fn open_store(config: &Config) -> Result<OpenedStore, AppError> {
     })?;
     let counters = writer.block_counters();
     Ok((Box::new(writer), Arc::new(reader), Some(counters)))
-}
-
-async fn bind_tokio(
-    what: &'static str,
-    addr: SocketAddr,
-) -> Result<tokio::net::TcpListener, AppError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind { what, addr, source })
-}
-
-fn local_addr(
-    what: &'static str,
-    addr: SocketAddr,
-    listener: &tokio::net::TcpListener,
-) -> Result<SocketAddr, AppError> {
-    listener
-        .local_addr()
-        .map_err(|source| AppError::Bind { what, addr, source })
-}
-
-/// Starts an actix server on `addr` (over TLS with `tls`) with routes from `configure`, on the
-/// current runtime, every request passing `gate` first. The UI's responses are gzipped for clients that accept
-/// it (a large map's SVG shrinks about tenfold).
-fn start_http<F, C>(
-    what: &'static str,
-    addr: SocketAddr,
-    tls: Option<crate::tls::ServerIdentity>,
-    gate: Guarded,
-    configure: F,
-) -> Result<(ServerHandle, SocketAddr), AppError>
-where
-    F: Fn() -> C + Send + Clone + 'static,
-    C: FnOnce(&mut actix_web::web::ServiceConfig),
-{
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| AppError::Bind {
-        what,
-        addr,
-        source,
-    })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AppError::Bind { what, addr, source })?;
-    let compress = matches!(gate.gate, Gate::Ui(_));
-    let server = actix_web::HttpServer::new(move || {
-        let gate = gate.clone();
-        actix_web::App::new()
-            .wrap(actix_web::middleware::Condition::new(
-                compress,
-                actix_web::middleware::Compress::default(),
-            ))
-            .wrap(actix_web::middleware::from_fn(move |request, next| {
-                crate::web::gate::guard(gate.clone(), request, next)
-            }))
-            .configure(configure())
-    })
-    .workers(2)
-    // Responses are written in pieces (headers, then compressed chunks); without this, Nagle's
-    // algorithm holds the last piece until the client's delayed ACK, ~40 ms later.
-    .tcp_nodelay(true)
-    .disable_signals()
-    .shutdown_timeout(30);
-    let server = match tls {
-        Some(identity) => server
-            .tls_handshake_timeout(crate::tls::HANDSHAKE_TIMEOUT)
-            .listen_rustls_0_23(listener, identity.rustls_config()),
-        None => server.listen(listener),
-    }
-    .map_err(|source| AppError::Bind { what, addr, source })?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(async move {
-        if let Err(err) = server.await {
-            error!(server = what, error = %err, "http server failed");
-        }
-    });
-    Ok((handle, bound))
 }

@@ -230,9 +230,11 @@ fn render_histogram(
     }
 }
 
-fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_limit: u64) {
-    let pairing = &counters.pairing;
-    let values = [
+/// A self-metric: name, help text, value.
+type Series = (&'static str, &'static str, u64);
+
+fn pairing_series(pairing: &crate::graph::PairingCounters) -> [Series; 7] {
+    [
         (
             "cartograph_graph_spans_total",
             "Spans fed to the graph engine.",
@@ -268,42 +270,54 @@ fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_lim
             "Re-sent span halves ignored.",
             pairing.num_dropped_duplicates,
         ),
+    ]
+}
+
+fn window_series(window: &crate::graph::WindowCounters) -> [Series; 6] {
+    [
         (
             "cartograph_graph_calls_over_edge_limit_total",
             "Calls not mapped because a minute reached its edge limit.",
-            counters.window.num_calls_over_edge_limit,
+            window.num_calls_over_edge_limit,
         ),
         (
             "cartograph_graph_spans_over_operation_limit_total",
             "Spans not counted because a minute reached its operation limit.",
-            counters.window.num_spans_over_operation_limit,
+            window.num_spans_over_operation_limit,
         ),
         (
             "cartograph_graph_late_total",
             "Calls and spans counted in a minute that had already closed (still in memory).",
-            counters.window.num_late,
+            window.num_late,
         ),
         (
             "cartograph_graph_late_merged_total",
             "Calls and spans of minutes older than memory, merged into the stored rollups.",
-            counters.window.num_late_merged,
+            window.num_late_merged,
         ),
         (
             "cartograph_graph_too_late_total",
             "Calls and spans older than graph.max_lateness_secs: stored, not on the map.",
-            counters.window.num_too_late,
+            window.num_too_late,
         ),
         (
             "cartograph_graph_clock_ahead_total",
             "Calls and spans stamped after the current minute, counted in the current minute.",
-            counters.window.num_clock_ahead,
+            window.num_clock_ahead,
         ),
-        (
-            "cartograph_graph_calls_over_series_limit_total",
-            "Calls not exported as traces_service_graph series (series limit).",
-            num_over_series_limit,
-        ),
-    ];
+    ]
+}
+
+fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_limit: u64) {
+    let series_limit = (
+        "cartograph_graph_calls_over_series_limit_total",
+        "Calls not exported as traces_service_graph series (series limit).",
+        num_over_series_limit,
+    );
+    let values = pairing_series(&counters.pairing)
+        .into_iter()
+        .chain(window_series(&counters.window))
+        .chain([series_limit]);
     for (name, help, value) in values {
         let kind = if name.ends_with("_total") {
             "counter"

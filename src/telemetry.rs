@@ -352,7 +352,6 @@ impl Telemetry {
     fn render_log(&self, out: &mut String) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let spans_kept = load(&self.store_spans_kept);
-        #[allow(clippy::cast_precision_loss)]
         let bytes_per_span = if spans_kept == 0 {
             0.0
         } else {
@@ -365,7 +364,6 @@ impl Telemetry {
             "gauge",
         );
         let _ = writeln!(out, "cartograph_store_bytes_per_span {bytes_per_span}");
-        #[allow(clippy::cast_precision_loss)]
         let replay_seconds = load(&self.replay_nanos) as f64 / 1e9;
         let replay = [
             (
@@ -480,7 +478,6 @@ impl Telemetry {
         }
         let count = load(&self.store_batches);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        #[allow(clippy::cast_precision_loss)]
         let sum_seconds = load(&self.store_batch_nanos_sum) as f64 / 1e9;
         let _ = writeln!(out, "{name}_sum {sum_seconds}");
         let _ = writeln!(out, "{name}_count {count}");

@@ -293,14 +293,16 @@ impl AlertsConfig {
             .collect()
     }
 
+    /// Checks what parsing cannot: ranges, names, unique names, URLs, the CA file. Reports the
+    /// first mistake, in the order of the section's fields.
     pub fn validate(&self) -> Result<(), InvalidAlertConfig> {
-        let invalid = |place: &str, field: &str, message: String| {
-            Err(InvalidAlertConfig {
-                place: place.to_owned(),
-                field: field.to_owned(),
-                message,
-            })
-        };
+        self.validate_timing_and_grouping()?;
+        self.validate_rules()?;
+        self.validate_receivers()?;
+        self.validate_delivery_targets()
+    }
+
+    fn validate_timing_and_grouping(&self) -> Result<(), InvalidAlertConfig> {
         if self.evaluation_interval.0.as_millis() < 100 {
             return invalid(
                 "alerts",
@@ -338,6 +340,12 @@ impl AlertsConfig {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The disabled built-ins exist; every active rule has a unique label name, a window of at
+    /// least a minute, label names as labels, and a valid kind.
+    fn validate_rules(&self) -> Result<(), InvalidAlertConfig> {
         let builtin_names: Vec<String> = builtin_rules().into_iter().map(|r| r.name).collect();
         for name in &self.disabled_rules {
             if !builtin_names.contains(name) {
@@ -381,6 +389,10 @@ impl AlertsConfig {
                 return invalid(&place, field, message);
             }
         }
+        Ok(())
+    }
+
+    fn validate_receivers(&self) -> Result<(), InvalidAlertConfig> {
         let mut receiver_names = Vec::new();
         for receiver in &self.receivers {
             let place = format!("alert receiver `{}`", receiver.name);
@@ -402,6 +414,11 @@ impl AlertsConfig {
                 return invalid(&place, "signature_header", "not a header name".into());
             }
         }
+        Ok(())
+    }
+
+    /// The delivery CA file, the Alertmanager URLs and the external URL.
+    fn validate_delivery_targets(&self) -> Result<(), InvalidAlertConfig> {
         if !self.delivery.ca_file.as_os_str().is_empty() {
             crate::tls::certificates(&self.delivery.ca_file)
                 .map(drop)
@@ -416,6 +433,15 @@ impl AlertsConfig {
         }
         Ok(())
     }
+}
+
+/// The mistake `message` in `field` of `place`.
+fn invalid<T>(place: &str, field: &str, message: String) -> Result<T, InvalidAlertConfig> {
+    Err(InvalidAlertConfig {
+        place: place.to_owned(),
+        field: field.to_owned(),
+        message,
+    })
 }
 
 fn check_url(url: &str) -> Result<(), String> {

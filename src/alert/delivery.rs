@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use sha2::Sha256;
 
 use super::config::{DeliveryConfig, ReceiverConfig};
-use crate::store::alerts::{Attempt, Delivery, Outcome};
+use super::store::{Attempt, Delivery, Outcome};
 
 /// Longest response body text kept in the delivery log.
 const MAX_ERROR_TEXT: usize = 300;
@@ -221,7 +221,7 @@ fn chain(err: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use crate::alert::duration::Span;
-    use crate::store::alerts::DeliveryState;
+    use crate::alert::store::DeliveryState;
 
     const SEC: u64 = 1_000_000_000;
 

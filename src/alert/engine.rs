@@ -13,9 +13,9 @@ use super::group::{Dispatcher, GroupSettings, Notifiable, Notification, group_ke
 use super::payload::{webhook_alert, webhook_message};
 use super::silence::{ActiveSilences, Silence};
 use super::state::{Alert, Labels, RuleAlerts, Status, Timing, fingerprint};
+use super::store::NewDelivery;
 use super::template;
-use crate::store::alerts::NewDelivery;
-use crate::web::map::svg::url_encode;
+use crate::links;
 
 /// Receiver name of Alertmanager pushes in the outbox.
 pub const ALERTMANAGER_RECEIVER: &str = "alertmanager";
@@ -340,21 +340,21 @@ fn alert_labels(spec: &RuleSpec, mut labels: Labels) -> Labels {
 /// The Cartograph page an alert is about, from its labels.
 fn page_of(labels: &Labels) -> String {
     if let (Some(source), Some(target)) = (labels.get("source"), labels.get("target")) {
-        return format!("/edges/{}/{}", url_encode(source), url_encode(target));
+        return links::edge_between(source, target);
     }
     if labels.contains_key("breaker") {
-        return "/breakers".to_owned();
+        return links::BREAKERS.to_owned();
     }
     if labels.contains_key("cycle") {
-        return "/insights".to_owned();
+        return links::INSIGHTS.to_owned();
     }
     if let Some(metric) = labels.get("metric") {
-        return format!("/api/v1/metric-points?name={}", url_encode(metric));
+        return links::metric_points_api(metric);
     }
     if let Some(service) = labels.get("service") {
-        return format!("/services/{}", url_encode(service));
+        return links::service(service);
     }
-    "/alerts".to_owned()
+    links::ALERTS.to_owned()
 }
 
 /// A key unique to one notification: 32 hex digits of two FNV-1a passes over `parts`.

@@ -4,8 +4,9 @@
 //! notifications (group_by, group_wait, group_interval, repeat_interval, silences); `payload`
 //! builds Alertmanager webhook v4 bodies; `builtin` holds the rules on by default; `engine` ties them together without I/O; `service`
 //! runs the evaluation and delivery loops over the query service and the alert store;
-//! `delivery` is one HTTP attempt with its retry policy; `config` is the `[alerts]` section
-//! with the built-in rules.
+//! `store` is alerting's own storage (state and outbox committed together, the delivery log,
+//! silences); `delivery` is one HTTP attempt with its retry policy; `config` is the `[alerts]`
+//! section with the built-in rules.
 
 pub use service::{Alerting, AlertingTasks};
 
@@ -20,4 +21,5 @@ pub mod rule;
 pub mod service;
 pub mod silence;
 pub mod state;
+pub mod store;
 pub mod template;

@@ -157,32 +157,41 @@ impl Shop {
         let order_no = self.num_orders;
         let user_no = self.rng.next_u64() % 5_000;
         let begin = now.saturating_sub(2_000 * MS);
-        let t = &self.tracers;
-        let root = Context::new();
+        let mut attributes = http_server("POST", "/api/orders", "/api/orders".to_owned(), 200);
+        attributes.push(KeyValue::new(
+            "x-correlation-id",
+            format!("demo-{order_no:08}"),
+        ));
         let gateway = start(
-            &t.gateway,
-            &root,
+            &self.tracers.gateway,
+            &Context::new(),
             "POST /api/orders",
             SpanKind::Server,
             begin,
-            {
-                let mut attributes =
-                    http_server("POST", "/api/orders", "/api/orders".to_owned(), 200);
-                attributes.push(KeyValue::new(
-                    "x-correlation-id",
-                    format!("demo-{order_no:08}"),
-                ));
-                attributes
-            },
+            attributes,
         );
+        let users_nanos = self.look_up_user(&gateway, begin, user_no, phase);
+        let (end, paid) = self.take_order(
+            &gateway,
+            begin + 3 * MS + users_nanos,
+            order_no,
+            schedule_secs,
+            phase,
+        );
+        let error = (!paid).then_some("payment failed; order cancelled");
+        finish(&gateway, end + MS, error);
+    }
 
-        // gateway → users (REST), users → redis, sometimes users → notifications.
+    /// gateway → users (REST), users → redis, sometimes users → notifications. How long the
+    /// users service took.
+    fn look_up_user(&mut self, gateway: &Context, begin: u64, user_no: u64, phase: Phase) -> u64 {
         let users_median = if phase.latency_spike { 160.0 } else { 12.0 };
         let users_nanos = self.rng.latency_nanos(users_median);
         let path = format!("/users/{user_no}");
+        let t = &self.tracers;
         let call = start(
             &t.gateway,
-            &gateway,
+            gateway,
             "GET",
             SpanKind::Client,
             begin + MS,
@@ -209,12 +218,22 @@ impl Shop {
             let at = begin + 3 * MS;
             self.notify(&server, at, "POST", "/notifications/profile-viewed");
         }
-        let t = &self.tracers;
         finish(&server, begin + MS + users_nanos, None);
         finish(&call, begin + 2 * MS + users_nanos, None);
+        users_nanos
+    }
 
-        // gateway → orders (gRPC).
-        let grpc_start = begin + 3 * MS + users_nanos;
+    /// gateway → orders (gRPC) from `grpc_start`: insert, pay, then publish the order or
+    /// compensate. When the gRPC call ended on the orders side, and whether it was paid.
+    fn take_order(
+        &mut self,
+        gateway: &Context,
+        grpc_start: u64,
+        order_no: u64,
+        schedule_secs: f64,
+        phase: Phase,
+    ) -> (u64, bool) {
+        let t = &self.tracers;
         let grpc = vec![
             KeyValue::new("rpc.system", "grpc"),
             KeyValue::new("rpc.service", "shop.OrderService"),
@@ -224,7 +243,7 @@ impl Shop {
         ];
         let call = start(
             &t.gateway,
-            &gateway,
+            gateway,
             "shop.OrderService/PlaceOrder",
             SpanKind::Client,
             grpc_start,
@@ -268,7 +287,7 @@ impl Shop {
         let error = (!paid).then_some("payment failed; order cancelled");
         finish(&orders, cursor, error);
         finish(&call, cursor + MS / 2, error);
-        finish(&gateway, cursor + MS, error);
+        (cursor, paid)
     }
 
     /// orders → payments behind the breaker, payments → the external provider. Whether the

@@ -1,9 +1,9 @@
 //! Everything that can go wrong with an export request, and its one mapping to a gRPC status
-//! and to an OTLP/HTTP response.
+//! and to an HTTP status (which `http` turns into the OTLP/HTTP response). A leaf of `ingest`:
+//! it knows the errors of decoding and of the pipeline, nothing of the receivers.
 
 use std::time::Duration;
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -76,6 +76,8 @@ impl IngestError {
         }
     }
 
+    /// The HTTP status of the OTLP/HTTP response: 429 and 503 are retried after `Retry-After`,
+    /// other 4xx are not.
     pub fn http_status(&self) -> StatusCode {
         match self {
             IngestError::Decode(DecodeError::TooLarge { .. } | DecodeError::TooCostly { .. })
@@ -94,36 +96,4 @@ impl IngestError {
             }
         }
     }
-
-    /// The OTLP/HTTP error response: a `google.rpc.Status` in the request's encoding (JSON when
-    /// the request's encoding is unknown), with `Retry-After` on retryable refusals.
-    pub fn to_http_response(&self, json: bool, retry_after: Duration) -> HttpResponse {
-        let status = self.http_status();
-        let mut response = HttpResponse::build(status);
-        if matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        ) {
-            response.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
-        }
-        if status == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body may still come; the connection cannot be reused.
-            response.force_close();
-        }
-        let grpc_code = self.to_grpc_status(retry_after).code() as i32;
-        let rpc_status = RpcStatus {
-            code: grpc_code,
-            message: self.to_string(),
-        };
-        super::http::encode_response(&mut response, &rpc_status, json)
-    }
-}
-
-/// `google.rpc.Status` without details: what OTLP/HTTP error bodies carry.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
 }

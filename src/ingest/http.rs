@@ -1,6 +1,9 @@
 //! OTLP/HTTP receiver: `POST /v1/traces` and `/v1/metrics` in protobuf or JSON, optionally
 //! gzip-compressed. Responses follow the OTLP specification, in the request's encoding.
 
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use futures_util::StreamExt as _;
@@ -78,12 +81,12 @@ async fn export(
         Ok(encoding) => encoding,
         Err(err) => {
             receiver.ingestor.record_refused(signal, &err);
-            return err.to_http_response(true, retry_after);
+            return error_response(&err, true, retry_after);
         }
     };
     let json = encoding == Encoding::Json;
     if let Err(err) = receiver.ingestor.admit(signal) {
-        return err.to_http_response(json, retry_after);
+        return error_response(&err, json, retry_after);
     }
     // Set by the gate when it admitted the request (the gate is in front of every route).
     let tenancy = actix_web::HttpMessage::extensions(&request)
@@ -117,7 +120,7 @@ async fn export(
             if !matches!(err, IngestError::Submit(_)) {
                 receiver.ingestor.record_refused(signal, &err);
             }
-            err.to_http_response(json, retry_after)
+            error_response(&err, json, retry_after)
         }
     }
 }
@@ -234,8 +237,40 @@ fn success_response(signal: Signal, outcome: ExportOutcome, json: bool) -> HttpR
     }
 }
 
+/// `google.rpc.Status` without details: what OTLP/HTTP error bodies carry.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// The OTLP/HTTP error response for `err`: a `google.rpc.Status` with the code of its gRPC
+/// status, in the request's encoding (JSON when the request's encoding is unknown), with
+/// `Retry-After` on retryable refusals.
+fn error_response(err: &IngestError, json: bool, retry_after: Duration) -> HttpResponse {
+    let status = err.http_status();
+    let mut response = HttpResponse::build(status);
+    if matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        response.insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()));
+    }
+    if status == StatusCode::REQUEST_TIMEOUT {
+        // The rest of the body may still come; the connection cannot be reused.
+        response.force_close();
+    }
+    let rpc_status = RpcStatus {
+        code: err.to_grpc_status(retry_after).code() as i32,
+        message: err.to_string(),
+    };
+    encode_response(&mut response, &rpc_status, json)
+}
+
 /// Encodes an OTLP response message as protobuf or JSON.
-pub(super) fn encode_response<M: prost::Message + serde::Serialize>(
+fn encode_response<M: prost::Message + serde::Serialize>(
     response: &mut HttpResponseBuilder,
     message: &M,
     json: bool,

@@ -138,68 +138,105 @@ fn build_template(shape: Shape, template_no: u64, now: u64) -> Template {
         trace_id[8..].copy_from_slice(&(next() | 1).to_be_bytes());
         trace_ids.insert(trace_id, trace_no as u32);
         let start = now - 1_000_000_000 - next() % 1_000_000_000;
-        // (span id, service) of the server spans that may call further.
-        let root_service = (next() % num_services as u64) as usize;
-        let root_id = next() | 1;
-        let mut servers = vec![(root_id, root_service)];
-        let mut spans = vec![(
-            root_service,
-            span(
-                &mut next,
-                trace_id,
-                root_id,
-                None,
-                SpanKind::Server,
-                start,
-                "GET /api/orders/{id}",
-                root_service,
-            ),
-        )];
-        while spans.len() < spans_per_trace {
-            let (parent_id, caller) = servers[(next() % servers.len() as u64) as usize];
-            let callee = (next() % num_services as u64) as usize;
-            let client_id = next() | 1;
-            spans.push((
-                caller,
-                span(
-                    &mut next,
-                    trace_id,
-                    client_id,
-                    Some(parent_id),
-                    SpanKind::Client,
-                    start,
-                    "GET",
-                    callee,
-                ),
-            ));
-            if spans.len() == spans_per_trace {
-                break;
-            }
-            let server_id = next() | 1;
-            spans.push((
-                callee,
-                span(
-                    &mut next,
-                    trace_id,
-                    server_id,
-                    Some(client_id),
-                    SpanKind::Server,
-                    start,
-                    "GET /api/items",
-                    callee,
-                ),
-            ));
-            servers.push((server_id, callee));
-        }
+        let spans = random_trace(&mut next, trace_id, start, num_services, spans_per_trace);
         for (service_no, span) in spans {
             times.insert(span.start_time_unix_nano);
             times.insert(span.end_time_unix_nano);
             by_service.entry(service_no).or_default().push(span);
         }
     }
+    let bytes = request_of(by_service).encode_to_vec();
+    let trace_id_offsets = find_trace_ids(&bytes, &trace_ids);
+    debug_assert_eq!(
+        trace_id_offsets.len(),
+        num_traces * spans_per_trace,
+        "every span's trace id found once"
+    );
+    let time_offsets = find_times(&bytes, &times);
+    debug_assert_eq!(
+        time_offsets.len(),
+        2 * num_traces * spans_per_trace,
+        "every span's start and end found once"
+    );
+    Template {
+        bytes,
+        trace_id_offsets,
+        time_offsets,
+        made_unix_nano: now,
+    }
+}
+
+/// One trace of `spans_per_trace` spans starting at `start`: a root server span, then client
+/// calls from a random server span so far to a random service, each answered by a server
+/// span. Each span with the number of the service that reports it.
+fn random_trace(
+    next: &mut impl FnMut() -> u64,
+    trace_id: [u8; 16],
+    start: u64,
+    num_services: usize,
+    spans_per_trace: usize,
+) -> Vec<(usize, Span)> {
+    let root_service = (next() % num_services as u64) as usize;
+    let root_id = next() | 1;
+    // (span id, service) of the server spans that may call further.
+    let mut servers = vec![(root_id, root_service)];
+    let mut spans = vec![(
+        root_service,
+        span(
+            next,
+            trace_id,
+            root_id,
+            None,
+            SpanKind::Server,
+            start,
+            "GET /api/orders/{id}",
+            root_service,
+        ),
+    )];
+    while spans.len() < spans_per_trace {
+        let (parent_id, caller) = servers[(next() % servers.len() as u64) as usize];
+        let callee = (next() % num_services as u64) as usize;
+        let client_id = next() | 1;
+        spans.push((
+            caller,
+            span(
+                next,
+                trace_id,
+                client_id,
+                Some(parent_id),
+                SpanKind::Client,
+                start,
+                "GET",
+                callee,
+            ),
+        ));
+        if spans.len() == spans_per_trace {
+            break;
+        }
+        let server_id = next() | 1;
+        spans.push((
+            callee,
+            span(
+                next,
+                trace_id,
+                server_id,
+                Some(client_id),
+                SpanKind::Server,
+                start,
+                "GET /api/items",
+                callee,
+            ),
+        ));
+        servers.push((server_id, callee));
+    }
+    spans
+}
+
+/// One resource per service, in service order, holding that service's spans.
+fn request_of(by_service: HashMap<usize, Vec<Span>>) -> ExportTraceServiceRequest {
     let mut services: Vec<(usize, Vec<Span>)> = by_service.into_iter().collect();
     services.sort_by_key(|(service_no, _)| *service_no);
-    let request = ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
         resource_spans: services
             .into_iter()
             .map(|(service_no, spans)| ResourceSpans {
@@ -223,25 +260,6 @@ fn build_template(shape: Shape, template_no: u64, now: u64) -> Template {
                 schema_url: String::new(),
             })
             .collect(),
-    };
-    let bytes = request.encode_to_vec();
-    let trace_id_offsets = find_trace_ids(&bytes, &trace_ids);
-    debug_assert_eq!(
-        trace_id_offsets.len(),
-        num_traces * spans_per_trace,
-        "every span's trace id found once"
-    );
-    let time_offsets = find_times(&bytes, &times);
-    debug_assert_eq!(
-        time_offsets.len(),
-        2 * num_traces * spans_per_trace,
-        "every span's start and end found once"
-    );
-    Template {
-        bytes,
-        trace_id_offsets,
-        time_offsets,
-        made_unix_nano: now,
     }
 }
 

@@ -45,7 +45,6 @@ impl NumberValue {
     pub fn as_f64(self) -> f64 {
         match self {
             // Precision loss above 2^53 is acceptable for display and thresholds.
-            #[allow(clippy::cast_precision_loss)]
             NumberValue::Int(value) => value as f64,
             NumberValue::Double(value) => value,
         }

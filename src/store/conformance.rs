@@ -16,8 +16,11 @@
 //! Backends must index the attribute key `x-correlation-id` (as the default configuration
 //! does) for the indexed-search cases to exercise their index; results must not depend on it.
 //! The shared data lives in [`fixtures`] and [`rollup_fixtures`], which the benchmarks use too.
+//!
+//! Built for this crate's unit tests and, through the `conformance` feature (which the
+//! integration tests and benchmarks enable as a dev-dependency), for them; never part of a
+//! release build. The alert store's cases live with it, in `alert::store::conformance`.
 
-pub mod alerts;
 pub mod fixtures;
 mod log;
 mod metrics;

@@ -3,10 +3,10 @@
 //! The write side is owned by one dedicated thread (see [`crate::pipeline`]); the read side is
 //! shared and called from blocking tasks. Nothing here knows about HTTP, gRPC or OTLP.
 
-pub mod alerts;
 pub mod batch_codec;
 pub mod block_meta;
 pub mod clickhouse;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod sqlite;
 pub(crate) mod summary;

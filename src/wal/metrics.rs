@@ -67,7 +67,6 @@ pub fn render_prometheus(wal: &Wal, out: &mut String) {
         header(out, name, help, kind);
         let _ = writeln!(out, "{name} {value}");
     }
-    #[allow(clippy::cast_precision_loss)]
     let group_size_sum = stats.group_size_sum as f64;
     histogram(
         out,

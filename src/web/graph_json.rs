@@ -63,7 +63,6 @@ fn quantile_ms(sketch: &LatencySketch, quantile: f64) -> Option<f64> {
     sketch.quantile_nanos(quantile).map(|nanos| nanos / 1e6)
 }
 
-#[allow(clippy::cast_precision_loss)]
 fn share(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
@@ -74,7 +73,6 @@ pub fn edge_json(
     window_secs: f64,
     overlay: &SignalOverlay,
 ) -> EdgeJson {
-    #[allow(clippy::cast_precision_loss)]
     let rate_per_s = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
     } else {
@@ -161,7 +159,6 @@ fn edge_label(
     window_secs: f64,
     overlay: &SignalOverlay,
 ) -> String {
-    #[allow(clippy::cast_precision_loss)]
     let rate = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
     } else {
@@ -172,7 +169,6 @@ fn edge_label(
         let _ = write!(label, " p95 {:.0}ms", p95 / 1e6);
     }
     if stats.num_errors > 0 {
-        #[allow(clippy::cast_precision_loss)]
         let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
         let _ = write!(label, " err {percent:.1}%");
     }

@@ -63,7 +63,6 @@ fn nanos(value: u64) -> Value {
     Value::from(value.to_string())
 }
 
-#[allow(clippy::cast_precision_loss)]
 fn millis(duration_nanos: u64) -> f64 {
     duration_nanos as f64 / 1e6
 }

@@ -1,7 +1,7 @@
 //! Every kind of bad input gets the right status and a message naming the problem, and loses
 //! nothing already accepted.
 
-use cartograph::ingest::error::RpcStatus;
+use cartograph::ingest::http::RpcStatus;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;

@@ -244,7 +244,6 @@ pub fn nanos(value: &Value) -> u64 {
 }
 
 /// Milliseconds the way the API computes them, so equal inputs give equal floats.
-#[allow(clippy::cast_precision_loss)]
 fn millis(duration_nanos: u64) -> f64 {
     duration_nanos as f64 / 1e6
 }

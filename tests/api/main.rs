@@ -1,6 +1,9 @@
 //! The one integration test binary: spawns the whole app on free ports and talks to it the
 //! way exporters and users do.
 
+// A scenario reads best as one story from setup to assertion (clippy.toml).
+#![allow(clippy::too_many_lines)]
+
 mod alert_support;
 mod compare;
 mod fixtures;

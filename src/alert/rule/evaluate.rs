@@ -8,6 +8,7 @@ use crate::graph::analysis::{self, GraphView};
 use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKind};
 use crate::model::{AttrValue, MetricPoint, attr_get};
 use crate::model::{NumberValue, PointValue};
+use crate::query::{ServiceSummary, SignalOverlay};
 use crate::signals::Trend;
 
 fn label(pairs: &[(&str, &str)]) -> Labels {
@@ -36,7 +37,6 @@ fn edge_labels(key: &EdgeKey) -> Labels {
     ])
 }
 
-#[allow(clippy::cast_precision_loss)]
 fn ratio(part: u64, whole: u64) -> f64 {
     part as f64 / whole as f64
 }
@@ -50,104 +50,31 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             threshold,
             min_requests,
             edge_kinds,
-        } => busy_edges(view, edge_kinds, *min_requests)
-            .filter_map(|(key, stats)| {
-                let rate = ratio(stats.num_errors, stats.num_requests);
-                (rate > *threshold).then(|| (edge_labels(key), rate))
-            })
-            .collect(),
+        } => edge_error_rates(view, *threshold, *min_requests, edge_kinds),
         RuleKind::ServiceErrorRate {
             threshold,
             min_requests,
-        } => inputs
-            .services
-            .iter()
-            .filter(|service| service.stats.num_requests >= (*min_requests).max(1))
-            .filter_map(|service| {
-                let rate = ratio(service.stats.num_errors, service.stats.num_requests);
-                (rate > *threshold).then(|| (label(&[("service", &service.name)]), rate))
-            })
-            .collect(),
+        } => service_error_rates(inputs.services, *threshold, *min_requests),
         RuleKind::EdgeLatency {
             quantile,
             threshold_ms,
             min_requests,
             edge_kinds,
-        } => busy_edges(view, edge_kinds, *min_requests)
-            .filter_map(|(key, stats)| {
-                let millis = stats.client_latency.quantile_nanos(*quantile)? / 1e6;
-                (millis > *threshold_ms).then(|| (edge_labels(key), millis))
-            })
-            .collect(),
+        } => edge_latencies(view, *quantile, *threshold_ms, *min_requests, edge_kinds),
         RuleKind::ServiceLatency {
             quantile,
             threshold_ms,
             min_requests,
-        } => inputs
-            .services
-            .iter()
-            .filter(|service| service.stats.num_requests >= *min_requests)
-            .filter_map(|service| {
-                let millis = service.stats.latency.quantile_nanos(*quantile)? / 1e6;
-                (millis > *threshold_ms).then(|| (label(&[("service", &service.name)]), millis))
-            })
-            .collect(),
+        } => service_latencies(inputs.services, *quantile, *threshold_ms, *min_requests),
         RuleKind::RequestRateDrop {
             drop_ratio,
             min_baseline_requests,
             scope,
-        } => {
-            // Rates, not counts: the current window may hold a partial minute.
-            let seconds = |map: &GraphView| map.window_secs.max(1.0);
-            let (now_secs, before_secs) = (seconds(view), seconds(inputs.baseline));
-            let dropped = |before: u64, now: u64| {
-                #[allow(clippy::cast_precision_loss)]
-                let (before_rate, now_rate) = (before as f64 / before_secs, now as f64 / now_secs);
-                let fall = 1.0 - now_rate / before_rate.max(f64::MIN_POSITIVE);
-                (before >= *min_baseline_requests && fall > *drop_ratio).then_some(fall)
-            };
-            match scope {
-                DropScope::Service => inputs
-                    .baseline_services
-                    .iter()
-                    .filter_map(|before| {
-                        let now = inputs
-                            .services
-                            .iter()
-                            .find(|service| service.name == before.name)
-                            .map_or(0, |service| service.stats.num_requests);
-                        let fall = dropped(before.stats.num_requests, now)?;
-                        Some((label(&[("service", &before.name)]), fall))
-                    })
-                    .collect(),
-                DropScope::Edge => inputs
-                    .baseline
-                    .edges
-                    .iter()
-                    .filter_map(|(key, before)| {
-                        let now = view
-                            .edges
-                            .iter()
-                            .find(|(current, _)| current == key)
-                            .map_or(0, |(_, stats)| stats.num_requests);
-                        let fall = dropped(before.num_requests, now)?;
-                        Some((edge_labels(key), fall))
-                    })
-                    .collect(),
-            }
-        }
+        } => rate_drops(inputs, *drop_ratio, *min_baseline_requests, *scope),
         RuleKind::PublishConsumeLatency {
             quantile,
             threshold_ms,
-        } => view
-            .edges
-            .iter()
-            .filter(|(key, _)| key.source.kind == NodeKind::Topic)
-            .filter_map(|(key, stats)| {
-                let millis = stats.publish_consume_latency.quantile_nanos(*quantile)? / 1e6;
-                (millis > *threshold_ms).then(|| (edge_labels(key), millis))
-            })
-            .collect(),
+        } => publish_consume_latencies(view, *quantile, *threshold_ms),
         RuleKind::KafkaLag { threshold } => overlay
             .edge_lag
             .iter()
@@ -160,36 +87,12 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             .filter(|(_, lag)| lag.trend == Trend::Growing)
             .map(|(key, lag)| (edge_labels(key), lag.rate_per_s.unwrap_or(0.0)))
             .collect(),
-        RuleKind::BreakerState { states } => overlay
-            .breakers
-            .iter()
-            .filter(|(breaker, _)| states.iter().any(|state| state == breaker.state.as_str()))
-            .map(|(breaker, edge)| {
-                let mut labels = label(&[
-                    ("service", &breaker.service),
-                    ("breaker", &breaker.name),
-                    ("state", breaker.state.as_str()),
-                ]);
-                if let Some(edge) = edge {
-                    labels.insert("target".to_owned(), edge.target.id());
-                }
-                (labels, 1.0)
-            })
-            .collect(),
+        RuleKind::BreakerState { states } => breakers_in(overlay, states),
         RuleKind::DependencyChange {
             change,
             min_requests,
         } => dependency_changes(view, inputs.baseline, *change, *min_requests),
-        RuleKind::Cycle { include_async } => analysis::insights(view, &[])
-            .cycles
-            .into_iter()
-            .filter(|cycle| cycle.synchronous || *include_async)
-            .map(|cycle| {
-                #[allow(clippy::cast_precision_loss)]
-                let length = cycle.path.len() as f64;
-                (label(&[("cycle", &cycle.path.join(" -> "))]), length)
-            })
-            .collect(),
+        RuleKind::Cycle { include_async } => cycles(view, *include_async),
         RuleKind::MetricThreshold {
             metric,
             matchers,
@@ -197,6 +100,164 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             threshold,
         } => metric_threshold(inputs.metric_points, metric, matchers, *op, *threshold),
     }
+}
+
+fn edge_error_rates(
+    view: &GraphView,
+    threshold: f64,
+    min_requests: u64,
+    edge_kinds: &[EdgeKind],
+) -> Vec<(Labels, f64)> {
+    busy_edges(view, edge_kinds, min_requests)
+        .filter_map(|(key, stats)| {
+            let rate = ratio(stats.num_errors, stats.num_requests);
+            (rate > threshold).then(|| (edge_labels(key), rate))
+        })
+        .collect()
+}
+
+fn service_error_rates(
+    services: &[ServiceSummary],
+    threshold: f64,
+    min_requests: u64,
+) -> Vec<(Labels, f64)> {
+    services
+        .iter()
+        .filter(|service| service.stats.num_requests >= min_requests.max(1))
+        .filter_map(|service| {
+            let rate = ratio(service.stats.num_errors, service.stats.num_requests);
+            (rate > threshold).then(|| (label(&[("service", &service.name)]), rate))
+        })
+        .collect()
+}
+
+/// Client-side latency: what the caller waited.
+fn edge_latencies(
+    view: &GraphView,
+    quantile: f64,
+    threshold_ms: f64,
+    min_requests: u64,
+    edge_kinds: &[EdgeKind],
+) -> Vec<(Labels, f64)> {
+    busy_edges(view, edge_kinds, min_requests)
+        .filter_map(|(key, stats)| {
+            let millis = stats.client_latency.quantile_nanos(quantile)? / 1e6;
+            (millis > threshold_ms).then(|| (edge_labels(key), millis))
+        })
+        .collect()
+}
+
+fn service_latencies(
+    services: &[ServiceSummary],
+    quantile: f64,
+    threshold_ms: f64,
+    min_requests: u64,
+) -> Vec<(Labels, f64)> {
+    services
+        .iter()
+        .filter(|service| service.stats.num_requests >= min_requests)
+        .filter_map(|service| {
+            let millis = service.stats.latency.quantile_nanos(quantile)? / 1e6;
+            (millis > threshold_ms).then(|| (label(&[("service", &service.name)]), millis))
+        })
+        .collect()
+}
+
+/// Services or edges whose request rate fell by more than `drop_ratio` from the window
+/// before, among those with at least `min_baseline_requests` calls then.
+fn rate_drops(
+    inputs: &Inputs<'_>,
+    drop_ratio: f64,
+    min_baseline_requests: u64,
+    scope: DropScope,
+) -> Vec<(Labels, f64)> {
+    let view = inputs.view;
+    // Rates, not counts: the current window may hold a partial minute.
+    let seconds = |map: &GraphView| map.window_secs.max(1.0);
+    let (now_secs, before_secs) = (seconds(view), seconds(inputs.baseline));
+    let dropped = |before: u64, now: u64| {
+        let (before_rate, now_rate) = (before as f64 / before_secs, now as f64 / now_secs);
+        let fall = 1.0 - now_rate / before_rate.max(f64::MIN_POSITIVE);
+        (before >= min_baseline_requests && fall > drop_ratio).then_some(fall)
+    };
+    match scope {
+        DropScope::Service => inputs
+            .baseline_services
+            .iter()
+            .filter_map(|before| {
+                let now = inputs
+                    .services
+                    .iter()
+                    .find(|service| service.name == before.name)
+                    .map_or(0, |service| service.stats.num_requests);
+                let fall = dropped(before.stats.num_requests, now)?;
+                Some((label(&[("service", &before.name)]), fall))
+            })
+            .collect(),
+        DropScope::Edge => inputs
+            .baseline
+            .edges
+            .iter()
+            .filter_map(|(key, before)| {
+                let now = view
+                    .edges
+                    .iter()
+                    .find(|(current, _)| current == key)
+                    .map_or(0, |(_, stats)| stats.num_requests);
+                let fall = dropped(before.num_requests, now)?;
+                Some((edge_labels(key), fall))
+            })
+            .collect(),
+    }
+}
+
+/// Topic → consumer edges: from the end of the producer span to the start of the consumer's.
+fn publish_consume_latencies(
+    view: &GraphView,
+    quantile: f64,
+    threshold_ms: f64,
+) -> Vec<(Labels, f64)> {
+    view.edges
+        .iter()
+        .filter(|(key, _)| key.source.kind == NodeKind::Topic)
+        .filter_map(|(key, stats)| {
+            let millis = stats.publish_consume_latency.quantile_nanos(quantile)? / 1e6;
+            (millis > threshold_ms).then(|| (edge_labels(key), millis))
+        })
+        .collect()
+}
+
+/// Breakers in one of `states`, with the edge they guard when it is known.
+fn breakers_in(overlay: &SignalOverlay, states: &[String]) -> Vec<(Labels, f64)> {
+    overlay
+        .breakers
+        .iter()
+        .filter(|(breaker, _)| states.iter().any(|state| state == breaker.state.as_str()))
+        .map(|(breaker, edge)| {
+            let mut labels = label(&[
+                ("service", &breaker.service),
+                ("breaker", &breaker.name),
+                ("state", breaker.state.as_str()),
+            ]);
+            if let Some(edge) = edge {
+                labels.insert("target".to_owned(), edge.target.id());
+            }
+            (labels, 1.0)
+        })
+        .collect()
+}
+
+/// Call cycles on the map (synchronous only, unless `include_async`), valued by length.
+fn cycles(view: &GraphView, include_async: bool) -> Vec<(Labels, f64)> {
+    analysis::insights(view, &[])
+        .cycles
+        .into_iter()
+        .filter(|cycle| cycle.synchronous || include_async)
+        .map(|cycle| {
+            let length = cycle.path.len() as f64;
+            (label(&[("cycle", &cycle.path.join(" -> "))]), length)
+        })
+        .collect()
 }
 
 fn dependency_changes(
@@ -223,7 +284,6 @@ fn dependency_changes(
     let mut push = |key: &EdgeKey, what: &str, requests: u64| {
         let mut labels = edge_labels(key);
         labels.insert("change".to_owned(), what.to_owned());
-        #[allow(clippy::cast_precision_loss)]
         results.push((labels, requests as f64));
     };
     if change != ChangeFilter::Vanished {
@@ -297,10 +357,7 @@ fn metric_threshold(
 
 /// A number for gauges and sums; the mean of histograms and summaries.
 fn point_value(value: &PointValue) -> Option<f64> {
-    let mean = |sum: f64, count: u64| {
-        #[allow(clippy::cast_precision_loss)]
-        (count > 0).then(|| sum / count as f64)
-    };
+    let mean = |sum: f64, count: u64| (count > 0).then(|| sum / count as f64);
     match value {
         PointValue::Gauge { value } | PointValue::Sum { value, .. } => {
             Some(NumberValue::as_f64(*value))

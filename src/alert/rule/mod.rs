@@ -194,33 +194,9 @@ impl RuleKind {
 
     /// Checks ranges serde cannot: `(field, message)` of the first problem.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let ratio = |field, value: f64| {
-            if (0.0..=1.0).contains(&value) {
-                Ok(())
-            } else {
-                Err((field, format!("{value} is not between 0 and 1")))
-            }
-        };
-        let quantile = |value: f64| {
-            if value > 0.0 && value < 1.0 {
-                Ok(())
-            } else {
-                Err((
-                    "quantile",
-                    format!("{value} is not between 0 and 1 (exclusive), e.g. 0.95"),
-                ))
-            }
-        };
-        let positive = |field, value: f64| {
-            if value.is_finite() && value > 0.0 {
-                Ok(())
-            } else {
-                Err((field, format!("{value} must be above 0")))
-            }
-        };
         match self {
             RuleKind::EdgeErrorRate { threshold, .. }
-            | RuleKind::ServiceErrorRate { threshold, .. } => ratio("threshold", *threshold),
+            | RuleKind::ServiceErrorRate { threshold, .. } => check_ratio("threshold", *threshold),
             RuleKind::EdgeLatency {
                 quantile: q,
                 threshold_ms,
@@ -234,9 +210,9 @@ impl RuleKind {
             | RuleKind::PublishConsumeLatency {
                 quantile: q,
                 threshold_ms,
-            } => quantile(*q).and_then(|()| positive("threshold_ms", *threshold_ms)),
+            } => check_quantile(*q).and_then(|()| check_positive("threshold_ms", *threshold_ms)),
             RuleKind::RequestRateDrop { drop_ratio, .. } => {
-                ratio("drop_ratio", *drop_ratio)?;
+                check_ratio("drop_ratio", *drop_ratio)?;
                 if *drop_ratio == 0.0 {
                     return Err(("drop_ratio", "must be above 0".to_owned()));
                 }
@@ -249,26 +225,7 @@ impl RuleKind {
                     Err(("threshold", format!("{threshold} must be 0 or more")))
                 }
             }
-            RuleKind::BreakerState { states } => {
-                let known = |state: &String| {
-                    crate::signals::BreakerState::ALL
-                        .iter()
-                        .any(|candidate| candidate.as_str() == state)
-                };
-                match states.iter().find(|state| !known(state)) {
-                    Some(state) => Err((
-                        "states",
-                        format!(
-                            "`{state}` is not one of {}",
-                            crate::signals::BreakerState::ALL
-                                .map(crate::signals::BreakerState::as_str)
-                                .join(", ")
-                        ),
-                    )),
-                    None if states.is_empty() => Err(("states", "is empty".to_owned())),
-                    None => Ok(()),
-                }
-            }
+            RuleKind::BreakerState { states } => check_breaker_states(states),
             RuleKind::MetricThreshold {
                 metric, threshold, ..
             } => {
@@ -284,6 +241,57 @@ impl RuleKind {
             | RuleKind::DependencyChange { .. }
             | RuleKind::Cycle { .. } => Ok(()),
         }
+    }
+}
+
+type Invalid = (&'static str, String);
+
+fn check_ratio(field: &'static str, value: f64) -> Result<(), Invalid> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err((field, format!("{value} is not between 0 and 1")))
+    }
+}
+
+fn check_quantile(value: f64) -> Result<(), Invalid> {
+    if value > 0.0 && value < 1.0 {
+        Ok(())
+    } else {
+        Err((
+            "quantile",
+            format!("{value} is not between 0 and 1 (exclusive), e.g. 0.95"),
+        ))
+    }
+}
+
+fn check_positive(field: &'static str, value: f64) -> Result<(), Invalid> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err((field, format!("{value} must be above 0")))
+    }
+}
+
+/// At least one state, each a breaker state's name.
+fn check_breaker_states(states: &[String]) -> Result<(), Invalid> {
+    let known = |state: &String| {
+        crate::signals::BreakerState::ALL
+            .iter()
+            .any(|candidate| candidate.as_str() == state)
+    };
+    match states.iter().find(|state| !known(state)) {
+        Some(state) => Err((
+            "states",
+            format!(
+                "`{state}` is not one of {}",
+                crate::signals::BreakerState::ALL
+                    .map(crate::signals::BreakerState::as_str)
+                    .join(", ")
+            ),
+        )),
+        None if states.is_empty() => Err(("states", "is empty".to_owned())),
+        None => Ok(()),
     }
 }
 

@@ -23,9 +23,9 @@ use super::engine::Engine;
 use super::rule::{self, Inputs};
 use super::silence::{MAX_SILENCES, NewSilence, Silence};
 use super::state::Labels;
+use crate::alert::store::{AlertStore, Attempt, Delivery, Outcome};
 use crate::model::now_unix_nano;
 use crate::query::{GraphFilter, GraphRange, PlacedGraph, QueryService, ServiceSummary};
-use crate::store::alerts::{AlertStore, Attempt, Delivery, Outcome};
 use crate::store::{MetricQuery, StoreError};
 
 /// Points read per metric-threshold rule and evaluation at most.

@@ -38,11 +38,8 @@ const INFINITY_PLACEHOLDER: &[u8] = b"9223372036854775807";
 const NEG_INFINITY_PLACEHOLDER: &[u8] = b"-9223372036854775808";
 
 // The casts are the point: these are the exact values serde produces from the placeholders.
-#[allow(clippy::cast_precision_loss)]
 const NAN_STAND_IN: f64 = u64::MAX as f64;
-#[allow(clippy::cast_precision_loss)]
 const INFINITY_STAND_IN: f64 = i64::MAX as f64;
-#[allow(clippy::cast_precision_loss)]
 const NEG_INFINITY_STAND_IN: f64 = i64::MIN as f64;
 
 const EMPTY_VALUE_LIST: &[u8] = br#"{"values":[]}"#;

@@ -233,44 +233,6 @@ pub fn points_of_every_type(
         flags: 0,
         value,
     };
-    let histogram = HistogramValue {
-        count: 6,
-        sum: Some(123.5),
-        min: Some(0.5),
-        max: None,
-        bucket_counts: vec![1, 0, 5],
-        explicit_bounds: vec![1.0, 10.0],
-        temporality: AggregationTemporality::Delta,
-    };
-    let exponential = ExponentialHistogramValue {
-        count: 9,
-        sum: None,
-        min: Some(-4.0),
-        max: Some(f64::INFINITY),
-        scale: -3,
-        zero_count: 2,
-        zero_threshold: 1e-9,
-        positive: ExponentialBuckets {
-            offset: -2,
-            bucket_counts: vec![1, 2, 3],
-        },
-        negative: ExponentialBuckets::default(),
-        temporality: AggregationTemporality::Cumulative,
-    };
-    let summary = SummaryValue {
-        count: u64::MAX,
-        sum: -0.125,
-        quantile_values: vec![
-            QuantileValue {
-                quantile: 0.5,
-                value: 3.0,
-            },
-            QuantileValue {
-                quantile: 0.99,
-                value: 42.0,
-            },
-        ],
-    };
     let mut no_value = point(
         "gauge_no_value",
         PointValue::Gauge {
@@ -300,13 +262,64 @@ pub fn points_of_every_type(
                 is_monotonic: true,
             },
         ),
-        point("histogram", PointValue::Histogram(histogram)),
+        point("histogram", PointValue::Histogram(histogram())),
         point(
             "exponential_histogram",
-            PointValue::ExponentialHistogram(exponential),
+            PointValue::ExponentialHistogram(exponential_histogram()),
         ),
-        point("summary", PointValue::Summary(summary)),
+        point("summary", PointValue::Summary(summary())),
     ]
+}
+
+/// A delta histogram with a sum and a minimum but no maximum.
+fn histogram() -> HistogramValue {
+    HistogramValue {
+        count: 6,
+        sum: Some(123.5),
+        min: Some(0.5),
+        max: None,
+        bucket_counts: vec![1, 0, 5],
+        explicit_bounds: vec![1.0, 10.0],
+        temporality: AggregationTemporality::Delta,
+    }
+}
+
+/// A cumulative exponential histogram at a negative scale, without a sum, with an infinite
+/// maximum and only positive buckets.
+fn exponential_histogram() -> ExponentialHistogramValue {
+    ExponentialHistogramValue {
+        count: 9,
+        sum: None,
+        min: Some(-4.0),
+        max: Some(f64::INFINITY),
+        scale: -3,
+        zero_count: 2,
+        zero_threshold: 1e-9,
+        positive: ExponentialBuckets {
+            offset: -2,
+            bucket_counts: vec![1, 2, 3],
+        },
+        negative: ExponentialBuckets::default(),
+        temporality: AggregationTemporality::Cumulative,
+    }
+}
+
+/// A summary with the largest count, a negative sum and two quantiles.
+fn summary() -> SummaryValue {
+    SummaryValue {
+        count: u64::MAX,
+        sum: -0.125,
+        quantile_values: vec![
+            QuantileValue {
+                quantile: 0.5,
+                value: 3.0,
+            },
+            QuantileValue {
+                quantile: 0.99,
+                value: 42.0,
+            },
+        ],
+    }
 }
 
 /// Matches every trace, at most `limit`.

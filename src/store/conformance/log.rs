@@ -31,8 +31,9 @@ fn stored_whole<R: TraceReader>(reader: &R, batch_no: u64) -> bool {
     })
 }
 
-/// A fresh directory under the system's temporary directory, removed when dropped (the
-/// conformance suite is part of the library, which does not depend on `tempfile`).
+/// A fresh directory under the system's temporary directory, removed when dropped (with the
+/// `conformance` feature the suite is built into the library, which does not depend on
+/// `tempfile`).
 struct ScratchDir(std::path::PathBuf);
 
 impl ScratchDir {
@@ -165,11 +166,7 @@ pub fn retention_drops_by_time_not_write_order<W: WriteStore, R: TraceReader>(
         .apply_retention(&everything, now_nanos)
         .expect("apply_retention");
     for fraction in [0.9, 0.5] {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let budget = (full.size_bytes as f64 * fraction) as u64;
         let policy = RetentionPolicy {
             max_size_bytes: budget,

@@ -14,7 +14,6 @@
 //! File-backed stores also run one background thread (see [`checkpoint`]) that copies the WAL
 //! back into the database file, so commits on the writer thread only append to the WAL.
 
-mod alerts;
 mod block_files;
 mod block_read;
 mod blocks;
@@ -36,7 +35,6 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use alerts::SqliteAlertStore;
 pub use block_files::BlockCounters;
 pub use reader::SqliteReader;
 pub use writer::SqliteWriter;

@@ -144,8 +144,32 @@ impl Partition {
     fn create_sql(&self) -> String {
         let hour = self.hour;
         match self.kind {
+            PartitionKind::Spans => spans_ddl(hour),
+            PartitionKind::Points => points_ddl(hour),
+            PartitionKind::EdgeRollups => edge_rollups_ddl(hour),
+            PartitionKind::OperationRollups => operation_rollups_ddl(hour),
+        }
+    }
+
+    fn drop_sql(&self) -> String {
+        match self.kind {
             PartitionKind::Spans => format!(
-                "CREATE TABLE spans_h{hour} (
+                "DROP TABLE IF EXISTS spans_h{0}; DROP TABLE IF EXISTS span_attrs_h{0};",
+                self.hour
+            ),
+            PartitionKind::Points
+            | PartitionKind::EdgeRollups
+            | PartitionKind::OperationRollups => {
+                format!("DROP TABLE IF EXISTS {};", self.table())
+            }
+        }
+    }
+}
+
+/// A span partition: its table and the index of its attribute values.
+fn spans_ddl(hour: i64) -> String {
+    format!(
+        "CREATE TABLE spans_h{hour} (
                     row_id INTEGER PRIMARY KEY,
                     trace_id BLOB NOT NULL,
                     span_id BLOB NOT NULL,
@@ -177,9 +201,13 @@ impl Partition {
                     span_row_id INTEGER NOT NULL,
                     PRIMARY KEY (key_no, value, span_row_id)
                  ) WITHOUT ROWID;"
-            ),
-            PartitionKind::Points => format!(
-                "CREATE TABLE points_h{hour} (
+    )
+}
+
+/// A metric point partition.
+fn points_ddl(hour: i64) -> String {
+    format!(
+        "CREATE TABLE points_h{hour} (
                     row_id INTEGER PRIMARY KEY,
                     name TEXT NOT NULL,
                     service TEXT NOT NULL,
@@ -195,9 +223,13 @@ impl Partition {
                  );
                  CREATE INDEX points_h{hour}_name ON points_h{hour} (name, time_ns);
                  CREATE INDEX points_h{hour}_time ON points_h{hour} (time_ns, name);"
-            ),
-            PartitionKind::EdgeRollups => format!(
-                "CREATE TABLE edge_rollups_h{hour} (
+    )
+}
+
+/// An edge rollup partition.
+fn edge_rollups_ddl(hour: i64) -> String {
+    format!(
+        "CREATE TABLE edge_rollups_h{hour} (
                     minute INTEGER NOT NULL,
                     source_kind INTEGER NOT NULL,
                     source_name TEXT NOT NULL,
@@ -214,9 +246,13 @@ impl Partition {
                  CREATE UNIQUE INDEX edge_rollups_h{hour}_key ON edge_rollups_h{hour}
                     (minute, source_kind, source_name, target_kind, target_name, edge_kind,
                      instance);"
-            ),
-            PartitionKind::OperationRollups => format!(
-                "CREATE TABLE operation_rollups_h{hour} (
+    )
+}
+
+/// An operation rollup partition.
+fn operation_rollups_ddl(hour: i64) -> String {
+    format!(
+        "CREATE TABLE operation_rollups_h{hour} (
                     minute INTEGER NOT NULL,
                     service TEXT NOT NULL,
                     operation TEXT NOT NULL,
@@ -227,23 +263,7 @@ impl Partition {
                  );
                  CREATE UNIQUE INDEX operation_rollups_h{hour}_key ON operation_rollups_h{hour}
                     (minute, service, operation, instance);"
-            ),
-        }
-    }
-
-    fn drop_sql(&self) -> String {
-        match self.kind {
-            PartitionKind::Spans => format!(
-                "DROP TABLE IF EXISTS spans_h{0}; DROP TABLE IF EXISTS span_attrs_h{0};",
-                self.hour
-            ),
-            PartitionKind::Points
-            | PartitionKind::EdgeRollups
-            | PartitionKind::OperationRollups => {
-                format!("DROP TABLE IF EXISTS {};", self.table())
-            }
-        }
-    }
+    )
 }
 
 /// A catalogue row.

@@ -10,7 +10,7 @@ use crate::store::conformance::fixtures::{
 };
 use crate::store::{StoreWriter, TraceQuery, TraceReader};
 
-use super::{SqliteAlertStore, SqliteLocation, SqliteOptions, SqliteReader, SqliteWriter, open};
+use super::{SqliteLocation, SqliteOptions, SqliteReader, SqliteWriter, open};
 
 fn open_at(location: SqliteLocation) -> (SqliteWriter, SqliteReader) {
     open(&SqliteOptions::new(location)).expect("open sqlite store")
@@ -35,15 +35,6 @@ mod memory {
     }
 
     crate::store_conformance_tests!(fresh);
-
-    fn fresh_alerts() -> (SqliteAlertStore, ()) {
-        (
-            SqliteAlertStore::open(&SqliteLocation::Memory).expect("open"),
-            (),
-        )
-    }
-
-    crate::alert_store_conformance_tests!(fresh_alerts);
 }
 
 mod file {
@@ -133,15 +124,6 @@ mod file {
 
         crate::store_conformance_tests!(fresh);
     }
-
-    fn fresh_alerts() -> (SqliteAlertStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            SqliteAlertStore::open(&SqliteLocation::Dir(dir.path().join("data"))).expect("open");
-        (store, dir)
-    }
-
-    crate::alert_store_conformance_tests!(fresh_alerts);
 }
 
 #[test]

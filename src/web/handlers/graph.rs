@@ -65,7 +65,6 @@ pub async fn insights(
 
 fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
     let stats = &summary.stats;
-    #[allow(clippy::cast_precision_loss)]
     let rate_per_s = if window_secs > 0.0 {
         stats.num_requests as f64 / window_secs
     } else {
@@ -79,11 +78,8 @@ fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
         "environment": summary.placement.environment,
         "requests": stats.num_requests,
         "errors": stats.num_errors,
-        "error_rate": (stats.num_requests > 0).then(|| {
-            #[allow(clippy::cast_precision_loss)]
-            let rate = stats.num_errors as f64 / stats.num_requests as f64;
-            rate
-        }),
+        "error_rate": (stats.num_requests > 0)
+            .then(|| stats.num_errors as f64 / stats.num_requests as f64),
         "rate_per_s": rate_per_s,
         "p50_ms": quantile(0.5),
         "p95_ms": quantile(0.95),

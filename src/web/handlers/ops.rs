@@ -19,7 +19,6 @@ pub async fn ready(state: web::Data<WebState>) -> HttpResponse {
     }
     let num_queued = state.pipeline.num_queued_items();
     let capacity = state.pipeline.capacity_items();
-    #[allow(clippy::cast_precision_loss)]
     if num_queued as f64 >= capacity as f64 * QUEUE_READY_MAX_FRACTION {
         failing.push(format!(
             "queue: {num_queued} of {capacity} items waiting for the store"

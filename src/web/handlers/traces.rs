@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::links;
 use crate::model::TraceId;
 use crate::web::error::ApiError;
 use crate::web::{WebState, json, params};
@@ -27,12 +28,7 @@ pub async fn get_trace(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("trace {trace_id} not found")))?;
     let body = web::block(move || {
-        let next_url = |offset| {
-            format!(
-                "/api/v1/traces/{trace_id}?offset={offset}&limit={}",
-                window.limit
-            )
-        };
+        let next_url = |offset| links::trace_api_page(trace_id, offset, window.limit);
         serde_json::to_vec(&json::trace_page(trace_id, &page, next_url))
     })
     .await

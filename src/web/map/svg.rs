@@ -8,9 +8,14 @@ use std::fmt::Write as _;
 
 use super::layout::{self, Layout, Placed};
 use crate::graph::analysis::GraphView;
+use crate::links;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
 use crate::query::SignalOverlay;
 use crate::signals::Trend;
+
+// TODO(issue 16): `web/pages/services.rs` still links through these names; once it calls
+// `crate::links` directly they go.
+pub use crate::links::{edge as edge_href, node as node_href};
 
 /// Text for HTML and SVG: the five markup characters escaped, control characters dropped.
 pub fn escape(text: &str) -> String {
@@ -27,36 +32,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// A path segment or query value, percent-encoded (everything but unreserved characters).
-pub fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// Where a node's page is.
-pub fn node_href(key: &NodeKey) -> String {
-    match key.kind {
-        NodeKind::Service => format!("/services/{}", url_encode(&key.name)),
-        NodeKind::Topic => "/kafka".to_owned(),
-        _ => format!("/?focus={}&depth=1", url_encode(&key.id())),
-    }
-}
-
-pub fn edge_href(key: &EdgeKey) -> String {
-    format!(
-        "/edges/{}/{}",
-        url_encode(&key.source.id()),
-        url_encode(&key.target.id())
-    )
 }
 
 /// ok under 1 % errors, warn under 5 %, bad from 5 %, idle without calls.
@@ -284,7 +259,7 @@ fn draw(
         let _ = write!(
             out,
             r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
-            href = escape(&node_href(key)),
+            href = escape(&links::node(key)),
             kind = key.kind.as_str(),
             id = escape(&key.id()),
             x = placed.x,
@@ -342,7 +317,7 @@ fn edge(
     let _ = write!(
         out,
         r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
-        href = escape(&edge_href(key)),
+        href = escape(&links::edge(key)),
         kind = key.kind.as_str(),
         source_id = escape(&key.source.id()),
         target_id = escape(&key.target.id()),

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::alert::service::{AlertView, RuleView};
-use crate::alert::silence::{Matcher, NewSilence, SilenceState};
-use crate::store::alerts::DeliveryState;
+use crate::alert::silence::{Matcher, NewSilence, Silence, SilenceState};
+use crate::alert::store::{Delivery, DeliveryState};
 use views::{AlertsPage, SilenceForm};
 
 /// Matcher rows of the silence form.
@@ -54,10 +54,7 @@ fn alert_rows(section: &mut Section, alerts: &[AlertView], external_url: &str) {
                     .cloned()
                     .unwrap_or_default(),
             ),
-            Cell::link(
-                "silence…",
-                format!("/alerts?silence={}#silence", alert.fingerprint),
-            ),
+            Cell::link("silence…", links::silence_form(&alert.fingerprint)),
         ]);
     }
 }
@@ -166,7 +163,19 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
         ("active silences".to_owned(), active_silences.to_string()),
         ("undelivered".to_owned(), undelivered.to_string()),
     ];
+    let (current, recent) = alert_sections(alerts, &external_url);
+    page.sections = vec![
+        current,
+        rule_section(&rules),
+        silence_section(&silences, now, &state.csrf_token),
+        delivery_section(&deliveries),
+        recent,
+    ];
+    Ok(page)
+}
 
+/// Firing and pending alerts, then the recently resolved ones.
+fn alert_sections(alerts: Vec<AlertView>, external_url: &str) -> (Section, Section) {
     let mut current = Section::new(
         "Firing and pending",
         "Nothing is firing or pending.",
@@ -183,7 +192,7 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
     let (active, resolved): (Vec<AlertView>, Vec<AlertView>) = alerts
         .into_iter()
         .partition(|alert| alert.status != "resolved");
-    alert_rows(&mut current, &active, &external_url);
+    alert_rows(&mut current, &active, external_url);
     let mut recent = Section::new(
         "Recently resolved",
         "Nothing resolved in the last 15 minutes.",
@@ -193,9 +202,12 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             .map(|c| (c.name, c.numeric))
             .collect::<Vec<_>>(),
     );
-    alert_rows(&mut recent, &resolved, &external_url);
+    alert_rows(&mut recent, &resolved, external_url);
+    (current, recent)
+}
 
-    let mut rule_section = Section::new(
+fn rule_section(rules: &[RuleView]) -> Section {
+    let mut section = Section::new(
         "Rules",
         "No rules: built-in rules are off and none are configured.",
         &[
@@ -210,9 +222,14 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             ("Problem", false),
         ],
     );
-    rule_rows(&mut rule_section, &rules);
+    rule_rows(&mut section, rules);
+    section
+}
 
-    let mut silence_section = Section::new(
+/// Every silence kept, with a button expiring those not expired yet (`csrf_token` proves the
+/// form came from this page).
+fn silence_section(silences: &[Silence], now: u64, csrf_token: &str) -> Section {
+    let mut section = Section::new(
         "Silences",
         "No silences.",
         &[
@@ -225,7 +242,7 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             ("", false),
         ],
     );
-    for silence in &silences {
+    for silence in silences {
         let silence_state = silence.state(now);
         let matchers: Vec<String> = silence.matchers.iter().map(matcher_text).collect();
         let class = match silence_state {
@@ -233,7 +250,7 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             SilenceState::Pending => "idle",
             SilenceState::Expired => "ok",
         };
-        silence_section.rows.push(vec![
+        section.rows.push(vec![
             Cell::pill(silence_state.as_str(), class),
             Cell::text(matchers.join(", ")),
             Cell::text(time_text(silence.starts_at_unix_nano)),
@@ -243,19 +260,15 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             if silence_state == SilenceState::Expired {
                 Cell::text("")
             } else {
-                Cell::button(
-                    "Expire",
-                    format!(
-                        "/alerts/silences/{}/expire?csrf={}",
-                        url_encode(&silence.id),
-                        state.csrf_token
-                    ),
-                )
+                Cell::button("Expire", links::expire_silence(&silence.id, csrf_token))
             },
         ]);
     }
+    section
+}
 
-    let mut delivery_section = Section::new(
+fn delivery_section(deliveries: &[Delivery]) -> Section {
+    let mut section = Section::new(
         "Delivery log",
         "No notifications yet.",
         &[
@@ -269,13 +282,13 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             ("Done", false),
         ],
     );
-    for delivery in &deliveries {
+    for delivery in deliveries {
         let class = match delivery.state {
             DeliveryState::Delivered => "ok",
             DeliveryState::Pending => "warn",
             DeliveryState::Failed => "bad",
         };
-        delivery_section.rows.push(vec![
+        section.rows.push(vec![
             Cell::text(&delivery.receiver),
             Cell::pill(delivery.state.as_str(), class),
             Cell::number(delivery.num_attempts.to_string()),
@@ -298,14 +311,7 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
             ),
         ]);
     }
-    page.sections = vec![
-        current,
-        rule_section,
-        silence_section,
-        delivery_section,
-        recent,
-    ];
-    Ok(page)
+    section
 }
 
 fn matcher_text(matcher: &Matcher) -> String {
@@ -434,7 +440,7 @@ pub async fn create_silence(
     let (mut form, parsed) = parse_form(&body);
     let message = match parsed {
         Ok(new) => match state.alerting.add_silence(new).await {
-            Ok(_) => return Ok(see_other("/alerts")),
+            Ok(_) => return Ok(see_other(links::ALERTS)),
             Err(
                 crate::alert::service::AlertingError::Invalid(message)
                 | crate::alert::service::AlertingError::Full(message),
@@ -459,7 +465,7 @@ pub async fn expire_silence(
     same_origin(&request, &state, &params.text("csrf").unwrap_or_default())?;
     let id = path.into_inner();
     if state.alerting.expire_silence(id.clone()).await? {
-        Ok(see_other("/alerts"))
+        Ok(see_other(links::ALERTS))
     } else {
         Err(ApiError::NotFound(format!("no silence with id {id:?}")).into())
     }

@@ -19,6 +19,17 @@ pub async fn insights(
         "Insights",
         "What the structure of the map says: cycles, long synchronous chains, chatty pairs, fan-out and single points of failure.",
     );
+    page.sections.extend([
+        cycle_section(&found),
+        chain_section(&found),
+        chatty_section(&found),
+        fan_out_section(&found),
+        spof_section(&found),
+    ]);
+    Ok(respond(&page))
+}
+
+fn cycle_section(found: &analysis::Insights) -> Section {
     let mut cycles = Section::new(
         "Cycles",
         "No cycles.",
@@ -42,6 +53,10 @@ pub async fn insights(
             Cell::text(if cycle.through_topic { "yes" } else { "no" }),
         ]);
     }
+    cycles
+}
+
+fn chain_section(found: &analysis::Insights) -> Section {
     let mut chains = Section::new(
         "Longest synchronous chains",
         "No synchronous chains observed yet.",
@@ -53,14 +68,17 @@ pub async fn insights(
         ],
     );
     for chain in &found.longest_chains {
-        let id = chain.example_trace_id.to_string();
         chains.rows.push(vec![
             Cell::text(chain.services.join(" → ")),
             Cell::number(chain.num_hops.to_string()),
             Cell::number(chain.num_occurrences.to_string()),
-            Cell::link("trace", format!("/traces/{id}")),
+            Cell::link("trace", links::trace(chain.example_trace_id)),
         ]);
     }
+    chains
+}
+
+fn chatty_section(found: &analysis::Insights) -> Section {
     let mut chatty = Section::new(
         "Chatty pairs",
         "No pair makes many calls per trace.",
@@ -81,6 +99,10 @@ pub async fn insights(
             Cell::number(rate_text(pair.requests_per_s)),
         ]);
     }
+    chatty
+}
+
+fn fan_out_section(found: &analysis::Insights) -> Section {
     let mut fan_out = Section::new(
         "Fan-out",
         "No fan-out hot spots.",
@@ -99,6 +121,10 @@ pub async fn insights(
             Cell::number(rate_text(fan.requests_per_s)),
         ]);
     }
+    fan_out
+}
+
+fn spof_section(found: &analysis::Insights) -> Section {
     let mut spof = Section::new(
         "Single points of failure",
         "No single node separates the map.",
@@ -117,7 +143,5 @@ pub async fn insights(
             Cell::number(format!("{:.1} %", point.affected_traffic_share * 100.0)),
         ]);
     }
-    page.sections
-        .extend([cycles, chains, chatty, fan_out, spof]);
-    Ok(respond(&page))
+    spof
 }

@@ -17,13 +17,14 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template as _;
 
 use crate::graph::analysis;
+use crate::links::{self, url_encode};
 use crate::model::graph::{EdgeKey, NodeKey, NodeKind};
 use crate::model::{TraceId, now_unix_nano};
 use crate::query::{GraphFilter, GraphRange, SeriesBuckets, SignalOverlay};
 use crate::store::TraceQuery;
 use crate::web::WebState;
 use crate::web::error::ApiError;
-use crate::web::map::svg::{self, millis_text, rate_text, trend_arrow, url_encode};
+use crate::web::map::svg::{self, millis_text, rate_text, trend_arrow};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
 pub use alerts::{alerts, create_silence, expire_silence};

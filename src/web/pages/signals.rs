@@ -27,7 +27,7 @@ pub(super) fn lag_rows<'a>(
             Cell::text(&group.group),
             Cell::text(&group.topic),
             edge.as_ref().map_or(Cell::text("(unmapped)"), |e| {
-                Cell::link(&e.target.name, svg::node_href(&e.target))
+                Cell::link(&e.target.name, links::node(&e.target))
             }),
             Cell::number(format!("{:.0}", group.lag)),
             Cell::text(trend_arrow(group.trend)),
@@ -134,14 +134,11 @@ pub async fn breakers(
                 stats.num_short_circuited.to_string()
             });
         current.rows.push(vec![
-            Cell::link(
-                &breaker.service,
-                format!("/services/{}", url_encode(&breaker.service)),
-            ),
+            Cell::link(&breaker.service, links::service(&breaker.service)),
             Cell::text(&breaker.name),
             edge.as_ref()
                 .map_or(Cell::text("(the service itself)"), |key| {
-                    Cell::link(&key.target.name, svg::edge_href(key))
+                    Cell::link(&key.target.name, links::edge(key))
                 }),
             Cell::pill(breaker.state.as_str(), breaker_class(breaker.state)),
             Cell::text(time_text(breaker.since_unix_nano)),

@@ -17,7 +17,7 @@ pub(super) fn trace_rows(section: &mut Section, traces: &[crate::store::TraceSum
         section.rows.push(vec![
             Cell::link(
                 id.chars().take(16).collect::<String>(),
-                format!("/traces/{id}"),
+                links::trace(trace.trace_id),
             ),
             Cell::text(format!("{} {}", trace.root_service, trace.root_name)),
             Cell::text(time_text(trace.start_time_unix_nano)),
@@ -40,7 +40,7 @@ pub async fn traces(
         "Traces",
         "Newest first. Attribute: key=value, e.g. x-correlation-id=abc. Errors: true or false. Times: RFC 3339 (default: the last hour).",
     );
-    page.form_action = "/traces".to_owned();
+    page.form_action = links::TRACES.to_owned();
     page.form = trace_form(&query_string);
     let mut section = Section::new(
         format!("{} traces", found.len()),
@@ -102,7 +102,7 @@ pub async fn trace(
     let cut = trace.is_truncated().then(|| TraceCut {
         num_shown: count_text(trace.spans.len()),
         num_spans: count_text(trace.num_spans),
-        api_url: format!("/api/v1/traces/{trace_id}"),
+        api_url: links::trace_api(trace_id),
         page_size: count_text(params::MAX_TRACE_PAGE_SPANS),
     });
     let page = TracePage {

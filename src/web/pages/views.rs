@@ -4,14 +4,16 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
+use crate::links;
+
 pub const NAV: [(&str, &str); 7] = [
-    ("/", "Map"),
-    ("/services", "Services"),
-    ("/traces", "Traces"),
-    ("/kafka", "Kafka"),
-    ("/breakers", "Breakers"),
-    ("/insights", "Insights"),
-    ("/alerts", "Alerts"),
+    (links::MAP, "Map"),
+    (links::SERVICES, "Services"),
+    (links::TRACES, "Traces"),
+    (links::KAFKA, "Kafka"),
+    (links::BREAKERS, "Breakers"),
+    (links::INSIGHTS, "Insights"),
+    (links::ALERTS, "Alerts"),
 ];
 
 /// What every page's frame needs.

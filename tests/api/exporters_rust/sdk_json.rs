@@ -156,7 +156,6 @@ impl Number for u64 {
     fn number(self) -> Json {
         json!({ "int": self })
     }
-    #[allow(clippy::cast_precision_loss)]
     fn double(self) -> f64 {
         self as f64
     }
@@ -166,7 +165,6 @@ impl Number for i64 {
     fn number(self) -> Json {
         json!({ "int": self })
     }
-    #[allow(clippy::cast_precision_loss)]
     fn double(self) -> f64 {
         self as f64
     }

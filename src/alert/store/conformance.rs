@@ -1,8 +1,8 @@
 //! Conformance cases of [`AlertStore`]: state and outbox committed together, per-receiver
 //! order, retries, bounds, silences.
 
+use super::{AlertStore, Attempt, DeliveryState, NewDelivery, Outcome};
 use crate::alert::silence::{Matcher, Silence};
-use crate::store::alerts::{AlertStore, Attempt, DeliveryState, NewDelivery, Outcome};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -173,7 +173,7 @@ macro_rules! alert_store_conformance_tests {
         $(
             #[test]
             fn $case() {
-                $crate::store::conformance::alerts::$case(($make)());
+                $crate::alert::store::conformance::$case(($make)());
             }
         )+
     };

@@ -6,10 +6,10 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::SqliteLocation;
+use super::{AlertStore, Attempt, Delivery, DeliveryState, NewDelivery, Outcome, parse_state};
 use crate::alert::silence::{MAX_SILENCES, Silence};
 use crate::store::StoreError;
-use crate::store::alerts::{AlertStore, Attempt, Delivery, NewDelivery, Outcome, parse_state};
+use crate::store::sqlite::SqliteLocation;
 
 const FILE_NAME: &str = "alerts.sqlite3";
 
@@ -114,7 +114,7 @@ fn delivery(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Delivery, String)> {
             body: row.get(3)?,
             idempotency_key: row.get(4)?,
             created_at_unix_nano: unsigned(row.get(5)?),
-            state: crate::store::alerts::DeliveryState::Pending,
+            state: DeliveryState::Pending,
             num_attempts: row.get(7)?,
             next_attempt_at_unix_nano: unsigned(row.get(8)?),
             last_status: row.get(9)?,
@@ -353,5 +353,37 @@ impl AlertStore for SqliteAlertStore {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteAlertStore;
+    use crate::store::sqlite::SqliteLocation;
+
+    mod memory {
+        use super::*;
+
+        fn fresh() -> (SqliteAlertStore, ()) {
+            (
+                SqliteAlertStore::open(&SqliteLocation::Memory).expect("open"),
+                (),
+            )
+        }
+
+        crate::alert_store_conformance_tests!(fresh);
+    }
+
+    mod file {
+        use super::*;
+
+        fn fresh() -> (SqliteAlertStore, tempfile::TempDir) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = SqliteAlertStore::open(&SqliteLocation::Dir(dir.path().join("data")))
+                .expect("open");
+            (store, dir)
+        }
+
+        crate::alert_store_conformance_tests!(fresh);
     }
 }

@@ -1,11 +1,19 @@
 //! What alerting keeps across restarts: the alert state (a snapshot of every rule's alerts and
 //! the notification groups), the outbox of notifications with their delivery log, and
-//! silences. Small and write-light, so it lives apart from the telemetry store.
+//! silences. Small and write-light, so it lives apart from the telemetry store: [`sqlite`]
+//! keeps it in a database of its own. `conformance` holds the cases every implementation of
+//! [`AlertStore`] must pass (built for tests and with the `conformance` feature).
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod sqlite;
 
 use serde::Serialize;
 
-use super::StoreError;
-use crate::alert::silence::Silence;
+pub use sqlite::SqliteAlertStore;
+
+use super::silence::Silence;
+use crate::store::StoreError;
 
 /// A notification to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 //!
 //! Built for this crate's unit tests and, through the `conformance` feature (which the
 //! integration tests and benchmarks enable as a dev-dependency), for them; never part of a
-//! release build. The alert store's cases live with it, in `alert::store::conformance`.
+//! release build. The alert store's cases live with alerting's own storage.
 
 pub mod fixtures;
 mod log;

@@ -5,10 +5,14 @@
 //!
 //! `cargo bench --bench map_render`
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use cartograph::graph::analysis::{self, GraphView};
-use cartograph::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodePlacement};
+use cartograph::model::figures::{self, NodeTraffic};
+use cartograph::model::graph::{
+    EdgeKey, EdgeKind, EdgeStats, NodeKey, NodePlacement, OperationStats,
+};
 use cartograph::model::split_mix as mix;
 use cartograph::query::SignalOverlay;
 use cartograph::web::graph_json;
@@ -78,13 +82,28 @@ fn mesh_of(num_services: u64, num_edges: usize) -> GraphView {
     }
 }
 
+/// Every node's figures, each service having served the calls into it.
+fn traffic_of(view: &GraphView) -> HashMap<NodeKey, NodeTraffic> {
+    let mut served: HashMap<&str, OperationStats> = HashMap::new();
+    for (key, stats) in &view.edges {
+        let operations = served.entry(key.target.name.as_str()).or_default();
+        operations.num_requests += stats.num_requests;
+        operations.num_errors += stats.num_errors;
+    }
+    figures::node_traffic(
+        &view.edges,
+        served.iter().map(|(name, stats)| (*name, stats)),
+    )
+}
+
 fn map_render(c: &mut Criterion) {
     let view = mesh();
+    let traffic = traffic_of(&view);
     let overlay = SignalOverlay::default();
     let mut group = c.benchmark_group("map_500_services_2000_edges");
     group.bench_function("graph_json", |bencher| {
         bencher.iter(|| {
-            let body = graph_json::graph(black_box(&view), &overlay);
+            let body = graph_json::graph(black_box(&view), &overlay, &traffic);
             serde_json::to_vec(&body).expect("serialise")
         });
     });
@@ -94,14 +113,15 @@ fn map_render(c: &mut Criterion) {
     group.finish();
 
     let page_view = mesh_of(PAGE_SERVICES, PAGE_EDGES);
+    let page_traffic = traffic_of(&page_view);
     let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
     group.bench_function("layout_and_svg", |bencher| {
-        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay));
+        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay, &page_traffic));
     });
     group.finish();
     eprintln!(
         "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        map_svg::render(&page_view, &overlay).len()
+        map_svg::render(&page_view, &overlay, &page_traffic).len()
     );
 }
 

@@ -60,7 +60,9 @@ pub struct TraceCalls {
     pub num_calls: u64,
 }
 
-/// Adds one call on an edge.
+/// Adds one call on an edge. A call refused by the caller's open breaker counts as a
+/// failed call (whatever status its span set) and records no latency: it never reached the
+/// target, and its near-zero wait would pull the client percentiles below the server's.
 pub fn record_call(
     stats: &mut EdgeStats,
     facts: &CallFacts,
@@ -68,7 +70,7 @@ pub fn record_call(
     trace_calls: TraceCalls,
 ) {
     stats.num_requests += 1;
-    stats.num_errors += u64::from(facts.is_error);
+    stats.num_errors += u64::from(facts.is_error || facts.is_short_circuited);
     stats.num_retries += u64::from(facts.is_retry);
     stats.num_short_circuited += u64::from(facts.is_short_circuited);
     match facts.sides {
@@ -76,6 +78,19 @@ pub fn record_call(
         CallSides::ClientOnly => stats.num_client_only += 1,
         CallSides::ServerOnly => stats.num_server_only += 1,
     }
+    if !facts.is_short_circuited {
+        record_latencies(stats, facts);
+    }
+    stats.num_traces += u64::from(trace_calls.is_first_in_minute);
+    stats.max_calls_per_trace = stats.max_calls_per_trace.max(trace_calls.num_calls);
+    if let Some(group) = consumer_group
+        && !stats.consumer_groups.iter().any(|known| known == group)
+    {
+        stats.add_consumer_group(group);
+    }
+}
+
+fn record_latencies(stats: &mut EdgeStats, facts: &CallFacts) {
     if let Some(nanos) = facts.client_nanos {
         stats.client_latency.record(nanos);
     }
@@ -84,13 +99,6 @@ pub fn record_call(
     }
     if let Some(nanos) = facts.publish_consume_nanos {
         stats.publish_consume_latency.record(nanos);
-    }
-    stats.num_traces += u64::from(trace_calls.is_first_in_minute);
-    stats.max_calls_per_trace = stats.max_calls_per_trace.max(trace_calls.num_calls);
-    if let Some(group) = consumer_group
-        && !stats.consumer_groups.iter().any(|known| known == group)
-    {
-        stats.add_consumer_group(group);
     }
 }
 
@@ -174,6 +182,30 @@ fn count_call(count: &mut TraceEdgeCount, minute: u32) -> TraceCalls {
 mod tests {
     use super::*;
     use crate::graph::fixtures::{SECOND, trace};
+
+    #[test]
+    fn a_refused_call_is_failed_and_records_no_latency() {
+        let facts = |is_short_circuited: bool| CallFacts {
+            sides: CallSides::Complete,
+            is_error: false,
+            is_retry: false,
+            is_short_circuited,
+            client_nanos: Some(100_000),
+            server_nanos: None,
+            publish_consume_nanos: None,
+        };
+        let first = TraceCalls {
+            is_first_in_minute: true,
+            num_calls: 1,
+        };
+        let mut stats = EdgeStats::default();
+        record_call(&mut stats, &facts(true), None, first);
+        record_call(&mut stats, &facts(false), None, first);
+        assert_eq!((stats.num_requests, stats.num_errors), (2, 1));
+        assert_eq!(stats.num_short_circuited, 1);
+        assert_eq!(stats.client_latency.count(), 1);
+        assert_eq!(stats.error_rate(), Some(0.0));
+    }
 
     #[test]
     fn counts_calls_per_trace_and_first_calls_per_minute() {

@@ -122,13 +122,15 @@ pub struct EdgeKey {
 /// Mergeable statistics of one edge over some time (one minute, or a merged window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EdgeStats {
-    /// Calls observed (paired, or one half expired unpaired).
+    /// Calls observed (paired, or one half expired unpaired), refused ones included.
     pub num_requests: u64,
-    /// Calls where either side reported an error status.
+    /// Calls where either side reported an error status, and every refused call (Tempo's
+    /// `failed`). The edge's error rate leaves the refused ones out: see `model::figures`.
     pub num_errors: u64,
     /// Calls that were retries (`http.request.resend_count` > 0).
     pub num_retries: u64,
-    /// Client calls rejected by an open circuit breaker without reaching the target.
+    /// Client calls refused by an open circuit breaker without reaching the target. They
+    /// record no latency.
     pub num_short_circuited: u64,
     /// Calls seen from the client side only (the server never reported within the TTL).
     pub num_client_only: u64,

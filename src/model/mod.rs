@@ -3,6 +3,7 @@
 //! Ingest converts OTLP into these; the store and the graph engine read only these.
 
 mod attr;
+pub mod figures;
 pub mod graph;
 mod ids;
 mod metric;

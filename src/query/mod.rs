@@ -2,6 +2,7 @@
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
 mod graph;
+mod nodes;
 mod series;
 mod signals;
 mod trace_page;

@@ -1,7 +1,9 @@
 //! JSON, Graphviz DOT and Mermaid renderings of a graph view for `/api/v1/graph*`.
 //! Names are attacker-controlled (they come from span data): DOT and Mermaid output escapes
-//! them, and Mermaid node ids are generated, never taken from names.
+//! them, and Mermaid node ids are generated, never taken from names. Every figure is the one
+//! `model::figures` defines, so the API says what the pages say.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -9,11 +11,21 @@ use serde_json::{Value, json};
 
 use crate::graph::analysis::GraphView;
 use crate::model::LatencySketch;
+use crate::model::figures::{NodeTraffic, per_second, share};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
 use crate::query::SignalOverlay;
+use crate::web::format::EdgeFigures;
 use crate::web::signals_json;
 
-pub fn node(key: &NodeKey, placement: &NodePlacement, overlay: &SignalOverlay) -> Value {
+/// A node of `/api/v1/graph` with its figures over the view's window (`traffic`: what it
+/// served, see `model::figures::node_traffic`).
+pub fn node(
+    key: &NodeKey,
+    placement: &NodePlacement,
+    overlay: &SignalOverlay,
+    traffic: NodeTraffic,
+    window_secs: f64,
+) -> Value {
     let breakers: Vec<Value> = overlay
         .node_breakers
         .get(key)
@@ -28,6 +40,10 @@ pub fn node(key: &NodeKey, placement: &NodePlacement, overlay: &SignalOverlay) -
         "namespace": placement.namespace,
         "environment": placement.environment,
         "breakers": breakers,
+        "requests": traffic.num_requests,
+        "errors": traffic.num_errors,
+        "error_rate": traffic.error_rate(),
+        "rate_per_s": per_second(traffic.num_requests, window_secs),
     })
 }
 
@@ -38,11 +54,18 @@ pub struct EdgeJson {
     source: String,
     target: String,
     kind: &'static str,
+    /// Every call on the edge, refused ones included.
     requests: u64,
+    /// `requests` less the refused ones: the calls that went out to the target.
+    attempted: u64,
+    /// Attempted calls that failed.
     errors: u64,
+    /// `errors / attempted`.
     error_rate: Option<f64>,
+    /// `requests` per second.
     rate_per_s: f64,
     retries: u64,
+    /// Calls refused by the caller's open breaker.
     short_circuited: u64,
     client_only: u64,
     server_only: u64,
@@ -63,31 +86,23 @@ fn quantile_ms(sketch: &LatencySketch, quantile: f64) -> Option<f64> {
     sketch.quantile_nanos(quantile).map(|nanos| nanos / 1e6)
 }
 
-fn share(numerator: u64, denominator: u64) -> Option<f64> {
-    (denominator > 0).then(|| numerator as f64 / denominator as f64)
-}
-
 pub fn edge_json(
     key: &EdgeKey,
     stats: &EdgeStats,
     window_secs: f64,
     overlay: &SignalOverlay,
 ) -> EdgeJson {
-    let rate_per_s = if window_secs > 0.0 {
-        stats.num_requests as f64 / window_secs
-    } else {
-        0.0
-    };
     EdgeJson {
         source: key.source.id(),
         target: key.target.id(),
         kind: key.kind.as_str(),
         requests: stats.num_requests,
-        errors: stats.num_errors,
-        error_rate: share(stats.num_errors, stats.num_requests),
-        rate_per_s,
+        attempted: stats.num_attempted(),
+        errors: stats.num_failed(),
+        error_rate: stats.error_rate(),
+        rate_per_s: per_second(stats.num_requests, window_secs),
         retries: stats.num_retries,
-        short_circuited: stats.num_short_circuited,
+        short_circuited: stats.num_refused(),
         client_only: stats.num_client_only,
         server_only: stats.num_server_only,
         client_p50_ms: quantile_ms(&stats.client_latency, 0.5),
@@ -119,13 +134,20 @@ pub struct GraphJson {
     edges: Vec<EdgeJson>,
 }
 
-pub fn graph(view: &GraphView, overlay: &SignalOverlay) -> GraphJson {
+pub fn graph(
+    view: &GraphView,
+    overlay: &SignalOverlay,
+    traffic: &HashMap<NodeKey, NodeTraffic>,
+) -> GraphJson {
     GraphJson {
         window_secs: view.window_secs,
         nodes: view
             .nodes
             .iter()
-            .map(|(key, placement)| node(key, placement, overlay))
+            .map(|(key, placement)| {
+                let served = traffic.get(key).copied().unwrap_or_default();
+                node(key, placement, overlay, served, view.window_secs)
+            })
             .collect(),
         edges: view
             .edges
@@ -159,18 +181,16 @@ fn edge_label(
     window_secs: f64,
     overlay: &SignalOverlay,
 ) -> String {
-    let rate = if window_secs > 0.0 {
-        stats.num_requests as f64 / window_secs
-    } else {
-        0.0
-    };
-    let mut label = format!("{rate:.1}/s");
-    if let Some(p95) = stats.client_latency.quantile_nanos(0.95) {
-        let _ = write!(label, " p95 {:.0}ms", p95 / 1e6);
+    let figures = EdgeFigures::of(stats, window_secs);
+    let mut label = figures.rate;
+    if stats.client_latency.count() > 0 {
+        let _ = write!(label, " p95 {}", figures.client_p95);
     }
-    if stats.num_errors > 0 {
-        let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
-        let _ = write!(label, " err {percent:.1}%");
+    if stats.num_failed() > 0 {
+        let _ = write!(label, " err {}", figures.error_rate);
+    }
+    if stats.num_refused() > 0 {
+        let _ = write!(label, " refused {}", figures.refused);
     }
     if let Some(lag) = overlay.edge_lag.get(key) {
         let _ = write!(label, " lag {:.0}", lag.lag);

@@ -2,6 +2,7 @@
 //! are thin: they parse, call the [`QueryService`], and map results through `error`.
 
 pub mod error;
+pub mod format;
 pub mod gate;
 pub mod graph_json;
 mod handlers;

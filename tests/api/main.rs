@@ -21,6 +21,7 @@ mod bombs;
 mod clickhouse;
 mod connections;
 mod dashboards;
+mod dashboards_figures;
 mod demo;
 mod durability;
 mod exporters_python;

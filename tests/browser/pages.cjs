@@ -5,7 +5,9 @@
 //
 //   node pages.cjs BASE_URL SCREENSHOT_DIR PAGES_JSON
 // PAGES_JSON: [{"path": "/", "name": "map", "texts": ["orders"], "focus": true}, ...]; a page
-// with "fill" ({selector: value}) and "submit" (a selector) also submits that form.
+// with "fill" ({selector: value}) and "submit" (a selector) also submits that form; one with
+// "figures": true also reports every marked figure ([data-figure]) as {figure, subject, text},
+// its subject from its own data-subject or its map group's (g.edge data-subject, g.node data-id).
 
 const { chromium } = require("playwright-core");
 
@@ -40,6 +42,14 @@ async function main() {
         nodes: Array.from(document.querySelectorAll("svg.map g.node")).map((g) => g.getAttribute("data-id")),
         edges: Array.from(document.querySelectorAll("svg.map g.edge")).map((g) => g.getAttribute("data-source") + " -> " + g.getAttribute("data-target")),
         edge_labels: Array.from(document.querySelectorAll("svg.map .edge-label")).map((t) => t.textContent),
+      }));
+    }
+    if (spec.figures) {
+      entry.figures = await page.evaluate(() => Array.from(document.querySelectorAll("[data-figure]")).map((element) => {
+        const group = element.closest("g.node, g.edge");
+        const subject = element.getAttribute("data-subject")
+          || (group && (group.getAttribute("data-subject") || group.getAttribute("data-id")));
+        return { figure: element.getAttribute("data-figure"), subject, text: element.textContent };
       }));
     }
     await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });

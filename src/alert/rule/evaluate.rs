@@ -37,10 +37,6 @@ fn edge_labels(key: &EdgeKey) -> Labels {
     ])
 }
 
-fn ratio(part: u64, whole: u64) -> f64 {
-    part as f64 / whole as f64
-}
-
 /// The label sets for which `kind` holds on `inputs`, with their values.
 pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
     let view = inputs.view;
@@ -110,7 +106,8 @@ fn edge_error_rates(
 ) -> Vec<(Labels, f64)> {
     busy_edges(view, edge_kinds, min_requests)
         .filter_map(|(key, stats)| {
-            let rate = ratio(stats.num_errors, stats.num_requests);
+            // The edge's error rate as every page shows it: refused calls left out.
+            let rate = stats.error_rate()?;
             (rate > threshold).then(|| (edge_labels(key), rate))
         })
         .collect()
@@ -125,7 +122,7 @@ fn service_error_rates(
         .iter()
         .filter(|service| service.stats.num_requests >= min_requests.max(1))
         .filter_map(|service| {
-            let rate = ratio(service.stats.num_errors, service.stats.num_requests);
+            let rate = service.stats.error_rate()?;
             (rate > threshold).then(|| (label(&[("service", &service.name)]), rate))
         })
         .collect()

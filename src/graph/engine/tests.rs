@@ -391,6 +391,16 @@ fn retries_errors_and_short_circuits_are_counted_on_their_edge() {
     assert_eq!(call.stats.num_retries, 1);
     assert_eq!(call.stats.num_errors, 2);
     assert_eq!(call.stats.num_short_circuited, 1);
+    assert_eq!(
+        (call.stats.num_failed(), call.stats.error_rate()),
+        (1, Some(0.5)),
+        "the refused call is beside the error rate, not in it"
+    );
+    assert_eq!(
+        call.stats.client_latency.count(),
+        2,
+        "the refused call never waited for orders: no client latency"
+    );
     assert_eq!(engine.counters().pairing.num_pending, 0);
 }
 

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::graph::analysis;
+use crate::model::figures::per_second;
 use crate::model::graph::NodeKey;
 use crate::query::{GraphFilter, ServiceSummary};
 use crate::web::error::ApiError;
@@ -20,8 +21,13 @@ pub async fn graph(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (view, overlay) = placed_view(&request, &state).await?;
-    Ok(HttpResponse::Ok().json(graph_json::graph(&view, &overlay)))
+    let (range, filter) = graph_query(&state.query, request.query_string(), GRAPH_PARAMS).await?;
+    let placed = state.query.placed_graph(range, &filter).await?;
+    let traffic = state
+        .query
+        .node_traffic(range, &filter, &placed.view)
+        .await?;
+    Ok(HttpResponse::Ok().json(graph_json::graph(&placed.view, &placed.overlay, &traffic)))
 }
 
 /// The requested view with lag and breakers placed on it.
@@ -65,11 +71,6 @@ pub async fn insights(
 
 fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
     let stats = &summary.stats;
-    let rate_per_s = if window_secs > 0.0 {
-        stats.num_requests as f64 / window_secs
-    } else {
-        0.0
-    };
     let quantile = |q: f64| stats.latency.quantile_nanos(q).map(|nanos| nanos / 1e6);
     json!({
         "name": summary.name,
@@ -78,9 +79,8 @@ fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
         "environment": summary.placement.environment,
         "requests": stats.num_requests,
         "errors": stats.num_errors,
-        "error_rate": (stats.num_requests > 0)
-            .then(|| stats.num_errors as f64 / stats.num_requests as f64),
-        "rate_per_s": rate_per_s,
+        "error_rate": stats.error_rate(),
+        "rate_per_s": per_second(stats.num_requests, window_secs),
         "p50_ms": quantile(0.5),
         "p95_ms": quantile(0.95),
         "p99_ms": quantile(0.99),

@@ -1,7 +1,10 @@
 //! The map as SVG: one `g.node` per node and one `g.edge` per edge, laid out by `layout`,
-//! health-coloured (error rate of the calls a node receives), shaped by kind, with edge
-//! labels (rate, p95, errors), Kafka lag on topic → consumer edges and breaker badges (colour
-//! and text). Every name is span data: all text goes through [`escape`].
+//! health-coloured, shaped by kind, with edge labels (rate, client p95, error rate, calls
+//! refused by a breaker), Kafka lag on topic → consumer edges and breaker badges (colour and
+//! text). A node's colour and second line are its [`NodeTraffic`] (for a service, what it
+//! served itself), an edge's its attempted calls: the figures every page shows, printed by
+//! `web::format` and marked the same way. Every name is span data: all text goes through
+//! [`escape`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -9,9 +12,11 @@ use std::fmt::Write as _;
 use super::layout::{self, Layout, Placed};
 use crate::graph::analysis::GraphView;
 use crate::links;
+use crate::model::figures::NodeTraffic;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
 use crate::query::SignalOverlay;
 use crate::signals::Trend;
+use crate::web::format::{EdgeFigures, Figure, edge_subject, health_class, percent_text, rate_of};
 
 // TODO(issue 16): `web/pages/services.rs` still links through these names; once it calls
 // `crate::links` directly they go.
@@ -34,46 +39,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// ok under 1 % errors, warn under 5 %, bad from 5 %, idle without calls.
-pub fn health_class(num_requests: u64, num_errors: u64) -> &'static str {
-    if num_requests == 0 {
-        return "idle";
-    }
-    let rate = num_errors as f64 / num_requests as f64;
-    if rate >= 0.05 {
-        "bad"
-    } else if rate >= 0.01 {
-        "warn"
-    } else {
-        "ok"
-    }
-}
-
 fn cut(label: &str, max_chars: usize) -> String {
     if label.chars().count() <= max_chars {
         return label.to_owned();
     }
     let kept: String = label.chars().take(max_chars.saturating_sub(1)).collect();
     format!("{kept}…")
-}
-
-pub fn rate_text(per_sec: f64) -> String {
-    if per_sec >= 100.0 {
-        format!("{per_sec:.0}/s")
-    } else if per_sec >= 1.0 {
-        format!("{per_sec:.1}/s")
-    } else {
-        format!("{:.1}/min", per_sec * 60.0)
-    }
-}
-
-pub fn millis_text(nanos: f64) -> String {
-    let millis = nanos / 1e6;
-    if millis >= 100.0 {
-        format!("{millis:.0} ms")
-    } else {
-        format!("{millis:.1} ms")
-    }
 }
 
 pub fn trend_arrow(trend: Trend) -> &'static str {
@@ -85,25 +56,79 @@ pub fn trend_arrow(trend: Trend) -> &'static str {
     }
 }
 
-fn edge_label(stats: &EdgeStats, window_secs: f64) -> String {
-    let mut label = rate_text(stats.num_requests as f64 / window_secs.max(1.0));
-    if let Some(p95) = stats.client_latency.quantile_nanos(0.95) {
-        let _ = write!(label, " · p95 {}", millis_text(p95).replace(' ', ""));
-    }
-    if stats.num_errors > 0 {
-        let percent = stats.num_errors as f64 * 100.0 / stats.num_requests.max(1) as f64;
-        let _ = write!(label, " · {percent:.0}% err");
-    }
-    label
+/// One line of text whose figures are marked: plain to measure, SVG to draw, a
+/// `tspan data-figure` per figure (whose it is, the enclosing `g.node`'s `data-id` or
+/// `g.edge`'s `data-subject` says).
+#[derive(Debug, Default)]
+struct MarkedLine {
+    parts: Vec<(Option<Figure>, String)>,
 }
 
-/// The second line of a node: its rate and errors, or a topic's lag.
+impl MarkedLine {
+    fn text(&mut self, text: impl Into<String>) -> &mut Self {
+        self.parts.push((None, text.into()));
+        self
+    }
+
+    fn figure(&mut self, figure: Figure, text: String) -> &mut Self {
+        self.parts.push((Some(figure), text));
+        self
+    }
+
+    fn plain(&self) -> String {
+        self.parts.iter().map(|(_, text)| text.as_str()).collect()
+    }
+
+    fn svg(&self) -> String {
+        let mut out = String::new();
+        for (figure, text) in &self.parts {
+            match figure {
+                Some(figure) => {
+                    let _ = write!(
+                        out,
+                        r#"<tspan data-figure="{}">{}</tspan>"#,
+                        figure.as_str(),
+                        escape(text)
+                    );
+                }
+                None => out.push_str(&escape(text)),
+            }
+        }
+        out
+    }
+}
+
+/// An edge's label: its rate, client p95 and error rate, and the calls a breaker refused
+/// (each part only when there is something to say).
+fn edge_label(stats: &EdgeStats, window_secs: f64) -> MarkedLine {
+    let figures = EdgeFigures::of(stats, window_secs);
+    let mut line = MarkedLine::default();
+    line.figure(Figure::Rate, figures.rate);
+    if stats.client_latency.count() > 0 {
+        line.text(" · p95 ")
+            .figure(Figure::ClientP95, figures.client_p95);
+    }
+    if stats.num_failed() > 0 {
+        line.text(" · ")
+            .figure(Figure::ErrorRate, figures.error_rate)
+            .text(" err");
+    }
+    if stats.num_refused() > 0 {
+        line.text(" · ")
+            .figure(Figure::Refused, figures.refused)
+            .text(" refused");
+    }
+    line
+}
+
+/// The second line of a node: its rate and error rate, or a topic's lag.
 fn node_sub(
     key: &NodeKey,
-    traffic: (u64, u64),
+    traffic: NodeTraffic,
     window_secs: f64,
     overlay: &SignalOverlay,
-) -> String {
+) -> MarkedLine {
+    let mut line = MarkedLine::default();
     if key.kind == NodeKind::Topic && overlay.edge_lag.keys().any(|edge| edge.source == *key) {
         let lag: f64 = overlay
             .edge_lag
@@ -111,34 +136,16 @@ fn node_sub(
             .filter(|(edge, _)| edge.source == *key)
             .map(|(_, lag)| lag.lag)
             .sum();
-        return format!("lag {lag:.0}");
+        line.text(format!("lag {lag:.0}"));
+        return line;
     }
-    let (requests, errors) = traffic;
-    let mut sub = rate_text(requests as f64 / window_secs.max(1.0));
-    if errors > 0 {
-        let _ = write!(
-            sub,
-            " · {:.1}% err",
-            errors as f64 * 100.0 / requests.max(1) as f64
-        );
+    line.figure(Figure::Rate, rate_of(traffic.num_requests, window_secs));
+    if traffic.num_errors > 0 {
+        line.text(" · ")
+            .figure(Figure::ErrorRate, percent_text(traffic.error_rate()))
+            .text(" err");
     }
-    sub
-}
-
-/// Calls into each node (out of it, for callers nobody calls), for its health and rate.
-fn node_traffic(view: &GraphView) -> HashMap<&NodeKey, (u64, u64)> {
-    let mut traffic: HashMap<&NodeKey, (u64, u64)> = HashMap::new();
-    for (key, stats) in &view.edges {
-        let into = traffic.entry(&key.target).or_default();
-        into.0 += stats.num_requests;
-        into.1 += stats.num_errors;
-        if key.source.kind == NodeKind::Client {
-            let out = traffic.entry(&key.source).or_default();
-            out.0 += stats.num_requests;
-            out.1 += stats.num_errors;
-        }
-    }
-    traffic
+    line
 }
 
 fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
@@ -177,36 +184,43 @@ fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
 /// What a node shows: its (possibly cut) name, its second line, and its health class.
 struct NodeLines {
     label: String,
-    sub: String,
+    sub: MarkedLine,
     health: &'static str,
 }
 
-/// The whole map: nodes laid out (boxes as wide as their longer line), then drawn.
-pub fn render(view: &GraphView, overlay: &SignalOverlay) -> String {
+/// The whole map: nodes laid out (boxes as wide as their longer line), then drawn. `traffic`
+/// holds every node's figures ([`crate::model::figures::node_traffic`]); a node missing
+/// from it served nothing in the range.
+pub fn render(
+    view: &GraphView,
+    overlay: &SignalOverlay,
+    traffic: &HashMap<NodeKey, NodeTraffic>,
+) -> String {
     let index: HashMap<&NodeKey, usize> = view
         .nodes
         .iter()
         .enumerate()
         .map(|(i, (key, _))| (key, i))
         .collect();
-    let traffic = node_traffic(view);
     let lines: Vec<NodeLines> = view
         .nodes
         .iter()
         .map(|(key, _)| {
-            let (requests, errors) = traffic.get(key).copied().unwrap_or_default();
+            let served = traffic.get(key).copied().unwrap_or_default();
             NodeLines {
                 label: cut(&key.name, layout::max_label_chars()),
-                sub: node_sub(key, (requests, errors), view.window_secs, overlay),
-                health: health_class(requests, errors),
+                sub: node_sub(key, served, view.window_secs, overlay),
+                health: health_class(served.error_rate()),
             }
         })
         .collect();
+    let plain_subs: Vec<String> = lines.iter().map(|line| line.sub.plain()).collect();
     let widest: Vec<&str> = lines
         .iter()
-        .map(|line| {
-            if line.sub.chars().count() > line.label.chars().count() {
-                line.sub.as_str()
+        .zip(&plain_subs)
+        .map(|(line, sub)| {
+            if sub.chars().count() > line.label.chars().count() {
+                sub.as_str()
             } else {
                 line.label.as_str()
             }
@@ -272,7 +286,7 @@ fn draw(
             r#"<text class="node-label" x="{cx:.1}" y="19">{label}</text><text class="node-sub" x="{cx:.1}" y="35">{sub}</text></g></a>"#,
             cx = placed.width / 2.0,
             label = escape(label),
-            sub = escape(sub),
+            sub = sub.svg(),
         );
     }
     out.push_str("</g></svg>");
@@ -313,21 +327,22 @@ fn edge(
     } else {
         ((x1 + x2) / 2.0, bottom + 24.0)
     };
-    let health = health_class(stats.num_requests, stats.num_errors);
+    let health = health_class(stats.error_rate());
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
+        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
         href = escape(&links::edge(key)),
         kind = key.kind.as_str(),
         source_id = escape(&key.source.id()),
         target_id = escape(&key.target.id()),
+        subject = escape(&edge_subject(key)),
         title = escape(&format!(
             "{} → {} ({})",
             key.source.name,
             key.target.name,
             key.kind.as_str()
         )),
-        label = escape(&edge_label(stats, window_secs)),
+        label = edge_label(stats, window_secs).svg(),
     );
     let mut badge_y = label_y + 15.0;
     if let Some(lag) = overlay.edge_lag.get(key) {
@@ -364,11 +379,13 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::model::graph::{EdgeKind, NodePlacement};
+    use crate::model::figures::node_traffic;
+    use crate::model::graph::{EdgeKind, NodePlacement, OperationStats};
 
-    /// user → gateway → orders → payments, orders → postgres, orders → topic → inventory,
-    /// payments → orders (a cycle), with a breaker and lag; all latencies fixed.
-    fn small_shop() -> (GraphView, SignalOverlay) {
+    /// user → gateway → orders → payments (30 calls refused by a breaker), orders →
+    /// postgres, orders → topic → inventory, payments → orders (a cycle); all latencies
+    /// fixed. The services' figures are their operations'.
+    fn small_shop() -> (GraphView, SignalOverlay, HashMap<NodeKey, NodeTraffic>) {
         let service = |name: &str| NodeKey::service(name.to_owned());
         let node = |kind, name: &str| NodeKey::new(kind, name);
         let edges = [
@@ -430,9 +447,11 @@ mod tests {
                     nodes.push((key.clone(), NodePlacement::default()));
                 }
             }
+            let num_refused = if target == service("payments") { 30 } else { 0 };
             let mut stats = EdgeStats {
                 num_requests: requests,
                 num_errors: errors,
+                num_short_circuited: num_refused,
                 ..EdgeStats::default()
             };
             for millis in [4, 8, 15, 16, 23, 42] {
@@ -452,14 +471,64 @@ mod tests {
             edges: view_edges,
             window_secs: 300.0,
         };
-        (view, SignalOverlay::default())
+        let operations = |num_requests, num_errors| OperationStats {
+            num_requests,
+            num_errors,
+            ..OperationStats::default()
+        };
+        let served = [
+            ("gateway", operations(600, 12)),
+            ("orders", operations(630, 12)),
+            ("payments", operations(550, 10)),
+            ("inventory", operations(560, 0)),
+        ];
+        let traffic = node_traffic(
+            &view.edges,
+            served.iter().map(|(name, stats)| (*name, stats)),
+        );
+        (view, SignalOverlay::default(), traffic)
+    }
+
+    /// The `data-figure` texts inside the group that `opening` starts, in order.
+    fn marked(svg: &str, opening: &str) -> Vec<String> {
+        let start = svg.find(opening).expect("the group is drawn");
+        let group = &svg[start..];
+        let group = &group[..group.find("</g>").unwrap_or(group.len())];
+        group
+            .split("<tspan data-figure=")
+            .skip(1)
+            .map(|part| {
+                let text = &part[part.find('>').map_or(0, |at| at + 1)..];
+                text[..text.find('<').unwrap_or(0)].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_service_shows_what_it_served_and_an_edge_its_refused_calls_beside_its_errors() {
+        let (view, overlay, traffic) = small_shop();
+        let svg = render(&view, &overlay, &traffic);
+        assert_eq!(
+            marked(&svg, r#"data-id="service:payments""#),
+            ["1.8/s", "1.8 %"],
+            "its own operations, not the 40 failed calls into it: {svg}"
+        );
+        assert_eq!(
+            marked(
+                &svg,
+                r#"data-source="service:orders" data-target="service:payments""#
+            ),
+            ["1.9/s", "23.1 ms", "1.8 %", "30"],
+            "10 failed of 550 attempted, 30 refused beside them"
+        );
+        assert!(svg.contains("health-warn") && !svg.contains("/min"));
     }
 
     #[test]
     fn the_small_shop_map_matches_the_committed_svg() {
-        let (view, overlay) = small_shop();
-        let rendered = render(&view, &overlay);
-        assert_eq!(rendered, render(&view, &overlay), "deterministic");
+        let (view, overlay, traffic) = small_shop();
+        let rendered = render(&view, &overlay, &traffic);
+        assert_eq!(rendered, render(&view, &overlay, &traffic), "deterministic");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/map_small_shop.svg");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if committed != rendered {
@@ -496,7 +565,7 @@ mod tests {
             window_secs: 60.0,
         };
         let overlay = SignalOverlay::default();
-        let svg = render(&view, &overlay);
+        let svg = render(&view, &overlay, &HashMap::new());
         assert!(
             !svg.contains("<script>") && !svg.contains("'x'") && !svg.contains("\"&"),
             "{svg}"

@@ -158,10 +158,10 @@ async fn alerts_page(state: &WebState, form: SilenceForm) -> Result<AlertsPage, 
         form,
     );
     page.cards = vec![
-        ("firing".to_owned(), count("firing").to_string()),
-        ("pending".to_owned(), count("pending").to_string()),
-        ("active silences".to_owned(), active_silences.to_string()),
-        ("undelivered".to_owned(), undelivered.to_string()),
+        Card::new("firing", count("firing").to_string()),
+        Card::new("pending", count("pending").to_string()),
+        Card::new("active silences", active_silences.to_string()),
+        Card::new("undelivered", undelivered.to_string()),
     ];
     let (current, recent) = alert_sections(alerts, &external_url);
     page.sections = vec![

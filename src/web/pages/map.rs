@@ -22,6 +22,7 @@ pub async fn map(
     let query_string = custom_range_wins(&without_empty(request.query_string()));
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
+    let traffic = state.query.node_traffic(range, &filter, &view).await?;
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
     let value = |name: &str| {
@@ -49,7 +50,7 @@ pub async fn map(
         } else {
             format!("/?{query_string}")
         },
-        svg: svg::render(&view, &overlay),
+        svg: svg::render(&view, &overlay, &traffic),
     };
     Ok(respond(&page))
 }

@@ -24,7 +24,11 @@ use crate::query::{GraphFilter, GraphRange, SeriesBuckets, SignalOverlay};
 use crate::store::TraceQuery;
 use crate::web::WebState;
 use crate::web::error::ApiError;
-use crate::web::map::svg::{self, millis_text, rate_text, trend_arrow};
+use crate::web::format::{
+    self, EdgeFigures, Figure, Mark, ServiceFigures, health_class, millis_text, quantile_text,
+    rate_text,
+};
+use crate::web::map::svg::{self, trend_arrow};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
 pub use alerts::{alerts, create_silence, expire_silence};
@@ -35,7 +39,9 @@ use signals::{LAG_COLUMNS, lag_rows};
 pub use signals::{breakers, kafka};
 use traces::{TRACE_COLUMNS, recent_traces, trace_rows};
 pub use traces::{trace, traces};
-use views::{Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TraceCut, TracePage};
+use views::{
+    Card, Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TraceCut, TracePage,
+};
 
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
 
@@ -114,17 +120,6 @@ async fn placed_view(
 ) -> Result<(analysis::GraphView, SignalOverlay), PageError> {
     let placed = state.query.placed_graph(range, filter).await?;
     Ok((placed.view, placed.overlay))
-}
-
-fn percent(numerator: u64, denominator: u64) -> String {
-    if denominator == 0 {
-        return "–".to_owned();
-    }
-    format!("{:.2} %", numerator as f64 * 100.0 / denominator as f64)
-}
-
-fn quantile(sketch: &crate::model::LatencySketch, q: f64) -> String {
-    sketch.quantile_nanos(q).map_or("–".to_owned(), millis_text)
 }
 
 fn time_text(unix_nano: u64) -> String {

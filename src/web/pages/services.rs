@@ -1,6 +1,9 @@
-//! The services table (sparklines, sorting), one service's page, and one edge's page.
+//! The services table (sparklines, sorting), one service's page, and one edge's page. Every
+//! figure is printed by `web::format` from its one definition in `model::figures`, and marked.
 
 use super::*;
+use crate::model::figures;
+use crate::model::graph::{EdgeStats, OperationStats};
 
 // TODO(issue 16): split once the query layer owns the series (page handlers only format).
 #[allow(clippy::too_many_lines)]
@@ -22,9 +25,7 @@ pub async fn services(
     match sort.as_deref() {
         Some("rate") => summaries.sort_by_key(|s| std::cmp::Reverse(s.stats.num_requests)),
         Some("errors") => summaries.sort_by(|a, b| {
-            let rate = |s: &crate::query::ServiceSummary| {
-                s.stats.num_errors as f64 / s.stats.num_requests.max(1) as f64
-            };
+            let rate = |s: &crate::query::ServiceSummary| s.stats.error_rate().unwrap_or(0.0);
             rate(b).total_cmp(&rate(a))
         }),
         Some("p95") => summaries.sort_by(|a, b| {
@@ -38,7 +39,7 @@ pub async fn services(
     let mut page = TablePage::new(
         Frame::new("Services", "Services"),
         "Services",
-        "RED per service over its operations (server and consumer spans). Click a heading to sort.",
+        "What each service served: its operations (server and consumer spans), never the calls its callers' breakers refused. Click a heading to sort.",
     );
     let mut section = Section::new(
         format!("{} services", summaries.len()),
@@ -72,15 +73,13 @@ pub async fn services(
     ]);
     for summary in &summaries {
         let stats = &summary.stats;
-        let health = svg::health_class(stats.num_requests, stats.num_errors);
+        let health = health_class(stats.error_rate());
+        let node = NodeKey::service(summary.name.clone());
         let mut row = vec![
-            Cell::link(
-                &summary.name,
-                format!("/services/{}", url_encode(&summary.name)),
-            ),
+            Cell::link(&summary.name, svg::node_href(&node)),
             Cell::text(summary.placement.namespace.clone().unwrap_or_default()),
         ];
-        row.extend(red_cells(stats, range.window_secs));
+        row.extend(red_cells(stats, range.window_secs, Some(&node)));
         row.extend([
             Cell::pill(health, health),
             trend_cell(trends.get(&summary.name)),
@@ -116,7 +115,7 @@ async fn edge_over_time(
         client.push(p95_ms(&stats.client_latency));
         server.push(p95_ms(&stats.server_latency));
         requests.push(stats.num_requests as f64);
-        errored.push(stats.num_errors > 0);
+        errored.push(stats.num_failed() > 0);
     }
     let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
     let mut section = Section::new(
@@ -194,26 +193,30 @@ fn edge_rows(
             .edge_breaker
             .get(key)
             .map_or(String::new(), |b| b.state.as_str().to_owned());
-        section.rows.push(vec![
+        let mut row = vec![
             Cell::link(&key.source.name, svg::node_href(&key.source)),
             Cell::link(&key.target.name, svg::node_href(&key.target)),
             Cell::link(key.kind.as_str(), svg::edge_href(key)),
-            Cell::number(rate_text(
-                stats.num_requests as f64 / view.window_secs.max(1.0),
-            )),
-            Cell::number(percent(stats.num_errors, stats.num_requests)),
-            Cell::number(quantile(&stats.client_latency, 0.95)),
-            Cell::text(breaker),
-        ]);
+        ];
+        let figures = EdgeFigures::of(stats, view.window_secs).listed();
+        row.extend(
+            figures
+                .into_iter()
+                .filter(|(figure, _)| *figure != Figure::ServerP95)
+                .map(|(figure, text)| Cell::number(text).marked(Mark::edge(figure, key))),
+        );
+        row.push(Cell::text(breaker));
+        section.rows.push(row);
     }
 }
 
-const EDGE_COLUMNS: [(&str, bool); 7] = [
+const EDGE_COLUMNS: [(&str, bool); 8] = [
     ("From", false),
     ("To", false),
     ("Kind", false),
     ("Rate", true),
     ("Errors", true),
+    ("Refused by breaker", true),
     ("Client p95", true),
     ("Breaker", false),
 ];
@@ -246,20 +249,7 @@ pub async fn service(
         "",
     );
     if let Some(summary) = summaries.first() {
-        let stats = &summary.stats;
-        page.cards = vec![
-            (
-                "rate".to_owned(),
-                rate_text(stats.num_requests as f64 / range.window_secs.max(1.0)),
-            ),
-            (
-                "errors".to_owned(),
-                percent(stats.num_errors, stats.num_requests),
-            ),
-            ("p50".to_owned(), quantile(&stats.latency, 0.5)),
-            ("p95".to_owned(), quantile(&stats.latency, 0.95)),
-            ("p99".to_owned(), quantile(&stats.latency, 0.99)),
-        ];
+        page.cards = service_cards(&summary.stats, range.window_secs, &node);
         let mut operations = Section::new(
             "Operations",
             "",
@@ -274,7 +264,7 @@ pub async fn service(
         );
         for (operation, stats) in &summary.operations {
             let mut row = vec![Cell::text(operation)];
-            row.extend(red_cells(stats, range.window_secs));
+            row.extend(red_cells(stats, range.window_secs, None));
             operations.rows.push(row);
         }
         page.sections.push(operations);
@@ -299,7 +289,7 @@ pub async fn service(
         &[
             ("Affected", false),
             ("Hops", true),
-            ("Requests/s into the failure", true),
+            ("Requests into the failure", true),
         ],
     );
     if let Some(radius) = analysis::blast_radius(&view, &node) {
@@ -312,7 +302,7 @@ pub async fn service(
             blast.rows.push(vec![
                 Cell::text(shown(&affected.node)),
                 Cell::number(affected.num_hops.to_string()),
-                Cell::number(format!("{:.2}", affected.requests_per_s)),
+                Cell::number(rate_text(affected.requests_per_s)),
             ]);
         }
     }
@@ -385,7 +375,7 @@ pub async fn edge(
     };
     let (source, target) = (parse(&source)?, parse(&target)?);
     let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
-    let edges: Vec<&(EdgeKey, crate::model::graph::EdgeStats)> = view
+    let edges: Vec<&(EdgeKey, EdgeStats)> = view
         .edges
         .iter()
         .filter(|(key, _)| key.source == source && key.target == target)
@@ -400,7 +390,7 @@ pub async fn edge(
     let mut page = TablePage::new(
         Frame::new(format!("{} → {}", source.name, target.name), "Map"),
         format!("{} → {}", source.name, target.name),
-        "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries.",
+        "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries. Calls refused by the caller's open breaker never reached the callee: they are counted apart, in neither the errors nor the latencies.",
     );
     let mut section = Section::new(
         "Calls",
@@ -408,52 +398,29 @@ pub async fn edge(
         &[
             ("Kind", false),
             ("Requests", true),
-            ("Errors", true),
+            ("Failed", true),
+            ("Refused by breaker", true),
             ("Retries", true),
-            ("Short-circuited", true),
             ("Unpaired", true),
             ("Client p50 / p95 / p99", true),
             ("Server p50 / p95 / p99", true),
             ("Calls per trace", true),
         ],
     );
+    let show_kind = edges.len() > 1;
     for (key, stats) in &edges {
-        let triple = |sketch: &crate::model::LatencySketch| {
-            format!(
-                "{} / {} / {}",
-                quantile(sketch, 0.5),
-                quantile(sketch, 0.95),
-                quantile(sketch, 0.99)
-            )
-        };
-        section.rows.push(vec![
-            Cell::text(key.kind.as_str()),
-            Cell::number(stats.num_requests.to_string()),
-            Cell::number(format!(
-                "{} ({})",
-                stats.num_errors,
-                percent(stats.num_errors, stats.num_requests)
-            )),
-            Cell::number(stats.num_retries.to_string()),
-            Cell::number(stats.num_short_circuited.to_string()),
-            Cell::number((stats.num_client_only + stats.num_server_only).to_string()),
-            Cell::number(triple(&stats.client_latency)),
-            Cell::number(triple(&stats.server_latency)),
-            Cell::number(if stats.num_traces > 0 {
-                format!("{:.1}", stats.num_requests as f64 / stats.num_traces as f64)
-            } else {
-                "–".to_owned()
-            }),
-        ]);
+        page.cards
+            .extend(edge_cards(key, stats, view.window_secs, show_kind));
+        section.rows.push(edge_detail_row(key, stats));
         if let Some(breaker) = overlay.edge_breaker.get(key) {
-            page.cards.push((
+            page.cards.push(Card::new(
                 "breaker ".to_owned() + &breaker.name,
-                breaker.state.as_str().to_owned(),
+                breaker.state.as_str(),
             ));
         }
         if let Some(lag) = overlay.edge_lag.get(key) {
-            page.cards.push((
-                "consumer lag".to_owned(),
+            page.cards.push(Card::new(
+                "consumer lag",
                 format!("{:.0} {}", lag.lag, trend_arrow(lag.trend)),
             ));
         }
@@ -476,13 +443,67 @@ pub async fn edge(
     Ok(respond(&page))
 }
 
-/// Rate, errors, p50, p95 and p99 of an operation or service.
-fn red_cells(stats: &crate::model::graph::OperationStats, window_secs: f64) -> [Cell; 5] {
-    [
-        Cell::number(rate_text(stats.num_requests as f64 / window_secs.max(1.0))),
-        Cell::number(percent(stats.num_errors, stats.num_requests)),
-        Cell::number(quantile(&stats.latency, 0.5)),
-        Cell::number(quantile(&stats.latency, 0.95)),
-        Cell::number(quantile(&stats.latency, 0.99)),
+/// Rate, errors, p50, p95 and p99 of a service (marked as `node_opt`'s) or an operation.
+fn red_cells(stats: &OperationStats, window_secs: f64, node_opt: Option<&NodeKey>) -> [Cell; 5] {
+    ServiceFigures::of(stats, window_secs)
+        .listed()
+        .map(|(figure, text)| {
+            let cell = Cell::number(text);
+            match node_opt {
+                Some(node) => cell.marked(Mark::node(figure, node)),
+                None => cell,
+            }
+        })
+}
+
+/// A service page's headline: the service's rate, errors and latencies.
+fn service_cards(stats: &OperationStats, window_secs: f64, node: &NodeKey) -> Vec<Card> {
+    ServiceFigures::of(stats, window_secs)
+        .listed()
+        .into_iter()
+        .map(|(figure, text)| Card::marked(figure.label(), text, Mark::node(figure, node)))
+        .collect()
+}
+
+/// An edge page's headline for one kind of call: rate, error rate, refused calls and both
+/// sides' p95 (each labelled with the kind when the page has several).
+fn edge_cards(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, show_kind: bool) -> Vec<Card> {
+    EdgeFigures::of(stats, window_secs)
+        .listed()
+        .into_iter()
+        .map(|(figure, text)| {
+            let label = if show_kind {
+                format!("{} {}", key.kind.as_str(), figure.label())
+            } else {
+                figure.label().to_owned()
+            };
+            Card::marked(label, text, Mark::edge(figure, key))
+        })
+        .collect()
+}
+
+/// The counts and percentiles behind an edge page's headline.
+fn edge_detail_row(key: &EdgeKey, stats: &EdgeStats) -> Vec<Cell> {
+    let triple = |sketch: &crate::model::LatencySketch| {
+        format!(
+            "{} / {} / {}",
+            quantile_text(sketch, 0.5),
+            quantile_text(sketch, 0.95),
+            quantile_text(sketch, 0.99)
+        )
+    };
+    vec![
+        Cell::text(key.kind.as_str()),
+        Cell::number(stats.num_requests.to_string()),
+        Cell::number(stats.num_failed().to_string()),
+        Cell::number(stats.num_refused().to_string()),
+        Cell::number(stats.num_retries.to_string()),
+        Cell::number((stats.num_client_only + stats.num_server_only).to_string()),
+        Cell::number(triple(&stats.client_latency)),
+        Cell::number(triple(&stats.server_latency)),
+        Cell::number(
+            figures::share(stats.num_requests, stats.num_traces)
+                .map_or_else(|| format::NONE.to_owned(), |calls| format!("{calls:.1}")),
+        ),
     ]
 }

@@ -8,7 +8,7 @@ pub(super) const LAG_COLUMNS: [(&str, bool); 8] = [
     ("Consumer", false),
     ("Lag", true),
     ("Trend", false),
-    ("Rate /s", true),
+    ("Rate", true),
     ("Time to drain", true),
     ("Partitions", false),
 ];
@@ -34,7 +34,7 @@ pub(super) fn lag_rows<'a>(
             Cell::number(
                 group
                     .rate_per_s
-                    .map_or("–".to_owned(), |r| format!("{r:+.1}")),
+                    .map_or_else(|| format::NONE.to_owned(), format::rate_change_text),
             ),
             Cell::number(
                 group
@@ -64,8 +64,8 @@ pub async fn kafka(
     );
     let total: f64 = overlay.groups.iter().map(|(g, _)| g.lag).sum();
     page.cards = vec![
-        ("groups".to_owned(), overlay.groups.len().to_string()),
-        ("total lag".to_owned(), format!("{total:.0}")),
+        Card::new("groups", overlay.groups.len().to_string()),
+        Card::new("total lag", format!("{total:.0}")),
     ];
     let mut section = Section::new(
         "Consumer groups",
@@ -91,7 +91,7 @@ pub async fn breakers(
     let mut page = TablePage::new(
         Frame::new("Breakers", "Breakers"),
         "Circuit breakers",
-        "Every breaker reported by resilience4j, Polly or circuit_breaker.state metrics, with the calls it short-circuited.",
+        "Every breaker reported by resilience4j, Polly or circuit_breaker.state metrics, with the calls it refused in this range.",
     );
     let num_open = overlay
         .breakers
@@ -99,8 +99,8 @@ pub async fn breakers(
         .filter(|(b, _)| b.state.is_open())
         .count();
     page.cards = vec![
-        ("breakers".to_owned(), overlay.breakers.len().to_string()),
-        ("open now".to_owned(), num_open.to_string()),
+        Card::new("breakers", overlay.breakers.len().to_string()),
+        Card::new("open now", num_open.to_string()),
     ];
     let mut current = Section::new(
         "Now",
@@ -111,7 +111,7 @@ pub async fn breakers(
             ("Guards", false),
             ("State", false),
             ("Since", false),
-            ("Short-circuited calls", true),
+            ("Refused by breaker", true),
             ("Transitions", true),
         ],
     );
@@ -127,11 +127,12 @@ pub async fn breakers(
         ],
     );
     for (breaker, edge) in &overlay.breakers {
-        let short_circuited = edge
+        let refused = edge
             .as_ref()
             .and_then(|key| view.edges.iter().find(|(k, _)| k == key))
-            .map_or("–".to_owned(), |(_, stats)| {
-                stats.num_short_circuited.to_string()
+            .map_or(Cell::number(format::NONE), |(key, stats)| {
+                Cell::number(stats.num_refused().to_string())
+                    .marked(Mark::edge(Figure::Refused, key))
             });
         current.rows.push(vec![
             Cell::link(&breaker.service, links::service(&breaker.service)),
@@ -142,7 +143,7 @@ pub async fn breakers(
                 }),
             Cell::pill(breaker.state.as_str(), breaker_class(breaker.state)),
             Cell::text(time_text(breaker.since_unix_nano)),
-            Cell::number(short_circuited),
+            refused,
             Cell::number(breaker.transitions.len().to_string()),
         ]);
         for transition in breaker.transitions.iter().rev() {

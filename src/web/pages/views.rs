@@ -5,6 +5,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::links;
+use crate::web::format::Mark;
 
 pub const NAV: [(&str, &str); 7] = [
     (links::MAP, "Map"),
@@ -65,6 +66,8 @@ pub struct Cell {
     pub spark: Option<String>,
     /// A button posting to this path (e.g. expiring a silence).
     pub post: Option<String>,
+    /// Which figure the text is, for tests and scripts (`data-figure`, `data-subject`).
+    pub mark: Option<Mark>,
 }
 
 impl Cell {
@@ -112,6 +115,40 @@ impl Cell {
             text: text.into(),
             pill: Some(class),
             ..Self::default()
+        }
+    }
+
+    /// The same cell, its text marked as `mark`'s figure.
+    pub fn marked(self, mark: Mark) -> Self {
+        Self {
+            mark: Some(mark),
+            ..self
+        }
+    }
+}
+
+/// One headline figure above a page's tables.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub label: String,
+    pub value: String,
+    /// Which figure `value` is, for tests and scripts.
+    pub mark: Option<Mark>,
+}
+
+impl Card {
+    pub fn new(label: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            value: value.into(),
+            mark: None,
+        }
+    }
+
+    pub fn marked(label: impl Into<String>, value: impl Into<String>, mark: Mark) -> Self {
+        Self {
+            mark: Some(mark),
+            ..Self::new(label, value)
         }
     }
 }
@@ -216,7 +253,7 @@ pub struct TablePage {
     pub frame: Frame,
     pub heading: String,
     pub intro: String,
-    pub cards: Vec<(String, String)>,
+    pub cards: Vec<Card>,
     /// A GET search form above the tables, when not empty.
     pub form: Vec<Field>,
     pub form_action: String,
@@ -263,7 +300,7 @@ impl SilenceForm {
 pub struct AlertsPage {
     pub frame: Frame,
     pub intro: String,
-    pub cards: Vec<(String, String)>,
+    pub cards: Vec<Card>,
     pub sections: Vec<Section>,
     pub form: SilenceForm,
     pub operators: [&'static str; 4],
@@ -327,7 +364,7 @@ pub struct TraceCut {
 pub struct TracePage {
     pub frame: Frame,
     pub trace_id: String,
-    pub cards: Vec<(String, String)>,
+    pub cards: Vec<Card>,
     /// Set when `spans` are the trace's first ones only.
     pub cut: Option<TraceCut>,
     pub spans: Vec<WaterfallSpan>,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::views::WaterfallSpan;
 use crate::model::{AttrValue, Span, SpanId, StatusCode};
-use crate::web::map::svg::millis_text;
+use crate::web::format::millis_text;
 
 const PALETTE: [&str; 10] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",

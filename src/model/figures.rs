@@ -1,0 +1,225 @@
+//! The figures the map, the pages, the API and the alerts show, each defined once here so a
+//! number reads the same wherever it appears (ARCHITECTURE.md, "What the numbers mean").
+//! Printing them is `web::format`'s job; this module only counts and divides.
+
+use std::collections::HashMap;
+
+use super::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind, OperationStats};
+
+/// `count` per second over `window_secs`: the one rate of every figure. 0 for an empty or
+/// invalid window (nothing happened in it), never NaN or infinity.
+#[allow(clippy::cast_precision_loss)]
+pub fn per_second(count: u64, window_secs: f64) -> f64 {
+    if window_secs.is_finite() && window_secs > 0.0 {
+        count as f64 / window_secs
+    } else {
+        0.0
+    }
+}
+
+/// `part / whole`; `None` when nothing was counted: no calls have no error rate, not 0 %.
+#[allow(clippy::cast_precision_loss)]
+pub fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// The figures of an edge. `num_requests` counts every call the caller made on it, calls its
+/// own open breaker refused included (its demand on the target, which its rate shows);
+/// everything that describes the target's answers leaves the refused calls out, since they
+/// never reached it.
+impl EdgeStats {
+    /// Calls the caller's open circuit breaker refused: they never left the caller.
+    pub fn num_refused(&self) -> u64 {
+        self.num_short_circuited
+    }
+
+    /// Calls that went out to the target: every call but the refused ones.
+    pub fn num_attempted(&self) -> u64 {
+        self.num_requests.saturating_sub(self.num_refused())
+    }
+
+    /// Attempted calls that failed. `num_errors` counts refused calls as failed too (the
+    /// Tempo-compatible `_failed_total`), so they come off here.
+    pub fn num_failed(&self) -> u64 {
+        self.num_errors.saturating_sub(self.num_refused())
+    }
+
+    /// The edge's error rate: failed attempted calls over attempted calls. Refused calls
+    /// are shown beside it as their own count, never in it.
+    pub fn error_rate(&self) -> Option<f64> {
+        share(self.num_failed(), self.num_attempted())
+    }
+}
+
+impl OperationStats {
+    /// A service's (or one operation's) error rate: the requests it served (its server and
+    /// consumer spans) that failed, over those requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        share(self.num_errors, self.num_requests)
+    }
+}
+
+/// What one node of the map served over a range: the figures of its colour, its label, its
+/// entry in `/api/v1/graph` and, for a service, its row in `/services`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeTraffic {
+    pub num_requests: u64,
+    pub num_errors: u64,
+}
+
+impl NodeTraffic {
+    pub fn of_operations(stats: &OperationStats) -> Self {
+        Self {
+            num_requests: stats.num_requests,
+            num_errors: stats.num_errors,
+        }
+    }
+
+    pub fn error_rate(&self) -> Option<f64> {
+        share(self.num_errors, self.num_requests)
+    }
+
+    fn add_attempted_calls(&mut self, stats: &EdgeStats) {
+        self.num_requests += stats.num_attempted();
+        self.num_errors += stats.num_failed();
+    }
+}
+
+/// Every node's traffic over one range. A service's is what it served itself: its server and
+/// consumer operations (`services`, the `/services` figures), never what its callers sent or
+/// had refused. Other nodes report nothing of their own: a database's, topic's or
+/// uninstrumented peer's is the attempted calls into it, a client node's the calls out of it.
+/// `edges` must be the whole map's, so a focus or namespace filter never changes a figure.
+pub fn node_traffic<'a>(
+    edges: &[(EdgeKey, EdgeStats)],
+    services: impl IntoIterator<Item = (&'a str, &'a OperationStats)>,
+) -> HashMap<NodeKey, NodeTraffic> {
+    let mut traffic: HashMap<NodeKey, NodeTraffic> = services
+        .into_iter()
+        .map(|(name, stats)| (NodeKey::service(name), NodeTraffic::of_operations(stats)))
+        .collect();
+    for (key, stats) in edges {
+        if key.target.kind != NodeKind::Service {
+            let into = traffic.entry(key.target.clone()).or_default();
+            into.add_attempted_calls(stats);
+        }
+        if key.source.kind == NodeKind::Client {
+            let out = traffic.entry(key.source.clone()).or_default();
+            out.add_attempted_calls(stats);
+        }
+    }
+    traffic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::graph::EdgeKind;
+
+    fn edge(
+        source: NodeKey,
+        target: NodeKey,
+        requests: u64,
+        errors: u64,
+        refused: u64,
+    ) -> (EdgeKey, EdgeStats) {
+        let key = EdgeKey {
+            source,
+            target,
+            kind: EdgeKind::Http,
+        };
+        let stats = EdgeStats {
+            num_requests: requests,
+            num_errors: errors,
+            num_short_circuited: refused,
+            ..EdgeStats::default()
+        };
+        (key, stats)
+    }
+
+    #[test]
+    fn refused_calls_are_counted_beside_the_edge_error_rate_not_in_it() {
+        let (_, stats) = edge(
+            NodeKey::service("orders"),
+            NodeKey::service("payments"),
+            100,
+            30,
+            20,
+        );
+        assert_eq!(stats.num_refused(), 20);
+        assert_eq!(stats.num_attempted(), 80);
+        assert_eq!(stats.num_failed(), 10);
+        assert_eq!(stats.error_rate(), Some(0.125));
+
+        let (_, all_refused) = edge(
+            NodeKey::service("orders"),
+            NodeKey::service("payments"),
+            5,
+            5,
+            5,
+        );
+        assert_eq!(
+            all_refused.error_rate(),
+            None,
+            "nothing attempted: no error rate"
+        );
+    }
+
+    #[test]
+    fn rates_are_per_second_and_zero_over_an_empty_window() {
+        assert_eq!(per_second(90, 60.0), 1.5);
+        assert_eq!(per_second(90, 0.0), 0.0);
+        assert_eq!(per_second(90, f64::NAN), 0.0);
+        assert_eq!(share(1, 0), None);
+    }
+
+    #[test]
+    fn a_service_node_shows_what_it_served_and_other_nodes_the_calls_into_them() {
+        let user = NodeKey::new(NodeKind::Client, "user");
+        let database = NodeKey::new(NodeKind::Database, "postgresql db");
+        let edges = [
+            edge(user.clone(), NodeKey::service("gateway"), 50, 5, 0),
+            // Refused calls into payments: neither its errors nor its requests.
+            edge(
+                NodeKey::service("orders"),
+                NodeKey::service("payments"),
+                40,
+                32,
+                30,
+            ),
+            edge(NodeKey::service("orders"), database.clone(), 40, 4, 0),
+            edge(NodeKey::service("users"), database.clone(), 10, 0, 0),
+        ];
+        let payments = OperationStats {
+            num_requests: 10,
+            num_errors: 1,
+            ..OperationStats::default()
+        };
+        let traffic = node_traffic(&edges, [("payments", &payments)]);
+        assert_eq!(
+            traffic[&NodeKey::service("payments")],
+            NodeTraffic {
+                num_requests: 10,
+                num_errors: 1
+            }
+        );
+        assert_eq!(
+            traffic[&database],
+            NodeTraffic {
+                num_requests: 50,
+                num_errors: 4
+            }
+        );
+        assert_eq!(
+            traffic[&user],
+            NodeTraffic {
+                num_requests: 50,
+                num_errors: 5
+            }
+        );
+        assert!(
+            !traffic.contains_key(&NodeKey::service("gateway")),
+            "a service without operations served nothing"
+        );
+    }
+}

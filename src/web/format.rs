@@ -1,0 +1,284 @@
+//! How a figure is printed, once for the map, every page and the API's text renderings (DOT,
+//! Mermaid): the same number reads the same wherever it appears. Rates are per second and
+//! always say so ("/s"). What the figures mean is `model::figures`'s business.
+//!
+//! Where a page prints a figure it also marks it ([`Mark`]: `data-figure` and `data-subject`
+//! beside the text), so a test or a script can find it without reading prose.
+
+use crate::model::LatencySketch;
+use crate::model::figures::per_second;
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, OperationStats};
+
+/// Printed when a figure has no value (no calls, no latency).
+pub const NONE: &str = "–";
+
+/// A rate per second: "0/s", "0.017/s" (two significant digits under one a second),
+/// "3.2/s", "140/s"; "<0.001/s" for less than one call in a quarter of an hour.
+pub fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        return "0/s".to_owned();
+    }
+    if per_sec >= 100.0 {
+        return format!("{per_sec:.0}/s");
+    }
+    if per_sec >= 1.0 {
+        return format!("{per_sec:.1}/s");
+    }
+    if per_sec < 0.001 {
+        return "<0.001/s".to_owned();
+    }
+    let decimals = (1.0 - per_sec.log10().floor()) as usize;
+    format!("{per_sec:.decimals$}/s")
+}
+
+/// `count` over `window_secs`, printed as its rate.
+pub fn rate_of(count: u64, window_secs: f64) -> String {
+    rate_text(per_second(count, window_secs))
+}
+
+/// A rate that may fall (a lag's change per second): "+3.2/s", "-0.50/s".
+pub fn rate_change_text(per_sec: f64) -> String {
+    let sign = if per_sec < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", rate_text(per_sec.abs()))
+}
+
+/// An error rate (a share from 0 to 1) in percent: "0 %", "0.25 %", "2.4 %", "31.9 %",
+/// "100 %"; [`NONE`] without calls.
+pub fn percent_text(share_opt: Option<f64>) -> String {
+    let Some(share) = share_opt else {
+        return NONE.to_owned();
+    };
+    let percent = share * 100.0;
+    if percent <= 0.0 {
+        "0 %".to_owned()
+    } else if percent >= 100.0 {
+        "100 %".to_owned()
+    } else if percent < 0.01 {
+        "<0.01 %".to_owned()
+    } else if percent < 1.0 {
+        format!("{percent:.2} %")
+    } else {
+        format!("{percent:.1} %")
+    }
+}
+
+/// A duration: "0.4 ms", "14.2 ms", "140 ms".
+pub fn millis_text(nanos: f64) -> String {
+    let millis = nanos / 1e6;
+    if millis >= 100.0 {
+        format!("{millis:.0} ms")
+    } else {
+        format!("{millis:.1} ms")
+    }
+}
+
+/// A latency quantile, [`NONE`] without latencies.
+pub fn quantile_text(sketch: &LatencySketch, quantile: f64) -> String {
+    sketch
+        .quantile_nanos(quantile)
+        .map_or_else(|| NONE.to_owned(), millis_text)
+}
+
+/// The colour class of an error rate: ok under 1 %, warn under 5 %, bad from 5 %, idle
+/// without calls.
+pub fn health_class(error_rate_opt: Option<f64>) -> &'static str {
+    match error_rate_opt {
+        None => "idle",
+        Some(rate) if rate >= 0.05 => "bad",
+        Some(rate) if rate >= 0.01 => "warn",
+        Some(_) => "ok",
+    }
+}
+
+/// A service's (or one operation's) figures as every page prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFigures {
+    pub rate: String,
+    pub error_rate: String,
+    pub p50: String,
+    pub p95: String,
+    pub p99: String,
+}
+
+impl ServiceFigures {
+    pub fn of(stats: &OperationStats, window_secs: f64) -> Self {
+        Self {
+            rate: rate_of(stats.num_requests, window_secs),
+            error_rate: percent_text(stats.error_rate()),
+            p50: quantile_text(&stats.latency, 0.5),
+            p95: quantile_text(&stats.latency, 0.95),
+            p99: quantile_text(&stats.latency, 0.99),
+        }
+    }
+
+    /// Each figure with what it is, in the order tables show them.
+    pub fn listed(self) -> [(Figure, String); 5] {
+        [
+            (Figure::Rate, self.rate),
+            (Figure::ErrorRate, self.error_rate),
+            (Figure::P50, self.p50),
+            (Figure::P95, self.p95),
+            (Figure::P99, self.p99),
+        ]
+    }
+}
+
+/// An edge's figures as the map, the service and edge pages print them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeFigures {
+    pub rate: String,
+    pub error_rate: String,
+    pub refused: String,
+    pub client_p95: String,
+    pub server_p95: String,
+}
+
+impl EdgeFigures {
+    pub fn of(stats: &EdgeStats, window_secs: f64) -> Self {
+        Self {
+            rate: rate_of(stats.num_requests, window_secs),
+            error_rate: percent_text(stats.error_rate()),
+            refused: stats.num_refused().to_string(),
+            client_p95: quantile_text(&stats.client_latency, 0.95),
+            server_p95: quantile_text(&stats.server_latency, 0.95),
+        }
+    }
+
+    /// Each figure with what it is, in the order tables show them.
+    pub fn listed(self) -> [(Figure, String); 5] {
+        [
+            (Figure::Rate, self.rate),
+            (Figure::ErrorRate, self.error_rate),
+            (Figure::Refused, self.refused),
+            (Figure::ClientP95, self.client_p95),
+            (Figure::ServerP95, self.server_p95),
+        ]
+    }
+}
+
+/// What a marked figure is (`data-figure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    /// Requests (a service's) or calls (an edge's) per second.
+    Rate,
+    ErrorRate,
+    /// Calls refused by the caller's open breaker.
+    Refused,
+    P50,
+    P95,
+    P99,
+    ClientP95,
+    ServerP95,
+}
+
+impl Figure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Figure::Rate => "rate",
+            Figure::ErrorRate => "error-rate",
+            Figure::Refused => "refused",
+            Figure::P50 => "p50",
+            Figure::P95 => "p95",
+            Figure::P99 => "p99",
+            Figure::ClientP95 => "client-p95",
+            Figure::ServerP95 => "server-p95",
+        }
+    }
+
+    /// Its name on a page's card.
+    pub fn label(self) -> &'static str {
+        match self {
+            Figure::Rate => "rate",
+            Figure::ErrorRate => "errors",
+            Figure::Refused => "refused by breaker",
+            Figure::P50 => "p50",
+            Figure::P95 => "p95",
+            Figure::P99 => "p99",
+            Figure::ClientP95 => "client p95",
+            Figure::ServerP95 => "server p95",
+        }
+    }
+}
+
+/// A printed figure's mark: what it is and whose (`data-subject`: a node id, or an edge as
+/// [`edge_subject`]). Subjects are span data: templates and the SVG escape them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub figure: &'static str,
+    pub subject: String,
+}
+
+impl Mark {
+    pub fn node(figure: Figure, key: &NodeKey) -> Self {
+        Self {
+            figure: figure.as_str(),
+            subject: key.id(),
+        }
+    }
+
+    pub fn edge(figure: Figure, key: &EdgeKey) -> Self {
+        Self {
+            figure: figure.as_str(),
+            subject: edge_subject(key),
+        }
+    }
+}
+
+/// An edge as a mark's subject: `service:orders -> service:payments (http)`.
+pub fn edge_subject(key: &EdgeKey) -> String {
+    format!(
+        "{} -> {} ({})",
+        key.source.id(),
+        key.target.id(),
+        key.kind.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_per_second_with_their_unit_at_every_size() {
+        let printed: Vec<String> = [0.0, 0.0002, 0.017, 0.5, 3.21, 140.4, f64::NAN]
+            .into_iter()
+            .map(rate_text)
+            .collect();
+        assert_eq!(
+            printed,
+            [
+                "0/s", "<0.001/s", "0.017/s", "0.50/s", "3.2/s", "140/s", "0/s"
+            ]
+        );
+        assert_eq!(rate_change_text(-0.5), "-0.50/s");
+        assert_eq!(rate_change_text(3.21), "+3.2/s");
+    }
+
+    #[test]
+    fn error_rates_keep_small_shares_visible() {
+        let printed: Vec<String> = [
+            None,
+            Some(0.0),
+            Some(0.00001),
+            Some(0.0025),
+            Some(0.0241),
+            Some(0.319),
+            Some(1.0),
+        ]
+        .into_iter()
+        .map(percent_text)
+        .collect();
+        assert_eq!(
+            printed,
+            ["–", "0 %", "<0.01 %", "0.25 %", "2.4 %", "31.9 %", "100 %"]
+        );
+    }
+
+    #[test]
+    fn health_follows_the_error_rate() {
+        assert_eq!(health_class(None), "idle");
+        assert_eq!(health_class(Some(0.0)), "ok");
+        assert_eq!(health_class(Some(0.0241)), "warn");
+        assert_eq!(health_class(Some(0.05)), "bad");
+    }
+}

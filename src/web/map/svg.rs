@@ -18,10 +18,6 @@ use crate::query::SignalOverlay;
 use crate::signals::Trend;
 use crate::web::format::{EdgeFigures, Figure, edge_subject, health_class, percent_text, rate_of};
 
-// TODO(issue 16): `web/pages/services.rs` still links through these names; once it calls
-// `crate::links` directly they go.
-pub use crate::links::{edge as edge_href, node as node_href};
-
 /// Text for HTML and SVG: the five markup characters escaped, control characters dropped.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -2,6 +2,7 @@
 //! (`views`). Errors become the friendly HTML error page here, in one place (`PageError`).
 
 mod alerts;
+mod edge;
 mod insights;
 mod map;
 mod services;
@@ -32,9 +33,10 @@ use crate::web::map::svg::{self, trend_arrow};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
 pub use alerts::{alerts, create_silence, expire_silence};
+pub use edge::edge;
 pub use insights::insights;
 pub use map::map;
-pub use services::{edge, service, services};
+pub use services::{service, services};
 use signals::{LAG_COLUMNS, lag_rows};
 pub use signals::{breakers, kafka};
 use traces::{TRACE_COLUMNS, recent_traces, trace_rows};

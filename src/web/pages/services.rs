@@ -1,12 +1,9 @@
-//! The services table (sparklines, sorting), one service's page, and one edge's page. Every
+//! The services table (sparklines, sorting) and one service's page. Every
 //! figure is printed by `web::format` from its one definition in `model::figures`, and marked.
 
 use super::*;
-use crate::model::figures;
-use crate::model::graph::{EdgeStats, OperationStats};
+use crate::model::graph::OperationStats;
 
-// TODO(issue 16): split once the query layer owns the series (page handlers only format).
-#[allow(clippy::too_many_lines)]
 pub async fn services(
     request: HttpRequest,
     state: web::Data<WebState>,
@@ -22,7 +19,26 @@ pub async fn services(
         .map(|(_, value)| value);
     let mut summaries = state.query.services(range, None).await?;
     let trends = service_trends(&state, range).await?;
-    match sort.as_deref() {
+    sort_services(&mut summaries, sort.as_deref());
+    let mut page = TablePage::new(
+        Frame::new("Services", "Services"),
+        "Services",
+        "What each service served: its operations (server and consumer spans), never the calls its callers' breakers refused. Click a heading to sort.",
+    );
+    let keep_range: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key != "sort")
+        .map(|(key, value)| format!("&{}={}", url_encode(&key), url_encode(&value)))
+        .collect();
+    page.sections
+        .push(services_section(&summaries, &trends, range, &keep_range));
+    Ok(respond(&page))
+}
+
+/// Sorts by `sort` (`rate`, `errors` or `p95`, largest first); by name otherwise.
+fn sort_services(summaries: &mut [crate::query::ServiceSummary], sort: Option<&str>) {
+    match sort {
         Some("rate") => summaries.sort_by_key(|s| std::cmp::Reverse(s.stats.num_requests)),
         Some("errors") => summaries.sort_by(|a, b| {
             let rate = |s: &crate::query::ServiceSummary| s.stats.error_rate().unwrap_or(0.0);
@@ -36,11 +52,15 @@ pub async fn services(
         }),
         _ => {}
     }
-    let mut page = TablePage::new(
-        Frame::new("Services", "Services"),
-        "Services",
-        "What each service served: its operations (server and consumer spans), never the calls its callers' breakers refused. Click a heading to sort.",
-    );
+}
+
+/// The services table; `keep_range` is appended to the sort links.
+fn services_section(
+    summaries: &[crate::query::ServiceSummary],
+    trends: &HashMap<String, Vec<(f64, bool)>>,
+    range: GraphRange,
+    keep_range: &str,
+) -> Section {
     let mut section = Section::new(
         format!("{} services", summaries.len()),
         "No service has reported server or consumer spans in this range yet.",
@@ -56,12 +76,6 @@ pub async fn services(
             ("Requests over the range", false),
         ],
     );
-    let keep_range: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&query_string)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(key, _)| key != "sort")
-        .map(|(key, value)| format!("&{}={}", url_encode(&key), url_encode(&value)))
-        .collect();
     let sort_link = |by: &str| format!("/services?sort={by}{keep_range}");
     section.sortable(vec![
         sort_link("name"),
@@ -71,12 +85,12 @@ pub async fn services(
         String::new(),
         sort_link("p95"),
     ]);
-    for summary in &summaries {
+    for summary in summaries {
         let stats = &summary.stats;
         let health = health_class(stats.error_rate());
         let node = NodeKey::service(summary.name.clone());
         let mut row = vec![
-            Cell::link(&summary.name, svg::node_href(&node)),
+            Cell::link(&summary.name, links::node(&node)),
             Cell::text(summary.placement.namespace.clone().unwrap_or_default()),
         ];
         row.extend(red_cells(stats, range.window_secs, Some(&node)));
@@ -86,66 +100,7 @@ pub async fn services(
         ]);
         section.rows.push(row);
     }
-    page.sections.push(section);
-    Ok(respond(&page))
-}
-
-/// Client vs server p95, requests and errors of one edge per bucket of the range.
-async fn edge_over_time(
-    state: &WebState,
-    range: GraphRange,
-    source: &NodeKey,
-    target: &NodeKey,
-) -> Result<Section, PageError> {
-    let buckets = SeriesBuckets::new(range.minutes, EDGE_SERIES_BUCKETS);
-    let series = state
-        .query
-        .edge_series(&buckets, |key| {
-            key.source == *source && key.target == *target
-        })
-        .await?;
-    let mut client = Vec::new();
-    let mut server = Vec::new();
-    let mut requests = Vec::new();
-    let mut errored = Vec::new();
-    for stats in series {
-        let p95_ms = |sketch: &crate::model::LatencySketch| {
-            sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
-        };
-        client.push(p95_ms(&stats.client_latency));
-        server.push(p95_ms(&stats.server_latency));
-        requests.push(stats.num_requests as f64);
-        errored.push(stats.num_failed() > 0);
-    }
-    let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
-    let mut section = Section::new(
-        "Over the range",
-        "",
-        &[
-            ("Series", false),
-            ("Trend (oldest left)", false),
-            ("Peak", true),
-        ],
-    );
-    let no_alerts = vec![false; client.len()];
-    section.rows = vec![
-        vec![
-            Cell::text("client p95 (what the caller waited)"),
-            Cell::spark(views::sparkline(&client, &no_alerts), ""),
-            Cell::number(millis_text(peak(&client) * 1e6)),
-        ],
-        vec![
-            Cell::text("server p95 (what the callee spent)"),
-            Cell::spark(views::sparkline(&server, &no_alerts), ""),
-            Cell::number(millis_text(peak(&server) * 1e6)),
-        ],
-        vec![
-            Cell::text("requests (red: errors)"),
-            Cell::spark(views::sparkline(&requests, &errored), ""),
-            Cell::number(format!("{:.0}", peak(&requests))),
-        ],
-    ];
-    Ok(section)
+    section
 }
 
 /// Requests per bucket and whether the bucket had errors, per service, oldest first.
@@ -194,9 +149,9 @@ fn edge_rows(
             .get(key)
             .map_or(String::new(), |b| b.state.as_str().to_owned());
         let mut row = vec![
-            Cell::link(&key.source.name, svg::node_href(&key.source)),
-            Cell::link(&key.target.name, svg::node_href(&key.target)),
-            Cell::link(key.kind.as_str(), svg::edge_href(key)),
+            Cell::link(&key.source.name, links::node(&key.source)),
+            Cell::link(&key.target.name, links::node(&key.target)),
+            Cell::link(key.kind.as_str(), links::edge(key)),
         ];
         let figures = EdgeFigures::of(stats, view.window_secs).listed();
         row.extend(
@@ -221,8 +176,6 @@ const EDGE_COLUMNS: [(&str, bool); 8] = [
     ("Breaker", false),
 ];
 
-// TODO(issue 16): split once the query layer owns the series (page handlers only format).
-#[allow(clippy::too_many_lines)]
 pub async fn service(
     request: HttpRequest,
     path: web::Path<String>,
@@ -250,24 +203,8 @@ pub async fn service(
     );
     if let Some(summary) = summaries.first() {
         page.cards = service_cards(&summary.stats, range.window_secs, &node);
-        let mut operations = Section::new(
-            "Operations",
-            "",
-            &[
-                ("Operation", false),
-                ("Rate", true),
-                ("Errors", true),
-                ("p50", true),
-                ("p95", true),
-                ("p99", true),
-            ],
-        );
-        for (operation, stats) in &summary.operations {
-            let mut row = vec![Cell::text(operation)];
-            row.extend(red_cells(stats, range.window_secs, None));
-            operations.rows.push(row);
-        }
-        page.sections.push(operations);
+        page.sections
+            .push(operations_section(summary, range.window_secs));
     }
     let mut callers = Section::new(
         "Callers",
@@ -281,8 +218,47 @@ pub async fn service(
         &EDGE_COLUMNS,
     );
     edge_rows(&mut callees, &view, &overlay, |key| key.source == node);
-    page.sections.extend([callers, callees]);
+    page.sections.extend([
+        callers,
+        callees,
+        blast_section(&view, &node),
+        breakers_section(&overlay, &name),
+        lag_section(&overlay, &node),
+    ]);
+    let mut errors = Section::new(
+        "Recent error traces",
+        "No error traces in the last hour.",
+        &TRACE_COLUMNS,
+    );
+    trace_rows(&mut errors, &recent_traces(&state, &name, true).await?);
+    page.sections.push(errors);
+    Ok(respond(&page))
+}
 
+/// A service's operations with their RED figures.
+fn operations_section(summary: &crate::query::ServiceSummary, window_secs: f64) -> Section {
+    let mut operations = Section::new(
+        "Operations",
+        "",
+        &[
+            ("Operation", false),
+            ("Rate", true),
+            ("Errors", true),
+            ("p50", true),
+            ("p95", true),
+            ("p99", true),
+        ],
+    );
+    for (operation, stats) in &summary.operations {
+        let mut row = vec![Cell::text(operation)];
+        row.extend(red_cells(stats, window_secs, None));
+        operations.rows.push(row);
+    }
+    operations
+}
+
+/// Who is hurt if `node` fails.
+fn blast_section(view: &analysis::GraphView, node: &NodeKey) -> Section {
     let mut blast = Section::new(
         "Blast radius: who is hurt if it fails",
         "Nothing depends on this service.",
@@ -292,7 +268,7 @@ pub async fn service(
             ("Requests into the failure", true),
         ],
     );
-    if let Some(radius) = analysis::blast_radius(&view, &node) {
+    if let Some(radius) = analysis::blast_radius(view, node) {
         blast.title = format!(
             "Blast radius: {} nodes, {:.1} % of traffic",
             radius.num_affected,
@@ -306,8 +282,11 @@ pub async fn service(
             ]);
         }
     }
-    page.sections.push(blast);
+    blast
+}
 
+/// The breakers `service` reports and what they guard.
+fn breakers_section(overlay: &SignalOverlay, service: &str) -> Section {
     let mut breakers = Section::new(
         "Circuit breakers",
         "This service reports no circuit breaker.",
@@ -318,7 +297,11 @@ pub async fn service(
             ("Since", false),
         ],
     );
-    for (breaker, edge) in overlay.breakers.iter().filter(|(b, _)| b.service == name) {
+    for (breaker, edge) in overlay
+        .breakers
+        .iter()
+        .filter(|(b, _)| b.service == service)
+    {
         breakers.rows.push(vec![
             Cell::text(&breaker.name),
             Cell::text(
@@ -329,7 +312,11 @@ pub async fn service(
             Cell::text(time_text(breaker.since_unix_nano)),
         ]);
     }
-    page.sections.push(breakers);
+    breakers
+}
+
+/// Lag of the topics `node` consumes.
+fn lag_section(overlay: &SignalOverlay, node: &NodeKey) -> Section {
     let mut lag = Section::new(
         "Consumer lag",
         "This service consumes no topic with reported lag.",
@@ -340,107 +327,9 @@ pub async fn service(
         overlay
             .groups
             .iter()
-            .filter(|(_, edge)| edge.as_ref().is_some_and(|e| e.target == node)),
+            .filter(|(_, edge)| edge.as_ref().is_some_and(|e| e.target == *node)),
     );
-    page.sections.push(lag);
-
-    let mut errors = Section::new(
-        "Recent error traces",
-        "No error traces in the last hour.",
-        &TRACE_COLUMNS,
-    );
-    trace_rows(&mut errors, &recent_traces(&state, &name, true).await?);
-    page.sections.push(errors);
-    Ok(respond(&page))
-}
-
-// TODO(issue 16): split once the query layer owns the series (page handlers only format).
-#[allow(clippy::too_many_lines)]
-pub async fn edge(
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<WebState>,
-) -> Result<HttpResponse, PageError> {
-    let (source, target) = path.into_inner();
-    let (range, _) = graph_query(
-        &state.query,
-        &without_empty(request.query_string()),
-        RANGE_PARAMS,
-    )
-    .await?;
-    let parse = |id: &str| {
-        NodeKey::parse_id(id).ok_or_else(|| {
-            ApiError::BadRequest(format!("{id:?} is not a node id such as service:checkout"))
-        })
-    };
-    let (source, target) = (parse(&source)?, parse(&target)?);
-    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
-    let edges: Vec<&(EdgeKey, EdgeStats)> = view
-        .edges
-        .iter()
-        .filter(|(key, _)| key.source == source && key.target == target)
-        .collect();
-    if edges.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "No calls from {} to {} in this range.",
-            source.name, target.name
-        ))
-        .into());
-    }
-    let mut page = TablePage::new(
-        Frame::new(format!("{} → {}", source.name, target.name), "Map"),
-        format!("{} → {}", source.name, target.name),
-        "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries. Calls refused by the caller's open breaker never reached the callee: they are counted apart, in neither the errors nor the latencies.",
-    );
-    let mut section = Section::new(
-        "Calls",
-        "",
-        &[
-            ("Kind", false),
-            ("Requests", true),
-            ("Failed", true),
-            ("Refused by breaker", true),
-            ("Retries", true),
-            ("Unpaired", true),
-            ("Client p50 / p95 / p99", true),
-            ("Server p50 / p95 / p99", true),
-            ("Calls per trace", true),
-        ],
-    );
-    let show_kind = edges.len() > 1;
-    for (key, stats) in &edges {
-        page.cards
-            .extend(edge_cards(key, stats, view.window_secs, show_kind));
-        section.rows.push(edge_detail_row(key, stats));
-        if let Some(breaker) = overlay.edge_breaker.get(key) {
-            page.cards.push(Card::new(
-                "breaker ".to_owned() + &breaker.name,
-                breaker.state.as_str(),
-            ));
-        }
-        if let Some(lag) = overlay.edge_lag.get(key) {
-            page.cards.push(Card::new(
-                "consumer lag",
-                format!("{:.0} {}", lag.lag, trend_arrow(lag.trend)),
-            ));
-        }
-    }
-    page.sections.push(section);
-    page.sections
-        .push(edge_over_time(&state, range, &source, &target).await?);
-    if source.kind == NodeKind::Service {
-        let mut examples = Section::new(
-            format!("Recent traces through {}", source.name),
-            "No stored traces in the last hour.",
-            &TRACE_COLUMNS,
-        );
-        trace_rows(
-            &mut examples,
-            &recent_traces(&state, &source.name, false).await?,
-        );
-        page.sections.push(examples);
-    }
-    Ok(respond(&page))
+    lag
 }
 
 /// Rate, errors, p50, p95 and p99 of a service (marked as `node_opt`'s) or an operation.
@@ -463,47 +352,4 @@ fn service_cards(stats: &OperationStats, window_secs: f64, node: &NodeKey) -> Ve
         .into_iter()
         .map(|(figure, text)| Card::marked(figure.label(), text, Mark::node(figure, node)))
         .collect()
-}
-
-/// An edge page's headline for one kind of call: rate, error rate, refused calls and both
-/// sides' p95 (each labelled with the kind when the page has several).
-fn edge_cards(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, show_kind: bool) -> Vec<Card> {
-    EdgeFigures::of(stats, window_secs)
-        .listed()
-        .into_iter()
-        .map(|(figure, text)| {
-            let label = if show_kind {
-                format!("{} {}", key.kind.as_str(), figure.label())
-            } else {
-                figure.label().to_owned()
-            };
-            Card::marked(label, text, Mark::edge(figure, key))
-        })
-        .collect()
-}
-
-/// The counts and percentiles behind an edge page's headline.
-fn edge_detail_row(key: &EdgeKey, stats: &EdgeStats) -> Vec<Cell> {
-    let triple = |sketch: &crate::model::LatencySketch| {
-        format!(
-            "{} / {} / {}",
-            quantile_text(sketch, 0.5),
-            quantile_text(sketch, 0.95),
-            quantile_text(sketch, 0.99)
-        )
-    };
-    vec![
-        Cell::text(key.kind.as_str()),
-        Cell::number(stats.num_requests.to_string()),
-        Cell::number(stats.num_failed().to_string()),
-        Cell::number(stats.num_refused().to_string()),
-        Cell::number(stats.num_retries.to_string()),
-        Cell::number((stats.num_client_only + stats.num_server_only).to_string()),
-        Cell::number(triple(&stats.client_latency)),
-        Cell::number(triple(&stats.server_latency)),
-        Cell::number(
-            figures::share(stats.num_requests, stats.num_traces)
-                .map_or_else(|| format::NONE.to_owned(), |calls| format!("{calls:.1}")),
-        ),
-    ]
 }

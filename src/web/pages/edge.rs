@@ -1,0 +1,207 @@
+//! One edge's page: its calls by kind, both sides' latencies, refused calls, its breaker and
+//! lag, the figures over the range, and recent traces through its caller.
+
+use super::*;
+use crate::model::figures;
+use crate::model::graph::EdgeStats;
+
+/// Client vs server p95, requests and errors of one edge per bucket of the range.
+async fn edge_over_time(
+    state: &WebState,
+    range: GraphRange,
+    source: &NodeKey,
+    target: &NodeKey,
+) -> Result<Section, PageError> {
+    let buckets = SeriesBuckets::new(range.minutes, EDGE_SERIES_BUCKETS);
+    let series = state
+        .query
+        .edge_series(&buckets, |key| {
+            key.source == *source && key.target == *target
+        })
+        .await?;
+    let mut client = Vec::new();
+    let mut server = Vec::new();
+    let mut requests = Vec::new();
+    let mut errored = Vec::new();
+    for stats in series {
+        let p95_ms = |sketch: &crate::model::LatencySketch| {
+            sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
+        };
+        client.push(p95_ms(&stats.client_latency));
+        server.push(p95_ms(&stats.server_latency));
+        requests.push(stats.num_requests as f64);
+        errored.push(stats.num_failed() > 0);
+    }
+    let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
+    let mut section = Section::new(
+        "Over the range",
+        "",
+        &[
+            ("Series", false),
+            ("Trend (oldest left)", false),
+            ("Peak", true),
+        ],
+    );
+    let no_alerts = vec![false; client.len()];
+    section.rows = vec![
+        vec![
+            Cell::text("client p95 (what the caller waited)"),
+            Cell::spark(views::sparkline(&client, &no_alerts), ""),
+            Cell::number(millis_text(peak(&client) * 1e6)),
+        ],
+        vec![
+            Cell::text("server p95 (what the callee spent)"),
+            Cell::spark(views::sparkline(&server, &no_alerts), ""),
+            Cell::number(millis_text(peak(&server) * 1e6)),
+        ],
+        vec![
+            Cell::text("requests (red: errors)"),
+            Cell::spark(views::sparkline(&requests, &errored), ""),
+            Cell::number(format!("{:.0}", peak(&requests))),
+        ],
+    ];
+    Ok(section)
+}
+
+pub async fn edge(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (source, target) = path.into_inner();
+    let (range, _) = graph_query(
+        &state.query,
+        &without_empty(request.query_string()),
+        RANGE_PARAMS,
+    )
+    .await?;
+    let (source, target) = (node_of_path(&source)?, node_of_path(&target)?);
+    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    let edges: Vec<&(EdgeKey, EdgeStats)> = view
+        .edges
+        .iter()
+        .filter(|(key, _)| key.source == source && key.target == target)
+        .collect();
+    if edges.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "No calls from {} to {} in this range.",
+            source.name, target.name
+        ))
+        .into());
+    }
+    let mut page = TablePage::new(
+        Frame::new(format!("{} → {}", source.name, target.name), "Map"),
+        format!("{} → {}", source.name, target.name),
+        "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries. Calls refused by the caller's open breaker never reached the callee: they are counted apart, in neither the errors nor the latencies.",
+    );
+    let (cards, section) = edge_calls(&edges, &overlay, view.window_secs);
+    page.cards = cards;
+    page.sections.push(section);
+    page.sections
+        .push(edge_over_time(&state, range, &source, &target).await?);
+    if source.kind == NodeKind::Service {
+        let mut examples = Section::new(
+            format!("Recent traces through {}", source.name),
+            "No stored traces in the last hour.",
+            &TRACE_COLUMNS,
+        );
+        trace_rows(
+            &mut examples,
+            &recent_traces(&state, &source.name, false).await?,
+        );
+        page.sections.push(examples);
+    }
+    Ok(respond(&page))
+}
+
+/// A node id from a page path, or a 400 that says what one looks like.
+fn node_of_path(id: &str) -> Result<NodeKey, ApiError> {
+    NodeKey::parse_id(id).ok_or_else(|| {
+        ApiError::BadRequest(format!("{id:?} is not a node id such as service:checkout"))
+    })
+}
+
+/// The headline cards and the calls table of an edge page (one row per kind of call).
+fn edge_calls(
+    edges: &[&(EdgeKey, EdgeStats)],
+    overlay: &SignalOverlay,
+    window_secs: f64,
+) -> (Vec<Card>, Section) {
+    let mut cards = Vec::new();
+    let mut section = Section::new(
+        "Calls",
+        "",
+        &[
+            ("Kind", false),
+            ("Requests", true),
+            ("Failed", true),
+            ("Refused by breaker", true),
+            ("Retries", true),
+            ("Unpaired", true),
+            ("Client p50 / p95 / p99", true),
+            ("Server p50 / p95 / p99", true),
+            ("Calls per trace", true),
+        ],
+    );
+    let show_kind = edges.len() > 1;
+    for (key, stats) in edges {
+        cards.extend(edge_cards(key, stats, window_secs, show_kind));
+        section.rows.push(edge_detail_row(key, stats));
+        if let Some(breaker) = overlay.edge_breaker.get(key) {
+            cards.push(Card::new(
+                "breaker ".to_owned() + &breaker.name,
+                breaker.state.as_str(),
+            ));
+        }
+        if let Some(lag) = overlay.edge_lag.get(key) {
+            cards.push(Card::new(
+                "consumer lag",
+                format!("{:.0} {}", lag.lag, trend_arrow(lag.trend)),
+            ));
+        }
+    }
+    (cards, section)
+}
+
+/// An edge page's headline for one kind of call: rate, error rate, refused calls and both
+/// sides' p95 (each labelled with the kind when the page has several).
+fn edge_cards(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, show_kind: bool) -> Vec<Card> {
+    EdgeFigures::of(stats, window_secs)
+        .listed()
+        .into_iter()
+        .map(|(figure, text)| {
+            let label = if show_kind {
+                format!("{} {}", key.kind.as_str(), figure.label())
+            } else {
+                figure.label().to_owned()
+            };
+            Card::marked(label, text, Mark::edge(figure, key))
+        })
+        .collect()
+}
+
+/// The counts and percentiles behind an edge page's headline.
+fn edge_detail_row(key: &EdgeKey, stats: &EdgeStats) -> Vec<Cell> {
+    let triple = |sketch: &crate::model::LatencySketch| {
+        format!(
+            "{} / {} / {}",
+            quantile_text(sketch, 0.5),
+            quantile_text(sketch, 0.95),
+            quantile_text(sketch, 0.99)
+        )
+    };
+    vec![
+        Cell::text(key.kind.as_str()),
+        Cell::number(stats.num_requests.to_string()),
+        Cell::number(stats.num_failed().to_string()),
+        Cell::number(stats.num_refused().to_string()),
+        Cell::number(stats.num_retries.to_string()),
+        Cell::number((stats.num_client_only + stats.num_server_only).to_string()),
+        Cell::number(triple(&stats.client_latency)),
+        Cell::number(triple(&stats.server_latency)),
+        Cell::number(
+            figures::share(stats.num_requests, stats.num_traces)
+                .map_or_else(|| format::NONE.to_owned(), |calls| format!("{calls:.1}")),
+        ),
+    ]
+}

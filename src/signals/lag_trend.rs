@@ -79,7 +79,8 @@ pub fn lag_trend(points: &[(f64, f64)]) -> LagTrend {
 /// The rate of the current leg when it moved beyond the noise; else the window fit's when that
 /// is too slow to have shown in the leg; else the leg's (level now, whatever the window saw).
 fn deciding_rate(points: &[(f64, f64)], noise: f64) -> f64 {
-    let leg = current_leg(recent(points), noise);
+    let levels = levels(recent(points));
+    let leg = current_leg(&levels, noise);
     let leg_secs = leg[leg.len() - 1].0 - leg[0].0;
     let leg_rate = least_squares_slope(leg);
     if (leg_rate * leg_secs).abs() > noise {
@@ -137,6 +138,37 @@ fn recent(points: &[(f64, f64)]) -> &[(f64, f64)] {
     let since_secs = points[points.len() - 1].0 - RECENT_WINDOW_SECS;
     let start = points.partition_point(|&(secs, _)| secs < since_secs);
     &points[start.min(points.len() - 2)..]
+}
+
+/// The samples that say something new: a lag refreshed less often than it is reported (the
+/// consumer commits every few seconds, the exporter reads every second) is a staircase whose
+/// repeated values only restate the last step. The first sample of each level is kept, and the
+/// newest too once the lag has stayed level longer than twice its usual step: it has settled.
+fn levels(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut firsts: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    for &point in points {
+        if firsts.last().is_none_or(|&(_, lag)| lag != point.1) {
+            firsts.push(point);
+        }
+    }
+    let newest = points[points.len() - 1];
+    let last_change_secs = firsts[firsts.len() - 1].0;
+    // Steps between two changes (the first level's start is only where the window begins);
+    // with fewer than two, a repeated value is all there is to go by.
+    let mut steps: Vec<f64> = firsts
+        .windows(2)
+        .skip(1)
+        .map(|pair| pair[1].0 - pair[0].0)
+        .collect();
+    let usual_step_secs = if steps.len() >= 2 {
+        median(&mut steps).unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    if newest.0 - last_change_secs > 2.0 * usual_step_secs {
+        firsts.push(newest);
+    }
+    firsts
 }
 
 /// The samples that describe the lag now: the trailing ones within `noise` of the newest when

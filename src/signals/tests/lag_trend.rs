@@ -240,3 +240,30 @@ fn trend_follows_a_sequence_of_points() {
     let group = group_at(&lag_sequence(&values, 15), at(values.len()));
     assert_eq!(group.trend, Trend::Stable);
 }
+
+#[test]
+fn a_lag_refreshed_every_five_seconds_but_reported_every_second_drains_between_its_steps() {
+    // The demo's exporter reads the lag every second, the consumer's position moves every
+    // five: the series is a staircase 0, 80, 282, 282, 232, 182, … in steps of five seconds.
+    let levels = [
+        0.0, 80.0, 282.0, 282.0, 232.0, 182.0, 132.0, 80.0, 31.0, 0.0,
+    ];
+    let mut points: Vec<(u64, f64)> = (0..240).map(|secs| (secs, 0.0)).collect();
+    for (step, level) in levels.iter().enumerate() {
+        let start = 240 + 5 * step as u64;
+        points.extend((start..start + 5).map(|secs| (secs, *level)));
+    }
+    let mapper = lag_series(&points);
+    // Every second of the drain, whether just after a step or just before the next one; the
+    // time to drain within a factor of two while at least five seconds are left (it reaches 0
+    // at 285 s).
+    for secs in 261..285 {
+        let group = group_at(&mapper, secs);
+        assert_eq!(group.trend, Trend::Draining, "at {secs} s: {group:?}");
+        if secs <= 280 {
+            assert_drain_close(&group, (285 - secs) as f64);
+        }
+    }
+    let drained = group_at(&mapper, 286);
+    assert_eq!((drained.lag, drained.trend), (0.0, Trend::Stable));
+}

@@ -65,7 +65,12 @@ pub fn lag_trend(points: &[(f64, f64)]) -> LagTrend {
     };
     let noise = noise_band(points);
     let window_secs = newest_secs - first_secs;
-    let rate_per_s = deciding_rate(points, noise);
+    // Nothing waiting does not drain any more, whatever the last minute's slope was.
+    let rate_per_s = if lag > 0.0 {
+        deciding_rate(points, noise)
+    } else {
+        0.0
+    };
     let trend = classify(rate_per_s * window_secs, lag, noise);
     let time_to_drain_secs =
         (trend == Trend::Draining && rate_per_s < 0.0).then(|| lag / -rate_per_s);

@@ -10,7 +10,6 @@ use super::classify::GraphSpan;
 use super::hash::PrehashedBuildHasher;
 use super::pairing::Call;
 use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
-use super::window::WindowCounters;
 
 /// Maps keyed by a keyed 64-bit fingerprint of the identity (one hash per call, none of it on
 /// strings twice); the identity is kept in the entry and compared on every hit, so a
@@ -83,11 +82,21 @@ impl MinuteBucket {
     }
 }
 
-/// How many edges and operations a bucket may take, and the counters of what did not fit.
-pub(super) struct Limits<'a> {
+/// How many edges and operations a bucket may take.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
     pub(super) max_edges: usize,
     pub(super) max_operations: usize,
-    pub(super) counters: &'a mut WindowCounters,
+}
+
+/// What became of a call or span offered to a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recorded {
+    Yes,
+    /// The bucket already held as many edges (or operations) as it may.
+    OverLimit,
+    /// Another identity has the same fingerprint: not merged.
+    Collision,
 }
 
 impl MinuteBucket {
@@ -98,8 +107,8 @@ impl MinuteBucket {
         fingerprint: u64,
         per_trace: &mut CallsPerTrace,
         now_unix_nano: u64,
-        limits: Limits<'_>,
-    ) {
+        limits: Limits,
+    ) -> Recorded {
         let Call {
             trace_id,
             source,
@@ -116,16 +125,14 @@ impl MinuteBucket {
         if let Some(entry) = self.edges.get_mut(&fingerprint) {
             let key = &entry.key;
             if !key.is_edge(&source, &target, kind) {
-                limits.counters.num_fingerprint_collisions += 1;
-                return;
+                return Recorded::Collision;
             }
             let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
             stats::record_call(&mut entry.agg.stats, &facts, group_opt, trace_calls);
-            return;
+            return Recorded::Yes;
         }
         if self.edges.len() >= limits.max_edges {
-            limits.counters.num_calls_over_edge_limit += 1;
-            return;
+            return Recorded::OverLimit;
         }
         let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
         let mut agg = EdgeAgg {
@@ -140,6 +147,7 @@ impl MinuteBucket {
             kind,
         };
         self.edges.insert(fingerprint, EdgeEntry { key, agg });
+        Recorded::Yes
     }
 
     /// Records a SERVER or CONSUMER span as a request of its operation.
@@ -147,20 +155,18 @@ impl MinuteBucket {
         &mut self,
         span: &GraphSpan,
         fingerprint: u64,
-        limits: Limits<'_>,
-    ) {
+        limits: Limits,
+    ) -> Recorded {
         self.dirty = true;
         if let Some(entry) = self.operations.get_mut(&fingerprint) {
             if *entry.service != *span.service || entry.operation != span.name {
-                limits.counters.num_fingerprint_collisions += 1;
-                return;
+                return Recorded::Collision;
             }
             stats::record_operation(&mut entry.agg.stats, span);
-            return;
+            return Recorded::Yes;
         }
         if self.operations.len() >= limits.max_operations {
-            limits.counters.num_spans_over_operation_limit += 1;
-            return;
+            return Recorded::OverLimit;
         }
         let mut agg = OperationAgg {
             stats: OperationStats::default(),
@@ -173,5 +179,6 @@ impl MinuteBucket {
             agg,
         };
         self.operations.insert(fingerprint, entry);
+        Recorded::Yes
     }
 }

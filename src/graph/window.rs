@@ -26,7 +26,7 @@ use crate::model::{MinuteRange, UnixMinute};
 
 use super::classify::GraphSpan;
 use super::hash::{FastMap, FoldBuildHasher};
-use super::minute_bucket::{EdgeEntry, Limits, MinuteBucket};
+use super::minute_bucket::{EdgeEntry, Limits, MinuteBucket, Recorded};
 use super::pairing::Call;
 use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
 
@@ -258,11 +258,10 @@ impl Window {
     }
 
     /// The bucket of `slot` with the limits that apply to it: late minutes share one budget.
-    fn bucket(&mut self, slot: Slot) -> Option<(&mut MinuteBucket, Limits<'_>)> {
+    fn bucket(&mut self, slot: Slot) -> Option<(&mut MinuteBucket, Limits)> {
         let mut limits = Limits {
             max_edges: self.limits.max_edges_per_minute,
             max_operations: self.limits.max_operations_per_minute,
-            counters: &mut self.counters,
         };
         let bucket = match slot {
             Slot::Open => &mut self.open,
@@ -301,10 +300,15 @@ impl Window {
             return;
         };
         let num_before = bucket.edges.len();
-        bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
+        let recorded = bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
         let num_added = bucket.edges.len() - num_before;
         if is_late {
             self.late_sizes.0 += num_added;
+        }
+        match recorded {
+            Recorded::Yes => {}
+            Recorded::OverLimit => self.counters.num_calls_over_edge_limit += 1,
+            Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }
     }
 
@@ -354,10 +358,15 @@ impl Window {
             return;
         };
         let num_before = bucket.operations.len();
-        bucket.record_operation(span, fingerprint, limits);
+        let recorded = bucket.record_operation(span, fingerprint, limits);
         let num_added = bucket.operations.len() - num_before;
         if is_late {
             self.late_sizes.1 += num_added;
+        }
+        match recorded {
+            Recorded::Yes => {}
+            Recorded::OverLimit => self.counters.num_spans_over_operation_limit += 1,
+            Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }
     }
 

@@ -23,8 +23,8 @@ use super::block_files::BlockFiles;
 use super::codec::Decoder;
 use super::filter;
 use super::parts::{self, PartInfo, attr_key, trace_key};
-use super::reader::blob;
-use super::schema::{nanos_from_sql, nanos_to_sql};
+use super::sql_values::blob;
+use super::sql_values::{nanos_from_sql, nanos_to_sql};
 
 /// Decompressed block bodies read during one query, so traces sharing a block read it once.
 pub(super) struct BlockCache<'a> {

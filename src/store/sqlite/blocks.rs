@@ -23,8 +23,8 @@ use super::block_read::decompress;
 use super::codec::{put_str, put_varint};
 use super::filter;
 use super::parts::{self, PartInfo, attr_key, trace_key};
-use super::schema::{hour_of, nanos_to_sql};
-use super::writer::by_hour;
+use super::schema::{by_hour, hour_of};
+use super::sql_values::nanos_to_sql;
 use crate::store::batch_codec::{EncodedFrame, all_spans_of_sections};
 use crate::store::block_meta::BlockMeta;
 

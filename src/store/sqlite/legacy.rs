@@ -10,8 +10,10 @@ use crate::store::StoreError;
 
 use super::blocks::BlockWriter;
 use super::codec::{self, Decoder};
-use super::reader::{RefLoader, blob, opt_blob};
-use super::schema::{self, PartitionKind, nanos_from_sql};
+use super::reader::RefLoader;
+use super::schema::{self, PartitionKind};
+use super::sql_values::nanos_from_sql;
+use super::sql_values::{blob, opt_blob};
 
 /// Where `row_id` is, after the columns [`span_from_row`] reads.
 const ROW_ID_COLUMN: usize = 18;

@@ -30,7 +30,9 @@ mod reader;
 mod retention;
 mod rollups;
 mod schema;
+mod sql_values;
 mod writer;
+mod writer_state;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use crate::model::TraceId;
 use crate::store::StoreError;
 
-use super::schema::nanos_from_sql;
+use super::sql_values::nanos_from_sql;
 
 /// A catalogue row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +164,7 @@ pub(super) fn drop(conn: &Connection, part: i64) -> Result<(), StoreError> {
 
 /// Writes the catalogue row of `info` (counts and time range) in the caller's transaction.
 pub(super) fn save(conn: &Connection, info: &PartInfo) -> Result<(), StoreError> {
-    use super::schema::nanos_to_sql;
+    use super::sql_values::nanos_to_sql;
     conn.prepare_cached(
         "UPDATE span_parts SET num_spans = ?1, num_bytes = ?2, min_start = ?3, max_start = ?4 \
          WHERE part = ?5",

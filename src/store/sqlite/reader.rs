@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params_from_iter};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, params_from_iter};
 
 use crate::model::{MetricPoint, Resource, Scope, Span, TraceId};
 use crate::store::{MetricQuery, MetricReader, StoreError, TraceQuery, TraceReader, TraceSummary};
@@ -18,9 +18,9 @@ use super::block_files::BlockFiles;
 use super::codec::{self, Decoder};
 use super::codec_metric::decode_point_value;
 use super::pool::ReadPool;
-use super::schema::{
-    self, Partition, PartitionInfo, PartitionKind, hour_of, nanos_from_sql, nanos_to_sql,
-};
+use super::schema::{self, Partition, PartitionInfo, PartitionKind, hour_of};
+use super::sql_values::blob;
+use super::sql_values::{nanos_from_sql, nanos_to_sql};
 
 /// Reads the store. Cheap to clone; clones share one pool of read connections.
 #[derive(Debug, Clone)]
@@ -159,26 +159,6 @@ fn read_points(
         });
     }
     Ok(())
-}
-
-/// A BLOB column; anything else is corruption.
-pub(super) fn blob<'row>(row: &'row Row<'_>, index: usize) -> Result<&'row [u8], StoreError> {
-    opt_blob(row, index)?.ok_or_else(|| StoreError::Corrupt(format!("column {index} is NULL")))
-}
-
-/// A BLOB column that may be NULL.
-pub(super) fn opt_blob<'row>(
-    row: &'row Row<'_>,
-    index: usize,
-) -> Result<Option<&'row [u8]>, StoreError> {
-    match row.get_ref(index)? {
-        ValueRef::Blob(bytes) => Ok(Some(bytes)),
-        ValueRef::Null => Ok(None),
-        other => Err(StoreError::Corrupt(format!(
-            "column {index} holds {:?}, not a blob",
-            other.data_type()
-        ))),
-    }
 }
 
 /// Resources and scopes loaded once per read, shared by the rows that reference them.

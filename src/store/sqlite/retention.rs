@@ -23,9 +23,10 @@ use super::blocks::BlockWriter;
 use super::parts::{self, PartInfo};
 use super::schema::{
     self, NANOS_PER_HOUR, NANOS_PER_MINUTE, Partition, PartitionInfo, PartitionKind,
-    hour_start_nanos, nanos_from_sql, nanos_to_sql,
+    hour_start_nanos,
 };
-use super::writer::{WriterState, load_partition_set};
+use super::sql_values::{nanos_from_sql, nanos_to_sql};
+use super::writer_state::{WriterState, load_partition_set};
 use crate::store::batch_codec::all_spans_of_sections;
 
 pub(super) fn apply(

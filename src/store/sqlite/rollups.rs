@@ -19,9 +19,11 @@ use super::codec_rollup::{
     decode_edge_stats, decode_operation_stats, edge_kind_code, edge_kind_from_code,
     encode_edge_stats, encode_operation_stats, node_kind_code, node_kind_from_code,
 };
-use super::reader::{SqliteReader, blob, partitions_in_hours};
-use super::schema::{Partition, PartitionKind, hour_of_minute};
-use super::writer::{CreatedPartitions, SqliteWriter, WriterState, add_rows, by_hour};
+use super::reader::{SqliteReader, partitions_in_hours};
+use super::schema::{Partition, PartitionKind, add_rows, by_hour, hour_of_minute};
+use super::sql_values::blob;
+use super::writer::SqliteWriter;
+use super::writer_state::{CreatedPartitions, WriterState};
 
 impl RollupWriter for SqliteWriter {
     fn write_rollups(

@@ -27,8 +27,9 @@
 //! clustered span partitions by start time; version 4 moved spans into blocks and turned on
 //! incremental vacuum.
 //!
-//! Nanosecond columns hold `u64` values biased into `i64` (see [`nanos_to_sql`]) so every `u64`
-//! round-trips and SQL comparisons keep the unsigned order. Table names are built from integers
+//! Nanosecond columns hold `u64` values biased into `i64` (see
+//! [`super::sql_values::nanos_to_sql`]) so every `u64` round-trips and SQL comparisons keep
+//! the unsigned order. Table names are built from integers
 //! only; nothing user-supplied is ever part of SQL text.
 
 use rusqlite::{Connection, OptionalExtension};
@@ -40,20 +41,9 @@ pub(super) use crate::model::NANOS_PER_MINUTE;
 const MINUTES_PER_HOUR: i64 = 60;
 const SCHEMA_VERSION: i64 = 4;
 const BUSY_TIMEOUT_MS: u64 = 10_000;
-const SIGN_BIT: u64 = 1 << 63;
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 131_072;
 /// Size the WAL file is cut back to when it starts over.
 const WAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Maps `u64` onto `i64` preserving order: `0` becomes `i64::MIN`, `u64::MAX` becomes `i64::MAX`.
-pub(super) fn nanos_to_sql(nanos: u64) -> i64 {
-    // Flipping the top bit is the order-preserving bijection; the cast is a bit reinterpretation.
-    (nanos ^ SIGN_BIT) as i64
-}
-
-pub(super) fn nanos_from_sql(value: i64) -> u64 {
-    (value as u64) ^ SIGN_BIT
-}
 
 /// Hours since the epoch; `u64::MAX` nanoseconds is about five million hours, so it fits.
 pub(super) fn hour_of(nanos: u64) -> i64 {
@@ -450,27 +440,42 @@ pub(super) fn used_bytes(conn: &Connection) -> Result<u64, StoreError> {
     Ok(u64::try_from(used_pages.saturating_mul(page_size)).unwrap_or(0))
 }
 
+/// Indexes of `items` grouped by partition hour, hours ascending, input order kept inside.
+pub(super) fn by_hour<T>(items: &[T], hour: impl Fn(&T) -> i64) -> Vec<(i64, Vec<usize>)> {
+    let mut order: Vec<(i64, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| (hour(item), index))
+        .collect();
+    order.sort_unstable();
+    order
+        .chunk_by(|left, right| left.0 == right.0)
+        .map(|group| (group[0].0, group.iter().map(|(_, index)| *index).collect()))
+        .collect()
+}
+
+pub(super) fn add_rows(
+    conn: &Connection,
+    partition: Partition,
+    num_rows: u64,
+) -> Result<(), StoreError> {
+    if num_rows == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE partitions SET num_rows = num_rows + ?1 WHERE kind = ?2 AND hour = ?3",
+    )?
+    .execute((
+        i64::try_from(num_rows).unwrap_or(i64::MAX),
+        partition.kind.code(),
+        partition.hour,
+    ))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nanos_bias_keeps_order_and_round_trips() {
-        let values = [
-            0,
-            1,
-            i64::MAX as u64,
-            (i64::MAX as u64) + 1,
-            u64::MAX - 1,
-            u64::MAX,
-        ];
-        for pair in values.windows(2) {
-            assert!(nanos_to_sql(pair[0]) < nanos_to_sql(pair[1]));
-        }
-        for value in values {
-            assert_eq!(nanos_from_sql(nanos_to_sql(value)), value);
-        }
-    }
 
     #[test]
     fn hours_cover_the_whole_range() {

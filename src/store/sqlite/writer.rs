@@ -5,13 +5,12 @@
 //! in [`super::rollups`], retention lives in [`super::retention`]. Never called from more than
 //! one thread at a time.
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::model::{Batch, MetricPoint, Resource, Scope};
+use crate::model::{Batch, MetricPoint};
 use crate::store::{RetentionPolicy, RetentionReport, StoreError, StoreWriter};
 
 use super::block_files::{BlockCounters, BlockFiles};
@@ -20,7 +19,9 @@ use super::checkpoint::Checkpointer;
 use super::codec;
 use super::codec_metric::encode_point_value;
 use super::intern::{InternTable, Interner};
-use super::schema::{self, Partition, hour_of, nanos_to_sql};
+use super::schema::{Partition, add_rows, by_hour, hour_of};
+use super::sql_values::nanos_to_sql;
+use super::writer_state::{Buffers, CreatedPartitions, RefCache, WriterState, load_partition_set};
 use crate::store::batch_codec::EncodedFrame;
 
 /// Writes batches into the store. Created by [`super::open`]; move it onto the writer thread.
@@ -32,26 +33,6 @@ pub struct SqliteWriter {
     counters: Arc<BlockCounters>,
     /// Stopped when the writer is dropped (declared last: dropped after the connection).
     checkpointer: Option<Checkpointer>,
-}
-
-/// Everything of the writer except its connection, so a transaction on the connection and
-/// mutable state can be borrowed at once.
-pub(super) struct WriterState {
-    /// Existing point and rollup partitions.
-    pub(super) partitions: HashSet<Partition>,
-    pub(super) resources: Interner,
-    pub(super) scopes: Interner,
-    pub(super) buffers: Buffers,
-    /// Span blocks and the parts they go to.
-    pub(super) blocks: BlockWriter,
-}
-
-/// Encoding buffers reused from row to row.
-#[derive(Default)]
-pub(super) struct Buffers {
-    pub(super) attributes: Vec<u8>,
-    pub(super) value: Vec<u8>,
-    pub(super) body: Vec<u8>,
 }
 
 impl SqliteWriter {
@@ -185,117 +166,6 @@ impl StoreWriter for SqliteWriter {
             now_unix_nano,
         )
     }
-}
-
-/// Partitions created by a transaction not yet committed.
-pub(super) type CreatedPartitions = Vec<Partition>;
-
-/// The catalogue as the writer keeps it.
-pub(super) fn load_partition_set(conn: &Connection) -> Result<HashSet<Partition>, StoreError> {
-    Ok(schema::load_partitions(conn)?
-        .into_iter()
-        .map(|info| info.partition)
-        .collect())
-}
-
-impl WriterState {
-    /// Creates `partition`'s table inside `conn`'s transaction when new.
-    pub(super) fn ensure_partition(
-        &self,
-        conn: &Connection,
-        partition: Partition,
-        created: &mut CreatedPartitions,
-    ) -> Result<(), StoreError> {
-        if self.partitions.contains(&partition) || created.contains(&partition) {
-            return Ok(());
-        }
-        schema::create_partition(conn, partition, &[])?;
-        created.push(partition);
-        Ok(())
-    }
-
-    /// Interns the resource and scope shared by many rows, once per distinct `Arc` per batch.
-    pub(super) fn refs(
-        &mut self,
-        conn: &Connection,
-        cache: &mut RefCache,
-        resource: &Arc<Resource>,
-        scope: &Arc<Scope>,
-        hour: i64,
-    ) -> Result<(i64, i64), StoreError> {
-        let resource_key = Arc::as_ptr(resource);
-        let resource_id = match cache.resources.get(&resource_key) {
-            Some(&id) => {
-                self.resources.touch(conn, id, hour)?;
-                id
-            }
-            None => {
-                let body = &mut self.buffers.body;
-                body.clear();
-                codec::encode_resource(body, resource);
-                let id = self.resources.intern(conn, body, hour)?;
-                cache.resources.insert(resource_key, id);
-                id
-            }
-        };
-        let scope_key = Arc::as_ptr(scope);
-        let scope_id = match cache.scopes.get(&scope_key) {
-            Some(&id) => {
-                self.scopes.touch(conn, id, hour)?;
-                id
-            }
-            None => {
-                let body = &mut self.buffers.body;
-                body.clear();
-                codec::encode_scope(body, scope);
-                let id = self.scopes.intern(conn, body, hour)?;
-                cache.scopes.insert(scope_key, id);
-                id
-            }
-        };
-        Ok((resource_id, scope_id))
-    }
-}
-
-/// Ids of the resources and scopes already interned in this batch, keyed by `Arc` address
-/// (the batch keeps every `Arc` alive, so addresses are not reused meanwhile).
-#[derive(Default)]
-pub(super) struct RefCache {
-    resources: HashMap<*const Resource, i64>,
-    scopes: HashMap<*const Scope, i64>,
-}
-
-/// Indexes of `items` grouped by partition hour, hours ascending, input order kept inside.
-pub(super) fn by_hour<T>(items: &[T], hour: impl Fn(&T) -> i64) -> Vec<(i64, Vec<usize>)> {
-    let mut order: Vec<(i64, usize)> = items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| (hour(item), index))
-        .collect();
-    order.sort_unstable();
-    order
-        .chunk_by(|left, right| left.0 == right.0)
-        .map(|group| (group[0].0, group.iter().map(|(_, index)| *index).collect()))
-        .collect()
-}
-
-pub(super) fn add_rows(
-    conn: &Connection,
-    partition: Partition,
-    num_rows: u64,
-) -> Result<(), StoreError> {
-    if num_rows == 0 {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "UPDATE partitions SET num_rows = num_rows + ?1 WHERE kind = ?2 AND hour = ?3",
-    )?
-    .execute((
-        i64::try_from(num_rows).unwrap_or(i64::MAX),
-        partition.kind.code(),
-        partition.hour,
-    ))?;
-    Ok(())
 }
 
 const POINT_COLUMNS: &str = "name, service, time_ns, start_ns, description, unit, resource_id, \

@@ -116,12 +116,12 @@ fn map_render(c: &mut Criterion) {
     let page_traffic = traffic_of(&page_view);
     let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
     group.bench_function("layout_and_svg", |bencher| {
-        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay, &page_traffic));
+        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay, &page_traffic, ""));
     });
     group.finish();
     eprintln!(
         "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        map_svg::render(&page_view, &overlay, &page_traffic).len()
+        map_svg::render(&page_view, &overlay, &page_traffic, "").len()
     );
 }
 

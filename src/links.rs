@@ -29,6 +29,34 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
+/// Pages that read a time range (`window`, or `from` and `to`): the map, services, one
+/// service, one edge, Kafka, breakers, insights.
+fn takes_range(path: &str) -> bool {
+    path == MAP
+        || [SERVICES, "/edges/", KAFKA, BREAKERS, INSIGHTS]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+}
+
+/// `href` with the time range `range_query` (`window=…`, or `from=…&to=…`, already encoded)
+/// added, so the range a user picked follows every link between pages that read one. Other
+/// links, and links that name a range of their own, are left as they are.
+pub fn with_range(href: &str, range_query: &str) -> String {
+    let (path, query) = href.split_once('?').unwrap_or((href, ""));
+    let names_range = query
+        .split('&')
+        .any(|pair| matches!(pair.split('=').next(), Some("window" | "from" | "to")));
+    if range_query.is_empty() || names_range || !takes_range(path) {
+        return href.to_owned();
+    }
+    let separator = if query.is_empty() && !href.contains('?') {
+        '?'
+    } else {
+        '&'
+    };
+    format!("{href}{separator}{range_query}")
+}
+
 /// The page of the service named `name`.
 pub fn service(name: &str) -> String {
     format!("{SERVICES}/{}", url_encode(name))
@@ -100,6 +128,36 @@ pub fn expire_silence(id: &str, csrf: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_range_follows_links_between_pages_that_read_one() {
+        let range = "window=1h";
+        assert_eq!(
+            with_range("/services/orders", range),
+            "/services/orders?window=1h"
+        );
+        assert_eq!(
+            with_range("/?focus=x&depth=1", range),
+            "/?focus=x&depth=1&window=1h"
+        );
+        assert_eq!(with_range("/edges/a/b", range), "/edges/a/b?window=1h");
+        assert_eq!(
+            with_range("/services?sort=rate", range),
+            "/services?sort=rate&window=1h"
+        );
+        // Pages without a range, links with their own, and no range at all: unchanged.
+        assert_eq!(with_range("/traces/0af7", range), "/traces/0af7");
+        assert_eq!(with_range("/alerts", range), "/alerts");
+        assert_eq!(
+            with_range("/services?window=5m", range),
+            "/services?window=5m"
+        );
+        assert_eq!(with_range("/services", ""), "/services");
+        assert_eq!(
+            with_range("https://example.com/services", range),
+            "https://example.com/services"
+        );
+    }
 
     #[test]
     fn names_from_span_data_are_percent_encoded() {

@@ -208,7 +208,14 @@ const WINDOWS: &[(&str, i64)] = &[
     ("6h", 360),
     ("24h", 1440),
 ];
-const DEFAULT_WINDOW_MINUTES: i64 = 15;
+const DEFAULT_WINDOW_MINUTES: i64 = 5;
+/// The window pages open on: what is happening now.
+pub const DEFAULT_WINDOW: &str = "5m";
+
+/// The windows the time pickers offer, shortest first.
+pub fn window_names() -> Vec<&'static str> {
+    WINDOWS.iter().map(|(name, _)| *name).collect()
+}
 const MAX_DEPTH: usize = 10;
 
 pub const GRAPH_PARAMS: &[&str] = &["window", "from", "to", "namespace", "focus", "depth"];
@@ -268,6 +275,27 @@ impl Params {
     }
 }
 
+/// The time range a query string names (`window`, or `from` and `to`, which win when both are
+/// there), encoded for links that should keep it; empty when it names none.
+pub fn range_query(query_string: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let is_custom = pairs
+        .iter()
+        .any(|(key, value)| (key == "from" || key == "to") && !value.is_empty());
+    let kept: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, value)| {
+            !value.is_empty()
+                && if is_custom {
+                    key == "from" || key == "to"
+                } else {
+                    key == "window"
+                }
+        })
+        .collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
 /// The range and filter a query string asks for, as written: use [`graph_query`] unless the
 /// rates are of no interest.
 pub fn parse_graph_query(
@@ -303,6 +331,21 @@ pub fn metric_query(query_string: &str) -> Result<MetricQuery, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_range_to_keep_is_the_window_or_the_custom_range() {
+        assert_eq!(
+            super::range_query("window=1h&focus=service%3Aa"),
+            "window=1h"
+        );
+        assert_eq!(
+            super::range_query("window=5m&from=2026-01-01T00%3A00%3A00Z&to="),
+            "from=2026-01-01T00%3A00%3A00Z"
+        );
+        assert_eq!(super::range_query("sort=rate"), "");
+        assert_eq!(super::DEFAULT_WINDOW, "5m");
+        assert_eq!(super::window_names()[0], "1m");
+    }
+
     use super::*;
 
     fn message(result: Result<TraceQuery, ApiError>) -> String {

@@ -297,3 +297,45 @@ fn url_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// One time range across the UI: pages open on the last 5 minutes, the picker shows what the
+/// URL says (1m among the choices, a custom range as such), and the range survives a click
+/// path map → service → edge → map through map nodes, table links and the navigation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
+    let app = spawn_graph_app(1).await;
+    seed(&app).await;
+    wait_for_edges(&app, 3).await;
+    let pages = json!([
+        { "name": "range-default", "path": "/services", "picked": true },
+        { "name": "range-1m", "path": "/services/orders?window=1m", "picked": true },
+        { "name": "range-custom", "path": format!("/kafka?from={}&to={}", rfc3339(1_796_000_000), rfc3339(1_796_000_600)), "picked": true },
+        { "name": "range-path", "path": "/?window=1h", "picked": true, "click_path": [
+            "svg.map g.node[data-id='service:orders']",
+            "table a[href^='/edges/']",
+            "header nav a:text-is('Map')",
+        ] },
+    ]);
+    let report = Value::Array(browse(&app, &pages).await);
+    let picked = |index: usize| report[index]["picked"].as_str().map(str::to_owned);
+    assert_eq!(picked(0).as_deref(), Some("last 5m"), "{report:#}");
+    assert_eq!(picked(1).as_deref(), Some("last 1m"), "{report:#}");
+    assert_eq!(picked(2).as_deref(), Some("custom range"), "{report:#}");
+    assert_eq!(picked(3).as_deref(), Some("last 1h"), "{report:#}");
+    let path = report[3]["click_path"].as_array().expect("click path");
+    let paths: Vec<&str> = path
+        .iter()
+        .map(|step| step["path"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(paths[0], "/services/orders", "{report:#}");
+    assert!(paths[1].starts_with("/edges/"), "{report:#}");
+    assert_eq!(paths[2], "/", "{report:#}");
+    for step in path {
+        assert!(
+            step["search"].as_str().unwrap_or("").contains("window=1h"),
+            "{step}"
+        );
+        assert_eq!(step["picked"], "last 1h", "{step}");
+    }
+    app.shutdown().await;
+}

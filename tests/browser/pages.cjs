@@ -6,6 +6,8 @@
 //   node pages.cjs BASE_URL SCREENSHOT_DIR PAGES_JSON
 // PAGES_JSON: [{"path": "/", "name": "map", "texts": ["orders"], "focus": true}, ...]; a page
 // with "fill" ({selector: value}) and "submit" (a selector) also submits that form; one with
+// "click_path" (selectors) follows those links in turn and reports each page's URL and picked
+// window; one with "picked": true reports the window its picker shows; one with
 // "figures": true also reports every marked figure ([data-figure]) as {figure, subject, text},
 // its subject from its own data-subject or its map group's (g.edge data-subject, g.node data-id).
 
@@ -64,6 +66,29 @@ async function main() {
         injected_images: await page.evaluate(() => document.querySelectorAll("img").length),
       };
       await page.screenshot({ path: shots + "/" + spec.name + "-after.png", fullPage: true });
+    }
+    if (spec.click_path) {
+      // Follow links by selector, one page after another: where each leads and what its time
+      // picker shows.
+      entry.click_path = [];
+      for (const selector of spec.click_path) {
+        await Promise.all([page.waitForNavigation(), page.click(selector)]);
+        const url = new URL(page.url());
+        entry.click_path.push({
+          path: url.pathname,
+          search: url.search,
+          picked: await page.evaluate(() => {
+            const option = document.querySelector("select[name=window] option:checked");
+            return option ? option.textContent : null;
+          }),
+        });
+      }
+    }
+    if (spec.picked) {
+      entry.picked = await page.evaluate(() => {
+        const option = document.querySelector("select[name=window] option:checked");
+        return option ? option.textContent : null;
+      });
     }
     if (spec.click_first_node) {
       await Promise.all([page.waitForNavigation(), page.click("svg.map g.node[data-id='" + spec.click_first_node + "']")]);

@@ -191,6 +191,7 @@ pub fn render(
     view: &GraphView,
     overlay: &SignalOverlay,
     traffic: &HashMap<NodeKey, NodeTraffic>,
+    range_query: &str,
 ) -> String {
     let index: HashMap<&NodeKey, usize> = view
         .nodes
@@ -228,15 +229,17 @@ pub fn render(
         .filter_map(|(key, _)| Some((*index.get(&key.source)?, *index.get(&key.target)?)))
         .collect();
     let layout = layout::layout(&widest, &edges);
-    draw(view, overlay, &index, &lines, &layout)
+    draw(view, overlay, &index, &lines, &layout, range_query)
 }
 
+/// The SVG; node and edge links keep `range_query` (see [`links::with_range`]).
 fn draw(
     view: &GraphView,
     overlay: &SignalOverlay,
     index: &HashMap<&NodeKey, usize>,
     lines: &[NodeLines],
     layout: &Layout,
+    range_query: &str,
 ) -> String {
     let bottom = layout.height;
     let mut out = String::with_capacity(256 * (view.nodes.len() + view.edges.len()) + 1024);
@@ -260,6 +263,7 @@ fn draw(
             &layout.nodes[source],
             &layout.nodes[target],
             bottom,
+            range_query,
         );
     }
     out.push_str(r#"</g><g class="nodes">"#);
@@ -269,7 +273,7 @@ fn draw(
         let _ = write!(
             out,
             r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
-            href = escape(&links::node(key)),
+            href = escape(&links::with_range(&links::node(key), range_query)),
             kind = key.kind.as_str(),
             id = escape(&key.id()),
             x = placed.x,
@@ -299,6 +303,7 @@ fn edge(
     source: &Placed,
     target: &Placed,
     bottom: f64,
+    range_query: &str,
 ) {
     let (x1, y1) = (source.x + source.width, source.y + source.height / 2.0);
     let (x2, y2) = (target.x, target.y + target.height / 2.0);
@@ -327,7 +332,7 @@ fn edge(
     let _ = write!(
         out,
         r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
-        href = escape(&links::edge(key)),
+        href = escape(&links::with_range(&links::edge(key), range_query)),
         kind = key.kind.as_str(),
         source_id = escape(&key.source.id()),
         target_id = escape(&key.target.id()),
@@ -503,7 +508,7 @@ mod tests {
     #[test]
     fn a_service_shows_what_it_served_and_an_edge_its_refused_calls_beside_its_errors() {
         let (view, overlay, traffic) = small_shop();
-        let svg = render(&view, &overlay, &traffic);
+        let svg = render(&view, &overlay, &traffic, "");
         assert_eq!(
             marked(&svg, r#"data-id="service:payments""#),
             ["1.8/s", "1.8 %"],
@@ -523,8 +528,12 @@ mod tests {
     #[test]
     fn the_small_shop_map_matches_the_committed_svg() {
         let (view, overlay, traffic) = small_shop();
-        let rendered = render(&view, &overlay, &traffic);
-        assert_eq!(rendered, render(&view, &overlay, &traffic), "deterministic");
+        let rendered = render(&view, &overlay, &traffic, "");
+        assert_eq!(
+            rendered,
+            render(&view, &overlay, &traffic, ""),
+            "deterministic"
+        );
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/map_small_shop.svg");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if committed != rendered {
@@ -561,7 +570,7 @@ mod tests {
             window_secs: 60.0,
         };
         let overlay = SignalOverlay::default();
-        let svg = render(&view, &overlay, &HashMap::new());
+        let svg = render(&view, &overlay, &HashMap::new(), "");
         assert!(
             !svg.contains("<script>") && !svg.contains("'x'") && !svg.contains("\"&"),
             "{svg}"

@@ -90,7 +90,11 @@ pub async fn edge(
         .into());
     }
     let mut page = TablePage::new(
-        Frame::new(format!("{} → {}", source.name, target.name), "Map"),
+        Frame::new(format!("{} → {}", source.name, target.name), "Map").ranged(
+            request.path(),
+            request.query_string(),
+            true,
+        ),
         format!("{} → {}", source.name, target.name),
         "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries. Calls refused by the caller's open breaker never reached the callee: they are counted apart, in neither the errors nor the latencies.",
     );

@@ -15,7 +15,7 @@ pub async fn insights(
     let view = state.query.graph(range, &GraphFilter::default()).await?;
     let found = analysis::insights(&view, &state.query.observed_chains());
     let mut page = TablePage::new(
-        Frame::new("Insights", "Insights"),
+        Frame::new("Insights", "Insights").ranged(request.path(), request.query_string(), true),
         "Insights",
         "What the structure of the map says: cycles, long synchronous chains, chatty pairs, fan-out and single points of failure.",
     );

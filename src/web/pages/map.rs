@@ -2,8 +2,6 @@
 
 use super::*;
 
-const WINDOWS: [&str; 5] = ["5m", "15m", "1h", "6h", "24h"];
-
 /// The map form sends its time-range select always; a custom from/to replaces it.
 fn custom_range_wins(query_string: &str) -> String {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
@@ -32,9 +30,13 @@ pub async fn map(
             .map(|(_, v)| v.clone())
     };
     let page = MapPage {
-        frame: Frame::new("Map", "Map"),
-        windows: WINDOWS.to_vec(),
-        window: value("window").unwrap_or_else(|| "15m".to_owned()),
+        frame: Frame::new("Map", "Map").ranged(request.path(), &query_string, false),
+        windows: params::window_names(),
+        window: if value("from").is_some() || value("to").is_some() {
+            String::new()
+        } else {
+            value("window").unwrap_or_else(|| params::DEFAULT_WINDOW.to_owned())
+        },
         from: value("from").unwrap_or_default(),
         to: value("to").unwrap_or_default(),
         namespace: value("namespace").unwrap_or_default(),
@@ -50,7 +52,12 @@ pub async fn map(
         } else {
             format!("/?{query_string}")
         },
-        svg: svg::render(&view, &overlay, &traffic),
+        svg: svg::render(
+            &view,
+            &overlay,
+            &traffic,
+            &params::range_query(&query_string),
+        ),
     };
     Ok(respond(&page))
 }

@@ -21,7 +21,7 @@ pub async fn services(
     let trends = service_trends(&state, range).await?;
     sort_services(&mut summaries, sort.as_deref());
     let mut page = TablePage::new(
-        Frame::new("Services", "Services"),
+        Frame::new("Services", "Services").ranged(request.path(), request.query_string(), true),
         "Services",
         "What each service served: its operations (server and consumer spans), never the calls its callers' breakers refused. Click a heading to sort.",
     );
@@ -197,7 +197,11 @@ pub async fn service(
         );
     }
     let mut page = TablePage::new(
-        Frame::new(format!("{name} · service"), "Services"),
+        Frame::new(format!("{name} · service"), "Services").ranged(
+            request.path(),
+            request.query_string(),
+            true,
+        ),
         format!("Service {name}"),
         "",
     );

@@ -58,7 +58,7 @@ pub async fn kafka(
     .await?;
     let (_, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let mut page = TablePage::new(
-        Frame::new("Kafka", "Kafka"),
+        Frame::new("Kafka", "Kafka").ranged(request.path(), request.query_string(), true),
         "Kafka consumer lag",
         "Lag per consumer group and topic, from kafkametrics, kafka_exporter or client metrics. Trend, rate and time to drain follow the last minute of samples (since the lag last turned); a change too slow to show in a minute is read from the 5-minute fit.",
     );
@@ -89,7 +89,7 @@ pub async fn breakers(
     .await?;
     let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let mut page = TablePage::new(
-        Frame::new("Breakers", "Breakers"),
+        Frame::new("Breakers", "Breakers").ranged(request.path(), request.query_string(), true),
         "Circuit breakers",
         "Every breaker reported by resilience4j, Polly or circuit_breaker.state metrics, with the calls it refused in this range.",
     );

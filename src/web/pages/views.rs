@@ -23,6 +23,23 @@ pub struct Frame {
     pub title: String,
     pub section: &'static str,
     pub nav: Vec<(&'static str, &'static str)>,
+    /// The time range the request named, kept by every link to a page that reads one.
+    pub range_query: String,
+    /// The time picker at the top of a page that reads a range.
+    pub range_bar: Option<RangeBar>,
+}
+
+/// A page's time picker: the window (or custom range) the URL names, and the other parameters
+/// a new choice keeps.
+#[derive(Debug, Clone)]
+pub struct RangeBar {
+    pub action: String,
+    pub windows: Vec<&'static str>,
+    /// The selected window; empty when a custom range is shown.
+    pub window: String,
+    pub from: String,
+    pub to: String,
+    pub kept: Vec<(String, String)>,
 }
 
 impl Frame {
@@ -31,6 +48,57 @@ impl Frame {
             title: title.into(),
             section,
             nav: NAV.to_vec(),
+            range_query: String::new(),
+            range_bar: None,
+        }
+    }
+
+    /// Keeps the range `query_string` names in the page's links, and shows a picker for it
+    /// on `path` (the page's own path) when `picker` is set.
+    pub fn ranged(mut self, path: &str, query_string: &str, picker: bool) -> Self {
+        self.range_query = crate::web::params::range_query(query_string);
+        if picker {
+            self.range_bar = Some(RangeBar::of(path, query_string));
+        }
+        self
+    }
+
+    /// `href` with this page's time range, when `href` leads to a page that reads one.
+    pub fn keep(&self, href: &str) -> String {
+        crate::links::with_range(href, &self.range_query)
+    }
+}
+
+impl RangeBar {
+    fn of(path: &str, query_string: &str) -> Self {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query_string).unwrap_or_default();
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, value)| key == name && !value.is_empty())
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default()
+        };
+        let (from, to) = (value("from"), value("to"));
+        let window = match value("window") {
+            _ if !from.is_empty() || !to.is_empty() => String::new(),
+            window if window.is_empty() => crate::web::params::DEFAULT_WINDOW.to_owned(),
+            window => window,
+        };
+        let kept = pairs
+            .into_iter()
+            .filter(|(key, value)| {
+                !matches!(key.as_str(), "window" | "from" | "to") && !value.is_empty()
+            })
+            .collect();
+        Self {
+            action: path.to_owned(),
+            windows: crate::web::params::window_names(),
+            window,
+            from,
+            to,
+            kept,
         }
     }
 }

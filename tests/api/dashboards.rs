@@ -299,8 +299,9 @@ fn url_encode(text: &str) -> String {
 }
 
 /// One time range across the UI: pages open on the last 5 minutes, the picker shows what the
-/// URL says (1m among the choices, a custom range as such), and the range survives a click
-/// path map → service → edge → map through map nodes, table links and the navigation.
+/// URL says (1m among the choices, a custom range as such), a page with nothing in its range
+/// offers longer ones, and the range survives a click path map → service → edge → map
+/// through map nodes, table links and the navigation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
     let app = spawn_graph_app(1).await;
@@ -310,6 +311,7 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
         { "name": "range-default", "path": "/services", "picked": true },
         { "name": "range-1m", "path": "/services/orders?window=1m", "picked": true },
         { "name": "range-custom", "path": format!("/kafka?from={}&to={}", rfc3339(1_796_000_000), rfc3339(1_796_000_600)), "picked": true },
+        { "name": "range-widen", "path": "/services/nobody?window=1m", "click_path": ["p.widen a:text-is('last 24h')"] },
         { "name": "range-path", "path": "/?window=1h", "picked": true, "click_path": [
             "svg.map g.node[data-id='service:orders']",
             "table a[href^='/edges/']",
@@ -321,8 +323,13 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
     assert_eq!(picked(0).as_deref(), Some("last 5m"), "{report:#}");
     assert_eq!(picked(1).as_deref(), Some("last 1m"), "{report:#}");
     assert_eq!(picked(2).as_deref(), Some("custom range"), "{report:#}");
-    assert_eq!(picked(3).as_deref(), Some("last 1h"), "{report:#}");
-    let path = report[3]["click_path"].as_array().expect("click path");
+    // Nothing in the range: the page offers longer ones, and the link keeps to the page.
+    assert_eq!(report[3]["status"], 404, "{report:#}");
+    let widened = &report[3]["click_path"][0];
+    assert_eq!(widened["path"], "/services/nobody", "{report:#}");
+    assert_eq!(widened["search"], "?window=24h", "{report:#}");
+    assert_eq!(picked(4).as_deref(), Some("last 1h"), "{report:#}");
+    let path = report[4]["click_path"].as_array().expect("click path");
     let paths: Vec<&str> = path
         .iter()
         .map(|step| step["path"].as_str().unwrap_or(""))

@@ -83,11 +83,11 @@ pub async fn edge(
         .filter(|(key, _)| key.source == source && key.target == target)
         .collect();
     if edges.is_empty() {
-        return Err(ApiError::NotFound(format!(
+        let error = ApiError::NotFound(format!(
             "No calls from {} to {} in this range.",
             source.name, target.name
-        ))
-        .into());
+        ));
+        return Err(PageError::empty_range(error, request.path()));
     }
     let mut page = TablePage::new(
         Frame::new(format!("{} → {}", source.name, target.name), "Map").ranged(

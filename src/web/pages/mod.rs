@@ -49,47 +49,86 @@ const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
 
 /// An error shown as a page.
 #[derive(Debug)]
-pub struct PageError(ApiError);
+pub struct PageError {
+    error: ApiError,
+    /// The page's own path, when widening its time range may find what it looked for.
+    widen_path: Option<String>,
+}
+
+impl PageError {
+    /// Nothing in the range: the error page offers the same page over longer ranges.
+    fn empty_range(error: ApiError, path: &str) -> Self {
+        PageError {
+            error,
+            widen_path: Some(path.to_owned()),
+        }
+    }
+}
 
 impl std::fmt::Display for PageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.error.fmt(f)
     }
 }
 
 impl<E: Into<ApiError>> From<E> for PageError {
     fn from(err: E) -> Self {
-        PageError(err.into())
+        PageError {
+            error: err.into(),
+            widen_path: None,
+        }
     }
 }
 
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
-        self.0.status_code()
+        self.error.status_code()
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let (heading, message) = match status {
-            StatusCode::NOT_FOUND => ("Not found", self.0.to_string()),
-            StatusCode::BAD_REQUEST => ("That request is not valid", self.0.to_string()),
+            StatusCode::NOT_FOUND => ("Not found", self.error.to_string()),
+            StatusCode::BAD_REQUEST => ("That request is not valid", self.error.to_string()),
             _ => {
-                tracing::error!(error = %self.0, "page failed");
+                tracing::error!(error = %self.error, "page failed");
                 (
                     "Something went wrong",
                     "Cartograph could not read this page's data; the log says why. Try again in a moment.".to_owned(),
                 )
             }
         };
-        error_page(status, heading, &message)
+        let widen = self
+            .widen_path
+            .as_deref()
+            .map_or_else(Vec::new, wider_ranges);
+        error_page_with(status, heading, &message, widen)
     }
 }
 
+/// Links to `path` over the longer windows, for a page that found nothing in its range.
+fn wider_ranges(path: &str) -> Vec<(String, String)> {
+    ["1h", "6h", "24h"]
+        .into_iter()
+        .map(|window| (format!("last {window}"), format!("{path}?window={window}")))
+        .collect()
+}
+
 fn error_page(status: StatusCode, heading: &str, message: &str) -> HttpResponse {
+    error_page_with(status, heading, message, Vec::new())
+}
+
+fn error_page_with(
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+    widen: Vec<(String, String)>,
+) -> HttpResponse {
     let page = ErrorPage {
         frame: Frame::new(heading, ""),
         heading: heading.to_owned(),
         message: message.to_owned(),
+        widen,
     };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

@@ -192,9 +192,8 @@ pub async fn service(
     let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
     let summaries = state.query.services(range, Some(name.clone())).await?;
     if summaries.is_empty() && !view.nodes.iter().any(|(key, _)| *key == node) {
-        return Err(
-            ApiError::NotFound(format!("Service {name:?} has no data in this range.")).into(),
-        );
+        let error = ApiError::NotFound(format!("Service {name:?} has no data in this range."));
+        return Err(PageError::empty_range(error, request.path()));
     }
     let mut page = TablePage::new(
         Frame::new(format!("{name} · service"), "Services").ranged(

@@ -395,6 +395,8 @@ pub struct ErrorPage {
     pub frame: Frame,
     pub heading: String,
     pub message: String,
+    /// `(label, href)` of the same page over longer ranges, when its range held nothing.
+    pub widen: Vec<(String, String)>,
 }
 
 /// One span of the waterfall.

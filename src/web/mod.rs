@@ -107,6 +107,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::delete().to(handlers::alerts::expire_silence),
             )
             .route("/alerts", web::get().to(pages::alerts))
+            .route("/alerts/badge", web::get().to(pages::alert_badge))
             .route("/alerts/silences", web::post().to(pages::create_silence))
             .route(
                 "/alerts/silences/{id}/expire",

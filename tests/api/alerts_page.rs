@@ -18,6 +18,16 @@ async fn the_alerts_page_shows_firing_alerts_and_silences_one_from_its_form() {
     calls.send(10, 10).await;
     let alerts = alerts_until(&app, "firing", |alerts| has_status(alerts, "firing")).await;
     let fingerprint = alerts[0]["fingerprint"].as_str().expect("fingerprint");
+    let badge = reqwest::get(format!("{}/alerts/badge", app.ui))
+        .await
+        .expect("badge")
+        .text()
+        .await
+        .expect("badge text");
+    assert!(
+        badge.contains(">1 firing</a>"),
+        "the navigation's badge: {badge}"
+    );
 
     let pages = json!([
         {

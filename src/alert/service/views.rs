@@ -52,6 +52,11 @@ pub struct AlertView {
 }
 
 impl Alerting {
+    /// How many receivers notifications can go to (none: firing alerts reach nobody).
+    pub fn num_receivers(&self) -> usize {
+        self.engine().receivers().len()
+    }
+
     /// Every rule with its current state.
     pub fn rules(&self) -> Vec<RuleView> {
         let engine = self.engine();

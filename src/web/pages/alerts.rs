@@ -111,6 +111,53 @@ pub async fn alerts(
     Ok(respond(&page))
 }
 
+/// The navigation's alert badge (an htmx fragment that reloads itself): how many alerts fire
+/// unsilenced, and whether any receiver would hear of them. Empty when nothing fires.
+pub async fn alert_badge(state: web::Data<WebState>) -> Result<HttpResponse, PageError> {
+    let alerts = state.alerting.alerts().await?;
+    let num_firing = alerts
+        .iter()
+        .filter(|alert| alert.status == "firing" && alert.silenced_by.is_empty())
+        .count();
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(badge_html(num_firing, state.alerting.num_receivers())))
+}
+
+fn badge_html(num_firing: usize, num_receivers: usize) -> String {
+    let reload =
+        r#"id="alert-badge" hx-get="/alerts/badge" hx-trigger="every 15s" hx-swap="outerHTML""#;
+    match (num_firing, num_receivers) {
+        (0, _) => format!("<span {reload}></span>"),
+        (num, 0) => format!(
+            r#"<a {reload} class="alert-badge" href="{}" title="No receiver is configured: nobody is notified">{num} firing · no receiver</a>"#,
+            links::ALERTS
+        ),
+        (num, _) => format!(
+            r#"<a {reload} class="alert-badge" href="{}">{num} firing</a>"#,
+            links::ALERTS
+        ),
+    }
+}
+
+#[cfg(test)]
+mod badge_tests {
+    use super::badge_html;
+
+    #[test]
+    fn the_badge_counts_firing_alerts_and_says_when_nobody_hears_of_them() {
+        assert!(!badge_html(0, 0).contains("firing"));
+        assert!(badge_html(3, 1).contains(">3 firing</a>"));
+        assert!(badge_html(10, 0).contains("10 firing · no receiver"));
+        for html in [badge_html(0, 1), badge_html(2, 1)] {
+            assert!(
+                html.contains(r#"hx-get="/alerts/badge""#),
+                "it reloads itself: {html}"
+            );
+        }
+    }
+}
+
 /// The silence form, prefilled with an alert's labels when `fingerprint` names one.
 async fn form_for(state: &WebState, fingerprint: Option<&str>) -> Result<SilenceForm, PageError> {
     let mut form = SilenceForm::empty(FORM_ROWS);

@@ -32,7 +32,7 @@ use crate::web::format::{
 use crate::web::map::svg::{self, trend_arrow};
 use crate::web::params::{self, GRAPH_PARAMS, graph_query};
 
-pub use alerts::{alerts, create_silence, expire_silence};
+pub use alerts::{alert_badge, alerts, create_silence, expire_silence};
 pub use edge::edge;
 pub use insights::insights;
 pub use map::map;

@@ -140,24 +140,6 @@ fn badge_html(num_firing: usize, num_receivers: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod badge_tests {
-    use super::badge_html;
-
-    #[test]
-    fn the_badge_counts_firing_alerts_and_says_when_nobody_hears_of_them() {
-        assert!(!badge_html(0, 0).contains("firing"));
-        assert!(badge_html(3, 1).contains(">3 firing</a>"));
-        assert!(badge_html(10, 0).contains("10 firing · no receiver"));
-        for html in [badge_html(0, 1), badge_html(2, 1)] {
-            assert!(
-                html.contains(r#"hx-get="/alerts/badge""#),
-                "it reloads itself: {html}"
-            );
-        }
-    }
-}
-
 /// The silence form, prefilled with an alert's labels when `fingerprint` names one.
 async fn form_for(state: &WebState, fingerprint: Option<&str>) -> Result<SilenceForm, PageError> {
     let mut form = SilenceForm::empty(FORM_ROWS);
@@ -515,5 +497,23 @@ pub async fn expire_silence(
         Ok(see_other(links::ALERTS))
     } else {
         Err(ApiError::NotFound(format!("no silence with id {id:?}")).into())
+    }
+}
+
+#[cfg(test)]
+mod badge_tests {
+    use super::badge_html;
+
+    #[test]
+    fn the_badge_counts_firing_alerts_and_says_when_nobody_hears_of_them() {
+        assert!(!badge_html(0, 0).contains("firing"));
+        assert!(badge_html(3, 1).contains(">3 firing</a>"));
+        assert!(badge_html(10, 0).contains("10 firing · no receiver"));
+        for html in [badge_html(0, 1), badge_html(2, 1)] {
+            assert!(
+                html.contains(r#"hx-get="/alerts/badge""#),
+                "it reloads itself: {html}"
+            );
+        }
     }
 }

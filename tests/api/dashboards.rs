@@ -300,7 +300,7 @@ fn url_encode(text: &str) -> String {
 
 /// One time range across the UI: pages open on the last 5 minutes, the picker shows what the
 /// URL says (1m among the choices, a custom range as such), a page with nothing in its range
-/// offers longer ones, and the range survives a click path map → service → edge → map
+/// offers longer ones, Focus takes a plain service name, and the range survives a click path map → service → edge → map
 /// through map nodes, table links and the navigation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
@@ -312,6 +312,7 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
         { "name": "range-1m", "path": "/services/orders?window=1m", "picked": true },
         { "name": "range-custom", "path": format!("/kafka?from={}&to={}", rfc3339(1_796_000_000), rfc3339(1_796_000_600)), "picked": true },
         { "name": "range-widen", "path": "/services/nobody?window=1m", "click_path": ["p.widen a:text-is('last 24h')"] },
+        { "name": "focus-plain", "path": "/?focus=payments&depth=1", "map": true },
         { "name": "range-path", "path": "/?window=1h", "picked": true, "click_path": [
             "svg.map g.node[data-id='service:orders']",
             "table a[href^='/edges/']",
@@ -328,8 +329,17 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
     let widened = &report[3]["click_path"][0];
     assert_eq!(widened["path"], "/services/nobody", "{report:#}");
     assert_eq!(widened["search"], "?window=24h", "{report:#}");
-    assert_eq!(picked(4).as_deref(), Some("last 1h"), "{report:#}");
-    let path = report[4]["click_path"].as_array().expect("click path");
+    // A plain service name in Focus is that service.
+    assert_eq!(report[4]["status"], 200, "{report:#}");
+    let focused = &report[4]["map"]["nodes"];
+    assert!(
+        focused
+            .as_array()
+            .is_some_and(|nodes| nodes.contains(&json!("service:payments"))),
+        "{report:#}"
+    );
+    assert_eq!(picked(5).as_deref(), Some("last 1h"), "{report:#}");
+    let path = report[5]["click_path"].as_array().expect("click path");
     let paths: Vec<&str> = path
         .iter()
         .map(|step| step["path"].as_str().unwrap_or(""))

@@ -13,11 +13,28 @@ fn custom_range_wins(query_string: &str) -> String {
     serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
+/// The map's Focus box takes a plain service name too: `orders` means `service:orders` (node ids
+/// of other kinds name their kind; the API stays strict).
+fn forgiving_focus(query_string: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let forgiven: Vec<(String, String)> = pairs
+        .into_iter()
+        .map(|(key, value)| {
+            if key == "focus" && NodeKey::parse_id(&value).is_none() {
+                (key, NodeKey::service(value.trim().to_owned()).id())
+            } else {
+                (key, value)
+            }
+        })
+        .collect();
+    serde_urlencoded::to_string(forgiven).unwrap_or_default()
+}
+
 pub async fn map(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let query_string = custom_range_wins(&without_empty(request.query_string()));
+    let query_string = forgiving_focus(&custom_range_wins(&without_empty(request.query_string())));
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let traffic = state.query.node_traffic(range, &filter, &view).await?;
@@ -51,6 +68,11 @@ pub async fn map(
             "/".to_owned()
         } else {
             format!("/?{query_string}")
+        },
+        node_ids: {
+            let mut ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
+            ids.sort();
+            ids
         },
         svg: svg::render(
             &view,

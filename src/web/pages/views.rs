@@ -120,6 +120,8 @@ pub struct MapPage {
     pub grpc_addr: String,
     pub http_addr: String,
     pub refresh_url: String,
+    /// Every node of the map in the range, for the Focus box's suggestions.
+    pub node_ids: Vec<String>,
     pub svg: String,
 }
 

@@ -39,6 +39,17 @@ impl SeriesBuckets {
         self.range.is_empty()
     }
 
+    /// The seconds bucket `index` holds data of by `now_unix_nano`: a whole bucket, or the part
+    /// of the one in progress that has passed (at least a second). Rates per bucket divide by
+    /// this, so the bucket in progress does not read as a drop.
+    pub fn covered_secs(&self, index: usize, now_unix_nano: u64) -> f64 {
+        let Some(bucket) = self.ranges().get(index).copied() else {
+            return 1.0;
+        };
+        let (start, end) = bucket.unix_nano_bounds();
+        (end.min(now_unix_nano).saturating_sub(start) as f64 / 1e9).max(1.0)
+    }
+
     /// The bucket `minute` falls into, if it is in the range.
     pub fn index_of(&self, minute: i64) -> Option<usize> {
         if !self.range.contains(UnixMinute(minute)) {
@@ -167,6 +178,12 @@ mod tests {
 
         let short = SeriesBuckets::new(MinuteRange::new(UnixMinute(0), UnixMinute(7)), 30);
         assert_eq!(short.len(), 7);
+        // The bucket in progress holds only the seconds that have passed.
+        let now = 159 * crate::model::NANOS_PER_MINUTE + 30_000_000_000;
+        assert_eq!(buckets.covered_secs(0, now), 120.0);
+        assert_eq!(buckets.covered_secs(29, now), 90.0);
+        assert_eq!(buckets.covered_secs(30, now), 1.0, "no such bucket");
+
         let uneven = SeriesBuckets::new(MinuteRange::new(UnixMinute(0), UnixMinute(25)), 12);
         assert_eq!(uneven.ranges().len(), 9, "3 minutes each, the last one 1");
         assert_eq!(uneven.index_of(24), Some(8));

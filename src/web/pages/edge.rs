@@ -5,7 +5,7 @@ use super::*;
 use crate::model::figures;
 use crate::model::graph::EdgeStats;
 
-/// Client vs server p95, requests and errors of one edge per bucket of the range.
+/// Client vs server p95, request rate and errors of one edge per bucket of the range.
 async fn edge_over_time(
     state: &WebState,
     range: GraphRange,
@@ -23,13 +23,15 @@ async fn edge_over_time(
     let mut server = Vec::new();
     let mut requests = Vec::new();
     let mut errored = Vec::new();
-    for stats in series {
+    let now = now_unix_nano();
+    for (bucket, stats) in series.iter().enumerate() {
         let p95_ms = |sketch: &crate::model::LatencySketch| {
             sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
         };
         client.push(p95_ms(&stats.client_latency));
         server.push(p95_ms(&stats.server_latency));
-        requests.push(stats.num_requests as f64);
+        // Per second, so the bucket in progress does not read as a drop.
+        requests.push(stats.num_requests as f64 / buckets.covered_secs(bucket, now));
         errored.push(stats.num_failed() > 0);
     }
     let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
@@ -55,9 +57,9 @@ async fn edge_over_time(
             Cell::number(millis_text(peak(&server) * 1e6)),
         ],
         vec![
-            Cell::text("requests (red: errors)"),
+            Cell::text("requests per second (red: errors)"),
             Cell::spark(views::sparkline(&requests, &errored), ""),
-            Cell::number(format!("{:.0}", peak(&requests))),
+            Cell::number(rate_text(peak(&requests))),
         ],
     ];
     Ok(section)

@@ -73,7 +73,7 @@ fn services_section(
             ("p95", true),
             ("p99", true),
             ("Health", false),
-            ("Requests over the range", false),
+            ("Requests per second over the range", false),
         ],
     );
     let sort_link = |by: &str| format!("/services?sort={by}{keep_range}");
@@ -111,6 +111,7 @@ async fn service_trends(
     let buckets = SeriesBuckets::new(range.minutes, SPARK_BUCKETS);
     let num_buckets = buckets.len();
     let mut trends: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
+    let now = now_unix_nano();
     for (bucket, services) in state
         .query
         .service_series(&buckets)
@@ -118,11 +119,12 @@ async fn service_trends(
         .into_iter()
         .enumerate()
     {
+        let secs = buckets.covered_secs(bucket, now);
         for (service, stats) in services {
             let series = trends
                 .entry(service)
                 .or_insert_with(|| vec![(0.0, false); num_buckets]);
-            series[bucket] = (stats.num_requests as f64, stats.num_errors > 0);
+            series[bucket] = (stats.num_requests as f64 / secs, stats.num_errors > 0);
         }
     }
     Ok(trends)

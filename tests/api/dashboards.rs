@@ -313,6 +313,7 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
         { "name": "range-custom", "path": format!("/kafka?from={}&to={}", rfc3339(1_796_000_000), rfc3339(1_796_000_600)), "picked": true },
         { "name": "range-widen", "path": "/services/nobody?window=1m", "click_path": ["p.widen a:text-is('last 24h')"] },
         { "name": "focus-plain", "path": "/?focus=payments&depth=1", "map": true },
+        { "name": "edge-traces", "path": "/edges/service%3Aorders/service%3Apayments?window=15m", "texts": ["failed first, then the slowest", "abababababababab"] },
         { "name": "range-path", "path": "/?window=1h", "picked": true, "click_path": [
             "svg.map g.node[data-id='service:orders']",
             "table a[href^='/edges/']",
@@ -338,8 +339,12 @@ async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
             .is_some_and(|nodes| nodes.contains(&json!("service:payments"))),
         "{report:#}"
     );
-    assert_eq!(picked(5).as_deref(), Some("last 1h"), "{report:#}");
-    let path = report[5]["click_path"].as_array().expect("click path");
+    // The edge page lists the traces that cross it.
+    for (text, found) in report[5]["texts"].as_object().into_iter().flatten() {
+        assert_eq!(found, true, "{text:?} not on the edge page: {report:#}");
+    }
+    assert_eq!(picked(6).as_deref(), Some("last 1h"), "{report:#}");
+    let path = report[6]["click_path"].as_array().expect("click path");
     let paths: Vec<&str> = path
         .iter()
         .map(|step| step["path"].as_str().unwrap_or(""))

@@ -107,18 +107,64 @@ pub async fn edge(
         .push(edge_over_time(&state, range, &source, &target).await?);
     if source.kind == NodeKind::Service {
         let mut examples = Section::new(
-            format!("Recent traces through {}", source.name),
-            "No stored traces in the last hour.",
+            format!(
+                "Traces through {} → {}: failed first, then the slowest",
+                source.name, target.name
+            ),
+            "No stored trace in this range crosses this edge.",
             &TRACE_COLUMNS,
         );
         trace_rows(
             &mut examples,
-            &recent_traces(&state, &source.name, false).await?,
+            &edge_traces(&state, range, &source, &target).await?,
         );
         page.sections.push(examples);
     }
     Ok(respond(&page))
 }
+
+/// Traces of the range in which `source` took part and, when `target` is a service, `target`
+/// too: failed ones first, then the slowest. Read as two searches of `source`'s traces (with
+/// and without errors), at most [`EDGE_TRACE_CANDIDATES`] each.
+async fn edge_traces(
+    state: &WebState,
+    range: GraphRange,
+    source: &NodeKey,
+    target: &NodeKey,
+) -> Result<Vec<crate::store::TraceSummary>, PageError> {
+    let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
+    let mut found: Vec<crate::store::TraceSummary> = Vec::new();
+    for error in [Some(true), None] {
+        let query = TraceQuery {
+            service: Some(source.name.clone()),
+            operation: None,
+            from_unix_nano,
+            to_unix_nano,
+            min_duration_nanos: None,
+            max_duration_nanos: None,
+            error,
+            attribute: None,
+            limit: EDGE_TRACE_CANDIDATES,
+        };
+        for summary in state.query.search_traces(query).await? {
+            if !found.iter().any(|seen| seen.trace_id == summary.trace_id) {
+                found.push(summary);
+            }
+        }
+    }
+    if target.kind == NodeKind::Service {
+        found.retain(|summary| summary.services.contains(&target.name));
+    }
+    found.sort_by(|a, b| {
+        (b.num_errors > 0, b.duration_nanos).cmp(&(a.num_errors > 0, a.duration_nanos))
+    });
+    found.truncate(EDGE_TRACES_SHOWN);
+    Ok(found)
+}
+
+/// Traces read per search for an edge page, and shown.
+const EDGE_TRACE_CANDIDATES: usize = 100;
+const EDGE_TRACES_SHOWN: usize = 10;
 
 /// A node id from a page path, or a 400 that says what one looks like.
 fn node_of_path(id: &str) -> Result<NodeKey, ApiError> {

@@ -9,7 +9,7 @@ use crate::model::graph::{EdgeRollup, EdgeStats, OperationRollup, OperationStats
 use super::classify::GraphSpan;
 use super::hash::PrehashedBuildHasher;
 use super::pairing::Call;
-use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
+use super::stats::{self, EdgeAgg, LiveEdgeKey, OperationAgg, TraceCalls};
 
 /// Maps keyed by a keyed 64-bit fingerprint of the identity (one hash per call, none of it on
 /// strings twice); the identity is kept in the entry and compared on every hit, so a
@@ -100,51 +100,43 @@ pub(super) enum Recorded {
 }
 
 impl MinuteBucket {
-    /// Records one call; `fingerprint` identifies its edge.
+    /// Records one call; `fingerprint` identifies its edge, `trace_calls` says where the call
+    /// stands in its trace (asked only when the call is recorded, with this bucket's minute).
     pub(super) fn record_call(
         &mut self,
-        call: Call,
+        call: &Call,
         fingerprint: u64,
-        per_trace: &mut CallsPerTrace,
-        now_unix_nano: u64,
+        trace_calls: impl FnOnce(i64) -> TraceCalls,
         limits: Limits,
     ) -> Recorded {
-        let Call {
-            trace_id,
-            source,
-            target,
-            kind,
-            source_placement,
-            target_placement,
-            facts,
-            consumer_group,
-            ..
-        } = call;
-        let group_opt = consumer_group.as_deref();
+        let group_opt = call.consumer_group.as_deref();
         self.dirty = true;
         if let Some(entry) = self.edges.get_mut(&fingerprint) {
-            let key = &entry.key;
-            if !key.is_edge(&source, &target, kind) {
+            if !entry.key.is_edge(&call.source, &call.target, call.kind) {
                 return Recorded::Collision;
             }
-            let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
-            stats::record_call(&mut entry.agg.stats, &facts, group_opt, trace_calls);
+            let trace_calls = trace_calls(self.minute);
+            stats::record_call(&mut entry.agg.stats, &call.facts, group_opt, trace_calls);
             return Recorded::Yes;
         }
         if self.edges.len() >= limits.max_edges {
             return Recorded::OverLimit;
         }
-        let trace_calls = per_trace.record(trace_id, fingerprint, self.minute, now_unix_nano);
         let mut agg = EdgeAgg {
             stats: EdgeStats::default(),
-            source_placement,
-            target_placement,
+            source_placement: Arc::clone(&call.source_placement),
+            target_placement: Arc::clone(&call.target_placement),
         };
-        stats::record_call(&mut agg.stats, &facts, group_opt, trace_calls);
+        stats::record_call(
+            &mut agg.stats,
+            &call.facts,
+            group_opt,
+            trace_calls(self.minute),
+        );
         let key = LiveEdgeKey {
-            source,
-            target,
-            kind,
+            source: call.source.clone(),
+            target: call.target.clone(),
+            kind: call.kind,
         };
         self.edges.insert(fingerprint, EdgeEntry { key, agg });
         Recorded::Yes

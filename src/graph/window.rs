@@ -14,7 +14,6 @@
 //! minute, and as many again over all late minutes; calls and spans beyond are counted, not
 //! recorded.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -28,7 +27,7 @@ use super::classify::GraphSpan;
 use super::hash::{FastMap, FoldBuildHasher};
 use super::minute_bucket::{EdgeEntry, Limits, MinuteBucket, Recorded};
 use super::pairing::Call;
-use super::stats::{self, CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg};
+use super::stats::{CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg, TraceCalls};
 
 /// Rollups handed to the store since the last [`Window::take_closed`], oldest first.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -190,17 +189,24 @@ impl Window {
         if minute <= self.open.minute {
             return;
         }
-        let finished = std::mem::replace(&mut self.open, MinuteBucket::new(minute));
+        let mut finished = std::mem::replace(&mut self.open, MinuteBucket::new(minute));
         self.counters.num_minutes_closed += 1;
-        let mut counted_edges = finished.edge_rollups();
+        // The finished minute's rollups are built once: handed out below as new, whole.
+        let finished_edges = finished.edge_rollups();
+        let finished_operations = finished.operation_rollups();
+        finished.dirty = false;
         if !finished.is_empty() {
             self.closed.insert(finished.minute, finished);
         }
-        let late_in_memory = std::mem::replace(&mut self.late_in_memory, MinuteBucket::new(0));
-        counted_edges.extend(late_in_memory.edge_rollups());
         let mut handed_out = self.hand_out_changes();
+        let late_in_memory = std::mem::replace(&mut self.late_in_memory, MinuteBucket::new(0));
+        let mut counted_edges = finished_edges.clone();
+        counted_edges.extend(late_in_memory.edge_rollups());
         counted_edges.extend(handed_out.late_edges.iter().cloned());
         handed_out.counted_edges = counted_edges;
+        // Oldest first: the finished minute is the newest.
+        handed_out.edges.extend(finished_edges);
+        handed_out.operations.extend(finished_operations);
         if !handed_out.is_empty() {
             self.unreported.push_back(handed_out);
         }
@@ -212,7 +218,8 @@ impl Window {
         }
     }
 
-    /// Every closed minute changed since it was last handed out (whole), and the late calls.
+    /// Every closed minute changed since it was last handed out (whole), and the late calls;
+    /// the minute that just closed is the caller's.
     fn hand_out_changes(&mut self) -> ClosedMinutes {
         let mut changes = ClosedMinutes::default();
         for bucket in self.closed.values_mut().filter(|bucket| bucket.dirty) {
@@ -294,13 +301,26 @@ impl Window {
         let slot = self.slot(UnixMinute::of_unix_nano(call.start_unix_nano).get());
         let is_late = matches!(slot, Slot::Late(_));
         if matches!(slot, Slot::Closed(_)) {
-            self.count_late_in_memory(&call, fingerprint);
+            // What is new in a closed minute, for cumulative counters (its calls-per-trace
+            // fields are left out: nothing reads them there).
+            let limits = Limits {
+                max_edges: self.limits.max_edges_per_minute,
+                max_operations: self.limits.max_operations_per_minute,
+            };
+            let untracked = |_| TraceCalls {
+                is_first_in_minute: false,
+                num_calls: 1,
+            };
+            self.late_in_memory
+                .record_call(&call, fingerprint, untracked, limits);
         }
         let Some((bucket, limits)) = self.bucket(slot) else {
             return;
         };
         let num_before = bucket.edges.len();
-        let recorded = bucket.record_call(call, fingerprint, per_trace, now_unix_nano, limits);
+        let trace_calls =
+            |minute| per_trace.record(call.trace_id, fingerprint, minute, now_unix_nano);
+        let recorded = bucket.record_call(&call, fingerprint, trace_calls, limits);
         let num_added = bucket.edges.len() - num_before;
         if is_late {
             self.late_sizes.0 += num_added;
@@ -310,42 +330,6 @@ impl Window {
             Recorded::OverLimit => self.counters.num_calls_over_edge_limit += 1,
             Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }
-    }
-
-    /// Adds a call that joins a closed minute to what is new since the last hand-out (its
-    /// calls-per-trace fields are left out: nothing reads them there).
-    fn count_late_in_memory(&mut self, call: &Call, fingerprint: u64) {
-        let is_full = self.late_in_memory.edges.len() >= self.limits.max_edges_per_minute;
-        let entry = match self.late_in_memory.edges.entry(fingerprint) {
-            Entry::Occupied(entry)
-                if entry
-                    .get()
-                    .key
-                    .is_edge(&call.source, &call.target, call.kind) =>
-            {
-                entry.into_mut()
-            }
-            Entry::Occupied(_) => return,
-            Entry::Vacant(_) if is_full => return,
-            Entry::Vacant(entry) => entry.insert(EdgeEntry {
-                key: LiveEdgeKey {
-                    source: call.source.clone(),
-                    target: call.target.clone(),
-                    kind: call.kind,
-                },
-                agg: EdgeAgg {
-                    stats: EdgeStats::default(),
-                    source_placement: Arc::clone(&call.source_placement),
-                    target_placement: Arc::clone(&call.target_placement),
-                },
-            }),
-        };
-        let trace_calls = stats::TraceCalls {
-            is_first_in_minute: false,
-            num_calls: 1,
-        };
-        let group_opt = call.consumer_group.as_deref();
-        stats::record_call(&mut entry.agg.stats, &call.facts, group_opt, trace_calls);
     }
 
     /// Records a SERVER or CONSUMER span as a request of its operation, in the minute it

@@ -32,7 +32,24 @@ impl SeriesBuckets {
     }
 
     pub fn len(&self) -> usize {
-        self.ranges().len()
+        let num_minutes = self.range.num_minutes();
+        usize::try_from((num_minutes + self.minutes_per_bucket - 1) / self.minutes_per_bucket)
+            .unwrap_or(0)
+    }
+
+    /// Bucket `index`, if there is one.
+    fn bucket(&self, index: usize) -> Option<MinuteRange> {
+        if index >= self.len() {
+            return None;
+        }
+        let start = self
+            .range
+            .from()
+            .plus(i64::try_from(index).ok()? * self.minutes_per_bucket);
+        Some(MinuteRange::new(
+            start,
+            start.plus(self.minutes_per_bucket).min(self.range.to()),
+        ))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -43,7 +60,7 @@ impl SeriesBuckets {
     /// of the one in progress that has passed (at least a second). Rates per bucket divide by
     /// this, so the bucket in progress does not read as a drop.
     pub fn covered_secs(&self, index: usize, now_unix_nano: u64) -> f64 {
-        let Some(bucket) = self.ranges().get(index).copied() else {
+        let Some(bucket) = self.bucket(index) else {
             return 1.0;
         };
         let (start, end) = bucket.unix_nano_bounds();
@@ -186,6 +203,7 @@ mod tests {
 
         let uneven = SeriesBuckets::new(MinuteRange::new(UnixMinute(0), UnixMinute(25)), 12);
         assert_eq!(uneven.ranges().len(), 9, "3 minutes each, the last one 1");
+        assert_eq!(uneven.len(), 9);
         assert_eq!(uneven.index_of(24), Some(8));
     }
 }

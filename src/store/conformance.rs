@@ -26,6 +26,7 @@ mod log;
 mod metrics;
 mod retention;
 pub mod rollup_fixtures;
+mod rollup_lifecycle;
 mod rollups;
 mod search;
 mod traces;
@@ -33,10 +34,10 @@ mod traces;
 pub use log::{log_replay_after_torn_frame, retention_drops_by_time_not_write_order};
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
+pub use rollup_lifecycle::{rollup_late_merge, rollup_minutes_with_data, rollup_retention};
 pub use rollups::{
-    rollup_hostile_strings, rollup_instances_side_by_side, rollup_late_merge,
-    rollup_minute_out_of_range, rollup_minutes_with_data, rollup_range_bounds, rollup_retention,
-    rollup_rewrite_replaces, rollup_round_trip, rollup_service_filter,
+    rollup_hostile_strings, rollup_instances_side_by_side, rollup_minute_out_of_range,
+    rollup_range_bounds, rollup_rewrite_replaces, rollup_round_trip, rollup_service_filter,
 };
 pub use search::{
     search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,

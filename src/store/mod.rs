@@ -121,6 +121,15 @@ pub trait RollupWriter: Send {
     ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError>;
 }
 
+/// Whose rollups a backend's read returns: every instance's but the one given (a running
+/// instance reads its own minutes from memory), or one instance's (the writer reading back what
+/// it stored before adding late calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instances {
+    AllBut(Option<u32>),
+    Only(u32),
+}
+
 /// Late additions (rollups of calls that arrived after their minute was stored) added to what
 /// `instance` stored for the same minute and key, ready for [`RollupWriter::write_rollups`],
 /// which replaces the stored rows: reading once and writing the sum keeps a retried write

@@ -275,13 +275,19 @@ impl Params {
     }
 }
 
+/// Whether query pairs name a custom range (a non-empty `from` or `to`): on pages it wins over
+/// `window`, which their forms always send.
+pub fn names_custom_range(pairs: &[(String, String)]) -> bool {
+    pairs
+        .iter()
+        .any(|(key, value)| (key == "from" || key == "to") && !value.is_empty())
+}
+
 /// The time range a query string names (`window`, or `from` and `to`, which win when both are
 /// there), encoded for links that should keep it; empty when it names none.
 pub fn range_query(query_string: &str) -> String {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
-    let is_custom = pairs
-        .iter()
-        .any(|(key, value)| (key == "from" || key == "to") && !value.is_empty());
+    let is_custom = names_custom_range(&pairs);
     let kept: Vec<(String, String)> = pairs
         .into_iter()
         .filter(|(key, value)| {

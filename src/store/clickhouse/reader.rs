@@ -13,7 +13,8 @@ use crate::model::graph::{EdgeRollup, OperationRollup};
 use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::{
-    MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
+    Instances, MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader,
+    TraceSummary,
 };
 
 /// Trace ids asked for in one `IN (...)` at most.
@@ -201,14 +202,6 @@ impl MetricReader for ClickHouseReader {
             .map(PointRow::into_point)
             .collect()
     }
-}
-
-/// Whose rollups a read returns.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Instances {
-    /// Every instance's, but the one given.
-    AllBut(Option<u32>),
-    Only(u32),
 }
 
 impl ClickHouseReader {

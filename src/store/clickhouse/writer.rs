@@ -6,12 +6,13 @@ use std::sync::Arc;
 use clickhouse::{RowOwned, RowWrite};
 
 use super::Shared;
-use super::reader::{ClickHouseReader, Instances};
+use super::reader::ClickHouseReader;
 use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow, TraceTimeRow};
 use crate::model::graph::{EdgeRollup, OperationRollup};
 use crate::model::{Batch, MinuteRange, NANOS_PER_MINUTE};
 use crate::store::{
-    MAX_ROLLUP_MINUTE, RetentionPolicy, RetentionReport, RollupWriter, StoreError, StoreWriter,
+    Instances, MAX_ROLLUP_MINUTE, RetentionPolicy, RetentionReport, RollupWriter, StoreError,
+    StoreWriter,
 };
 
 const NANOS_PER_HOUR: u64 = 3_600_000_000_000;

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Row, params};
 
 use crate::model::MinuteRange;
 use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
-use crate::store::{MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, StoreError};
+use crate::store::{Instances, MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, StoreError};
 
 use super::codec_rollup::{
     decode_edge_stats, decode_operation_stats, edge_kind_code, edge_kind_from_code,
@@ -220,21 +220,11 @@ impl RollupReader for SqliteReader {
     }
 }
 
-/// Whose rollups a read returns.
-#[derive(Debug, Clone, Copy)]
-enum Instances {
-    /// Every instance's, but the one given.
-    AllBut(Option<u32>),
-    Only(u32),
-}
-
-impl Instances {
-    /// The `(excluded, only)` parameters of the select statements.
-    fn params(self) -> (Option<u32>, Option<u32>) {
-        match self {
-            Instances::AllBut(excluded) => (excluded, None),
-            Instances::Only(instance) => (None, Some(instance)),
-        }
+/// The `(excluded, only)` parameters of the select statements.
+fn instance_params(instances: Instances) -> (Option<u32>, Option<u32>) {
+    match instances {
+        Instances::AllBut(excluded) => (excluded, None),
+        Instances::Only(instance) => (None, Some(instance)),
     }
 }
 
@@ -247,7 +237,7 @@ fn read_edges(
     if range.is_empty() {
         return Ok(rollups);
     }
-    let (excluded, only) = instances.params();
+    let (excluded, only) = instance_params(instances);
     for partition in partitions_of(conn, PartitionKind::EdgeRollups, range)? {
         let mut statement = conn.prepare_cached(&select_edges_sql(partition))?;
         let bounds = (range.from().get(), range.to().get());
@@ -269,7 +259,7 @@ fn read_operations(
     if range.is_empty() {
         return Ok(rollups);
     }
-    let (excluded, only) = instances.params();
+    let (excluded, only) = instance_params(instances);
     for partition in partitions_of(conn, PartitionKind::OperationRollups, range)? {
         let mut statement = conn.prepare_cached(&select_operations_sql(partition))?;
         let bounds = (range.from().get(), range.to().get());

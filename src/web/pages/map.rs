@@ -5,7 +5,7 @@ use super::*;
 /// The map form sends its time-range select always; a custom from/to replaces it.
 fn custom_range_wins(query_string: &str) -> String {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
-    let is_custom = pairs.iter().any(|(key, _)| key == "from" || key == "to");
+    let is_custom = params::names_custom_range(&pairs);
     let kept: Vec<(String, String)> = pairs
         .into_iter()
         .filter(|(key, _)| !(is_custom && key == "window"))
@@ -49,7 +49,7 @@ pub async fn map(
     let page = MapPage {
         frame: Frame::new("Map", "Map").ranged(request.path(), &query_string, false),
         windows: params::window_names(),
-        window: if value("from").is_some() || value("to").is_some() {
+        window: if params::names_custom_range(&parsed) {
             String::new()
         } else {
             value("window").unwrap_or_else(|| params::DEFAULT_WINDOW.to_owned())

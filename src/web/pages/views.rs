@@ -82,7 +82,7 @@ impl RangeBar {
         };
         let (from, to) = (value("from"), value("to"));
         let window = match value("window") {
-            _ if !from.is_empty() || !to.is_empty() => String::new(),
+            _ if crate::web::params::names_custom_range(&pairs) => String::new(),
             window if window.is_empty() => crate::web::params::DEFAULT_WINDOW.to_owned(),
             window => window,
         };

@@ -2,6 +2,70 @@
 
 use super::*;
 
+#[test]
+fn minutes_close_into_rollups_and_queries_merge_minutes() {
+    let mut engine = engine();
+    let first_minute = UnixMinute::of_unix_nano(NOW);
+    let minutes = |from: UnixMinute, num: i64| MinuteRange::new(from, from.plus(num));
+    assert_eq!(engine.live_since_minute(), None);
+    ingest(
+        &mut engine,
+        vec![span("gateway", SpanKind::Server, 1, 1).http()],
+        NOW,
+    );
+    assert_eq!(
+        engine.tick(NOW + SECOND),
+        ClosedMinutes::default(),
+        "still open"
+    );
+
+    for trace_no in [2, 3] {
+        let next_minute_span = span("gateway", SpanKind::Server, trace_no, 1)
+            .http()
+            .timed(MINUTE, MILLI);
+        ingest(&mut engine, vec![next_minute_span], NOW + MINUTE);
+    }
+    let closed = engine.tick(NOW + MINUTE + SECOND);
+    assert_eq!(closed.edges.len(), 1);
+    assert_eq!(closed.edges[0].minute, first_minute.get());
+    assert_eq!(
+        closed.edges[0].key.source,
+        NodeKey::new(crate::model::graph::NodeKind::Client, "user")
+    );
+    assert_eq!(closed.edges[0].stats.num_requests, 1);
+    assert_eq!(closed.operations.len(), 1);
+    assert_eq!(closed.operations[0].service, "gateway");
+    assert_eq!(closed.operations[0].operation, "GET /orders/{id}");
+    assert_eq!(
+        engine.tick(NOW + MINUTE + 2 * SECOND),
+        ClosedMinutes::default()
+    );
+
+    let requests = |range| engine.edges(range)[0].stats.num_requests;
+    assert_eq!(requests(minutes(first_minute, 2)), 3);
+    assert_eq!(
+        requests(minutes(first_minute, 1)),
+        1,
+        "the end is not included"
+    );
+    assert_eq!(requests(minutes(first_minute.next(), 1)), 2);
+    assert_eq!(
+        engine.operations(minutes(first_minute, 2))[0]
+            .stats
+            .num_requests,
+        3
+    );
+    assert_eq!(engine.live_since_minute(), Some(first_minute.plus(-59)));
+
+    // An hour and a half later, the first minutes have left memory.
+    engine.tick(NOW + 90 * MINUTE);
+    assert!(engine.edges(minutes(first_minute, 2)).is_empty());
+    assert_eq!(
+        engine.live_since_minute(),
+        Some(UnixMinute::of_unix_nano(NOW + 90 * MINUTE).plus(-60))
+    );
+}
+
 /// A root SERVER span of gateway (a call from `client:user`, counted at once) that started
 /// `offset` after [`T0`].
 fn root_call(trace_no: u64, offset: u64) -> SpanBuilder {

@@ -93,6 +93,7 @@ fn traffic_of(view: &GraphView) -> HashMap<NodeKey, NodeTraffic> {
     figures::node_traffic(
         &view.edges,
         served.iter().map(|(name, stats)| (*name, stats)),
+        &figures::LatencyTargets::default(),
     )
 }
 
@@ -114,14 +115,21 @@ fn map_render(c: &mut Criterion) {
 
     let page_view = mesh_of(PAGE_SERVICES, PAGE_EDGES);
     let page_traffic = traffic_of(&page_view);
+    let alerts = map_svg::FiringAlerts::default();
+    let marks = map_svg::MapMarks {
+        overlay: &overlay,
+        traffic: &page_traffic,
+        alerts: &alerts,
+        targets: figures::LatencyTargets::default(),
+    };
     let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
     group.bench_function("layout_and_svg", |bencher| {
-        bencher.iter(|| map_svg::render(black_box(&page_view), &overlay, &page_traffic, ""));
+        bencher.iter(|| map_svg::render(black_box(&page_view), &marks, ""));
     });
     group.finish();
     eprintln!(
         "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        map_svg::render(&page_view, &overlay, &page_traffic, "").len()
+        map_svg::render(&page_view, &marks, "").len()
     );
 }
 

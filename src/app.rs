@@ -103,7 +103,7 @@ impl App {
             storage.log_opt,
             &telemetry,
         )?;
-        let query = start_query(&data, storage.reader, instance).await?;
+        let query = start_query(&config, &data, storage.reader, instance).await?;
         let alerting = start_alerting(&config, query.clone())?;
         let web_parts = WebParts {
             query,
@@ -360,6 +360,7 @@ fn new_ingestor(
 /// from the store — before any listener opens, so live points always come after the
 /// replayed ones.
 async fn start_query(
+    config: &Config,
     data: &DataPath,
     reader: Arc<dyn StoreReader>,
     instance: u32,
@@ -370,7 +371,8 @@ async fn start_query(
         Arc::clone(&data.service_graph_metrics),
         data.signals.clone(),
         instance,
-    );
+    )
+    .with_targets(config.graph.targets());
     query
         .seed_live_signals()
         .await

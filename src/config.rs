@@ -128,22 +128,41 @@ pub struct GraphConfig {
     /// (`cartograph_graph_too_late_total`), its spans still stored. Later ones within the
     /// hour in memory join their minute there; older ones are merged into the stored minute.
     pub max_lateness_secs: u64,
+    /// The p95 a synchronous call (HTTP, gRPC, database) should stay under, in milliseconds:
+    /// above it an edge and the node it calls turn amber, above twice it red.
+    pub target_sync_p95_ms: f64,
+    /// The same for publishing an event (producer → topic).
+    pub target_publish_p95_ms: f64,
+    /// The same for processing an event (topic → consumer, the consumer's side).
+    pub target_processing_p95_ms: f64,
 }
 
 impl Default for GraphConfig {
     fn default() -> Self {
         let defaults = crate::graph::GraphSettings::default();
+        let targets = crate::model::figures::LatencyTargets::default();
         Self {
             pairing_ttl_secs: defaults.pairing_ttl.as_secs(),
             max_pending_spans: defaults.max_pending_items,
             max_edges_per_minute: defaults.max_edges_per_minute,
             queue_capacity_batches: NonZeroUsize::new(4096).expect("non-zero"),
             max_lateness_secs: defaults.max_lateness.as_secs(),
+            target_sync_p95_ms: targets.sync_p95_ms,
+            target_publish_p95_ms: targets.publish_p95_ms,
+            target_processing_p95_ms: targets.processing_p95_ms,
         }
     }
 }
 
 impl GraphConfig {
+    pub fn targets(&self) -> crate::model::figures::LatencyTargets {
+        crate::model::figures::LatencyTargets {
+            sync_p95_ms: self.target_sync_p95_ms,
+            publish_p95_ms: self.target_publish_p95_ms,
+            processing_p95_ms: self.target_processing_p95_ms,
+        }
+    }
+
     /// The engine's settings: these fields over the engine's defaults.
     pub fn settings(&self) -> crate::graph::GraphSettings {
         crate::graph::GraphSettings {
@@ -358,6 +377,21 @@ impl Config {
         }
         if self.graph.pairing_ttl_secs == 0 {
             return invalid("graph.pairing_ttl_secs", "must be at least 1");
+        }
+        for (field, target) in [
+            ("graph.target_sync_p95_ms", self.graph.target_sync_p95_ms),
+            (
+                "graph.target_publish_p95_ms",
+                self.graph.target_publish_p95_ms,
+            ),
+            (
+                "graph.target_processing_p95_ms",
+                self.graph.target_processing_p95_ms,
+            ),
+        ] {
+            if !(target.is_finite() && target > 0.0) {
+                return invalid(field, "must be a positive number of milliseconds");
+            }
         }
         if self.storage.retention_interval_secs == 0 {
             return invalid("storage.retention_interval_secs", "must be at least 1");

@@ -87,6 +87,13 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("graph", "max_lateness_secs") => {
             "Calls count in the minute they started; later than this they miss the map (counted)."
         }
+        ("graph", "target_sync_p95_ms") => {
+            "p95 target of synchronous calls (ms): amber above, red above twice."
+        }
+        ("graph", "target_publish_p95_ms") => "p95 target of publishing an event (ms).",
+        ("graph", "target_processing_p95_ms") => {
+            "p95 target of processing an event, the consumer's side (ms)."
+        }
         ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
         ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
         ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",

@@ -59,12 +59,73 @@ impl OperationStats {
     }
 }
 
+/// The p95 each kind of call should stay under (`[graph]` `target_*_p95_ms`): what the map's
+/// colours, and the audit, hold latency against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyTargets {
+    /// Synchronous calls (HTTP, gRPC, databases, anything not messaging): what the caller waited.
+    pub sync_p95_ms: f64,
+    /// Publishing an event (producer → topic): what the producer waited.
+    pub publish_p95_ms: f64,
+    /// Processing an event (topic → consumer): what the consumer spent.
+    pub processing_p95_ms: f64,
+}
+
+impl Default for LatencyTargets {
+    fn default() -> Self {
+        Self {
+            sync_p95_ms: 100.0,
+            publish_p95_ms: 50.0,
+            processing_p95_ms: 500.0,
+        }
+    }
+}
+
+impl LatencyTargets {
+    /// The p95 that counts for an edge and its target: a topic → consumer edge's processing
+    /// (the consumer's side), a producer → topic edge's publish and any other edge's client
+    /// side. `None` when the edge recorded no latency of that side.
+    pub fn p95_and_target_ms(&self, key: &EdgeKey, stats: &EdgeStats) -> Option<(f64, f64)> {
+        let (sketch, target) = if key.source.kind == NodeKind::Topic {
+            (&stats.server_latency, self.processing_p95_ms)
+        } else if key.target.kind == NodeKind::Topic {
+            (&stats.client_latency, self.publish_p95_ms)
+        } else {
+            (&stats.client_latency, self.sync_p95_ms)
+        };
+        Some((sketch.quantile_nanos(0.95)? / 1e6, target))
+    }
+
+    /// An edge's p95 beside its target.
+    pub fn load(&self, key: &EdgeKey, stats: &EdgeStats) -> Option<LatencyLoad> {
+        self.p95_and_target_ms(key, stats)
+            .map(|(p95_ms, target_ms)| LatencyLoad { p95_ms, target_ms })
+    }
+}
+
+/// A p95 beside the target it is held against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyLoad {
+    pub p95_ms: f64,
+    pub target_ms: f64,
+}
+
+impl LatencyLoad {
+    /// The p95 over its target: above 1 it misses the target.
+    pub fn ratio(&self) -> f64 {
+        self.p95_ms / self.target_ms.max(f64::MIN_POSITIVE)
+    }
+}
+
 /// What one node of the map served over a range: the figures of its colour, its label, its
 /// entry in `/api/v1/graph` and, for a service, its row in `/services`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct NodeTraffic {
     pub num_requests: u64,
     pub num_errors: u64,
+    /// The edge into the node furthest over its target ([`LatencyTargets::load`]): what its
+    /// callers waited (or, for a consumer, what it spent on events) beside the target.
+    pub latency: Option<LatencyLoad>,
 }
 
 impl NodeTraffic {
@@ -72,6 +133,7 @@ impl NodeTraffic {
         Self {
             num_requests: stats.num_requests,
             num_errors: stats.num_errors,
+            latency: None,
         }
     }
 
@@ -93,6 +155,7 @@ impl NodeTraffic {
 pub fn node_traffic<'a>(
     edges: &[(EdgeKey, EdgeStats)],
     services: impl IntoIterator<Item = (&'a str, &'a OperationStats)>,
+    targets: &LatencyTargets,
 ) -> HashMap<NodeKey, NodeTraffic> {
     let mut traffic: HashMap<NodeKey, NodeTraffic> = services
         .into_iter()
@@ -106,6 +169,15 @@ pub fn node_traffic<'a>(
         if key.source.kind == NodeKind::Client {
             let out = traffic.entry(key.source.clone()).or_default();
             out.add_attempted_calls(stats);
+        }
+        if let Some(load) = targets.load(key, stats) {
+            let into = traffic.entry(key.target.clone()).or_default();
+            if into
+                .latency
+                .is_none_or(|known| load.ratio() > known.ratio())
+            {
+                into.latency = Some(load);
+            }
         }
     }
     traffic
@@ -195,31 +267,87 @@ mod tests {
             num_errors: 1,
             ..OperationStats::default()
         };
-        let traffic = node_traffic(&edges, [("payments", &payments)]);
+        let traffic = node_traffic(
+            &edges,
+            [("payments", &payments)],
+            &LatencyTargets::default(),
+        );
         assert_eq!(
             traffic[&NodeKey::service("payments")],
             NodeTraffic {
                 num_requests: 10,
-                num_errors: 1
+                num_errors: 1,
+                latency: None
             }
         );
         assert_eq!(
             traffic[&database],
             NodeTraffic {
                 num_requests: 50,
-                num_errors: 4
+                num_errors: 4,
+                latency: None
             }
         );
         assert_eq!(
             traffic[&user],
             NodeTraffic {
                 num_requests: 50,
-                num_errors: 5
+                num_errors: 5,
+                latency: None
             }
         );
         assert!(
             !traffic.contains_key(&NodeKey::service("gateway")),
             "a service without operations served nothing"
+        );
+    }
+
+    #[test]
+    fn latency_is_held_against_the_target_of_its_kind_and_a_node_gets_its_slowest_caller() {
+        let topic = NodeKey::new(NodeKind::Topic, "kafka orders");
+        let with_latency = |source: NodeKey, target: NodeKey, client_ms: u64, server_ms: u64| {
+            let (key, mut stats) = edge(source, target, 10, 0, 0);
+            for _ in 0..10 {
+                stats.client_latency.record(client_ms * 1_000_000);
+                stats.server_latency.record(server_ms * 1_000_000);
+            }
+            (key, stats)
+        };
+        let edges = [
+            // A synchronous call at 250 ms: 2.5x the 100 ms target.
+            with_latency(
+                NodeKey::service("gateway"),
+                NodeKey::service("orders"),
+                250,
+                240,
+            ),
+            // Another caller of orders, on target.
+            with_latency(
+                NodeKey::service("admin"),
+                NodeKey::service("orders"),
+                40,
+                30,
+            ),
+            // Publishing at 60 ms against 50 ms.
+            with_latency(NodeKey::service("orders"), topic.clone(), 60, 0),
+            // Processing at 400 ms against 500 ms: the consumer's side counts, not the 900 ms
+            // the broker-side client span says.
+            with_latency(topic.clone(), NodeKey::service("inventory"), 900, 400),
+        ];
+        let targets = LatencyTargets::default();
+        let traffic = node_traffic(&edges, [], &targets);
+        let ratio = |node: &NodeKey| traffic[node].latency.map(|load| load.ratio());
+        let close = |value: Option<f64>, expected: f64| {
+            value.is_some_and(|value| (value - expected).abs() < 0.05)
+        };
+        assert!(
+            close(ratio(&NodeKey::service("orders")), 2.5),
+            "{traffic:?}"
+        );
+        assert!(close(ratio(&topic), 1.2), "{traffic:?}");
+        assert!(
+            close(ratio(&NodeKey::service("inventory")), 0.8),
+            "{traffic:?}"
         );
     }
 }

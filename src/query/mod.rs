@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 use crate::graph::GraphEngine;
+use crate::model::figures::LatencyTargets;
 use crate::model::{MetricPoint, MinuteRange, TraceId};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::signals::SharedSignals;
@@ -52,6 +53,8 @@ pub struct QueryService {
     instance: u32,
     /// [`MAX_CONCURRENT_TRACE_READS`] permits.
     trace_reads: Arc<Semaphore>,
+    /// What latency is held against (the map's colours).
+    pub targets: LatencyTargets,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -75,7 +78,14 @@ impl QueryService {
             signals,
             instance,
             trace_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_TRACE_READS)),
+            targets: LatencyTargets::default(),
         }
+    }
+
+    /// The same service holding latency against `targets`.
+    pub fn with_targets(mut self, targets: LatencyTargets) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// The map as Tempo-compatible Prometheus series plus the engine's counters.

@@ -31,7 +31,7 @@ impl QueryService {
         let operations = services
             .iter()
             .map(|service| (service.name.as_str(), &service.stats));
-        Ok(figures::node_traffic(edges, operations))
+        Ok(figures::node_traffic(edges, operations, &self.targets))
     }
 }
 

@@ -90,6 +90,32 @@ pub fn health_class(error_rate_opt: Option<f64>) -> &'static str {
     }
 }
 
+/// The worse of the error rate's class ([`health_class`]) and the latency's against its
+/// target: over the target amber, over twice the target red.
+pub fn health_of(
+    error_rate_opt: Option<f64>,
+    latency_opt: Option<crate::model::figures::LatencyLoad>,
+) -> &'static str {
+    let rank = |class: &str| match class {
+        "bad" => 3,
+        "warn" => 2,
+        "ok" => 1,
+        _ => 0,
+    };
+    let errors = health_class(error_rate_opt);
+    let latency = match latency_opt.map(|latency| latency.ratio()) {
+        None => "idle",
+        Some(ratio) if ratio > 2.0 => "bad",
+        Some(ratio) if ratio > 1.0 => "warn",
+        Some(_) => "ok",
+    };
+    if rank(latency) > rank(errors) {
+        latency
+    } else {
+        errors
+    }
+}
+
 /// A service's (or one operation's) figures as every page prints them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceFigures {

@@ -23,7 +23,7 @@ async function main() {
   });
   const report = [];
   for (const spec of pages) {
-    const context = await browser.newContext({ viewport: { width: 1500, height: 950 } });
+    const context = await browser.newContext({ viewport: spec.viewport || { width: 1500, height: 950 } });
     const page = await context.newPage();
     const entry = { name: spec.name, path: spec.path, console_errors: [], failed_requests: [], dialogs: [], texts: {} };
     page.on("console", (message) => { if (message.type() === "error") entry.console_errors.push(message.text()); });
@@ -45,6 +45,43 @@ async function main() {
         edges: Array.from(document.querySelectorAll("svg.map g.edge")).map((g) => g.getAttribute("data-source") + " -> " + g.getAttribute("data-target")),
         edge_labels: Array.from(document.querySelectorAll("svg.map .edge-label")).map((t) => t.textContent),
       }));
+    }
+    if (spec.geometry) {
+      // The map as drawn on screen: edges sampled along their paths against every box that is
+      // not their end, shown labels against each other and against the boxes, the smallest
+      // text, and whether the whole map fits the window.
+      entry.geometry = await page.evaluate(() => {
+        const svg = document.querySelector("svg.map");
+        const inside = (x, y, r, inset) => x > r.left + inset && x < r.right - inset && y > r.top + inset && y < r.bottom - inset;
+        const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5 && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5;
+        const nodes = Array.from(svg.querySelectorAll("g.node")).map((g) => ({ id: g.getAttribute("data-id"), shape: g.querySelector(".shape").getBoundingClientRect(), whole: g.getBoundingClientRect() }));
+        const crossings = new Set();
+        for (const g of svg.querySelectorAll("g.edge")) {
+          const source = g.getAttribute("data-source"), target = g.getAttribute("data-target");
+          const path = g.querySelector("path.line"), m = path.getScreenCTM(), length = path.getTotalLength();
+          for (let i = 0; i <= 120; i++) {
+            const p = path.getPointAtLength(length * i / 120);
+            const x = m.a * p.x + m.c * p.y + m.e, y = m.b * p.x + m.d * p.y + m.f;
+            for (const node of nodes) {
+              if (node.id !== source && node.id !== target && inside(x, y, node.shape, 1)) { crossings.add(source + " -> " + target + " through " + node.id); }
+            }
+          }
+        }
+        const labels = Array.from(svg.querySelectorAll("g.label:not(.hover-only) .label-back")).map((back) => back.getBoundingClientRect());
+        const label_overlaps = [], labels_on_nodes = [];
+        labels.forEach((a, i) => labels.slice(i + 1).forEach((b) => { if (overlap(a, b)) { label_overlaps.push([a.left, a.top, b.left, b.top]); } }));
+        labels.forEach((a) => nodes.forEach((node) => { if (overlap(a, node.whole)) { labels_on_nodes.push(node.id); } }));
+        const shown = Array.from(svg.querySelectorAll("text")).filter((t) => t.getClientRects().length > 0);
+        const sizes = shown.map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);
+        const box = svg.getBoundingClientRect();
+        return {
+          crossings: Array.from(crossings), label_overlaps, labels_on_nodes,
+          num_labels: labels.length, num_hover_only: svg.querySelectorAll("g.label.hover-only").length,
+          min_font_px: Math.min(...sizes),
+          fits: box.bottom <= window.innerHeight && box.right <= window.innerWidth,
+          all_nodes_in_view: nodes.every((node) => node.shape.left >= box.left - 1 && node.shape.right <= box.right + 1 && node.shape.top >= box.top - 1 && node.shape.bottom <= box.bottom + 1),
+        };
+      });
     }
     if (spec.figures) {
       entry.figures = await page.evaluate(() => Array.from(document.querySelectorAll("[data-figure]")).map((element) => {

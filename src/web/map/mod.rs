@@ -1,4 +1,10 @@
-//! The server-side map: `layout` places nodes (pure, deterministic), `svg` draws them.
+//! The server-side map: `layering` orders nodes in layers (placeholders for long edges),
+//! `layout` places boxes and routes edges (pure, deterministic), `labels` finds room for edge
+//! labels, `text` measures and marks what is written, `svg` draws it all.
 
+mod geometry;
+mod labels;
+mod layering;
 pub mod layout;
 pub mod svg;
+mod text;

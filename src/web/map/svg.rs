@@ -1,585 +1,482 @@
-//! The map as SVG: one `g.node` per node and one `g.edge` per edge, laid out by `layout`,
-//! health-coloured, shaped by kind, with edge labels (rate, client p95, error rate, calls
-//! refused by a breaker), Kafka lag on topic → consumer edges and breaker badges (colour and
-//! text). A node's colour and second line are its [`NodeTraffic`] (for a service, what it
-//! served itself), an edge's its attempted calls: the figures every page shows, printed by
-//! `web::format` and marked the same way. Every name is span data: all text goes through
-//! [`escape`].
+//! The map as SVG: one `g.node` per node and one `g.edge` per edge, placed by `layout`,
+//! labelled where `labels` finds room. A node's and an edge's colour is the worse of its error
+//! rate and its p95 against the latency targets; a node's second line is its
+//! [`NodeTraffic`] (for a service, what it served itself), an edge's label its attempted
+//! calls: the figures every page shows, printed by `web::format` and marked the same way.
+//! Open breakers, growing lag and firing alerts are badges (coloured pills) on the edge or
+//! node they concern; lag sits on the topic → consumer edge. Every name is span data: all
+//! text goes through [`escape`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::layout::{self, Layout, Placed};
+use super::geometry::{Rect, path_data};
+use super::labels;
+use super::layout::{self, Layout};
+use super::text::{
+    EdgeText, LINE_HEIGHT, LineStyle, MAX_NAME_CHARS, NODE_LABEL_CHAR, SMALL_CHAR, cut, node_sub,
+    node_title,
+};
+pub use super::text::{escape, trend_arrow};
 use crate::graph::analysis::GraphView;
 use crate::links;
-use crate::model::figures::NodeTraffic;
+use crate::model::figures::{LatencyTargets, NodeTraffic};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
 use crate::query::SignalOverlay;
 use crate::signals::Trend;
-use crate::web::format::{EdgeFigures, Figure, edge_subject, health_class, percent_text, rate_of};
+use crate::web::format::{edge_subject, health_of};
 
-/// Text for HTML and SVG: the five markup characters escaped, control characters dropped.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other if other.is_control() => out.push(' '),
-            other => out.push(other),
-        }
-    }
-    out
+pub const NODE_HEIGHT: f64 = 46.0;
+const MIN_NODE_WIDTH: f64 = 90.0;
+/// The smallest scale at which the map's smallest text (12 px) still reads at 11 px.
+const READABLE_SCALE: f64 = 11.0 / 12.0;
+/// Room a node's badges take above its box.
+const BADGE_RISE: f64 = 10.0;
+
+/// Firing alerts by what they concern: node ids, and (source id, target id) of edges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FiringAlerts {
+    pub nodes: HashMap<String, usize>,
+    pub edges: HashMap<(String, String), usize>,
 }
 
-fn cut(label: &str, max_chars: usize) -> String {
-    if label.chars().count() <= max_chars {
-        return label.to_owned();
-    }
-    let kept: String = label.chars().take(max_chars.saturating_sub(1)).collect();
-    format!("{kept}…")
-}
-
-pub fn trend_arrow(trend: Trend) -> &'static str {
-    match trend {
-        Trend::Growing => "↑ growing",
-        Trend::Draining => "↓ draining",
-        Trend::Stable => "→ stable",
-        Trend::Unknown => "",
-    }
-}
-
-/// One line of text whose figures are marked: plain to measure, SVG to draw, a
-/// `tspan data-figure` per figure (whose it is, the enclosing `g.node`'s `data-id` or
-/// `g.edge`'s `data-subject` says).
-#[derive(Debug, Default)]
-struct MarkedLine {
-    parts: Vec<(Option<Figure>, String)>,
-}
-
-impl MarkedLine {
-    fn text(&mut self, text: impl Into<String>) -> &mut Self {
-        self.parts.push((None, text.into()));
-        self
-    }
-
-    fn figure(&mut self, figure: Figure, text: String) -> &mut Self {
-        self.parts.push((Some(figure), text));
-        self
-    }
-
-    fn plain(&self) -> String {
-        self.parts.iter().map(|(_, text)| text.as_str()).collect()
-    }
-
-    fn svg(&self) -> String {
-        let mut out = String::new();
-        for (figure, text) in &self.parts {
-            match figure {
-                Some(figure) => {
-                    let _ = write!(
-                        out,
-                        r#"<tspan data-figure="{}">{}</tspan>"#,
-                        figure.as_str(),
-                        escape(text)
-                    );
+impl FiringAlerts {
+    /// From firing alerts' labels: `source` and `target` name an edge, `service` with
+    /// `target` the edge out of that service, `service` alone the service.
+    pub fn from_labels<'a>(
+        alerts: impl IntoIterator<Item = &'a std::collections::BTreeMap<String, String>>,
+    ) -> Self {
+        let mut firing = Self::default();
+        for labels in alerts {
+            let source = labels.get("source").cloned().or_else(|| {
+                labels
+                    .get("service")
+                    .map(|name| NodeKey::service(name).id())
+            });
+            match (source, labels.get("target")) {
+                (Some(source), Some(target)) => {
+                    *firing.edges.entry((source, target.clone())).or_default() += 1;
                 }
-                None => out.push_str(&escape(text)),
+                (Some(node), None) => *firing.nodes.entry(node).or_default() += 1,
+                (None, _) => {}
             }
         }
-        out
+        firing
+    }
+
+    fn on_edge(&self, key: &EdgeKey) -> usize {
+        self.edges
+            .get(&(key.source.id(), key.target.id()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
-/// An edge's label: its rate, client p95 and error rate, and the calls a breaker refused
-/// (each part only when there is something to say).
-fn edge_label(stats: &EdgeStats, window_secs: f64) -> MarkedLine {
-    let figures = EdgeFigures::of(stats, window_secs);
-    let mut line = MarkedLine::default();
-    line.figure(Figure::Rate, figures.rate);
-    if stats.client_latency.count() > 0 {
-        line.text(" · p95 ")
-            .figure(Figure::ClientP95, figures.client_p95);
-    }
-    if stats.num_failed() > 0 {
-        line.text(" · ")
-            .figure(Figure::ErrorRate, figures.error_rate)
-            .text(" err");
-    }
-    if stats.num_refused() > 0 {
-        line.text(" · ")
-            .figure(Figure::Refused, figures.refused)
-            .text(" refused");
-    }
-    line
+/// What the map is drawn with besides the graph: every node's figures
+/// ([`crate::model::figures::node_traffic`]; a node missing from it served nothing in the
+/// range), lag and breakers, firing alerts, the latency targets.
+pub struct MapMarks<'a> {
+    pub overlay: &'a SignalOverlay,
+    pub traffic: &'a HashMap<NodeKey, NodeTraffic>,
+    pub alerts: &'a FiringAlerts,
+    pub targets: LatencyTargets,
 }
 
-/// The second line of a node: its rate and error rate, or a topic's lag.
-fn node_sub(
-    key: &NodeKey,
-    traffic: NodeTraffic,
-    window_secs: f64,
-    overlay: &SignalOverlay,
-) -> MarkedLine {
-    let mut line = MarkedLine::default();
-    if key.kind == NodeKind::Topic && overlay.edge_lag.keys().any(|edge| edge.source == *key) {
-        let lag: f64 = overlay
-            .edge_lag
-            .iter()
-            .filter(|(edge, _)| edge.source == *key)
-            .map(|(_, lag)| lag.lag)
-            .sum();
-        line.text(format!("lag {lag:.0}"));
-        return line;
-    }
-    line.figure(Figure::Rate, rate_of(traffic.num_requests, window_secs));
-    if traffic.num_errors > 0 {
-        line.text(" · ")
-            .figure(Figure::ErrorRate, percent_text(traffic.error_rate()))
-            .text(" err");
-    }
-    line
-}
-
-fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
-    let _ = match kind {
-        NodeKind::Service => write!(
-            out,
-            r#"<rect class="shape" width="{width}" height="{height}" rx="8"/>"#
-        ),
-        NodeKind::Database => {
-            let (w, h, r) = (width, height, 7.0);
-            write!(
-                out,
-                r#"<path class="shape" d="M0,{r} A{half},{r} 0 0 1 {w},{r} L{w},{bottom} A{half},{r} 0 0 1 0,{bottom} Z"/><path class="rim" d="M0,{r} A{half},{r} 0 0 0 {w},{r}"/>"#,
-                half = w / 2.0,
-                bottom = h - r,
-            )
-        }
-        NodeKind::Topic => write!(
-            out,
-            r#"<polygon class="shape" points="10,0 {right},0 {width},{mid} {right},{height} 10,{height} 0,{mid}"/>"#,
-            right = width - 10.0,
-            mid = height / 2.0,
-        ),
-        NodeKind::External => write!(
-            out,
-            r#"<rect class="shape dashed" width="{width}" height="{height}" rx="2"/>"#
-        ),
-        NodeKind::Client => write!(
-            out,
-            r#"<rect class="shape" width="{width}" height="{height}" rx="{}"/>"#,
-            height / 2.0
-        ),
-    };
-}
-
-/// What a node shows: its (possibly cut) name, its second line, and its health class.
-struct NodeLines {
+/// What a node shows.
+struct NodeText {
     label: String,
-    sub: MarkedLine,
+    sub: super::text::MarkedLine,
+    title: String,
     health: &'static str,
+    badges: Vec<(LineStyle, String)>,
 }
 
-/// The whole map: nodes laid out (boxes as wide as their longer line), then drawn. `traffic`
-/// holds every node's figures ([`crate::model::figures::node_traffic`]); a node missing
-/// from it served nothing in the range.
-pub fn render(
-    view: &GraphView,
-    overlay: &SignalOverlay,
-    traffic: &HashMap<NodeKey, NodeTraffic>,
-    range_query: &str,
-) -> String {
+/// The map before it is written out: what every node and edge says, where it all goes.
+pub(super) struct Plan {
+    nodes: Vec<NodeText>,
+    /// Edges drawn (both ends on the map), as (index in the view, source, target).
+    drawn: Vec<(usize, usize, usize)>,
+    texts: Vec<EdgeText>,
+    pub layout: Layout,
+    /// The room each drawn edge's label got (`None`: on hover only).
+    pub spots: Vec<Option<Rect>>,
+}
+
+pub(super) fn plan(view: &GraphView, marks: &MapMarks) -> Plan {
     let index: HashMap<&NodeKey, usize> = view
         .nodes
         .iter()
         .enumerate()
         .map(|(i, (key, _))| (key, i))
         .collect();
-    let lines: Vec<NodeLines> = view
+    let nodes: Vec<NodeText> = view
         .nodes
         .iter()
-        .map(|(key, _)| {
-            let served = traffic.get(key).copied().unwrap_or_default();
-            NodeLines {
-                label: cut(&key.name, layout::max_label_chars()),
-                sub: node_sub(key, served, view.window_secs, overlay),
-                health: health_class(served.error_rate()),
-            }
-        })
+        .map(|(key, _)| node_text(key, view.window_secs, marks))
         .collect();
-    let plain_subs: Vec<String> = lines.iter().map(|line| line.sub.plain()).collect();
-    let widest: Vec<&str> = lines
-        .iter()
-        .zip(&plain_subs)
-        .map(|(line, sub)| {
-            if sub.chars().count() > line.label.chars().count() {
-                sub.as_str()
-            } else {
-                line.label.as_str()
-            }
-        })
-        .collect();
-    let edges: Vec<(usize, usize)> = view
+    let sizes: Vec<(f64, f64)> = nodes.iter().map(node_size).collect();
+    let drawn: Vec<(usize, usize, usize)> = view
         .edges
         .iter()
-        .filter_map(|(key, _)| Some((*index.get(&key.source)?, *index.get(&key.target)?)))
+        .enumerate()
+        .filter_map(|(edge, (key, _))| {
+            Some((edge, *index.get(&key.source)?, *index.get(&key.target)?))
+        })
         .collect();
-    let layout = layout::layout(&widest, &edges);
-    draw(view, overlay, &index, &lines, &layout, range_query)
+    let texts: Vec<EdgeText> = drawn
+        .iter()
+        .map(|&(edge, _, _)| {
+            let (key, stats) = &view.edges[edge];
+            edge_text(key, stats, view.window_secs, marks)
+        })
+        .collect();
+    let label_sizes: Vec<(f64, f64)> = texts.iter().map(EdgeText::size).collect();
+    let pairs: Vec<(usize, usize)> = drawn.iter().map(|&(_, s, t)| (s, t)).collect();
+    let priority = label_priority(&drawn, &texts, view);
+    let lay_out = |label_rows: f64| {
+        let layout = layout::layout(&sizes, &pairs, &label_sizes, label_rows);
+        let obstacles: Vec<Rect> = layout
+            .nodes
+            .iter()
+            .zip(&nodes)
+            .map(|(rect, node)| grown_by_badges(rect, !node.badges.is_empty()))
+            .collect();
+        let spots = labels::place(&layout, &obstacles, &label_sizes, &priority);
+        (layout, spots)
+    };
+    let (mut layout, mut spots) = lay_out(1.0);
+    // Labels left without room get deeper gaps, as long as the map still reads on a laptop.
+    for label_rows in [1.6, 2.2] {
+        if spots.iter().all(Option::is_some) || layout.fit(layout::SCREEN) < READABLE_SCALE {
+            break;
+        }
+        let (deeper, deeper_spots) = lay_out(label_rows);
+        if deeper.fit(layout::SCREEN) < READABLE_SCALE {
+            break;
+        }
+        (layout, spots) = (deeper, deeper_spots);
+    }
+    Plan {
+        nodes,
+        drawn,
+        texts,
+        layout,
+        spots,
+    }
 }
 
-/// The SVG; node and edge links keep `range_query` (see [`links::with_range`]).
-fn draw(
-    view: &GraphView,
-    overlay: &SignalOverlay,
-    index: &HashMap<&NodeKey, usize>,
-    lines: &[NodeLines],
-    layout: &Layout,
-    range_query: &str,
-) -> String {
-    let bottom = layout.height;
-    let mut out = String::with_capacity(256 * (view.nodes.len() + view.edges.len()) + 1024);
+/// The whole map; node and edge links keep `range_query` (see [`links::with_range`]).
+pub fn render(view: &GraphView, marks: &MapMarks, range_query: &str) -> String {
+    let Plan {
+        nodes,
+        drawn,
+        texts,
+        layout,
+        spots,
+        ..
+    } = plan(view, marks);
+    let mut out = String::with_capacity(320 * (view.nodes.len() + view.edges.len()) + 1024);
     let _ = write!(
         out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" id="map-svg" class="map" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="Service dependency map"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g class="edges">"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" id="map-svg" class="map direction-{direction}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="Service dependency map"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g class="edges">"##,
+        direction = match layout.direction {
+            layout::Direction::Right => "right",
+            layout::Direction::Down => "down",
+        },
         w = layout.width.ceil(),
-        h = (layout.height + 70.0).ceil(),
+        h = layout.height.ceil(),
     );
-    for (key, stats) in &view.edges {
-        let (Some(&source), Some(&target)) = (index.get(&key.source), index.get(&key.target))
-        else {
-            continue;
-        };
-        edge(
+    for (position, &(edge, _, _)) in drawn.iter().enumerate() {
+        draw_edge(
             &mut out,
-            key,
-            stats,
-            view.window_secs,
-            overlay,
-            &layout.nodes[source],
-            &layout.nodes[target],
-            bottom,
+            view,
+            edge,
+            &layout.routes[position],
+            &texts[position],
+            spots[position],
+            marks,
             range_query,
         );
     }
     out.push_str(r#"</g><g class="nodes">"#);
     for (position, (key, _)) in view.nodes.iter().enumerate() {
-        let placed = &layout.nodes[position];
-        let NodeLines { label, sub, health } = &lines[position];
-        let _ = write!(
-            out,
-            r#"<a href="{href}"><g class="node kind-{kind} health-{health}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
-            href = escape(&links::with_range(&links::node(key), range_query)),
-            kind = key.kind.as_str(),
-            id = escape(&key.id()),
-            x = placed.x,
-            y = placed.y,
-            title = escape(&key.id()),
-        );
-        shape(&mut out, key.kind, placed.width, placed.height);
-        let _ = write!(
-            out,
-            r#"<text class="node-label" x="{cx:.1}" y="19">{label}</text><text class="node-sub" x="{cx:.1}" y="35">{sub}</text></g></a>"#,
-            cx = placed.width / 2.0,
-            label = escape(label),
-            sub = sub.svg(),
+        draw_node(
+            &mut out,
+            key,
+            &nodes[position],
+            &layout.nodes[position],
+            range_query,
         );
     }
     out.push_str("</g></svg>");
     out
 }
 
+fn node_text(key: &NodeKey, window_secs: f64, marks: &MapMarks) -> NodeText {
+    let traffic = marks.traffic.get(key).copied().unwrap_or_default();
+    let mut badges = Vec::new();
+    if let Some(&count) = marks.alerts.nodes.get(&key.id()) {
+        badges.push((LineStyle::Alarm, format!("{count} firing")));
+    }
+    for breaker in marks.overlay.node_breakers.get(key).into_iter().flatten() {
+        if breaker.state.is_open() {
+            badges.push((
+                LineStyle::Alarm,
+                format!("breaker {} OPEN", cut(&breaker.name, 16)),
+            ));
+        }
+    }
+    NodeText {
+        label: cut(&key.name, MAX_NAME_CHARS),
+        sub: node_sub(traffic, window_secs),
+        title: node_title(key, traffic, window_secs),
+        health: health_of(traffic.error_rate(), traffic.latency),
+        badges,
+    }
+}
+
+fn node_size(node: &NodeText) -> (f64, f64) {
+    let label = node.label.chars().count() as f64 * NODE_LABEL_CHAR;
+    let sub = node.sub.plain().chars().count() as f64 * SMALL_CHAR;
+    let badges: f64 = node
+        .badges
+        .iter()
+        .map(|(_, words)| words.chars().count() as f64 * super::text::BADGE_CHAR + 18.0)
+        .sum();
+    (
+        (label.max(sub).max(badges) + 24.0).max(MIN_NODE_WIDTH),
+        NODE_HEIGHT,
+    )
+}
+
+fn grown_by_badges(rect: &Rect, has_badges: bool) -> Rect {
+    if !has_badges {
+        return *rect;
+    }
+    Rect {
+        y: rect.y - BADGE_RISE,
+        height: rect.height + BADGE_RISE,
+        ..*rect
+    }
+}
+
+/// An edge's label: its badges (breaker, lag, firing alerts), then its figures.
+fn edge_text(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, marks: &MapMarks) -> EdgeText {
+    let mut text = EdgeText::figures(stats, window_secs);
+    if let Some(breaker) = marks.overlay.edge_breaker.get(key) {
+        let name = cut(&breaker.name, 18);
+        if breaker.state.is_open() {
+            text.badge(LineStyle::Alarm, format!("breaker {name} OPEN"));
+        } else if breaker.state.as_str() == "half_open" {
+            text.badge(LineStyle::Warning, format!("breaker {name} half-open"));
+        }
+    }
+    if let Some(lag) = marks.overlay.edge_lag.get(key) {
+        let style = if lag.trend == Trend::Growing {
+            LineStyle::Alarm
+        } else {
+            LineStyle::Lag
+        };
+        let words = format!("lag {:.0} {}", lag.lag, trend_arrow(lag.trend));
+        text.badge(style, words.trim_end().to_owned());
+    }
+    let firing = marks.alerts.on_edge(key);
+    if firing > 0 {
+        text.badge(LineStyle::Alarm, format!("{firing} firing"));
+    }
+    text
+}
+
+/// Positions in `drawn` ordered by how much their label matters: badges, then failures,
+/// then traffic.
+fn label_priority(
+    drawn: &[(usize, usize, usize)],
+    texts: &[EdgeText],
+    view: &GraphView,
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..drawn.len()).collect();
+    let key = |position: usize| {
+        let stats = &view.edges[drawn[position].0].1;
+        let alarms = texts[position]
+            .lines
+            .iter()
+            .filter(|(style, _)| *style != LineStyle::Figures)
+            .count();
+        (
+            std::cmp::Reverse(alarms),
+            std::cmp::Reverse(stats.num_failed() + stats.num_refused()),
+            std::cmp::Reverse(stats.num_requests),
+            position,
+        )
+    };
+    order.sort_by_key(|&position| key(position));
+    order
+}
+
 #[allow(clippy::too_many_arguments)]
-fn edge(
+fn draw_edge(
     out: &mut String,
-    key: &EdgeKey,
-    stats: &EdgeStats,
-    window_secs: f64,
-    overlay: &SignalOverlay,
-    source: &Placed,
-    target: &Placed,
-    bottom: f64,
+    view: &GraphView,
+    edge: usize,
+    route: &layout::Route,
+    text: &EdgeText,
+    spot: Option<Rect>,
+    marks: &MapMarks,
     range_query: &str,
 ) {
-    let (x1, y1) = (source.x + source.width, source.y + source.height / 2.0);
-    let (x2, y2) = (target.x, target.y + target.height / 2.0);
-    let path = if target.layer > source.layer {
-        let bend = (x2 - x1) / 2.0;
-        format!(
-            "M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}",
-            x1 + bend,
-            x2 - bend
-        )
-    } else {
-        // Back or same-layer edges (cycles) go round underneath the map.
-        let low = bottom + 40.0;
-        format!(
-            "M{x1:.1},{y1:.1} C{:.1},{low:.1} {:.1},{low:.1} {x2:.1},{y2:.1}",
-            x1 + 120.0,
-            x2 - 120.0
-        )
-    };
-    let (label_x, label_y) = if target.layer > source.layer {
-        ((x1 + x2) / 2.0, (y1 + y2) / 2.0 - 6.0)
-    } else {
-        ((x1 + x2) / 2.0, bottom + 24.0)
-    };
-    let health = health_class(stats.error_rate());
+    let (key, stats) = &view.edges[edge];
+    let health = health_of(stats.error_rate(), marks.targets.load(key, stats));
+    let d = path_data(&route.pieces);
+    let title = format!(
+        "{} → {} ({}): {}",
+        key.source.name,
+        key.target.name,
+        key.kind.as_str(),
+        text.lines
+            .iter()
+            .map(|(_, line)| line.plain())
+            .collect::<Vec<_>>()
+            .join(" · ")
+    );
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title><path class="line" d="{path}" marker-end="url(#arrow)"/><text class="edge-label" x="{label_x:.1}" y="{label_y:.1}">{label}</text>"#,
+        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title><path class="hit" d="{d}"/><path class="line" d="{d}" marker-end="url(#arrow)"/>"#,
         href = escape(&links::with_range(&links::edge(key), range_query)),
         kind = key.kind.as_str(),
         source_id = escape(&key.source.id()),
         target_id = escape(&key.target.id()),
         subject = escape(&edge_subject(key)),
-        title = escape(&format!(
-            "{} → {} ({})",
-            key.source.name,
-            key.target.name,
-            key.kind.as_str()
-        )),
-        label = edge_label(stats, window_secs).svg(),
+        title = escape(&title),
     );
-    let mut badge_y = label_y + 15.0;
-    if let Some(lag) = overlay.edge_lag.get(key) {
+    let (spot, class) = match spot {
+        Some(spot) => (spot, "label"),
+        None => {
+            // No free room: shown while the edge is hovered, where its first spot is.
+            let (width, height) = text.size();
+            let centre = route
+                .label_spots
+                .first()
+                .map_or(super::geometry::Point::new(0.0, 0.0), |spot| spot.0);
+            (Rect::centred(centre, width, height), "label hover-only")
+        }
+    };
+    let _ = write!(
+        out,
+        r#"<g class="{class}" transform="translate({x:.1},{y:.1})"><rect class="label-back" width="{w:.1}" height="{h:.1}" rx="3"/>"#,
+        x = spot.x,
+        y = spot.y,
+        w = spot.width,
+        h = spot.height,
+    );
+    for (line_index, (style, line)) in text.lines.iter().enumerate() {
+        let top = line_index as f64 * LINE_HEIGHT;
+        if *style != LineStyle::Figures {
+            let width = line.plain().chars().count() as f64 * super::text::BADGE_CHAR + 10.0;
+            let _ = write!(
+                out,
+                r#"<rect class="pill {class}" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" rx="7"/>"#,
+                class = style.class(),
+                x = (spot.width - width) / 2.0,
+                y = top + 0.5,
+                h = LINE_HEIGHT - 1.0,
+            );
+        }
         let _ = write!(
             out,
-            r#"<text class="lag-label trend-{trend:?}" x="{label_x:.1}" y="{badge_y:.1}">lag {lag:.0} {arrow}</text>"#,
-            trend = lag.trend,
-            lag = lag.lag,
-            arrow = trend_arrow(lag.trend),
+            r#"<text class="{class}" x="{x:.1}" y="{y:.1}">{words}</text>"#,
+            class = style.class(),
+            x = spot.width / 2.0,
+            y = top + LINE_HEIGHT - 4.0,
+            words = line.svg(),
         );
-        badge_y += 15.0;
     }
-    if let Some(breaker) = overlay.edge_breaker.get(key) {
-        let state = breaker.state.as_str();
-        let text = match breaker.state.is_open() {
-            true => format!("⛔ breaker {} OPEN", cut(&breaker.name, 24)),
-            false => format!(
-                "breaker {} {}",
-                cut(&breaker.name, 24),
-                state.replace('_', "-")
-            ),
-        };
+    out.push_str("</g></g></a>");
+}
+
+fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, range_query: &str) {
+    let alerting = if node.badges.is_empty() {
+        ""
+    } else {
+        " has-badges"
+    };
+    let _ = write!(
+        out,
+        r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
+        href = escape(&links::with_range(&links::node(key), range_query)),
+        kind = key.kind.as_str(),
+        health = node.health,
+        id = escape(&key.id()),
+        x = rect.x,
+        y = rect.y,
+        title = escape(&node.title),
+    );
+    shape(out, key.kind, rect.width, rect.height);
+    // A database's lid takes the top of its box.
+    let lowered = if key.kind == NodeKind::Database {
+        2.5
+    } else {
+        0.0
+    };
+    let _ = write!(
+        out,
+        r#"<text class="node-label" x="{cx:.1}" y="{label_y:.1}">{label}</text><text class="node-sub" x="{cx:.1}" y="{sub_y:.1}">{sub}</text>"#,
+        cx = rect.width / 2.0,
+        label_y = 20.0 + lowered,
+        sub_y = 37.0 + lowered,
+        label = escape(&node.label),
+        sub = node.sub.svg(),
+    );
+    let mut right = rect.width - 4.0;
+    for (style, words) in &node.badges {
+        let width = words.chars().count() as f64 * super::text::BADGE_CHAR + 10.0;
+        let x = right - width;
         let _ = write!(
             out,
-            r#"<text class="breaker breaker-{state}" x="{label_x:.1}" y="{badge_y:.1}">{text}</text>"#,
-            text = escape(&text),
+            r#"<rect class="pill {class}" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="15" rx="7"/><text class="{class}" x="{cx:.1}" y="{ty:.1}">{words}</text>"#,
+            class = style.class(),
+            y = -BADGE_RISE,
+            cx = x + width / 2.0,
+            ty = -BADGE_RISE + 11.0,
+            words = escape(words),
         );
+        right = x - 4.0;
     }
     out.push_str("</g></a>");
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-    use crate::model::figures::node_traffic;
-    use crate::model::graph::{EdgeKind, NodePlacement, OperationStats};
-
-    /// user → gateway → orders → payments (30 calls refused by a breaker), orders →
-    /// postgres, orders → topic → inventory, payments → orders (a cycle); all latencies
-    /// fixed. The services' figures are their operations'.
-    fn small_shop() -> (GraphView, SignalOverlay, HashMap<NodeKey, NodeTraffic>) {
-        let service = |name: &str| NodeKey::service(name.to_owned());
-        let node = |kind, name: &str| NodeKey::new(kind, name);
-        let edges = [
-            (
-                node(NodeKind::Client, "user"),
-                service("gateway"),
-                EdgeKind::Http,
-                600,
-                0,
-            ),
-            (
-                service("gateway"),
-                service("orders"),
-                EdgeKind::Grpc,
-                600,
-                12,
-            ),
-            (
-                service("orders"),
-                service("payments"),
-                EdgeKind::Http,
-                580,
-                40,
-            ),
-            (
-                service("payments"),
-                service("orders"),
-                EdgeKind::Http,
-                30,
-                0,
-            ),
-            (
-                service("orders"),
-                node(NodeKind::Database, "postgresql orders-db:5432/orders"),
-                EdgeKind::Database,
-                1200,
-                0,
-            ),
-            (
-                service("orders"),
-                node(NodeKind::Topic, "kafka orders.created"),
-                EdgeKind::Messaging,
-                560,
-                0,
-            ),
-            (
-                node(NodeKind::Topic, "kafka orders.created"),
-                service("inventory"),
-                EdgeKind::Messaging,
-                560,
-                0,
-            ),
-        ];
-        let mut nodes: Vec<(NodeKey, NodePlacement)> = Vec::new();
-        let mut view_edges = Vec::new();
-        for (source, target, kind, requests, errors) in edges {
-            for key in [&source, &target] {
-                if !nodes.iter().any(|(known, _)| known == key) {
-                    nodes.push((key.clone(), NodePlacement::default()));
-                }
-            }
-            let num_refused = if target == service("payments") { 30 } else { 0 };
-            let mut stats = EdgeStats {
-                num_requests: requests,
-                num_errors: errors,
-                num_short_circuited: num_refused,
-                ..EdgeStats::default()
-            };
-            for millis in [4, 8, 15, 16, 23, 42] {
-                stats.client_latency.record(millis * 1_000_000);
-            }
-            view_edges.push((
-                EdgeKey {
-                    source,
-                    target,
-                    kind,
-                },
-                stats,
-            ));
+fn shape(out: &mut String, kind: NodeKind, width: f64, height: f64) {
+    let _ = match kind {
+        NodeKind::Service => write!(
+            out,
+            r#"<rect class="shape" width="{width:.1}" height="{height}" rx="8"/>"#
+        ),
+        NodeKind::Database => {
+            let (w, h, r) = (width, height, 5.0);
+            write!(
+                out,
+                r#"<path class="shape" d="M0,{r} A{half:.1},{r} 0 0 1 {w:.1},{r} L{w:.1},{bottom} A{half:.1},{r} 0 0 1 0,{bottom} Z"/><path class="rim" d="M0,{r} A{half:.1},{r} 0 0 0 {w:.1},{r}"/>"#,
+                half = w / 2.0,
+                bottom = h - r,
+            )
         }
-        let view = GraphView {
-            nodes,
-            edges: view_edges,
-            window_secs: 300.0,
-        };
-        let operations = |num_requests, num_errors| OperationStats {
-            num_requests,
-            num_errors,
-            ..OperationStats::default()
-        };
-        let served = [
-            ("gateway", operations(600, 12)),
-            ("orders", operations(630, 12)),
-            ("payments", operations(550, 10)),
-            ("inventory", operations(560, 0)),
-        ];
-        let traffic = node_traffic(
-            &view.edges,
-            served.iter().map(|(name, stats)| (*name, stats)),
-        );
-        (view, SignalOverlay::default(), traffic)
-    }
-
-    /// The `data-figure` texts inside the group that `opening` starts, in order.
-    fn marked(svg: &str, opening: &str) -> Vec<String> {
-        let start = svg.find(opening).expect("the group is drawn");
-        let group = &svg[start..];
-        let group = &group[..group.find("</g>").unwrap_or(group.len())];
-        group
-            .split("<tspan data-figure=")
-            .skip(1)
-            .map(|part| {
-                let text = &part[part.find('>').map_or(0, |at| at + 1)..];
-                text[..text.find('<').unwrap_or(0)].to_owned()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_service_shows_what_it_served_and_an_edge_its_refused_calls_beside_its_errors() {
-        let (view, overlay, traffic) = small_shop();
-        let svg = render(&view, &overlay, &traffic, "");
-        assert_eq!(
-            marked(&svg, r#"data-id="service:payments""#),
-            ["1.8/s", "1.8 %"],
-            "its own operations, not the 40 failed calls into it: {svg}"
-        );
-        assert_eq!(
-            marked(
-                &svg,
-                r#"data-source="service:orders" data-target="service:payments""#
-            ),
-            ["1.9/s", "23.1 ms", "1.8 %", "30"],
-            "10 failed of 550 attempted, 30 refused beside them"
-        );
-        assert!(svg.contains("health-warn") && !svg.contains("/min"));
-    }
-
-    #[test]
-    fn the_small_shop_map_matches_the_committed_svg() {
-        let (view, overlay, traffic) = small_shop();
-        let rendered = render(&view, &overlay, &traffic, "");
-        assert_eq!(
-            rendered,
-            render(&view, &overlay, &traffic, ""),
-            "deterministic"
-        );
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/map_small_shop.svg");
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if committed != rendered {
-            if std::env::var_os("UPDATE_GOLDEN").is_some() {
-                std::fs::write(&path, &rendered).expect("write golden");
-                return;
-            }
-            panic!(
-                "tests/golden/map_small_shop.svg is out of date: commit the new version (run with UPDATE_GOLDEN=1)"
-            );
-        }
-    }
-
-    #[test]
-    fn names_are_escaped_in_every_text_and_attribute() {
-        let hostile = "<script>alert('x')</script>\"&";
-        let key = EdgeKey {
-            source: NodeKey::service(hostile.to_owned()),
-            target: NodeKey::service("b".to_owned()),
-            kind: EdgeKind::Http,
-        };
-        let view = GraphView {
-            nodes: vec![
-                (key.source.clone(), NodePlacement::default()),
-                (key.target.clone(), NodePlacement::default()),
-            ],
-            edges: vec![(
-                key,
-                EdgeStats {
-                    num_requests: 1,
-                    ..EdgeStats::default()
-                },
-            )],
-            window_secs: 60.0,
-        };
-        let overlay = SignalOverlay::default();
-        let svg = render(&view, &overlay, &HashMap::new(), "");
-        assert!(
-            !svg.contains("<script>") && !svg.contains("'x'") && !svg.contains("\"&"),
-            "{svg}"
-        );
-        assert!(
-            svg.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"),
-            "{svg}"
-        );
-        assert_eq!(svg.matches("class=\"node ").count(), 2);
-        assert_eq!(svg.matches("class=\"edge ").count(), 1);
-    }
+        NodeKind::Topic => write!(
+            out,
+            r#"<polygon class="shape" points="10,0 {right:.1},0 {width:.1},{mid} {right:.1},{height} 10,{height} 0,{mid}"/>"#,
+            right = width - 10.0,
+            mid = height / 2.0,
+        ),
+        NodeKind::External => write!(
+            out,
+            r#"<rect class="shape dashed" width="{width:.1}" height="{height}" rx="2"/>"#
+        ),
+        NodeKind::Client => write!(
+            out,
+            r#"<rect class="shape" width="{width:.1}" height="{height}" rx="{}"/>"#,
+            height / 2.0
+        ),
+    };
 }
+
+#[cfg(test)]
+#[path = "svg_tests.rs"]
+mod tests;

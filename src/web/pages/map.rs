@@ -30,6 +30,17 @@ fn forgiving_focus(query_string: &str) -> String {
     serde_urlencoded::to_string(forgiven).unwrap_or_default()
 }
 
+/// What firing alerts concern (none when alerting cannot be read: the map still draws).
+async fn firing_alerts(state: &WebState) -> svg::FiringAlerts {
+    let alerts = state.alerting.alerts().await.unwrap_or_default();
+    svg::FiringAlerts::from_labels(
+        alerts
+            .iter()
+            .filter(|alert| alert.status == "firing")
+            .map(|alert| &alert.labels),
+    )
+}
+
 pub async fn map(
     request: HttpRequest,
     state: web::Data<WebState>,
@@ -69,6 +80,15 @@ pub async fn map(
         } else {
             format!("/?{query_string}")
         },
+        targets: {
+            let targets = state.query.targets;
+            format!(
+                "calls {}, publish {}, processing {}",
+                millis_text(targets.sync_p95_ms * 1e6),
+                millis_text(targets.publish_p95_ms * 1e6),
+                millis_text(targets.processing_p95_ms * 1e6)
+            )
+        },
         node_ids: {
             let mut ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
             ids.sort();
@@ -76,8 +96,12 @@ pub async fn map(
         },
         svg: svg::render(
             &view,
-            &overlay,
-            &traffic,
+            &svg::MapMarks {
+                overlay: &overlay,
+                traffic: &traffic,
+                alerts: &firing_alerts(&state).await,
+                targets: state.query.targets,
+            },
             &params::range_query(&query_string),
         ),
     };

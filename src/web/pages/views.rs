@@ -122,6 +122,8 @@ pub struct MapPage {
     pub refresh_url: String,
     /// Every node of the map in the range, for the Focus box's suggestions.
     pub node_ids: Vec<String>,
+    /// The latency targets the colours hold p95 against, in words.
+    pub targets: String,
     pub svg: String,
 }
 

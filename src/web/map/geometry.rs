@@ -1,0 +1,163 @@
+//! Points, boxes and the pieces an edge is drawn from, in map coordinates (y grows down).
+
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Point {
+    pub fn new(x: f64, y: f64) -> Self {
+        Self { x, y }
+    }
+}
+
+/// An axis-aligned box: `x`, `y` its top-left corner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Rect {
+    pub fn centred(centre: Point, width: f64, height: f64) -> Self {
+        Self {
+            x: centre.x - width / 2.0,
+            y: centre.y - height / 2.0,
+            width,
+            height,
+        }
+    }
+
+    pub fn right(&self) -> f64 {
+        self.x + self.width
+    }
+
+    pub fn bottom(&self) -> f64 {
+        self.y + self.height
+    }
+
+    /// Whether the two boxes share more than a border, once each is grown by `margin`.
+    pub fn overlaps(&self, other: &Rect, margin: f64) -> bool {
+        self.x - margin < other.right()
+            && other.x - margin < self.right()
+            && self.y - margin < other.bottom()
+            && other.y - margin < self.bottom()
+    }
+
+    /// Whether `point` lies inside, more than `inset` from every side.
+    pub fn contains(&self, point: Point, inset: f64) -> bool {
+        point.x > self.x + inset
+            && point.x < self.right() - inset
+            && point.y > self.y + inset
+            && point.y < self.bottom() - inset
+    }
+}
+
+/// One piece of an edge's path: a straight line or a cubic Bézier curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Piece {
+    Line(Point, Point),
+    Cubic(Point, Point, Point, Point),
+}
+
+impl Piece {
+    pub fn start(&self) -> Point {
+        match *self {
+            Piece::Line(start, _) | Piece::Cubic(start, ..) => start,
+        }
+    }
+
+    pub fn end(&self) -> Point {
+        match *self {
+            Piece::Line(_, end) | Piece::Cubic(.., end) => end,
+        }
+    }
+
+    /// The same piece drawn the other way.
+    pub fn reversed(&self) -> Self {
+        match *self {
+            Piece::Line(a, b) => Piece::Line(b, a),
+            Piece::Cubic(a, b, c, d) => Piece::Cubic(d, c, b, a),
+        }
+    }
+
+    /// The point at `t` in [0, 1].
+    pub fn at(&self, t: f64) -> Point {
+        match *self {
+            Piece::Line(a, b) => Point::new(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t),
+            Piece::Cubic(a, b, c, d) => {
+                let s = 1.0 - t;
+                let (wa, wb, wc, wd) = (s * s * s, 3.0 * s * s * t, 3.0 * s * t * t, t * t * t);
+                Point::new(
+                    wa * a.x + wb * b.x + wc * c.x + wd * d.x,
+                    wa * a.y + wb * b.y + wc * c.y + wd * d.y,
+                )
+            }
+        }
+    }
+}
+
+/// An SVG path `d` for consecutive pieces (each starting where the one before ended).
+pub fn path_data(pieces: &[Piece]) -> String {
+    let mut out = String::new();
+    if let Some(first) = pieces.first() {
+        let start = first.start();
+        let _ = write!(out, "M{:.1},{:.1}", start.x, start.y);
+    }
+    for piece in pieces {
+        let _ = match *piece {
+            Piece::Line(_, end) => write!(out, " L{:.1},{:.1}", end.x, end.y),
+            Piece::Cubic(_, c1, c2, end) => write!(
+                out,
+                " C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}",
+                c1.x, c1.y, c2.x, c2.y, end.x, end.y
+            ),
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reversed_curve_passes_through_the_same_points() {
+        let curve = Piece::Cubic(
+            Point::new(0.0, 0.0),
+            Point::new(10.0, 0.0),
+            Point::new(10.0, 20.0),
+            Point::new(20.0, 20.0),
+        );
+        for step in 0..=10 {
+            let t = f64::from(step) / 10.0;
+            let (a, b) = (curve.at(t), curve.reversed().at(1.0 - t));
+            assert!((a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9);
+        }
+        assert_eq!(
+            path_data(&[
+                curve,
+                Piece::Line(Point::new(20.0, 20.0), Point::new(30.0, 20.0))
+            ]),
+            "M0.0,0.0 C10.0,0.0 10.0,20.0 20.0,20.0 L30.0,20.0"
+        );
+    }
+
+    #[test]
+    fn boxes_that_only_touch_do_not_overlap() {
+        let a = Rect {
+            x: 0.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
+        let b = Rect { x: 10.0, ..a };
+        assert!(!a.overlaps(&b, 0.0) && a.overlaps(&b, 1.0));
+        assert!(a.contains(Point::new(5.0, 5.0), 1.0) && !a.contains(Point::new(9.5, 5.0), 1.0));
+    }
+}

@@ -155,6 +155,21 @@ impl Default for GraphConfig {
 }
 
 impl GraphConfig {
+    /// The first latency target that is not a positive number, if any.
+    fn invalid_target(&self) -> Option<&'static str> {
+        [
+            ("graph.target_sync_p95_ms", self.target_sync_p95_ms),
+            ("graph.target_publish_p95_ms", self.target_publish_p95_ms),
+            (
+                "graph.target_processing_p95_ms",
+                self.target_processing_p95_ms,
+            ),
+        ]
+        .into_iter()
+        .find(|(_, target)| !(target.is_finite() && *target > 0.0))
+        .map(|(field, _)| field)
+    }
+
     pub fn targets(&self) -> crate::model::figures::LatencyTargets {
         crate::model::figures::LatencyTargets {
             sync_p95_ms: self.target_sync_p95_ms,

@@ -393,20 +393,8 @@ impl Config {
         if self.graph.pairing_ttl_secs == 0 {
             return invalid("graph.pairing_ttl_secs", "must be at least 1");
         }
-        for (field, target) in [
-            ("graph.target_sync_p95_ms", self.graph.target_sync_p95_ms),
-            (
-                "graph.target_publish_p95_ms",
-                self.graph.target_publish_p95_ms,
-            ),
-            (
-                "graph.target_processing_p95_ms",
-                self.graph.target_processing_p95_ms,
-            ),
-        ] {
-            if !(target.is_finite() && target > 0.0) {
-                return invalid(field, "must be a positive number of milliseconds");
-            }
+        if let Some(field) = self.graph.invalid_target() {
+            return invalid(field, "must be a positive number of milliseconds");
         }
         if self.storage.retention_interval_secs == 0 {
             return invalid("storage.retention_interval_secs", "must be at least 1");

@@ -121,6 +121,7 @@ fn map_render(c: &mut Criterion) {
         traffic: &page_traffic,
         alerts: &alerts,
         targets: figures::LatencyTargets::default(),
+        groups: &HashMap::new(),
     };
     let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
     group.bench_function("layout_and_svg", |bencher| {

@@ -53,3 +53,40 @@
     }
   });
 })();
+// Find on the map: nodes whose id contains the text are marked, the rest dimmed, and the view
+// moves to the first one when it is out of sight.
+(function () {
+  "use strict";
+  function find(text) {
+    var svg = document.getElementById("map-svg");
+    if (!svg) { return; }
+    var wanted = text.trim().toLowerCase();
+    var first = null;
+    svg.classList.toggle("searching", wanted.length > 0);
+    svg.querySelectorAll("g.node").forEach(function (node) {
+      var hit = wanted.length > 0 && node.getAttribute("data-id").toLowerCase().indexOf(wanted) >= 0;
+      node.classList.toggle("match", hit);
+      if (hit && !first) { first = node; }
+    });
+    svg.querySelectorAll("g.edge").forEach(function (edge) {
+      var source = svg.querySelector("g.node.match[data-id='" + CSS.escape(edge.getAttribute("data-source")) + "']");
+      var target = svg.querySelector("g.node.match[data-id='" + CSS.escape(edge.getAttribute("data-target")) + "']");
+      edge.classList.toggle("match", Boolean(source || target));
+    });
+    if (first) {
+      var box = first.getBBox(), m = first.transform.baseVal.consolidate();
+      var x = (m ? m.matrix.e : 0) + box.width / 2, y = (m ? m.matrix.f : 0) + box.height / 2;
+      var view = svg.getAttribute("viewBox").split(" ").map(Number);
+      if (x < view[0] || x > view[0] + view[2] || y < view[1] || y > view[1] + view[3]) {
+        svg.setAttribute("viewBox", [x - view[2] / 2, y - view[3] / 2, view[2], view[3]].join(" "));
+      }
+    }
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.id === "map-search") { find(event.target.value); }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var input = document.getElementById("map-search");
+    if (input && input.value) { find(input.value); }
+  });
+})();

@@ -183,8 +183,37 @@ async fn a_150_node_map_has_no_edge_through_a_node_and_no_overlapping_labels() {
     wait_for_nodes(&app, 150).await;
     let report = browse(
         &app,
-        &json!([{ "name": "map-mesh-150", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true }]),
+        &json!([
+            { "name": "map-mesh-150-folded", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "search": "ns3" },
+            { "name": "map-mesh-150-open", "path": "/?expand=ns2", "viewport": { "width": 1280, "height": 800 }, "geometry": true },
+            { "name": "map-mesh-150-all", "path": "/?expand=all", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "search": "svc-007" },
+        ]),
     )
     .await;
-    assert_readable(&report[0]);
+    for entry in &report {
+        assert_readable(entry);
+    }
+    let folded = &report[0]["search"];
+    assert_eq!(
+        folded["groups"], 6,
+        "six namespaces, six groups: {folded:#}"
+    );
+    assert_eq!(
+        folded["matches"],
+        json!(["service:namespace ns3"]),
+        "Find marks the group: {folded:#}"
+    );
+    assert_eq!(report[0]["texts"], json!({}));
+    let opened = &report[1]["geometry"];
+    assert!(opened["num_labels"].as_u64().unwrap_or(0) > 0, "{opened:#}");
+    let all = &report[2]["search"];
+    assert_eq!(
+        (
+            all["groups"].clone(),
+            all["matches"].clone(),
+            all["searching"].clone()
+        ),
+        (json!(0), json!(["service:svc-007"]), json!(true)),
+        "every node shown, one found: {all:#}"
+    );
 }

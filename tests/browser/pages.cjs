@@ -83,6 +83,15 @@ async function main() {
         };
       });
     }
+    if (spec.search) {
+      // Type into the map's Find box and report what it marks.
+      await page.fill("#map-search", spec.search);
+      entry.search = await page.evaluate(() => ({
+        matches: Array.from(document.querySelectorAll("svg.map g.node.match")).map((g) => g.getAttribute("data-id")),
+        searching: document.querySelector("svg.map").classList.contains("searching"),
+        groups: document.querySelectorAll("svg.map g.node.kind-group").length,
+      }));
+    }
     if (spec.figures) {
       entry.figures = await page.evaluate(() => Array.from(document.querySelectorAll("[data-figure]")).map((element) => {
         const group = element.closest("g.node, g.edge");

@@ -3,6 +3,7 @@
 //! labels, `text` measures and marks what is written, `svg` draws it all.
 
 mod geometry;
+pub mod groups;
 mod labels;
 mod layering;
 pub mod layout;

@@ -80,6 +80,8 @@ pub struct MapMarks<'a> {
     pub traffic: &'a HashMap<NodeKey, NodeTraffic>,
     pub alerts: &'a FiringAlerts,
     pub targets: LatencyTargets,
+    /// Folded namespaces drawn as one node each ([`super::groups`]).
+    pub groups: &'a HashMap<NodeKey, super::groups::GroupNode>,
 }
 
 /// What a node shows.
@@ -89,6 +91,8 @@ struct NodeText {
     title: String,
     health: &'static str,
     badges: Vec<(LineStyle, String)>,
+    /// A folded namespace: where a click opens it.
+    group_href: Option<String>,
 }
 
 /// The map before it is written out: what every node and edge says, where it all goes.
@@ -226,8 +230,13 @@ fn node_text(key: &NodeKey, window_secs: f64, marks: &MapMarks) -> NodeText {
             ));
         }
     }
+    let group = marks.groups.get(key);
     NodeText {
-        label: cut(&key.name, MAX_NAME_CHARS),
+        label: group.map_or_else(
+            || cut(&key.name, MAX_NAME_CHARS),
+            |group| cut(&group.label, MAX_NAME_CHARS),
+        ),
+        group_href: group.map(|group| group.href.clone()),
         sub: node_sub(traffic, window_secs),
         title: node_title(key, traffic, window_secs),
         health: health_of(traffic.error_rate(), traffic.latency),
@@ -399,18 +408,33 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     } else {
         " has-badges"
     };
+    let (href, kind) = match &node.group_href {
+        Some(href) => (href.clone(), "group"),
+        None => (
+            links::with_range(&links::node(key), range_query),
+            key.kind.as_str(),
+        ),
+    };
     let _ = write!(
         out,
         r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
-        href = escape(&links::with_range(&links::node(key), range_query)),
-        kind = key.kind.as_str(),
+        href = escape(&href),
         health = node.health,
         id = escape(&key.id()),
         x = rect.x,
         y = rect.y,
         title = escape(&node.title),
     );
-    shape(out, key.kind, rect.width, rect.height);
+    if node.group_href.is_some() {
+        let _ = write!(
+            out,
+            r#"<rect class="shape group-back" x="5" y="-5" width="{w:.1}" height="{h}" rx="8"/><rect class="shape" width="{w:.1}" height="{h}" rx="8"/>"#,
+            w = rect.width - 5.0,
+            h = rect.height,
+        );
+    } else {
+        shape(out, key.kind, rect.width, rect.height);
+    }
     // A database's lid takes the top of its box.
     let lowered = if key.kind == NodeKind::Database {
         2.5

@@ -214,11 +214,14 @@ fn marks<'a>(
 ) -> MapMarks<'a> {
     static NO_ALERTS: std::sync::LazyLock<FiringAlerts> =
         std::sync::LazyLock::new(FiringAlerts::default);
+    static NO_GROUPS: std::sync::LazyLock<HashMap<NodeKey, super::super::groups::GroupNode>> =
+        std::sync::LazyLock::new(HashMap::new);
     MapMarks {
         overlay,
         traffic,
         alerts: &NO_ALERTS,
         targets: LatencyTargets::default(),
+        groups: &NO_GROUPS,
     }
 }
 

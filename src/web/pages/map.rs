@@ -1,6 +1,9 @@
 //! The map page: controls, the server-rendered SVG, the first-start instructions.
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::web::map::groups;
 
 /// The map form sends its time-range select always; a custom from/to replaces it.
 fn custom_range_wins(query_string: &str) -> String {
@@ -11,6 +14,22 @@ fn custom_range_wins(query_string: &str) -> String {
         .filter(|(key, _)| !(is_custom && key == "window"))
         .collect();
     serde_urlencoded::to_string(kept).unwrap_or_default()
+}
+
+/// The map's `expand` parameter (which folded namespaces to open, see [`groups::fold`]) and
+/// the query without it.
+fn without_expand(query_string: &str) -> (groups::Expand, String) {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
+    let (expand, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(key, _)| key == "expand");
+    let value = expand
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect::<Vec<_>>()
+        .join(",");
+    (
+        groups::Expand::parse(&value),
+        serde_urlencoded::to_string(rest).unwrap_or_default(),
+    )
 }
 
 /// The map's Focus box takes a plain service name too: `orders` means `service:orders` (node ids
@@ -45,10 +64,40 @@ pub async fn map(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let query_string = forgiving_focus(&custom_range_wins(&without_empty(request.query_string())));
+    let (expand, query_string) = without_expand(&without_empty(request.query_string()));
+    let query_string = forgiving_focus(&custom_range_wins(&query_string));
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let traffic = state.query.node_traffic(range, &filter, &view).await?;
+    let (num_nodes, num_edges) = (view.nodes.len(), view.edges.len());
+    let mut node_ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
+    node_ids.sort();
+    let folded = if filter.focus.is_some() {
+        groups::fold(view, traffic, &groups::Expand::All)
+    } else {
+        groups::fold(view, traffic, &expand)
+    };
+    let expand_href = |value: &str| {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(&query_string).unwrap_or_default();
+        pairs.push(("expand".to_owned(), value.to_owned()));
+        format!(
+            "/?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    };
+    let group_nodes: HashMap<NodeKey, groups::GroupNode> = folded
+        .groups
+        .iter()
+        .map(|(key, group)| {
+            let node = groups::GroupNode {
+                label: format!("{} · {} nodes", group.namespace, group.num_members),
+                href: expand_href(&expand.with(&group.namespace)),
+            };
+            (key.clone(), node)
+        })
+        .collect();
+    let (view, traffic) = (folded.view, folded.traffic);
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
     let value = |name: &str| {
@@ -70,15 +119,23 @@ pub async fn map(
         namespace: value("namespace").unwrap_or_default(),
         focus: value("focus").unwrap_or_default(),
         depth: filter.depth,
-        summary: format!("{} nodes, {} edges", view.nodes.len(), view.edges.len()),
+        summary: format!("{num_nodes} nodes, {num_edges} edges"),
+        fold_note: if group_nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{num_nodes} nodes: {} namespaces are folded into one node each (click one to open it).",
+                group_nodes.len()
+            )
+        },
+        show_all_href: expand_href("all"),
         is_empty: view.edges.is_empty(),
         has_filter: filter.namespace.is_some() || filter.focus.is_some(),
         grpc_addr: state.otlp_grpc_addr.clone(),
         http_addr: state.otlp_http_addr.clone(),
-        refresh_url: if query_string.is_empty() {
-            "/".to_owned()
-        } else {
-            format!("/?{query_string}")
+        refresh_url: match request.query_string() {
+            "" => "/".to_owned(),
+            raw => format!("/?{raw}"),
         },
         targets: {
             let targets = state.query.targets;
@@ -89,11 +146,7 @@ pub async fn map(
                 millis_text(targets.processing_p95_ms * 1e6)
             )
         },
-        node_ids: {
-            let mut ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
-            ids.sort();
-            ids
-        },
+        node_ids,
         svg: svg::render(
             &view,
             &svg::MapMarks {
@@ -101,6 +154,7 @@ pub async fn map(
                 traffic: &traffic,
                 alerts: &firing_alerts(&state).await,
                 targets: state.query.targets,
+                groups: &group_nodes,
             },
             &params::range_query(&query_string),
         ),

@@ -122,6 +122,9 @@ pub struct MapPage {
     pub refresh_url: String,
     /// Every node of the map in the range, for the Focus box's suggestions.
     pub node_ids: Vec<String>,
+    /// When namespaces are folded: what the map shows, and the link to every node.
+    pub fold_note: String,
+    pub show_all_href: String,
     /// The latency targets the colours hold p95 against, in words.
     pub targets: String,
     pub svg: String,

@@ -136,9 +136,27 @@ pub fn fold(view: GraphView, traffic: HashMap<NodeKey, NodeTraffic>, expand: &Ex
         });
         entry.num_members += 1;
     }
+    Folded {
+        view: GraphView {
+            nodes,
+            edges: merged_edges(view.edges, &shown_as, &groups),
+            window_secs: view.window_secs,
+        },
+        groups,
+        traffic: folded_traffic,
+    }
+}
+
+/// Each edge between the nodes it is shown as, merged per (source, target, kind) in first-seen
+/// order; calls inside a group left out.
+fn merged_edges(
+    edges: Vec<(EdgeKey, EdgeStats)>,
+    shown_as: &HashMap<NodeKey, NodeKey>,
+    groups: &HashMap<NodeKey, Group>,
+) -> Vec<(EdgeKey, EdgeStats)> {
     let mut merged: HashMap<EdgeKey, EdgeStats> = HashMap::new();
     let mut order: Vec<EdgeKey> = Vec::new();
-    for (key, stats) in view.edges {
+    for (key, stats) in edges {
         let source = shown_as.get(&key.source).cloned().unwrap_or(key.source);
         let target = shown_as.get(&key.target).cloned().unwrap_or(key.target);
         if source == target && groups.contains_key(&source) {
@@ -157,22 +175,13 @@ pub fn fold(view: GraphView, traffic: HashMap<NodeKey, NodeTraffic>, expand: &Ex
             })
             .merge(&stats);
     }
-    let edges = order
+    order
         .into_iter()
         .map(|key| {
             let stats = merged.remove(&key).unwrap_or_default();
             (key, stats)
         })
-        .collect();
-    Folded {
-        view: GraphView {
-            nodes,
-            edges,
-            window_secs: view.window_secs,
-        },
-        groups,
-        traffic: folded_traffic,
-    }
+        .collect()
 }
 
 #[cfg(test)]

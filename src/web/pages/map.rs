@@ -16,6 +16,46 @@ fn custom_range_wins(query_string: &str) -> String {
     serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
+/// The map with `expand` added to its query.
+fn expand_href(query_string: &str, expand: &str) -> String {
+    let mut pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query_string).unwrap_or_default();
+    pairs.push(("expand".to_owned(), expand.to_owned()));
+    format!(
+        "/?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    )
+}
+
+/// How each group node of `folded` is drawn: its namespace and size, a click opening it.
+fn group_nodes(
+    folded: &groups::Folded,
+    expand: &groups::Expand,
+    query_string: &str,
+) -> HashMap<NodeKey, groups::GroupNode> {
+    folded
+        .groups
+        .iter()
+        .map(|(key, group)| {
+            let node = groups::GroupNode {
+                label: format!("{} · {} nodes", group.namespace, group.num_members),
+                href: expand_href(query_string, &expand.with(&group.namespace)),
+            };
+            (key.clone(), node)
+        })
+        .collect()
+}
+
+/// The latency targets in words, for the legend.
+fn targets_text(targets: crate::model::figures::LatencyTargets) -> String {
+    format!(
+        "calls {}, publish {}, processing {}",
+        millis_text(targets.sync_p95_ms * 1e6),
+        millis_text(targets.publish_p95_ms * 1e6),
+        millis_text(targets.processing_p95_ms * 1e6)
+    )
+}
+
 /// The map's `expand` parameter (which folded namespaces to open, see [`groups::fold`]) and
 /// the query without it.
 fn without_expand(query_string: &str) -> (groups::Expand, String) {
@@ -72,31 +112,13 @@ pub async fn map(
     let (num_nodes, num_edges) = (view.nodes.len(), view.edges.len());
     let mut node_ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
     node_ids.sort();
-    let folded = if filter.focus.is_some() {
-        groups::fold(view, traffic, &groups::Expand::All)
+    let expand = if filter.focus.is_some() {
+        groups::Expand::All
     } else {
-        groups::fold(view, traffic, &expand)
+        expand
     };
-    let expand_href = |value: &str| {
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(&query_string).unwrap_or_default();
-        pairs.push(("expand".to_owned(), value.to_owned()));
-        format!(
-            "/?{}",
-            serde_urlencoded::to_string(pairs).unwrap_or_default()
-        )
-    };
-    let group_nodes: HashMap<NodeKey, groups::GroupNode> = folded
-        .groups
-        .iter()
-        .map(|(key, group)| {
-            let node = groups::GroupNode {
-                label: format!("{} · {} nodes", group.namespace, group.num_members),
-                href: expand_href(&expand.with(&group.namespace)),
-            };
-            (key.clone(), node)
-        })
-        .collect();
+    let folded = groups::fold(view, traffic, &expand);
+    let group_nodes = group_nodes(&folded, &expand, &query_string);
     let (view, traffic) = (folded.view, folded.traffic);
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
@@ -128,7 +150,7 @@ pub async fn map(
                 group_nodes.len()
             )
         },
-        show_all_href: expand_href("all"),
+        show_all_href: expand_href(&query_string, "all"),
         is_empty: view.edges.is_empty(),
         has_filter: filter.namespace.is_some() || filter.focus.is_some(),
         grpc_addr: state.otlp_grpc_addr.clone(),
@@ -137,15 +159,7 @@ pub async fn map(
             "" => "/".to_owned(),
             raw => format!("/?{raw}"),
         },
-        targets: {
-            let targets = state.query.targets;
-            format!(
-                "calls {}, publish {}, processing {}",
-                millis_text(targets.sync_p95_ms * 1e6),
-                millis_text(targets.publish_p95_ms * 1e6),
-                millis_text(targets.processing_p95_ms * 1e6)
-            )
-        },
+        targets: targets_text(state.query.targets),
         node_ids,
         svg: svg::render(
             &view,

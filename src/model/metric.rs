@@ -143,4 +143,39 @@ impl MetricPoint {
     pub fn service_name(&self) -> &str {
         &self.resource.service_name
     }
+
+    /// A gauge point of `service` with text attributes, for tests.
+    #[cfg(test)]
+    pub fn test_gauge(
+        service: &str,
+        name: &str,
+        time_unix_nano: u64,
+        attributes: &[(&str, &str)],
+        value: f64,
+    ) -> Self {
+        use super::AttrValue;
+        Self {
+            resource: Arc::new(Resource::from_attributes(
+                vec![(
+                    "service.name".to_owned(),
+                    AttrValue::Str(service.to_owned()),
+                )],
+                0,
+            )),
+            scope: Arc::new(Scope::default()),
+            name: name.to_owned(),
+            description: String::new(),
+            unit: String::new(),
+            start_time_unix_nano: 0,
+            time_unix_nano,
+            attributes: attributes
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), AttrValue::Str((*value).to_owned())))
+                .collect(),
+            flags: 0,
+            value: PointValue::Gauge {
+                value: NumberValue::Double(value),
+            },
+        }
+    }
 }

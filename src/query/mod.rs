@@ -4,6 +4,7 @@
 mod graph;
 mod nodes;
 mod series;
+mod signal_series;
 mod signals;
 mod trace_page;
 
@@ -22,6 +23,7 @@ use crate::store::{
 
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 pub use series::SeriesBuckets;
+pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};
 pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};
 pub use trace_page::TracePage;
 

@@ -27,6 +27,22 @@ impl SeriesBuckets {
         }
     }
 
+    /// The whole range the buckets cover.
+    pub fn range(&self) -> MinuteRange {
+        self.range
+    }
+
+    /// The same buckets `minutes` earlier (an earlier day's, to compare).
+    pub fn earlier_by(&self, minutes: i64) -> Self {
+        Self {
+            range: MinuteRange::new(
+                self.range.from().plus(-minutes),
+                self.range.to().plus(-minutes),
+            ),
+            minutes_per_bucket: self.minutes_per_bucket,
+        }
+    }
+
     pub fn ranges(&self) -> Vec<MinuteRange> {
         self.range.chunks(self.minutes_per_bucket).collect()
     }
@@ -139,25 +155,34 @@ impl QueryService {
         Ok(sums)
     }
 
-    /// Per bucket, each service's operations merged (services without requests left out).
+    /// Per bucket, each service's operations merged (services without requests left out);
+    /// only `service_opt`'s when it names one.
     pub async fn service_series(
         &self,
         buckets: &SeriesBuckets,
+        service_opt: Option<&str>,
     ) -> Result<Vec<BTreeMap<String, OperationStats>>, QueryError> {
         let mut sums: Vec<BTreeMap<String, OperationStats>> = vec![BTreeMap::new(); buckets.len()];
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
-                for operation in engine.operations(bucket.starting_at_or_after(live_since)) {
+                for operation in engine
+                    .operations(bucket.starting_at_or_after(live_since))
+                    .into_iter()
+                    .filter(|operation| service_opt.is_none_or(|name| operation.service == name))
+                {
                     add_operation(&mut sums[index], operation.service, &operation.stats);
                 }
             }
             live_since
         };
         for (minutes, exclude) in self.stored_ranges(buckets.range, live_since) {
+            let service = service_opt.map(str::to_owned);
             let stored = self
-                .blocking(move |reader| reader.operation_rollups(minutes, None, exclude))
+                .blocking(move |reader| {
+                    reader.operation_rollups(minutes, service.as_deref(), exclude)
+                })
                 .await?;
             for rollup in stored {
                 if let Some(index) = buckets.index_of(rollup.minute) {

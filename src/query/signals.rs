@@ -122,7 +122,7 @@ impl QueryService {
 }
 
 /// The stored points of `names` in `[from, to)`, and whether a name hit the read limit.
-fn read_points(
+pub(super) fn read_points(
     reader: &dyn StoreReader,
     names: &[String],
     from_unix_nano: u64,

@@ -72,6 +72,73 @@ pub fn millis_text(nanos: f64) -> String {
     }
 }
 
+/// A count of messages (a consumer group's lag): "0", "1250".
+pub fn messages_text(count: f64) -> String {
+    format!("{count:.0}")
+}
+
+/// A value axis tick, with the decimals its step needs ("0", "2.5", "0.05") and large steps
+/// shortened ("15k" in steps of 5000, "1.5M").
+pub fn tick_text(value: f64, step: f64) -> String {
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    // Decided by the step, so every tick of an axis has the same suffix.
+    let (scale, suffix) = if step >= 1e5 {
+        (1e6, "M")
+    } else if step >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let (value, step) = (value / scale, step / scale);
+    let decimals = (0..6)
+        .find(|decimals| {
+            let shifted = step * 10f64.powi(*decimals);
+            (shifted - shifted.round()).abs() < 1e-6 * shifted.max(1.0)
+        })
+        .unwrap_or(6) as usize;
+    format!("{value:.decimals$}{suffix}")
+}
+
+/// A time of day in UTC on a chart: "09:05".
+pub fn clock_text(unix_nano: u64) -> String {
+    utc(unix_nano).map_or_else(
+        || NONE.to_owned(),
+        |time| format!("{:02}:{:02}", time.hour(), time.minute()),
+    )
+}
+
+/// A time of day in UTC to the second: "09:05:07".
+pub fn clock_secs_text(unix_nano: u64) -> String {
+    utc(unix_nano).map_or_else(
+        || NONE.to_owned(),
+        |time| {
+            format!(
+                "{:02}:{:02}:{:02}",
+                time.hour(),
+                time.minute(),
+                time.second()
+            )
+        },
+    )
+}
+
+/// A day in UTC on a chart's time axis: "Dec 5".
+pub fn day_text(unix_nano: u64) -> String {
+    utc(unix_nano).map_or_else(
+        || NONE.to_owned(),
+        |time| {
+            let month = time.month().to_string();
+            format!("{} {}", &month[..3.min(month.len())], time.day())
+        },
+    )
+}
+
+fn utc(unix_nano: u64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nano)).ok()
+}
+
 /// A latency quantile, [`NONE`] without latencies.
 pub fn quantile_text(sketch: &LatencySketch, quantile: f64) -> String {
     sketch
@@ -298,6 +365,24 @@ mod tests {
             printed,
             ["–", "0 %", "<0.01 %", "0.25 %", "2.4 %", "31.9 %", "100 %"]
         );
+    }
+
+    #[test]
+    fn axis_ticks_and_times_read_alike_everywhere() {
+        let ticks: Vec<String> = [(0.0, 5.0), (2.5, 2.5), (0.05, 0.05), (15_000.0, 5_000.0)]
+            .into_iter()
+            .map(|(value, step)| tick_text(value, step))
+            .collect();
+        assert_eq!(ticks, ["0", "2.5", "0.05", "15k"]);
+        assert_eq!(tick_text(1_500_000.0, 500_000.0), "1.5M");
+        assert_eq!(tick_text(120.0, 20.0), "120");
+        assert_eq!(tick_text(0.0, 0.1), "0");
+        // 2026-12-05T09:05:07Z
+        let at = 1_796_461_507_000_000_000;
+        assert_eq!(clock_text(at), "09:05");
+        assert_eq!(clock_secs_text(at), "09:05:07");
+        assert_eq!(day_text(at), "Dec 5");
+        assert_eq!(messages_text(1249.6), "1250");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The UI port: dashboards (`pages`, `map`), JSON API, health and Prometheus metrics. Handlers
 //! are thin: they parse, call the [`QueryService`], and map results through `error`.
 
+mod chart;
 pub mod error;
 pub mod format;
 pub mod gate;

@@ -124,16 +124,26 @@ impl TestApp {
         }
     }
 
-    pub async fn get_json(&self, path_and_query: &str) -> (u16, Value) {
-        let response = self
-            .client
+    async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{path_and_query}", self.ui))
             .send()
             .await
-            .expect("request");
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> (u16, Value) {
+        let response = self.get(path_and_query).await;
         let status = response.status().as_u16();
         let body = response.json::<Value>().await.expect("json body");
         (status, body)
+    }
+
+    /// A page's status and text.
+    pub async fn get_text(&self, path_and_query: &str) -> (u16, String) {
+        let response = self.get(path_and_query).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("text body"))
     }
 
     pub async fn trace(&self, trace_id: &str) -> (u16, Value) {

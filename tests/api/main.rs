@@ -21,6 +21,7 @@ mod bombs;
 mod clickhouse;
 mod connections;
 mod dashboards;
+mod dashboards_charts;
 mod dashboards_figures;
 mod dashboards_map;
 mod demo;

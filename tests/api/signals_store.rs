@@ -39,7 +39,7 @@ fn point(time: u64, value: Value, attributes: Vec<Value>) -> Value {
 }
 
 /// resilience4j's gauges: one point per state, 1 for the current one.
-fn breaker_at(time: u64, current: &str) -> Value {
+pub fn breaker_at(time: u64, current: &str) -> Value {
     let points = ["closed", "open", "half_open"]
         .iter()
         .map(|state| {
@@ -56,7 +56,8 @@ fn breaker_at(time: u64, current: &str) -> Value {
     )
 }
 
-fn lag_at(time: u64, lags: [i64; 2]) -> Value {
+/// Lag of group `inventory` on `orders.created`, partitions 0 and 1.
+pub fn lag_at(time: u64, lags: [i64; 2]) -> Value {
     let points = lags
         .iter()
         .enumerate()
@@ -78,7 +79,7 @@ fn lag_at(time: u64, lags: [i64; 2]) -> Value {
     )
 }
 
-async fn post_metrics(app: &TestApp, body: &Value) -> Value {
+pub async fn post_metrics(app: &TestApp, body: &Value) -> Value {
     let response = app
         .post_otlp(
             "/v1/metrics",

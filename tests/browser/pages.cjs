@@ -9,7 +9,10 @@
 // "click_path" (selectors) follows those links in turn and reports each page's URL and picked
 // window; one with "picked": true reports the window its picker shows; one with
 // "figures": true also reports every marked figure ([data-figure]) as {figure, subject, text},
-// its subject from its own data-subject or its map group's (g.edge data-subject, g.node data-id).
+// its subject from its own data-subject or its map group's (g.edge data-subject, g.node data-id);
+// one with "charts": true reports every chart (svg.chart): ticks, unit, legend, hover titles,
+// the bucket-in-progress marks, overlays and the smallest rendered text. "width" and "height"
+// set the window (1500 x 950 otherwise).
 
 const { chromium } = require("playwright-core");
 
@@ -23,7 +26,7 @@ async function main() {
   });
   const report = [];
   for (const spec of pages) {
-    const context = await browser.newContext({ viewport: spec.viewport || { width: 1500, height: 950 } });
+    const context = await browser.newContext({ viewport: spec.viewport || { width: spec.width || 1500, height: spec.height || 950 } });
     const page = await context.newPage();
     const entry = { name: spec.name, path: spec.path, console_errors: [], failed_requests: [], dialogs: [], texts: {} };
     page.on("console", (message) => { if (message.type() === "error") entry.console_errors.push(message.text()); });
@@ -98,6 +101,31 @@ async function main() {
         const subject = element.getAttribute("data-subject")
           || (group && (group.getAttribute("data-subject") || group.getAttribute("data-id")));
         return { figure: element.getAttribute("data-figure"), subject, text: element.textContent };
+      }));
+    }
+    if (spec.charts) {
+      // Every chart (svg.chart): its axes, unit, legend, hover titles, marks, and the smallest
+      // text as rendered on screen (font size times the SVG's scale).
+      entry.charts = await page.evaluate(() => Array.from(document.querySelectorAll("svg.chart")).map((svg) => {
+        const texts = (selector) => Array.from(svg.querySelectorAll(selector)).map((t) => t.textContent);
+        const scale = svg.getScreenCTM() ? svg.getScreenCTM().a : 0;
+        const sizes = Array.from(svg.querySelectorAll("text")).map((t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+        return {
+          kind: svg.classList.contains("timeline") ? "timeline" : "line",
+          title: svg.getAttribute("aria-label"),
+          unit: svg.getAttribute("data-unit"),
+          unit_label: texts("text.unit")[0] || null,
+          ticks_x: texts("text.tick-x"),
+          ticks_y: texts("text.tick-y"),
+          legend: texts(".legend text"),
+          hovers: texts("rect.hover > title, rect.band > title"),
+          bands: Array.from(svg.querySelectorAll("rect.band")).map((r) => r.getAttribute("data-state")),
+          partial: svg.querySelectorAll("rect.partial").length,
+          in_progress: svg.querySelectorAll(".in-progress").length,
+          overlay: Array.from(svg.querySelectorAll("g.overlay")).map((g) => g.getAttribute("data-name")),
+          min_text_px: sizes.length ? Math.min(...sizes) : null,
+          width_px: svg.getBoundingClientRect().width,
+        };
       }));
     }
     await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });

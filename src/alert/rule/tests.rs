@@ -1,12 +1,10 @@
 //! Every rule kind on small maps, overlays and metric points.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::*;
 use crate::alert::state::Labels;
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationStats};
-use crate::model::{AttrValue, NumberValue, PointValue, Resource, Scope};
 use crate::query::EdgeLag;
 use crate::signals::{Breaker, BreakerState, Trend};
 
@@ -398,29 +396,7 @@ fn metric(
     attributes: &[(&str, &str)],
     value: f64,
 ) -> MetricPoint {
-    MetricPoint {
-        resource: Arc::new(Resource::from_attributes(
-            vec![(
-                "service.name".to_owned(),
-                AttrValue::Str(service.to_owned()),
-            )],
-            0,
-        )),
-        scope: Arc::new(Scope::default()),
-        name: name.to_owned(),
-        description: String::new(),
-        unit: String::new(),
-        start_time_unix_nano: 0,
-        time_unix_nano: time,
-        attributes: attributes
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), AttrValue::Str((*value).to_owned())))
-            .collect(),
-        flags: 0,
-        value: PointValue::Gauge {
-            value: NumberValue::Double(value),
-        },
-    }
+    MetricPoint::test_gauge(service, name, time, attributes, value)
 }
 
 #[test]

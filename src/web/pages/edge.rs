@@ -1,69 +1,9 @@
 //! One edge's page: its calls by kind, both sides' latencies, refused calls, its breaker and
-//! lag, the figures over the range, and recent traces through its caller.
+//! lag, its charts over the range, and recent traces through its caller.
 
 use super::*;
 use crate::model::figures;
 use crate::model::graph::EdgeStats;
-
-/// Client vs server p95, request rate and errors of one edge per bucket of the range.
-async fn edge_over_time(
-    state: &WebState,
-    range: GraphRange,
-    source: &NodeKey,
-    target: &NodeKey,
-) -> Result<Section, PageError> {
-    let buckets = SeriesBuckets::new(range.minutes, EDGE_SERIES_BUCKETS);
-    let series = state
-        .query
-        .edge_series(&buckets, |key| {
-            key.source == *source && key.target == *target
-        })
-        .await?;
-    let mut client = Vec::new();
-    let mut server = Vec::new();
-    let mut requests = Vec::new();
-    let mut errored = Vec::new();
-    let now = now_unix_nano();
-    for (bucket, stats) in series.iter().enumerate() {
-        let p95_ms = |sketch: &crate::model::LatencySketch| {
-            sketch.quantile_nanos(0.95).map_or(0.0, |nanos| nanos / 1e6)
-        };
-        client.push(p95_ms(&stats.client_latency));
-        server.push(p95_ms(&stats.server_latency));
-        // Per second, so the bucket in progress does not read as a drop.
-        requests.push(stats.num_requests as f64 / buckets.covered_secs(bucket, now));
-        errored.push(stats.num_failed() > 0);
-    }
-    let peak = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
-    let mut section = Section::new(
-        "Over the range",
-        "",
-        &[
-            ("Series", false),
-            ("Trend (oldest left)", false),
-            ("Peak", true),
-        ],
-    );
-    let no_alerts = vec![false; client.len()];
-    section.rows = vec![
-        vec![
-            Cell::text("client p95 (what the caller waited)"),
-            Cell::spark(views::sparkline(&client, &no_alerts), ""),
-            Cell::number(millis_text(peak(&client) * 1e6)),
-        ],
-        vec![
-            Cell::text("server p95 (what the callee spent)"),
-            Cell::spark(views::sparkline(&server, &no_alerts), ""),
-            Cell::number(millis_text(peak(&server) * 1e6)),
-        ],
-        vec![
-            Cell::text("requests per second (red: errors)"),
-            Cell::spark(views::sparkline(&requests, &errored), ""),
-            Cell::number(rate_text(peak(&requests))),
-        ],
-    ];
-    Ok(section)
-}
 
 pub async fn edge(
     request: HttpRequest,
@@ -104,7 +44,7 @@ pub async fn edge(
     page.cards = cards;
     page.sections.push(section);
     page.sections
-        .push(edge_over_time(&state, range, &source, &target).await?);
+        .push(charts::edge_charts(&state, range, &source, &target).await?);
     if source.kind == NodeKind::Service {
         let mut examples = Section::new(
             format!(

@@ -2,6 +2,7 @@
 //! (`views`). Errors become the friendly HTML error page here, in one place (`PageError`).
 
 mod alerts;
+mod charts;
 mod edge;
 mod insights;
 mod map;
@@ -192,8 +193,6 @@ fn shown(id: &str) -> &str {
 
 /// Buckets a sparkline has at most.
 const SPARK_BUCKETS: i64 = 30;
-/// Buckets of the edge page's series: each one reads the map once.
-const EDGE_SERIES_BUCKETS: i64 = 12;
 
 fn breaker_class(state: crate::signals::BreakerState) -> &'static str {
     match state.as_str() {

@@ -114,7 +114,7 @@ async fn service_trends(
     let now = now_unix_nano();
     for (bucket, services) in state
         .query
-        .service_series(&buckets)
+        .service_series(&buckets, None)
         .await?
         .into_iter()
         .enumerate()
@@ -206,6 +206,8 @@ pub async fn service(
         format!("Service {name}"),
         "",
     );
+    page.sections
+        .push(charts::service_charts(&state, range, &name).await?);
     if let Some(summary) = summaries.first() {
         page.cards = service_cards(&summary.stats, range.window_secs, &node);
         page.sections

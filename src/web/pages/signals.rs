@@ -1,4 +1,4 @@
-//! The Kafka lag and circuit-breaker pages.
+//! The Kafka lag and circuit-breaker pages, each with its chart over the range.
 
 use super::*;
 
@@ -29,7 +29,7 @@ pub(super) fn lag_rows<'a>(
             edge.as_ref().map_or(Cell::text("(unmapped)"), |e| {
                 Cell::link(&e.target.name, links::node(&e.target))
             }),
-            Cell::number(format!("{:.0}", group.lag)),
+            Cell::number(format::messages_text(group.lag)),
             Cell::text(trend_arrow(group.trend)),
             Cell::number(
                 group
@@ -65,7 +65,7 @@ pub async fn kafka(
     let total: f64 = overlay.groups.iter().map(|(g, _)| g.lag).sum();
     page.cards = vec![
         Card::new("groups", overlay.groups.len().to_string()),
-        Card::new("total lag", format!("{total:.0}")),
+        Card::new("total lag", format::messages_text(total)),
     ];
     let mut section = Section::new(
         "Consumer groups",
@@ -73,7 +73,8 @@ pub async fn kafka(
         &LAG_COLUMNS,
     );
     lag_rows(&mut section, overlay.groups.iter());
-    page.sections.push(section);
+    page.sections
+        .extend([charts::lag_chart(&state, range).await?, section]);
     Ok(respond(&page))
 }
 
@@ -156,6 +157,7 @@ pub async fn breakers(
             ]);
         }
     }
-    page.sections.extend([current, history]);
+    let timeline = charts::breaker_timeline(&state, range).await?;
+    page.sections.extend([current, timeline, history]);
     Ok(respond(&page))
 }

@@ -1,5 +1,6 @@
 //! The askama views of the dashboards. Text is escaped by askama; the only markup passed
-//! through unescaped is the map's SVG, which `map::svg` builds with every name escaped.
+//! through unescaped is the map's SVG, which `map::svg` builds with every name escaped, and
+//! the charts' and sparklines' SVG, which `web::chart` and [`sparkline`] build likewise.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -235,6 +236,8 @@ pub struct Section {
     pub empty: String,
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
+    /// Inline SVG charts shown above the table (`web::chart`, every name escaped there).
+    pub charts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +313,7 @@ impl Section {
                 })
                 .collect(),
             rows: Vec::new(),
+            charts: Vec::new(),
         }
     }
 

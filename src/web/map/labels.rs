@@ -25,7 +25,10 @@ pub fn place(
         height: layout.height,
     };
     let mut placed: Vec<Option<Rect>> = vec![None; layout.routes.len()];
-    let mut taken: Vec<Rect> = Vec::new();
+    let mut taken = Grid::new(GRID_CELL);
+    for obstacle in obstacles {
+        taken.insert(*obstacle);
+    }
     for &edge in priority {
         let (width, height) = sizes[edge];
         if width <= 0.0 {
@@ -38,21 +41,61 @@ pub fn place(
                 beside(centre, width, height, layout.direction).map(move |centre| (centre, within))
             })
             .filter_map(|(centre, within)| fitted(centre, width, height, &within))
-            .find(|candidate| {
-                inside(candidate, &canvas)
-                    && !obstacles
-                        .iter()
-                        .any(|node| node.overlaps(candidate, CLEARANCE))
-                    && !taken
-                        .iter()
-                        .any(|other| other.overlaps(candidate, CLEARANCE))
-            });
+            .find(|candidate| inside(candidate, &canvas) && !taken.hits(candidate));
         if let Some(spot) = spot {
-            taken.push(spot);
+            taken.insert(spot);
             placed[edge] = Some(spot);
         }
     }
     placed
+}
+
+/// Side of a cell of the index of taken room, in map units.
+const GRID_CELL: f64 = 128.0;
+
+/// Boxes indexed by the grid cells they touch, so a check looks at its neighbours only
+/// (a 300-node map has thousands of labels).
+struct Grid {
+    cell: f64,
+    boxes: Vec<Rect>,
+    cells: std::collections::HashMap<(i64, i64), Vec<usize>>,
+}
+
+impl Grid {
+    fn new(cell: f64) -> Self {
+        Self {
+            cell,
+            boxes: Vec::new(),
+            cells: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The cells a box (grown by the clearance) touches.
+    fn cells_of(&self, rect: &Rect) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let cell = self.cell;
+        let index = move |at: f64| (at / cell).floor() as i64;
+        let (x0, x1) = (index(rect.x - CLEARANCE), index(rect.right() + CLEARANCE));
+        let (y0, y1) = (index(rect.y - CLEARANCE), index(rect.bottom() + CLEARANCE));
+        (x0..=x1).flat_map(move |x| (y0..=y1).map(move |y| (x, y)))
+    }
+
+    fn insert(&mut self, rect: Rect) {
+        let id = self.boxes.len();
+        self.boxes.push(rect);
+        for key in self.cells_of(&rect).collect::<Vec<_>>() {
+            self.cells.entry(key).or_default().push(id);
+        }
+    }
+
+    /// Whether `rect` comes within the clearance of a box already in.
+    fn hits(&self, rect: &Rect) -> bool {
+        self.cells_of(rect).any(|key| {
+            self.cells.get(&key).is_some_and(|ids| {
+                ids.iter()
+                    .any(|&id| self.boxes[id].overlaps(rect, CLEARANCE))
+            })
+        })
+    }
 }
 
 /// Centres for a label at `centre` on its edge: on the line, then beside it on either side

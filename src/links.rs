@@ -29,10 +29,14 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
+/// Where the navigation's trace-id box sends the id typed into it.
+pub const OPEN_TRACE: &str = "/traces/open";
+
 /// Pages that read a time range (`window`, or `from` and `to`): the map, services, one
-/// service, one edge, Kafka, breakers, insights.
+/// service, one edge, Kafka, breakers, insights and the trace search (not one trace's page).
 fn takes_range(path: &str) -> bool {
     path == MAP
+        || path == TRACES
         || [SERVICES, "/edges/", KAFKA, BREAKERS, INSIGHTS]
             .iter()
             .any(|prefix| path.starts_with(prefix))
@@ -86,6 +90,15 @@ pub fn node(key: &NodeKey) -> String {
         NodeKind::Topic => KAFKA.to_owned(),
         _ => map_focus(&key.id()),
     }
+}
+
+/// The trace search for the spans of `service`, of its operation `operation` when given.
+pub fn trace_search(service: &str, operation: Option<&str>) -> String {
+    let mut href = format!("{TRACES}?service={}", url_encode(service));
+    if let Some(operation) = operation {
+        let _ = write!(href, "&operation={}", url_encode(operation));
+    }
+    href
 }
 
 /// The waterfall page of a trace.
@@ -144,6 +157,10 @@ mod tests {
         assert_eq!(
             with_range("/services?sort=rate", range),
             "/services?sort=rate&window=1h"
+        );
+        assert_eq!(
+            with_range(&trace_search("a&b", Some("GET /x")), range),
+            "/traces?service=a%26b&operation=GET%20%2Fx&window=1h"
         );
         // Pages without a range, links with their own, and no range at all: unchanged.
         assert_eq!(with_range("/traces/0af7", range), "/traces/0af7");

@@ -169,3 +169,75 @@ impl SpanBuilder {
         GraphSpan::from_span(&self.span)
     }
 }
+
+/// One shop order: user → gateway → orders (failing with 503) → a statement through an
+/// internal span, a message to notifications, a payment its breaker refused and a client
+/// span naming no peer.
+pub(crate) fn shop_trace(trace_no: u64) -> Vec<Span> {
+    vec![
+        span("gateway", SpanKind::Server, trace_no, 1)
+            .http()
+            .name("POST /api/orders")
+            .timed(0, 90 * MILLI)
+            .build(),
+        span("gateway", SpanKind::Client, trace_no, 2)
+            .parent(1)
+            .http()
+            .name("POST")
+            .attr("peer.service", "orders")
+            .int_attr("http.response.status_code", 503)
+            .error("503")
+            .timed(MILLI, 80 * MILLI)
+            .build(),
+        span("orders", SpanKind::Server, trace_no, 3)
+            .parent(2)
+            .http()
+            .name("POST /orders")
+            .error("no stock")
+            .timed(2 * MILLI, 70 * MILLI)
+            .build(),
+        span("orders", SpanKind::Internal, trace_no, 4)
+            .parent(3)
+            .name("validate")
+            .build(),
+        span("orders", SpanKind::Client, trace_no, 5)
+            .parent(4)
+            .name("SELECT orders")
+            .attr("db.system.name", "postgresql")
+            .attr("server.address", "orders-db")
+            .attr("db.query.text", "SELECT *\n  FROM orders WHERE id = $1")
+            .timed(3 * MILLI, 4 * MILLI)
+            .build(),
+        span("orders", SpanKind::Producer, trace_no, 6)
+            .parent(3)
+            .name("send orders.created")
+            .attr("messaging.system", "kafka")
+            .attr("messaging.destination.name", "orders.created")
+            .timed(8 * MILLI, MILLI)
+            .build(),
+        span("notifications", SpanKind::Consumer, trace_no, 7)
+            .parent(6)
+            .name("process orders.created")
+            .attr("messaging.system", "kafka")
+            .attr("messaging.destination.name", "orders.created")
+            .timed(30 * MILLI, 5 * MILLI)
+            .build(),
+        span("orders", SpanKind::Client, trace_no, 8)
+            .parent(3)
+            .http()
+            .name("POST")
+            .attr("peer.service", "payments")
+            .exception(
+                "io.github.resilience4j.circuitbreaker.CallNotPermittedException",
+                "CircuitBreaker 'payments' is OPEN",
+            )
+            .error("refused")
+            .timed(10 * MILLI, 0)
+            .build(),
+        span("orders", SpanKind::Client, trace_no, 9)
+            .parent(3)
+            .http()
+            .name("GET")
+            .build(),
+    ]
+}

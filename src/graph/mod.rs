@@ -36,14 +36,16 @@ mod pending;
 mod services;
 mod settings;
 mod stats;
+mod trace_calls;
 mod window;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use chains::{ChainCounters, ObservedChain};
 pub use classify::{GraphSpan, NodeRef, Peer, SpanRef, SpanRole};
 pub use engine::{GraphCounters, GraphEngine, WindowNode};
 pub use pairing::PairingCounters;
 pub use settings::GraphSettings;
+pub use trace_calls::{TraceCall, trace_calls};
 pub use window::{ClosedMinutes, WindowCounters, WindowEdge, WindowOperation};

@@ -1,6 +1,7 @@
 //! The query service: what the web layer (and later alerts) may ask of stored and live data.
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
+mod edge_split;
 mod graph;
 mod nodes;
 mod series;
@@ -21,6 +22,7 @@ use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };
 
+pub use edge_split::{EdgeSplit, REFUSED_STATUS, SpanSearch, SplitRow};
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 pub use series::SeriesBuckets;
 pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};
@@ -115,6 +117,20 @@ impl QueryService {
         offset: usize,
         limit: usize,
     ) -> Result<Option<TracePage>, QueryError> {
+        self.whole_trace_read(move |reader| {
+            Ok(reader
+                .trace(trace_id)?
+                .map(|spans| TracePage::cut(spans, offset, limit)))
+        })
+        .await
+    }
+
+    /// `read`, which holds whole traces, on the blocking pool once one of the
+    /// [`MAX_CONCURRENT_TRACE_READS`] places is free.
+    async fn whole_trace_read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn StoreReader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, QueryError> {
         let permit = Arc::clone(&self.trace_reads)
             .acquire_owned()
             .await
@@ -122,9 +138,7 @@ impl QueryService {
         self.blocking(move |reader| {
             // Held by the read itself: a caller that goes away does not free its place early.
             let _permit = permit;
-            Ok(reader
-                .trace(trace_id)?
-                .map(|spans| TracePage::cut(spans, offset, limit)))
+            read(reader)
         })
         .await
     }

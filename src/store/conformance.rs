@@ -41,7 +41,7 @@ pub use rollups::{
 };
 pub use search::{
     search_attribute_filters, search_hostile_strings, search_limit_and_order, search_span_filters,
-    search_summary,
+    search_summary, search_trace_spans,
 };
 pub use traces::{idempotent_rewrite, reads_during_writes, span_round_trip, trace_not_found};
 
@@ -60,6 +60,7 @@ macro_rules! store_conformance_tests {
             search_summary,
             search_limit_and_order,
             search_hostile_strings,
+            search_trace_spans,
             metric_round_trip,
             metric_filters_and_order,
             retention_by_age,

@@ -234,6 +234,18 @@ pub trait TraceReader: Send + Sync {
     /// `query.limit` of them. "Newest" picks the traces by their latest matching span; the
     /// result is ordered by trace start time, latest first.
     fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError>;
+
+    /// The stored spans of the traces [`TraceReader::search_traces`] finds for `query`, in its
+    /// order, each trace's spans as [`TraceReader::trace`] returns them: one read, where
+    /// searching and then reading each trace would read them twice. Traces are read latest
+    /// match first, and reading stops once they hold `max_spans` spans or more, so a caller
+    /// bounds its work with `query.limit` and `max_spans` (the last trace read is returned
+    /// whole). A trace that retention removed meanwhile is left out.
+    fn search_trace_spans(
+        &self,
+        query: &TraceQuery,
+        max_spans: usize,
+    ) -> Result<Vec<Vec<Span>>, StoreError>;
 }
 
 /// Reads metric points. Same concurrency rules as [`TraceReader`].
@@ -278,6 +290,14 @@ pub struct TraceQuery {
     pub limit: usize,
 }
 
+impl TraceQuery {
+    /// Whether the query can find nothing whatever is stored: no room for a result, or an
+    /// empty time range.
+    pub fn finds_nothing(&self) -> bool {
+        self.limit == 0 || self.from_unix_nano >= self.to_unix_nano
+    }
+}
+
 /// One row of a trace search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceSummary {
@@ -286,7 +306,10 @@ pub struct TraceSummary {
     pub root_service: String,
     pub root_name: String,
     pub start_time_unix_nano: u64,
+    /// The whole trace: from its earliest span's start to its latest span's end.
     pub duration_nanos: u64,
+    /// The longest span of the trace that met every condition of the search.
+    pub matched_duration_nanos: u64,
     pub num_spans: u64,
     pub num_errors: u64,
     /// Distinct service names in the trace, sorted.
@@ -300,4 +323,11 @@ pub struct MetricQuery {
     pub from_unix_nano: u64,
     pub to_unix_nano: u64,
     pub limit: usize,
+}
+
+impl MetricQuery {
+    /// Whether the query can find nothing whatever is stored (see [`TraceQuery::finds_nothing`]).
+    pub fn finds_nothing(&self) -> bool {
+        self.limit == 0 || self.from_unix_nano >= self.to_unix_nano
+    }
 }

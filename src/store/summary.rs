@@ -51,7 +51,12 @@ impl TraceAcc {
         self.services.insert(span.service);
     }
 
-    pub(crate) fn into_summary(self, trace_id: TraceId) -> Option<TraceSummary> {
+    /// The summary, `matched_duration_nanos` being its longest matching span's duration.
+    pub(crate) fn into_summary(
+        self,
+        trace_id: TraceId,
+        matched_duration_nanos: u64,
+    ) -> Option<TraceSummary> {
         let start_nanos = self.earliest.as_ref()?.0;
         let (_, root_service, root_name) = self.root.or(self.earliest)?;
         Some(TraceSummary {
@@ -60,6 +65,7 @@ impl TraceAcc {
             root_name,
             start_time_unix_nano: start_nanos,
             duration_nanos: self.max_end_nanos.saturating_sub(start_nanos),
+            matched_duration_nanos,
             num_spans: self.span_ids.len() as u64,
             num_errors: self.num_errors,
             services: self.services.into_iter().collect(),
@@ -67,14 +73,18 @@ impl TraceAcc {
     }
 }
 
-/// The summaries of `trace_ids` (those with spans in `accs`), latest start first.
+/// The summaries of `found` traces (those with spans in `accs`), each with its longest matching
+/// span's duration, latest start first.
 pub(crate) fn summaries_newest_first(
-    trace_ids: &[TraceId],
+    found: &[(TraceId, u64)],
     mut accs: HashMap<TraceId, TraceAcc>,
 ) -> Vec<TraceSummary> {
-    let mut summaries: Vec<TraceSummary> = trace_ids
+    let mut summaries: Vec<TraceSummary> = found
         .iter()
-        .filter_map(|trace_id| accs.remove(trace_id)?.into_summary(*trace_id))
+        .filter_map(|(trace_id, matched_nanos)| {
+            accs.remove(trace_id)?
+                .into_summary(*trace_id, *matched_nanos)
+        })
         .collect();
     summaries.sort_by(|left, right| {
         right

@@ -62,6 +62,19 @@ pub fn percent_text(share_opt: Option<f64>) -> String {
     }
 }
 
+/// A count with thousands grouped: "999", "2,000", "1,234,567".
+pub fn count_text(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
 /// A duration: "0.4 ms", "14.2 ms", "140 ms".
 pub fn millis_text(nanos: f64) -> String {
     let millis = nanos / 1e6;
@@ -262,6 +275,9 @@ pub enum Figure {
     P99,
     ClientP95,
     ServerP95,
+    /// From a message's publish to its consumer's start (a topic → consumer edge).
+    PublishConsumeP50,
+    PublishConsumeP95,
 }
 
 impl Figure {
@@ -275,6 +291,8 @@ impl Figure {
             Figure::P99 => "p99",
             Figure::ClientP95 => "client-p95",
             Figure::ServerP95 => "server-p95",
+            Figure::PublishConsumeP50 => "publish-consume-p50",
+            Figure::PublishConsumeP95 => "publish-consume-p95",
         }
     }
 
@@ -289,6 +307,8 @@ impl Figure {
             Figure::P99 => "p99",
             Figure::ClientP95 => "client p95",
             Figure::ServerP95 => "server p95",
+            Figure::PublishConsumeP50 => "publish → consume p50",
+            Figure::PublishConsumeP95 => "publish → consume p95",
         }
     }
 }
@@ -383,6 +403,15 @@ mod tests {
         assert_eq!(clock_secs_text(at), "09:05:07");
         assert_eq!(day_text(at), "Dec 5");
         assert_eq!(messages_text(1249.6), "1250");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        let printed: Vec<String> = [0, 999, 2_000, 100_000, 1_234_567]
+            .into_iter()
+            .map(count_text)
+            .collect();
+        assert_eq!(printed, ["0", "999", "2,000", "100,000", "1,234,567"]);
     }
 
     #[test]

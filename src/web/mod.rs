@@ -49,6 +49,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/breakers", web::get().to(pages::breakers))
             .route("/insights", web::get().to(pages::insights))
             .route("/traces", web::get().to(pages::traces))
+            // Before `/traces/{trace_id}`, which would take "open" for an id.
+            .route(crate::links::OPEN_TRACE, web::get().to(pages::open_trace))
             .route("/traces/{trace_id}", web::get().to(pages::trace))
             .route("/static/{file}", web::get().to(pages::asset))
             .route("/health/live", web::get().to(handlers::ops::live))

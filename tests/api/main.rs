@@ -22,6 +22,7 @@ mod clickhouse;
 mod connections;
 mod dashboards;
 mod dashboards_charts;
+mod dashboards_drill;
 mod dashboards_figures;
 mod dashboards_map;
 mod demo;

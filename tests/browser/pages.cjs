@@ -13,6 +13,26 @@
 // one with "charts": true reports every chart (svg.chart): ticks, unit, legend, hover titles,
 // the bucket-in-progress marks, overlays and the smallest rendered text. "width" and "height"
 // set the window (1500 x 950 otherwise).
+// One with "tables": true reports every table under an h2 as {title, head, rows} (each cell
+// {text, href}), before and after a submit; "check" (selectors) ticks boxes and "select"
+// ({selector: value}) picks options before the submit, whose status and query it reports.
+
+/** Every table that follows an h2: its title, column names and cells (text, link). */
+function readTables() {
+  return Array.from(document.querySelectorAll("h2")).map((heading) => {
+    const table = heading.nextElementSibling;
+    if (!table || table.tagName !== "TABLE") return { title: heading.textContent, head: [], rows: [] };
+    return {
+      title: heading.textContent,
+      head: Array.from(table.querySelectorAll("thead th")).map((th) => ({
+        text: th.textContent, href: th.querySelector("a") ? th.querySelector("a").getAttribute("href") : null,
+      })),
+      rows: Array.from(table.querySelectorAll("tbody tr")).map((tr) => Array.from(tr.querySelectorAll("td")).map((td) => ({
+        text: td.textContent.trim(), href: td.querySelector("a") ? td.querySelector("a").getAttribute("href") : null,
+      }))),
+    };
+  });
+}
 
 const { chromium } = require("playwright-core");
 
@@ -128,17 +148,24 @@ async function main() {
         };
       }));
     }
+    if (spec.tables) { entry.tables = await page.evaluate(readTables); }
     await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });
     if (spec.fill) {
       // Fill a form, submit it, and report the page it leads to.
       for (const [selector, value] of Object.entries(spec.fill)) { await page.fill(selector, value); }
-      await Promise.all([page.waitForNavigation(), page.click(spec.submit)]);
+      for (const selector of spec.check || []) { await page.check(selector); }
+      for (const [selector, value] of Object.entries(spec.select || {})) { await page.selectOption(selector, value); }
+      const [submitted] = await Promise.all([page.waitForNavigation(), page.click(spec.submit)]);
       const after = await page.evaluate(() => document.body.textContent);
+      const url = new URL(page.url());
       entry.after_submit = {
-        path: new URL(page.url()).pathname,
+        path: url.pathname,
+        search: url.search,
+        status: submitted ? submitted.status() : 0,
         texts: Object.fromEntries((spec.after_texts || []).map((text) => [text, after.includes(text)])),
         injected_images: await page.evaluate(() => document.querySelectorAll("img").length),
       };
+      if (spec.tables) { entry.after_submit.tables = await page.evaluate(readTables); }
       await page.screenshot({ path: shots + "/" + spec.name + "-after.png", fullPage: true });
     }
     if (spec.click_path) {
@@ -151,6 +178,10 @@ async function main() {
         entry.click_path.push({
           path: url.pathname,
           search: url.search,
+          heading: await page.evaluate(() => {
+            const heading = document.querySelector("h2");
+            return heading ? heading.textContent : null;
+          }),
           picked: await page.evaluate(() => {
             const option = document.querySelector("select[name=window] option:checked");
             return option ? option.textContent : null;

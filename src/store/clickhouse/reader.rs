@@ -19,6 +19,8 @@ use crate::store::{
 
 /// Trace ids asked for in one `IN (...)` at most.
 const CHUNK: usize = 500;
+/// Traces whose spans one read of `search_trace_spans` asks for.
+const SPAN_READ_CHUNK: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct ClickHouseReader {
@@ -30,6 +32,8 @@ struct Candidate {
     trace_id: [u8; 16],
     #[allow(dead_code)]
     latest: u64,
+    /// The longest matching span's duration.
+    longest: u64,
 }
 
 /// A value bound into a query: the crate escapes it (nothing is formatted into SQL).
@@ -100,9 +104,84 @@ impl TraceReader for ClickHouseReader {
     }
 
     fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+        if query.finds_nothing() {
             return Ok(Vec::new());
         }
+        let found = self.candidates(query)?;
+        let candidates: Vec<[u8; 16]> = found.iter().map(|candidate| candidate.trace_id).collect();
+        let mut accs: HashMap<TraceId, TraceAcc> = HashMap::new();
+        for row in self.spans_of(&candidates)? {
+            let span = row.into_span()?;
+            accs.entry(span.trace_id).or_default().add(SpanBrief {
+                span_id: span.span_id,
+                is_root: span.parent_span_id.is_none(),
+                start_nanos: span.start_time_unix_nano,
+                end_nanos: span.end_time_unix_nano,
+                is_error: span.is_error(),
+                service: span.service_name().to_owned(),
+                name: span.name,
+            });
+        }
+        let ids: Vec<(TraceId, u64)> = found
+            .iter()
+            .filter_map(|candidate| {
+                let trace_id = TraceId::from_bytes(&candidate.trace_id).ok()?;
+                Some((trace_id, candidate.longest))
+            })
+            .collect();
+        Ok(summaries_newest_first(&ids, accs))
+    }
+
+    fn search_trace_spans(
+        &self,
+        query: &TraceQuery,
+        max_spans: usize,
+    ) -> Result<Vec<Vec<Span>>, StoreError> {
+        if query.finds_nothing() {
+            return Ok(Vec::new());
+        }
+        let candidates: Vec<[u8; 16]> = self
+            .candidates(query)?
+            .iter()
+            .map(|candidate| candidate.trace_id)
+            .collect();
+        let mut traces: Vec<Vec<Span>> = Vec::new();
+        let mut num_spans = 0_usize;
+        // A few traces a query, so reading stops soon after the bound.
+        for chunk in candidates.chunks(SPAN_READ_CHUNK) {
+            let mut by_trace: HashMap<[u8; 16], Vec<Span>> = HashMap::new();
+            for row in self.spans_of(chunk)? {
+                let span = row.into_span()?;
+                by_trace
+                    .entry(*span.trace_id.as_bytes())
+                    .or_default()
+                    .push(span);
+            }
+            for trace_id in chunk {
+                if num_spans >= max_spans {
+                    break;
+                }
+                if let Some(spans) = by_trace.remove(trace_id) {
+                    num_spans += spans.len();
+                    traces.push(spans);
+                }
+            }
+        }
+        traces.sort_by(|left, right| {
+            let (left, right) = (&left[0], &right[0]);
+            right
+                .start_time_unix_nano
+                .cmp(&left.start_time_unix_nano)
+                .then(left.trace_id.cmp(&right.trace_id))
+        });
+        Ok(traces)
+    }
+}
+
+impl ClickHouseReader {
+    /// The `query.limit` traces whose latest matching span starts last, with their longest
+    /// matching span, latest first.
+    fn candidates(&self, query: &TraceQuery) -> Result<Vec<Candidate>, StoreError> {
         let mut conditions = vec![
             "start_time_unix_nano >= ?".to_owned(),
             "start_time_unix_nano < ?".to_owned(),
@@ -142,40 +221,18 @@ impl TraceReader for ClickHouseReader {
         }
         binds.push(Bound::Number(query.limit as u64));
         let sql = format!(
-            "SELECT trace_id, max(start_time_unix_nano) AS latest FROM {} FINAL WHERE {} \
-             GROUP BY trace_id ORDER BY latest DESC, trace_id LIMIT ?",
+            "SELECT trace_id, max(start_time_unix_nano) AS latest, max(duration_nanos) AS longest \
+             FROM {} FINAL WHERE {} GROUP BY trace_id ORDER BY latest DESC, trace_id LIMIT ?",
             self.shared.table("spans"),
             conditions.join(" AND ")
         );
-        let candidates: Vec<[u8; 16]> = self
-            .fetch::<Candidate>(sql, binds)?
-            .into_iter()
-            .map(|candidate| candidate.trace_id)
-            .collect();
-        let mut accs: HashMap<TraceId, TraceAcc> = HashMap::new();
-        for row in self.spans_of(&candidates)? {
-            let span = row.into_span()?;
-            accs.entry(span.trace_id).or_default().add(SpanBrief {
-                span_id: span.span_id,
-                is_root: span.parent_span_id.is_none(),
-                start_nanos: span.start_time_unix_nano,
-                end_nanos: span.end_time_unix_nano,
-                is_error: span.is_error(),
-                service: span.service_name().to_owned(),
-                name: span.name,
-            });
-        }
-        let ids: Vec<TraceId> = candidates
-            .iter()
-            .filter_map(|bytes| TraceId::from_bytes(bytes).ok())
-            .collect();
-        Ok(summaries_newest_first(&ids, accs))
+        self.fetch::<Candidate>(sql, binds)
     }
 }
 
 impl MetricReader for ClickHouseReader {
     fn metric_points(&self, query: &MetricQuery) -> Result<Vec<MetricPoint>, StoreError> {
-        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+        if query.finds_nothing() {
             return Ok(Vec::new());
         }
         let mut conditions = vec!["time_unix_nano >= ?", "time_unix_nano < ?"];

@@ -243,6 +243,7 @@ pub fn search_summary<W: StoreWriter, R: TraceReader + MetricReader>((mut writer
             root_name: "POST /orders".into(),
             start_time_unix_nano: start_nanos,
             duration_nanos: 250 * MILLI_NANOS,
+            matched_duration_nanos: 100 * MILLI_NANOS,
             num_spans: 2,
             num_errors: 1,
             services: vec!["checkout".into(), "payments".into()],
@@ -275,6 +276,69 @@ pub fn search_summary<W: StoreWriter, R: TraceReader + MetricReader>((mut writer
     assert_eq!(summaries[0].num_spans, 2);
     assert_eq!(summaries[0].num_errors, 0);
     assert_eq!(summaries[0].start_time_unix_nano, start_nanos + MILLI_NANOS);
+}
+
+/// The spans of the traces a search finds, whole, in the search's order, until the spans read
+/// reach the bound; and each summary's longest matching span.
+pub fn search_trace_spans<W: StoreWriter, R: TraceReader + MetricReader>(
+    (mut writer, reader): (W, R),
+) {
+    write_search_fixture(&mut writer);
+    let trace_numbers = |traces: &[Vec<crate::model::Span>]| -> Vec<u64> {
+        traces
+            .iter()
+            .map(|spans| trace_no(spans[0].trace_id))
+            .collect()
+    };
+    let all = all_traces(100);
+    let traces = reader.search_trace_spans(&all, 1_000).expect("search");
+    assert_eq!(trace_numbers(&traces), [4, 3, 2, 1]);
+    for spans in &traces {
+        assert_eq!(
+            Some(spans),
+            reader.trace(spans[0].trace_id).expect("trace").as_ref(),
+            "a trace is read whole, ordered as trace() orders it"
+        );
+    }
+    // The matching span is the child; its trace comes whole, root included.
+    let mut query = with_attribute("x-correlation-id", "corr-1");
+    query.limit = 1;
+    let traces = reader.search_trace_spans(&query, 1_000).expect("search");
+    assert_eq!(trace_numbers(&traces), [1]);
+    assert_eq!(traces[0].len(), 2);
+    // Reading stops once the bound is reached: the trace that reaches it is the last.
+    let traces = reader.search_trace_spans(&all, 1).expect("search");
+    assert_eq!(traces.len(), 1, "one trace holds the one span allowed");
+    let traces = reader.search_trace_spans(&all, 2).expect("search");
+    assert_eq!(traces.len(), 2);
+    let mut nothing = all.clone();
+    nothing.limit = 0;
+    assert!(
+        reader
+            .search_trace_spans(&nothing, 1_000)
+            .expect("search")
+            .is_empty()
+    );
+    // A summary's matched duration is its longest matching span's, not the trace's.
+    let mut query = all.clone();
+    query.service = Some("checkout".into());
+    let longest: Vec<(u64, u64, u64)> = reader
+        .search_traces(&query)
+        .expect("search")
+        .iter()
+        .map(|summary| {
+            (
+                trace_no(summary.trace_id),
+                summary.duration_nanos / MILLI_NANOS,
+                summary.matched_duration_nanos / MILLI_NANOS,
+            )
+        })
+        .collect();
+    assert_eq!(longest, [(4, 50, 50), (2, 5, 5), (1, 250, 250)]);
+    query.service = Some("payments".into());
+    let summaries = reader.search_traces(&query).expect("search");
+    assert_eq!(summaries[0].duration_nanos, 250 * MILLI_NANOS);
+    assert_eq!(summaries[0].matched_duration_nanos, 100 * MILLI_NANOS);
 }
 
 /// At most `limit` traces, newest first, across partitions.

@@ -180,6 +180,72 @@ pub(super) fn search(
     files: &BlockFiles,
     query: &TraceQuery,
 ) -> Result<Vec<TraceSummary>, StoreError> {
+    let mut cache = BlockCache::new(files);
+    let Matches { parts, found } = matching_traces(conn, &mut cache, query)?;
+    let mut accs = HashMap::new();
+    for (trace_id, _) in &found {
+        let mut acc = TraceAcc::default();
+        for span in trace(conn, &parts, *trace_id, &mut cache)? {
+            acc.add(SpanBrief {
+                span_id: span.span_id,
+                is_root: span.parent_span_id.is_none(),
+                start_nanos: span.start_time_unix_nano,
+                end_nanos: span.end_time_unix_nano,
+                service: span.service_name().to_owned(),
+                is_error: span.status_code == StatusCode::Error,
+                name: span.name,
+            });
+        }
+        accs.insert(*trace_id, acc);
+    }
+    Ok(summaries_newest_first(&found, accs))
+}
+
+/// The spans of the traces [`search`] finds, in its order, until they hold `max_spans` (the
+/// contract of `TraceReader::search_trace_spans`): one block cache for the whole read.
+pub(super) fn search_spans(
+    conn: &Connection,
+    files: &BlockFiles,
+    query: &TraceQuery,
+    max_spans: usize,
+) -> Result<Vec<Vec<Span>>, StoreError> {
+    let mut cache = BlockCache::new(files);
+    let Matches { parts, found } = matching_traces(conn, &mut cache, query)?;
+    let mut newest_first: Vec<(u64, Vec<Span>)> = Vec::new();
+    let mut num_spans = 0_usize;
+    for (trace_id, _) in &found {
+        if num_spans >= max_spans {
+            break;
+        }
+        let spans = trace(conn, &parts, *trace_id, &mut cache)?;
+        if let Some(first) = spans.first() {
+            num_spans += spans.len();
+            newest_first.push((first.start_time_unix_nano, spans));
+        }
+    }
+    // Ordered as search's summaries are: by trace start, latest first.
+    newest_first.sort_by(|left, right| {
+        right
+            .0
+            .cmp(&left.0)
+            .then(left.1[0].trace_id.cmp(&right.1[0].trace_id))
+    });
+    Ok(newest_first.into_iter().map(|(_, spans)| spans).collect())
+}
+
+/// What a search found, and where it looked.
+struct Matches {
+    parts: Vec<PartInfo>,
+    /// The traces with their longest matching span's duration, latest match first.
+    found: Vec<(TraceId, u64)>,
+}
+
+/// The `query.limit` traces whose latest matching span starts last.
+fn matching_traces(
+    conn: &Connection,
+    cache: &mut BlockCache<'_>,
+    query: &TraceQuery,
+) -> Result<Matches, StoreError> {
     let all_parts = parts::load(conn)?;
     let mut candidates = Vec::new();
     for (part_index, part) in all_parts.iter().enumerate() {
@@ -188,8 +254,8 @@ pub(super) fn search(
         }
     }
     candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.max_start));
-    let mut cache = BlockCache::new(files);
-    let mut latest: HashMap<TraceId, u64> = HashMap::new();
+    // Per trace: its latest matching start and its longest matching span.
+    let mut latest: HashMap<TraceId, (u64, u64)> = HashMap::new();
     let mut nth_latest = None;
     let mut num_scanned = 0_usize;
     for candidate in &candidates {
@@ -211,43 +277,36 @@ pub(super) fn search(
                 section.decode_entry(entry, &mut spans)?;
                 num_scanned += spans.len();
                 for span in spans.iter().filter(|span| matches(span, query)) {
-                    let slot = latest.entry(span.trace_id).or_insert(0);
-                    *slot = (*slot).max(span.start_time_unix_nano);
+                    let slot = latest.entry(span.trace_id).or_insert((0, 0));
+                    slot.0 = slot.0.max(span.start_time_unix_nano);
+                    slot.1 = slot.1.max(span.duration_nanos());
                 }
             }
         }
         nth_latest = nth_largest(&latest, query.limit);
     }
-    let mut found: Vec<(u64, TraceId)> =
-        latest.into_iter().map(|(id, start)| (start, id)).collect();
+    let mut found: Vec<(u64, TraceId, u64)> = latest
+        .into_iter()
+        .map(|(id, (start, longest))| (start, id, longest))
+        .collect();
     found.sort_by(|left, right| right.0.cmp(&left.0).then(left.1.cmp(&right.1)));
     found.truncate(query.limit);
-    let trace_ids: Vec<TraceId> = found.into_iter().map(|(_, id)| id).collect();
-    let mut accs = HashMap::new();
-    for trace_id in &trace_ids {
-        let mut acc = TraceAcc::default();
-        for span in trace(conn, &all_parts, *trace_id, &mut cache)? {
-            acc.add(SpanBrief {
-                span_id: span.span_id,
-                is_root: span.parent_span_id.is_none(),
-                start_nanos: span.start_time_unix_nano,
-                end_nanos: span.end_time_unix_nano,
-                service: span.service_name().to_owned(),
-                is_error: span.status_code == StatusCode::Error,
-                name: span.name,
-            });
-        }
-        accs.insert(*trace_id, acc);
-    }
-    Ok(summaries_newest_first(&trace_ids, accs))
+    let found = found
+        .into_iter()
+        .map(|(_, id, longest)| (id, longest))
+        .collect();
+    Ok(Matches {
+        parts: all_parts,
+        found,
+    })
 }
 
 /// The `limit`-th latest match start, once `limit` traces matched.
-fn nth_largest(latest: &HashMap<TraceId, u64>, limit: usize) -> Option<u64> {
+fn nth_largest(latest: &HashMap<TraceId, (u64, u64)>, limit: usize) -> Option<u64> {
     if limit == 0 || latest.len() < limit {
         return None;
     }
-    let mut starts: Vec<u64> = latest.values().copied().collect();
+    let mut starts: Vec<u64> = latest.values().map(|(start, _)| *start).collect();
     let index = starts.len() - limit;
     let (_, nth, _) = starts.select_nth_unstable(index);
     Some(*nth)

@@ -57,17 +57,29 @@ impl TraceReader for SqliteReader {
     }
 
     fn search_traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>, StoreError> {
-        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+        if query.finds_nothing() {
             return Ok(Vec::new());
         }
         self.pool
             .read(|tx| super::block_read::search(tx, &self.files, query))
     }
+
+    fn search_trace_spans(
+        &self,
+        query: &TraceQuery,
+        max_spans: usize,
+    ) -> Result<Vec<Vec<Span>>, StoreError> {
+        if query.finds_nothing() {
+            return Ok(Vec::new());
+        }
+        self.pool
+            .read(|tx| super::block_read::search_spans(tx, &self.files, query, max_spans))
+    }
 }
 
 impl MetricReader for SqliteReader {
     fn metric_points(&self, query: &MetricQuery) -> Result<Vec<MetricPoint>, StoreError> {
-        if query.limit == 0 || query.from_unix_nano >= query.to_unix_nano {
+        if query.finds_nothing() {
             return Ok(Vec::new());
         }
         self.pool.read(|tx| {

@@ -107,14 +107,14 @@ pub fn path_data(pieces: &[Piece]) -> String {
     let mut out = String::new();
     if let Some(first) = pieces.first() {
         let start = first.start();
-        let _ = write!(out, "M{:.1},{:.1}", start.x, start.y);
+        let _ = write!(out, "M{:.0},{:.0}", start.x, start.y);
     }
     for piece in pieces {
         let _ = match *piece {
-            Piece::Line(_, end) => write!(out, " L{:.1},{:.1}", end.x, end.y),
+            Piece::Line(_, end) => write!(out, " L{:.0},{:.0}", end.x, end.y),
             Piece::Cubic(_, c1, c2, end) => write!(
                 out,
-                " C{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}",
+                " C{:.0},{:.0} {:.0},{:.0} {:.0},{:.0}",
                 c1.x, c1.y, c2.x, c2.y, end.x, end.y
             ),
         };
@@ -144,7 +144,7 @@ mod tests {
                 curve,
                 Piece::Line(Point::new(20.0, 20.0), Point::new(30.0, 20.0))
             ]),
-            "M0.0,0.0 C10.0,0.0 10.0,20.0 20.0,20.0 L30.0,20.0"
+            "M0,0 C10,0 10,20 20,20 L30,20"
         );
     }
 

@@ -116,7 +116,13 @@ impl Layered {
         };
         index_rows(&self.rows, &mut position);
         let mut best = (self.crossings(&position), self.rows.clone());
-        for sweep in 0..SWEEPS {
+        // Large drawings get fewer sweeps: each counts every crossing.
+        let sweeps = if self.layer_of.len() > 4_000 {
+            4
+        } else {
+            SWEEPS
+        };
+        for sweep in 0..sweeps {
             let downward = sweep % 2 == 0;
             let layers: Vec<usize> = if downward {
                 (1..self.rows.len()).collect()

@@ -105,12 +105,51 @@ pub fn layout(
     label_rows: f64,
 ) -> Layout {
     let layered = Layered::new(sizes.len(), edges);
+    if sizes.len() > PLACE_BOTH_UP_TO {
+        let direction = likely_direction(&layered, sizes);
+        return place(&layered, sizes, labels, direction, label_rows);
+    }
     let right = place(&layered, sizes, labels, Direction::Right, label_rows);
     let down = place(&layered, sizes, labels, Direction::Down, label_rows);
     if down.fit(SCREEN) > right.fit(SCREEN) * 1.02 {
         down
     } else {
         right
+    }
+}
+
+/// Maps up to this many nodes are placed both ways to pick the better; larger ones by estimate.
+const PLACE_BOTH_UP_TO: usize = 80;
+
+/// The direction whose rough extent (boxes and default gaps, no alignment) fits [`SCREEN`]
+/// at the larger scale.
+fn likely_direction(layered: &Layered, sizes: &[(f64, f64)]) -> Direction {
+    let fit = |direction: Direction| {
+        let (boxes, mixed, _) = direction.separations();
+        let mut along = 0.0;
+        let mut across: f64 = 0.0;
+        for row in &layered.rows {
+            let mut thickest: f64 = 0.0;
+            let mut width = 0.0;
+            for &item in row {
+                if layered.is_placeholder(item) {
+                    width += mixed;
+                } else {
+                    let (rank, order) = direction.extents(sizes[item]);
+                    thickest = thickest.max(rank);
+                    width += order + boxes;
+                }
+            }
+            along += thickest + direction.min_gap();
+            across = across.max(width);
+        }
+        let corner = direction.point(along, across);
+        (SCREEN.0 / corner.x).min(SCREEN.1 / corner.y)
+    };
+    if fit(Direction::Down) > fit(Direction::Right) * 1.02 {
+        Direction::Down
+    } else {
+        Direction::Right
     }
 }
 
@@ -466,6 +505,7 @@ fn chain_route(
             }
         }
     }
+    let mut pieces = straightened(pieces);
     if reversed {
         pieces = pieces.iter().rev().map(Piece::reversed).collect();
         label_spots.reverse();
@@ -474,6 +514,32 @@ fn chain_route(
         pieces,
         label_spots,
     }
+}
+
+/// `pieces` with runs that go straight (a curve between equal ends across the calls, and the
+/// lines before and after it) drawn as one line: a long edge through aligned placeholders.
+fn straightened(pieces: Vec<Piece>) -> Vec<Piece> {
+    let straight = |piece: &Piece| {
+        let (start, end) = (piece.start(), piece.end());
+        (start.x - end.x).abs() < 0.05 || (start.y - end.y).abs() < 0.05
+    };
+    let mut out: Vec<Piece> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        let piece = if straight(&piece) {
+            Piece::Line(piece.start(), piece.end())
+        } else {
+            piece
+        };
+        match (out.last_mut(), piece) {
+            (Some(Piece::Line(start, end)), Piece::Line(_, next))
+                if (start.x - next.x).abs() < 0.05 || (start.y - next.y).abs() < 0.05 =>
+            {
+                *end = next;
+            }
+            (_, piece) => out.push(piece),
+        }
+    }
+    out
 }
 
 /// The strip between `from` and `to` along the call direction, unbounded across it.

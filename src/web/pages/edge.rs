@@ -1,5 +1,6 @@
 //! One edge's page: its calls by kind, both sides' latencies, refused calls, its breaker and
-//! lag, its charts over the range, and recent traces through its caller.
+//! lag (and a topic's publish → consume latency), its charts over the range, its calls by
+//! operation and status (`edge_split`), and the traces that cross it.
 
 use super::*;
 use crate::model::figures;
@@ -45,6 +46,12 @@ pub async fn edge(
     page.sections.push(section);
     page.sections
         .push(charts::edge_charts(&state, range, &source, &target).await?);
+    // Both read stored traces: side by side.
+    let (split, crossing) = tokio::try_join!(
+        super::edge_split::split_section(&state, range, &source, &target),
+        edge_traces(&state, range, &source, &target),
+    )?;
+    page.sections.push(split);
     if source.kind == NodeKind::Service {
         let mut examples = Section::new(
             format!(
@@ -54,10 +61,7 @@ pub async fn edge(
             "No stored trace in this range crosses this edge.",
             &TRACE_COLUMNS,
         );
-        trace_rows(
-            &mut examples,
-            &edge_traces(&state, range, &source, &target).await?,
-        );
+        trace_rows(&mut examples, &crossing, false);
         page.sections.push(examples);
     }
     Ok(respond(&page))
@@ -65,13 +69,17 @@ pub async fn edge(
 
 /// Traces of the range in which `source` took part and, when `target` is a service, `target`
 /// too: failed ones first, then the slowest. Read as two searches of `source`'s traces (with
-/// and without errors), at most [`EDGE_TRACE_CANDIDATES`] each.
+/// and without errors), at most [`EDGE_TRACE_CANDIDATES`] each; none when `source` is no
+/// service.
 async fn edge_traces(
     state: &WebState,
     range: GraphRange,
     source: &NodeKey,
     target: &NodeKey,
 ) -> Result<Vec<crate::store::TraceSummary>, PageError> {
+    if source.kind != NodeKind::Service {
+        return Ok(Vec::new());
+    }
     let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
     let mut found: Vec<crate::store::TraceSummary> = Vec::new();
     for error in [Some(true), None] {
@@ -138,6 +146,7 @@ fn edge_calls(
     let show_kind = edges.len() > 1;
     for (key, stats) in edges {
         cards.extend(edge_cards(key, stats, window_secs, show_kind));
+        cards.extend(publish_consume_cards(key, stats));
         section.rows.push(edge_detail_row(key, stats));
         if let Some(breaker) = overlay.edge_breaker.get(key) {
             cards.push(Card::new(
@@ -170,6 +179,27 @@ fn edge_cards(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, show_kind: boo
             Card::marked(label, text, Mark::edge(figure, key))
         })
         .collect()
+}
+
+/// A topic → consumer edge's publish → consume latency: from a message's publish to its
+/// consumer's start, p50 and p95 (none on other edges).
+fn publish_consume_cards(key: &EdgeKey, stats: &EdgeStats) -> Vec<Card> {
+    if key.source.kind != NodeKind::Topic {
+        return Vec::new();
+    }
+    [
+        (Figure::PublishConsumeP50, 0.5),
+        (Figure::PublishConsumeP95, 0.95),
+    ]
+    .into_iter()
+    .map(|(figure, quantile)| {
+        Card::marked(
+            figure.label(),
+            quantile_text(&stats.publish_consume_latency, quantile),
+            Mark::edge(figure, key),
+        )
+    })
+    .collect()
 }
 
 /// The counts and percentiles behind an edge page's headline.

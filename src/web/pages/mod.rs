@@ -4,10 +4,12 @@
 mod alerts;
 mod charts;
 mod edge;
+mod edge_split;
 mod insights;
 mod map;
 mod services;
 mod signals;
+mod trace_search;
 mod traces;
 mod views;
 mod waterfall;
@@ -40,10 +42,11 @@ pub use map::map;
 pub use services::{service, services};
 use signals::{LAG_COLUMNS, lag_rows};
 pub use signals::{breakers, kafka};
+pub use trace_search::traces;
 use traces::{TRACE_COLUMNS, recent_traces, trace_rows};
-pub use traces::{trace, traces};
+pub use traces::{open_trace, trace};
 use views::{
-    Card, Cell, ErrorPage, Field, Frame, MapPage, Section, TablePage, TraceCut, TracePage,
+    Card, Cell, ErrorPage, Field, Frame, Input, MapPage, Section, TablePage, TraceCut, TracePage,
 };
 
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];
@@ -171,8 +174,13 @@ fn time_text(unix_nano: u64) -> String {
 }
 
 fn respond(page: &impl askama::Template) -> HttpResponse {
+    respond_with(StatusCode::OK, page)
+}
+
+/// `page` with `status` (a page that shows what was wrong with its request).
+fn respond_with(status: StatusCode, page: &impl askama::Template) -> HttpResponse {
     match page.render() {
-        Ok(body) => HttpResponse::Ok()
+        Ok(body) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(body),
         Err(err) => {

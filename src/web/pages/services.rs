@@ -206,6 +206,10 @@ pub async fn service(
         format!("Service {name}"),
         "",
     );
+    page.related = vec![
+        ("On the map".to_owned(), links::map_focus(&node.id())),
+        ("Traces".to_owned(), links::trace_search(&name, None)),
+    ];
     page.sections
         .push(charts::service_charts(&state, range, &name).await?);
     if let Some(summary) = summaries.first() {
@@ -237,12 +241,16 @@ pub async fn service(
         "No error traces in the last hour.",
         &TRACE_COLUMNS,
     );
-    trace_rows(&mut errors, &recent_traces(&state, &name, true).await?);
+    trace_rows(
+        &mut errors,
+        &recent_traces(&state, &name, true).await?,
+        false,
+    );
     page.sections.push(errors);
     Ok(respond(&page))
 }
 
-/// A service's operations with their RED figures.
+/// A service's operations with their RED figures, each linking to its traces.
 fn operations_section(summary: &crate::query::ServiceSummary, window_secs: f64) -> Section {
     let mut operations = Section::new(
         "Operations",
@@ -257,7 +265,8 @@ fn operations_section(summary: &crate::query::ServiceSummary, window_secs: f64) 
         ],
     );
     for (operation, stats) in &summary.operations {
-        let mut row = vec![Cell::text(operation)];
+        let traces = links::trace_search(&summary.name, Some(operation));
+        let mut row = vec![Cell::link(operation, traces)];
         row.extend(red_cells(stats, window_secs, None));
         operations.rows.push(row);
     }

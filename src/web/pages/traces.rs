@@ -1,4 +1,5 @@
-//! Trace search and the trace waterfall.
+//! Trace lists, one trace's waterfall, and opening a trace by the id typed into the
+//! navigation (the search page is `trace_search`).
 
 use super::*;
 
@@ -6,15 +7,20 @@ pub(super) const TRACE_COLUMNS: [(&str, bool); 6] = [
     ("Trace", false),
     ("Root", false),
     ("Start", false),
-    ("Duration", true),
+    ("Trace duration", true),
     ("Spans", true),
     ("Errors", true),
 ];
 
-pub(super) fn trace_rows(section: &mut Section, traces: &[crate::store::TraceSummary]) {
+/// One row per trace; with `matched`, the longest matching span's duration after the trace's.
+pub(super) fn trace_rows(
+    section: &mut Section,
+    traces: &[crate::store::TraceSummary],
+    matched: bool,
+) {
     for trace in traces {
         let id = trace.trace_id.to_string();
-        section.rows.push(vec![
+        let mut row = vec![
             Cell::link(
                 id.chars().take(16).collect::<String>(),
                 links::trace(trace.trace_id),
@@ -22,60 +28,66 @@ pub(super) fn trace_rows(section: &mut Section, traces: &[crate::store::TraceSum
             Cell::text(format!("{} {}", trace.root_service, trace.root_name)),
             Cell::text(time_text(trace.start_time_unix_nano)),
             Cell::number(millis_text(trace.duration_nanos as f64)),
+        ];
+        if matched {
+            row.push(Cell::number(millis_text(
+                trace.matched_duration_nanos as f64,
+            )));
+        }
+        row.extend([
             Cell::number(trace.num_spans.to_string()),
             Cell::number(trace.num_errors.to_string()),
         ]);
+        section.rows.push(row);
     }
 }
 
-pub async fn traces(
-    request: HttpRequest,
-    state: web::Data<WebState>,
-) -> Result<HttpResponse, PageError> {
-    let query_string = without_empty(request.query_string());
-    let query = params::trace_query(&query_string)?;
-    let found = state.query.search_traces(query).await?;
-    let mut page = TablePage::new(
-        Frame::new("Traces", "Traces"),
-        "Traces",
-        "Newest first. Attribute: key=value, e.g. x-correlation-id=abc. Errors: true or false. Times: RFC 3339 (default: the last hour).",
-    );
-    page.form_action = links::TRACES.to_owned();
-    page.form = trace_form(&query_string);
-    let mut section = Section::new(
-        format!("{} traces", found.len()),
-        "No trace matches.",
-        &TRACE_COLUMNS,
-    );
-    trace_rows(&mut section, &found);
-    page.sections.push(section);
-    Ok(respond(&page))
+/// `/traces/open?id=…`, the navigation's trace-id box: a trace id as people paste it opens
+/// its page; anything else is answered with what a trace id looks like.
+pub async fn open_trace(request: HttpRequest) -> Result<HttpResponse, PageError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+    let typed = pairs
+        .iter()
+        .find(|(key, _)| key == "id")
+        .map_or("", |(_, value)| value.as_str());
+    let trace_id = pasted_trace_id(typed).map_err(ApiError::BadRequest)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", links::trace(trace_id)))
+        .finish())
 }
 
-/// The search form, filled with what was searched.
-fn trace_form(query_string: &str) -> Vec<Field> {
-    let parsed: Vec<(String, String)> =
-        serde_urlencoded::from_str(query_string).unwrap_or_default();
-    let field = |label, name: &'static str, placeholder, size| Field {
-        label,
-        name,
-        value: parsed
-            .iter()
-            .find(|(key, _)| key == name)
-            .map_or(String::new(), |(_, value)| value.clone()),
-        placeholder,
-        size,
+/// A trace id as people paste it: spaces around it, upper case, a W3C `traceparent`
+/// (`00-{trace id}-{span id}-01`), or a 64-bit id of 16 digits (zero-padded, as Jaeger and
+/// Zipkin show them). The error says what was wrong, in words for the page.
+fn pasted_trace_id(typed: &str) -> Result<TraceId, String> {
+    let trimmed = typed.trim();
+    if trimmed.is_empty() {
+        return Err("Type or paste a trace id into the box: 32 hexadecimal digits.".to_owned());
+    }
+    let parts: Vec<&str> = trimmed.split('-').collect();
+    let digits = match parts.as_slice() {
+        [_, trace, _, _] if trace.len() == 32 => *trace,
+        _ => trimmed,
     };
-    vec![
-        field("Service", "service", "checkout", 14),
-        field("Operation", "operation", "GET /orders", 16),
-        field("Min ms", "min_duration_ms", "", 6),
-        field("Max ms", "max_duration_ms", "", 6),
-        field("Errors", "error", "true", 5),
-        field("Attribute", "attr", "x-correlation-id=abc", 22),
-        field("From", "from", "2026-01-01T10:00:00Z", 18),
-        field("To", "to", "", 18),
-    ]
+    let shown: String = trimmed.chars().take(80).collect();
+    if !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{shown:?} is not a trace id: a trace id is 32 hexadecimal digits (0-9, a-f), such as 4bf92f3577b34da6a3ce929d0e0e4736."
+        ));
+    }
+    let padded = match digits.len() {
+        32 => digits.to_owned(),
+        16 => format!("{:0>32}", digits),
+        other => {
+            return Err(format!(
+                "{shown:?} has {other} digits: a trace id has 32 (or 16, for 64-bit ids)."
+            ));
+        }
+    };
+    padded
+        .parse()
+        .map_err(|_| format!("{shown:?} is not a trace id: it is all zeroes."))
 }
 
 /// The waterfall of one trace: its first [`waterfall::MAX_SPANS`] spans by start time, the
@@ -93,17 +105,17 @@ pub async fn trace(
         .trace_page(trace_id, 0, waterfall::MAX_SPANS)
         .await?
     else {
-        return Err(ApiError::NotFound(format!(
-            "Trace {raw} is not stored (it may have aged out)."
-        ))
-        .into());
+        let error = ApiError::NotFound(format!(
+            "Trace {trace_id} is not stored: it may have aged out, or not arrived yet (spans show a few seconds after they are sent). Try again in a moment, or search the traces of a longer range."
+        ));
+        return Err(PageError::empty_range(error, links::TRACES));
     };
     let (start, end) = (trace.start_unix_nano, trace.end_unix_nano);
     let cut = trace.is_truncated().then(|| TraceCut {
-        num_shown: count_text(trace.spans.len()),
-        num_spans: count_text(trace.num_spans),
+        num_shown: format::count_text(trace.spans.len() as u64),
+        num_spans: format::count_text(trace.num_spans as u64),
         api_url: links::trace_api(trace_id),
-        page_size: count_text(params::MAX_TRACE_PAGE_SPANS),
+        page_size: format::count_text(params::MAX_TRACE_PAGE_SPANS as u64),
     });
     let page = TracePage {
         frame: Frame::new(format!("Trace {raw}"), "Traces"),
@@ -119,19 +131,6 @@ pub async fn trace(
         spans: waterfall::rows(&trace.spans, start, end),
     };
     Ok(respond(&page))
-}
-
-/// `12345` as `12,345`.
-fn count_text(count: usize) -> String {
-    let digits = count.to_string();
-    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            text.push(',');
-        }
-        text.push(digit);
-    }
-    text
 }
 
 /// Traces of `service` in the last hour, newest first (only errors when `errors_only`).
@@ -157,14 +156,30 @@ pub(super) async fn recent_traces(
 
 #[cfg(test)]
 mod tests {
-    use super::count_text;
+    use super::pasted_trace_id;
 
     #[test]
-    fn trace_counts_are_grouped_by_thousands() {
-        assert_eq!(count_text(0), "0");
-        assert_eq!(count_text(999), "999");
-        assert_eq!(count_text(2_000), "2,000");
-        assert_eq!(count_text(100_000), "100,000");
-        assert_eq!(count_text(1_234_567), "1,234,567");
+    fn trace_ids_are_read_as_people_paste_them() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let read = |typed: &str| pasted_trace_id(typed).map(|id| id.to_string());
+        assert_eq!(read(id).as_deref(), Ok(id));
+        assert_eq!(
+            read(&format!("  {}\n", id.to_uppercase())).as_deref(),
+            Ok(id)
+        );
+        assert_eq!(
+            read(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Ok(id)
+        );
+        assert_eq!(
+            read("a3ce929d0e0e4736").as_deref(),
+            Ok("0000000000000000a3ce929d0e0e4736")
+        );
+        let message = |typed: &str| pasted_trace_id(typed).expect_err(typed);
+        assert!(message("").contains("Type or paste"));
+        assert!(message("not-a-trace").contains("hexadecimal digits"));
+        assert!(message("<script>").contains("hexadecimal digits"));
+        assert!(message("abc123").contains("has 6 digits"));
+        assert!(message(&"0".repeat(32)).contains("all zeroes"));
     }
 }

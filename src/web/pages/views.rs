@@ -285,14 +285,53 @@ pub fn sparkline(values: &[f64], alerts: &[bool]) -> String {
     out
 }
 
-/// A text box of a page's search form.
+/// One input of a page's search form.
 #[derive(Debug, Clone)]
 pub struct Field {
     pub label: &'static str,
     pub name: &'static str,
+    /// What was searched (a checkbox is ticked when not empty).
     pub value: String,
     pub placeholder: &'static str,
     pub size: usize,
+    pub input: Input,
+}
+
+/// What kind of input a [`Field`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Text,
+    /// Sends `name=true` when ticked, nothing otherwise.
+    Checkbox,
+    /// `(value, text)` of each choice.
+    Select(Vec<(&'static str, &'static str)>),
+    /// Carried along unseen (the page's time range).
+    Hidden,
+}
+
+impl Field {
+    pub fn text(label: &'static str, name: &'static str, value: String) -> Self {
+        Self {
+            label,
+            name,
+            value,
+            placeholder: "",
+            size: 10,
+            input: Input::Text,
+        }
+    }
+
+    pub fn with_hint(self, placeholder: &'static str, size: usize) -> Self {
+        Self {
+            placeholder,
+            size,
+            ..self
+        }
+    }
+
+    pub fn with_input(self, input: Input) -> Self {
+        Self { input, ..self }
+    }
 }
 
 impl Section {
@@ -336,6 +375,10 @@ pub struct TablePage {
     /// A GET search form above the tables, when not empty.
     pub form: Vec<Field>,
     pub form_action: String,
+    /// What was wrong with the search, shown above the form.
+    pub form_error: String,
+    /// `(text, href)` of related pages, under the heading.
+    pub related: Vec<(String, String)>,
     pub sections: Vec<Section>,
 }
 
@@ -348,6 +391,8 @@ impl TablePage {
             cards: Vec::new(),
             form: Vec::new(),
             form_action: String::new(),
+            form_error: String::new(),
+            related: Vec::new(),
             sections: Vec::new(),
         }
     }

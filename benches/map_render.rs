@@ -128,10 +128,15 @@ fn map_render(c: &mut Criterion) {
         bencher.iter(|| map_svg::render(black_box(&page_view), &marks, ""));
     });
     group.finish();
+    let svg = map_svg::render(&page_view, &marks, "");
     eprintln!(
         "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        map_svg::render(&page_view, &marks, "").len()
+        svg.len()
     );
+    // CARTOGRAPH_BENCH_SVG=FILE keeps the drawing to look at.
+    if let Some(path) = std::env::var_os("CARTOGRAPH_BENCH_SVG") {
+        std::fs::write(path, svg).expect("write the map");
+    }
 }
 
 criterion_group!(benches, map_render);

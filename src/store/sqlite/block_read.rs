@@ -72,9 +72,38 @@ impl<'a> BlockCache<'a> {
     }
 }
 
+/// A block's bytes. Each reading thread keeps one decompression context (creating one per
+/// block was a quarter of a trace search); a block's frame records its size, so its buffer is
+/// allocated once.
 pub(super) fn decompress(compressed: &[u8]) -> Result<Vec<u8>, StoreError> {
-    zstd::decode_all(compressed)
-        .map_err(|err| StoreError::Corrupt(format!("block does not decompress: {err}")))
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let corrupt =
+        |err: std::io::Error| StoreError::Corrupt(format!("block does not decompress: {err}"));
+    let size = zstd::zstd_safe::get_frame_content_size(compressed)
+        .ok()
+        .flatten()
+        .and_then(|size| usize::try_from(size).ok());
+    let Some(size) = size else {
+        return zstd::decode_all(compressed).map_err(corrupt);
+    };
+    // A damaged header must not ask for an absurd buffer.
+    const MAX_BLOCK_BYTES: usize = 1 << 30;
+    if size > MAX_BLOCK_BYTES {
+        return Err(StoreError::Corrupt(format!(
+            "block claims {size} bytes decompressed"
+        )));
+    }
+    CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        if context.is_none() {
+            *context = Some(zstd::bulk::Decompressor::new().map_err(corrupt)?);
+        }
+        let decompressor = context.as_mut().expect("just made");
+        decompressor.decompress(compressed, size).map_err(corrupt)
+    })
 }
 
 /// Every stored span of `trace_id`, the first stored copy of each span id, by start time.

@@ -102,22 +102,30 @@ impl Piece {
     }
 }
 
-/// An SVG path `d` for consecutive pieces (each starting where the one before ended).
+/// An SVG path `d` for consecutive pieces (each starting where the one before ended), in
+/// whole map units (written as integers: formatting floats was a third of a large map's time).
 pub fn path_data(pieces: &[Piece]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(24 * pieces.len() + 16);
+    let point = |out: &mut String, prefix: &str, at: Point| {
+        let _ = write!(
+            out,
+            "{prefix}{},{}",
+            at.x.round() as i64,
+            at.y.round() as i64
+        );
+    };
     if let Some(first) = pieces.first() {
-        let start = first.start();
-        let _ = write!(out, "M{:.0},{:.0}", start.x, start.y);
+        point(&mut out, "M", first.start());
     }
     for piece in pieces {
-        let _ = match *piece {
-            Piece::Line(_, end) => write!(out, " L{:.0},{:.0}", end.x, end.y),
-            Piece::Cubic(_, c1, c2, end) => write!(
-                out,
-                " C{:.0},{:.0} {:.0},{:.0} {:.0},{:.0}",
-                c1.x, c1.y, c2.x, c2.y, end.x, end.y
-            ),
-        };
+        match *piece {
+            Piece::Line(_, end) => point(&mut out, " L", end),
+            Piece::Cubic(_, c1, c2, end) => {
+                point(&mut out, " C", c1);
+                point(&mut out, " ", c2);
+                point(&mut out, " ", end);
+            }
+        }
     }
     out
 }

@@ -117,8 +117,8 @@ impl Layered {
         index_rows(&self.rows, &mut position);
         let mut best = (self.crossings(&position), self.rows.clone());
         // Large drawings get fewer sweeps: each counts every crossing.
-        let sweeps = if self.layer_of.len() > 4_000 {
-            4
+        let sweeps = if self.layer_of.len() > super::layout::LARGE_ITEMS {
+            3
         } else {
             SWEEPS
         };

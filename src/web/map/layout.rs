@@ -19,6 +19,10 @@ const LOOP_DEPTH: f64 = 30.0;
 const LABEL_PAD: f64 = 8.0;
 const ALIGN_PASSES: usize = 8;
 const PORT_SPACING: f64 = 10.0;
+/// Gaps at either end of an edge where its label may go.
+const LABEL_GAPS: usize = 3;
+/// Items (nodes and placeholders) beyond which a drawing is large.
+pub const LARGE_ITEMS: usize = 4_000;
 
 /// Which way calls flow on the drawing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +298,13 @@ fn order_positions(layered: &Layered, extents: &[(f64, f64)], direction: Directi
             position[item] = at;
         }
     }
-    for pass in 0..ALIGN_PASSES {
+    // Large drawings get fewer passes (each moves every placeholder).
+    let passes = if layered.layer_of.len() > LARGE_ITEMS {
+        3
+    } else {
+        ALIGN_PASSES
+    };
+    for pass in 0..passes {
         let layers: Vec<usize> = if pass % 2 == 0 {
             (0..layered.rows.len()).collect()
         } else {
@@ -485,16 +495,22 @@ fn chain_route(
         );
         pieces.push(curve);
         let gap_box = band_box(band_end, next_start, direction);
-        for t in [0.5, 0.3, 0.7] {
-            label_spots.push((curve.at(t), gap_box));
+        // A label reads best near an end: spots in the first and last few gaps only.
+        let near_an_end = index < LABEL_GAPS || index + LABEL_GAPS >= items.len() - 1;
+        if near_an_end {
+            for t in [0.5, 0.3, 0.7] {
+                label_spots.push((curve.at(t), gap_box));
+            }
         }
         if layered.is_placeholder(lower) {
-            // Beside its placeholder, in the band it crosses, if no box is there.
-            let band = bands.start[lower_layer];
-            label_spots.push((
-                point(band + bands.thickness[lower_layer] / 2.0, to_across),
-                band_box(band, band + bands.thickness[lower_layer], direction),
-            ));
+            if near_an_end {
+                // Beside its placeholder, in the band it crosses, if no box is there.
+                let band = bands.start[lower_layer];
+                label_spots.push((
+                    point(band + bands.thickness[lower_layer] / 2.0, to_across),
+                    band_box(band, band + bands.thickness[lower_layer], direction),
+                ));
+            }
         } else {
             let side = next_start + (bands.thickness[lower_layer] - extents[lower].0) / 2.0;
             if side > next_start + 0.05 {

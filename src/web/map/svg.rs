@@ -30,6 +30,9 @@ pub const NODE_HEIGHT: f64 = 46.0;
 const MIN_NODE_WIDTH: f64 = 90.0;
 /// The smallest scale at which the map's smallest text (12 px) still reads at 11 px.
 const READABLE_SCALE: f64 = 11.0 / 12.0;
+/// Maps with more edges than this draw no wider hover twin of each edge (it doubled a
+/// 1,000-edge map's bytes).
+const HIT_PATHS_UP_TO: usize = 300;
 /// Room a node's badges take above its box.
 const BADGE_RISE: f64 = 10.0;
 
@@ -349,7 +352,13 @@ fn draw_edge(
     );
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title><path class="hit" d="{d}"/><path class="line" d="{d}" marker-end="url(#arrow)"/>"#,
+        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title>{hit}<path class="line" d="{d}" marker-end="url(#arrow)"/>"#,
+        // A wider invisible twin to point at, on maps small enough to afford it.
+        hit = if view.edges.len() <= HIT_PATHS_UP_TO {
+            format!(r#"<path class="hit" d="{d}"/>"#)
+        } else {
+            String::new()
+        },
         href = escape(&links::with_range(&links::edge(key), range_query)),
         kind = key.kind.as_str(),
         source_id = escape(&key.source.id()),

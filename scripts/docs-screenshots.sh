@@ -20,8 +20,9 @@ else
     base="http://127.0.0.1:19480"
     sleep 240
 fi
-# Wait for the breaker to be open and some lag to be growing.
-for _ in $(seq 120); do
+# Wait for the breaker to be open while some lag is up (the demo's cycles drift apart: give
+# up on the lag after three minutes).
+for _ in $(seq 180); do
     state="$(curl -s "$base/api/v1/breakers?window=5m" | python3 -c 'import json,sys; print(" ".join(b["state"] for b in json.load(sys.stdin)["breakers"]))' || true)"
     lag="$(curl -s "$base/api/v1/kafka?window=5m" | python3 -c 'import json,sys; print(max([g.get("lag",0) for g in json.load(sys.stdin).get("groups",[])] or [0]))' || true)"
     case "$state" in *open*) [ "${lag%.*}" -gt 20 ] 2>/dev/null && break ;; esac

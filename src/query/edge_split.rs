@@ -15,7 +15,7 @@ use crate::store::TraceQuery;
 use super::{QueryError, QueryService};
 
 /// Traces one split reads at most (the newest of its range).
-pub const MAX_TRACES: usize = 200;
+pub const MAX_TRACES: usize = 60;
 /// Spans one split reads at most (plus the rest of the trace that reaches it).
 pub const MAX_SPANS: usize = 5_000;
 /// Rows a split keeps, most errors first, then most calls.
@@ -155,6 +155,7 @@ impl QueryService {
             error: None,
             attribute: None,
             limit: MAX_TRACES,
+            max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
         };
         self.whole_trace_read(move |reader| {
             let traces = reader.search_trace_spans(&query, MAX_SPANS)?;

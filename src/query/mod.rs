@@ -47,6 +47,11 @@ pub enum QueryError {
     Task(String),
 }
 
+/// Spans a page looks at, newest first, for the example traces it lists beside its figures
+/// (failed traces of a service, traces crossing an edge, an edge's split): about 50 ms of the
+/// embedded store's decoding. The figures themselves come from the map, not from this scan.
+pub const EXAMPLE_SCAN_SPANS: usize = 50_000;
+
 #[derive(Clone)]
 pub struct QueryService {
     reader: Arc<dyn StoreReader>,

@@ -354,6 +354,15 @@ impl<'a> SpanSection<'a> {
         &self.directory
     }
 
+    /// Whether any span of the section can belong to `service` (its resources say), so a
+    /// search for one service decodes only the sections that hold it.
+    pub(crate) fn may_hold_service(&self, service: &str) -> bool {
+        self.refs
+            .resources
+            .iter()
+            .any(|resource| resource.service_name == service)
+    }
+
     /// The spans of `trace_id` in this section (empty when it has none).
     pub(crate) fn spans_of(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
         let mut spans = Vec::with_capacity(self.num_spans_of(trace_id));

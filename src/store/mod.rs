@@ -288,6 +288,10 @@ pub struct TraceQuery {
     /// (see [`crate::model::AttrValue::to_search_text`]).
     pub attribute: Option<(String, String)>,
     pub limit: usize,
+    /// Stop after looking at about this many spans, newest first, whatever was found (a page
+    /// that lists a few examples beside its figures); `None`: the backend's own bound. Only
+    /// the embedded store scans spans; ClickHouse searches by index.
+    pub max_scanned_spans: Option<usize>,
 }
 
 impl TraceQuery {

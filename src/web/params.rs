@@ -177,6 +177,7 @@ pub fn trace_query(query_string: &str) -> Result<TraceQuery, ApiError> {
         error: params.bool("error")?,
         attribute: params.attribute()?,
         limit: params.limit()?,
+        max_scanned_spans: None,
     })
 }
 

@@ -334,6 +334,7 @@ pub fn all_traces(limit: usize) -> TraceQuery {
         error: None,
         attribute: None,
         limit,
+        max_scanned_spans: None,
     }
 }
 

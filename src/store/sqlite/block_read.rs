@@ -291,8 +291,10 @@ fn matching_traces(
         if nth_latest.is_some_and(|nth| candidate.max_start < nth) {
             break;
         }
-        if num_scanned >= MAX_SCANNED_SPANS && !latest.is_empty() {
-            break;
+        match query.max_scanned_spans {
+            Some(budget) if num_scanned >= budget => break,
+            None if num_scanned >= MAX_SCANNED_SPANS && !latest.is_empty() => break,
+            _ => {}
         }
         let part = &all_parts[candidate.part_index];
         let body = cache.body(conn, part, candidate.block_id)?;
@@ -301,6 +303,13 @@ fn matching_traces(
         }
         let mut spans = Vec::new();
         for section in parse_sections(&body)? {
+            if query
+                .service
+                .as_deref()
+                .is_some_and(|service| !section.may_hold_service(service))
+            {
+                continue;
+            }
             for entry in section.directory() {
                 spans.clear();
                 section.decode_entry(entry, &mut spans)?;

@@ -93,6 +93,7 @@ async fn edge_traces(
             error,
             attribute: None,
             limit: EDGE_TRACE_CANDIDATES,
+            max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
         };
         for summary in state.query.search_traces(query).await? {
             if !found.iter().any(|seen| seen.trace_id == summary.trace_id) {
@@ -111,7 +112,7 @@ async fn edge_traces(
 }
 
 /// Traces read per search for an edge page, and shown.
-const EDGE_TRACE_CANDIDATES: usize = 100;
+const EDGE_TRACE_CANDIDATES: usize = 25;
 const EDGE_TRACES_SHOWN: usize = 10;
 
 /// A node id from a page path, or a 400 that says what one looks like.

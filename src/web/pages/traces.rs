@@ -150,6 +150,7 @@ pub(super) async fn recent_traces(
         error: errors_only.then_some(true),
         attribute: None,
         limit: 10,
+        max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
     };
     Ok(state.query.search_traces(query).await?)
 }

@@ -415,6 +415,23 @@ mod tests {
     }
 
     #[test]
+    fn health_is_the_worse_of_errors_and_latency_against_its_target() {
+        use crate::model::figures::LatencyLoad;
+        let load = |p95_ms| {
+            Some(LatencyLoad {
+                p95_ms,
+                target_ms: 100.0,
+            })
+        };
+        assert_eq!(health_of(Some(0.0), load(90.0)), "ok");
+        assert_eq!(health_of(Some(0.0), load(150.0)), "warn");
+        assert_eq!(health_of(Some(0.0), load(250.0)), "bad");
+        assert_eq!(health_of(Some(0.10), load(50.0)), "bad");
+        assert_eq!(health_of(None, load(150.0)), "warn");
+        assert_eq!(health_of(None, None), "idle");
+    }
+
+    #[test]
     fn health_follows_the_error_rate() {
         assert_eq!(health_class(None), "idle");
         assert_eq!(health_class(Some(0.0)), "ok");

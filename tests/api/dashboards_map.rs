@@ -70,12 +70,18 @@ async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node(
     wait_for_nodes(&app, 11).await;
     let report = browse(
         &app,
-        &json!([{ "name": "map-demo-1280", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "map": true }]),
+        &json!([{ "name": "map-demo-1280", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "map": true,
+                   "texts": ["errors ≥ 5 % or p95 over 2× target", "p95 targets: calls 100 ms"] }]),
     )
     .await;
     shop.stop().expect("the demo stops");
     let entry = &report[0];
     assert_readable(entry);
+    assert_eq!(
+        entry["texts"],
+        json!({"errors ≥ 5 % or p95 over 2× target": true, "p95 targets: calls 100 ms": true}),
+        "the legend says what the colours mean: {entry:#}"
+    );
     let geometry = &entry["geometry"];
     assert_eq!(
         geometry["fits"], true,
@@ -90,9 +96,12 @@ async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node(
         smallest >= 11.0,
         "the smallest text shows at {smallest:.1} px: {geometry:#}"
     );
-    assert_eq!(
-        geometry["num_hover_only"], 0,
-        "every label of the demo is shown: {geometry:#}"
+    // Labels never overlap; one that finds no room shows on hover. The demo's figures (and so
+    // its labels' widths) change by the second: nearly all of its 13 labels are shown.
+    let on_hover = geometry["num_hover_only"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        on_hover <= 2,
+        "{on_hover} of the demo's labels are left to hover: {geometry:#}"
     );
 }
 

@@ -498,7 +498,7 @@ fn chain_route(
         // A label reads best near an end: spots in the first and last few gaps only.
         let near_an_end = index < LABEL_GAPS || index + LABEL_GAPS >= items.len() - 1;
         if near_an_end {
-            for t in [0.5, 0.3, 0.7] {
+            for t in [0.5, 0.3, 0.7, 0.15, 0.85] {
                 label_spots.push((curve.at(t), gap_box));
             }
         }

@@ -437,9 +437,10 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     if node.group_href.is_some() {
         let _ = write!(
             out,
-            r#"<rect class="shape group-back" x="5" y="-5" width="{w:.1}" height="{h}" rx="8"/><rect class="shape" width="{w:.1}" height="{h}" rx="8"/>"#,
+            // A stack of boxes, inside the node's own box.
+            r#"<rect class="shape group-back" x="5" y="0" width="{w:.1}" height="{h}" rx="8"/><rect class="shape" x="0" y="4" width="{w:.1}" height="{h}" rx="8"/>"#,
             w = rect.width - 5.0,
-            h = rect.height,
+            h = rect.height - 4.0,
         );
     } else {
         shape(out, key.kind, rect.width, rect.height);

@@ -434,3 +434,63 @@ fn a_150_node_mesh_has_no_edge_through_a_node_and_no_overlapping_labels() {
     let shown = plan.spots.iter().flatten().count();
     assert!(shown > 0, "some labels are shown");
 }
+
+#[test]
+fn firing_alerts_open_breakers_and_growing_lag_are_badges_where_they_belong() {
+    let (view, mut overlay, traffic) = small_shop();
+    let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    };
+    let alerts = FiringAlerts::from_labels(&[
+        labels(&[("service", "payments")]),
+        labels(&[("source", "service:orders"), ("target", "service:payments")]),
+        labels(&[("service", "orders"), ("target", "service:payments")]),
+    ]);
+    assert_eq!(alerts.nodes.get("service:payments"), Some(&1));
+    assert_eq!(
+        alerts
+            .edges
+            .get(&("service:orders".to_owned(), "service:payments".to_owned())),
+        Some(&2)
+    );
+    let consumer = EdgeKey {
+        source: NodeKey::new(NodeKind::Topic, "kafka orders.created"),
+        target: NodeKey::service("inventory".to_owned()),
+        kind: EdgeKind::Messaging,
+    };
+    overlay.edge_lag.insert(
+        consumer,
+        crate::query::EdgeLag {
+            lag: 480.0,
+            trend: Trend::Growing,
+            rate_per_s: None,
+            time_to_drain_secs: None,
+            groups: vec!["inventory".to_owned()],
+        },
+    );
+    let marks = MapMarks {
+        alerts: &alerts,
+        ..marks(&overlay, &traffic)
+    };
+    let svg = render(&view, &marks, "");
+    let group = |opening: &str| {
+        let start = svg.find(opening).expect("drawn");
+        let rest = &svg[start..];
+        rest[..rest.find("</a>").unwrap_or(rest.len())].to_owned()
+    };
+    let payments = group(r#"data-id="service:payments""#);
+    assert!(
+        payments.contains("badge-alarm") && payments.contains("1 firing"),
+        "{payments}"
+    );
+    let edge = group(r#"data-source="service:orders" data-target="service:payments""#);
+    assert!(edge.contains("2 firing"), "{edge}");
+    let lag = group(r#"data-source="topic:kafka orders.created" data-target="service:inventory""#);
+    assert!(
+        lag.contains("lag 480 ↑ growing") && lag.contains("badge-alarm"),
+        "{lag}"
+    );
+}

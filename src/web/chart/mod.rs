@@ -9,6 +9,7 @@
 mod axis;
 mod line;
 mod plot;
+mod series;
 mod timeline;
 
 pub use line::{ERRORS_COLOUR, LineChart, Series, Unit};

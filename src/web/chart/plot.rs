@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::axis::{self, TimeScale, WIDTH};
-use super::line::{Series, Unit};
+use super::series::{Series, Unit};
 use crate::model::MinuteRange;
 use crate::query::SeriesBuckets;
 use crate::web::format;

@@ -8,6 +8,9 @@
 use std::collections::HashMap;
 
 const SWEEPS: usize = 12;
+/// Items (nodes and placeholders) beyond which a drawing is large: fewer sweeps here, fewer
+/// alignment passes in `layout`.
+pub const LARGE_ITEMS: usize = 4_000;
 
 /// The items of every layer in order: nodes `0..num_nodes`, then placeholders.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +120,7 @@ impl Layered {
         index_rows(&self.rows, &mut position);
         let mut best = (self.crossings(&position), self.rows.clone());
         // Large drawings get fewer sweeps: each counts every crossing.
-        let sweeps = if self.layer_of.len() > super::layout::LARGE_ITEMS {
+        let sweeps = if self.layer_of.len() > LARGE_ITEMS {
             3
         } else {
             SWEEPS

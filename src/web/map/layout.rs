@@ -9,7 +9,7 @@
 //! through a box that is not its end. Deterministic: the same input gives the same drawing.
 
 use super::geometry::{Piece, Point, Rect};
-use super::layering::{Layered, Link};
+use super::layering::{LARGE_ITEMS, Layered, Link};
 
 /// The part of a 1280 × 800 laptop screen the map gets (the page's header and controls off).
 pub const SCREEN: (f64, f64) = (1240.0, 620.0);
@@ -21,8 +21,6 @@ const ALIGN_PASSES: usize = 8;
 const PORT_SPACING: f64 = 10.0;
 /// Gaps at either end of an edge where its label may go.
 const LABEL_GAPS: usize = 3;
-/// Items (nodes and placeholders) beyond which a drawing is large.
-pub const LARGE_ITEMS: usize = 4_000;
 
 /// Which way calls flow on the drawing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -163,6 +163,20 @@ fn millis_after(hover: &str, label: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {label:?} in ms in {hover:?}"))
 }
 
+/// Now, once it is at least 3 s into a minute and 15 s from its end: the tests name minutes
+/// by the clock, so seeding "now" must not cross into the minute before, nor the page load
+/// into the next.
+async fn well_inside_a_minute() -> u64 {
+    loop {
+        let now = now_nanos();
+        let into = now % MINUTE_NANOS;
+        if (3_000_000_000..MINUTE_NANOS - 15_000_000_000).contains(&into) {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// Within the latency sketches' accuracy.
 fn assert_near(millis: f64, expected: f64) {
     assert!(
@@ -174,7 +188,7 @@ fn assert_near(millis: f64, expected: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_edge_kafka_and_breaker_pages_chart_their_range() {
     let app = spawn_graph_app(1).await;
-    let now = now_nanos();
+    let now = well_inside_a_minute().await;
     let now_minute = now / MINUTE_NANOS;
     // 6 calls 3 minutes ago (2 failing), 12 two minutes ago, and some now.
     post_calls(
@@ -354,7 +368,7 @@ async fn an_earlier_day_or_week_with_traffic_is_overlaid_and_named() {
     config.graph.max_lateness_secs = 9 * DAY_MINUTES * 60;
     config.storage.retention_hours = 9 * 24;
     let app = spawn_app_with(config).await;
-    let now = now_nanos();
+    let now = well_inside_a_minute().await;
     let now_minute = now / MINUTE_NANOS;
     // Traffic now for both callees; a day earlier for payments, a week earlier for ledger.
     post_calls(&app, "payments", now - 1_000_000_000, 2, 0).await;

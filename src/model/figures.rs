@@ -141,6 +141,16 @@ impl NodeTraffic {
         share(self.num_errors, self.num_requests)
     }
 
+    /// `load` becomes the node's latency if it is further over its target than the one held.
+    pub fn keep_worse_latency(&mut self, load: LatencyLoad) {
+        if self
+            .latency
+            .is_none_or(|known| load.ratio() > known.ratio())
+        {
+            self.latency = Some(load);
+        }
+    }
+
     fn add_attempted_calls(&mut self, stats: &EdgeStats) {
         self.num_requests += stats.num_attempted();
         self.num_errors += stats.num_failed();
@@ -171,13 +181,10 @@ pub fn node_traffic<'a>(
             out.add_attempted_calls(stats);
         }
         if let Some(load) = targets.load(key, stats) {
-            let into = traffic.entry(key.target.clone()).or_default();
-            if into
-                .latency
-                .is_none_or(|known| load.ratio() > known.ratio())
-            {
-                into.latency = Some(load);
-            }
+            traffic
+                .entry(key.target.clone())
+                .or_default()
+                .keep_worse_latency(load);
         }
     }
     traffic

@@ -121,11 +121,8 @@ pub fn fold(view: GraphView, traffic: HashMap<NodeKey, NodeTraffic>, expand: &Ex
         let sum = folded_traffic.entry(group.clone()).or_default();
         sum.num_requests += own.num_requests;
         sum.num_errors += own.num_errors;
-        if own.latency.is_some_and(|latency| {
-            sum.latency
-                .is_none_or(|known| latency.ratio() > known.ratio())
-        }) {
-            sum.latency = own.latency;
+        if let Some(latency) = own.latency {
+            sum.keep_worse_latency(latency);
         }
         let entry = groups.entry(group.clone()).or_insert_with(|| {
             nodes.push((group.clone(), placement.clone()));

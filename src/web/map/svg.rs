@@ -15,7 +15,7 @@ use super::labels;
 use super::layout::{self, Layout};
 use super::text::{
     EdgeText, LINE_HEIGHT, LineStyle, MAX_NAME_CHARS, NODE_LABEL_CHAR, SMALL_CHAR, cut, node_sub,
-    node_title,
+    node_title, pill_width,
 };
 pub use super::text::{escape, trend_arrow};
 use crate::graph::analysis::GraphView;
@@ -253,7 +253,7 @@ fn node_size(node: &NodeText) -> (f64, f64) {
     let badges: f64 = node
         .badges
         .iter()
-        .map(|(_, words)| words.chars().count() as f64 * super::text::BADGE_CHAR + 18.0)
+        .map(|(_, words)| pill_width(words) + 8.0)
         .sum();
     (
         (label.max(sub).max(badges) + 24.0).max(MIN_NODE_WIDTH),
@@ -389,7 +389,7 @@ fn draw_edge(
     for (line_index, (style, line)) in text.lines.iter().enumerate() {
         let top = line_index as f64 * LINE_HEIGHT;
         if *style != LineStyle::Figures {
-            let width = line.plain().chars().count() as f64 * super::text::BADGE_CHAR + 10.0;
+            let width = pill_width(&line.plain());
             let _ = write!(
                 out,
                 r#"<rect class="pill {class}" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" rx="7"/>"#,
@@ -462,7 +462,7 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     );
     let mut right = rect.width - 4.0;
     for (style, words) in &node.badges {
-        let width = words.chars().count() as f64 * super::text::BADGE_CHAR + 10.0;
+        let width = pill_width(words);
         let x = right - width;
         let _ = write!(
             out,

@@ -13,6 +13,11 @@ use crate::web::format::{EdgeFigures, Figure, millis_text, percent_text, rate_of
 pub const NODE_LABEL_CHAR: f64 = 8.2;
 pub const SMALL_CHAR: f64 = 6.9;
 pub const BADGE_CHAR: f64 = 7.4;
+/// Width of a badge's pill around `words`.
+pub fn pill_width(words: &str) -> f64 {
+    words.chars().count() as f64 * BADGE_CHAR + 10.0
+}
+
 /// Height of one line of an edge label.
 pub const LINE_HEIGHT: f64 = 15.0;
 /// Longest node name drawn whole.

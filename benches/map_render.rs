@@ -26,10 +26,16 @@ const PAGE_SERVICES: u64 = 300;
 const PAGE_EDGES: usize = 1_000;
 
 fn mesh() -> GraphView {
-    mesh_of(NUM_SERVICES, NUM_EDGES)
+    mesh_of(NUM_SERVICES, NUM_EDGES, LAYERED_REACH)
 }
 
-fn mesh_of(num_services: u64, num_edges: usize) -> GraphView {
+/// How far downstream a call goes in the layered mesh (`reach` = the number of services: any
+/// service calls any other, as `cartograph loadgen` does).
+const LAYERED_REACH: u64 = 40;
+/// `scripts/bench-pages.sh`'s map: loadgen's 300 services, each calling any other.
+const LOADGEN_EDGES: usize = 4_300;
+
+fn mesh_of(num_services: u64, num_edges: usize, reach: u64) -> GraphView {
     let service = |number: u64| NodeKey::service(format!("service-{number:03}"));
     let placement = NodePlacement {
         namespace: Some("shop".to_owned()),
@@ -45,7 +51,7 @@ fn mesh_of(num_services: u64, num_edges: usize) -> GraphView {
         seed = mix(seed);
         // Mostly downstream calls (a layered mesh), a few back edges for cycles.
         let source = seed % num_services;
-        let target = (source + 1 + mix(seed) % 40) % num_services;
+        let target = (source + 1 + mix(seed) % reach) % num_services;
         if !seen.insert((source, target)) {
             continue;
         }
@@ -113,29 +119,44 @@ fn map_render(c: &mut Criterion) {
     });
     group.finish();
 
-    let page_view = mesh_of(PAGE_SERVICES, PAGE_EDGES);
-    let page_traffic = traffic_of(&page_view);
+    for (name, view) in [
+        (
+            "map_page_300_nodes_1000_edges",
+            mesh_of(PAGE_SERVICES, PAGE_EDGES, LAYERED_REACH),
+        ),
+        (
+            "map_page_loadgen_300_nodes_4300_edges",
+            mesh_of(PAGE_SERVICES, LOADGEN_EDGES, PAGE_SERVICES),
+        ),
+    ] {
+        map_page(c, name, &view);
+    }
+}
+
+/// The map page's drawing of `view`: layout and SVG.
+fn map_page(c: &mut Criterion, name: &str, view: &GraphView) {
+    let traffic = traffic_of(view);
+    let overlay = SignalOverlay::default();
     let alerts = map_svg::FiringAlerts::default();
+    let groups = HashMap::new();
     let marks = map_svg::MapMarks {
         overlay: &overlay,
-        traffic: &page_traffic,
+        traffic: &traffic,
         alerts: &alerts,
         targets: figures::LatencyTargets::default(),
-        groups: &HashMap::new(),
+        groups: &groups,
     };
-    let mut group = c.benchmark_group("map_page_300_nodes_1000_edges");
+    let mut group = c.benchmark_group(name);
     group.bench_function("layout_and_svg", |bencher| {
-        bencher.iter(|| map_svg::render(black_box(&page_view), &marks, ""));
+        bencher.iter(|| map_svg::render(black_box(view), &marks, ""));
     });
     group.finish();
-    let svg = map_svg::render(&page_view, &marks, "");
-    eprintln!(
-        "map page svg for 300 nodes / 1,000 edges: {} bytes",
-        svg.len()
-    );
-    // CARTOGRAPH_BENCH_SVG=FILE keeps the drawing to look at.
-    if let Some(path) = std::env::var_os("CARTOGRAPH_BENCH_SVG") {
-        std::fs::write(path, svg).expect("write the map");
+    let svg = map_svg::render(view, &marks, "");
+    eprintln!("{name}: svg of {} bytes", svg.len());
+    // CARTOGRAPH_BENCH_SVG=DIR keeps each drawing to look at.
+    if let Some(dir) = std::env::var_os("CARTOGRAPH_BENCH_SVG") {
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.svg")), svg)
+            .expect("write the map");
     }
 }
 

@@ -3,7 +3,10 @@
 //! several layers cut into segments through one placeholder ("dummy") per layer it crosses,
 //! and the order inside each layer chosen by barycenter sweeps, keeping the sweep with the
 //! fewest crossings. Placeholders are what keeps an edge out of the nodes it passes: they
-//! reserve its own slot in every layer it crosses.
+//! reserve its own slot in every layer it crosses. A dense mesh would need hundreds of
+//! thousands of them (300 services each calling any other: 275 layers, ~400k placeholders),
+//! so they are handed out under [`PLACEHOLDER_BUDGET`], shortest edges first; an edge left
+//! without is drawn straight across the layers it spans and may pass boxes on its way.
 
 use std::collections::HashMap;
 
@@ -11,6 +14,8 @@ const SWEEPS: usize = 12;
 /// Items (nodes and placeholders) beyond which a drawing is large: fewer sweeps here, fewer
 /// alignment passes in `layout`.
 pub const LARGE_ITEMS: usize = 4_000;
+/// Placeholders one drawing may have: beyond it the longest edges get none.
+pub const PLACEHOLDER_BUDGET: usize = 12_000;
 
 /// The items of every layer in order: nodes `0..num_nodes`, then placeholders.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +56,12 @@ impl Layered {
         for (node, &layer) in layer_of.iter().enumerate() {
             rows[layer].push(node);
         }
+        let crossed = |&(source, target): &(usize, usize)| {
+            layer_of[source]
+                .abs_diff(layer_of[target])
+                .saturating_sub(1)
+        };
+        let longest_placed = longest_within_budget(edges.iter().map(crossed));
         let mut links = Vec::with_capacity(edges.len());
         for &(source, target) in edges {
             if source == target {
@@ -65,11 +76,13 @@ impl Layered {
             };
             let mut items = vec![upper];
             let (first, last) = (layer_of[upper] + 1, layer_of[lower]);
-            for (layer, row) in rows.iter_mut().enumerate().take(last).skip(first) {
-                let placeholder = layer_of.len();
-                layer_of.push(layer);
-                row.push(placeholder);
-                items.push(placeholder);
+            if last.saturating_sub(first) <= longest_placed {
+                for (layer, row) in rows.iter_mut().enumerate().take(last).skip(first) {
+                    let placeholder = layer_of.len();
+                    layer_of.push(layer);
+                    row.push(placeholder);
+                    items.push(placeholder);
+                }
             }
             items.push(lower);
             links.push(Link::Chain(Chain { items, reversed }));
@@ -182,6 +195,30 @@ impl Layered {
             })
             .sum()
     }
+}
+
+/// The most layers an edge may cross with placeholders so that all edges crossing that many or
+/// fewer fit [`PLACEHOLDER_BUDGET`] (`usize::MAX` when every edge fits).
+fn longest_within_budget(crossed: impl Iterator<Item = usize>) -> usize {
+    let mut crossed: Vec<usize> = crossed.filter(|&layers| layers > 0).collect();
+    if crossed.iter().sum::<usize>() <= PLACEHOLDER_BUDGET {
+        return usize::MAX;
+    }
+    crossed.sort_unstable();
+    let mut used = 0;
+    let mut longest = 0;
+    for (index, &layers) in crossed.iter().enumerate() {
+        used += layers;
+        // Edges crossing the same number of layers are all placed or none is.
+        let last_of_length = crossed.get(index + 1) != Some(&layers);
+        if used > PLACEHOLDER_BUDGET {
+            break;
+        }
+        if last_of_length {
+            longest = layers;
+        }
+    }
+    longest
 }
 
 /// Pairs `i < j` with `values[i] > values[j]` (merge sort).
@@ -322,6 +359,42 @@ mod tests {
             position(3) < position(2),
             "{layered:?}"
         );
+    }
+
+    #[test]
+    fn a_dense_mesh_gets_placeholders_for_its_shortest_edges_only() {
+        // A chain 0 → 1 → … → 99 (99 layers deep) and every node calling every later one.
+        let edges: Vec<(usize, usize)> = (0..100)
+            .flat_map(|source| (source + 1..100).map(move |target| (source, target)))
+            .collect();
+        let layered = Layered::new(100, &edges);
+        let placeholders = layered.layer_of.len() - layered.num_nodes;
+        assert!(
+            placeholders <= PLACEHOLDER_BUDGET,
+            "{placeholders} placeholders"
+        );
+        let crossed_with_placeholders = |chain: &Chain| chain.items.len() - 2;
+        let spans: Vec<(usize, usize)> = layered
+            .chains()
+            .map(|(edge, chain)| {
+                let (source, target) = edges[edge];
+                (target - source - 1, crossed_with_placeholders(chain))
+            })
+            .collect();
+        let longest_placed = spans
+            .iter()
+            .filter(|(crossed, placed)| *crossed > 0 && placed == crossed)
+            .map(|(crossed, _)| *crossed)
+            .max()
+            .expect("short edges placed");
+        assert!(longest_placed >= 5, "placed up to {longest_placed}");
+        for (crossed, placed) in spans {
+            assert!(
+                placed == crossed && crossed <= longest_placed
+                    || placed == 0 && crossed > longest_placed,
+                "an edge crossing {crossed} layers got {placed} placeholders"
+            );
+        }
     }
 
     #[test]

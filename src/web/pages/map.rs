@@ -1,8 +1,9 @@
 //! The map page: controls, the server-rendered SVG, the first-start instructions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
+use crate::signals::BreakerState;
 use crate::web::map::groups;
 
 /// The map form sends its time-range select always; a custom from/to replaces it.
@@ -37,13 +38,82 @@ fn group_nodes(
         .groups
         .iter()
         .map(|(key, group)| {
-            let node = groups::GroupNode {
-                label: format!("{} · {} nodes", group.namespace, group.num_members),
-                href: expand_href(query_string, &expand.with(&group.namespace)),
+            let node = if group.is_rest {
+                groups::GroupNode {
+                    label: format!("{} quieter nodes in {}", group.num_members, group.namespace),
+                    href: expand_href(query_string, "all"),
+                }
+            } else {
+                groups::GroupNode {
+                    label: format!("{} · {} nodes", group.namespace, group.num_members),
+                    href: expand_href(query_string, &expand.with(&group.namespace)),
+                }
             };
             (key.clone(), node)
         })
         .collect()
+}
+
+/// Nodes with a badge on them or their edges: an open or half-open breaker, lag, a firing
+/// alert. A folded map draws them first.
+fn marked_nodes(
+    view: &analysis::GraphView,
+    overlay: &SignalOverlay,
+    alerts: &svg::FiringAlerts,
+) -> HashSet<NodeKey> {
+    let mut marked = HashSet::new();
+    for (edge, breaker) in &overlay.edge_breaker {
+        if breaker.state != BreakerState::Closed {
+            marked.extend([edge.source.clone(), edge.target.clone()]);
+        }
+    }
+    marked.extend(overlay.node_breakers.keys().cloned());
+    for edge in overlay.edge_lag.keys() {
+        marked.extend([edge.source.clone(), edge.target.clone()]);
+    }
+    let alerting: HashSet<&String> = alerts
+        .nodes
+        .keys()
+        .chain(
+            alerts
+                .edges
+                .keys()
+                .flat_map(|(source, target)| [source, target]),
+        )
+        .collect();
+    marked.extend(
+        view.nodes
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| alerting.contains(&key.id()))
+            .cloned(),
+    );
+    marked
+}
+
+/// What the folded map says about what it folded.
+fn fold_note(folded: &groups::Folded, num_nodes: usize) -> String {
+    let (rest, namespaces): (Vec<&groups::Group>, Vec<&groups::Group>) =
+        folded.groups.values().partition(|group| group.is_rest);
+    let mut parts = Vec::new();
+    if !namespaces.is_empty() {
+        parts.push(format!(
+            "{} namespaces are folded into one node each (click one to open it)",
+            namespaces.len()
+        ));
+    }
+    if !rest.is_empty() {
+        let quieter: usize = rest.iter().map(|group| group.num_members).sum();
+        let drawn = folded.view.nodes.len() - folded.groups.len();
+        parts.push(format!(
+            "the {drawn} that need attention first are drawn (breakers, lag, alerts, then health, errors and calls); {quieter} quieter ones are folded"
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{num_nodes} nodes: {}.", parts.join("; "))
+    }
 }
 
 /// The latency targets in words, for the legend.
@@ -117,8 +187,11 @@ pub async fn map(
     } else {
         expand
     };
-    let folded = groups::fold(view, traffic, &expand);
+    let alerts = firing_alerts(&state).await;
+    let marked = marked_nodes(&view, &overlay, &alerts);
+    let folded = groups::fold(view, traffic, &expand, &marked);
     let group_nodes = group_nodes(&folded, &expand, &query_string);
+    let fold_note = fold_note(&folded, num_nodes);
     let (view, traffic) = (folded.view, folded.traffic);
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
@@ -142,14 +215,7 @@ pub async fn map(
         focus: value("focus").unwrap_or_default(),
         depth: filter.depth,
         summary: format!("{num_nodes} nodes, {num_edges} edges"),
-        fold_note: if group_nodes.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "{num_nodes} nodes: {} namespaces are folded into one node each (click one to open it).",
-                group_nodes.len()
-            )
-        },
+        fold_note,
         show_all_href: expand_href(&query_string, "all"),
         is_empty: view.edges.is_empty(),
         has_filter: filter.namespace.is_some() || filter.focus.is_some(),
@@ -166,7 +232,7 @@ pub async fn map(
             &svg::MapMarks {
                 overlay: &overlay,
                 traffic: &traffic,
-                alerts: &firing_alerts(&state).await,
+                alerts: &alerts,
                 targets: state.query.targets,
                 groups: &group_nodes,
             },

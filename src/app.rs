@@ -372,7 +372,8 @@ async fn start_query(
         data.signals.clone(),
         instance,
     )
-    .with_targets(config.graph.targets());
+    .with_targets(config.graph.targets())
+    .with_gateways(config.insights.gateways.clone());
     query
         .seed_live_signals()
         .await

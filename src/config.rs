@@ -36,6 +36,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub storage: StorageConfig,
     pub graph: GraphConfig,
+    pub insights: InsightsConfig,
     pub signals: crate::signals::SignalSettings,
     pub alerts: crate::alert::config::AlertsConfig,
     pub clickhouse: ClickHouseConfig,
@@ -110,6 +111,15 @@ impl Config {
             migrate: self.clickhouse.migrate_on_start,
         }
     }
+}
+
+/// The communication-pattern audit (`/api/v1/insights` findings).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightsConfig {
+    /// Services that are API gateways: calls from outside into any other service bypass
+    /// them. Empty: the service taking the most calls from outside is the gateway.
+    pub gateways: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

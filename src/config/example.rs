@@ -94,6 +94,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("graph", "target_processing_p95_ms") => {
             "p95 target of processing an event, the consumer's side (ms)."
         }
+        ("insights", "gateways") => {
+            "API gateways (service names); empty: the service taking most outside calls."
+        }
         ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
         ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
         ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",

@@ -1,6 +1,7 @@
 //! The query service: what the web layer (and later alerts) may ask of stored and live data.
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
+mod audit;
 mod edge_split;
 mod graph;
 mod nodes;
@@ -22,6 +23,7 @@ use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };
 
+pub use audit::{Audit, FindingFilter};
 pub use edge_split::{EdgeSplit, REFUSED_STATUS, SpanSearch, SplitRow};
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 pub use series::SeriesBuckets;
@@ -64,6 +66,8 @@ pub struct QueryService {
     trace_reads: Arc<Semaphore>,
     /// What latency is held against (the map's colours).
     pub targets: LatencyTargets,
+    /// The API gateways the audit holds outside traffic to (`[insights] gateways`).
+    pub gateways: Vec<String>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -88,7 +92,14 @@ impl QueryService {
             instance,
             trace_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_TRACE_READS)),
             targets: LatencyTargets::default(),
+            gateways: Vec::new(),
         }
+    }
+
+    /// The same service auditing outside traffic against `gateways`.
+    pub fn with_gateways(mut self, gateways: Vec<String>) -> Self {
+        self.gateways = gateways;
+        self
     }
 
     /// The same service holding latency against `targets`.

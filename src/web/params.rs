@@ -324,6 +324,47 @@ pub async fn graph_query(
     Ok((query.covered(range).await?, filter))
 }
 
+/// The parameters of `/api/v1/insights` and the audit page.
+pub const INSIGHTS_PARAMS: &[&str] = &[
+    "window",
+    "from",
+    "to",
+    "namespace",
+    "focus",
+    "depth",
+    "kind",
+];
+
+/// Which findings a query string asks for: `kind` (names separated by commas, each one of
+/// [`FindingKind::ALL`]) and `namespace`.
+pub fn finding_filter(query_string: &str) -> Result<crate::query::FindingFilter, ApiError> {
+    use crate::graph::audit::FindingKind;
+    let params = Params::parse(query_string, INSIGHTS_PARAMS)?;
+    let mut kinds = std::collections::HashSet::new();
+    for name in params
+        .text("kind")
+        .iter()
+        .flat_map(|value| value.split(','))
+    {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let kind = FindingKind::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = FindingKind::ALL.iter().map(|kind| kind.name()).collect();
+            ApiError::BadRequest(format!(
+                "unknown finding kind `{name}`: expected one of {}",
+                known.join(", ")
+            ))
+        })?;
+        kinds.insert(kind);
+    }
+    Ok(crate::query::FindingFilter {
+        kinds,
+        namespace: params.text("namespace"),
+    })
+}
+
 pub fn metric_query(query_string: &str) -> Result<MetricQuery, ApiError> {
     let params = Params::parse(query_string, &["name", "service", "from", "to", "limit"])?;
     let (from_unix_nano, to_unix_nano) = params.time_range()?;

@@ -101,6 +101,39 @@ async fn finds_a_synchronous_cycle_and_one_through_a_topic() {
     for cycle in cycles {
         assert_path_is_a_cycle_of_edges(&graph, cycle);
     }
+    // The audit lists both as findings: the synchronous one critical, with its edges.
+    let (status, only_cycles) = app
+        .get_json(&format!("/api/v1/insights?{LIVE}&kind=cycle"))
+        .await;
+    assert_eq!(status, 200, "{only_cycles}");
+    let findings = list(&only_cycles, "findings");
+    let severities: Vec<&str> = findings
+        .iter()
+        .map(|finding| finding["severity"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(severities, ["critical", "info"], "{only_cycles:#}");
+    assert!(
+        strings(&findings[0]["subjects"]).contains(&format!("{a} -> {b}").as_str()),
+        "{only_cycles:#}"
+    );
+    assert!(
+        findings[0]["rule"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no cycles"),
+        "{only_cycles:#}"
+    );
+    let (status, body) = app
+        .get_json(&format!("/api/v1/insights?{LIVE}&kind=cycle,loops"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`loops`"),
+        "{body}"
+    );
     app.shutdown().await;
 }
 

@@ -62,13 +62,18 @@ impl ViewBuilder {
         num_traces: u64,
         max_calls_per_trace: u64,
     ) -> Self {
-        let mut builder = self.node(source).node(target);
         let stats = EdgeStats {
             num_requests,
             num_traces,
             max_calls_per_trace,
             ..EdgeStats::default()
         };
+        self.with_stats(source, target, kind, stats)
+    }
+
+    /// An edge with the given figures.
+    pub fn with_stats(self, source: &str, target: &str, kind: EdgeKind, stats: EdgeStats) -> Self {
+        let mut builder = self.node(source).node(target);
         let edge_key = EdgeKey {
             source: key(source),
             target: key(target),

@@ -16,7 +16,7 @@ mod spof;
 mod view;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use blast::{AffectedNode, BlastRadius, blast_radius};
 pub use chains::{Chain, longest_chains};

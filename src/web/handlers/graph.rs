@@ -9,13 +9,8 @@ use crate::model::figures::per_second;
 use crate::model::graph::NodeKey;
 use crate::query::{GraphFilter, ServiceSummary};
 use crate::web::error::ApiError;
-use crate::web::params::{GRAPH_PARAMS, graph_query};
+use crate::web::params::{GRAPH_PARAMS, INSIGHTS_PARAMS, finding_filter, graph_query};
 use crate::web::{WebState, graph_json};
-
-async fn view(request: &HttpRequest, state: &WebState) -> Result<analysis::GraphView, ApiError> {
-    let (range, filter) = graph_query(&state.query, request.query_string(), GRAPH_PARAMS).await?;
-    Ok(state.query.graph(range, &filter).await?)
-}
 
 pub async fn graph(
     request: HttpRequest,
@@ -64,9 +59,13 @@ pub async fn insights(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = view(&request, &state).await?;
-    let chains = state.query.observed_chains();
-    Ok(HttpResponse::Ok().json(analysis::insights(&view, &chains)))
+    let filter = finding_filter(request.query_string())?;
+    let (range, view_filter) =
+        graph_query(&state.query, request.query_string(), INSIGHTS_PARAMS).await?;
+    let audit = state.query.audit(range, &view_filter, &filter).await?;
+    let mut body = serde_json::to_value(&audit.insights).unwrap_or_default();
+    body["findings"] = serde_json::to_value(&audit.findings).unwrap_or_default();
+    Ok(HttpResponse::Ok().json(body))
 }
 
 fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {

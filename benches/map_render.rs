@@ -117,6 +117,14 @@ fn map_render(c: &mut Criterion) {
     group.bench_function("insights", |bencher| {
         bencher.iter(|| analysis::insights(black_box(&view), &[]));
     });
+    // The communication-pattern audit: every rule over the same view, the insights included.
+    let input = cartograph::graph::audit::AuditInput::default();
+    group.bench_function("audit", |bencher| {
+        bencher.iter(|| {
+            let insights = analysis::insights(black_box(&view), &[]);
+            cartograph::graph::audit::audit(&view, &insights, &input)
+        });
+    });
     group.finish();
 
     for (name, view) in [

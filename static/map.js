@@ -90,3 +90,28 @@
     if (input && input.value) { find(input.value); }
   });
 })();
+// Marks from the URL (`mark=` node ids and `source -> target` edges, as audit findings link
+// here): those nodes and edges are marked and the rest dimmed, as Find does.
+(function () {
+  "use strict";
+  function markFromUrl() {
+    var svg = document.getElementById("map-svg");
+    var marks = new URLSearchParams(window.location.search).getAll("mark");
+    if (!svg || marks.length === 0) { return; }
+    var nodes = {}, edges = {};
+    marks.forEach(function (mark) {
+      var ends = mark.split(" -> ");
+      if (ends.length === 2) { edges[mark] = true; nodes[ends[0]] = true; nodes[ends[1]] = true; } else { nodes[mark] = true; }
+    });
+    svg.classList.add("searching");
+    svg.querySelectorAll("g.node").forEach(function (node) {
+      node.classList.toggle("match", Boolean(nodes[node.getAttribute("data-id")]));
+    });
+    svg.querySelectorAll("g.edge").forEach(function (edge) {
+      var id = edge.getAttribute("data-source") + " -> " + edge.getAttribute("data-target");
+      edge.classList.toggle("match", Boolean(edges[id]));
+    });
+  }
+  document.addEventListener("DOMContentLoaded", markFromUrl);
+  document.addEventListener("htmx:afterSwap", markFromUrl);
+})();

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::model::now_unix_nano;
 
-pub use shop::{SERVICES, TOPIC};
+pub use shop::{AUDIT_TOPIC, SERVICES, TOPIC};
 use shop::{Shop, Tracers};
 use world::{Breaker, BreakerState, ConsumerGroup, NUM_PARTITIONS, Phase, Rng};
 

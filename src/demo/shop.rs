@@ -15,6 +15,8 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use super::world::{Breaker, ConsumerGroup, Message, NUM_PARTITIONS, Phase, Rng};
 
 pub const TOPIC: &str = "orders.created";
+/// Orders writes an audit trail nobody consumes yet (the audit finds it orphaned).
+pub const AUDIT_TOPIC: &str = "orders.audit";
 pub const SERVICES: [&str; 6] = [
     "gateway",
     "users",
@@ -130,10 +132,10 @@ fn database(
     ]
 }
 
-fn kafka(operation: &'static str, partition: usize) -> Vec<KeyValue> {
+fn kafka(topic: &'static str, operation: &'static str, partition: usize) -> Vec<KeyValue> {
     vec![
         KeyValue::new("messaging.system", "kafka"),
-        KeyValue::new("messaging.destination.name", TOPIC),
+        KeyValue::new("messaging.destination.name", topic),
         KeyValue::new("messaging.operation.type", operation),
         KeyValue::new("messaging.destination.partition.id", partition.to_string()),
     ]
@@ -275,6 +277,16 @@ impl Shop {
         );
         cursor += self.rng.latency_nanos(3.0);
         finish(&insert, cursor, None);
+        let audit = start(
+            &t.orders,
+            &orders,
+            format!("send {AUDIT_TOPIC}"),
+            SpanKind::Producer,
+            cursor,
+            kafka(AUDIT_TOPIC, "send", (order_no as usize) % NUM_PARTITIONS),
+        );
+        cursor += self.rng.latency_nanos(1.0);
+        finish(&audit, cursor, None);
 
         let paid = self.pay(&orders, &mut cursor, schedule_secs, phase);
         if paid {
@@ -431,7 +443,7 @@ impl Shop {
             format!("send {TOPIC}"),
             SpanKind::Producer,
             at,
-            kafka("send", partition),
+            kafka(TOPIC, "send", partition),
         );
         let end = at + self.rng.latency_nanos(1.5);
         finish(&producer, end, None);
@@ -464,12 +476,33 @@ impl Shop {
         finish(&root, now + count as u64 * MS / 10 + MS, None);
     }
 
+    /// Inventory reads an order's lines straight from orders' database: a shared database, as
+    /// many shops have (the audit finds it).
+    fn read_order_lines(&mut self, parent: &Context, at: u64) {
+        let read = start(
+            &self.tracers.inventory,
+            parent,
+            "SELECT order_lines",
+            SpanKind::Client,
+            at,
+            database(
+                "postgresql",
+                "orders-db",
+                5432,
+                "orders",
+                "SELECT",
+                "SELECT sku, quantity FROM order_lines WHERE order_id = $1",
+            ),
+        );
+        finish(&read, at + self.rng.latency_nanos(1.5), None);
+    }
+
     /// Both groups consume what their capacity allows in `elapsed_secs`.
     pub fn consume(&mut self, now: u64, elapsed_secs: f64) {
         for message in self.inventory.consume(elapsed_secs) {
             let parent = Context::new().with_remote_span_context(message.context.clone());
             let start_at = now.max(message.produced_unix_nano + MS);
-            let mut attributes = kafka("process", message.partition);
+            let mut attributes = kafka(TOPIC, "process", message.partition);
             attributes.push(KeyValue::new("messaging.consumer.group.name", "inventory"));
             let consumer = start(
                 &self.tracers.inventory,
@@ -479,7 +512,8 @@ impl Shop {
                 start_at,
                 attributes,
             );
-            finish(&consumer, start_at + self.rng.latency_nanos(4.0), None);
+            self.read_order_lines(&consumer, start_at + MS / 2);
+            finish(&consumer, start_at + self.rng.latency_nanos(4.0) + MS, None);
         }
         // notifications takes batches: one span linked to every message in it.
         let batch = self.notifications.consume(elapsed_secs);
@@ -494,7 +528,7 @@ impl Shop {
                 .iter()
                 .map(|message| Link::with_context(message.context.clone()))
                 .collect();
-            let mut attributes = kafka("process", chunk[0].partition);
+            let mut attributes = kafka(TOPIC, "process", chunk[0].partition);
             attributes.push(KeyValue::new(
                 "messaging.consumer.group.name",
                 "notifications",

@@ -2,6 +2,7 @@
 //! map shows every service, both databases, the topic with both consumer groups and the
 //! payment provider; within the next minute the payments breaker has opened and closed again
 //! and consumer lag has grown and drained — all read from the APIs a user's browser reads.
+//! The audit finds the shared database, the orphaned audit topic and more.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use cartograph::demo::{self, DemoSettings, SERVICES};
 use serde_json::Value;
 
 use crate::graph_support::{database, external, service, spawn_graph_app, topic};
+use crate::helpers::TestApp;
 
 const MAP_DEADLINE: Duration = Duration::from_secs(10);
 /// Two minutes of schedule at ten times speed is 12 s; the rest is margin for a loaded machine.
@@ -24,6 +26,7 @@ fn expected_nodes() -> BTreeSet<String> {
     ));
     nodes.insert(database("redis", Some(("users-cache", 6379)), Some("0")));
     nodes.insert(topic("kafka", demo::TOPIC));
+    nodes.insert(topic("kafka", demo::AUDIT_TOPIC));
     nodes.insert(external("payment-provider"));
     nodes
 }
@@ -78,6 +81,8 @@ async fn the_demo_shows_the_whole_shop_then_a_breaker_cycle_and_lag_that_drains(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    assert_the_audit_finds_what_the_shop_does_wrong(&app).await;
+
     let mut peak_lag = 0.0_f64;
     let mut has_drained = false;
     let mut breaker_cycled = false;
@@ -129,6 +134,47 @@ async fn the_demo_shows_the_whole_shop_then_a_breaker_cycle_and_lag_that_drains(
         .expect("demo ran");
     assert!(orders > 0);
     app.shutdown().await;
+}
+
+/// The shop shares orders' database with inventory, writes an audit topic nobody reads, and
+/// misses latency targets: at least four kinds of findings, in the API and on the audit page.
+async fn assert_the_audit_finds_what_the_shop_does_wrong(app: &TestApp) {
+    let started = Instant::now();
+    let orders_db = database("postgresql", Some(("orders-db", 5432)), Some("orders"));
+    let audit_topic = topic("kafka", demo::AUDIT_TOPIC);
+    loop {
+        let (status, insights) = app.get_json("/api/v1/insights?window=5m").await;
+        assert_eq!(status, 200, "{insights}");
+        let findings = insights["findings"].as_array().cloned().unwrap_or_default();
+        let about = |kind: &str, subject: &str| {
+            findings.iter().any(|finding| {
+                finding["kind"] == kind
+                    && finding["subjects"]
+                        .as_array()
+                        .is_some_and(|subjects| subjects.iter().any(|s| s == subject))
+            })
+        };
+        let kinds: BTreeSet<&str> = findings
+            .iter()
+            .filter_map(|finding| finding["kind"].as_str())
+            .collect();
+        if about("shared_database", &orders_db)
+            && about("orphan_topic", &audit_topic)
+            && kinds.len() >= 4
+        {
+            let (status, page) = app.get_text("/insights?window=5m").await;
+            assert_eq!(status, 200);
+            for heading in ["shared database", "orphan topic", "Scorecard"] {
+                assert!(page.contains(heading), "the audit page shows {heading}");
+            }
+            return;
+        }
+        assert!(
+            started.elapsed() < MAP_DEADLINE,
+            "after {MAP_DEADLINE:?} the audit found {kinds:?}: {findings:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

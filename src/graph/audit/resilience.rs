@@ -36,7 +36,12 @@ pub(super) fn unprotected_dependencies(view: &GraphView, input: &AuditInput) -> 
         .filter(|(key, stats)| judged_sync(key, stats))
         .filter_map(|(key, stats)| {
             let error_rate = stats.error_rate()?;
-            let unanswered = share(stats.num_client_only, stats.num_requests).unwrap_or(0.0);
+            // An uninstrumented callee never answers with a span: only services can go missing.
+            let unanswered = if key.target.kind == NodeKind::Service {
+                share(stats.num_client_only, stats.num_requests).unwrap_or(0.0)
+            } else {
+                0.0
+            };
             let failing = error_rate.max(unanswered);
             let protected = stats.num_retries > 0
                 || stats.num_short_circuited > 0
@@ -46,12 +51,16 @@ pub(super) fn unprotected_dependencies(view: &GraphView, input: &AuditInput) -> 
                 return None;
             }
             let severity = Severity::warning_or_critical(failing >= 0.05);
+            let unanswered_text = if unanswered > 0.0 {
+                format!(", {} never answered", percent(unanswered))
+            } else {
+                String::new()
+            };
             let summary = format!(
-                "{} → {}: {} of calls fail, {} unanswered, with no retries and no circuit breaker",
+                "{} → {}: {} of calls fail{unanswered_text}, with no retries and no circuit breaker",
                 key.source.name,
                 key.target.name,
                 percent(error_rate),
-                percent(unanswered)
             );
             let evidence = json!({
                 "error_rate": error_rate,

@@ -1,4 +1,6 @@
-//! The insights page: cycles, long chains, chatty pairs, fan-out, single points of failure.
+//! The insights page: the communication-pattern audit (findings by rule, a scorecard), then
+//! the structure behind it: cycles, long chains, chatty pairs, fan-out, single points of
+//! failure.
 
 use super::*;
 
@@ -6,19 +8,24 @@ pub async fn insights(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let (range, _) = graph_query(
-        &state.query,
-        &without_empty(request.query_string()),
-        RANGE_PARAMS,
-    )
-    .await?;
-    let view = state.query.graph(range, &GraphFilter::default()).await?;
-    let found = analysis::insights(&view, &state.query.observed_chains());
+    let query_string = without_empty(request.query_string());
+    let finding_filter = params::finding_filter(&query_string)?;
+    let (range, view_filter) =
+        graph_query(&state.query, &query_string, params::INSIGHTS_PARAMS).await?;
+    let audit = state
+        .query
+        .audit(range, &view_filter, &finding_filter)
+        .await?;
+    let found = audit.insights;
     let mut page = TablePage::new(
         Frame::new("Insights", "Insights").ranged(request.path(), request.query_string(), true),
-        "Insights",
-        "What the structure of the map says: cycles, long synchronous chains, chatty pairs, fan-out and single points of failure.",
+        "Audit",
+        "The rules every microservices guide gives, checked against the live traffic: who shares a database, what bypasses the gateway, which calls have no protection, where retries pile up, callers that give up early, topics nobody reads, missed latency targets, cycles and long chains.",
     );
+    page.cards = audit::severity_cards(&audit.findings);
+    page.sections.extend(audit::rule_sections(&audit.findings));
+    page.sections
+        .push(audit::scorecard_section(&audit.findings));
     page.sections.extend([
         cycle_section(&found),
         chain_section(&found),

@@ -130,7 +130,11 @@ fn targets_text(targets: crate::model::figures::LatencyTargets) -> String {
 /// the query without it.
 fn without_expand(query_string: &str) -> (groups::Expand, String) {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string).unwrap_or_default();
-    let (expand, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(key, _)| key == "expand");
+    // `mark` (what an audit finding concerns) is drawn by the page's script, not the server.
+    let (expand, rest): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .filter(|(key, _)| key != "mark")
+        .partition(|(key, _)| key == "expand");
     let value = expand
         .into_iter()
         .map(|(_, value)| value)

@@ -2,6 +2,7 @@
 //! (`views`). Errors become the friendly HTML error page here, in one place (`PageError`).
 
 mod alerts;
+mod audit;
 mod charts;
 mod edge;
 mod edge_split;

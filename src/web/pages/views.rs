@@ -238,6 +238,8 @@ pub struct Section {
     pub rows: Vec<Vec<Cell>>,
     /// Inline SVG charts shown above the table (`web::chart`, every name escaped there).
     pub charts: Vec<String>,
+    /// A line under the title saying what the section is about.
+    pub note: String,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +355,7 @@ impl Section {
                 .collect(),
             rows: Vec::new(),
             charts: Vec::new(),
+            note: String::new(),
         }
     }
 

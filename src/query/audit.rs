@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{GraphFilter, GraphRange, QueryError, QueryService};
+use super::{GraphFilter, GraphRange, PlacedGraph, QueryError, QueryService};
 use crate::graph::analysis::{self, Insights};
 use crate::graph::audit::{self, AuditInput, Finding, FindingKind};
 
@@ -34,20 +34,14 @@ impl QueryService {
         filter: &FindingFilter,
     ) -> Result<Audit, QueryError> {
         let placed = self.placed_graph(range, view_filter).await?;
-        let insights = analysis::insights(&placed.view, &self.observed_chains());
-        let input = AuditInput {
-            gateways: self.gateways.clone(),
-            targets: self.targets,
-            breaker_edges: placed.overlay.edge_breaker.keys().cloned().collect(),
-            breaker_services: placed.overlay.node_breakers.keys().cloned().collect(),
-        };
+        let (insights, findings) = self.audit_of(&placed);
         let namespace_of: HashMap<String, Option<&str>> = placed
             .view
             .nodes
             .iter()
             .map(|(key, placement)| (key.id(), placement.namespace.as_deref()))
             .collect();
-        let findings = audit::audit(&placed.view, &insights, &input)
+        let findings = findings
             .into_iter()
             .filter(|finding| filter.kinds.is_empty() || filter.kinds.contains(&finding.kind))
             .filter(|finding| match &filter.namespace {
@@ -60,6 +54,22 @@ impl QueryService {
             })
             .collect();
         Ok(Audit { insights, findings })
+    }
+}
+
+impl QueryService {
+    /// The structural insights and every finding of a placed map, with this service's latency
+    /// targets and gateways.
+    pub fn audit_of(&self, placed: &PlacedGraph) -> (Insights, Vec<Finding>) {
+        let insights = analysis::insights(&placed.view, &self.observed_chains());
+        let input = AuditInput {
+            gateways: self.gateways.clone(),
+            targets: self.targets,
+            breaker_edges: placed.overlay.edge_breaker.keys().cloned().collect(),
+            breaker_services: placed.overlay.node_breakers.keys().cloned().collect(),
+        };
+        let findings = audit::audit(&placed.view, &insights, &input);
+        (insights, findings)
     }
 }
 

@@ -89,6 +89,10 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             min_requests,
         } => dependency_changes(view, inputs.baseline, *change, *min_requests),
         RuleKind::Cycle { include_async } => cycles(view, *include_async),
+        RuleKind::Finding {
+            kinds,
+            min_severity,
+        } => findings(inputs.findings, kinds, min_severity),
         RuleKind::MetricThreshold {
             metric,
             matchers,
@@ -253,6 +257,42 @@ fn cycles(view: &GraphView, include_async: bool) -> Vec<(Labels, f64)> {
         .map(|cycle| {
             let length = cycle.path.len() as f64;
             (label(&[("cycle", &cycle.path.join(" -> "))]), length)
+        })
+        .collect()
+}
+
+/// Findings of `kinds` (all when empty) at `min_severity` or worse, one label set each.
+fn findings(
+    found: &[crate::graph::audit::Finding],
+    kinds: &[String],
+    min_severity: &str,
+) -> Vec<(Labels, f64)> {
+    let least = crate::graph::audit::Severity::parse(min_severity)
+        .unwrap_or(crate::graph::audit::Severity::Warning);
+    found
+        .iter()
+        .filter(|finding| finding.severity >= least)
+        .filter(|finding| kinds.is_empty() || kinds.iter().any(|kind| kind == finding.kind.name()))
+        .map(|finding| {
+            let mut labels = label(&[
+                ("finding", finding.kind.name()),
+                ("finding_severity", finding.severity.name()),
+                ("subjects", &finding.subjects.join(", ")),
+            ]);
+            // A finding about one node or edge names it the way other alerts do, so the map
+            // badges it.
+            if let Some(first) = finding.subjects.first() {
+                match first.split_once(" -> ") {
+                    Some((source, target)) => {
+                        labels.insert("source".to_owned(), source.to_owned());
+                        labels.insert("target".to_owned(), target.to_owned());
+                    }
+                    None => {
+                        labels.insert("source".to_owned(), first.clone());
+                    }
+                }
+            }
+            (labels, finding.severity as u8 as f64 + 1.0)
         })
         .collect()
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::analysis::GraphView;
+use crate::graph::audit::{Finding, FindingKind, Severity};
 use crate::model::MetricPoint;
 use crate::model::graph::EdgeKind;
 use crate::query::{ServiceSummary, SignalOverlay};
@@ -89,6 +90,16 @@ pub enum RuleKind {
         #[serde(default)]
         include_async: bool,
     },
+    /// An audit finding (`kinds`, e.g. `shared_database`, `gateway_bypass`; empty: every
+    /// kind) of at least `min_severity` (`info`, `warning`, `critical`): one alert per finding,
+    /// labelled with its kind and subjects, valued by its severity (1 info, 2 warning, 3
+    /// critical).
+    Finding {
+        #[serde(default)]
+        kinds: Vec<String>,
+        #[serde(default = "default_min_severity")]
+        min_severity: String,
+    },
     /// The latest value of each series of a stored metric compared with `threshold`.
     MetricThreshold {
         metric: String,
@@ -161,6 +172,8 @@ pub struct Inputs<'a> {
     pub baseline_services: &'a [ServiceSummary],
     /// Stored points of the rule's metric in the window (metric thresholds), oldest first.
     pub metric_points: &'a [MetricPoint],
+    /// The audit's findings on the window's map (finding rules).
+    pub findings: &'a [Finding],
 }
 
 /// How a rule's values read.
@@ -237,6 +250,30 @@ impl RuleKind {
                 }
                 Ok(())
             }
+            RuleKind::Finding {
+                kinds,
+                min_severity,
+            } => {
+                if let Some(unknown) = kinds.iter().find(|kind| FindingKind::parse(kind).is_none())
+                {
+                    let known: Vec<&str> =
+                        FindingKind::ALL.iter().map(|kind| kind.name()).collect();
+                    return Err((
+                        "kinds",
+                        format!(
+                            "unknown finding kind `{unknown}`: one of {}",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                if Severity::parse(min_severity).is_none() {
+                    return Err((
+                        "min_severity",
+                        format!("`{min_severity}` is not one of info, warning, critical"),
+                    ));
+                }
+                Ok(())
+            }
             RuleKind::KafkaLagGrowing
             | RuleKind::DependencyChange { .. }
             | RuleKind::Cycle { .. } => Ok(()),
@@ -297,6 +334,10 @@ fn check_breaker_states(states: &[String]) -> Result<(), Invalid> {
 
 fn default_min_requests() -> u64 {
     10
+}
+
+fn default_min_severity() -> String {
+    "warning".to_owned()
 }
 
 fn default_min_baseline() -> u64 {

@@ -21,6 +21,7 @@ fn inputs(view: &GraphView) -> Inputs<'_> {
         })),
         baseline_services: &[],
         metric_points: &[],
+        findings: &[],
     }
 }
 
@@ -136,6 +137,58 @@ fn edge_latency_holds_for_slow_edges_of_the_chosen_kinds() {
         "{}",
         results[0].1
     );
+}
+
+#[test]
+fn a_finding_rule_holds_for_findings_of_its_kinds_and_severity() {
+    use crate::graph::analysis;
+    use crate::graph::audit::{AuditInput, audit};
+    let map = view(vec![
+        edge("orders", "b", EdgeKind::Http, 10, 0, 1),
+        edge("b", "orders", EdgeKind::Http, 10, 0, 1),
+    ]);
+    let mut shared = map.clone();
+    for caller in ["orders", "billing"] {
+        shared.edges.push((
+            EdgeKey {
+                source: NodeKey::service(caller),
+                target: NodeKey::new(NodeKind::Database, "postgresql shop"),
+                kind: EdgeKind::Database,
+            },
+            EdgeStats {
+                num_requests: 10,
+                ..EdgeStats::default()
+            },
+        ));
+    }
+    let found = audit(
+        &shared,
+        &analysis::insights(&shared, &[]),
+        &AuditInput::default(),
+    );
+    let given = Inputs {
+        findings: &found,
+        ..inputs(&shared)
+    };
+    let rule = |kinds: &[&str], min_severity: &str| RuleKind::Finding {
+        kinds: kinds.iter().map(|kind| (*kind).to_owned()).collect(),
+        min_severity: min_severity.to_owned(),
+    };
+    let shared_alerts = evaluate(&rule(&["shared_database"], "warning"), &given);
+    assert_eq!(shared_alerts.len(), 1, "{shared_alerts:?}");
+    let (labels, value) = &shared_alerts[0];
+    assert_eq!(labels["finding"], "shared_database");
+    assert_eq!(labels["source"], "database:postgresql shop");
+    assert_eq!(*value, 2.0, "warning");
+    // The synchronous cycle is critical: it alone passes a critical floor.
+    let critical = evaluate(&rule(&[], "critical"), &given);
+    assert_eq!(critical.len(), 1, "{critical:?}");
+    assert_eq!(critical[0].0["finding"], "cycle");
+    assert!(rule(&["shared_db"], "warning").validate().is_err());
+    assert!(rule(&[], "severe").validate().is_err());
+    let parsed: RuleKind =
+        toml::from_str("kind = \"finding\"\nkinds = [\"gateway_bypass\"]\n").expect("parses");
+    assert_eq!(parsed, rule(&["gateway_bypass"], "warning"));
 }
 
 #[test]

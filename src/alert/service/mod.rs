@@ -264,6 +264,7 @@ impl Alerting {
                 baseline: &window.baseline,
                 baseline_services: &window.baseline_services,
                 metric_points: &points,
+                findings: &window.findings,
             };
             results.push(Ok(rule::evaluate(&spec.kind, &inputs)));
         }
@@ -277,8 +278,11 @@ impl Alerting {
         let range = GraphRange::last_minutes(minutes + 1, now);
         let filter = GraphFilter::default();
         let text = |err: crate::query::QueryError| err.to_string();
+        let placed = query.placed_graph(range, &filter).await.map_err(text)?;
+        let findings = query.audit_of(&placed).1;
         Ok(Window {
-            placed: query.placed_graph(range, &filter).await.map_err(text)?,
+            placed,
+            findings,
             services: query.services(range, None).await.map_err(text)?,
             baseline: query.graph(range.before(), &filter).await.map_err(text)?,
             baseline_services: query.services(range.before(), None).await.map_err(text)?,
@@ -467,4 +471,6 @@ struct Window {
     services: Vec<ServiceSummary>,
     baseline: crate::graph::analysis::GraphView,
     baseline_services: Vec<ServiceSummary>,
+    /// The audit of `placed` (finding rules).
+    findings: Vec<crate::graph::audit::Finding>,
 }

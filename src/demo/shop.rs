@@ -189,7 +189,7 @@ impl Shop {
     fn look_up_user(&mut self, gateway: &Context, begin: u64, user_no: u64, phase: Phase) -> u64 {
         let users_median = if phase.latency_spike { 160.0 } else { 12.0 };
         let users_nanos = self.rng.latency_nanos(users_median);
-        let path = format!("/users/{user_no}");
+        let path = format!("/v2/users/{user_no}");
         let t = &self.tracers;
         let call = start(
             &t.gateway,
@@ -202,10 +202,10 @@ impl Shop {
         let server = start(
             &t.users,
             &call,
-            "GET /users/{id}",
+            "GET /v2/users/{id}",
             SpanKind::Server,
             begin + MS + MS / 2,
-            http_server("GET", "/users/{id}", path, 200),
+            http_server("GET", "/v2/users/{id}", path, 200),
         );
         let cache = start(
             &t.users,
@@ -547,8 +547,9 @@ impl Shop {
                 .with_links(links)
                 .start_with_context(&self.tracers.notifications, &Context::new());
             let consumer = Context::new().with_span(span);
-            // notifications → users for the contact details: half of the accidental cycle.
-            let path = format!("/users/{}/contact", self.rng.next_u64() % 5_000);
+            // notifications → users for the contact details: half of the accidental cycle,
+            // still on v1 of the users API the gateway has left for v2.
+            let path = format!("/v1/users/{}", self.rng.next_u64() % 5_000);
             let call = start(
                 &self.tracers.notifications,
                 &consumer,
@@ -560,10 +561,10 @@ impl Shop {
             let server = start(
                 &self.tracers.users,
                 &call,
-                "GET /users/{id}/contact",
+                "GET /v1/users/{id}",
                 SpanKind::Server,
                 start_at + MS + MS / 2,
-                http_server("GET", "/users/{id}/contact", path, 200),
+                http_server("GET", "/v1/users/{id}", path, 200),
             );
             let took = self.rng.latency_nanos(5.0);
             finish(&server, start_at + MS + took, None);

@@ -2,11 +2,15 @@
 //! breakers placed, the structural insights and the configured gateways and targets in;
 //! findings filtered by kind and by the namespace of what they concern out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::edge_split::{MAX_SPANS, MAX_TRACES};
 use super::{GraphFilter, GraphRange, PlacedGraph, QueryError, QueryService};
 use crate::graph::analysis::{self, Insights};
-use crate::graph::audit::{self, AuditInput, Finding, FindingKind};
+use crate::graph::audit::{self, AuditInput, CallerCalls, Finding, FindingKind};
+use crate::graph::trace_calls;
+use crate::model::graph::{NodeKey, NodeKind};
+use crate::store::TraceQuery;
 
 /// Which findings to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,7 +38,11 @@ impl QueryService {
         filter: &FindingFilter,
     ) -> Result<Audit, QueryError> {
         let placed = self.placed_graph(range, view_filter).await?;
-        let (insights, findings) = self.audit_of(&placed);
+        let (insights, mut findings) = self.audit_of(&placed);
+        if filter.kinds.is_empty() || filter.kinds.contains(&FindingKind::DeprecatedApiVersion) {
+            findings.extend(self.deprecated_versions(range, &placed.view).await?);
+        }
+        findings.sort_by(audit::by_severity);
         let namespace_of: HashMap<String, Option<&str>> = placed
             .view
             .nodes
@@ -57,7 +65,92 @@ impl QueryService {
     }
 }
 
+/// Services whose callers' versions are read from traces, at most (each one bounded read).
+pub const MAX_VERSIONED_SERVICES: usize = 5;
+
 impl QueryService {
+    /// Routes served in two versions and the callers still on an older one: the services'
+    /// operations from the map, who calls which from the newest stored traces of each such
+    /// service (bounded like the edge page's split).
+    async fn deprecated_versions(
+        &self,
+        range: GraphRange,
+        view: &analysis::GraphView,
+    ) -> Result<Vec<Finding>, QueryError> {
+        let on_map: HashSet<&str> = view
+            .nodes
+            .iter()
+            .filter(|(key, _)| key.kind == NodeKind::Service)
+            .map(|(key, _)| key.name.as_str())
+            .collect();
+        let mut findings = Vec::new();
+        let services = self.services(range, None).await?;
+        let versioned = services
+            .iter()
+            .filter(|summary| on_map.contains(summary.name.as_str()))
+            .filter_map(|summary| {
+                let operations: Vec<(String, u64)> = summary
+                    .operations
+                    .iter()
+                    .map(|(name, stats)| (name.clone(), stats.num_requests))
+                    .collect();
+                (!audit::versioned_routes(&operations).is_empty())
+                    .then(|| (summary.name.clone(), operations))
+            });
+        for (service, operations) in versioned.take(MAX_VERSIONED_SERVICES) {
+            let calls = self.calls_into(range, &service).await?;
+            findings.extend(audit::deprecated_versions(&service, &operations, &calls));
+        }
+        Ok(findings)
+    }
+
+    /// The calls into `service` found in the newest stored traces holding it, per caller and
+    /// operation.
+    async fn calls_into(
+        &self,
+        range: GraphRange,
+        service: &str,
+    ) -> Result<Vec<CallerCalls>, QueryError> {
+        let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
+        let query = TraceQuery {
+            service: Some(service.to_owned()),
+            operation: None,
+            from_unix_nano,
+            to_unix_nano,
+            min_duration_nanos: None,
+            max_duration_nanos: None,
+            error: None,
+            attribute: None,
+            limit: MAX_TRACES,
+            max_scanned_spans: Some(super::EXAMPLE_SCAN_SPANS),
+        };
+        let traces = self
+            .whole_trace_read(move |reader| reader.search_trace_spans(&query, MAX_SPANS))
+            .await?;
+        let target = NodeKey::service(service);
+        let mut counted: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for spans in &traces {
+            for call in trace_calls(spans, |name| name == service) {
+                if call.target != target {
+                    continue;
+                }
+                if let Some(callee) = call.callee {
+                    *counted
+                        .entry((call.source.id(), callee.name.clone()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        Ok(counted
+            .into_iter()
+            .map(|((caller, operation), num_calls)| CallerCalls {
+                caller,
+                operation,
+                num_calls,
+            })
+            .collect())
+    }
+
     /// The structural insights and every finding of a placed map, with this service's latency
     /// targets and gateways.
     pub fn audit_of(&self, placed: &PlacedGraph) -> (Insights, Vec<Finding>) {

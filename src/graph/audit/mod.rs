@@ -14,6 +14,9 @@
 mod ownership;
 mod resilience;
 mod structure;
+mod versions;
+
+pub use versions::{CallerCalls, deprecated_versions, versioned_routes};
 
 use std::collections::HashSet;
 
@@ -81,6 +84,7 @@ pub enum FindingKind {
     SharedDatabase,
     GatewayBypass,
     HardcodedEndpoint,
+    DeprecatedApiVersion,
     UnprotectedDependency,
     RetryStorm,
     TimeoutMismatch,
@@ -95,10 +99,11 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 14] = [
+    pub const ALL: [FindingKind; 15] = [
         Self::SharedDatabase,
         Self::GatewayBypass,
         Self::HardcodedEndpoint,
+        Self::DeprecatedApiVersion,
         Self::UnprotectedDependency,
         Self::RetryStorm,
         Self::TimeoutMismatch,
@@ -118,6 +123,7 @@ impl FindingKind {
             Self::SharedDatabase => "shared_database",
             Self::GatewayBypass => "gateway_bypass",
             Self::HardcodedEndpoint => "hardcoded_endpoint",
+            Self::DeprecatedApiVersion => "deprecated_api_version",
             Self::UnprotectedDependency => "unprotected_dependency",
             Self::RetryStorm => "retry_storm",
             Self::TimeoutMismatch => "timeout_mismatch",
@@ -145,6 +151,9 @@ impl FindingKind {
             Self::GatewayBypass => "All external traffic enters through the API gateway.",
             Self::HardcodedEndpoint => {
                 "Call services by discovered names, not hard-coded addresses."
+            }
+            Self::DeprecatedApiVersion => {
+                "Version APIs, and retire an old version only when every caller has moved."
             }
             Self::UnprotectedDependency => {
                 "Protect synchronous calls with timeouts, retries with backoff and circuit breakers."
@@ -237,13 +246,16 @@ pub fn audit(view: &GraphView, insights: &Insights, input: &AuditInput) -> Vec<F
     findings.extend(resilience::broken_propagation(view));
     findings.extend(resilience::targets_missed(view, input.targets));
     findings.extend(structure::from_insights(insights));
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.kind.cmp(&b.kind))
-            .then_with(|| a.subjects.cmp(&b.subjects))
-    });
+    findings.sort_by(by_severity);
     findings
+}
+
+/// The order findings are listed in: most severe first, then by kind and subjects.
+pub fn by_severity(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    b.severity
+        .cmp(&a.severity)
+        .then(a.kind.cmp(&b.kind))
+        .then_with(|| a.subjects.cmp(&b.subjects))
 }
 
 /// Percent with one decimal, for summaries.

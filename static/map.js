@@ -113,5 +113,10 @@
     });
   }
   document.addEventListener("DOMContentLoaded", markFromUrl);
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "map-findings" && event.target.value) {
+      window.location.href = event.target.value;
+    }
+  });
   document.addEventListener("htmx:afterSwap", markFromUrl);
 })();

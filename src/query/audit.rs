@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::edge_split::{MAX_SPANS, MAX_TRACES};
-use super::{GraphFilter, GraphRange, PlacedGraph, QueryError, QueryService};
+use super::{GraphFilter, GraphRange, QueryError, QueryService, SignalOverlay};
 use crate::graph::analysis::{self, Insights};
 use crate::graph::audit::{self, AuditInput, CallerCalls, Finding, FindingKind};
 use crate::graph::trace_calls;
@@ -38,7 +38,7 @@ impl QueryService {
         filter: &FindingFilter,
     ) -> Result<Audit, QueryError> {
         let placed = self.placed_graph(range, view_filter).await?;
-        let (insights, mut findings) = self.audit_of(&placed);
+        let (insights, mut findings) = self.audit_of(&placed.view, &placed.overlay);
         if filter.kinds.is_empty() || filter.kinds.contains(&FindingKind::DeprecatedApiVersion) {
             findings.extend(self.deprecated_versions(range, &placed.view).await?);
         }
@@ -153,15 +153,19 @@ impl QueryService {
 
     /// The structural insights and every finding of a placed map, with this service's latency
     /// targets and gateways.
-    pub fn audit_of(&self, placed: &PlacedGraph) -> (Insights, Vec<Finding>) {
-        let insights = analysis::insights(&placed.view, &self.observed_chains());
+    pub fn audit_of(
+        &self,
+        view: &analysis::GraphView,
+        overlay: &SignalOverlay,
+    ) -> (Insights, Vec<Finding>) {
+        let insights = analysis::insights(view, &self.observed_chains());
         let input = AuditInput {
             gateways: self.gateways.clone(),
             targets: self.targets,
-            breaker_edges: placed.overlay.edge_breaker.keys().cloned().collect(),
-            breaker_services: placed.overlay.node_breakers.keys().cloned().collect(),
+            breaker_edges: overlay.edge_breaker.keys().cloned().collect(),
+            breaker_services: overlay.node_breakers.keys().cloned().collect(),
         };
-        let findings = audit::audit(&placed.view, &insights, &input);
+        let findings = audit::audit(view, &insights, &input);
         (insights, findings)
     }
 }

@@ -279,7 +279,7 @@ impl Alerting {
         let filter = GraphFilter::default();
         let text = |err: crate::query::QueryError| err.to_string();
         let placed = query.placed_graph(range, &filter).await.map_err(text)?;
-        let findings = query.audit_of(&placed).1;
+        let findings = query.audit_of(&placed.view, &placed.overlay).1;
         Ok(Window {
             placed,
             findings,

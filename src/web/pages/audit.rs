@@ -18,7 +18,7 @@ fn severity_pill(severity: Severity) -> Cell {
 
 /// The map around what `finding` concerns (two hops from its first node), those nodes and
 /// edges marked.
-fn map_href(finding: &Finding) -> String {
+pub(super) fn map_href(finding: &Finding) -> String {
     let first_node = finding
         .subjects
         .first()
@@ -38,6 +38,29 @@ fn map_href(finding: &Finding) -> String {
         "/?{}",
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     )
+}
+
+/// Findings the map offers to mark, most severe first: (what it says, where it goes,
+/// whether the map shows it now).
+pub(super) fn map_choices(findings: &[Finding], query_string: &str) -> Vec<(String, String, bool)> {
+    const MAX_CHOICES: usize = 30;
+    const MAX_CHARS: usize = 110;
+    let marked: Vec<String> = serde_urlencoded::from_str::<Vec<(String, String)>>(query_string)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key == "mark")
+        .map(|(_, value)| value)
+        .collect();
+    findings
+        .iter()
+        .take(MAX_CHOICES)
+        .map(|finding| {
+            let text = format!("{} · {}", finding.severity.name(), finding.summary);
+            let text: String = text.chars().take(MAX_CHARS).collect();
+            let href = links::with_range(&map_href(finding), &params::range_query(query_string));
+            (text, href, marked == finding.subjects)
+        })
+        .collect()
 }
 
 /// How many findings of each severity.

@@ -192,6 +192,10 @@ pub async fn map(
         expand
     };
     let alerts = firing_alerts(&state).await;
+    let findings = super::audit::map_choices(
+        &state.query.audit_of(&view, &overlay).1,
+        request.query_string(),
+    );
     let marked = marked_nodes(&view, &overlay, &alerts);
     let folded = groups::fold(view, traffic, &expand, &marked);
     let group_nodes = group_nodes(&folded, &expand, &query_string);
@@ -220,6 +224,7 @@ pub async fn map(
         depth: filter.depth,
         summary: format!("{num_nodes} nodes, {num_edges} edges"),
         fold_note,
+        findings,
         show_all_href: expand_href(&query_string, "all"),
         is_empty: view.edges.is_empty(),
         has_filter: filter.namespace.is_some() || filter.focus.is_some(),

@@ -125,6 +125,8 @@ pub struct MapPage {
     pub node_ids: Vec<String>,
     /// When namespaces are folded: what the map shows, and the link to every node.
     pub fold_note: String,
+    /// Audit findings to mark on the map: (text, href, shown now).
+    pub findings: Vec<(String, String, bool)>,
     pub show_all_href: String,
     /// The latency targets the colours hold p95 against, in words.
     pub targets: String,

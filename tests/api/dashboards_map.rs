@@ -55,6 +55,60 @@ async fn wait_for_nodes(app: &TestApp, num_nodes: usize) {
     }
 }
 
+async fn wait_for_finding(app: &TestApp, kind: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, body) = app
+            .get_json(&format!("/api/v1/insights?window=5m&kind={kind}"))
+            .await;
+        if body["findings"]
+            .as_array()
+            .is_some_and(|found| !found.is_empty())
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no {kind} finding: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The audit's "on the map" link of the shared database opens the map with the database and
+/// both callers' edges marked and the rest dimmed.
+fn assert_the_finding_is_marked_on_the_map(entry: &Value) {
+    let landed = &entry["click_path"][0];
+    assert_eq!(landed["path"], "/", "{entry:#}");
+    let marked = &landed["marked"];
+    assert_eq!(marked["dimming"], true, "{marked:#}");
+    let database = "database:postgresql orders-db:5432/orders";
+    let nodes: Vec<&str> = marked["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for node in [database, "service:orders", "service:inventory"] {
+        assert!(nodes.contains(&node), "{node} is marked: {marked:#}");
+    }
+    let edges: Vec<&str> = marked["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        edges.len(),
+        2,
+        "the two callers' edges and nothing else: {marked:#}"
+    );
+    assert!(
+        edges.iter().all(|edge| edge.ends_with(database)),
+        "{marked:#}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node() {
     let app = spawn_graph_app(2).await;
@@ -68,13 +122,17 @@ async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node(
     })
     .expect("demo starts");
     wait_for_nodes(&app, 11).await;
+    wait_for_finding(&app, "shared_database").await;
     let report = browse(
         &app,
         &json!([{ "name": "map-demo-1280", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "map": true,
-                   "texts": ["errors ≥ 5 % or p95 over 2× target", "p95 targets: calls 100 ms"] }]),
+                   "texts": ["errors ≥ 5 % or p95 over 2× target", "p95 targets: calls 100 ms"] },
+                { "name": "audit-demo", "path": "/insights",
+                  "click_path": ["h2:has-text('shared database') + p + table a:text-is('on the map')"] }]),
     )
     .await;
     shop.stop().expect("the demo stops");
+    assert_the_finding_is_marked_on_the_map(&report[1]);
     let entry = &report[0];
     assert_readable(entry);
     assert_eq!(

@@ -182,6 +182,12 @@ async function main() {
             const heading = document.querySelector("h2");
             return heading ? heading.textContent : null;
           }),
+          // What the map marks (an audit finding's subjects): nodes and "source -> target" edges.
+          marked: await page.evaluate(() => ({
+            nodes: Array.from(document.querySelectorAll("svg.map g.node.match")).map((g) => g.getAttribute("data-id")),
+            edges: Array.from(document.querySelectorAll("svg.map g.edge.match")).map((g) => g.getAttribute("data-source") + " -> " + g.getAttribute("data-target")),
+            dimming: Boolean(document.querySelector("svg.map.searching")),
+          })),
           picked: await page.evaluate(() => {
             const option = document.querySelector("select[name=window] option:checked");
             return option ? option.textContent : null;

@@ -373,7 +373,10 @@ async fn start_query(
         instance,
     )
     .with_targets(config.graph.targets())
-    .with_gateways(config.insights.gateways.clone());
+    .with_audit(
+        config.insights.gateways.clone(),
+        config.insights.correlation_keys.clone(),
+    );
     query
         .seed_live_signals()
         .await

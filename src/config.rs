@@ -114,12 +114,27 @@ impl Config {
 }
 
 /// The communication-pattern audit (`/api/v1/insights` findings).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InsightsConfig {
     /// Services that are API gateways: calls from outside into any other service bypass
     /// them. Empty: the service taking the most calls from outside is the gateway.
     pub gateways: Vec<String>,
+    /// Span attributes that carry a correlation id: a service whose callers' spans have one
+    /// and whose own span of the call has none drops it (`correlation_id_gap`).
+    pub correlation_keys: Vec<String>,
+}
+
+impl Default for InsightsConfig {
+    fn default() -> Self {
+        Self {
+            gateways: Vec::new(),
+            correlation_keys: crate::graph::audit::DEFAULT_CORRELATION_KEYS
+                .iter()
+                .map(|key| (*key).to_owned())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -97,6 +97,9 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("insights", "gateways") => {
             "API gateways (service names); empty: the service taking most outside calls."
         }
+        ("insights", "correlation_keys") => {
+            "Span attributes carrying a correlation id (a service losing it is a finding)."
+        }
         ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
         ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
         ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",

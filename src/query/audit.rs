@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::edge_split::{MAX_SPANS, MAX_TRACES};
 use super::{GraphFilter, GraphRange, QueryError, QueryService, SignalOverlay};
 use crate::graph::analysis::{self, Insights};
-use crate::graph::audit::{self, AuditInput, CallerCalls, Finding, FindingKind};
+use crate::graph::audit::{self, AuditInput, CallerCalls, CarriedCall, Finding, FindingKind};
 use crate::graph::trace_calls;
 use crate::model::graph::{NodeKey, NodeKind};
+use crate::model::{Span, attr_get};
 use crate::store::TraceQuery;
 
 /// Which findings to keep.
@@ -39,8 +40,13 @@ impl QueryService {
     ) -> Result<Audit, QueryError> {
         let placed = self.placed_graph(range, view_filter).await?;
         let (insights, mut findings) = self.audit_of(&placed.view, &placed.overlay);
-        if filter.kinds.is_empty() || filter.kinds.contains(&FindingKind::DeprecatedApiVersion) {
+        let wanted = |kind| filter.kinds.is_empty() || filter.kinds.contains(&kind);
+        if wanted(FindingKind::DeprecatedApiVersion) {
             findings.extend(self.deprecated_versions(range, &placed.view).await?);
+        }
+        if wanted(FindingKind::CorrelationIdGap) && !self.correlation_keys.is_empty() {
+            let calls = self.carried_calls(range, &placed.view).await?;
+            findings.extend(audit::correlation_gaps(&calls));
         }
         findings.sort_by(audit::by_severity);
         let namespace_of: HashMap<String, Option<&str>> = placed
@@ -104,16 +110,16 @@ impl QueryService {
         Ok(findings)
     }
 
-    /// The calls into `service` found in the newest stored traces holding it, per caller and
-    /// operation.
-    async fn calls_into(
+    /// The newest stored traces of `range` (holding `service`, when given), bounded like the
+    /// edge page's split.
+    async fn newest_traces(
         &self,
         range: GraphRange,
-        service: &str,
-    ) -> Result<Vec<CallerCalls>, QueryError> {
+        service: Option<&str>,
+    ) -> Result<Vec<Vec<Span>>, QueryError> {
         let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
         let query = TraceQuery {
-            service: Some(service.to_owned()),
+            service: service.map(str::to_owned),
             operation: None,
             from_unix_nano,
             to_unix_nano,
@@ -124,9 +130,59 @@ impl QueryService {
             limit: MAX_TRACES,
             max_scanned_spans: Some(super::EXAMPLE_SCAN_SPANS),
         };
-        let traces = self
-            .whole_trace_read(move |reader| reader.search_trace_spans(&query, MAX_SPANS))
-            .await?;
+        self.whole_trace_read(move |reader| reader.search_trace_spans(&query, MAX_SPANS))
+            .await
+    }
+
+    /// Calls into services whose caller carried a correlation id (on its client span or the
+    /// operation it called from), in the newest stored traces, and whether the callee's span
+    /// kept it.
+    async fn carried_calls(
+        &self,
+        range: GraphRange,
+        view: &analysis::GraphView,
+    ) -> Result<Vec<CarriedCall>, QueryError> {
+        let services: HashSet<&str> = view
+            .nodes
+            .iter()
+            .filter(|(key, _)| key.kind == NodeKind::Service)
+            .map(|(key, _)| key.name.as_str())
+            .collect();
+        let has_id = |span: Option<&Span>| {
+            span.is_some_and(|span| {
+                self.correlation_keys
+                    .iter()
+                    .any(|key| attr_get(&span.attributes, key).is_some())
+            })
+        };
+        let mut carried = Vec::new();
+        for spans in &self.newest_traces(range, None).await? {
+            for call in trace_calls(spans, |name| services.contains(name)) {
+                let Some(callee) = call.callee else { continue };
+                if call.target.kind != NodeKind::Service
+                    || !(has_id(call.caller) || has_id(call.caller_operation))
+                {
+                    continue;
+                }
+                carried.push(CarriedCall {
+                    caller: call.source.id(),
+                    callee: call.target.id(),
+                    kept: has_id(Some(callee)),
+                    trace_id: callee.trace_id.to_hex(),
+                });
+            }
+        }
+        Ok(carried)
+    }
+
+    /// The calls into `service` found in the newest stored traces holding it, per caller and
+    /// operation.
+    async fn calls_into(
+        &self,
+        range: GraphRange,
+        service: &str,
+    ) -> Result<Vec<CallerCalls>, QueryError> {
+        let traces = self.newest_traces(range, Some(service)).await?;
         let target = NodeKey::service(service);
         let mut counted: BTreeMap<(String, String), u64> = BTreeMap::new();
         for spans in &traces {

@@ -68,6 +68,8 @@ pub struct QueryService {
     pub targets: LatencyTargets,
     /// The API gateways the audit holds outside traffic to (`[insights] gateways`).
     pub gateways: Vec<String>,
+    /// Attributes read as a correlation id (`[insights] correlation_keys`).
+    pub correlation_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -93,12 +95,15 @@ impl QueryService {
             trace_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_TRACE_READS)),
             targets: LatencyTargets::default(),
             gateways: Vec::new(),
+            correlation_keys: Vec::new(),
         }
     }
 
-    /// The same service auditing outside traffic against `gateways`.
-    pub fn with_gateways(mut self, gateways: Vec<String>) -> Self {
+    /// The same service auditing outside traffic against `gateways` and following the
+    /// correlation ids in `correlation_keys`.
+    pub fn with_audit(mut self, gateways: Vec<String>, correlation_keys: Vec<String>) -> Self {
         self.gateways = gateways;
+        self.correlation_keys = correlation_keys;
         self
     }
 

@@ -11,11 +11,13 @@
 //! numbers, the rule it breaks and its evidence. Thresholds are named constants here, so the
 //! documentation and the tests read the same numbers. Linear in nodes + edges.
 
+mod correlation;
 mod ownership;
 mod resilience;
 mod structure;
 mod versions;
 
+pub use correlation::{CarriedCall, DEFAULT_CORRELATION_KEYS, correlation_gaps};
 pub use versions::{CallerCalls, deprecated_versions, versioned_routes};
 
 use std::collections::HashSet;
@@ -89,6 +91,7 @@ pub enum FindingKind {
     RetryStorm,
     TimeoutMismatch,
     OrphanTopic,
+    CorrelationIdGap,
     BrokenPropagation,
     TargetMissed,
     Cycle,
@@ -99,7 +102,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 15] = [
+    pub const ALL: [FindingKind; 16] = [
         Self::SharedDatabase,
         Self::GatewayBypass,
         Self::HardcodedEndpoint,
@@ -108,6 +111,7 @@ impl FindingKind {
         Self::RetryStorm,
         Self::TimeoutMismatch,
         Self::OrphanTopic,
+        Self::CorrelationIdGap,
         Self::BrokenPropagation,
         Self::TargetMissed,
         Self::Cycle,
@@ -128,6 +132,7 @@ impl FindingKind {
             Self::RetryStorm => "retry_storm",
             Self::TimeoutMismatch => "timeout_mismatch",
             Self::OrphanTopic => "orphan_topic",
+            Self::CorrelationIdGap => "correlation_id_gap",
             Self::BrokenPropagation => "broken_propagation",
             Self::TargetMissed => "target_missed",
             Self::Cycle => "cycle",
@@ -166,6 +171,9 @@ impl FindingKind {
             }
             Self::OrphanTopic => {
                 "Never fire and forget without tracking: every topic has producers and consumers."
+            }
+            Self::CorrelationIdGap => {
+                "Pass the correlation id on with every call, so one request reads as one story."
             }
             Self::BrokenPropagation => "Propagate trace context on every call.",
             Self::TargetMissed => {

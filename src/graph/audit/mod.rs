@@ -244,14 +244,26 @@ pub struct AuditInput {
 /// Every finding over `view`, most severe first (then by kind and subjects).
 pub fn audit(view: &GraphView, insights: &Insights, input: &AuditInput) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let broken = resilience::broken_propagation(view);
+    // A service whose callers lose the trace context shows "outside" calls that are its own
+    // callers': broken propagation, not a bypass.
+    let context_lost_at: HashSet<String> = broken
+        .iter()
+        .filter_map(|finding| finding.subjects[0].split(" -> ").nth(1))
+        .map(str::to_owned)
+        .collect();
     findings.extend(ownership::shared_databases(view));
-    findings.extend(ownership::gateway_bypasses(view, &input.gateways));
+    findings.extend(
+        ownership::gateway_bypasses(view, &input.gateways)
+            .into_iter()
+            .filter(|bypass| !context_lost_at.contains(bypass.subjects[0].as_str())),
+    );
     findings.extend(ownership::hardcoded_endpoints(view));
     findings.extend(ownership::orphan_topics(view));
     findings.extend(resilience::unprotected_dependencies(view, input));
     findings.extend(resilience::retry_storms(view));
     findings.extend(resilience::timeout_mismatches(view));
-    findings.extend(resilience::broken_propagation(view));
+    findings.extend(broken);
     findings.extend(resilience::targets_missed(view, input.targets));
     findings.extend(structure::from_insights(insights));
     findings.sort_by(by_severity);

@@ -1,21 +1,29 @@
-//! One edge's calls split by operation and answer, the edge page's drill-down: read from the
-//! stored spans of the newest traces of a range that hold the edge's instrumented side
-//! ([`TraceReader::search_trace_spans`](crate::store::TraceReader::search_trace_spans), at
-//! most [`MAX_TRACES`] traces and about [`MAX_SPANS`] spans), the calls found by
-//! [`graph::trace_calls`], grouped by the caller's operation, the callee's operation (or what
-//! the client span did: a database statement, a messaging operation) and the status code.
+//! One edge's drill-down, from one read of the stored traces of a range that hold the edge's
+//! instrumented side ([`TraceReader::search_trace_spans`](crate::store::TraceReader::search_trace_spans)):
+//! its newest traces (at most [`MAX_TRACES`] traces and about [`MAX_SPANS`] spans) and its
+//! newest failed ones (at most [`MAX_FAILED_TRACES`]). From the calls [`graph::trace_calls`]
+//! finds in them: the edge's calls split by the caller's operation, the callee's operation (or
+//! what the client span did: a database statement, a messaging operation) and the status
+//! code, from the newest traces; and the traces that cross the edge, failed first, then the
+//! slowest, from both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::graph::{TraceCall, trace_calls};
 use crate::model::graph::{EdgeKind, NodeKey, NodeKind};
 use crate::model::{AttrValue, LatencySketch, Span, attr_get};
-use crate::store::TraceQuery;
+use crate::store::summary::summary_of_spans;
+use crate::store::{TraceQuery, TraceSummary};
 
 use super::{QueryError, QueryService};
 
 /// Traces one split reads at most (the newest of its range).
 pub const MAX_TRACES: usize = 60;
+/// Failed traces a drill-down reads besides, so the edge's failures show however rare they are
+/// among the newest traces.
+pub const MAX_FAILED_TRACES: usize = 25;
+/// Traces crossing the edge a drill-down lists at most.
+pub const MAX_CROSSING_TRACES: usize = 10;
 /// Spans one split reads at most (plus the rest of the trace that reaches it).
 pub const MAX_SPANS: usize = 5_000;
 /// Rows a split keeps, most errors first, then most calls.
@@ -129,43 +137,113 @@ impl EdgeSplit {
     }
 }
 
+/// What an edge page shows of the edge's stored traces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EdgeDrilldown {
+    pub split: EdgeSplit,
+    /// Traces with a call on the edge in the range: failed ones first, then the slowest; at
+    /// most [`MAX_CROSSING_TRACES`]. `matched_duration_nanos` is the trace's longest call on
+    /// the edge.
+    pub crossing: Vec<TraceSummary>,
+}
+
 impl QueryService {
-    /// The calls of the edge `source → target` in `[from, to)`, split, from the newest traces
-    /// of the range holding its instrumented side (its caller, else its callee). An edge
-    /// without an instrumented side has nothing to split.
-    pub async fn edge_split(
+    /// The drill-down of the edge `source → target` in `[from, to)`, from the newest traces of
+    /// the range holding its instrumented side (its caller, else its callee) and the newest
+    /// of them with an error there, read in one go. An edge without an instrumented side has
+    /// nothing to drill into.
+    pub async fn edge_drilldown(
         &self,
         source: NodeKey,
         target: NodeKey,
         bounds: (u64, u64),
-    ) -> Result<EdgeSplit, QueryError> {
+    ) -> Result<EdgeDrilldown, QueryError> {
         let side = [&source, &target]
             .into_iter()
             .find(|node| node.kind == NodeKind::Service);
         let Some(side) = side else {
-            return Ok(EdgeSplit::default());
+            return Ok(EdgeDrilldown::default());
         };
-        let query = TraceQuery {
-            service: Some(side.name.clone()),
-            operation: None,
-            from_unix_nano: bounds.0,
-            to_unix_nano: bounds.1,
-            min_duration_nanos: None,
-            max_duration_nanos: None,
-            error: None,
-            attribute: None,
-            limit: MAX_TRACES,
-            max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
-        };
+        let queries = drilldown_queries(&side.name, bounds);
         self.whole_trace_read(move |reader| {
-            let traces = reader.search_trace_spans(&query, MAX_SPANS)?;
+            let mut read = reader.search_trace_spans_of_each(&queries, MAX_SPANS)?;
+            let failed = read.pop().unwrap_or_default();
+            let traces = read.pop().unwrap_or_default();
             let num_spans: usize = traces.iter().map(Vec::len).sum();
             let mut split = EdgeSplit::of(&traces, &source, &target, bounds);
             split.is_cut = traces.len() >= MAX_TRACES || num_spans >= MAX_SPANS;
-            Ok(split)
+            let crossing = crossing_traces(failed.iter().chain(&traces), &source, &target, bounds);
+            Ok(EdgeDrilldown { split, crossing })
         })
         .await
     }
+}
+
+/// What a drill-down reads (with at most [`MAX_SPANS`] spans each) of the traces in
+/// `[from, to)` holding the edge's instrumented side `service`: its newest traces, then its
+/// newest failed ones.
+pub fn drilldown_queries(
+    service: &str,
+    (from_unix_nano, to_unix_nano): (u64, u64),
+) -> [TraceQuery; 2] {
+    let newest = TraceQuery {
+        service: Some(service.to_owned()),
+        operation: None,
+        from_unix_nano,
+        to_unix_nano,
+        min_duration_nanos: None,
+        max_duration_nanos: None,
+        error: None,
+        attribute: None,
+        limit: MAX_TRACES,
+        max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
+    };
+    let failed = TraceQuery {
+        error: Some(true),
+        limit: MAX_FAILED_TRACES,
+        ..newest.clone()
+    };
+    [newest, failed]
+}
+
+/// The summaries of `traces` (each once) with a call from `source` to `target` starting in
+/// `[from, to)`: failed traces first, then the slowest, at most [`MAX_CROSSING_TRACES`].
+fn crossing_traces<'a>(
+    traces: impl Iterator<Item = &'a Vec<Span>>,
+    source: &NodeKey,
+    target: &NodeKey,
+    (from_unix_nano, to_unix_nano): (u64, u64),
+) -> Vec<TraceSummary> {
+    let is_service = |name: &str| target.kind == NodeKind::Service && target.name == name;
+    let mut seen = HashSet::new();
+    let mut crossing = Vec::new();
+    for spans in traces {
+        let Some(first) = spans.first() else { continue };
+        if !seen.insert(first.trace_id) {
+            continue;
+        }
+        let longest_call = trace_calls(spans, is_service)
+            .iter()
+            .filter(|call| {
+                call.source == *source
+                    && call.target == *target
+                    && (from_unix_nano..to_unix_nano).contains(&call.start_unix_nano)
+            })
+            .map(|call| call.duration_nanos.unwrap_or(0))
+            .max();
+        if let Some(longest_call) = longest_call
+            && let Some(summary) = summary_of_spans(spans, longest_call)
+        {
+            crossing.push(summary);
+        }
+    }
+    crossing.sort_by(|a, b| {
+        (b.num_errors > 0, b.duration_nanos)
+            .cmp(&(a.num_errors > 0, a.duration_nanos))
+            .then(a.trace_id.cmp(&b.trace_id))
+    });
+    crossing.truncate(MAX_CROSSING_TRACES);
+    crossing
 }
 
 fn search_of(span: &Span) -> SpanSearch {

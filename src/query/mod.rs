@@ -24,7 +24,10 @@ use crate::store::{
 };
 
 pub use audit::{Audit, FindingFilter};
-pub use edge_split::{EdgeSplit, REFUSED_STATUS, SpanSearch, SplitRow};
+pub use edge_split::{
+    EdgeDrilldown, EdgeSplit, MAX_SPANS as DRILLDOWN_MAX_SPANS, REFUSED_STATUS, SpanSearch,
+    SplitRow, drilldown_queries,
+};
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
 pub use series::SeriesBuckets;
 pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};

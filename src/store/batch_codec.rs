@@ -21,15 +21,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::model::{
-    Batch, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode, TraceId,
-};
+use crate::model::{Batch, MetricPoint, Resource, Scope, Span, TraceId};
 use crate::store::StoreError;
 use crate::store::block_meta::BlockMeta;
 use crate::store::sqlite::codec::{
     self, Decoder, put_attributes, put_bytes, put_i64, put_str, put_varint,
 };
 use crate::store::sqlite::codec_metric::{decode_point_value, encode_point_value};
+
+mod section;
+
+use section::Refs;
+pub(crate) use section::{SpanHead, SpanSection, parse_sections};
 
 const VERSION: u8 = 1;
 const HAS_PARENT: u8 = 1;
@@ -87,17 +90,6 @@ pub(crate) fn all_spans_of_sections(bytes: &[u8]) -> Result<Vec<Span>, StoreErro
         spans.extend(section.all_spans()?);
     }
     Ok(spans)
-}
-
-/// The span sections a block body holds back to back (one for a block written from model
-/// spans, several for one made of write-ahead log frames).
-pub(crate) fn parse_sections(bytes: &[u8]) -> Result<Vec<SpanSection<'_>>, StoreError> {
-    let mut decoder = Decoder::new(bytes);
-    let mut sections = Vec::new();
-    while !decoder.is_empty() {
-        sections.push(SpanSection::parse(&mut decoder)?);
-    }
-    Ok(sections)
 }
 
 /// Decodes what [`encode_batch`] wrote (spans grouped by trace, points in their order).
@@ -166,41 +158,6 @@ fn intern(list: &mut Vec<Vec<u8>>, by_body: &mut HashMap<Vec<u8>, u64>, body: Ve
     list.push(body.clone());
     by_body.insert(body, index);
     index
-}
-
-/// Decoded resources and scopes of a section.
-struct Refs {
-    resources: Vec<Arc<Resource>>,
-    scopes: Vec<Arc<Scope>>,
-}
-
-impl Refs {
-    fn read(decoder: &mut Decoder<'_>) -> Result<Self, StoreError> {
-        let count = decoder.count()?;
-        let mut resources = Vec::with_capacity(count);
-        for _ in 0..count {
-            resources.push(codec::decode_resource(decoder.bytes()?)?);
-        }
-        let count = decoder.count()?;
-        let mut scopes = Vec::with_capacity(count);
-        for _ in 0..count {
-            scopes.push(codec::decode_scope(decoder.bytes()?)?);
-        }
-        Ok(Self { resources, scopes })
-    }
-
-    fn get(&self, resource: u64, scope: u64) -> Result<(Arc<Resource>, Arc<Scope>), StoreError> {
-        let resource = usize::try_from(resource)
-            .ok()
-            .and_then(|index| self.resources.get(index));
-        let scope = usize::try_from(scope)
-            .ok()
-            .and_then(|index| self.scopes.get(index));
-        match (resource, scope) {
-            (Some(resource), Some(scope)) => Ok((Arc::clone(resource), Arc::clone(scope))),
-            _ => Err(codec::corrupt("resource or scope index out of range")),
-        }
-    }
 }
 
 /// Encodes `spans`, which must be grouped by trace id (all spans of a trace adjacent).
@@ -293,199 +250,6 @@ fn put_span(buf: &mut Vec<u8>, span: &Span, base: u64, resource: u64, scope: u64
             put_varint(buf, u64::from(count));
         }
     }
-}
-
-/// One trace's entry in a section's directory.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TraceEntry {
-    pub trace_id: TraceId,
-    pub num_spans: usize,
-    /// Where the trace's spans lie in the section's bodies.
-    body_start: usize,
-    body_end: usize,
-}
-
-/// A parsed span section: resources, scopes and directory decoded, spans decoded on demand.
-pub(crate) struct SpanSection<'a> {
-    base: u64,
-    refs: Refs,
-    directory: Vec<TraceEntry>,
-    bodies: &'a [u8],
-}
-
-impl<'a> SpanSection<'a> {
-    /// Parses the section at the decoder's position and moves the decoder past it.
-    pub(crate) fn parse(decoder: &mut Decoder<'a>) -> Result<Self, StoreError> {
-        if decoder.u8()? != VERSION {
-            return Err(codec::corrupt("unknown span section version"));
-        }
-        let base = decoder.varint()?;
-        let refs = Refs::read(decoder)?;
-        let num_traces = decoder.count()?;
-        let mut directory = Vec::with_capacity(num_traces);
-        let mut body_end = 0_usize;
-        for _ in 0..num_traces {
-            let trace_id = TraceId::from_bytes(decoder.take(TraceId::LEN)?)
-                .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            let num_spans =
-                usize::try_from(decoder.varint()?).map_err(|_| codec::corrupt("span count"))?;
-            let body_len = decoder.count()?;
-            let body_start = body_end;
-            body_end = body_end
-                .checked_add(body_len)
-                .ok_or_else(|| codec::corrupt("body length"))?;
-            directory.push(TraceEntry {
-                trace_id,
-                num_spans,
-                body_start,
-                body_end,
-            });
-        }
-        let bodies = decoder.take(body_end)?;
-        Ok(Self {
-            base,
-            refs,
-            directory,
-            bodies,
-        })
-    }
-
-    pub(crate) fn directory(&self) -> &[TraceEntry] {
-        &self.directory
-    }
-
-    /// Whether any span of the section can belong to `service` (its resources say), so a
-    /// search for one service decodes only the sections that hold it.
-    pub(crate) fn may_hold_service(&self, service: &str) -> bool {
-        self.refs
-            .resources
-            .iter()
-            .any(|resource| resource.service_name == service)
-    }
-
-    /// The spans of `trace_id` in this section (empty when it has none).
-    pub(crate) fn spans_of(&self, trace_id: TraceId) -> Result<Vec<Span>, StoreError> {
-        let mut spans = Vec::with_capacity(self.num_spans_of(trace_id));
-        for entry in self.entries_of(trace_id) {
-            self.decode_entry(entry, &mut spans)?;
-        }
-        Ok(spans)
-    }
-
-    /// How many spans of `trace_id` this section holds, from its directory alone.
-    pub(crate) fn num_spans_of(&self, trace_id: TraceId) -> usize {
-        self.entries_of(trace_id).map(|entry| entry.num_spans).sum()
-    }
-
-    // Blocks sort their traces; a frame's directory is sorted too (see encode_batch).
-    fn entries_of(&self, trace_id: TraceId) -> impl Iterator<Item = &TraceEntry> {
-        self.directory
-            .iter()
-            .filter(move |entry| entry.trace_id == trace_id)
-    }
-
-    /// Every span, trace by trace.
-    pub(crate) fn all_spans(&self) -> Result<Vec<Span>, StoreError> {
-        let mut spans = Vec::with_capacity(self.directory.iter().map(|e| e.num_spans).sum());
-        for entry in &self.directory {
-            self.decode_entry(entry, &mut spans)?;
-        }
-        Ok(spans)
-    }
-
-    pub(crate) fn decode_entry(
-        &self,
-        entry: &TraceEntry,
-        spans: &mut Vec<Span>,
-    ) -> Result<(), StoreError> {
-        let body = self
-            .bodies
-            .get(entry.body_start..entry.body_end)
-            .ok_or_else(|| codec::corrupt("trace body out of range"))?;
-        let mut decoder = Decoder::new(body);
-        for _ in 0..entry.num_spans {
-            spans.push(self.read_span(&mut decoder, entry.trace_id)?);
-        }
-        if !decoder.is_empty() {
-            return Err(codec::corrupt("bytes after a trace's spans"));
-        }
-        Ok(())
-    }
-
-    fn read_span(&self, decoder: &mut Decoder<'_>, trace_id: TraceId) -> Result<Span, StoreError> {
-        let span_id = span_id(decoder.take(SpanId::LEN)?)?;
-        let parts = decoder.u8()?;
-        let parent_span_id = if parts & HAS_PARENT != 0 {
-            Some(span_id_of(decoder)?)
-        } else {
-            None
-        };
-        let (resource, scope) = self.refs.get(decoder.varint()?, decoder.varint()?)?;
-        let start_time_unix_nano = self
-            .base
-            .checked_add(decoder.varint()?)
-            .ok_or_else(|| codec::corrupt("start time"))?;
-        let end_time_unix_nano = start_time_unix_nano.wrapping_add(decoder.i64()? as u64);
-        let name = decoder.string()?;
-        let kind = SpanKind::from_otlp(small_i32(decoder.i64()?)?);
-        let status_code = StatusCode::from_otlp(small_i32(decoder.i64()?)?);
-        let status_message = decoder.string()?;
-        let trace_state = decoder.string()?;
-        let flags = decoder.u32()?;
-        let attributes = decoder.attributes()?;
-        let events = if parts & HAS_EVENTS != 0 {
-            codec::decode_events_from(decoder)?
-        } else {
-            Vec::new()
-        };
-        let links = if parts & HAS_LINKS != 0 {
-            codec::decode_links_from(decoder)?
-        } else {
-            Vec::new()
-        };
-        let [
-            dropped_attributes_count,
-            dropped_events_count,
-            dropped_links_count,
-        ] = if parts & HAS_DROPPED != 0 {
-            [decoder.u32()?, decoder.u32()?, decoder.u32()?]
-        } else {
-            [0; 3]
-        };
-        Ok(Span {
-            resource,
-            scope,
-            trace_id,
-            span_id,
-            parent_span_id,
-            trace_state,
-            flags,
-            name,
-            kind,
-            start_time_unix_nano,
-            end_time_unix_nano,
-            attributes,
-            dropped_attributes_count,
-            events,
-            dropped_events_count,
-            links,
-            dropped_links_count,
-            status_code,
-            status_message,
-        })
-    }
-}
-
-fn small_i32(value: i64) -> Result<i32, StoreError> {
-    i32::try_from(value).map_err(|_| codec::corrupt("enum out of range"))
-}
-
-fn span_id(bytes: &[u8]) -> Result<SpanId, StoreError> {
-    SpanId::from_bytes(bytes).map_err(|err| StoreError::Corrupt(err.to_string()))
-}
-
-fn span_id_of(decoder: &mut Decoder<'_>) -> Result<SpanId, StoreError> {
-    span_id(decoder.take(SpanId::LEN)?)
 }
 
 fn encode_points(buf: &mut Vec<u8>, points: &[MetricPoint]) {

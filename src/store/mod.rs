@@ -246,6 +246,22 @@ pub trait TraceReader: Send + Sync {
         query: &TraceQuery,
         max_spans: usize,
     ) -> Result<Vec<Vec<Span>>, StoreError>;
+
+    /// [`TraceReader::search_trace_spans`] of each of `queries`, in their order, as one read:
+    /// what a page shows from several searches of the same traces (an edge's newest traces
+    /// and its failed ones) comes from one state of the store, and a backend that can reads
+    /// what the searches share once. Each search keeps its own bounds. The default runs them
+    /// one after the other.
+    fn search_trace_spans_of_each(
+        &self,
+        queries: &[TraceQuery],
+        max_spans: usize,
+    ) -> Result<Vec<Vec<Vec<Span>>>, StoreError> {
+        queries
+            .iter()
+            .map(|query| self.search_trace_spans(query, max_spans))
+            .collect()
+    }
 }
 
 /// Reads metric points. Same concurrency rules as [`TraceReader`].

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::model::{SpanId, TraceId};
+use crate::model::{Span, SpanId, TraceId};
 use crate::store::TraceSummary;
 
 /// What a summary needs of one span.
@@ -17,6 +17,33 @@ pub(crate) struct SpanBrief {
     pub service: String,
     pub name: String,
     pub is_error: bool,
+}
+
+impl SpanBrief {
+    pub(crate) fn of(span: &Span) -> Self {
+        Self {
+            span_id: span.span_id,
+            is_root: span.parent_span_id.is_none(),
+            start_nanos: span.start_time_unix_nano,
+            end_nanos: span.end_time_unix_nano,
+            service: span.service_name().to_owned(),
+            name: span.name.clone(),
+            is_error: span.is_error(),
+        }
+    }
+}
+
+/// The summary of one trace's `spans` (none when there are none), `matched_duration_nanos`
+/// being its longest matching span's duration.
+pub(crate) fn summary_of_spans(
+    spans: &[Span],
+    matched_duration_nanos: u64,
+) -> Option<TraceSummary> {
+    let mut acc = TraceAcc::default();
+    for span in spans {
+        acc.add(SpanBrief::of(span));
+    }
+    acc.into_summary(spans.first()?.trace_id, matched_duration_nanos)
 }
 
 /// A summary under construction from the spans of one trace, each span counted once.

@@ -112,15 +112,9 @@ impl TraceReader for ClickHouseReader {
         let mut accs: HashMap<TraceId, TraceAcc> = HashMap::new();
         for row in self.spans_of(&candidates)? {
             let span = row.into_span()?;
-            accs.entry(span.trace_id).or_default().add(SpanBrief {
-                span_id: span.span_id,
-                is_root: span.parent_span_id.is_none(),
-                start_nanos: span.start_time_unix_nano,
-                end_nanos: span.end_time_unix_nano,
-                is_error: span.is_error(),
-                service: span.service_name().to_owned(),
-                name: span.name,
-            });
+            accs.entry(span.trace_id)
+                .or_default()
+                .add(SpanBrief::of(&span));
         }
         let ids: Vec<(TraceId, u64)> = found
             .iter()

@@ -319,6 +319,32 @@ pub fn search_trace_spans<W: StoreWriter, R: TraceReader + MetricReader>(
             .expect("search")
             .is_empty()
     );
+    // Several searches in one read find what each finds alone, in their order, each within
+    // its own bounds.
+    let failed = TraceQuery {
+        error: Some(true),
+        ..all.clone()
+    };
+    let checkout = TraceQuery {
+        service: Some("checkout".into()),
+        ..all.clone()
+    };
+    let queries = [all.clone(), failed, nothing, checkout];
+    for max_spans in [1, 1_000] {
+        let each = reader
+            .search_trace_spans_of_each(&queries, max_spans)
+            .expect("search");
+        let alone: Vec<Vec<Vec<crate::model::Span>>> = queries
+            .iter()
+            .map(|query| reader.search_trace_spans(query, max_spans).expect("search"))
+            .collect();
+        assert_eq!(each, alone, "at most {max_spans} spans a search");
+    }
+    let each = reader
+        .search_trace_spans_of_each(&queries, 1_000)
+        .expect("search");
+    let found: Vec<Vec<u64>> = each.iter().map(|traces| trace_numbers(traces)).collect();
+    assert_eq!(found, [vec![4, 3, 2, 1], vec![3, 1], vec![], vec![4, 2, 1]]);
     // A summary's matched duration is its longest matching span's, not the trace's.
     let mut query = all.clone();
     query.service = Some("checkout".into());

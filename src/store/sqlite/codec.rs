@@ -75,13 +75,22 @@ impl<'a> Decoder<'a> {
         self.bytes.is_empty()
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, StoreError> {
         let (first, rest) = self.bytes.split_first().ok_or_else(truncated)?;
         self.bytes = rest;
         Ok(*first)
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
+        // Most are one byte (lengths, counts, small numbers): search reads millions of them.
+        if let Some((&byte, rest)) = self.bytes.split_first()
+            && byte < 0x80
+        {
+            self.bytes = rest;
+            return Ok(u64::from(byte));
+        }
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;
@@ -101,6 +110,7 @@ impl<'a> Decoder<'a> {
         i32::try_from(self.i64()?).map_err(|_| corrupt("i32 out of range"))
     }
 
+    #[inline]
     pub(crate) fn i64(&mut self) -> Result<i64, StoreError> {
         let raw = self.varint()?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
@@ -112,6 +122,7 @@ impl<'a> Decoder<'a> {
         Ok(f64::from_bits(u64::from_le_bytes(array)))
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let len = usize::try_from(self.varint()?).map_err(|_| truncated())?;
         self.take(len)
@@ -135,6 +146,7 @@ impl<'a> Decoder<'a> {
 
     /// A length prefix for a sequence, checked against the bytes left so a damaged length
     /// cannot make the caller reserve absurd amounts of memory.
+    #[inline]
     pub(crate) fn count(&mut self) -> Result<usize, StoreError> {
         let count = usize::try_from(self.varint()?).map_err(|_| truncated())?;
         if count > self.bytes.len() {
@@ -143,6 +155,7 @@ impl<'a> Decoder<'a> {
         Ok(count)
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
         if len > self.bytes.len() {
             return Err(truncated());
@@ -247,6 +260,77 @@ impl Decoder<'_> {
     }
 }
 
+impl<'a> Decoder<'a> {
+    /// Moves past encoded attributes without decoding them, returning their bytes (for
+    /// [`Decoder::attributes`] later, when a reader needs them after all).
+    pub(crate) fn skip_attributes(&mut self) -> Result<&'a [u8], StoreError> {
+        let start = self.bytes;
+        self.skip_attributes_at(0)?;
+        Ok(&start[..start.len() - self.bytes.len()])
+    }
+
+    fn skip_attributes_at(&mut self, depth: usize) -> Result<(), StoreError> {
+        let count = self.count()?;
+        for _ in 0..count {
+            self.bytes()?;
+            self.skip_value_at(depth)?;
+        }
+        Ok(())
+    }
+
+    fn skip_value_at(&mut self, depth: usize) -> Result<(), StoreError> {
+        if depth > MAX_DEPTH {
+            return Err(corrupt("attribute nesting too deep"));
+        }
+        match self.u8()? {
+            TAG_EMPTY | TAG_FALSE | TAG_TRUE => {}
+            TAG_STR | TAG_BYTES => {
+                self.bytes()?;
+            }
+            TAG_INT => {
+                self.varint()?;
+            }
+            TAG_DOUBLE => {
+                self.take(8)?;
+            }
+            TAG_ARRAY => {
+                let count = self.count()?;
+                for _ in 0..count {
+                    self.skip_value_at(depth + 1)?;
+                }
+            }
+            TAG_MAP => self.skip_attributes_at(depth + 1)?,
+            _ => return Err(corrupt("unknown attribute tag")),
+        }
+        Ok(())
+    }
+
+    /// Moves past events as [`encode_events`] wrote them, decoding nothing.
+    pub(crate) fn skip_events(&mut self) -> Result<(), StoreError> {
+        let count = self.count()?;
+        for _ in 0..count {
+            self.varint()?;
+            self.bytes()?;
+            self.skip_attributes()?;
+            self.varint()?;
+        }
+        Ok(())
+    }
+
+    /// Moves past links as [`encode_links`] wrote them, decoding nothing.
+    pub(crate) fn skip_links(&mut self) -> Result<(), StoreError> {
+        let count = self.count()?;
+        for _ in 0..count {
+            self.take(TraceId::LEN + SpanId::LEN)?;
+            self.bytes()?;
+            self.skip_attributes()?;
+            self.varint()?;
+            self.varint()?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn encode_events(buf: &mut Vec<u8>, events: &[Event]) {
     put_varint(buf, events.len() as u64);
     for event in events {
@@ -321,6 +405,12 @@ pub(crate) fn encode_resource(buf: &mut Vec<u8>, resource: &Resource) {
     put_opt_str(buf, resource.deployment_environment.as_deref());
     put_attributes(buf, &resource.attributes);
     put_varint(buf, u64::from(resource.dropped_attributes_count));
+}
+
+/// The service name of an encoded resource (its first field), decoding nothing else and not
+/// checked to be UTF-8 (a search compares it with the name it looks for).
+pub(crate) fn resource_service_name(blob: &[u8]) -> Result<&[u8], StoreError> {
+    Decoder::new(blob).bytes()
 }
 
 pub(crate) fn decode_resource(blob: &[u8]) -> Result<Arc<Resource>, StoreError> {

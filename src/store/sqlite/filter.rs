@@ -1,10 +1,13 @@
 //! A block's membership filter: a Bloom filter over the 64-bit keys of the traces and indexed
-//! attribute values a block holds (about 1% false positives at 10 bits per key, never a false
-//! negative). Parts still being written are searched through their blocks' filters; sealed
-//! parts through exact indexes (see [`super::parts`]).
+//! attribute values a block holds (about 0.02% false positives at 20 bits per key, never a
+//! false negative). Parts still being written are searched through their blocks' filters;
+//! sealed parts through exact indexes (see [`super::parts`]).
 
-/// Bits per key: about 1% false positives with [`NUM_PROBES`] probes.
-const BITS_PER_KEY: usize = 10;
+/// Bits per key: about 0.02% false positives with [`NUM_PROBES`] probes. A trace lookup in a
+/// part being written checks every block's filter, and a part holds a few thousand blocks: at
+/// 10 bits (0.8%) each lookup decompressed some fifteen blocks that did not hold its trace.
+/// Filters written with fewer bits per key (the size is read from the filter) still work.
+const BITS_PER_KEY: usize = 20;
 const NUM_PROBES: u64 = 7;
 const MIN_BITS: usize = 64;
 
@@ -56,7 +59,7 @@ mod tests {
         let num_false = (1_000_000_u64..1_100_000)
             .filter(|key| may_contain(&filter, *key))
             .count();
-        assert!(num_false < 3_000, "{num_false} false positives in 100000");
+        assert!(num_false < 100, "{num_false} false positives in 100000");
         assert!(!may_contain(&[], 1));
         assert!(!may_contain(&build(&[]), 1));
     }

@@ -16,6 +16,8 @@
 
 mod block_files;
 mod block_read;
+mod block_scan;
+mod block_search;
 mod blocks;
 mod checkpoint;
 pub(crate) mod codec;

@@ -61,7 +61,7 @@ impl TraceReader for SqliteReader {
             return Ok(Vec::new());
         }
         self.pool
-            .read(|tx| super::block_read::search(tx, &self.files, query))
+            .read(|tx| super::block_search::search(tx, &self.files, query))
     }
 
     fn search_trace_spans(
@@ -69,11 +69,20 @@ impl TraceReader for SqliteReader {
         query: &TraceQuery,
         max_spans: usize,
     ) -> Result<Vec<Vec<Span>>, StoreError> {
-        if query.finds_nothing() {
-            return Ok(Vec::new());
-        }
+        self.search_trace_spans_of_each(std::slice::from_ref(query), max_spans)
+            .map(|mut each| each.pop().unwrap_or_default())
+    }
+
+    /// In one snapshot, walking the blocks once for all the searches: a block several of them
+    /// reach is read, and its spans stepped through, once.
+    fn search_trace_spans_of_each(
+        &self,
+        queries: &[TraceQuery],
+        max_spans: usize,
+    ) -> Result<Vec<Vec<Vec<Span>>>, StoreError> {
+        let queries: Vec<&TraceQuery> = queries.iter().collect();
         self.pool
-            .read(|tx| super::block_read::search_spans(tx, &self.files, query, max_spans))
+            .read(|tx| super::block_search::search_spans_each(tx, &self.files, &queries, max_spans))
     }
 }
 

@@ -361,3 +361,78 @@ fn spans_starting_in_the_same_microsecond_all_stored_once() {
         assert_eq!(stored, Some(vec![same_start(trace_no)]));
     }
 }
+
+/// Searches read together (one walk through the blocks for all) find what each finds alone,
+/// each within its own bounds: blocks whose times overlap out of write order, blocks without
+/// some services, scan bounds that cut a walk short, searches that stop at different blocks,
+/// one that finds nothing.
+#[test]
+fn searches_read_together_find_what_each_finds_alone() {
+    use crate::model::StatusCode;
+    use crate::store::conformance::fixtures::span_batch;
+
+    let (mut writer, reader) = open_at(SqliteLocation::Memory);
+    for batch_no in 0..30_u64 {
+        let mut spans = Vec::new();
+        for (index, service) in ["checkout", "payments", "stock"].iter().enumerate() {
+            // Not every service in every block.
+            if (index == 1 && batch_no % 3 == 0) || (index == 2 && batch_no % 4 == 1) {
+                continue;
+            }
+            let first_no = (batch_no * 3 + index as u64) * 16;
+            spans.extend(typical_batch(&resource(service), first_no, 16, BASE_NANOS).spans);
+        }
+        for (no, span) in spans.iter_mut().enumerate() {
+            let no = no as u64 + batch_no * 48;
+            // Batches overlap in time, and later ones are not always newer.
+            span.start_time_unix_nano = BASE_NANOS + (batch_no * 13 + no * 7) % 40 * 100_000;
+            span.end_time_unix_nano = span.start_time_unix_nano + (no % 11) * 1_000_000;
+            span.name = format!("op-{}", no % 3);
+            if no.is_multiple_of(5) {
+                span.status_code = StatusCode::Error;
+            }
+        }
+        writer.write_batch(&span_batch(spans)).expect("write_batch");
+    }
+    let of = |service: &str, limit: usize, max_scanned_spans: Option<usize>| TraceQuery {
+        service: Some(service.to_owned()),
+        max_scanned_spans,
+        ..all_traces(limit)
+    };
+    let queries = [
+        of("checkout", 5, Some(200)),
+        TraceQuery {
+            error: Some(true),
+            ..of("checkout", 3, Some(400))
+        },
+        all_traces(7),
+        TraceQuery {
+            operation: Some("op-1".to_owned()),
+            ..of("stock", 4, None)
+        },
+        TraceQuery {
+            min_duration_nanos: Some(8_000_000),
+            ..of("payments", 2, Some(50))
+        },
+        all_traces(0),
+    ];
+    for max_spans in [1, 30, 10_000] {
+        let together = reader
+            .search_trace_spans_of_each(&queries, max_spans)
+            .expect("search");
+        for (query, found) in queries.iter().zip(&together) {
+            let alone = reader.search_trace_spans(query, max_spans).expect("search");
+            assert_eq!(found, &alone, "{query:?}, at most {max_spans} spans");
+        }
+    }
+    // The bounds were reached: without them the bounded searches find other traces.
+    let unbounded = |query: &TraceQuery| TraceQuery {
+        max_scanned_spans: None,
+        ..query.clone()
+    };
+    for query in [&queries[0], &queries[4]] {
+        let bounded = reader.search_traces(query).expect("search");
+        let whole = reader.search_traces(&unbounded(query)).expect("search");
+        assert!(!bounded.is_empty() && bounded != whole, "{query:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! One edge's page: its calls by kind, both sides' latencies, refused calls, its breaker and
-//! lag (and a topic's publish → consume latency), its charts over the range, its calls by
-//! operation and status (`edge_split`), and the traces that cross it.
+//! lag (and a topic's publish → consume latency), its charts over the range, and its
+//! drill-down from one read of its stored traces (`QueryService::edge_drilldown`): its calls
+//! by operation and status (`edge_split`) and the traces that cross it.
 
 use super::*;
 use crate::model::figures;
@@ -44,15 +45,24 @@ pub async fn edge(
     let (cards, section) = edge_calls(&edges, &overlay, view.window_secs);
     page.cards = cards;
     page.sections.push(section);
-    page.sections
-        .push(charts::edge_charts(&state, range, &source, &target).await?);
-    // Both read stored traces: side by side.
-    let (split, crossing) = tokio::try_join!(
-        super::edge_split::split_section(&state, range, &source, &target),
-        edge_traces(&state, range, &source, &target),
+    // The charts read rollups and the drill-down stored traces: side by side.
+    let drilldown = async {
+        let bounds = range.minutes.unix_nano_bounds();
+        let (source, target) = (source.clone(), target.clone());
+        Ok::<_, PageError>(state.query.edge_drilldown(source, target, bounds).await?)
+    };
+    let (charts, drilldown) = tokio::try_join!(
+        charts::edge_charts(&state, range, &source, &target),
+        drilldown
     )?;
-    page.sections.push(split);
-    if source.kind == NodeKind::Service {
+    page.sections.push(charts);
+    page.sections
+        .push(super::edge_split::section_of(&drilldown.split, &target));
+    // Stored traces hold the calls of an edge with an instrumented side.
+    if [&source, &target]
+        .iter()
+        .any(|node| node.kind == NodeKind::Service)
+    {
         let mut examples = Section::new(
             format!(
                 "Traces through {} → {}: failed first, then the slowest",
@@ -61,59 +71,11 @@ pub async fn edge(
             "No stored trace in this range crosses this edge.",
             &TRACE_COLUMNS,
         );
-        trace_rows(&mut examples, &crossing, false);
+        trace_rows(&mut examples, &drilldown.crossing, false);
         page.sections.push(examples);
     }
     Ok(respond(&page))
 }
-
-/// Traces of the range in which `source` took part and, when `target` is a service, `target`
-/// too: failed ones first, then the slowest. Read as two searches of `source`'s traces (with
-/// and without errors), at most [`EDGE_TRACE_CANDIDATES`] each; none when `source` is no
-/// service.
-async fn edge_traces(
-    state: &WebState,
-    range: GraphRange,
-    source: &NodeKey,
-    target: &NodeKey,
-) -> Result<Vec<crate::store::TraceSummary>, PageError> {
-    if source.kind != NodeKind::Service {
-        return Ok(Vec::new());
-    }
-    let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
-    let mut found: Vec<crate::store::TraceSummary> = Vec::new();
-    for error in [Some(true), None] {
-        let query = TraceQuery {
-            service: Some(source.name.clone()),
-            operation: None,
-            from_unix_nano,
-            to_unix_nano,
-            min_duration_nanos: None,
-            max_duration_nanos: None,
-            error,
-            attribute: None,
-            limit: EDGE_TRACE_CANDIDATES,
-            max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
-        };
-        for summary in state.query.search_traces(query).await? {
-            if !found.iter().any(|seen| seen.trace_id == summary.trace_id) {
-                found.push(summary);
-            }
-        }
-    }
-    if target.kind == NodeKind::Service {
-        found.retain(|summary| summary.services.contains(&target.name));
-    }
-    found.sort_by(|a, b| {
-        (b.num_errors > 0, b.duration_nanos).cmp(&(a.num_errors > 0, a.duration_nanos))
-    });
-    found.truncate(EDGE_TRACES_SHOWN);
-    Ok(found)
-}
-
-/// Traces read per search for an edge page, and shown.
-const EDGE_TRACE_CANDIDATES: usize = 25;
-const EDGE_TRACES_SHOWN: usize = 10;
 
 /// A node id from a page path, or a 400 that says what one looks like.
 fn node_of_path(id: &str) -> Result<NodeKey, ApiError> {

@@ -1,29 +1,12 @@
 //! The edge page's "By operation and status" section: the edge's calls in the range, read from
-//! its stored traces (`QueryService::edge_split`), one row per caller operation, operation and
-//! status code, each side linking to the traces of its operation.
+//! its stored traces (`QueryService::edge_drilldown`), one row per caller operation, operation
+//! and status code, each side linking to the traces of its operation.
 
 use super::*;
 use crate::query::{EdgeSplit, REFUSED_STATUS, SpanSearch};
 
-/// The split of `source → target` over `range`.
-pub(super) async fn split_section(
-    state: &WebState,
-    range: GraphRange,
-    source: &NodeKey,
-    target: &NodeKey,
-) -> Result<Section, PageError> {
-    let split = state
-        .query
-        .edge_split(
-            source.clone(),
-            target.clone(),
-            range.minutes.unix_nano_bounds(),
-        )
-        .await?;
-    Ok(section_of(&split, target))
-}
-
-fn section_of(split: &EdgeSplit, target: &NodeKey) -> Section {
+/// The section of an edge's calls split by operation and status.
+pub(super) fn section_of(split: &EdgeSplit, target: &NodeKey) -> Section {
     let mut title = "By operation and status".to_owned();
     if split.is_cut {
         title.push_str(&format!(

@@ -210,8 +210,12 @@ pub async fn service(
         ("On the map".to_owned(), links::map_focus(&node.id())),
         ("Traces".to_owned(), links::trace_search(&name, None)),
     ];
-    page.sections
-        .push(charts::service_charts(&state, range, &name).await?);
+    // The charts read rollups and the error traces stored spans: side by side.
+    let (charts, error_traces) = tokio::try_join!(
+        charts::service_charts(&state, range, &name),
+        recent_traces(&state, &name, true),
+    )?;
+    page.sections.push(charts);
     if let Some(summary) = summaries.first() {
         page.cards = service_cards(&summary.stats, range.window_secs, &node);
         page.sections
@@ -241,11 +245,7 @@ pub async fn service(
         "No error traces in the last hour.",
         &TRACE_COLUMNS,
     );
-    trace_rows(
-        &mut errors,
-        &recent_traces(&state, &name, true).await?,
-        false,
-    );
+    trace_rows(&mut errors, &error_traces, false);
     page.sections.push(errors);
     Ok(respond(&page))
 }

@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::edge_split::{MAX_SPANS, MAX_TRACES};
+use super::edge_split::{MAX_SPANS, newest_traces_query};
 use super::{GraphFilter, GraphRange, QueryError, QueryService, SignalOverlay};
 use crate::graph::analysis::{self, Insights};
 use crate::graph::audit::{self, AuditInput, CallerCalls, CarriedCall, Finding, FindingKind};
 use crate::graph::trace_calls;
 use crate::model::graph::{NodeKey, NodeKind};
 use crate::model::{Span, attr_get};
-use crate::store::TraceQuery;
 
 /// Which findings to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,12 +82,7 @@ impl QueryService {
         range: GraphRange,
         view: &analysis::GraphView,
     ) -> Result<Vec<Finding>, QueryError> {
-        let on_map: HashSet<&str> = view
-            .nodes
-            .iter()
-            .filter(|(key, _)| key.kind == NodeKind::Service)
-            .map(|(key, _)| key.name.as_str())
-            .collect();
+        let on_map = service_names(view);
         let mut findings = Vec::new();
         let services = self.services(range, None).await?;
         let versioned = services
@@ -117,19 +111,7 @@ impl QueryService {
         range: GraphRange,
         service: Option<&str>,
     ) -> Result<Vec<Vec<Span>>, QueryError> {
-        let (from_unix_nano, to_unix_nano) = range.minutes.unix_nano_bounds();
-        let query = TraceQuery {
-            service: service.map(str::to_owned),
-            operation: None,
-            from_unix_nano,
-            to_unix_nano,
-            min_duration_nanos: None,
-            max_duration_nanos: None,
-            error: None,
-            attribute: None,
-            limit: MAX_TRACES,
-            max_scanned_spans: Some(super::EXAMPLE_SCAN_SPANS),
-        };
+        let query = newest_traces_query(service, range.minutes.unix_nano_bounds());
         self.whole_trace_read(move |reader| reader.search_trace_spans(&query, MAX_SPANS))
             .await
     }
@@ -142,12 +124,7 @@ impl QueryService {
         range: GraphRange,
         view: &analysis::GraphView,
     ) -> Result<Vec<CarriedCall>, QueryError> {
-        let services: HashSet<&str> = view
-            .nodes
-            .iter()
-            .filter(|(key, _)| key.kind == NodeKind::Service)
-            .map(|(key, _)| key.name.as_str())
-            .collect();
+        let services = service_names(view);
         let has_id = |span: Option<&Span>| {
             span.is_some_and(|span| {
                 self.correlation_keys
@@ -224,6 +201,15 @@ impl QueryService {
         let findings = audit::audit(view, &insights, &input);
         (insights, findings)
     }
+}
+
+/// The names of the services on `view`.
+fn service_names(view: &analysis::GraphView) -> HashSet<&str> {
+    view.nodes
+        .iter()
+        .filter(|(key, _)| key.kind == NodeKind::Service)
+        .map(|(key, _)| key.name.as_str())
+        .collect()
 }
 
 /// The node ids a subject names: itself, or both ends of an edge (`a -> b`).

@@ -179,15 +179,14 @@ impl QueryService {
     }
 }
 
-/// What a drill-down reads (with at most [`MAX_SPANS`] spans each) of the traces in
-/// `[from, to)` holding the edge's instrumented side `service`: its newest traces, then its
-/// newest failed ones.
-pub fn drilldown_queries(
-    service: &str,
+/// The newest [`MAX_TRACES`] traces in `[from, to)` (holding `service`, when given), with the
+/// pages' example scan bound.
+pub(super) fn newest_traces_query(
+    service: Option<&str>,
     (from_unix_nano, to_unix_nano): (u64, u64),
-) -> [TraceQuery; 2] {
-    let newest = TraceQuery {
-        service: Some(service.to_owned()),
+) -> TraceQuery {
+    TraceQuery {
+        service: service.map(str::to_owned),
         operation: None,
         from_unix_nano,
         to_unix_nano,
@@ -197,7 +196,14 @@ pub fn drilldown_queries(
         attribute: None,
         limit: MAX_TRACES,
         max_scanned_spans: Some(crate::query::EXAMPLE_SCAN_SPANS),
-    };
+    }
+}
+
+/// What a drill-down reads (with at most [`MAX_SPANS`] spans each) of the traces in
+/// `[from, to)` holding the edge's instrumented side `service`: its newest traces, then its
+/// newest failed ones.
+pub fn drilldown_queries(service: &str, bounds: (u64, u64)) -> [TraceQuery; 2] {
+    let newest = newest_traces_query(Some(service), bounds);
     let failed = TraceQuery {
         error: Some(true),
         limit: MAX_FAILED_TRACES,

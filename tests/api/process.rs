@@ -38,8 +38,43 @@ pub struct Options<'a> {
     pub log: Option<(&'a Path, &'a str)>,
 }
 
+/// How many times a process that exits before it listens (another process took one of its
+/// free ports between the probe and the bind) is started again on fresh ports.
+const START_ATTEMPTS: usize = 3;
+/// How long a started process may take to answer `/health/live` on a loaded machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub async fn start(options: Options<'_>) -> Server {
-    let (grpc, http, ui) = (free_port(), free_port(), free_port());
+    let client = crate::helpers::http_client();
+    let mut exits = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let (grpc, http, ui) = (free_port(), free_port(), free_port());
+        let mut server = Server {
+            child: spawn(&options, (grpc, http, ui)),
+            ui: format!("http://127.0.0.1:{ui}"),
+            otlp_http: http,
+            otlp_grpc: grpc,
+            client: client.clone(),
+        };
+        let started = Instant::now();
+        loop {
+            let live = server.client.get(format!("{}/health/live", server.ui));
+            if live.send().await.is_ok() {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                exits.push(status);
+                break;
+            }
+            assert!(started.elapsed() < START_TIMEOUT, "server up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("the server exited before it listened, {START_ATTEMPTS} times: {exits:?}")
+}
+
+/// `cartograph serve` with `options` on the loopback ports (gRPC, HTTP, UI).
+fn spawn(options: &Options<'_>, (grpc, http, ui): (u16, u16, u16)) -> Child {
     let mut args: Vec<String> = vec!["serve".into()];
     match options.data_dir {
         Some(dir) => args.extend([
@@ -82,33 +117,14 @@ pub async fn start(options: Options<'_>) -> Server {
         ),
         (None, None) => ("warn", Stdio::null(), Stdio::null()),
     };
-    let child = command
+    command
         .args(&args)
         .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .spawn()
-        .expect("cartograph starts");
-    let server = Server {
-        child,
-        ui: format!("http://127.0.0.1:{ui}"),
-        otlp_http: http,
-        otlp_grpc: grpc,
-        client: crate::helpers::http_client(),
-    };
-    let started = Instant::now();
-    while server
-        .client
-        .get(format!("{}/health/live", server.ui))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(started.elapsed() < Duration::from_secs(20), "server up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
+        .expect("cartograph starts")
 }
 
 impl Server {

@@ -11,8 +11,9 @@
 use super::geometry::{Piece, Point, Rect};
 use super::layering::{LARGE_ITEMS, Layered, Link};
 
-/// The part of a 1280 × 800 laptop screen the map gets (the page's header and controls off).
-pub const SCREEN: (f64, f64) = (1240.0, 620.0);
+/// The part of a 1280 × 800 laptop screen the map gets: the page's padding (20 px a side) and
+/// the frame's border (1 px a side) off the width, the header and controls off the height.
+pub const SCREEN: (f64, f64) = (1238.0, 620.0);
 const MARGIN: f64 = 16.0;
 /// Room past the last layer for a self-loop.
 const LOOP_DEPTH: f64 = 30.0;

@@ -28,8 +28,9 @@ use crate::web::format::{edge_subject, health_of};
 
 pub const NODE_HEIGHT: f64 = 46.0;
 const MIN_NODE_WIDTH: f64 = 90.0;
-/// The smallest scale at which the map's smallest text (12 px) still reads at 11 px.
-const READABLE_SCALE: f64 = 11.0 / 12.0;
+/// The smallest scale at which the map's smallest text (12 px) still reads at 11 px, with a
+/// little room for the browser's rounding of the frame.
+const READABLE_SCALE: f64 = 11.1 / 12.0;
 /// Maps with more edges than this draw no wider hover twin of each edge (it doubled a
 /// 1,000-edge map's bytes).
 const HIT_PATHS_UP_TO: usize = 300;

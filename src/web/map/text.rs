@@ -12,7 +12,7 @@ use crate::web::format::{EdgeFigures, Figure, millis_text, percent_text, rate_of
 /// Width of one character, per text style, at the sizes `static/app.css` gives them.
 pub const NODE_LABEL_CHAR: f64 = 8.2;
 pub const SMALL_CHAR: f64 = 6.9;
-pub const BADGE_CHAR: f64 = 7.4;
+pub const BADGE_CHAR: f64 = 7.7;
 /// Width of a badge's pill around `words`.
 pub fn pill_width(words: &str) -> f64 {
     words.chars().count() as f64 * BADGE_CHAR + 10.0

@@ -21,6 +21,7 @@ use cartograph::ingest::decode::{Encoding, decode_traces};
 use cartograph::loadgen::{RequestSource, Shape};
 use cartograph::model::{Batch, NANOS_PER_MINUTE, now_unix_nano};
 use cartograph::query::{DRILLDOWN_MAX_SPANS, EXAMPLE_SCAN_SPANS, drilldown_queries};
+use cartograph::store::conformance::fixtures::all_traces;
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteReader, open};
 use cartograph::store::{StoreWriter, TraceQuery, TraceReader};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -66,15 +67,9 @@ fn of_service(service: &str, limit: usize) -> TraceQuery {
     let now = now_unix_nano();
     TraceQuery {
         service: Some(service.to_owned()),
-        operation: None,
         from_unix_nano: now - HOUR_NANOS,
         to_unix_nano: now + NANOS_PER_MINUTE,
-        min_duration_nanos: None,
-        max_duration_nanos: None,
-        error: None,
-        attribute: None,
-        limit,
-        max_scanned_spans: None,
+        ..all_traces(limit)
     }
 }
 

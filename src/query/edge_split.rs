@@ -1,11 +1,12 @@
 //! One edge's drill-down, from one read of the stored traces of a range that hold the edge's
-//! instrumented side ([`TraceReader::search_trace_spans`](crate::store::TraceReader::search_trace_spans)):
+//! instrumented side
+//! ([`TraceReader::search_trace_spans_of_each`](crate::store::TraceReader::search_trace_spans_of_each)):
 //! its newest traces (at most [`MAX_TRACES`] traces and about [`MAX_SPANS`] spans) and its
-//! newest failed ones (at most [`MAX_FAILED_TRACES`]). From the calls [`graph::trace_calls`]
-//! finds in them: the edge's calls split by the caller's operation, the callee's operation (or
-//! what the client span did: a database statement, a messaging operation) and the status
-//! code, from the newest traces; and the traces that cross the edge, failed first, then the
-//! slowest, from both.
+//! newest failed ones (at most [`MAX_FAILED_TRACES`]). From the calls
+//! [`trace_calls`](crate::graph::trace_calls) finds in them: the edge's calls split by the
+//! caller's operation, the callee's operation (or what the client span did: a database
+//! statement, a messaging operation) and the status code, from the newest traces; and the
+//! traces that cross the edge, failed first, then the slowest, from both.
 
 use std::collections::{HashMap, HashSet};
 

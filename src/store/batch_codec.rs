@@ -303,7 +303,7 @@ fn decode_points(decoder: &mut Decoder<'_>) -> Result<Vec<MetricPoint>, StoreErr
 mod tests {
     use super::*;
     use crate::store::conformance::fixtures::{
-        BASE_NANOS, points_of_every_type, resource, typical_batch,
+        BASE_NANOS, points_of_every_type, resource, rich_span, typical_batch,
     };
 
     #[test]
@@ -349,6 +349,72 @@ mod tests {
                     .collect::<Result<Vec<_>, _>>()
             });
             assert!(damaged.is_err(), "cut at {cut}");
+            let damaged_heads = parse_sections(&buf[..cut]).and_then(|sections| {
+                for section in &sections {
+                    for entry in section.directory() {
+                        section.heads(entry, |_| Ok(()))?;
+                    }
+                }
+                Ok(())
+            });
+            assert!(damaged_heads.is_err(), "cut at {cut}");
         }
+    }
+
+    /// A span's head reads what the whole span holds, whatever follows its attributes
+    /// (events, links, dropped counts), and its resource (decoded once) is the span's.
+    #[test]
+    fn heads_read_what_the_spans_hold() {
+        let (frontend, orders) = (resource("frontend"), resource("orders"));
+        let mut batch = typical_batch(&frontend, 0, 24, BASE_NANOS);
+        batch.spans.push(rich_span(&orders, 2, 100, BASE_NANOS + 5));
+        batch
+            .spans
+            .push(rich_span(&frontend, 2, 101, BASE_NANOS - 5));
+        let mut spans: Vec<&Span> = batch.spans.iter().collect();
+        spans.sort_by_key(|span| span.trace_id);
+        let mut buf = Vec::new();
+        encode_spans(&mut buf, &spans);
+        let mut num_heads = 0;
+        for section in parse_sections(&buf).expect("parse") {
+            for entry in section.directory() {
+                let mut whole = Vec::new();
+                section.decode_entry(entry, &mut whole).expect("decode");
+                let mut heads = Vec::new();
+                section
+                    .heads(entry, |head| {
+                        heads.push(*head);
+                        Ok(())
+                    })
+                    .expect("heads");
+                assert_eq!(heads.len(), whole.len());
+                for (head, span) in heads.iter().zip(&whole) {
+                    assert_eq!(head.span_id, span.span_id);
+                    assert_eq!(head.parent_span_id, span.parent_span_id);
+                    assert_eq!(head.start_time_unix_nano, span.start_time_unix_nano);
+                    assert_eq!(head.end_time_unix_nano, span.end_time_unix_nano);
+                    assert_eq!(head.name().expect("name"), span.name);
+                    assert!(head.is_named(&span.name));
+                    assert_eq!((head.kind, head.status_code), (span.kind, span.status_code));
+                    assert_eq!(head.attributes().expect("attributes"), span.attributes);
+                    let service = section.service_name(head.resource).expect("service");
+                    assert_eq!(service, span.service_name());
+                    assert_eq!(
+                        section.resource(head.resource).expect("resource"),
+                        span.resource
+                    );
+                }
+                num_heads += heads.len();
+            }
+            assert_eq!(
+                section
+                    .resources_of("orders")
+                    .expect("resources")
+                    .map(|wanted| { wanted.iter().filter(|is_wanted| **is_wanted).count() }),
+                Some(1)
+            );
+            assert_eq!(section.resources_of("nobody").expect("resources"), None);
+        }
+        assert_eq!(num_heads, batch.spans.len());
     }
 }

@@ -331,6 +331,18 @@ async fn edges_split_by_operation_and_status_and_pages_link_to_the_traces_behind
     let consumers = table(&report[2]["tables"], "By operation and status");
     assert_eq!(consumers[0][1].0, "process orders.created");
     assert_eq!(consumers[0][3].0, "3");
+    // Its traces, found from the consumer's side (the topic reports nothing), link to theirs.
+    let crossing = table(
+        &report[2]["tables"],
+        "Traces through kafka orders.created → notifications",
+    );
+    assert_eq!(crossing.len(), 3, "{:#}", report[2]["tables"]);
+    assert!(
+        crossing
+            .iter()
+            .all(|row| row[0].1.is_some_and(|href| href.starts_with("/traces/"))),
+        "{crossing:?}"
+    );
 
     // The service page: its map focus, its traces and an operation's, the range kept.
     let map = &report[3]["click_path"][0];

@@ -193,3 +193,44 @@ fn long_statements_are_cut_on_a_character_boundary() {
     assert_eq!(cut_short("ééééé", 3), "ééé…");
     assert_eq!(cut_short("abc", 3), "abc");
 }
+
+#[test]
+fn traces_crossing_an_edge_come_failed_first_then_slowest_each_once() {
+    let failed: Vec<Vec<Span>> = (1..=3).map(shop_trace).collect();
+    let mut newest: Vec<Vec<Span>> = (10..10 + MAX_CROSSING_TRACES as u64)
+        .map(good_call)
+        .collect();
+    // A failed trace is among the newest too; a trace without the edge is not listed.
+    newest.push(shop_trace(2));
+    newest.push(vec![
+        span("gateway", SpanKind::Server, 99, 1)
+            .http()
+            .name("GET /health")
+            .build(),
+    ]);
+    let (gateway, orders) = (node("service:gateway"), node("service:orders"));
+    let crossing = crossing_traces(failed.iter().chain(&newest), &gateway, &orders, RANGE);
+    assert_eq!(crossing.len(), MAX_CROSSING_TRACES);
+    let failed_ids: Vec<_> = failed.iter().map(|spans| spans[0].trace_id).collect();
+    let listed_failed: Vec<bool> = crossing
+        .iter()
+        .map(|trace| failed_ids.contains(&trace.trace_id))
+        .collect();
+    assert_eq!(listed_failed[..3], [true; 3], "failed first: {crossing:#?}");
+    assert!(
+        !listed_failed[3..].contains(&true),
+        "each once: {crossing:#?}"
+    );
+    assert!(crossing[..3].iter().all(|trace| trace.num_errors > 0));
+    for pair in crossing[3..].windows(2) {
+        assert!(
+            pair[0].duration_nanos >= pair[1].duration_nanos,
+            "slowest first"
+        );
+    }
+    // The matched duration is the trace's longest call on the edge: what the caller waited.
+    assert_eq!(crossing[3].matched_duration_nanos, 20 * MILLI);
+    // Calls outside the range do not count.
+    let later = (T0 + MINUTE, T0 + 2 * MINUTE);
+    assert!(crossing_traces(failed.iter().chain(&newest), &gateway, &orders, later).is_empty());
+}

@@ -485,6 +485,36 @@ mod tests {
     }
 
     #[test]
+    fn skipping_steps_over_exactly_what_was_written() {
+        let span = crate::store::conformance::fixtures::rich_span(
+            &crate::store::conformance::fixtures::resource("frontend"),
+            1,
+            1,
+            1,
+        );
+        let mut attributes = Vec::new();
+        put_attributes(&mut attributes, &every_value());
+        let mut buf = attributes.clone();
+        encode_events(&mut buf, &span.events);
+        encode_links(&mut buf, &span.links);
+        buf.push(0xaa);
+        let mut decoder = Decoder::new(&buf);
+        assert_eq!(decoder.skip_attributes().expect("skips"), attributes);
+        decoder.skip_events().expect("skips");
+        decoder.skip_links().expect("skips");
+        assert_eq!(decoder.u8().expect("the byte after"), 0xaa);
+        assert!(decoder.is_empty());
+        for len in 0..buf.len() - 1 {
+            let mut decoder = Decoder::new(&buf[..len]);
+            let skipped = decoder
+                .skip_attributes()
+                .and_then(|_| decoder.skip_events())
+                .and_then(|()| decoder.skip_links());
+            assert!(skipped.is_err(), "len {len}");
+        }
+    }
+
+    #[test]
     fn nan_keeps_its_bits() {
         let mut buf = Vec::new();
         let nan = f64::from_bits(0x7ff8_0000_dead_beef);

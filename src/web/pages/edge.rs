@@ -20,7 +20,19 @@ pub async fn edge(
     )
     .await?;
     let (source, target) = (node_of_path(&source)?, node_of_path(&target)?);
-    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
+    // The map, the charts (rollups) and the drill-down (stored traces) are read side by side,
+    // the stored traces first so that their read starts at once.
+    let drilldown = async {
+        let bounds = range.minutes.unix_nano_bounds();
+        let (source, target) = (source.clone(), target.clone());
+        Ok::<_, PageError>(state.query.edge_drilldown(source, target, bounds).await?)
+    };
+    let whole_map = GraphFilter::default();
+    let (drilldown, (view, overlay), charts) = tokio::try_join!(
+        drilldown,
+        placed_view(&state, range, &whole_map),
+        charts::edge_charts(&state, range, &source, &target),
+    )?;
     let edges: Vec<&(EdgeKey, EdgeStats)> = view
         .edges
         .iter()
@@ -45,16 +57,6 @@ pub async fn edge(
     let (cards, section) = edge_calls(&edges, &overlay, view.window_secs);
     page.cards = cards;
     page.sections.push(section);
-    // The charts read rollups and the drill-down stored traces: side by side.
-    let drilldown = async {
-        let bounds = range.minutes.unix_nano_bounds();
-        let (source, target) = (source.clone(), target.clone());
-        Ok::<_, PageError>(state.query.edge_drilldown(source, target, bounds).await?)
-    };
-    let (charts, drilldown) = tokio::try_join!(
-        charts::edge_charts(&state, range, &source, &target),
-        drilldown
-    )?;
     page.sections.push(charts);
     page.sections
         .push(super::edge_split::section_of(&drilldown.split, &target));

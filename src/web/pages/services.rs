@@ -191,8 +191,17 @@ pub async fn service(
     )
     .await?;
     let node = NodeKey::service(name.clone());
-    let (view, overlay) = placed_view(&state, range, &GraphFilter::default()).await?;
-    let summaries = state.query.services(range, Some(name.clone())).await?;
+    // The map, the service's figures, its charts (rollups) and its error traces (stored spans)
+    // are read side by side, the stored spans first so that their read starts at once.
+    let summaries =
+        async { Ok::<_, PageError>(state.query.services(range, Some(name.clone())).await?) };
+    let whole_map = GraphFilter::default();
+    let (error_traces, (view, overlay), summaries, charts) = tokio::try_join!(
+        recent_traces(&state, &name, true),
+        placed_view(&state, range, &whole_map),
+        summaries,
+        charts::service_charts(&state, range, &name),
+    )?;
     if summaries.is_empty() && !view.nodes.iter().any(|(key, _)| *key == node) {
         let error = ApiError::NotFound(format!("Service {name:?} has no data in this range."));
         return Err(PageError::empty_range(error, request.path()));
@@ -210,11 +219,6 @@ pub async fn service(
         ("On the map".to_owned(), links::map_focus(&node.id())),
         ("Traces".to_owned(), links::trace_search(&name, None)),
     ];
-    // The charts read rollups and the error traces stored spans: side by side.
-    let (charts, error_traces) = tokio::try_join!(
-        charts::service_charts(&state, range, &name),
-        recent_traces(&state, &name, true),
-    )?;
     page.sections.push(charts);
     if let Some(summary) = summaries.first() {
         page.cards = service_cards(&summary.stats, range.window_secs, &node);

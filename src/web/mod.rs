@@ -42,6 +42,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
         config
             .app_data(web::Data::new(state))
             .route("/", web::get().to(pages::map))
+            .route("/map/findings", web::get().to(pages::map_findings))
             .route("/services", web::get().to(pages::services))
             .route("/services/{name}", web::get().to(pages::service))
             .route("/edges/{source}/{target}", web::get().to(pages::edge))

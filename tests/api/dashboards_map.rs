@@ -125,7 +125,7 @@ async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node(
     wait_for_finding(&app, "shared_database").await;
     let report = browse(
         &app,
-        &json!([{ "name": "map-demo-1280", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "map": true,
+        &json!([{ "name": "map-demo-1280", "path": "/", "viewport": { "width": 1280, "height": 800 }, "geometry": true, "map": true, "options": "#map-findings",
                    "texts": ["errors ≥ 5 % or p95 over 2× target", "p95 targets: calls 100 ms"] },
                 { "name": "audit-demo", "path": "/insights",
                   "click_path": ["h2:has-text('shared database') + p + table a:text-is('on the map')"] }]),
@@ -135,6 +135,20 @@ async fn the_demo_map_fits_a_laptop_screen_readably_with_no_edge_through_a_node(
     assert_the_finding_is_marked_on_the_map(&report[1]);
     let entry = &report[0];
     assert_readable(entry);
+    // The Audit select comes after the map, with the findings worst first.
+    assert_eq!(entry["parts_loaded"], true, "{entry:#}");
+    let options: Vec<&str> = entry["options"]
+        .as_array()
+        .map(|options| options.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        options.len() > 1 && options[0].ends_with(" found"),
+        "{options:?}"
+    );
+    assert!(
+        options.iter().any(|text| text.contains("orders-db")),
+        "the shared database is offered: {options:?}"
+    );
     assert_eq!(
         entry["texts"],
         json!({"errors ≥ 5 % or p95 over 2× target": true, "p95 targets: calls 100 ms": true}),

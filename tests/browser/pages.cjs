@@ -58,6 +58,12 @@ async function main() {
     page.on("dialog", async (dialog) => { entry.dialogs.push(dialog.message()); await dialog.dismiss(); });
     const response = await page.goto(base + spec.path, { waitUntil: "load" });
     entry.status = response ? response.status() : 0;
+    // Parts a page loads after itself (htmx `load` triggers swap themselves out when they come).
+    entry.parts_loaded = await page.waitForFunction(() => !document.querySelector("[hx-trigger='load']"), null, { timeout: 10000 })
+      .then(() => true, () => false);
+    if (spec.options) {
+      entry.options = await page.evaluate((selector) => Array.from(document.querySelectorAll(selector + " option")).map((o) => o.textContent), spec.options);
+    }
     const body = await page.evaluate(() => document.body.textContent);
     for (const text of spec.texts || []) { entry.texts[text] = body.includes(text); }
     entry.injected_images = await page.evaluate(() => document.querySelectorAll("img").length);

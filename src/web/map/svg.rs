@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::geometry::{Rect, path_data};
+use super::geometry::{Rect, Tenths, path_data};
 use super::labels;
 use super::layout::{self, Layout};
 use super::text::{
@@ -32,7 +32,7 @@ const MIN_NODE_WIDTH: f64 = 90.0;
 /// little room for the browser's rounding of the frame.
 const READABLE_SCALE: f64 = 11.1 / 12.0;
 /// Maps with more edges than this draw no wider hover twin of each edge (it doubled a
-/// 1,000-edge map's bytes).
+/// 1,000-edge map's bytes), and no label that found no room (the edge's title has it).
 const HIT_PATHS_UP_TO: usize = 300;
 /// Room a node's badges take above its box.
 const BADGE_RISE: f64 = 10.0;
@@ -183,7 +183,8 @@ pub fn render(view: &GraphView, marks: &MapMarks, range_query: &str) -> String {
         spots,
         ..
     } = plan(view, marks);
-    let mut out = String::with_capacity(320 * (view.nodes.len() + view.edges.len()) + 1024);
+    // About what a node and an edge with its label take (a 4,300-edge map is 3.7 MB).
+    let mut out = String::with_capacity(900 * (view.nodes.len() + view.edges.len()) + 1024);
     let _ = write!(
         out,
         r##"<svg xmlns="http://www.w3.org/2000/svg" id="map-svg" class="map direction-{direction}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="Service dependency map"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs><g class="edges">"##,
@@ -369,6 +370,12 @@ fn draw_edge(
     );
     let (spot, class) = match spot {
         Some(spot) => (spot, "label"),
+        // On a map too large for hover twins, the edge's title alone says what its label
+        // would have (a 4,300-edge mesh leaves some 1,500 labels without room).
+        None if view.edges.len() > HIT_PATHS_UP_TO => {
+            out.push_str("</g></a>");
+            return;
+        }
         None => {
             // No free room: shown while the edge is hovered, where its first spot is.
             let (width, height) = text.size();
@@ -381,11 +388,11 @@ fn draw_edge(
     };
     let _ = write!(
         out,
-        r#"<g class="{class}" transform="translate({x:.1},{y:.1})"><rect class="label-back" width="{w:.1}" height="{h:.1}" rx="3"/>"#,
-        x = spot.x,
-        y = spot.y,
-        w = spot.width,
-        h = spot.height,
+        r#"<g class="{class}" transform="translate({x},{y})"><rect class="label-back" width="{w}" height="{h}" rx="3"/>"#,
+        x = Tenths(spot.x),
+        y = Tenths(spot.y),
+        w = Tenths(spot.width),
+        h = Tenths(spot.height),
     );
     for (line_index, (style, line)) in text.lines.iter().enumerate() {
         let top = line_index as f64 * LINE_HEIGHT;
@@ -393,19 +400,20 @@ fn draw_edge(
             let width = pill_width(&line.plain());
             let _ = write!(
                 out,
-                r#"<rect class="pill {class}" x="{x:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" rx="7"/>"#,
+                r#"<rect class="pill {class}" x="{x}" y="{y}" width="{width}" height="{h}" rx="7"/>"#,
                 class = style.class(),
-                x = (spot.width - width) / 2.0,
-                y = top + 0.5,
-                h = LINE_HEIGHT - 1.0,
+                x = Tenths((spot.width - width) / 2.0),
+                y = Tenths(top + 0.5),
+                width = Tenths(width),
+                h = Tenths(LINE_HEIGHT - 1.0),
             );
         }
         let _ = write!(
             out,
-            r#"<text class="{class}" x="{x:.1}" y="{y:.1}">{words}</text>"#,
+            r#"<text class="{class}" x="{x}" y="{y}">{words}</text>"#,
             class = style.class(),
-            x = spot.width / 2.0,
-            y = top + LINE_HEIGHT - 4.0,
+            x = Tenths(spot.width / 2.0),
+            y = Tenths(top + LINE_HEIGHT - 4.0),
             words = line.svg(),
         );
     }
@@ -427,12 +435,12 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     };
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}" data-id="{id}" transform="translate({x:.1},{y:.1})"><title>{title}</title>"#,
+        r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}" data-id="{id}" transform="translate({x},{y})"><title>{title}</title>"#,
         href = escape(&href),
         health = node.health,
         id = escape(&key.id()),
-        x = rect.x,
-        y = rect.y,
+        x = Tenths(rect.x),
+        y = Tenths(rect.y),
         title = escape(&node.title),
     );
     if node.group_href.is_some() {
@@ -454,10 +462,10 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     };
     let _ = write!(
         out,
-        r#"<text class="node-label" x="{cx:.1}" y="{label_y:.1}">{label}</text><text class="node-sub" x="{cx:.1}" y="{sub_y:.1}">{sub}</text>"#,
-        cx = rect.width / 2.0,
-        label_y = 20.0 + lowered,
-        sub_y = 37.0 + lowered,
+        r#"<text class="node-label" x="{cx}" y="{label_y}">{label}</text><text class="node-sub" x="{cx}" y="{sub_y}">{sub}</text>"#,
+        cx = Tenths(rect.width / 2.0),
+        label_y = Tenths(20.0 + lowered),
+        sub_y = Tenths(37.0 + lowered),
         label = escape(&node.label),
         sub = node.sub.svg(),
     );

@@ -174,12 +174,34 @@ async fn firing_alerts(state: &WebState) -> svg::FiringAlerts {
     )
 }
 
+/// The map's query as the page reads it: `expand` apart, a custom range over `window`, a
+/// plain name in Focus taken as a service.
+fn map_query(raw: &str) -> (groups::Expand, String) {
+    let (expand, query_string) = without_expand(&without_empty(raw));
+    (expand, forgiving_focus(&custom_range_wins(&query_string)))
+}
+
+/// The map's Audit select, loaded after the map (the audit of a large map costs as much as
+/// drawing a part of it, and the map refreshes without it).
+pub async fn map_findings(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let (_, query_string) = map_query(request.query_string());
+    let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
+    let (view, overlay) = placed_view(&state, range, &filter).await?;
+    let findings = super::audit::map_choices(
+        &state.query.audit_of(&view, &overlay).1,
+        request.query_string(),
+    );
+    Ok(respond(&MapFindings { findings }))
+}
+
 pub async fn map(
     request: HttpRequest,
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
-    let (expand, query_string) = without_expand(&without_empty(request.query_string()));
-    let query_string = forgiving_focus(&custom_range_wins(&query_string));
+    let (expand, query_string) = map_query(request.query_string());
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let traffic = state.query.node_traffic(range, &filter, &view).await?;
@@ -192,10 +214,6 @@ pub async fn map(
         expand
     };
     let alerts = firing_alerts(&state).await;
-    let findings = super::audit::map_choices(
-        &state.query.audit_of(&view, &overlay).1,
-        request.query_string(),
-    );
     let marked = marked_nodes(&view, &overlay, &alerts);
     let folded = groups::fold(view, traffic, &expand, &marked);
     let group_nodes = group_nodes(&folded, &expand, &query_string);
@@ -224,7 +242,7 @@ pub async fn map(
         depth: filter.depth,
         summary: format!("{num_nodes} nodes, {num_edges} edges"),
         fold_note,
-        findings,
+        findings_url: format!("/map/findings?{}", request.query_string()),
         show_all_href: expand_href(&query_string, "all"),
         is_empty: view.edges.is_empty(),
         has_filter: filter.namespace.is_some() || filter.focus.is_some(),

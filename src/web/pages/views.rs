@@ -125,12 +125,19 @@ pub struct MapPage {
     pub node_ids: Vec<String>,
     /// When namespaces are folded: what the map shows, and the link to every node.
     pub fold_note: String,
-    /// Audit findings to mark on the map: (text, href, shown now).
-    pub findings: Vec<(String, String, bool)>,
+    /// Where the Audit select ([`MapFindings`]) is loaded from once the map shows.
+    pub findings_url: String,
     pub show_all_href: String,
     /// The latency targets the colours hold p95 against, in words.
     pub targets: String,
     pub svg: String,
+}
+
+/// The map's Audit select: findings to mark on the map (text, href, shown now).
+#[derive(Template, WebTemplate)]
+#[template(path = "map_findings.html")]
+pub struct MapFindings {
+    pub findings: Vec<(String, String, bool)>,
 }
 
 /// One cell of a table: text, optionally a link or a coloured pill.

@@ -260,16 +260,28 @@ impl LatencySketch {
         if rank < self.zero_count {
             return Some(0.0);
         }
-        let mut num_seen = self.zero_count;
-        for &(index, bucket_count) in &self.buckets {
-            num_seen += bucket_count;
-            if num_seen > rank {
-                let estimate = bucket_value_nanos(index);
-                return Some(estimate.clamp(self.min_nanos as f64, self.max_nanos as f64));
-            }
-        }
-        debug_assert!(false, "the ranks are covered by the buckets");
-        Some(self.max_nanos as f64)
+        // The bucket holding the rank-th value, counted from whichever end is nearer (a p95
+        // of a wide sketch is a few buckets from the top).
+        let found = if rank >= self.count / 2 {
+            let num_after = self.count - 1 - rank;
+            let mut num_seen = 0;
+            self.buckets.iter().rev().find(|&&(_, bucket_count)| {
+                num_seen += bucket_count;
+                num_seen > num_after
+            })
+        } else {
+            let mut num_seen = self.zero_count;
+            self.buckets.iter().find(|&&(_, bucket_count)| {
+                num_seen += bucket_count;
+                num_seen > rank
+            })
+        };
+        let Some(&(index, _)) = found else {
+            debug_assert!(false, "the ranks are covered by the buckets");
+            return Some(self.max_nanos as f64);
+        };
+        let estimate = bucket_value_nanos(index);
+        Some(estimate.clamp(self.min_nanos as f64, self.max_nanos as f64))
     }
 
     fn note_extremes(&mut self, min_nanos: u64, max_nanos: u64) {

@@ -215,3 +215,27 @@ fn find_agrees_with_binary_search() {
         }
     }
 }
+
+#[test]
+fn every_rank_reads_the_bucket_that_holds_it_from_either_end() {
+    let mut samples: Vec<u64> = vec![0, 0, 0];
+    samples.extend((1..=400u64).map(|i| i * i * 997 % 5_000_000 + 1));
+    samples.extend([7_000_000_000, 7_000_000_000, 12]);
+    let sketch = sketch_of(&samples);
+    samples.sort_unstable();
+    let (min, max) = (samples[0] as f64, samples[samples.len() - 1] as f64);
+    for rank in 0..samples.len() {
+        let q = rank as f64 / (samples.len() - 1) as f64;
+        let rank = (q * (samples.len() - 1) as f64).floor() as usize;
+        let value = samples[rank];
+        // The ends are the recorded extremes themselves.
+        let expected = if q == 1.0 {
+            max
+        } else if value == 0 {
+            0.0
+        } else {
+            bucket_value_nanos(bucket_index(value)).clamp(min, max)
+        };
+        assert_eq!(sketch.quantile_nanos(q), Some(expected), "rank {rank}");
+    }
+}

@@ -34,6 +34,7 @@ mod minute_bucket;
 pub mod naming;
 mod pairing;
 mod pending;
+pub mod sampling;
 mod services;
 mod settings;
 mod stats;

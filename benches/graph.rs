@@ -1,9 +1,10 @@
 //! Graph engine throughput: pairing, edge and operation statistics, calls per trace and chain
 //! buffering over pre-converted spans, in spans per second on one core.
 //!
-//! A steady stream of 14-span traces over 20 services: a root server span, five client/server
-//! pairs over HTTP and gRPC (71 % of spans), a PostgreSQL query, a Kafka producer and its
-//! consumer. Within a batch the spans are shuffled, so about half the servers arrive before
+//! A steady stream of 14-span traces over 20 services of 3 instances each (their
+//! `service.instance.id`s counted per operation and minute): a root server span, five
+//! client/server pairs over HTTP and gRPC (71 % of spans), a PostgreSQL query, a Kafka producer
+//! and its consumer. Within a batch the spans are shuffled, so about half the servers arrive before
 //! their client. The engine is long-lived (pending halves, trace buffers and call counters at
 //! their steady-state sizes); each batch gets fresh trace ids and the clock advances as if
 //! 1M spans/s arrived. Only `ingest` + `tick` are timed; building the batches is not.
@@ -21,6 +22,8 @@ use cartograph::model::{
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const NUM_SERVICES: u64 = 20;
+/// Instances (`service.instance.id`) of each service; a trace is served by one of each.
+const INSTANCES_PER_SERVICE: u64 = 3;
 const TRACES_PER_BATCH: u64 = 512;
 const SPANS_PER_TRACE: u64 = 14;
 const NOW_UNIX_NANO: u64 = 1_700_000_000_000_000_000;
@@ -48,12 +51,18 @@ struct TraceBuilder {
 
 impl TraceBuilder {
     fn new() -> Self {
-        let resources = (0..NUM_SERVICES)
-            .map(|service_no| {
+        let resources = (0..NUM_SERVICES * INSTANCES_PER_SERVICE)
+            .map(|resource_no| {
+                let service_no = resource_no / INSTANCES_PER_SERVICE;
+                let instance_no = resource_no % INSTANCES_PER_SERVICE;
                 let attributes = vec![
                     text("service.name", &format!("service-{service_no}")),
                     text("service.namespace", "shop"),
                     text("deployment.environment.name", "prod"),
+                    text(
+                        "service.instance.id",
+                        &format!("service-{service_no}-{instance_no}"),
+                    ),
                 ];
                 Arc::new(Resource::from_attributes(attributes, 0))
             })
@@ -77,7 +86,10 @@ impl TraceBuilder {
     ) -> Span {
         let start = NOW_UNIX_NANO + span_no * 1_000_000;
         Span {
-            resource: Arc::clone(&self.resources[service_no as usize]),
+            resource: Arc::clone(
+                &self.resources[(service_no * INSTANCES_PER_SERVICE
+                    + trace_no % INSTANCES_PER_SERVICE) as usize],
+            ),
             scope: Arc::clone(&self.scope),
             trace_id: trace_id(trace_no),
             span_id: span_id(trace_no, span_no),

@@ -1,7 +1,9 @@
 //! Rendering the map for a large mesh: 500 services and 2,000 edges whose latency sketches hold
 //! realistic spreads. `graph_json` is the body of `/api/v1/graph` (three quantiles per side and
 //! edge, overlay, serialisation); `insights` runs every structural analysis (cycles, chains,
-//! chatty pairs, fan-out, single points of failure) on the same view.
+//! chatty pairs, fan-out, single points of failure) on the same view; `audit` every rule of
+//! the communication-pattern audit, here and on loadgen's 300-service, 4,300-edge mesh (also
+//! with every edge retrying: the chain search's worst case).
 //!
 //! `cargo bench --bench map_render`
 
@@ -126,6 +128,7 @@ fn map_render(c: &mut Criterion) {
         });
     });
     group.finish();
+    audit_retrying_mesh(c);
 
     for (name, view) in [
         (
@@ -139,6 +142,27 @@ fn map_render(c: &mut Criterion) {
     ] {
         map_page(c, name, &view);
     }
+}
+
+/// The audit of loadgen's 300-service, 4,300-edge mesh, as it is and with every edge retrying
+/// a third of its calls (1.5× each): the worst case of the chain search, which its caps bound.
+fn audit_retrying_mesh(c: &mut Criterion) {
+    let calm = mesh_of(PAGE_SERVICES, LOADGEN_EDGES, PAGE_SERVICES);
+    let mut retrying = calm.clone();
+    for (_, stats) in &mut retrying.edges {
+        stats.num_retries = stats.num_requests / 3;
+    }
+    let input = cartograph::graph::audit::AuditInput::default();
+    let mut group = c.benchmark_group("map_300_services_4300_edges");
+    for (name, view) in [("audit", &calm), ("audit_every_edge_retrying", &retrying)] {
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| {
+                let insights = analysis::insights(black_box(view), &[]);
+                cartograph::graph::audit::audit(view, &insights, &input)
+            });
+        });
+    }
+    group.finish();
 }
 
 /// The map page's drawing of `view`: layout and SVG.

@@ -373,10 +373,7 @@ async fn start_query(
         instance,
     )
     .with_targets(config.graph.targets())
-    .with_audit(
-        config.insights.gateways.clone(),
-        config.insights.correlation_keys.clone(),
-    );
+    .with_audit(config.insights.audit_settings());
     query
         .seed_live_signals()
         .await

@@ -2,6 +2,9 @@
 //! environment variables and command-line flags (see `cli`), and validated once at load.
 
 mod example;
+mod insights;
+
+pub use insights::InsightsConfig;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -109,30 +112,6 @@ impl Config {
             compress: self.clickhouse.compression == ClickHouseCompression::Lz4,
             cluster: text(&self.clickhouse.cluster),
             migrate: self.clickhouse.migrate_on_start,
-        }
-    }
-}
-
-/// The communication-pattern audit (`/api/v1/insights` findings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InsightsConfig {
-    /// Services that are API gateways: calls from outside into any other service bypass
-    /// them. Empty: the service taking the most calls from outside is the gateway.
-    pub gateways: Vec<String>,
-    /// Span attributes that carry a correlation id: a service whose callers' spans have one
-    /// and whose own span of the call has none drops it (`correlation_id_gap`).
-    pub correlation_keys: Vec<String>,
-}
-
-impl Default for InsightsConfig {
-    fn default() -> Self {
-        Self {
-            gateways: Vec::new(),
-            correlation_keys: crate::graph::audit::DEFAULT_CORRELATION_KEYS
-                .iter()
-                .map(|key| (*key).to_owned())
-                .collect(),
         }
     }
 }
@@ -421,6 +400,7 @@ impl Config {
         if let Some(field) = self.graph.invalid_target() {
             return invalid(field, "must be a positive number of milliseconds");
         }
+        self.insights.validate()?;
         if self.storage.retention_interval_secs == 0 {
             return invalid("storage.retention_interval_secs", "must be at least 1");
         }

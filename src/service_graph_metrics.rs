@@ -273,7 +273,7 @@ fn pairing_series(pairing: &crate::graph::PairingCounters) -> [Series; 7] {
     ]
 }
 
-fn window_series(window: &crate::graph::WindowCounters) -> [Series; 6] {
+fn window_series(window: &crate::graph::WindowCounters) -> [Series; 7] {
     [
         (
             "cartograph_graph_calls_over_edge_limit_total",
@@ -284,6 +284,11 @@ fn window_series(window: &crate::graph::WindowCounters) -> [Series; 6] {
             "cartograph_graph_spans_over_operation_limit_total",
             "Spans not counted because a minute reached its operation limit.",
             window.num_spans_over_operation_limit,
+        ),
+        (
+            "cartograph_graph_instances_over_limit_total",
+            "Spans whose service.instance.id was not counted (instances per operation or minute full).",
+            window.num_instances_over_limit,
         ),
         (
             "cartograph_graph_late_total",

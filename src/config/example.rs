@@ -100,6 +100,12 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("insights", "correlation_keys") => {
             "Span attributes carrying a correlation id (a service losing it is a finding)."
         }
+        ("insights", "endpoint_patterns") => {
+            "Hard-coded names besides IP literals, `*` any run (\"*.internal.example.com\", \"10.*\")."
+        }
+        ("insights", "max_requests_per_instance") => {
+            "Requests/s one service.instance.id should serve at most (more: target_missed)."
+        }
         ("signals", "lag_metrics") => "Metric names read as Kafka consumer lag (messages).",
         ("signals", "lag_group_attributes") => "Attributes naming the consumer group, first wins.",
         ("signals", "lag_topic_attributes") => "Attributes naming the topic, first wins.",

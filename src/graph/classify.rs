@@ -107,6 +107,8 @@ pub struct GraphSpan {
     pub service: Arc<str>,
     /// Resource `service.namespace` and `deployment.environment(.name)`.
     pub placement: Arc<NodePlacement>,
+    /// A 64-bit hash of resource `service.instance.id`, 0 when it has none.
+    pub instance: u64,
     /// The operation: the span name for SERVER and CONSUMER spans, empty for the others
     /// (nothing reads it there, and it saves an allocation per span).
     pub name: Box<str>,
@@ -128,27 +130,25 @@ pub struct GraphSpan {
 
 impl GraphSpan {
     pub fn from_span(span: &Span) -> GraphSpan {
-        let (service, placement) = resource_parts(&span.resource);
-        classify(span, service, placement)
+        let parts = resource_parts(&span.resource);
+        classify(span, parts)
     }
 
     /// Converts a batch, sharing service name and placement between consecutive spans of
     /// the same resource (the usual layout of an export request): prefer this on ingest.
     pub fn from_spans(spans: &[Span]) -> Vec<GraphSpan> {
         let mut converted = Vec::with_capacity(spans.len());
-        let mut current: Option<(&Arc<Resource>, Arc<str>, Arc<NodePlacement>)> = None;
+        let mut current: Option<(&Arc<Resource>, ResourceParts)> = None;
         for span in spans {
-            let (service, placement) = match &current {
-                Some((resource, service, placement)) if Arc::ptr_eq(resource, &span.resource) => {
-                    (Arc::clone(service), Arc::clone(placement))
-                }
+            let parts = match &current {
+                Some((resource, parts)) if Arc::ptr_eq(resource, &span.resource) => parts.clone(),
                 _ => {
-                    let (service, placement) = resource_parts(&span.resource);
-                    current = Some((&span.resource, service.clone(), placement.clone()));
-                    (service, placement)
+                    let parts = resource_parts(&span.resource);
+                    current = Some((&span.resource, parts.clone()));
+                    parts
                 }
             };
-            converted.push(classify(span, service, placement));
+            converted.push(classify(span, parts));
         }
         converted
     }
@@ -174,18 +174,42 @@ impl GraphSpan {
     }
 }
 
-fn resource_parts(resource: &Resource) -> (Arc<str>, Arc<NodePlacement>) {
+/// What the spans of one resource share: service, placement, instance hash.
+#[derive(Clone)]
+struct ResourceParts {
+    service: Arc<str>,
+    placement: Arc<NodePlacement>,
+    instance: u64,
+}
+
+fn resource_parts(resource: &Resource) -> ResourceParts {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let placement = NodePlacement {
         namespace: resource.service_namespace.clone(),
         environment: resource.deployment_environment.clone(),
     };
-    (
-        Arc::from(resource.service_name.as_str()),
-        Arc::new(placement),
-    )
+    let instance = crate::model::attr_get(&resource.attributes, "service.instance.id")
+        .and_then(|value| value.as_str())
+        .filter(|id| !id.is_empty())
+        // SipHash with fixed keys: the same id hashes alike in every batch; 0 means none.
+        .map_or(0, |id| {
+            BuildHasherDefault::<DefaultHasher>::default()
+                .hash_one(id)
+                .max(1)
+        });
+    ResourceParts {
+        service: Arc::from(resource.service_name.as_str()),
+        placement: Arc::new(placement),
+        instance,
+    }
 }
 
-fn classify(span: &Span, service: Arc<str>, placement: Arc<NodePlacement>) -> GraphSpan {
+fn classify(span: &Span, parts: ResourceParts) -> GraphSpan {
+    let ResourceParts {
+        service,
+        placement,
+        instance,
+    } = parts;
     let attributes = KnownAttributes::scan(span);
     let role = attributes.role(span.kind);
     let edge_kind = attributes.edge_kind(role);
@@ -208,6 +232,7 @@ fn classify(span: &Span, service: Arc<str>, placement: Arc<NodePlacement>) -> Gr
         role,
         service,
         placement,
+        instance,
         name: if is_operation {
             span.name.as_str().into()
         } else {

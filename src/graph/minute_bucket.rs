@@ -16,6 +16,8 @@ use super::stats::{self, EdgeAgg, LiveEdgeKey, OperationAgg, TraceCalls};
 /// fingerprint collision is detected (and counted), never merged.
 pub(super) struct MinuteBucket {
     pub(super) minute: i64,
+    /// Instance hashes held over all operations (bounded by [`MAX_INSTANCES_PER_MINUTE`]).
+    num_instances: usize,
     pub(super) edges: HashMap<u64, EdgeEntry, PrehashedBuildHasher>,
     pub(super) operations: HashMap<u64, OperationEntry, PrehashedBuildHasher>,
     /// Changed since it was last handed out.
@@ -31,12 +33,44 @@ pub(super) struct OperationEntry {
     pub(super) service: Arc<str>,
     pub(super) operation: Box<str>,
     pub(super) agg: OperationAgg,
+    /// The `service.instance.id` hashes that served it this minute, sorted; its
+    /// `instance_minutes` is their number.
+    instances: Vec<u64>,
+}
+
+/// Distinct instances counted per operation and minute at most.
+pub(super) const MAX_INSTANCES_PER_OPERATION: usize = 256;
+/// Instances counted over all operations of a minute at most (8 bytes each).
+pub(super) const MAX_INSTANCES_PER_MINUTE: usize = 65_536;
+
+impl OperationEntry {
+    /// Counts a request of `instance` (0: none, not counted) as served by that instance this
+    /// minute; false when a new instance did not fit (`num_instances` of the bucket is at its
+    /// limit too): neither it nor its request is counted, so the rate per instance holds.
+    fn count_instance(&mut self, instance: u64, num_instances: &mut usize) -> bool {
+        if instance == 0 {
+            return true;
+        }
+        if let Err(at) = self.instances.binary_search(&instance) {
+            if self.instances.len() >= MAX_INSTANCES_PER_OPERATION
+                || *num_instances >= MAX_INSTANCES_PER_MINUTE
+            {
+                return false;
+            }
+            self.instances.insert(at, instance);
+            *num_instances += 1;
+            self.agg.stats.instance_minutes += 1;
+        }
+        self.agg.stats.instance_requests += 1;
+        true
+    }
 }
 
 impl MinuteBucket {
     pub(super) fn new(minute: i64) -> Self {
         Self {
             minute,
+            num_instances: 0,
             edges: HashMap::default(),
             operations: HashMap::default(),
             dirty: false,
@@ -95,6 +129,8 @@ pub(super) enum Recorded {
     Yes,
     /// The bucket already held as many edges (or operations) as it may.
     OverLimit,
+    /// Recorded, but its instance not counted: the operation's or the minute's set is full.
+    InstanceOverLimit,
     /// Another identity has the same fingerprint: not merged.
     Collision,
 }
@@ -155,7 +191,7 @@ impl MinuteBucket {
                 return Recorded::Collision;
             }
             stats::record_operation(&mut entry.agg.stats, span);
-            return Recorded::Yes;
+            return instance_counted(entry.count_instance(span.instance, &mut self.num_instances));
         }
         if self.operations.len() >= limits.max_operations {
             return Recorded::OverLimit;
@@ -165,12 +201,22 @@ impl MinuteBucket {
             placement: Arc::clone(&span.placement),
         };
         stats::record_operation(&mut agg.stats, span);
-        let entry = OperationEntry {
+        let mut entry = OperationEntry {
             service: Arc::clone(&span.service),
             operation: span.name.clone(),
             agg,
+            instances: Vec::new(),
         };
+        let counted = entry.count_instance(span.instance, &mut self.num_instances);
         self.operations.insert(fingerprint, entry);
+        instance_counted(counted)
+    }
+}
+
+fn instance_counted(counted: bool) -> Recorded {
+    if counted {
         Recorded::Yes
+    } else {
+        Recorded::InstanceOverLimit
     }
 }

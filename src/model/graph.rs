@@ -202,6 +202,14 @@ pub struct OperationStats {
     pub num_requests: u64,
     pub num_errors: u64,
     pub latency: LatencySketch,
+    /// Instance-minutes: per minute the distinct `service.instance.id`s that served the
+    /// operation, summed over minutes (0: no span named its instance).
+    #[serde(default)]
+    pub instance_minutes: u64,
+    /// The requests of those instance-minutes (spans naming a counted instance):
+    /// `instance_requests / (instance_minutes × 60)` is the rate one instance served.
+    #[serde(default)]
+    pub instance_requests: u64,
 }
 
 impl OperationStats {
@@ -209,6 +217,8 @@ impl OperationStats {
         self.num_requests += other.num_requests;
         self.num_errors += other.num_errors;
         self.latency.merge(&other.latency);
+        self.instance_minutes += other.instance_minutes;
+        self.instance_requests += other.instance_requests;
     }
 }
 

@@ -1,16 +1,16 @@
 //! The communication-pattern audit of a range ([`crate::graph::audit`]): the map with its
 //! breakers placed, the structural insights and the configured gateways and targets in;
-//! findings filtered by kind and by the namespace of what they concern out.
+//! findings filtered by kind and by the namespace of what they concern out. The trace-based
+//! kinds share one bounded read of stored traces (`traces`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod traces;
 
-use super::edge_split::{MAX_SPANS, newest_traces_query};
-use super::{GraphFilter, GraphRange, QueryError, QueryService, SignalOverlay};
+use std::collections::{HashMap, HashSet};
+
+use super::{GraphFilter, GraphRange, QueryError, QueryService, ServiceSummary, SignalOverlay};
 use crate::graph::analysis::{self, Insights};
-use crate::graph::audit::{self, AuditInput, CallerCalls, CarriedCall, Finding, FindingKind};
-use crate::graph::trace_calls;
-use crate::model::graph::{NodeKey, NodeKind};
-use crate::model::{Span, attr_get};
+use crate::graph::audit::{self, AuditInput, EndpointPattern, Finding, FindingKind, ServedLoad};
+use crate::model::graph::NodeKind;
 
 /// Which findings to keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +19,30 @@ pub struct FindingFilter {
     pub kinds: HashSet<FindingKind>,
     /// Findings concerning at least one node of this namespace.
     pub namespace: Option<String>,
+}
+
+/// What the audit holds the system to (`[insights]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditSettings {
+    /// The API gateways outside traffic should enter through; empty: the busiest entry.
+    pub gateways: Vec<String>,
+    /// Attributes read as a correlation id.
+    pub correlation_keys: Vec<String>,
+    /// Names that are hard-coded addresses besides IP literals.
+    pub endpoint_patterns: Vec<EndpointPattern>,
+    /// Requests per second one instance of a service should serve at most.
+    pub max_requests_per_instance: f64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            gateways: Vec::new(),
+            correlation_keys: Vec::new(),
+            endpoint_patterns: Vec::new(),
+            max_requests_per_instance: audit::MAX_REQUESTS_PER_INSTANCE,
+        }
+    }
 }
 
 /// The structural insights and the findings of one range.
@@ -40,11 +64,24 @@ impl QueryService {
         let placed = self.placed_graph(range, view_filter).await?;
         let (insights, mut findings) = self.audit_of(&placed.view, &placed.overlay);
         let wanted = |kind| filter.kinds.is_empty() || filter.kinds.contains(&kind);
-        if wanted(FindingKind::DeprecatedApiVersion) {
-            findings.extend(self.deprecated_versions(range, &placed.view).await?);
+        let mut versioned = Vec::new();
+        if wanted(FindingKind::DeprecatedApiVersion) || wanted(FindingKind::TargetMissed) {
+            let services = self.services_on(range, &placed.view).await?;
+            findings.extend(self.instances_overloaded(&services));
+            if wanted(FindingKind::DeprecatedApiVersion) {
+                versioned = traces::versioned_services(&services);
+            }
         }
-        if wanted(FindingKind::CorrelationIdGap) && !self.correlation_keys.is_empty() {
-            let calls = self.carried_calls(range, &placed.view).await?;
+        let follow_ids = wanted(FindingKind::CorrelationIdGap)
+            && !self.audit_settings.correlation_keys.is_empty();
+        let services: Vec<String> = versioned.iter().map(|(name, _)| name.clone()).collect();
+        let sample = self.trace_sample(range, follow_ids, services).await?;
+        for ((service, operations), traces) in versioned.iter().zip(&sample.of_services) {
+            let calls = traces::calls_into(service, traces);
+            findings.extend(audit::deprecated_versions(service, operations, &calls));
+        }
+        if follow_ids {
+            let calls = self.carried_calls(&sample.newest, &placed.view);
             findings.extend(audit::correlation_gaps(&calls));
         }
         findings.sort_by(audit::by_severity);
@@ -70,118 +107,32 @@ impl QueryService {
     }
 }
 
-/// Services whose callers' versions are read from traces, at most (each one bounded read).
-pub const MAX_VERSIONED_SERVICES: usize = 5;
-
 impl QueryService {
-    /// Routes served in two versions and the callers still on an older one: the services'
-    /// operations from the map, who calls which from the newest stored traces of each such
-    /// service (bounded like the edge page's split).
-    async fn deprecated_versions(
+    /// The figures of the services on `view` over `range`.
+    async fn services_on(
         &self,
         range: GraphRange,
         view: &analysis::GraphView,
-    ) -> Result<Vec<Finding>, QueryError> {
+    ) -> Result<Vec<ServiceSummary>, QueryError> {
         let on_map = service_names(view);
-        let mut findings = Vec::new();
-        let services = self.services(range, None).await?;
-        let versioned = services
-            .iter()
-            .filter(|summary| on_map.contains(summary.name.as_str()))
-            .filter_map(|summary| {
-                let operations: Vec<(String, u64)> = summary
-                    .operations
-                    .iter()
-                    .map(|(name, stats)| (name.clone(), stats.num_requests))
-                    .collect();
-                (!audit::versioned_routes(&operations).is_empty())
-                    .then(|| (summary.name.clone(), operations))
-            });
-        for (service, operations) in versioned.take(MAX_VERSIONED_SERVICES) {
-            let calls = self.calls_into(range, &service).await?;
-            findings.extend(audit::deprecated_versions(&service, &operations, &calls));
-        }
-        Ok(findings)
-    }
-
-    /// The newest stored traces of `range` (holding `service`, when given), bounded like the
-    /// edge page's split.
-    async fn newest_traces(
-        &self,
-        range: GraphRange,
-        service: Option<&str>,
-    ) -> Result<Vec<Vec<Span>>, QueryError> {
-        let query = newest_traces_query(service, range.minutes.unix_nano_bounds());
-        self.whole_trace_read(move |reader| reader.search_trace_spans(&query, MAX_SPANS))
-            .await
-    }
-
-    /// Calls into services whose caller carried a correlation id (on its client span or the
-    /// operation it called from), in the newest stored traces, and whether the callee's span
-    /// kept it.
-    async fn carried_calls(
-        &self,
-        range: GraphRange,
-        view: &analysis::GraphView,
-    ) -> Result<Vec<CarriedCall>, QueryError> {
-        let services = service_names(view);
-        let has_id = |span: Option<&Span>| {
-            span.is_some_and(|span| {
-                self.correlation_keys
-                    .iter()
-                    .any(|key| attr_get(&span.attributes, key).is_some())
-            })
-        };
-        let mut carried = Vec::new();
-        for spans in &self.newest_traces(range, None).await? {
-            for call in trace_calls(spans, |name| services.contains(name)) {
-                let Some(callee) = call.callee else { continue };
-                if call.target.kind != NodeKind::Service
-                    || !(has_id(call.caller) || has_id(call.caller_operation))
-                {
-                    continue;
-                }
-                carried.push(CarriedCall {
-                    caller: call.source.id(),
-                    callee: call.target.id(),
-                    kept: has_id(Some(callee)),
-                    trace_id: callee.trace_id.to_hex(),
-                });
-            }
-        }
-        Ok(carried)
-    }
-
-    /// The calls into `service` found in the newest stored traces holding it, per caller and
-    /// operation.
-    async fn calls_into(
-        &self,
-        range: GraphRange,
-        service: &str,
-    ) -> Result<Vec<CallerCalls>, QueryError> {
-        let traces = self.newest_traces(range, Some(service)).await?;
-        let target = NodeKey::service(service);
-        let mut counted: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for spans in &traces {
-            for call in trace_calls(spans, |name| name == service) {
-                if call.target != target {
-                    continue;
-                }
-                if let Some(callee) = call.callee {
-                    *counted
-                        .entry((call.source.id(), callee.name.clone()))
-                        .or_default() += 1;
-                }
-            }
-        }
-        Ok(counted
+        Ok(self
+            .services(range, None)
+            .await?
             .into_iter()
-            .map(|((caller, operation), num_calls)| CallerCalls {
-                caller,
-                operation,
-                num_calls,
-            })
+            .filter(|summary| on_map.contains(summary.name.as_str()))
             .collect())
+    }
+
+    /// The services serving more per instance than `[insights] max_requests_per_instance`.
+    fn instances_overloaded(&self, services: &[ServiceSummary]) -> Vec<Finding> {
+        let served: Vec<ServedLoad> = services
+            .iter()
+            .map(|summary| {
+                let operations = summary.operations.iter().map(|(_, stats)| stats);
+                ServedLoad::of(&summary.name, operations)
+            })
+            .collect();
+        audit::instances_overloaded(&served, self.audit_settings.max_requests_per_instance)
     }
 
     /// The structural insights and every finding of a placed map, with this service's latency
@@ -193,10 +144,11 @@ impl QueryService {
     ) -> (Insights, Vec<Finding>) {
         let insights = analysis::insights(view, &self.observed_chains());
         let input = AuditInput {
-            gateways: self.gateways.clone(),
+            gateways: self.audit_settings.gateways.clone(),
             targets: self.targets,
             breaker_edges: overlay.edge_breaker.keys().cloned().collect(),
             breaker_services: overlay.node_breakers.keys().cloned().collect(),
+            endpoint_patterns: self.audit_settings.endpoint_patterns.clone(),
         };
         let findings = audit::audit(view, &insights, &input);
         (insights, findings)

@@ -23,7 +23,7 @@ use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };
 
-pub use audit::{Audit, FindingFilter};
+pub use audit::{Audit, AuditSettings, FindingFilter};
 pub use edge_split::{
     EdgeDrilldown, EdgeSplit, MAX_SPANS as DRILLDOWN_MAX_SPANS, REFUSED_STATUS, SpanSearch,
     SplitRow, drilldown_queries,
@@ -69,10 +69,8 @@ pub struct QueryService {
     trace_reads: Arc<Semaphore>,
     /// What latency is held against (the map's colours).
     pub targets: LatencyTargets,
-    /// The API gateways the audit holds outside traffic to (`[insights] gateways`).
-    pub gateways: Vec<String>,
-    /// Attributes read as a correlation id (`[insights] correlation_keys`).
-    pub correlation_keys: Vec<String>,
+    /// What the audit holds the system to (`[insights]`).
+    pub audit_settings: AuditSettings,
 }
 
 impl std::fmt::Debug for QueryService {
@@ -97,16 +95,14 @@ impl QueryService {
             instance,
             trace_reads: Arc::new(Semaphore::new(MAX_CONCURRENT_TRACE_READS)),
             targets: LatencyTargets::default(),
-            gateways: Vec::new(),
-            correlation_keys: Vec::new(),
+            audit_settings: AuditSettings::default(),
         }
     }
 
-    /// The same service auditing outside traffic against `gateways` and following the
-    /// correlation ids in `correlation_keys`.
-    pub fn with_audit(mut self, gateways: Vec<String>, correlation_keys: Vec<String>) -> Self {
-        self.gateways = gateways;
-        self.correlation_keys = correlation_keys;
+    /// The same service auditing with `settings` (gateways, correlation ids, endpoint
+    /// patterns, the per-instance target).
+    pub fn with_audit(mut self, settings: AuditSettings) -> Self {
+        self.audit_settings = settings;
         self
     }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::graph_support::spawn_graph_app;
+use crate::graph_support::graph_config;
 use crate::helpers::TestApp;
+use crate::helpers::spawn_app_with;
 
 const SYSTEM_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/audit_system.py");
 /// Unpaired halves (notify's calls) count once they have waited this long.
@@ -77,7 +78,12 @@ fn subjects_of<'a>(findings: &'a [Value], kind: &str) -> Vec<Vec<&'a str>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_breaking_every_rule_shows_every_finding() {
-    let app = spawn_graph_app(PAIRING_TTL_SECS).await;
+    let mut config = graph_config(PAIRING_TTL_SECS);
+    config.insights.endpoint_patterns = vec!["*.corp.example".to_owned()];
+    // The SDK names one instance per service: catalog's 480 calls in a minute or two are over
+    // a target of 1/s per instance, the gateway's 40 are not.
+    config.insights.max_requests_per_instance = 1.0;
+    let app = spawn_app_with(config).await;
     send_the_system(&app);
     let kinds = [
         "shared_database",
@@ -120,7 +126,10 @@ async fn a_system_breaking_every_rule_shows_every_finding() {
     assert_eq!(first_subjects("gateway_bypass"), ["service:reports"]);
     assert_eq!(
         first_subjects("hardcoded_endpoint"),
-        ["external:10.0.0.7:8080"]
+        [
+            "external:10.0.0.7:8080",
+            "external:inventory.corp.example:443"
+        ]
     );
     assert!(has(
         "deprecated_api_version",
@@ -134,9 +143,14 @@ async fn a_system_breaking_every_rule_shows_every_finding() {
         "unprotected_dependency",
         "service:gateway -> service:orders"
     ));
+    // Each storming edge (critical), then the chain through both (6×, a warning).
     assert_eq!(
         first_subjects("retry_storm"),
-        ["service:gateway -> service:stock"]
+        [
+            "service:gateway -> service:stock",
+            "service:stock -> service:warehouse",
+            "service:gateway -> service:stock"
+        ]
     );
     assert_eq!(
         first_subjects("timeout_mismatch"),
@@ -149,6 +163,32 @@ async fn a_system_breaking_every_rule_shows_every_finding() {
         "service:orders -> service:notify"
     ));
     assert!(has("target_missed", "service:orders -> service:payments"));
+    let per_instance: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| finding["evidence"]["target"] == "requests_per_instance")
+        .collect();
+    let busiest = per_instance
+        .iter()
+        .max_by(|a, b| {
+            let rate = |finding: &Value| finding["evidence"]["ratio"].as_f64().unwrap_or(0.0);
+            rate(a).total_cmp(&rate(b))
+        })
+        .expect("services over the per-instance target");
+    assert_eq!(busiest["subjects"], serde_json::json!(["service:catalog"]));
+    assert!(
+        !has("target_missed", "service:gateway"),
+        "40 calls: under 1/s"
+    );
+    // Retries along gateway -> stock (3x) -> warehouse (2x): 6x per first try of the gateway.
+    let chain = findings
+        .iter()
+        .find(|finding| finding["kind"] == "retry_storm" && finding["evidence"]["path"].is_array())
+        .expect("an amplified chain");
+    assert_eq!(
+        chain["evidence"]["path"],
+        serde_json::json!(["service:gateway", "service:stock", "service:warehouse"])
+    );
+    assert_eq!(chain["evidence"]["amplification"], 6.0);
     assert!(has("cycle", "service:items -> service:pricing"));
     assert!(has("chatty_pair", "service:gateway -> service:catalog"));
     assert_eq!(first_subjects("fan_out"), ["service:home"]);

@@ -1,6 +1,7 @@
 """A system that breaks every rule the audit checks, sent with the Python OpenTelemetry SDK: one
 TracerProvider (and resource) per service, spans parented through contexts, explicit
-timestamps ending a few seconds ago, exported over OTLP/HTTP. For tests/api/audit_e2e.rs.
+timestamps ending a few seconds ago, exported over OTLP/HTTP (the SDK gives each resource a
+`service.instance.id` of its own: one instance per service). For tests/api/audit_e2e.rs.
 
 Per request (REQUESTS of them, plus ADMIN_REQUESTS through a side door):
     user -> gateway  GET /shop                      (the gateway takes most outside calls)
@@ -12,11 +13,13 @@ Per request (REQUESTS of them, plus ADMIN_REQUESTS through a side door):
           payments -> ledger -> vault -> keys       (gateway -> ... -> keys: five sync hops)
         orders -> kafka orders.audit                (published, never consumed)
         orders -> 10.0.0.7:8080                     (a hard-coded address)
+        orders -> inventory.corp.example            (a name matching a configured pattern)
         orders -> notify  POST /notify              (notify's span starts a trace of its own)
       gateway -> items    GET /v2/items/{id}
         items -> pricing -> items                   (a synchronous cycle)
-      gateway -> stock    GET /stock x3             (two of three are retries)
-      gateway -> catalog  GET /catalog/{n} x12      (chatty)
+      gateway -> stock    GET /stock x3             (two of three are retries: 3x)
+        stock -> warehouse GET /bins x2             (one of two a retry: 2x, 6x along the chain)
+      gateway -> catalog  GET /catalog/{n} x12      (chatty; the busiest per instance)
       gateway -> home -> widget-1 .. widget-8       (fan-out)
     user -> reports  GET /reports                   (outside traffic bypassing the gateway)
       reports -> postgresql shop-db
@@ -95,6 +98,8 @@ def request(system: System, number: int, start: int):
            {"messaging.system": "kafka", "messaging.destination.name": "orders.audit", "messaging.operation.type": "send"})
     s.span("orders", "GET", SpanKind.CLIENT, orders, at + 440 * MS, 5 * MS,
            {"http.request.method": "GET", "server.address": "10.0.0.7", "server.port": 8080, "http.response.status_code": 200})
+    s.span("orders", "GET", SpanKind.CLIENT, orders, at + 445 * MS, 3 * MS,
+           {"http.request.method": "GET", "server.address": "inventory.corp.example", "server.port": 443, "http.response.status_code": 200})
     # orders -> notify: notify's span does not take the caller's context, it starts a trace.
     s.span("orders", "POST", SpanKind.CLIENT, orders, at + 450 * MS, 6 * MS,
            {"http.request.method": "POST", "server.address": "notify", "server.port": 8080, "peer.service": "notify"})
@@ -104,8 +109,11 @@ def request(system: System, number: int, start: int):
     _, pricing = s.call("items", items, "pricing", "GET", "/prices/{id}", start + 712 * MS, 20 * MS)
     s.call("pricing", pricing, "items", "GET", "/v2/items/{id}", start + 714 * MS, 10 * MS)
     for attempt in range(3):
-        s.call("gateway", gateway, "stock", "GET", "/stock", start + (745 + 5 * attempt) * MS, 4 * MS,
-               client_attributes={"http.request.resend_count": attempt} if attempt else None)
+        _, stock = s.call("gateway", gateway, "stock", "GET", "/stock", start + (745 + 5 * attempt) * MS, 4 * MS,
+                          client_attributes={"http.request.resend_count": attempt} if attempt else None)
+        for bin_attempt in range(2):
+            s.call("stock", stock, "warehouse", "GET", "/bins", start + (746 + 5 * attempt + bin_attempt) * MS, MS // 2,
+                   server_duration=MS // 4, client_attributes={"http.request.resend_count": bin_attempt} if bin_attempt else None)
     for item in range(12):
         s.call("gateway", gateway, "catalog", "GET", "/catalog/{n}", start + (765 + 2 * item) * MS, MS * 3 // 2, server_duration=MS)
     _, home = s.call("gateway", gateway, "home", "GET", "/home", start + 800 * MS, 60 * MS)

@@ -6,18 +6,25 @@
 //! checked against one snapshot of the live map.
 //!
 //! Pure computation over a [`GraphView`] and the structural [`Insights`]: each rule is a
-//! function in `ownership`, `resilience` or `structure` that returns [`Finding`]s, each
+//! function in `ownership`, `resilience`, `amplification` or `structure` that returns [`Finding`]s, each
 //! with a kind, a severity, the node and edge ids it concerns, a one-line summary with the
-//! numbers, the rule it breaks and its evidence. Thresholds are named constants here, so the
-//! documentation and the tests read the same numbers. Linear in nodes + edges.
+//! numbers, the rule it breaks and its evidence. Thresholds are named constants here (and in
+//! `amplification`), so the documentation and the tests read the same numbers. Linear in
+//! nodes + edges, but for the chain search, which is capped.
 
+mod amplification;
 mod correlation;
 mod ownership;
 mod resilience;
 mod structure;
 mod versions;
 
+pub use amplification::{
+    CHAIN_AMPLIFICATION, CHAIN_AMPLIFICATION_CRITICAL, MAX_CHAIN_FINDINGS, MAX_CHAIN_HOPS,
+    MAX_CHAIN_STEPS,
+};
 pub use correlation::{CarriedCall, DEFAULT_CORRELATION_KEYS, correlation_gaps};
+pub use ownership::EndpointPattern;
 pub use versions::{CallerCalls, deprecated_versions, versioned_routes};
 
 use std::collections::HashSet;
@@ -27,7 +34,7 @@ use serde_json::Value;
 
 use crate::graph::analysis::{GraphView, Insights};
 use crate::model::figures::LatencyTargets;
-use crate::model::graph::{EdgeKey, NodeKey};
+use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKey, NodeKind};
 
 /// An edge is judged only with at least this many calls in the range.
 pub const MIN_CALLS: u64 = 20;
@@ -41,6 +48,9 @@ pub const TIMEOUT_MISMATCH_FACTOR: f64 = 1.2;
 pub const BROKEN_PROPAGATION_SHARE: f64 = 0.2;
 /// Synchronous hops from which an observed chain is long.
 pub const LONG_CHAIN_HOPS: usize = 4;
+/// Requests per second one instance of a service should serve at most, by default
+/// (`[insights] max_requests_per_instance`).
+pub const MAX_REQUESTS_PER_INSTANCE: f64 = 10_000.0;
 /// Synchronous callees from which a node's fan-out is a finding.
 pub const FAN_OUT_CALLEES: usize = 8;
 
@@ -177,7 +187,7 @@ impl FindingKind {
             }
             Self::BrokenPropagation => "Propagate trace context on every call.",
             Self::TargetMissed => {
-                "Meet the latency targets: calls p95, event publish, event processing."
+                "Meet the targets: calls p95, event publish, event processing, requests per instance."
             }
             Self::Cycle => "Dependencies flow one way: no cycles between services.",
             Self::LongChain => "Avoid long synchronous chains: each hop adds latency and failure.",
@@ -223,9 +233,58 @@ impl Finding {
     }
 }
 
+/// A synchronous call between two known ends, with enough calls to judge.
+fn judged_sync(key: &EdgeKey, stats: &EdgeStats) -> bool {
+    key.kind != EdgeKind::Messaging
+        && key.source.kind == NodeKind::Service
+        && key.target.kind != NodeKind::Topic
+        && stats.num_requests >= MIN_CALLS
+}
+
+/// Calls per first try on an edge: 2.0 when every call is retried once.
+fn load_multiplier(stats: &EdgeStats) -> f64 {
+    let first_tries = stats.num_requests.saturating_sub(stats.num_retries).max(1);
+    stats.num_requests as f64 / first_tries as f64
+}
+
 /// An edge as a finding's subject.
 pub fn edge_id(key: &EdgeKey) -> String {
     format!("{} -> {}", key.source.id(), key.target.id())
+}
+
+/// What one service served over a range, for the per-instance target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedLoad {
+    pub service: String,
+    /// Requests of spans naming a counted instance (see `OperationStats`).
+    pub num_requests: u64,
+    /// The most instance-minutes of any of its operations.
+    pub instance_minutes: u64,
+}
+
+impl ServedLoad {
+    /// The load of `service` from its operations' figures.
+    pub fn of<'a>(
+        service: &str,
+        operations: impl IntoIterator<Item = &'a crate::model::graph::OperationStats>,
+    ) -> Self {
+        let mut load = Self {
+            service: service.to_owned(),
+            num_requests: 0,
+            instance_minutes: 0,
+        };
+        for stats in operations {
+            load.num_requests += stats.instance_requests;
+            load.instance_minutes = load.instance_minutes.max(stats.instance_minutes);
+        }
+        load
+    }
+}
+
+/// Services over the per-instance target (`target_missed`), the stored operations read by
+/// the caller.
+pub fn instances_overloaded(served: &[ServedLoad], max_per_instance: f64) -> Vec<Finding> {
+    resilience::instances_overloaded(served, max_per_instance)
 }
 
 /// What the audit needs besides the map.
@@ -239,6 +298,8 @@ pub struct AuditInput {
     pub breaker_edges: HashSet<EdgeKey>,
     /// Services with a breaker that matches no edge.
     pub breaker_services: HashSet<NodeKey>,
+    /// Names that are hard-coded addresses besides IP literals (`[insights] endpoint_patterns`).
+    pub endpoint_patterns: Vec<EndpointPattern>,
 }
 
 /// Every finding over `view`, most severe first (then by kind and subjects).
@@ -258,10 +319,14 @@ pub fn audit(view: &GraphView, insights: &Insights, input: &AuditInput) -> Vec<F
             .into_iter()
             .filter(|bypass| !context_lost_at.contains(bypass.subjects[0].as_str())),
     );
-    findings.extend(ownership::hardcoded_endpoints(view));
+    findings.extend(ownership::hardcoded_endpoints(
+        view,
+        &input.endpoint_patterns,
+    ));
     findings.extend(ownership::orphan_topics(view));
     findings.extend(resilience::unprotected_dependencies(view, input));
     findings.extend(resilience::retry_storms(view));
+    findings.extend(amplification::amplified_chains(view));
     findings.extend(resilience::timeout_mismatches(view));
     findings.extend(broken);
     findings.extend(resilience::targets_missed(view, input.targets));

@@ -122,28 +122,109 @@ pub(super) fn gateway_bypasses(view: &GraphView, gateways: &[String]) -> Vec<Fin
         .collect()
 }
 
-/// The IP literal in a node name (`10.0.0.7:5432`, `postgresql 10.0.0.7:5432`, `[::1]:80`).
-pub(super) fn ip_literal(name: &str) -> Option<IpAddr> {
-    name.split([' ', '/']).find_map(|word| {
-        let host = if let Some(rest) = word.strip_prefix('[') {
+/// The hosts (or whole words) in a node name: `10.0.0.7` of `postgresql 10.0.0.7:5432`,
+/// `::1` of `[::1]:80`, `payments.internal` of `payments.internal:8080`.
+fn hosts(name: &str) -> impl Iterator<Item = &str> {
+    name.split([' ', '/']).map(|word| {
+        if let Some(rest) = word.strip_prefix('[') {
             rest.split(']').next().unwrap_or_default()
         } else if word.matches(':').count() == 1 {
             word.split(':').next().unwrap_or_default()
         } else {
             word
-        };
-        host.parse::<IpAddr>().ok()
+        }
     })
 }
 
-/// Calls to an address instead of a name.
-pub(super) fn hardcoded_endpoints(view: &GraphView) -> Vec<Finding> {
+/// The IP literal in a node name (`10.0.0.7:5432`, `postgresql 10.0.0.7:5432`, `[::1]:80`).
+pub(super) fn ip_literal(name: &str) -> Option<IpAddr> {
+    hosts(name).find_map(|host| host.parse::<IpAddr>().ok())
+}
+
+/// A configured endpoint pattern (`[insights] endpoint_patterns`): names that are hard-coded
+/// addresses though they are not IP literals (`*.internal.example.com`, `10.*`). `*` stands
+/// for any run of characters; the rest matches itself, ignoring case. A pattern matches a
+/// node when it matches one of its hosts or one of its words whole (`db-7:5432`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPattern {
+    lowercase: String,
+}
+
+impl EndpointPattern {
+    /// A pattern of letters, digits, `.`, `-`, `_`, `:` and `*`, with at least one character
+    /// that is not `*` (a lone `*` would call every name hard-coded).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("an empty pattern matches nothing: remove it".to_owned());
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '*')))
+        {
+            return Err(format!(
+                "pattern {text:?}: {bad:?} is not allowed (letters, digits, . - _ : and * only)"
+            ));
+        }
+        if text.chars().all(|c| c == '*') {
+            return Err(format!(
+                "pattern {text:?} matches every name: name a part of the host"
+            ));
+        }
+        Ok(Self {
+            lowercase: text.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.lowercase
+    }
+
+    /// Whether a host or a word of `name` matches.
+    pub fn matches_name(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        name.split([' ', '/'])
+            .chain(hosts(&name))
+            .any(|candidate| glob_matches(&self.lowercase, candidate))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` is any run of characters (greedy with
+/// backtracking to the last star: linear in practice, quadratic at worst).
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    let (mut p, mut t) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            last_star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star, matched)) = last_star {
+            p = star + 1;
+            t = matched + 1;
+            last_star = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// Calls to an address instead of a name: an IP literal, or a name matching one of the
+/// configured `patterns`.
+pub(super) fn hardcoded_endpoints(view: &GraphView, patterns: &[EndpointPattern]) -> Vec<Finding> {
     let mut by_target: BTreeMap<String, Vec<(&EdgeKey, u64)>> = BTreeMap::new();
     for (key, stats) in &view.edges {
         if key.target.kind == NodeKind::Topic || key.target.kind == NodeKind::Client {
             continue;
         }
-        if ip_literal(&key.target.name).is_some() {
+        if ip_literal(&key.target.name).is_some()
+            || patterns
+                .iter()
+                .any(|pattern| pattern.matches_name(&key.target.name))
+        {
             by_target
                 .entry(key.target.id())
                 .or_default()
@@ -153,14 +234,22 @@ pub(super) fn hardcoded_endpoints(view: &GraphView) -> Vec<Finding> {
     by_target
         .into_iter()
         .map(|(target, calls)| {
-            let address = ip_literal(&calls[0].0.target.name).map(|ip| ip.to_string());
+            let name = &calls[0].0.target.name;
+            let address = ip_literal(name).map(|ip| ip.to_string());
+            let pattern = patterns
+                .iter()
+                .find(|pattern| pattern.matches_name(name))
+                .map(EndpointPattern::as_str);
             let callers: Vec<String> = calls.iter().map(|(key, _)| key.source.id()).collect();
             let requests: u64 = calls.iter().map(|(_, requests)| requests).sum();
+            let how = match (&address, pattern) {
+                (None, Some(pattern)) => format!("by a hard-coded name (matches {pattern})"),
+                _ => "by address".to_owned(),
+            };
             let summary = format!(
-                "{} call{} {} by address ({}/s)",
+                "{} call{} {name} {how} ({}/s)",
                 callers.join(", "),
                 if callers.len() == 1 { "s" } else { "" },
-                calls[0].0.target.name,
                 rate(view, requests)
             );
             let mut subjects = vec![target.clone()];
@@ -168,6 +257,7 @@ pub(super) fn hardcoded_endpoints(view: &GraphView) -> Vec<Finding> {
             let evidence = json!({
                 "target": target,
                 "address": address,
+                "pattern": pattern,
                 "callers": callers,
                 "rate_per_s": rate(view, requests),
             });

@@ -8,19 +8,12 @@ use serde_json::json;
 
 use super::{
     AuditInput, BROKEN_PROPAGATION_SHARE, Finding, FindingKind, MIN_CALLS, RETRY_STORM_SHARE,
-    Severity, TIMEOUT_MISMATCH_FACTOR, UNPROTECTED_ERROR_RATE, edge_id, percent,
+    ServedLoad, Severity, TIMEOUT_MISMATCH_FACTOR, UNPROTECTED_ERROR_RATE, edge_id, judged_sync,
+    load_multiplier, percent,
 };
 use crate::graph::analysis::GraphView;
 use crate::model::figures::{LatencyTargets, share};
-use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKind};
-
-/// A synchronous call between two known ends, with enough calls to judge.
-fn judged_sync(key: &EdgeKey, stats: &EdgeStats) -> bool {
-    key.kind != EdgeKind::Messaging
-        && key.source.kind == NodeKind::Service
-        && key.target.kind != NodeKind::Topic
-        && stats.num_requests >= MIN_CALLS
-}
+use crate::model::graph::NodeKind;
 
 fn p95_ms(sketch: &crate::model::sketch::LatencySketch) -> Option<f64> {
     sketch
@@ -80,7 +73,7 @@ pub(super) fn unprotected_dependencies(view: &GraphView, input: &AuditInput) -> 
         .collect()
 }
 
-/// Edges where retries are a large share of the calls.
+/// Edges where retries are a large share of the calls (chains: [`super::amplification`]).
 pub(super) fn retry_storms(view: &GraphView) -> Vec<Finding> {
     view.edges
         .iter()
@@ -90,8 +83,7 @@ pub(super) fn retry_storms(view: &GraphView) -> Vec<Finding> {
             if retry_share < RETRY_STORM_SHARE {
                 return None;
             }
-            let first_tries = stats.num_requests.saturating_sub(stats.num_retries).max(1);
-            let amplification = stats.num_requests as f64 / first_tries as f64;
+            let amplification = load_multiplier(stats);
             let severity = Severity::warning_or_critical(retry_share >= 0.5);
             let summary = format!(
                 "{} → {}: {} of calls are retries, {:.1}× the load of first tries",
@@ -184,6 +176,42 @@ pub(super) fn broken_propagation(view: &GraphView) -> Vec<Finding> {
                 FindingKind::BrokenPropagation,
                 Severity::Warning,
                 vec![edge_id(key)],
+                summary,
+                evidence,
+            ))
+        })
+        .collect()
+}
+
+/// Services serving more requests per second per instance than `max_per_instance`
+/// (critical past twice). A service's instance-minutes are those of its busiest operation in
+/// instances: replicas serve the same routes, so that is every instance it ran.
+pub(super) fn instances_overloaded(served: &[ServedLoad], max_per_instance: f64) -> Vec<Finding> {
+    served
+        .iter()
+        .filter(|load| load.num_requests >= MIN_CALLS && load.instance_minutes > 0)
+        .filter_map(|load| {
+            let per_instance = load.num_requests as f64 / (load.instance_minutes as f64 * 60.0);
+            let ratio = per_instance / max_per_instance;
+            if ratio <= 1.0 {
+                return None;
+            }
+            let summary = format!(
+                "{}: {per_instance:.0} requests/s per instance over the {max_per_instance:.0}/s target",
+                load.service
+            );
+            let evidence = json!({
+                "target": "requests_per_instance",
+                "requests_per_s_per_instance": (per_instance * 10.0).round() / 10.0,
+                "target_per_s": max_per_instance,
+                "ratio": ratio,
+                "requests": load.num_requests,
+                "instance_minutes": load.instance_minutes,
+            });
+            Some(Finding::new(
+                FindingKind::TargetMissed,
+                Severity::warning_or_critical(ratio > 2.0),
+                vec![format!("service:{}", load.service)],
                 summary,
                 evidence,
             ))

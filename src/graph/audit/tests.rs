@@ -306,3 +306,220 @@ fn findings_serialize_with_kind_severity_subjects_summary_rule_and_evidence() {
     );
     assert_eq!(value["example_trace_ids"], serde_json::json!([]));
 }
+
+fn retrying(num_requests: u64, multiplier: f64) -> EdgeStats {
+    let first_tries = (num_requests as f64 / multiplier).round() as u64;
+    EdgeStats {
+        num_retries: num_requests - first_tries,
+        ..stats(num_requests)
+    }
+}
+
+/// A view of `(source, target, calls, load multiplier)` hops, over HTTP or to a database.
+fn retrying_view(hops: &[(&str, &str, u64, f64)]) -> GraphView {
+    let mut builder = ViewBuilder::new();
+    for (source, target, num_requests, multiplier) in hops {
+        let kind = if target.starts_with("database:") {
+            EdgeKind::Database
+        } else {
+            EdgeKind::Http
+        };
+        builder = builder.with_stats(source, target, kind, retrying(*num_requests, *multiplier));
+    }
+    builder.build()
+}
+
+/// The retry storms of `view` that are chains (their evidence has a path).
+fn chains_in(view: &GraphView) -> Vec<Finding> {
+    found(view, FindingKind::RetryStorm)
+        .into_iter()
+        .filter(|finding| finding.evidence.get("path").is_some())
+        .collect()
+}
+
+#[test]
+fn retries_multiplying_along_a_chain_are_one_storm_with_its_path_and_product() {
+    // 1.5× three times: each edge a third retries (over the 20 % share), 3.4× along.
+    // Then the near miss: 1.2× twice (no edge over 20 % retries) is 1.44×, nothing.
+    let view = retrying_view(&[
+        ("service:a", "service:b", 150, 1.5),
+        ("service:b", "service:c", 150, 1.5),
+        ("service:c", "database:redis r", 150, 1.5),
+        ("service:x", "service:y", 120, 1.2),
+        ("service:y", "service:z", 120, 1.2),
+    ]);
+    let chains = chains_in(&view);
+    assert_eq!(chains.len(), 1, "{chains:?}");
+    assert_eq!(
+        chains[0].subjects,
+        [
+            "service:a -> service:b",
+            "service:b -> service:c",
+            "service:c -> database:redis r"
+        ]
+    );
+    assert_eq!(chains[0].evidence["amplification"], 3.38);
+    assert_eq!(chains[0].evidence["path"][3], "database:redis r");
+    assert_eq!(chains[0].severity, Severity::Warning);
+    assert!(
+        chains[0]
+            .summary
+            .starts_with("a → b → c → redis r: retries multiply load 3.4×"),
+        "{}",
+        chains[0].summary
+    );
+}
+
+#[test]
+fn a_chain_amplifies_only_through_consecutive_retrying_hops() {
+    // 1.18× (under the 20 % share) then 3× makes 3.5×; a hop without retries in between
+    // (p → q → r) breaks the chain, and one hop alone is no chain.
+    let view = retrying_view(&[
+        ("service:a", "service:b", 118, 1.18),
+        ("service:b", "service:c", 60, 3.0),
+        ("service:p", "service:q", 60, 2.0),
+        ("service:q", "service:r", 60, 1.0),
+        ("service:r", "service:s", 60, 2.0),
+    ]);
+    let paths: Vec<serde_json::Value> = chains_in(&view)
+        .into_iter()
+        .map(|finding| finding.evidence["path"].clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [serde_json::json!(["service:a", "service:b", "service:c"])]
+    );
+}
+
+#[test]
+fn a_retrying_cycle_is_followed_once_around_and_every_edge_retrying_stays_bounded() {
+    let view = retrying_view(&[
+        ("service:a", "service:b", 60, 2.0),
+        ("service:b", "service:c", 60, 2.0),
+        ("service:c", "service:a", 60, 2.0),
+    ]);
+    let chains = amplification::amplified_chains(&view);
+    assert_eq!(chains.len(), 1, "once around, no node twice: {chains:?}");
+    assert_eq!(
+        chains[0].evidence["path"],
+        serde_json::json!(["service:a", "service:b", "service:c"])
+    );
+    // A complete graph of 30 services, every edge 2×: capped hops, steps and findings.
+    let mut builder = ViewBuilder::new();
+    for source in 0..30 {
+        for target in (0..30).filter(|target| *target != source) {
+            builder = builder.with_stats(
+                &format!("service:s{source}"),
+                &format!("service:s{target}"),
+                EdgeKind::Http,
+                retrying(60, 2.0),
+            );
+        }
+    }
+    let chains = amplification::amplified_chains(&builder.build());
+    assert_eq!(chains.len(), MAX_CHAIN_FINDINGS);
+    assert!(
+        chains
+            .iter()
+            .all(|chain| chain.subjects.len() == MAX_CHAIN_HOPS)
+    );
+}
+
+#[test]
+fn a_name_matching_a_configured_endpoint_pattern_is_hard_coded_and_a_near_miss_is_not() {
+    let view = ViewBuilder::new()
+        .http(
+            "service:orders",
+            "external:Payments.Internal.Example.com:8443",
+            60,
+        )
+        .edge(
+            "service:orders",
+            "database:postgresql db-7.internal.example.com:5432/orders",
+            EdgeKind::Database,
+            60,
+        )
+        // Near misses: the bare domain, and a name that only contains the pattern's text.
+        .http("service:orders", "external:internal.example.com", 60)
+        .http(
+            "service:orders",
+            "external:internal.example.com.evil.io",
+            60,
+        )
+        .build();
+    let patterns =
+        ["*.internal.example.com", "10.*"].map(|text| EndpointPattern::parse(text).expect("valid"));
+    let input = AuditInput {
+        endpoint_patterns: patterns.to_vec(),
+        ..AuditInput::default()
+    };
+    let hard: Vec<Finding> = audit(&view, &insights(&view, &[]), &input)
+        .into_iter()
+        .filter(|finding| finding.kind == FindingKind::HardcodedEndpoint)
+        .collect();
+    let targets: Vec<&str> = hard
+        .iter()
+        .map(|finding| finding.subjects[0].as_str())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "database:postgresql db-7.internal.example.com:5432/orders",
+            "external:Payments.Internal.Example.com:8443"
+        ]
+    );
+    assert_eq!(hard[1].evidence["pattern"], "*.internal.example.com");
+    assert_eq!(hard[1].evidence["address"], serde_json::Value::Null);
+    assert!(
+        hard[1].summary.contains("matches *.internal.example.com"),
+        "{}",
+        hard[1].summary
+    );
+    // Without patterns: IP literals only.
+    assert!(found(&view, FindingKind::HardcodedEndpoint).is_empty());
+}
+
+#[test]
+fn endpoint_patterns_glob_with_stars_and_refuse_empty_or_match_all() {
+    let pattern = |text| EndpointPattern::parse(text).expect("valid");
+    assert!(pattern("10.*").matches_name("postgresql 10.0.0.7:5432"));
+    assert!(!pattern("10.*").matches_name("110.0.0.7:80"));
+    assert!(pattern("db-*-prod").matches_name("db-eu-1-prod:5432"));
+    assert!(pattern("*a*b").matches_name("xaxxab"));
+    assert!(!pattern("*a*b").matches_name("xaxxa"));
+    for bad in ["", "**", "db host", "db?"] {
+        assert!(EndpointPattern::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_service_serving_more_per_instance_than_the_target_misses_it_and_one_under_does_not() {
+    let operation = |num_requests, instance_minutes| crate::model::graph::OperationStats {
+        num_requests: num_requests + 5_000_000,
+        instance_requests: num_requests,
+        instance_minutes,
+        ..Default::default()
+    };
+    // Over 10 minutes: 2 instances at 12,000/s each (critical only past twice); 4 at 6,000/s;
+    // a service reporting no instances is not judged. Requests of spans naming no instance
+    // (5M more per operation) count for none.
+    let busy = ServedLoad::of(
+        "search",
+        &[operation(12_000_000, 20), operation(2_400_000, 10)],
+    );
+    let fine = ServedLoad::of("orders", &[operation(14_400_000, 40)]);
+    let unknown = ServedLoad::of("legacy", &[operation(90_000_000, 0)]);
+    let missed = instances_overloaded(&[busy, fine, unknown], MAX_REQUESTS_PER_INSTANCE);
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].kind, FindingKind::TargetMissed);
+    assert_eq!(missed[0].subjects, ["service:search"]);
+    assert_eq!(missed[0].severity, Severity::Warning);
+    assert_eq!(missed[0].evidence["requests_per_s_per_instance"], 12_000.0);
+    assert!(
+        missed[0]
+            .summary
+            .contains("12000 requests/s per instance over the 10000/s target"),
+        "{}",
+        missed[0].summary
+    );
+}

@@ -547,3 +547,36 @@ fn the_longest_synchronous_chain_of_an_idle_trace_is_kept() {
 }
 
 mod minutes;
+
+#[test]
+fn instances_serving_an_operation_are_counted_once_per_minute_up_to_the_limit() {
+    let mut engine = engine();
+    let on = |instance: &str, trace_no| {
+        let mut resource = (*crate::graph::fixtures::resource("orders")).clone();
+        let id = crate::model::AttrValue::Str(instance.to_owned());
+        resource
+            .attributes
+            .push(("service.instance.id".to_owned(), id));
+        span("orders", SpanKind::Server, trace_no, 1)
+            .resource(std::sync::Arc::new(resource))
+            .name("GET /orders")
+    };
+    // 257 instances, one of them twice, and a span naming none.
+    let mut spans: Vec<SpanBuilder> = (0..257).map(|n| on(&format!("pod-{n}"), n)).collect();
+    spans.push(on("pod-0", 300));
+    spans.push(span("orders", SpanKind::Server, 301, 1).name("GET /orders"));
+    ingest(&mut engine, spans, NOW);
+
+    let operations =
+        engine.operations(MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX)));
+    assert_eq!(operations[0].stats.num_requests, 259);
+    assert_eq!(
+        operations[0].stats.instance_minutes, 256,
+        "capped per operation"
+    );
+    assert_eq!(
+        operations[0].stats.instance_requests, 257,
+        "the counted instances' requests: not the 257th's, not the one naming none"
+    );
+    assert_eq!(engine.counters().window.num_instances_over_limit, 1);
+}

@@ -96,6 +96,8 @@ pub fn operation_rollup(minute: i64, service: &str, operation: &str, seed: u64) 
             num_requests: 10 + seed,
             num_errors: seed % 3,
             latency: spread_sketch(seed, 15),
+            instance_minutes: 1 + seed % 4,
+            instance_requests: 5 + seed,
         },
     }
 }

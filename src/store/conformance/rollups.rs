@@ -133,6 +133,8 @@ pub fn rollup_round_trip<W: RollupWriter, R: RollupReader>((mut writer, reader):
             num_requests: u64::MAX,
             num_errors: 0,
             latency: sketch([0, u64::MAX]),
+            instance_minutes: u64::MAX,
+            instance_requests: u64::MAX,
         },
         ..operation_rollup(MAX_ROLLUP_MINUTE, "billing", "charge", 7)
     });

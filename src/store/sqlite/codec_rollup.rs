@@ -14,8 +14,11 @@ use crate::store::StoreError;
 
 use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
 
-/// The layout of stats blobs written by this build.
+/// The layout of edge stats blobs written by this build, and of older operation blobs.
 const LAYOUT_V1: u8 = 1;
+/// The layout of operation stats blobs written by this build: V1, then `instance_minutes`
+/// and `instance_requests`.
+const LAYOUT_V2: u8 = 2;
 
 /// Code of a node kind in key columns. Codes ascend in the model's `Ord` order, so SQL's
 /// ordering of key columns is the order of [`crate::model::graph::EdgeKey`].
@@ -137,20 +140,37 @@ pub(crate) fn encode_operation_stats(
         num_requests,
         num_errors,
         latency,
+        instance_minutes,
+        instance_requests,
     } = stats;
-    buf.push(LAYOUT_V1);
+    buf.push(LAYOUT_V2);
     put_varint(buf, *num_requests);
     put_varint(buf, *num_errors);
-    put_sketch(buf, latency)
+    put_sketch(buf, latency)?;
+    put_varint(buf, *instance_minutes);
+    put_varint(buf, *instance_requests);
+    Ok(())
 }
 
+/// Decodes V2, and V1 (written before instances were counted) with no instance figures.
 pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
-    let mut decoder = layout_v1(blob)?;
-    let stats = OperationStats {
+    let mut decoder = Decoder::new(blob);
+    let layout = decoder.u8()?;
+    if layout != LAYOUT_V1 && layout != LAYOUT_V2 {
+        return Err(StoreError::Corrupt(format!(
+            "unknown rollup stats layout {layout}"
+        )));
+    }
+    let mut stats = OperationStats {
         num_requests: decoder.varint()?,
         num_errors: decoder.varint()?,
         latency: sketch(&mut decoder)?,
+        ..OperationStats::default()
     };
+    if layout == LAYOUT_V2 {
+        stats.instance_minutes = decoder.varint()?;
+        stats.instance_requests = decoder.varint()?;
+    }
     finished(&decoder)?;
     Ok(stats)
 }
@@ -284,12 +304,32 @@ mod tests {
             num_requests: 10,
             num_errors: u64::MAX,
             latency: sketch_of(&[5, 5, 5, 70_000_000_000]),
+            instance_minutes: 42,
+            instance_requests: u64::MAX - 1,
         };
         for stats in [OperationStats::default(), full] {
             let mut buf = Vec::new();
             encode_operation_stats(&mut buf, &stats).expect("encode");
             assert_eq!(decode_operation_stats(&buf).expect("decode"), stats);
         }
+    }
+
+    #[test]
+    fn operation_stats_of_layout_v1_read_with_no_instances() {
+        let stats = OperationStats {
+            num_requests: 10,
+            num_errors: 2,
+            latency: sketch_of(&[5]),
+            ..OperationStats::default()
+        };
+        let mut buf = Vec::new();
+        encode_operation_stats(&mut buf, &stats).expect("encode");
+        // V1: the same without the two trailing instance varints (a zero byte each).
+        let mut v1 = buf[..buf.len() - 2].to_vec();
+        v1[0] = LAYOUT_V1;
+        assert_eq!(decode_operation_stats(&v1).expect("decode v1"), stats);
+        v1[0] = 3;
+        assert!(decode_operation_stats(&v1).is_err(), "unknown layout");
     }
 
     #[test]

@@ -75,7 +75,8 @@ impl QueryService {
         let follow_ids = wanted(FindingKind::CorrelationIdGap)
             && !self.audit_settings.correlation_keys.is_empty();
         let services: Vec<String> = versioned.iter().map(|(name, _)| name.clone()).collect();
-        let sample = self.trace_sample(range, follow_ids, services).await?;
+        // The newest traces serve the correlation ids and the map's findings' examples.
+        let sample = self.trace_sample(range, services).await?;
         for ((service, operations), traces) in versioned.iter().zip(&sample.of_services) {
             let calls = traces::calls_into(service, traces);
             findings.extend(audit::deprecated_versions(service, operations, &calls));
@@ -84,6 +85,10 @@ impl QueryService {
             let calls = self.carried_calls(&sample.newest, &placed.view);
             findings.extend(audit::correlation_gaps(&calls));
         }
+        audit::attach_examples(
+            &mut findings,
+            &traces::trace_edges(&sample.newest, &placed.view),
+        );
         findings.sort_by(audit::by_severity);
         let namespace_of: HashMap<String, Option<&str>> = placed
             .view

@@ -197,6 +197,18 @@ async fn a_system_breaking_every_rule_shows_every_finding() {
         .find(|finding| finding["kind"] == "long_chain")
         .expect("a long chain");
     assert_eq!(long["example_trace_ids"].as_array().map(Vec::len), Some(1));
+    // A finding drawn from the map names stored traces that cross its edges.
+    let shared = findings
+        .iter()
+        .find(|finding| finding["kind"] == "shared_database")
+        .expect("a shared database");
+    let examples = shared["example_trace_ids"].as_array().expect("examples");
+    assert!((1..=3).contains(&examples.len()), "{shared:#}");
+    for id in examples {
+        let (status, trace) = app.trace(id.as_str().expect("id")).await;
+        assert_eq!(status, 200, "{trace}");
+        assert!(trace.to_string().contains("shop-db"), "{trace}");
+    }
     // Every finding says which rule it breaks and why, in numbers.
     for finding in &findings {
         for field in ["summary", "rule"] {

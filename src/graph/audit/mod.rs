@@ -14,6 +14,7 @@
 
 mod amplification;
 mod correlation;
+mod examples;
 mod ownership;
 mod resilience;
 mod structure;
@@ -24,6 +25,7 @@ pub use amplification::{
     MAX_CHAIN_STEPS,
 };
 pub use correlation::{CarriedCall, DEFAULT_CORRELATION_KEYS, correlation_gaps};
+pub use examples::{MAX_EXAMPLES, TraceEdges, attach_examples};
 pub use ownership::EndpointPattern;
 pub use versions::{CallerCalls, deprecated_versions, versioned_routes};
 

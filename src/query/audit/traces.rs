@@ -1,5 +1,6 @@
 //! What the trace-based kinds of the audit read from stored traces, in one bounded read: the
-//! newest traces of the range (correlation ids) and the newest holding each service that
+//! newest traces of the range (correlation ids, and example traces for the findings drawn
+//! from the map) and the newest holding each service that
 //! serves a route in two versions (who calls which version), each search bounded like the
 //! edge page's split.
 
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use super::super::edge_split::{MAX_SPANS, newest_traces_query};
 use super::super::{GraphRange, QueryError, QueryService, ServiceSummary};
 use crate::graph::analysis::GraphView;
-use crate::graph::audit::{self, CallerCalls, CarriedCall};
+use crate::graph::audit::{self, CallerCalls, CarriedCall, TraceEdges};
 use crate::graph::trace_calls;
 use crate::model::graph::{NodeKey, NodeKind};
 use crate::model::{Span, attr_get};
@@ -22,43 +23,32 @@ type Trace = Vec<Span>;
 /// The traces the audit reads, from one read of the store.
 #[derive(Debug, Default)]
 pub(super) struct TraceSample {
-    /// The newest traces of the range; empty when not asked for.
+    /// The newest traces of the range.
     pub newest: Vec<Trace>,
     /// The newest traces holding each asked service, in the order asked.
     pub of_services: Vec<Vec<Trace>>,
 }
 
 impl QueryService {
-    /// The newest traces of `range` (when `with_newest`) and those holding each of
-    /// `services`, in one read; nothing read when nothing is asked.
+    /// The newest traces of `range` and those holding each of `services`, in one read.
     pub(super) async fn trace_sample(
         &self,
         range: GraphRange,
-        with_newest: bool,
         services: Vec<String>,
     ) -> Result<TraceSample, QueryError> {
         let bounds = range.minutes.unix_nano_bounds();
         let mut queries = Vec::with_capacity(services.len() + 1);
-        if with_newest {
-            queries.push(newest_traces_query(None, bounds));
-        }
+        queries.push(newest_traces_query(None, bounds));
         queries.extend(
             services
                 .iter()
                 .map(|service| newest_traces_query(Some(service), bounds)),
         );
-        if queries.is_empty() {
-            return Ok(TraceSample::default());
-        }
         let mut read = self
             .whole_trace_read(move |reader| reader.search_trace_spans_of_each(&queries, MAX_SPANS))
             .await?
             .into_iter();
-        let newest = if with_newest {
-            read.next().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let newest = read.next().unwrap_or_default();
         Ok(TraceSample {
             newest,
             of_services: read.collect(),
@@ -96,6 +86,30 @@ impl QueryService {
         }
         carried
     }
+}
+
+/// The edges and nodes each of `traces` crosses, for example traces of the map's findings.
+pub(super) fn trace_edges(traces: &[Trace], view: &GraphView) -> Vec<TraceEdges> {
+    let services = super::service_names(view);
+    traces
+        .iter()
+        .filter_map(|spans| {
+            let first = spans.first()?;
+            let mut edges = TraceEdges {
+                trace_id: first.trace_id.to_hex(),
+                ..TraceEdges::default()
+            };
+            for call in trace_calls(spans, |name| services.contains(name)) {
+                edges.failed |= call.is_error;
+                edges
+                    .edges
+                    .insert(format!("{} -> {}", call.source.id(), call.target.id()));
+                edges.nodes.insert(call.source.id());
+                edges.nodes.insert(call.target.id());
+            }
+            Some(edges)
+        })
+        .collect()
 }
 
 /// The first [`MAX_VERSIONED_SERVICES`] of `services` serving a route in two versions, with

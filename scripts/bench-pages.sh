@@ -31,7 +31,7 @@ traces = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/traces?limit=1&
 print(q(edge["source"][8:]), q(edge["source"]) + "/" + q(edge["target"]), traces["traces"][0]["trace_id"])
 ' "$base")
 curl -s "$base/metrics" | grep -E '^cartograph_(store_spans_stored_total|spans_stored_total)' | head -2 || true
-for page in "/" "/?window=15m" "/?window=15m&expand=all" "/services" "/services/$service" \
+for page in "/" "/?window=15m" "/?window=15m&expand=all" "/map/findings?window=15m" "/services" "/services/$service" \
     "/edges/$target" "/kafka" "/breakers" "/insights" "/traces?service=$service" "/traces/$trace"; do
     for _ in $(seq 10); do curl -s -o /dev/null -w '%{time_total}\n' "$base$page"; done | sort -n |
         awk -v page="$page" '{t[NR]=$1} END {printf "%-60s p50 %6.1f ms  max %6.1f ms\n", page, t[int(NR*0.5)]*1000, t[NR]*1000}'

@@ -25,7 +25,13 @@ fi
 for _ in $(seq 180); do
     state="$(curl -s "$base/api/v1/breakers?window=5m" | python3 -c 'import json,sys; print(" ".join(b["state"] for b in json.load(sys.stdin)["breakers"]))' || true)"
     lag="$(curl -s "$base/api/v1/kafka?window=5m" | python3 -c 'import json,sys; print(max([g.get("lag",0) for g in json.load(sys.stdin).get("groups",[])] or [0]))' || true)"
-    case "$state" in *open*) [ "${lag%.*}" -gt 20 ] 2>/dev/null && break ;; esac
+    case " $state " in *" open "*) [ "${lag%.*}" -gt 20 ] 2>/dev/null && break ;; esac
+    sleep 1
+done
+# Whatever the lag, the pages are shot while the breaker is open.
+for _ in $(seq 120); do
+    state="$(curl -s "$base/api/v1/breakers?window=5m" | python3 -c 'import json,sys; print(" ".join(b["state"] for b in json.load(sys.stdin)["breakers"]))' || true)"
+    case " $state " in *" open "*) break ;; esac
     sleep 1
 done
 echo "breakers: $state; largest lag: $lag"

@@ -14,7 +14,8 @@
 //! minute, and as many again over all late minutes; calls and spans beyond are counted, not
 //! recorded.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use crate::model::graph::{
 use crate::model::{MinuteRange, UnixMinute};
 
 use super::classify::GraphSpan;
-use super::hash::{FastMap, FoldBuildHasher};
+use super::hash::{FastMap, FoldBuildHasher, PrehashedBuildHasher};
 use super::minute_bucket::{EdgeEntry, Limits, MinuteBucket, Recorded};
 use super::pairing::Call;
 use super::stats::{CallsPerTrace, EdgeAgg, LiveEdgeKey, OperationAgg, TraceCalls};
@@ -375,22 +376,38 @@ impl Window {
 
     /// Edges of the minutes of `range` held in memory, merged, sorted by key.
     pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
-        let mut merged: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
+        let add = |sum: &mut EdgeAgg, agg: &EdgeAgg| {
+            sum.stats.merge(&agg.stats);
+            // The newest placement wins (buckets are visited oldest first).
+            sum.source_placement = Arc::clone(&agg.source_placement);
+            sum.target_placement = Arc::clone(&agg.target_placement);
+        };
+        // Merged by the buckets' own fingerprints (no hashing of names); an edge whose
+        // fingerprint another edge took in an earlier minute is merged by its key instead.
+        let mut merged: HashMap<u64, (&LiveEdgeKey, EdgeAgg), PrehashedBuildHasher> =
+            HashMap::default();
+        let mut shared: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
         for bucket in self.buckets(range) {
-            for EdgeEntry { key, agg } in bucket.edges.values() {
-                merged
-                    .entry(key)
-                    .and_modify(|sum| {
-                        sum.stats.merge(&agg.stats);
-                        // The newest placement wins (buckets are visited oldest first).
-                        sum.source_placement = Arc::clone(&agg.source_placement);
-                        sum.target_placement = Arc::clone(&agg.target_placement);
-                    })
-                    .or_insert_with(|| agg.clone());
+            for (fingerprint, EdgeEntry { key, agg }) in &bucket.edges {
+                match merged.entry(*fingerprint) {
+                    Entry::Occupied(mut entry) if entry.get().0 == key => {
+                        add(&mut entry.get_mut().1, agg)
+                    }
+                    Entry::Occupied(_) => match shared.entry(key) {
+                        Entry::Occupied(mut entry) => add(entry.get_mut(), agg),
+                        Entry::Vacant(entry) => {
+                            entry.insert(agg.clone());
+                        }
+                    },
+                    Entry::Vacant(entry) => {
+                        entry.insert((key, agg.clone()));
+                    }
+                }
             }
         }
         let mut edges: Vec<WindowEdge> = merged
-            .into_iter()
+            .into_values()
+            .chain(shared)
             .map(|(key, agg)| WindowEdge {
                 key: key.to_key(),
                 source_placement: (*agg.source_placement).clone(),

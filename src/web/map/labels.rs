@@ -53,19 +53,17 @@ pub fn place(
 /// Side of a cell of the index of taken room, in map units.
 const GRID_CELL: f64 = 128.0;
 
-/// Boxes indexed by the grid cells they touch, so a check looks at its neighbours only
-/// (a 300-node map has thousands of labels).
+/// Boxes kept in each grid cell they touch, so a check looks at its neighbours only (a
+/// 300-node map has thousands of labels).
 struct Grid {
     cell: f64,
-    boxes: Vec<Rect>,
-    cells: std::collections::HashMap<(i64, i64), Vec<usize>>,
+    cells: std::collections::HashMap<(i64, i64), Vec<Rect>>,
 }
 
 impl Grid {
     fn new(cell: f64) -> Self {
         Self {
             cell,
-            boxes: Vec::new(),
             cells: std::collections::HashMap::new(),
         }
     }
@@ -80,20 +78,17 @@ impl Grid {
     }
 
     fn insert(&mut self, rect: Rect) {
-        let id = self.boxes.len();
-        self.boxes.push(rect);
-        for key in self.cells_of(&rect).collect::<Vec<_>>() {
-            self.cells.entry(key).or_default().push(id);
+        for key in self.cells_of(&rect) {
+            self.cells.entry(key).or_default().push(rect);
         }
     }
 
     /// Whether `rect` comes within the clearance of a box already in.
     fn hits(&self, rect: &Rect) -> bool {
         self.cells_of(rect).any(|key| {
-            self.cells.get(&key).is_some_and(|ids| {
-                ids.iter()
-                    .any(|&id| self.boxes[id].overlaps(rect, CLEARANCE))
-            })
+            self.cells
+                .get(&key)
+                .is_some_and(|boxes| boxes.iter().any(|other| other.overlaps(rect, CLEARANCE)))
         })
     }
 }

@@ -81,14 +81,11 @@ impl QueryService {
             let calls = traces::calls_into(service, traces);
             findings.extend(audit::deprecated_versions(service, operations, &calls));
         }
+        let newest = self.newest_calls(&sample.newest, &placed.view, follow_ids);
         if follow_ids {
-            let calls = self.carried_calls(&sample.newest, &placed.view);
-            findings.extend(audit::correlation_gaps(&calls));
+            findings.extend(audit::correlation_gaps(&newest.carried));
         }
-        audit::attach_examples(
-            &mut findings,
-            &traces::trace_edges(&sample.newest, &placed.view),
-        );
+        audit::attach_examples(&mut findings, &newest.edges);
         findings.sort_by(audit::by_severity);
         let namespace_of: HashMap<String, Option<&str>> = placed
             .view

@@ -10,7 +10,7 @@ use super::Finding;
 /// Example traces a finding gets at most.
 pub const MAX_EXAMPLES: usize = 3;
 
-/// What one read trace holds: the edges its calls cross (as [`super::edge_id`]) and their
+/// What one read trace holds: the edges its calls cross (as [`super::edge_between`]) and their
 /// ends, and whether a call in it failed.
 #[derive(Debug, Clone, Default)]
 pub struct TraceEdges {

@@ -251,7 +251,12 @@ fn load_multiplier(stats: &EdgeStats) -> f64 {
 
 /// An edge as a finding's subject.
 pub fn edge_id(key: &EdgeKey) -> String {
-    format!("{} -> {}", key.source.id(), key.target.id())
+    edge_between(&key.source, &key.target)
+}
+
+/// The edge from `source` to `target` as a finding's subject (`service:a -> service:b`).
+pub fn edge_between(source: &NodeKey, target: &NodeKey) -> String {
+    format!("{} -> {}", source.id(), target.id())
 }
 
 /// What one service served over a range, for the per-instance target.

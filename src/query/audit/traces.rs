@@ -55,9 +55,16 @@ impl QueryService {
         })
     }
 
-    /// Calls into services whose caller carried a correlation id (on its client span or the
-    /// operation it called from), in `traces`, and whether the callee's span kept it.
-    pub(super) fn carried_calls(&self, traces: &[Trace], view: &GraphView) -> Vec<CarriedCall> {
+    /// What the newest traces' calls give the audit, in one pass over them: each trace's
+    /// edges and nodes (examples for the map's findings) and, when `follow_ids`, the calls
+    /// into services whose caller carried a correlation id (on its client span or the
+    /// operation it called from), with whether the callee's span kept it.
+    pub(super) fn newest_calls(
+        &self,
+        traces: &[Trace],
+        view: &GraphView,
+        follow_ids: bool,
+    ) -> NewestCalls {
         let services = super::service_names(view);
         let has_id = |span: Option<&Span>| {
             span.is_some_and(|span| {
@@ -67,34 +74,9 @@ impl QueryService {
                     .any(|key| attr_get(&span.attributes, key).is_some())
             })
         };
-        let mut carried = Vec::new();
+        let mut found = NewestCalls::default();
         for spans in traces {
-            for call in trace_calls(spans, |name| services.contains(name)) {
-                let Some(callee) = call.callee else { continue };
-                if call.target.kind != NodeKind::Service
-                    || !(has_id(call.caller) || has_id(call.caller_operation))
-                {
-                    continue;
-                }
-                carried.push(CarriedCall {
-                    caller: call.source.id(),
-                    callee: call.target.id(),
-                    kept: has_id(Some(callee)),
-                    trace_id: callee.trace_id.to_hex(),
-                });
-            }
-        }
-        carried
-    }
-}
-
-/// The edges and nodes each of `traces` crosses, for example traces of the map's findings.
-pub(super) fn trace_edges(traces: &[Trace], view: &GraphView) -> Vec<TraceEdges> {
-    let services = super::service_names(view);
-    traces
-        .iter()
-        .filter_map(|spans| {
-            let first = spans.first()?;
+            let Some(first) = spans.first() else { continue };
             let mut edges = TraceEdges {
                 trace_id: first.trace_id.to_hex(),
                 ..TraceEdges::default()
@@ -103,13 +85,36 @@ pub(super) fn trace_edges(traces: &[Trace], view: &GraphView) -> Vec<TraceEdges>
                 edges.failed |= call.is_error;
                 edges
                     .edges
-                    .insert(format!("{} -> {}", call.source.id(), call.target.id()));
+                    .insert(audit::edge_between(&call.source, &call.target));
                 edges.nodes.insert(call.source.id());
                 edges.nodes.insert(call.target.id());
+                let Some(callee) = call.callee else { continue };
+                if !follow_ids
+                    || call.target.kind != NodeKind::Service
+                    || !(has_id(call.caller) || has_id(call.caller_operation))
+                {
+                    continue;
+                }
+                found.carried.push(CarriedCall {
+                    caller: call.source.id(),
+                    callee: call.target.id(),
+                    kept: has_id(Some(callee)),
+                    trace_id: callee.trace_id.to_hex(),
+                });
             }
-            Some(edges)
-        })
-        .collect()
+            found.edges.push(edges);
+        }
+        found
+    }
+}
+
+/// What [`QueryService::newest_calls`] finds.
+#[derive(Debug, Default)]
+pub(super) struct NewestCalls {
+    /// One per trace read.
+    pub edges: Vec<TraceEdges>,
+    /// Calls that carried a correlation id into a service.
+    pub carried: Vec<CarriedCall>,
 }
 
 /// The first [`MAX_VERSIONED_SERVICES`] of `services` serving a route in two versions, with

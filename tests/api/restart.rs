@@ -1,10 +1,10 @@
 //! Durability across restarts (in-process and through a real SIGTERM) and retention by age.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{encode, now_nanos, span, trace_request};
-use crate::helpers::{free_port, spawn_app_on_disk, spawn_app_with, test_config};
+use crate::helpers::{spawn_app_on_disk, spawn_app_with, test_config};
+use crate::process::{self, Options};
 
 const PROTOBUF: [(&str, &str); 1] = [("content-type", "application/x-protobuf")];
 const HOUR_NANOS: u64 = 3_600_000_000_000;
@@ -36,54 +36,21 @@ async fn everything_accepted_before_shutdown_is_readable_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_accepted_data_before_exit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (grpc, http, ui) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cartograph"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
-        .args(["--otlp-http", &format!("127.0.0.1:{http}")])
-        .args(["--ui", &format!("127.0.0.1:{ui}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start cartograph");
-    let client = crate::helpers::http_client();
-    let started = Instant::now();
-    while client
-        .get(format!("http://127.0.0.1:{ui}/health/live"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "cartograph did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = process::start(Options {
+        data_dir: Some(dir.path()),
+        ..Options::default()
+    })
+    .await;
     for seed in 1..=20 {
         let body = encode(&trace_request(
             Some("sigterm"),
             vec![span(seed, "POST /pay")],
         ));
-        let response = client
-            .post(format!("http://127.0.0.1:{http}/v1/traces"))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .expect("export");
-        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(server.post_traces(body).await, 200);
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
+    let exit = tokio::task::spawn_blocking(move || server.terminate())
         .await
-        .expect("join")
-        .expect("wait");
+        .expect("join");
     assert!(exit.success(), "cartograph exited with {exit}");
 
     let app = spawn_app_on_disk(dir.path()).await;

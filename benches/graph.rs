@@ -220,7 +220,7 @@ fn template_batch() -> Vec<GraphSpan> {
     let spans: Vec<Span> = (0..TRACES_PER_BATCH)
         .flat_map(|trace_no| builder.trace(trace_no))
         .collect();
-    let mut converted = GraphSpan::from_spans(&spans);
+    let mut converted = GraphSpan::from_spans(&spans, &Default::default());
     for index in (1..converted.len()).rev() {
         let other = (mix(index as u64) % (index as u64 + 1)) as usize;
         converted.swap(index, other);

@@ -273,6 +273,7 @@ impl DataPath {
             pipeline.clone(),
             Arc::clone(&service_graph_metrics),
             Arc::clone(telemetry),
+            config.graph.sampling_rules(),
         )
         .map_err(|source| AppError::Start {
             what: "graph engine",

@@ -139,6 +139,14 @@ pub struct GraphConfig {
     pub target_publish_p95_ms: f64,
     /// The same for processing an event (topic → consumer, the consumer's side).
     pub target_processing_p95_ms: f64,
+    /// Spans whose `tracestate` carries a sampling threshold (`ot=th`) count for the calls
+    /// they stand for. For samplers that write none: a span (else resource) attribute whose
+    /// number (1 to 2^56) is how many spans one stands for, as Tempo's `span_multiplier_key`
+    /// ("" for none)…
+    pub span_multiplier_key: String,
+    /// …and a fixed multiplier per service (e.g. `{ checkout = 10 }` for 10 % head
+    /// sampling), used when neither `tracestate` nor the attribute says.
+    pub service_multipliers: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for GraphConfig {
@@ -154,6 +162,8 @@ impl Default for GraphConfig {
             target_sync_p95_ms: targets.sync_p95_ms,
             target_publish_p95_ms: targets.publish_p95_ms,
             target_processing_p95_ms: targets.processing_p95_ms,
+            span_multiplier_key: String::new(),
+            service_multipliers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -179,6 +189,21 @@ impl GraphConfig {
             sync_p95_ms: self.target_sync_p95_ms,
             publish_p95_ms: self.target_publish_p95_ms,
             processing_p95_ms: self.target_processing_p95_ms,
+        }
+    }
+
+    /// The first service multiplier that is not a number from 1 to 2^56, if any.
+    fn invalid_multiplier(&self) -> Option<&str> {
+        self.service_multipliers
+            .iter()
+            .find(|(_, multiplier)| !crate::graph::sampling::is_multiplier(**multiplier))
+            .map(|(service, _)| service.as_str())
+    }
+
+    pub fn sampling_rules(&self) -> crate::graph::sampling::SamplingRules {
+        crate::graph::sampling::SamplingRules {
+            multiplier_key: Some(self.span_multiplier_key.clone()).filter(|key| !key.is_empty()),
+            service_multipliers: self.service_multipliers.clone(),
         }
     }
 
@@ -399,6 +424,12 @@ impl Config {
         }
         if let Some(field) = self.graph.invalid_target() {
             return invalid(field, "must be a positive number of milliseconds");
+        }
+        if let Some(service) = self.graph.invalid_multiplier() {
+            return Err(ConfigError::Invalid {
+                field: "graph.service_multipliers",
+                message: format!("{service:?}: a multiplier is a number from 1 to 2^56"),
+            });
         }
         self.insights.validate()?;
         if self.storage.retention_interval_secs == 0 {

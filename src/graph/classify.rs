@@ -10,6 +10,7 @@ use crate::model::graph::{EdgeKind, NodeKey, NodeKind, NodePlacement};
 use crate::model::{AttrValue, Resource, Span, SpanId, SpanKind, TraceId};
 
 use super::naming::{self, Address, Port};
+use super::sampling::{SamplingRules, SpanWeight};
 
 /// Exception types / messages of calls an open circuit breaker rejected: resilience4j,
 /// Polly (and its manual isolation), opossum.
@@ -126,17 +127,20 @@ pub struct GraphSpan {
     pub consumer_group: Option<Box<str>>,
     /// Consumer: the spans it links to (the producers of a batch, in newer conventions).
     pub links: Vec<SpanRef>,
+    /// How many calls or operations this span counts for (sampling, see `graph::sampling`).
+    pub weight: SpanWeight,
 }
 
 impl GraphSpan {
+    /// One span, weighed by its `tracestate` alone.
     pub fn from_span(span: &Span) -> GraphSpan {
         let parts = resource_parts(&span.resource);
-        classify(span, parts)
+        classify(span, parts, &SamplingRules::default())
     }
 
     /// Converts a batch, sharing service name and placement between consecutive spans of
     /// the same resource (the usual layout of an export request): prefer this on ingest.
-    pub fn from_spans(spans: &[Span]) -> Vec<GraphSpan> {
+    pub fn from_spans(spans: &[Span], rules: &SamplingRules) -> Vec<GraphSpan> {
         let mut converted = Vec::with_capacity(spans.len());
         let mut current: Option<(&Arc<Resource>, ResourceParts)> = None;
         for span in spans {
@@ -148,7 +152,7 @@ impl GraphSpan {
                     parts
                 }
             };
-            converted.push(classify(span, parts));
+            converted.push(classify(span, parts, rules));
         }
         converted
     }
@@ -204,7 +208,7 @@ fn resource_parts(resource: &Resource) -> ResourceParts {
     }
 }
 
-fn classify(span: &Span, parts: ResourceParts) -> GraphSpan {
+fn classify(span: &Span, parts: ResourceParts, rules: &SamplingRules) -> GraphSpan {
     let ResourceParts {
         service,
         placement,
@@ -224,6 +228,7 @@ fn classify(span: &Span, parts: ResourceParts) -> GraphSpan {
     };
     let is_operation = matches!(role, SpanRole::Server | SpanRole::Consumer);
     let is_consumer = role == SpanRole::Consumer;
+    let weight = rules.weigh(span, &service);
     GraphSpan {
         trace_id: span.trace_id,
         span_id: span.span_id,
@@ -260,6 +265,7 @@ fn classify(span: &Span, parts: ResourceParts) -> GraphSpan {
         } else {
             Vec::new()
         },
+        weight,
     }
 }
 

@@ -47,7 +47,8 @@ impl OperationEntry {
     /// Counts a request of `instance` (0: none, not counted) as served by that instance this
     /// minute; false when a new instance did not fit (`num_instances` of the bucket is at its
     /// limit too): neither it nor its request is counted, so the rate per instance holds.
-    fn count_instance(&mut self, instance: u64, num_instances: &mut usize) -> bool {
+    fn count_instance(&mut self, span: &GraphSpan, num_instances: &mut usize) -> bool {
+        let instance = span.instance;
         if instance == 0 {
             return true;
         }
@@ -61,7 +62,7 @@ impl OperationEntry {
             *num_instances += 1;
             self.agg.stats.instance_minutes += 1;
         }
-        self.agg.stats.instance_requests += 1;
+        self.agg.stats.instance_requests += span.weight.count.max(1);
         true
     }
 }
@@ -191,7 +192,7 @@ impl MinuteBucket {
                 return Recorded::Collision;
             }
             stats::record_operation(&mut entry.agg.stats, span);
-            return instance_counted(entry.count_instance(span.instance, &mut self.num_instances));
+            return instance_counted(entry.count_instance(span, &mut self.num_instances));
         }
         if self.operations.len() >= limits.max_operations {
             return Recorded::OverLimit;
@@ -207,7 +208,7 @@ impl MinuteBucket {
             agg,
             instances: Vec::new(),
         };
-        let counted = entry.count_instance(span.instance, &mut self.num_instances);
+        let counted = entry.count_instance(span, &mut self.num_instances);
         self.operations.insert(fingerprint, entry);
         instance_counted(counted)
     }

@@ -51,6 +51,9 @@ pub struct CallFacts {
     pub client_nanos: Option<u64>,
     pub server_nanos: Option<u64>,
     pub publish_consume_nanos: Option<u64>,
+    /// The calls this one counts for: the weight of the calling side's span (the callee's
+    /// when it reported alone). 1 unless sampled.
+    pub weight: u64,
 }
 
 /// One call on one edge, ready to be counted.
@@ -401,6 +404,7 @@ impl Pairing {
             client_nanos: Some(span.duration_nanos()),
             server_nanos: None,
             publish_consume_nanos: None,
+            weight: span.weight.count,
         };
         out.record(Call {
             trace_id: span.trace_id,
@@ -427,6 +431,7 @@ impl Pairing {
             client_nanos: None,
             server_nanos: Some(span.duration_nanos()),
             publish_consume_nanos: None,
+            weight: span.weight.count,
         };
         Call {
             trace_id: span.trace_id,
@@ -462,6 +467,7 @@ fn paired(client: GraphSpan, server: GraphSpan) -> Call {
         client_nanos: Some(client.duration_nanos()),
         server_nanos: Some(server.duration_nanos()),
         publish_consume_nanos: None,
+        weight: client.weight.count,
     };
     Call {
         trace_id: client.trace_id,
@@ -492,6 +498,7 @@ fn consumed(consumer: GraphSpan, sides: CallSides, latency_opt: Option<u64>) -> 
         client_nanos: None,
         server_nanos: Some(consumer.duration_nanos()),
         publish_consume_nanos: latency_opt,
+        weight: consumer.weight.count,
     };
     let topic = match consumer.peer {
         Some(peer) => peer.node,

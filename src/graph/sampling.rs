@@ -7,6 +7,16 @@
 //! A `tracestate` without a threshold means the span was not sampled by probability (weight
 //! 1); one whose threshold cannot be read is [`Weight::Malformed`] and counts 1 as well, so a
 //! bad header never inflates a count.
+//!
+//! Samplers that write no threshold can be described by configuration ([`SamplingRules`]): an
+//! attribute carrying the multiplier (Tempo's `span_multiplier_key`), or a fixed multiplier per
+//! service. The map counts whole calls: a span's adjusted count is rounded to a neighbouring
+//! integer by a draw from its trace id ([`whole_count`]), unbiased over many traces, and the
+//! same for every span of one trace.
+
+use std::collections::BTreeMap;
+
+use crate::model::{AttrValue, Span, TraceId, attr_get};
 
 /// `2^56`: thresholds are below it, and no span stands for more spans than this.
 pub const MAX_ADJUSTED_COUNT: u64 = 1 << 56;
@@ -55,6 +65,107 @@ impl Weight {
             Self::Unsampled | Self::Malformed => 1.0,
         }
     }
+}
+
+/// How the map weighs spans that carry no threshold: checked at config load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplingRules {
+    /// A span (else resource) attribute whose number is the span's adjusted count.
+    pub multiplier_key: Option<String>,
+    /// A fixed adjusted count for every span of a service (head sampling at a known rate).
+    pub service_multipliers: BTreeMap<String, f64>,
+}
+
+/// What one span stands for on the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanWeight {
+    /// Calls (or operations) this span counts for: 1 unless sampled.
+    pub count: u64,
+    /// Its `tracestate` named a threshold that could not be read (then weighed by the rules).
+    pub is_malformed: bool,
+}
+
+impl SpanWeight {
+    pub const ONE: SpanWeight = SpanWeight {
+        count: 1,
+        is_malformed: false,
+    };
+}
+
+impl SamplingRules {
+    /// Whether any rule applies besides `tracestate` thresholds.
+    pub fn is_empty(&self) -> bool {
+        self.multiplier_key.is_none() && self.service_multipliers.is_empty()
+    }
+
+    /// The weight of `span` of `service`: its `tracestate` threshold, else the multiplier
+    /// attribute, else the service's multiplier, else 1.
+    pub fn weigh(&self, span: &Span, service: &str) -> SpanWeight {
+        let weight = if span.trace_state.is_empty() {
+            Weight::Unsampled
+        } else {
+            Weight::of(&span.trace_state)
+        };
+        let adjusted = match weight {
+            Weight::Threshold(_) => weight.adjusted_count(),
+            Weight::Unsampled | Weight::Malformed => self.configured(span, service).unwrap_or(1.0),
+        };
+        SpanWeight {
+            count: whole_count(adjusted, span.trace_id),
+            is_malformed: weight == Weight::Malformed,
+        }
+    }
+
+    fn configured(&self, span: &Span, service: &str) -> Option<f64> {
+        let from_attribute = self.multiplier_key.as_deref().and_then(|key| {
+            attr_get(&span.attributes, key)
+                .or_else(|| attr_get(&span.resource.attributes, key))
+                .and_then(multiplier)
+        });
+        from_attribute.or_else(|| self.service_multipliers.get(service).copied())
+    }
+}
+
+/// A multiplier attribute's value: a number from 1 to 2^56 (anything else is ignored).
+fn multiplier(value: &AttrValue) -> Option<f64> {
+    let number = match value {
+        AttrValue::Int(number) => *number as f64,
+        AttrValue::Double(number) => *number,
+        AttrValue::Str(text) => text.trim().parse().ok()?,
+        _ => return None,
+    };
+    is_multiplier(number).then_some(number)
+}
+
+/// Whether `number` can be an adjusted count: finite, at least 1, at most 2^56.
+pub fn is_multiplier(number: f64) -> bool {
+    number.is_finite() && (1.0..=MAX_ADJUSTED_COUNT as f64).contains(&number)
+}
+
+/// `adjusted` (≥ 1) as a whole count: its integer part, plus one with the probability of its
+/// fraction, drawn from a hash of the trace id (not its random bits, which a consistent
+/// sampler has already conditioned on). Unbiased over traces; equal for a trace's spans.
+pub fn whole_count(adjusted: f64, trace_id: TraceId) -> u64 {
+    let floor = adjusted.floor();
+    let fraction = adjusted - floor;
+    let base = floor as u64;
+    if fraction <= 0.0 {
+        return base.max(1);
+    }
+    (base + u64::from(uniform(trace_id) < fraction)).max(1)
+}
+
+/// A number in `[0, 1)` from the trace id, by SplitMix64's finaliser over its two halves.
+fn uniform(trace_id: TraceId) -> f64 {
+    let bytes = trace_id.as_bytes();
+    let (high, low) = bytes.split_at(8);
+    let high = u64::from_le_bytes(high.try_into().expect("8 bytes"));
+    let low = u64::from_le_bytes(low.try_into().expect("8 bytes"));
+    let mut mixed = high ^ low.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    mixed ^= mixed >> 31;
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The threshold `digits` (1 to 14 hex digits, the rest implied zeros) encode.
@@ -131,6 +242,93 @@ mod tests {
         assert_eq!(count("rojo=00f067aa0ba902b7,ot=th:c;rv:1234"), 4.0);
         assert_eq!(count("ot=rv:1234;th:c, congo=t61rcWkgMzE"), 4.0);
         assert_eq!(count("congo=t61rcWkgMzE , ot=p:8;th:8"), 2.0);
+    }
+
+    fn span_with(tracestate: &str, attributes: Vec<(String, AttrValue)>) -> Span {
+        let mut span =
+            crate::graph::fixtures::span("orders", crate::model::SpanKind::Server, 7, 1).build();
+        span.trace_state = tracestate.to_owned();
+        span.attributes = attributes;
+        span
+    }
+
+    #[test]
+    fn whole_counts_are_unbiased_over_traces_and_equal_within_one() {
+        assert_eq!(
+            whole_count(1.0, TraceId::from_bytes(&[9; 16]).expect("id")),
+            1
+        );
+        assert_eq!(
+            whole_count(4.0, TraceId::from_bytes(&[9; 16]).expect("id")),
+            4
+        );
+        let ids: Vec<TraceId> = (1u64..20_001)
+            .map(|n| {
+                let mut bytes = [0u8; 16];
+                bytes[..8].copy_from_slice(&n.to_be_bytes());
+                TraceId::from_bytes(&bytes).expect("id")
+            })
+            .collect();
+        for adjusted in [1.5, 3.000_01, 10.25] {
+            let total: u64 = ids.iter().map(|id| whole_count(adjusted, *id)).sum();
+            let expected = adjusted * ids.len() as f64;
+            assert!(
+                (total as f64 - expected).abs() / expected < 0.01,
+                "{adjusted}: {total} vs {expected}"
+            );
+            for id in &ids[..50] {
+                let count = whole_count(adjusted, *id);
+                assert!(count == adjusted.floor() as u64 || count == adjusted.ceil() as u64);
+                assert_eq!(count, whole_count(adjusted, *id), "the same for a trace");
+            }
+        }
+    }
+
+    #[test]
+    fn rules_weigh_by_threshold_then_attribute_then_service() {
+        let rules = SamplingRules {
+            multiplier_key: Some("sampling.multiplier".to_owned()),
+            service_multipliers: [("orders".to_owned(), 10.0)].into(),
+        };
+        let attribute = |value: AttrValue| vec![("sampling.multiplier".to_owned(), value)];
+        let weigh = |span: &Span| rules.weigh(span, "orders").count;
+        assert_eq!(
+            weigh(&span_with("ot=th:c", attribute(AttrValue::Int(2)))),
+            4
+        );
+        assert_eq!(weigh(&span_with("", attribute(AttrValue::Int(2)))), 2);
+        assert_eq!(weigh(&span_with("", attribute(AttrValue::Double(8.0)))), 8);
+        assert_eq!(
+            weigh(&span_with("", attribute(AttrValue::Str("5".into())))),
+            5
+        );
+        // Not a multiplier: the service's.
+        for bad in [
+            AttrValue::Int(0),
+            AttrValue::Int(-3),
+            AttrValue::Double(f64::NAN),
+            AttrValue::Str("lots".into()),
+            AttrValue::Bool(true),
+        ] {
+            assert_eq!(weigh(&span_with("", attribute(bad))), 10);
+        }
+        assert_eq!(weigh(&span_with("", Vec::new())), 10);
+        assert_eq!(rules.weigh(&span_with("", Vec::new()), "billing").count, 1);
+        // A malformed threshold is counted and falls back to the rules.
+        let malformed = rules.weigh(&span_with("ot=th:zz", Vec::new()), "billing");
+        assert_eq!(
+            malformed,
+            SpanWeight {
+                count: 1,
+                is_malformed: true
+            }
+        );
+        let defaults = SamplingRules::default();
+        assert_eq!(
+            defaults.weigh(&span_with("ot=th:8", Vec::new()), "x").count,
+            2
+        );
+        assert!(defaults.is_empty() && !rules.is_empty());
     }
 
     #[test]

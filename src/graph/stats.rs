@@ -60,28 +60,33 @@ pub struct TraceCalls {
     pub num_calls: u64,
 }
 
-/// Adds one call on an edge. A call refused by the caller's open breaker counts as a
-/// failed call (whatever status its span set) and records no latency: it never reached the
-/// target, and its near-zero wait would pull the client percentiles below the server's.
+/// Adds one observed call on an edge, counting for `facts.weight` calls (sampling). A call
+/// refused by the caller's open breaker counts as a failed call (whatever status its span
+/// set) and records no latency: it never reached the target, and its near-zero wait would
+/// pull the client percentiles below the server's.
 pub fn record_call(
     stats: &mut EdgeStats,
     facts: &CallFacts,
     consumer_group: Option<&str>,
     trace_calls: TraceCalls,
 ) {
-    stats.num_requests += 1;
-    stats.num_errors += u64::from(facts.is_error || facts.is_short_circuited);
-    stats.num_retries += u64::from(facts.is_retry);
-    stats.num_short_circuited += u64::from(facts.is_short_circuited);
+    let weight = facts.weight.max(1);
+    let counted = |is: bool| if is { weight } else { 0 };
+    stats.num_requests += weight;
+    stats.num_unobserved += weight - 1;
+    stats.num_errors += counted(facts.is_error || facts.is_short_circuited);
+    stats.num_retries += counted(facts.is_retry);
+    stats.num_short_circuited += counted(facts.is_short_circuited);
     match facts.sides {
         CallSides::Complete => {}
-        CallSides::ClientOnly => stats.num_client_only += 1,
-        CallSides::ServerOnly => stats.num_server_only += 1,
+        CallSides::ClientOnly => stats.num_client_only += weight,
+        CallSides::ServerOnly => stats.num_server_only += weight,
     }
     if !facts.is_short_circuited {
-        record_latencies(stats, facts);
+        record_latencies(stats, facts, weight);
     }
-    stats.num_traces += u64::from(trace_calls.is_first_in_minute);
+    // A sampled trace stands for `weight` traces like it.
+    stats.num_traces += counted(trace_calls.is_first_in_minute);
     stats.max_calls_per_trace = stats.max_calls_per_trace.max(trace_calls.num_calls);
     if let Some(group) = consumer_group
         && !stats.consumer_groups.iter().any(|known| known == group)
@@ -90,22 +95,25 @@ pub fn record_call(
     }
 }
 
-fn record_latencies(stats: &mut EdgeStats, facts: &CallFacts) {
+fn record_latencies(stats: &mut EdgeStats, facts: &CallFacts, weight: u64) {
     if let Some(nanos) = facts.client_nanos {
-        stats.client_latency.record(nanos);
+        stats.client_latency.record_n(nanos, weight);
     }
     if let Some(nanos) = facts.server_nanos {
-        stats.server_latency.record(nanos);
+        stats.server_latency.record_n(nanos, weight);
     }
     if let Some(nanos) = facts.publish_consume_nanos {
-        stats.publish_consume_latency.record(nanos);
+        stats.publish_consume_latency.record_n(nanos, weight);
     }
 }
 
+/// Adds one observed operation span, counting for its weight (sampling).
 pub fn record_operation(stats: &mut OperationStats, span: &GraphSpan) {
-    stats.num_requests += 1;
-    stats.num_errors += u64::from(span.is_error);
-    stats.latency.record(span.duration_nanos());
+    let weight = span.weight.count.max(1);
+    stats.num_requests += weight;
+    stats.num_unobserved += weight - 1;
+    stats.num_errors += if span.is_error { weight } else { 0 };
+    stats.latency.record_n(span.duration_nanos(), weight);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +201,7 @@ mod tests {
             client_nanos: Some(100_000),
             server_nanos: None,
             publish_consume_nanos: None,
+            weight: 1,
         };
         let first = TraceCalls {
             is_first_in_minute: true,
@@ -205,6 +214,63 @@ mod tests {
         assert_eq!(stats.num_short_circuited, 1);
         assert_eq!(stats.client_latency.count(), 1);
         assert_eq!(stats.error_rate(), Some(0.0));
+    }
+
+    #[test]
+    fn a_sampled_call_counts_for_its_weight_and_is_marked_unobserved() {
+        let call = |weight: u64, is_error: bool, client_nanos: u64| CallFacts {
+            sides: CallSides::ClientOnly,
+            is_error,
+            is_retry: is_error,
+            is_short_circuited: false,
+            client_nanos: Some(client_nanos),
+            server_nanos: None,
+            publish_consume_nanos: None,
+            weight,
+        };
+        let first = TraceCalls {
+            is_first_in_minute: true,
+            num_calls: 1,
+        };
+        let mut stats = EdgeStats::default();
+        // Three calls seen from 25 % sampled traces (each stands for 4), one of them failed,
+        // and one unsampled call.
+        record_call(&mut stats, &call(4, false, 1_000_000), None, first);
+        record_call(&mut stats, &call(4, true, 9_000_000), None, first);
+        record_call(&mut stats, &call(4, false, 1_000_000), None, first);
+        record_call(&mut stats, &call(1, false, 1_000_000), None, first);
+        assert_eq!(stats.num_requests, 13);
+        assert_eq!(stats.num_requests - stats.num_unobserved, 4, "observed");
+        assert_eq!((stats.num_errors, stats.num_retries), (4, 4));
+        assert_eq!(stats.num_client_only, 13);
+        assert_eq!(stats.num_traces, 13);
+        assert_eq!(stats.client_latency.count(), 13);
+        assert_eq!(stats.error_rate(), Some(4.0 / 13.0));
+        // The sketch is weighted too: 9 calls of 1 ms, 4 of 9 ms.
+        let counts: Vec<u64> = stats
+            .client_latency
+            .buckets()
+            .iter()
+            .map(|(_, count)| *count)
+            .collect();
+        assert_eq!(counts, [9, 4]);
+        // Merging keeps the estimate and what was observed.
+        let mut merged = stats.clone();
+        merged.merge(&stats);
+        assert_eq!((merged.num_requests, merged.num_unobserved), (26, 18));
+    }
+
+    #[test]
+    fn an_operation_counts_for_its_span_weight() {
+        let mut span =
+            crate::graph::fixtures::span("orders", crate::model::SpanKind::Server, 1, 1).build();
+        span.trace_state = "ot=th:c".to_owned();
+        let graph_span = GraphSpan::from_span(&span);
+        let mut stats = OperationStats::default();
+        record_operation(&mut stats, &graph_span);
+        record_operation(&mut stats, &graph_span);
+        assert_eq!((stats.num_requests, stats.num_unobserved), (8, 6));
+        assert_eq!(stats.latency.count(), 8);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::model::{Span, SpanId};
 
 use super::classify::{GraphSpan, SpanRole};
 use super::naming::CLIENT_USER_NAME;
+use super::sampling::SamplingRules;
 
 /// Ancestors followed at most to find a call's operation (broken data may make spans each
 /// other's parents).
@@ -107,7 +108,7 @@ impl<'a> Trace<'a> {
     fn new(spans: &'a [Span]) -> Self {
         Self {
             spans,
-            graph: GraphSpan::from_spans(spans),
+            graph: GraphSpan::from_spans(spans, &SamplingRules::default()),
             by_id: spans
                 .iter()
                 .enumerate()

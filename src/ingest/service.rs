@@ -8,7 +8,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::convert::{ConvertLimits, Converted, convert_metrics, convert_traces};
 use super::error::IngestError;
-use crate::graph::GraphSpan;
 use crate::model::{Batch, MetricPoint, now_unix_nano};
 use crate::pipeline::{GraphFeed, Pipeline, SubmitError};
 use crate::signals::SharedSignals;
@@ -101,7 +100,7 @@ impl Ingestor {
         let graph_spans_opt = self
             .graph_opt
             .as_ref()
-            .map(|_| GraphSpan::from_spans(&converted.items));
+            .map(|graph| graph.classify(&converted.items));
         let outcome = if self.store_spans {
             self.submit(Signal::Traces, converted, |spans| Batch {
                 spans,

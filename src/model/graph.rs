@@ -122,8 +122,14 @@ pub struct EdgeKey {
 /// Mergeable statistics of one edge over some time (one minute, or a merged window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EdgeStats {
-    /// Calls observed (paired, or one half expired unpaired), refused ones included.
+    /// Calls (paired, or one half expired unpaired), refused ones included: every observed
+    /// call counts for the calls its sampling says it stands for (1 unless sampled), so this
+    /// and the counters below are estimates when `num_unobserved` > 0.
     pub num_requests: u64,
+    /// Of `num_requests`, the calls inferred from sampling rather than observed:
+    /// `num_requests − num_unobserved` calls were received (see `graph::sampling`).
+    #[serde(default)]
+    pub num_unobserved: u64,
     /// Calls where either side reported an error status, and every refused call (Tempo's
     /// `failed`). The edge's error rate leaves the refused ones out: see `model::figures`.
     pub num_errors: u64,
@@ -159,6 +165,7 @@ pub const MAX_CONSUMER_GROUPS: usize = 16;
 impl EdgeStats {
     pub fn merge(&mut self, other: &EdgeStats) {
         self.num_requests += other.num_requests;
+        self.num_unobserved += other.num_unobserved;
         self.num_errors += other.num_errors;
         self.num_retries += other.num_retries;
         self.num_short_circuited += other.num_short_circuited;
@@ -199,7 +206,12 @@ impl EdgeStats {
 /// RED of one operation (server/consumer span name) of one service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OperationStats {
+    /// Spans served, each counting for what its sampling says it stands for (an estimate when
+    /// `num_unobserved` > 0), like [`EdgeStats::num_requests`].
     pub num_requests: u64,
+    /// Of `num_requests`, those inferred from sampling rather than received.
+    #[serde(default)]
+    pub num_unobserved: u64,
     pub num_errors: u64,
     pub latency: LatencySketch,
     /// Instance-minutes: per minute the distinct `service.instance.id`s that served the
@@ -215,6 +227,7 @@ pub struct OperationStats {
 impl OperationStats {
     pub fn merge(&mut self, other: &OperationStats) {
         self.num_requests += other.num_requests;
+        self.num_unobserved += other.num_unobserved;
         self.num_errors += other.num_errors;
         self.latency.merge(&other.latency);
         self.instance_minutes += other.instance_minutes;

@@ -145,17 +145,26 @@ impl LatencySketch {
     }
 
     pub fn record(&mut self, nanos: u64) {
+        self.record_n(nanos, 1);
+    }
+
+    /// Records `count` observations of `nanos` (a sampled call standing for `count`); none
+    /// when `count` is 0.
+    pub fn record_n(&mut self, nanos: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
         self.note_extremes(nanos, nanos);
-        self.count += 1;
-        self.sum_nanos += nanos as f64;
+        self.count += count;
+        self.sum_nanos += nanos as f64 * count as f64;
         if nanos == 0 {
-            self.zero_count += 1;
+            self.zero_count += count;
             return;
         }
         let index = bucket_index(nanos);
         match self.find(index) {
-            Ok(position) => self.buckets[position].1 += 1,
-            Err(position) => self.buckets.insert(position, (index, 1)),
+            Ok(position) => self.buckets[position].1 += count,
+            Err(position) => self.buckets.insert(position, (index, count)),
         }
         self.debug_check();
     }

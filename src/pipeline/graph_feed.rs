@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use tracing::{error, warn};
 
 use super::Pipeline;
+use crate::graph::sampling::SamplingRules;
 use crate::graph::{GraphEngine, GraphSpan};
-use crate::model::{NANOS_PER_MINUTE, now_unix_nano};
+use crate::model::{NANOS_PER_MINUTE, Span, now_unix_nano};
 use crate::service_graph_metrics::ServiceGraphMetrics;
 use crate::telemetry::Telemetry;
 
@@ -24,9 +25,15 @@ const TICK_INTERVAL: Duration = Duration::from_secs(1);
 pub struct GraphFeed {
     sender: SyncSender<Vec<GraphSpan>>,
     telemetry: Arc<Telemetry>,
+    rules: Arc<SamplingRules>,
 }
 
 impl GraphFeed {
+    /// The map's view of a batch (on the ingest thread), weighed by the sampling rules.
+    pub fn classify(&self, spans: &[Span]) -> Vec<GraphSpan> {
+        GraphSpan::from_spans(spans, &self.rules)
+    }
+
     /// Queues spans for the map without waiting; counts them as skipped when the queue is full.
     pub fn offer(&self, spans: Vec<GraphSpan>) {
         if spans.is_empty() {
@@ -64,6 +71,7 @@ pub fn spawn_graph_feed(
     pipeline: Pipeline,
     metrics: Arc<ServiceGraphMetrics>,
     telemetry: Arc<Telemetry>,
+    rules: SamplingRules,
 ) -> std::io::Result<(GraphFeed, GraphFeedHandle)> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(queue_capacity_batches);
     let stop = Arc::new(AtomicBool::new(false));
@@ -72,7 +80,11 @@ pub fn spawn_graph_feed(
         .name("graph".to_owned())
         .spawn(move || run(&engine, &receiver, &pipeline, &metrics, &thread_stop))?;
     Ok((
-        GraphFeed { sender, telemetry },
+        GraphFeed {
+            sender,
+            telemetry,
+            rules: Arc::new(rules),
+        },
         GraphFeedHandle { thread, stop },
     ))
 }

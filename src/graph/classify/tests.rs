@@ -222,7 +222,8 @@ fn batch_conversion_shares_the_resource_parts() {
                 .build()
         })
         .collect();
-    let converted = GraphSpan::from_spans(&spans);
+    let converted =
+        GraphSpan::from_spans(&spans, &crate::graph::sampling::SamplingRules::default());
     assert_eq!(converted.len(), 3);
     assert!(Arc::ptr_eq(&converted[0].service, &converted[2].service));
     assert!(Arc::ptr_eq(

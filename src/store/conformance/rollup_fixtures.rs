@@ -70,6 +70,7 @@ pub fn edge_rollup(minute: i64, key: EdgeKey, seed: u64) -> EdgeRollup {
         target_placement: placement(seed + 1),
         stats: EdgeStats {
             num_requests: 100 + seed,
+            num_unobserved: seed % 4 * 25,
             num_errors: seed % 7,
             num_retries: seed % 3,
             num_short_circuited: seed % 2,
@@ -94,6 +95,7 @@ pub fn operation_rollup(minute: i64, service: &str, operation: &str, seed: u64) 
         operation: operation.to_owned(),
         stats: OperationStats {
             num_requests: 10 + seed,
+            num_unobserved: seed % 2 * 5,
             num_errors: seed % 3,
             latency: spread_sketch(seed, 15),
             instance_minutes: 1 + seed % 4,

@@ -75,6 +75,7 @@ pub(super) fn all_minutes<R: RollupReader>(reader: &R) -> Vec<i64> {
 fn extreme_edge_stats() -> EdgeStats {
     EdgeStats {
         num_requests: u64::MAX,
+        num_unobserved: u64::MAX - 2,
         num_errors: u64::MAX - 1,
         num_retries: 0,
         num_short_circuited: 1,
@@ -131,6 +132,7 @@ pub fn rollup_round_trip<W: RollupWriter, R: RollupReader>((mut writer, reader):
     operations.push(OperationRollup {
         stats: OperationStats {
             num_requests: u64::MAX,
+            num_unobserved: u64::MAX,
             num_errors: 0,
             latency: sketch([0, u64::MAX]),
             instance_minutes: u64::MAX,

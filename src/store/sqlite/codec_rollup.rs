@@ -14,11 +14,13 @@ use crate::store::StoreError;
 
 use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
 
-/// The layout of edge stats blobs written by this build, and of older operation blobs.
+/// The first layout of edge and operation stats blobs.
 const LAYOUT_V1: u8 = 1;
-/// The layout of operation stats blobs written by this build: V1, then `instance_minutes`
-/// and `instance_requests`.
+/// Edge blobs: V1, then `num_unobserved` (sampling). Operation blobs: V1, then
+/// `instance_minutes` and `instance_requests`.
 const LAYOUT_V2: u8 = 2;
+/// Operation blobs written by this build: V2, then `num_unobserved`.
+const LAYOUT_V3: u8 = 3;
 
 /// Code of a node kind in key columns. Codes ascend in the model's `Ord` order, so SQL's
 /// ordering of key columns is the order of [`crate::model::graph::EdgeKey`].
@@ -69,6 +71,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
     // Destructured whole so that a new field fails to compile here instead of being lost.
     let EdgeStats {
         num_requests,
+        num_unobserved,
         num_errors,
         num_retries,
         num_short_circuited,
@@ -81,7 +84,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         max_calls_per_trace,
         consumer_groups,
     } = stats;
-    buf.push(LAYOUT_V1);
+    buf.push(LAYOUT_V2);
     for counter in [
         num_requests,
         num_errors,
@@ -101,11 +104,13 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
     for group in consumer_groups {
         put_str(buf, group);
     }
+    put_varint(buf, *num_unobserved);
     Ok(())
 }
 
+/// Decodes V2, and V1 (written before sampling was weighed) with nothing unobserved.
 pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
-    let mut decoder = layout_v1(blob)?;
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V2)?;
     let num_requests = decoder.varint()?;
     let num_errors = decoder.varint()?;
     let num_retries = decoder.varint()?;
@@ -114,8 +119,9 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     let num_server_only = decoder.varint()?;
     let num_traces = decoder.varint()?;
     let max_calls_per_trace = decoder.varint()?;
-    let stats = EdgeStats {
+    let mut stats = EdgeStats {
         num_requests,
+        num_unobserved: 0,
         num_errors,
         num_retries,
         num_short_circuited,
@@ -128,6 +134,9 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
         max_calls_per_trace,
         consumer_groups: strings(&mut decoder)?,
     };
+    if layout >= LAYOUT_V2 {
+        stats.num_unobserved = decoder.varint()?;
+    }
     finished(&decoder)?;
     Ok(stats)
 }
@@ -138,38 +147,38 @@ pub(crate) fn encode_operation_stats(
 ) -> Result<(), StoreError> {
     let OperationStats {
         num_requests,
+        num_unobserved,
         num_errors,
         latency,
         instance_minutes,
         instance_requests,
     } = stats;
-    buf.push(LAYOUT_V2);
+    buf.push(LAYOUT_V3);
     put_varint(buf, *num_requests);
     put_varint(buf, *num_errors);
     put_sketch(buf, latency)?;
     put_varint(buf, *instance_minutes);
     put_varint(buf, *instance_requests);
+    put_varint(buf, *num_unobserved);
     Ok(())
 }
 
-/// Decodes V2, and V1 (written before instances were counted) with no instance figures.
+/// Decodes V3, V2 (written before sampling was weighed: nothing unobserved) and V1 (before
+/// instances were counted: no instance figures either).
 pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
-    let mut decoder = Decoder::new(blob);
-    let layout = decoder.u8()?;
-    if layout != LAYOUT_V1 && layout != LAYOUT_V2 {
-        return Err(StoreError::Corrupt(format!(
-            "unknown rollup stats layout {layout}"
-        )));
-    }
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V3)?;
     let mut stats = OperationStats {
         num_requests: decoder.varint()?,
         num_errors: decoder.varint()?,
         latency: sketch(&mut decoder)?,
         ..OperationStats::default()
     };
-    if layout == LAYOUT_V2 {
+    if layout >= LAYOUT_V2 {
         stats.instance_minutes = decoder.varint()?;
         stats.instance_requests = decoder.varint()?;
+    }
+    if layout >= LAYOUT_V3 {
+        stats.num_unobserved = decoder.varint()?;
     }
     finished(&decoder)?;
     Ok(stats)
@@ -203,11 +212,11 @@ fn sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
     }
 }
 
-/// A decoder past the layout byte, which must be [`LAYOUT_V1`].
-fn layout_v1(blob: &[u8]) -> Result<Decoder<'_>, StoreError> {
+/// The layout byte, from [`LAYOUT_V1`] to `newest`, and a decoder past it.
+fn layout_of(blob: &[u8], newest: u8) -> Result<(u8, Decoder<'_>), StoreError> {
     let mut decoder = Decoder::new(blob);
     match decoder.u8()? {
-        LAYOUT_V1 => Ok(decoder),
+        layout @ LAYOUT_V1..=LAYOUT_V3 if layout <= newest => Ok((layout, decoder)),
         other => Err(StoreError::Corrupt(format!(
             "unknown rollup stats layout {other}"
         ))),
@@ -275,6 +284,7 @@ mod tests {
     fn full_edge_stats() -> EdgeStats {
         EdgeStats {
             num_requests: u64::MAX,
+            num_unobserved: u64::MAX - 9,
             num_errors: 1,
             num_retries: 0,
             num_short_circuited: 3,
@@ -302,6 +312,7 @@ mod tests {
     fn operation_stats_round_trip_exactly() {
         let full = OperationStats {
             num_requests: 10,
+            num_unobserved: 6,
             num_errors: u64::MAX,
             latency: sketch_of(&[5, 5, 5, 70_000_000_000]),
             instance_minutes: 42,
@@ -324,12 +335,33 @@ mod tests {
         };
         let mut buf = Vec::new();
         encode_operation_stats(&mut buf, &stats).expect("encode");
-        // V1: the same without the two trailing instance varints (a zero byte each).
-        let mut v1 = buf[..buf.len() - 2].to_vec();
+        // V2: the same without the trailing unobserved varint; V1 without the two instance
+        // varints before it either (a zero byte each).
+        let mut v2 = buf[..buf.len() - 1].to_vec();
+        v2[0] = LAYOUT_V2;
+        assert_eq!(decode_operation_stats(&v2).expect("decode v2"), stats);
+        let mut v1 = buf[..buf.len() - 3].to_vec();
         v1[0] = LAYOUT_V1;
         assert_eq!(decode_operation_stats(&v1).expect("decode v1"), stats);
-        v1[0] = 3;
+        v1[0] = 4;
         assert!(decode_operation_stats(&v1).is_err(), "unknown layout");
+    }
+
+    #[test]
+    fn edge_stats_of_layout_v1_read_with_nothing_unobserved() {
+        let stats = EdgeStats {
+            num_requests: 9,
+            consumer_groups: vec!["billing".to_owned()],
+            ..EdgeStats::default()
+        };
+        let mut buf = Vec::new();
+        encode_edge_stats(&mut buf, &stats).expect("encode");
+        let mut v1 = buf[..buf.len() - 1].to_vec();
+        v1[0] = LAYOUT_V1;
+        assert_eq!(decode_edge_stats(&v1).expect("decode v1"), stats);
+        let mut v3 = buf;
+        v3[0] = LAYOUT_V3;
+        assert!(decode_edge_stats(&v3).is_err(), "no edge layout 3");
     }
 
     #[test]
@@ -346,7 +378,7 @@ mod tests {
         longer.push(0);
         assert!(decode_edge_stats(&longer).is_err());
         let mut other_layout = buf;
-        other_layout[0] = 2;
+        other_layout[0] = 3;
         assert!(decode_edge_stats(&other_layout).is_err());
     }
 
@@ -354,6 +386,6 @@ mod tests {
     fn empty_stats_are_small() {
         let mut buf = Vec::new();
         encode_edge_stats(&mut buf, &EdgeStats::default()).expect("encode");
-        assert_eq!(buf.len(), 1 + 8 + 3 + 1);
+        assert_eq!(buf.len(), 1 + 8 + 3 + 1 + 1);
     }
 }

@@ -319,9 +319,22 @@ fn render_engine(out: &mut String, counters: &GraphCounters, num_over_series_lim
         "Calls not exported as traces_service_graph series (series limit).",
         num_over_series_limit,
     );
+    let sampling = [
+        (
+            "cartograph_graph_sampled_spans_total",
+            "Spans counted for more than one by their sampling (tracestate ot=th, multipliers).",
+            counters.sampling.num_weighted_spans,
+        ),
+        (
+            "cartograph_graph_malformed_tracestate_total",
+            "Spans whose tracestate sampling threshold could not be read (weighed as unsampled).",
+            counters.sampling.num_malformed,
+        ),
+    ];
     let values = pairing_series(&counters.pairing)
         .into_iter()
         .chain(window_series(&counters.window))
+        .chain(sampling)
         .chain([series_limit]);
     for (name, help, value) in values {
         let kind = if name.ends_with("_total") {

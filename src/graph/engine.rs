@@ -28,6 +28,16 @@ pub struct GraphCounters {
     pub num_trace_counter_early_rotations: u64,
     /// Times the known-service set filled and started over.
     pub num_known_service_resets: u64,
+    pub sampling: SamplingCounters,
+}
+
+/// What the engine saw of sampling (see `graph::sampling`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SamplingCounters {
+    /// Spans counting for more than one (sampled).
+    pub num_weighted_spans: u64,
+    /// Spans whose `tracestate` threshold could not be read (weighed as if it had none).
+    pub num_malformed: u64,
 }
 
 /// A node seen in a window, with where it lives.
@@ -44,6 +54,7 @@ pub struct GraphEngine {
     per_trace: CallsPerTrace,
     chains: ChainTracker,
     num_calls: u64,
+    sampling: SamplingCounters,
 }
 
 /// Records completed calls straight into the open minute.
@@ -93,6 +104,7 @@ impl GraphEngine {
             ),
             chains: ChainTracker::new(chain_limits),
             num_calls: 0,
+            sampling: SamplingCounters::default(),
         }
     }
 
@@ -108,6 +120,8 @@ impl GraphEngine {
             now_unix_nano,
         };
         for span in spans {
+            self.sampling.num_weighted_spans += u64::from(span.weight.count > 1);
+            self.sampling.num_malformed += u64::from(span.weight.is_malformed);
             self.services.observe(&span.service);
             if matches!(span.role, SpanRole::Server | SpanRole::Consumer) {
                 recorder.window.record_operation(&span);
@@ -177,6 +191,7 @@ impl GraphEngine {
             num_calls: self.num_calls,
             num_trace_counter_early_rotations: self.per_trace.num_early_rotations(),
             num_known_service_resets: self.services.num_resets(),
+            sampling: self.sampling,
         }
     }
 

@@ -46,7 +46,7 @@ pub(crate) mod fixtures;
 
 pub use chains::{ChainCounters, ObservedChain};
 pub use classify::{GraphSpan, NodeRef, Peer, SpanRef, SpanRole};
-pub use engine::{GraphCounters, GraphEngine, WindowNode};
+pub use engine::{GraphCounters, GraphEngine, SamplingCounters, WindowNode};
 pub use pairing::PairingCounters;
 pub use settings::GraphSettings;
 pub use trace_calls::{TraceCall, trace_calls};

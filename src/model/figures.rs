@@ -23,11 +23,30 @@ pub fn share(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
+/// The share of `num_requests` that was received, when some were inferred from sampling
+/// (`num_unobserved` > 0): 0.25 for calls sampled at 25 %. `None` when every call counted was
+/// received, so the counts are exact.
+pub fn observed_share(num_requests: u64, num_unobserved: u64) -> Option<f64> {
+    (num_unobserved > 0)
+        .then(|| share(num_requests.saturating_sub(num_unobserved), num_requests))
+        .flatten()
+}
+
 /// The figures of an edge. `num_requests` counts every call the caller made on it, calls its
 /// own open breaker refused included (its demand on the target, which its rate shows);
 /// everything that describes the target's answers leaves the refused calls out, since they
 /// never reached it.
 impl EdgeStats {
+    /// Calls received (each sampled one once): what `num_requests` is estimated from.
+    pub fn num_observed(&self) -> u64 {
+        self.num_requests.saturating_sub(self.num_unobserved)
+    }
+
+    /// See [`observed_share`].
+    pub fn observed_share(&self) -> Option<f64> {
+        observed_share(self.num_requests, self.num_unobserved)
+    }
+
     /// Calls the caller's open circuit breaker refused: they never left the caller.
     pub fn num_refused(&self) -> u64 {
         self.num_short_circuited
@@ -56,6 +75,16 @@ impl OperationStats {
     /// consumer spans) that failed, over those requests.
     pub fn error_rate(&self) -> Option<f64> {
         share(self.num_errors, self.num_requests)
+    }
+
+    /// Requests received (each sampled one once).
+    pub fn num_observed(&self) -> u64 {
+        self.num_requests.saturating_sub(self.num_unobserved)
+    }
+
+    /// See [`observed_share`].
+    pub fn observed_share(&self) -> Option<f64> {
+        observed_share(self.num_requests, self.num_unobserved)
     }
 }
 
@@ -122,6 +151,8 @@ impl LatencyLoad {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct NodeTraffic {
     pub num_requests: u64,
+    /// Of `num_requests`, those inferred from sampling (see [`observed_share`]).
+    pub num_unobserved: u64,
     pub num_errors: u64,
     /// The edge into the node furthest over its target ([`LatencyTargets::load`]): what its
     /// callers waited (or, for a consumer, what it spent on events) beside the target.
@@ -132,6 +163,7 @@ impl NodeTraffic {
     pub fn of_operations(stats: &OperationStats) -> Self {
         Self {
             num_requests: stats.num_requests,
+            num_unobserved: stats.num_unobserved,
             num_errors: stats.num_errors,
             latency: None,
         }
@@ -139,6 +171,11 @@ impl NodeTraffic {
 
     pub fn error_rate(&self) -> Option<f64> {
         share(self.num_errors, self.num_requests)
+    }
+
+    /// See [`observed_share`].
+    pub fn observed_share(&self) -> Option<f64> {
+        observed_share(self.num_requests, self.num_unobserved)
     }
 
     /// `load` becomes the node's latency if it is further over its target than the one held.
@@ -153,6 +190,8 @@ impl NodeTraffic {
 
     fn add_attempted_calls(&mut self, stats: &EdgeStats) {
         self.num_requests += stats.num_attempted();
+        // Which of the inferred calls were refused is not kept; at most all were attempted.
+        self.num_unobserved += stats.num_unobserved.min(stats.num_attempted());
         self.num_errors += stats.num_failed();
     }
 }
@@ -284,7 +323,8 @@ mod tests {
             NodeTraffic {
                 num_requests: 10,
                 num_errors: 1,
-                latency: None
+                latency: None,
+                ..NodeTraffic::default()
             }
         );
         assert_eq!(
@@ -292,7 +332,8 @@ mod tests {
             NodeTraffic {
                 num_requests: 50,
                 num_errors: 4,
-                latency: None
+                latency: None,
+                ..NodeTraffic::default()
             }
         );
         assert_eq!(
@@ -300,7 +341,8 @@ mod tests {
             NodeTraffic {
                 num_requests: 50,
                 num_errors: 5,
-                latency: None
+                latency: None,
+                ..NodeTraffic::default()
             }
         );
         assert!(

@@ -36,6 +36,41 @@ pub fn rate_of(count: u64, window_secs: f64) -> String {
     rate_text(per_second(count, window_secs))
 }
 
+/// A count's rate, marked "≈ " when the count was estimated from sampled traces
+/// (`observed_share`, see `model::figures::observed_share`).
+pub fn counted_rate(count: u64, observed_share: Option<f64>, window_secs: f64) -> String {
+    let rate = rate_of(count, window_secs);
+    if observed_share.is_some() {
+        format!("{ESTIMATED}{rate}")
+    } else {
+        rate
+    }
+}
+
+/// A count estimated from sampled traces beside what was received: "≈ 400 (100 received)";
+/// an exact count as it is.
+pub fn counted_text(count: u64, num_observed: u64) -> String {
+    if num_observed < count {
+        format!("{ESTIMATED}{count} ({num_observed} received)")
+    } else {
+        count.to_string()
+    }
+}
+
+/// What marks an estimate.
+pub const ESTIMATED: &str = "≈ ";
+
+/// How counts built from sampled traces say so: "≈ estimated from 25 % of traces"; `None`
+/// for exact counts.
+pub fn sampled_note(observed_share: Option<f64>) -> Option<String> {
+    observed_share.map(|share| {
+        let percent = percent_text(Some(share));
+        // A sampling rate reads whole where it is: "25 %", not "25.0 %".
+        let percent = percent.replace(".0 %", " %");
+        format!("{ESTIMATED}estimated from {percent} of traces")
+    })
+}
+
 /// A rate that may fall (a lag's change per second): "+3.2/s", "-0.50/s".
 pub fn rate_change_text(per_sec: f64) -> String {
     let sign = if per_sec < 0.0 { "-" } else { "+" };
@@ -209,7 +244,7 @@ pub struct ServiceFigures {
 impl ServiceFigures {
     pub fn of(stats: &OperationStats, window_secs: f64) -> Self {
         Self {
-            rate: rate_of(stats.num_requests, window_secs),
+            rate: counted_rate(stats.num_requests, stats.observed_share(), window_secs),
             error_rate: percent_text(stats.error_rate()),
             p50: quantile_text(&stats.latency, 0.5),
             p95: quantile_text(&stats.latency, 0.95),
@@ -242,7 +277,7 @@ pub struct EdgeFigures {
 impl EdgeFigures {
     pub fn of(stats: &EdgeStats, window_secs: f64) -> Self {
         Self {
-            rate: rate_of(stats.num_requests, window_secs),
+            rate: counted_rate(stats.num_requests, stats.observed_share(), window_secs),
             error_rate: percent_text(stats.error_rate()),
             refused: stats.num_refused().to_string(),
             client_p95: quantile_text(&stats.client_latency, 0.95),

@@ -41,6 +41,8 @@ pub fn node(
         "environment": placement.environment,
         "breakers": breakers,
         "requests": traffic.num_requests,
+        "observed_requests": traffic.num_requests.saturating_sub(traffic.num_unobserved),
+        "observed_share": traffic.observed_share(),
         "errors": traffic.num_errors,
         "error_rate": traffic.error_rate(),
         "rate_per_s": per_second(traffic.num_requests, window_secs),
@@ -54,8 +56,12 @@ pub struct EdgeJson {
     source: String,
     target: String,
     kind: &'static str,
-    /// Every call on the edge, refused ones included.
+    /// Every call on the edge, refused ones included: an estimate when sampled.
     requests: u64,
+    /// The calls received, each sampled one once (`requests` when nothing was sampled).
+    observed_requests: u64,
+    /// `observed_requests / requests` when calls were inferred from sampling, else null.
+    observed_share: Option<f64>,
     /// `requests` less the refused ones: the calls that went out to the target.
     attempted: u64,
     /// Attempted calls that failed.
@@ -97,6 +103,8 @@ pub fn edge_json(
         target: key.target.id(),
         kind: key.kind.as_str(),
         requests: stats.num_requests,
+        observed_requests: stats.num_observed(),
+        observed_share: stats.observed_share(),
         attempted: stats.num_attempted(),
         errors: stats.num_failed(),
         error_rate: stats.error_rate(),

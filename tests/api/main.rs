@@ -41,6 +41,7 @@ mod loadgen;
 mod minutes;
 mod replay_bench;
 mod restart;
+mod sampling_e2e;
 mod security;
 mod signals_sdk;
 mod signals_store;

@@ -77,6 +77,8 @@ fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
         "namespace": summary.placement.namespace,
         "environment": summary.placement.environment,
         "requests": stats.num_requests,
+        "observed_requests": stats.num_observed(),
+        "observed_share": stats.observed_share(),
         "errors": stats.num_errors,
         "error_rate": stats.error_rate(),
         "rate_per_s": per_second(stats.num_requests, window_secs),

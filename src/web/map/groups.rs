@@ -142,6 +142,7 @@ pub fn fold(
         shown_as.insert(key, group.clone());
         let sum = folded_traffic.entry(group.clone()).or_default();
         sum.num_requests += own.num_requests;
+        sum.num_unobserved += own.num_unobserved;
         sum.num_errors += own.num_errors;
         if let Some(latency) = own.latency {
             sum.keep_worse_latency(latency);
@@ -353,6 +354,7 @@ mod tests {
                     num_requests: 100 + number,
                     num_errors: 0,
                     latency: None,
+                    ..NodeTraffic::default()
                 };
                 (NodeKey::service(format!("s{number}")), own)
             })

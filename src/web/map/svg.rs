@@ -341,7 +341,7 @@ fn draw_edge(
     let (key, stats) = &view.edges[edge];
     let health = health_of(stats.error_rate(), marks.targets.load(key, stats));
     let d = path_data(&route.pieces);
-    let title = format!(
+    let mut title = format!(
         "{} → {} ({}): {}",
         key.source.name,
         key.target.name,
@@ -352,6 +352,9 @@ fn draw_edge(
             .collect::<Vec<_>>()
             .join(" · ")
     );
+    if let Some(note) = crate::web::format::sampled_note(stats.observed_share()) {
+        let _ = write!(title, " ({note})");
+    }
     let _ = write!(
         out,
         r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title>{hit}<path class="line" d="{d}" marker-end="url(#arrow)"/>"#,

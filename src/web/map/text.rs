@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use crate::model::figures::NodeTraffic;
 use crate::model::graph::{EdgeStats, NodeKey};
 use crate::signals::Trend;
-use crate::web::format::{EdgeFigures, Figure, millis_text, percent_text, rate_of};
+use crate::web::format::{
+    EdgeFigures, Figure, counted_rate, millis_text, percent_text, sampled_note,
+};
 
 /// Width of one character, per text style, at the sizes `static/app.css` gives them.
 pub const NODE_LABEL_CHAR: f64 = 8.2;
@@ -206,7 +208,10 @@ impl EdgeText {
 /// target.
 pub fn node_sub(traffic: NodeTraffic, window_secs: f64) -> MarkedLine {
     let mut line = MarkedLine::default();
-    line.figure(Figure::Rate, rate_of(traffic.num_requests, window_secs));
+    line.figure(
+        Figure::Rate,
+        counted_rate(traffic.num_requests, traffic.observed_share(), window_secs),
+    );
     if traffic.num_errors > 0 {
         line.text(" · ")
             .figure(Figure::ErrorRate, percent_text(traffic.error_rate()))
@@ -223,8 +228,11 @@ pub fn node_title(key: &NodeKey, traffic: NodeTraffic, window_secs: f64) -> Stri
     let mut title = format!(
         "{} · {}",
         key.id(),
-        rate_of(traffic.num_requests, window_secs)
+        counted_rate(traffic.num_requests, traffic.observed_share(), window_secs)
     );
+    if let Some(note) = sampled_note(traffic.observed_share()) {
+        let _ = write!(title, " ({note})");
+    }
     if traffic.num_requests > 0 {
         let _ = write!(title, " · {} errors", percent_text(traffic.error_rate()));
     }

@@ -111,6 +111,7 @@ fn edge_calls(
     let show_kind = edges.len() > 1;
     for (key, stats) in edges {
         cards.extend(edge_cards(key, stats, window_secs, show_kind));
+        cards.extend(super::services::sampling_card(stats.observed_share()));
         cards.extend(publish_consume_cards(key, stats));
         section.rows.push(edge_detail_row(key, stats));
         if let Some(breaker) = overlay.edge_breaker.get(key) {
@@ -179,7 +180,10 @@ fn edge_detail_row(key: &EdgeKey, stats: &EdgeStats) -> Vec<Cell> {
     };
     vec![
         Cell::text(key.kind.as_str()),
-        Cell::number(stats.num_requests.to_string()),
+        Cell::number(format::counted_text(
+            stats.num_requests,
+            stats.num_observed(),
+        )),
         Cell::number(stats.num_failed().to_string()),
         Cell::number(stats.num_refused().to_string()),
         Cell::number(stats.num_retries.to_string()),

@@ -371,5 +371,11 @@ fn service_cards(stats: &OperationStats, window_secs: f64, node: &NodeKey) -> Ve
         .listed()
         .into_iter()
         .map(|(figure, text)| Card::marked(figure.label(), text, Mark::node(figure, node)))
+        .chain(sampling_card(stats.observed_share()))
         .collect()
+}
+
+/// "≈ estimated from 25 % of traces" beside counts built from sampled traces.
+pub(super) fn sampling_card(observed_share: Option<f64>) -> Option<Card> {
+    format::sampled_note(observed_share).map(|note| Card::new("sampled", note))
 }

@@ -530,4 +530,29 @@ mod tests {
         let err = config.validate().expect_err("invalid");
         assert!(err.to_string().contains("storage.retention_hours"), "{err}");
     }
+
+    #[test]
+    fn a_service_multiplier_is_a_number_from_one() {
+        for bad in [0.5, 0.0, -4.0, f64::NAN, f64::INFINITY, 1e18] {
+            let mut config = Config::default();
+            config
+                .graph
+                .service_multipliers
+                .insert("checkout".to_owned(), bad);
+            let err = config.validate().expect_err("invalid multiplier");
+            let text = err.to_string();
+            assert!(text.contains("graph.service_multipliers"), "{text}");
+            assert!(text.contains("\"checkout\""), "{text}");
+        }
+        let mut config = Config::default();
+        config
+            .graph
+            .service_multipliers
+            .insert("checkout".to_owned(), 10.0);
+        config.graph.span_multiplier_key = "sampling.multiplier".to_owned();
+        config.validate().expect("valid");
+        let rules = config.graph.sampling_rules();
+        assert_eq!(rules.multiplier_key.as_deref(), Some("sampling.multiplier"));
+        assert_eq!(rules.service_multipliers["checkout"], 10.0);
+    }
 }

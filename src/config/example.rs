@@ -94,6 +94,10 @@ fn field_doc(section: &str, key: &str) -> &'static str {
         ("graph", "target_processing_p95_ms") => {
             "p95 target of processing an event, the consumer's side (ms)."
         }
+        ("graph", "span_multiplier_key") => {
+            "Sampled spans count for more: tracestate ot=th first, else this attribute's number \
+             (1 to 2^56; \"\" none), else [graph.service_multipliers] (e.g. checkout = 10)."
+        }
         ("insights", "gateways") => {
             "API gateways (service names); empty: the service taking most outside calls."
         }

@@ -110,9 +110,13 @@ fn map_render(c: &mut Criterion) {
     let traffic = traffic_of(&view);
     let overlay = SignalOverlay::default();
     let mut group = c.benchmark_group("map_500_services_2000_edges");
+    let figures = cartograph::query::NodeFigures {
+        traffic: traffic.clone(),
+        versions: Default::default(),
+    };
     group.bench_function("graph_json", |bencher| {
         bencher.iter(|| {
-            let body = graph_json::graph(black_box(&view), &overlay, &traffic);
+            let body = graph_json::graph(black_box(&view), &overlay, &figures);
             serde_json::to_vec(&body).expect("serialise")
         });
     });

@@ -273,7 +273,7 @@ fn pairing_series(pairing: &crate::graph::PairingCounters) -> [Series; 7] {
     ]
 }
 
-fn window_series(window: &crate::graph::WindowCounters) -> [Series; 7] {
+fn window_series(window: &crate::graph::WindowCounters) -> [Series; 8] {
     [
         (
             "cartograph_graph_calls_over_edge_limit_total",
@@ -289,6 +289,11 @@ fn window_series(window: &crate::graph::WindowCounters) -> [Series; 7] {
             "cartograph_graph_instances_over_limit_total",
             "Spans whose service.instance.id was not counted (instances per operation or minute full).",
             window.num_instances_over_limit,
+        ),
+        (
+            "cartograph_graph_versions_over_limit_total",
+            "Spans whose service.version was not kept (16 versions per operation and minute).",
+            window.num_versions_over_limit,
         ),
         (
             "cartograph_graph_late_total",

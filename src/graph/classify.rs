@@ -110,6 +110,8 @@ pub struct GraphSpan {
     pub placement: Arc<NodePlacement>,
     /// A 64-bit hash of resource `service.instance.id`, 0 when it has none.
     pub instance: u64,
+    /// Resource `service.version`, shared by the spans of one resource.
+    pub version: Option<Arc<str>>,
     /// The operation: the span name for SERVER and CONSUMER spans, empty for the others
     /// (nothing reads it there, and it saves an allocation per span).
     pub name: Box<str>,
@@ -184,6 +186,7 @@ struct ResourceParts {
     service: Arc<str>,
     placement: Arc<NodePlacement>,
     instance: u64,
+    version: Option<Arc<str>>,
 }
 
 fn resource_parts(resource: &Resource) -> ResourceParts {
@@ -205,6 +208,11 @@ fn resource_parts(resource: &Resource) -> ResourceParts {
         service: Arc::from(resource.service_name.as_str()),
         placement: Arc::new(placement),
         instance,
+        version: resource
+            .service_version
+            .as_deref()
+            .filter(|version| !version.is_empty())
+            .map(Arc::from),
     }
 }
 
@@ -213,6 +221,7 @@ fn classify(span: &Span, parts: ResourceParts, rules: &SamplingRules) -> GraphSp
         service,
         placement,
         instance,
+        version,
     } = parts;
     let attributes = KnownAttributes::scan(span);
     let role = attributes.role(span.kind);
@@ -238,6 +247,7 @@ fn classify(span: &Span, parts: ResourceParts, rules: &SamplingRules) -> GraphSp
         service,
         placement,
         instance,
+        version,
         name: if is_operation {
             span.name.as_str().into()
         } else {

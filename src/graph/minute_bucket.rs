@@ -132,6 +132,8 @@ pub(super) enum Recorded {
     OverLimit,
     /// Recorded, but its instance not counted: the operation's or the minute's set is full.
     InstanceOverLimit,
+    /// Recorded, but its `service.version` not kept: the operation holds as many as it may.
+    VersionOverLimit,
     /// Another identity has the same fingerprint: not merged.
     Collision,
 }
@@ -191,8 +193,9 @@ impl MinuteBucket {
             if *entry.service != *span.service || entry.operation != span.name {
                 return Recorded::Collision;
             }
-            stats::record_operation(&mut entry.agg.stats, span);
-            return instance_counted(entry.count_instance(span, &mut self.num_instances));
+            let version_kept = stats::record_operation(&mut entry.agg.stats, span);
+            let instance_kept = entry.count_instance(span, &mut self.num_instances);
+            return kept(instance_kept, version_kept);
         }
         if self.operations.len() >= limits.max_operations {
             return Recorded::OverLimit;
@@ -201,23 +204,24 @@ impl MinuteBucket {
             stats: OperationStats::default(),
             placement: Arc::clone(&span.placement),
         };
-        stats::record_operation(&mut agg.stats, span);
+        let version_kept = stats::record_operation(&mut agg.stats, span);
         let mut entry = OperationEntry {
             service: Arc::clone(&span.service),
             operation: span.name.clone(),
             agg,
             instances: Vec::new(),
         };
-        let counted = entry.count_instance(span, &mut self.num_instances);
+        let instance_kept = entry.count_instance(span, &mut self.num_instances);
         self.operations.insert(fingerprint, entry);
-        instance_counted(counted)
+        kept(instance_kept, version_kept)
     }
 }
 
-fn instance_counted(counted: bool) -> Recorded {
-    if counted {
-        Recorded::Yes
-    } else {
-        Recorded::InstanceOverLimit
+/// An operation's span recorded, with what of it did not fit (the instance first).
+fn kept(instance_kept: bool, version_kept: bool) -> Recorded {
+    match (instance_kept, version_kept) {
+        (true, true) => Recorded::Yes,
+        (false, _) => Recorded::InstanceOverLimit,
+        (true, false) => Recorded::VersionOverLimit,
     }
 }

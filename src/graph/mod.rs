@@ -27,6 +27,8 @@ pub mod analysis;
 pub mod audit;
 mod chains;
 mod classify;
+pub mod deploys;
+pub mod diff;
 mod engine;
 mod generations;
 mod hash;

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{AttrValue, Span, TraceId, attr_get};
+use crate::model::{AttrValue, Span, TraceId, attr_get, split_mix};
 
 /// `2^56`: thresholds are below it, and no span stands for more spans than this.
 pub const MAX_ADJUSTED_COUNT: u64 = 1 << 56;
@@ -155,16 +155,13 @@ pub fn whole_count(adjusted: f64, trace_id: TraceId) -> u64 {
     (base + u64::from(uniform(trace_id) < fraction)).max(1)
 }
 
-/// A number in `[0, 1)` from the trace id, by SplitMix64's finaliser over its two halves.
+/// A number in `[0, 1)` from the trace id, by SplitMix64 over its two halves.
 fn uniform(trace_id: TraceId) -> f64 {
     let bytes = trace_id.as_bytes();
     let (high, low) = bytes.split_at(8);
     let high = u64::from_le_bytes(high.try_into().expect("8 bytes"));
     let low = u64::from_le_bytes(low.try_into().expect("8 bytes"));
-    let mut mixed = high ^ low.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    mixed ^= mixed >> 31;
+    let mixed = split_mix(high ^ split_mix(low));
     (mixed >> 11) as f64 / (1u64 << 53) as f64
 }
 

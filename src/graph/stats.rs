@@ -107,13 +107,28 @@ fn record_latencies(stats: &mut EdgeStats, facts: &CallFacts, weight: u64) {
     }
 }
 
-/// Adds one observed operation span, counting for its weight (sampling).
-pub fn record_operation(stats: &mut OperationStats, span: &GraphSpan) {
+/// Adds one observed operation span, counting for its weight (sampling), to the operation and
+/// to its service's version. False when the version did not fit ([`MAX_VERSIONS`]).
+///
+/// [`MAX_VERSIONS`]: crate::model::graph::MAX_VERSIONS
+pub fn record_operation(stats: &mut OperationStats, span: &GraphSpan) -> bool {
     let weight = span.weight.count.max(1);
+    let errors = if span.is_error { weight } else { 0 };
+    let nanos = span.duration_nanos();
     stats.num_requests += weight;
     stats.num_unobserved += weight - 1;
-    stats.num_errors += if span.is_error { weight } else { 0 };
-    stats.latency.record_n(span.duration_nanos(), weight);
+    stats.num_errors += errors;
+    stats.latency.record_n(nanos, weight);
+    let Some(version) = span.version.as_deref() else {
+        return true;
+    };
+    let Some(of_version) = stats.version_mut(version) else {
+        return false;
+    };
+    of_version.num_requests += weight;
+    of_version.num_errors += errors;
+    of_version.latency.record_n(nanos, weight);
+    true
 }
 
 #[derive(Debug, Clone, Copy)]

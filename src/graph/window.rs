@@ -88,6 +88,8 @@ pub struct WindowCounters {
     /// Spans whose `service.instance.id` was not counted: their operation's (256) or their
     /// minute's (65,536) set of instances was full.
     pub num_instances_over_limit: u64,
+    /// Spans whose `service.version` was not kept (versions per operation and minute full).
+    pub num_versions_over_limit: u64,
     pub num_minutes_closed: u64,
     /// Closed minutes whose rollups were dropped because nobody took them for
     /// `num_closed_minutes` minutes (`tick` not called).
@@ -330,7 +332,7 @@ impl Window {
             self.late_sizes.0 += num_added;
         }
         match recorded {
-            Recorded::Yes | Recorded::InstanceOverLimit => {}
+            Recorded::Yes | Recorded::InstanceOverLimit | Recorded::VersionOverLimit => {}
             Recorded::OverLimit => self.counters.num_calls_over_edge_limit += 1,
             Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }
@@ -354,6 +356,7 @@ impl Window {
         match recorded {
             Recorded::Yes => {}
             Recorded::InstanceOverLimit => self.counters.num_instances_over_limit += 1,
+            Recorded::VersionOverLimit => self.counters.num_versions_over_limit += 1,
             Recorded::OverLimit => self.counters.num_spans_over_operation_limit += 1,
             Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }

@@ -222,6 +222,31 @@ pub struct OperationStats {
     /// `instance_requests / (instance_minutes × 60)` is the rate one instance served.
     #[serde(default)]
     pub instance_requests: u64,
+    /// The `service.version`s that served these requests, sorted by version, at most
+    /// [`MAX_VERSIONS`] (spans of a resource without one are in none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<VersionStats>,
+}
+
+/// Versions kept per operation (a minute's, or a range's merged): a rollout has two, a canary
+/// three; further ones are not kept (counted by the engine).
+pub const MAX_VERSIONS: usize = 16;
+
+/// RED of one `service.version` of one operation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionStats {
+    pub version: String,
+    pub num_requests: u64,
+    pub num_errors: u64,
+    pub latency: LatencySketch,
+}
+
+impl VersionStats {
+    pub fn merge(&mut self, other: &VersionStats) {
+        self.num_requests += other.num_requests;
+        self.num_errors += other.num_errors;
+        self.latency.merge(&other.latency);
+    }
 }
 
 impl OperationStats {
@@ -232,6 +257,32 @@ impl OperationStats {
         self.latency.merge(&other.latency);
         self.instance_minutes += other.instance_minutes;
         self.instance_requests += other.instance_requests;
+        for version in &other.versions {
+            if let Some(known) = self.version_mut(&version.version) {
+                known.merge(version);
+            }
+        }
+    }
+
+    /// The stats of `version`, added (empty) when there is room; `None` when
+    /// [`MAX_VERSIONS`] others are kept.
+    pub fn version_mut(&mut self, version: &str) -> Option<&mut VersionStats> {
+        let at = match self
+            .versions
+            .binary_search_by(|known| known.version.as_str().cmp(version))
+        {
+            Ok(at) => at,
+            Err(_) if self.versions.len() >= MAX_VERSIONS => return None,
+            Err(at) => {
+                let stats = VersionStats {
+                    version: version.to_owned(),
+                    ..VersionStats::default()
+                };
+                self.versions.insert(at, stats);
+                at
+            }
+        };
+        self.versions.get_mut(at)
     }
 }
 

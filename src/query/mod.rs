@@ -2,6 +2,8 @@
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
 mod audit;
+mod deploys;
+mod diff;
 mod edge_split;
 mod graph;
 mod nodes;
@@ -24,11 +26,13 @@ use crate::store::{
 };
 
 pub use audit::{Audit, AuditSettings, FindingFilter};
+pub use diff::{Baseline, GraphDiff};
 pub use edge_split::{
     EdgeDrilldown, EdgeSplit, MAX_SPANS as DRILLDOWN_MAX_SPANS, REFUSED_STATUS, SpanSearch,
     SplitRow, drilldown_queries,
 };
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
+pub use nodes::NodeFigures;
 pub use series::SeriesBuckets;
 pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};
 pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};

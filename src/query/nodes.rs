@@ -8,6 +8,14 @@ use crate::graph::analysis::GraphView;
 use crate::model::figures::{self, NodeTraffic};
 use crate::model::graph::NodeKey;
 
+/// What the map's nodes served over a range, and the versions its services ran.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFigures {
+    pub traffic: HashMap<NodeKey, NodeTraffic>,
+    /// Each service's `service.version`s in the range, sorted (none when it reported none).
+    pub versions: HashMap<NodeKey, Vec<String>>,
+}
+
 impl QueryService {
     /// Every node's traffic over `range` ([`figures::node_traffic`]): services' from their
     /// own operations, other nodes' from the calls into them on the whole map. `view` is the
@@ -19,7 +27,7 @@ impl QueryService {
         range: GraphRange,
         filter: &GraphFilter,
         view: &GraphView,
-    ) -> Result<HashMap<NodeKey, NodeTraffic>, QueryError> {
+    ) -> Result<NodeFigures, QueryError> {
         let services = self.services(range, None).await?;
         let whole_map;
         let edges = if shows_whole_map(filter) {
@@ -31,7 +39,16 @@ impl QueryService {
         let operations = services
             .iter()
             .map(|service| (service.name.as_str(), &service.stats));
-        Ok(figures::node_traffic(edges, operations, &self.targets))
+        let traffic = figures::node_traffic(edges, operations, &self.targets);
+        let versions = services
+            .iter()
+            .filter(|service| !service.stats.versions.is_empty())
+            .map(|service| {
+                let names = service.stats.versions.iter().map(|v| v.version.clone());
+                (NodeKey::service(service.name.clone()), names.collect())
+            })
+            .collect();
+        Ok(NodeFigures { traffic, versions })
     }
 }
 

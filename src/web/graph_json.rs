@@ -3,7 +3,6 @@
 //! them, and Mermaid node ids are generated, never taken from names. Every figure is the one
 //! `model::figures` defines, so the API says what the pages say.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -13,7 +12,7 @@ use crate::graph::analysis::GraphView;
 use crate::model::LatencySketch;
 use crate::model::figures::{NodeTraffic, per_second, share};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
-use crate::query::SignalOverlay;
+use crate::query::{NodeFigures, SignalOverlay};
 use crate::web::format::EdgeFigures;
 use crate::web::signals_json;
 
@@ -142,19 +141,17 @@ pub struct GraphJson {
     edges: Vec<EdgeJson>,
 }
 
-pub fn graph(
-    view: &GraphView,
-    overlay: &SignalOverlay,
-    traffic: &HashMap<NodeKey, NodeTraffic>,
-) -> GraphJson {
+pub fn graph(view: &GraphView, overlay: &SignalOverlay, figures: &NodeFigures) -> GraphJson {
     GraphJson {
         window_secs: view.window_secs,
         nodes: view
             .nodes
             .iter()
             .map(|(key, placement)| {
-                let served = traffic.get(key).copied().unwrap_or_default();
-                node(key, placement, overlay, served, view.window_secs)
+                let served = figures.traffic.get(key).copied().unwrap_or_default();
+                let mut json = node(key, placement, overlay, served, view.window_secs);
+                json["versions"] = json!(figures.versions.get(key).cloned().unwrap_or_default());
+                json
             })
             .collect(),
         edges: view

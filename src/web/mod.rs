@@ -79,6 +79,11 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(handlers::graph::graph_mermaid),
             )
             .route("/api/v1/services", web::get().to(handlers::graph::services))
+            .route("/api/v1/deploys", web::get().to(handlers::changes::deploys))
+            .route(
+                "/api/v1/graph/diff",
+                web::get().to(handlers::changes::graph_diff),
+            )
             .route(
                 "/api/v1/services/{name}",
                 web::get().to(handlers::graph::service),

@@ -482,25 +482,32 @@ async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
         .expect("connect");
     // A response of several compressed chunks (before: 13 of 30 took 38-48 ms).
     let request = "GET /static/htmx.min.js HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n";
-    let mut times = Vec::new();
-    for _ in 0..40 {
-        let started = Instant::now();
-        stream.write_all(request.as_bytes()).await.expect("request");
-        read_one_response(&mut stream).await;
-        times.push(started.elapsed());
+    // Nagle against delayed ACK delays about one in three by ~40 ms, in every round; a loaded
+    // machine may make some slow for other reasons, in some rounds: the best of three counts.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let mut times = Vec::new();
+        for _ in 0..40 {
+            let started = Instant::now();
+            stream.write_all(request.as_bytes()).await.expect("request");
+            read_one_response(&mut stream).await;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let slow = times
+            .iter()
+            .filter(|took| **took >= Duration::from_millis(38))
+            .count();
+        println!(
+            "40 kept-alive gzip pages: median {:?}, max {:?}, {slow} at 38 ms or more",
+            times[20], times[39]
+        );
+        if slow <= 2 {
+            return;
+        }
+        rounds.push((slow, times));
     }
-    times.sort();
-    let slow = times
-        .iter()
-        .filter(|took| **took >= Duration::from_millis(38))
-        .count();
-    println!(
-        "40 kept-alive gzip pages: median {:?}, max {:?}, {slow} at 38 ms or more",
-        times[20], times[39]
-    );
-    // Nagle against delayed ACK delays about one in three by ~40 ms; a loaded machine may
-    // make one or two slow for other reasons.
-    assert!(slow <= 2, "{slow} of 40 took 38 ms or more: {times:?}");
+    panic!("every round had more than 2 of 40 at 38 ms or more: {rounds:?}");
 }
 
 /// Reads one chunked or sized HTTP/1.1 response off a kept-alive stream.

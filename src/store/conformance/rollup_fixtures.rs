@@ -5,7 +5,7 @@
 use crate::model::LatencySketch;
 use crate::model::graph::{
     EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationRollup,
-    OperationStats,
+    OperationStats, VersionStats,
 };
 
 use super::fixtures::{BASE_NANOS, MINUTE_NANOS};
@@ -100,7 +100,29 @@ pub fn operation_rollup(minute: i64, service: &str, operation: &str, seed: u64) 
             latency: spread_sketch(seed, 15),
             instance_minutes: 1 + seed % 4,
             instance_requests: 5 + seed,
+            versions: versions(seed),
         },
+    }
+}
+
+/// No version, one serving everything, or a rollout's two (with hostile names).
+fn versions(seed: u64) -> Vec<VersionStats> {
+    let version = |name: &str, num_requests: u64, num_errors: u64| VersionStats {
+        version: name.to_owned(),
+        num_requests,
+        num_errors,
+        latency: spread_sketch(seed + num_requests, 5),
+    };
+    match seed % 3 {
+        0 => Vec::new(),
+        1 => vec![VersionStats {
+            latency: spread_sketch(seed, 15),
+            ..version("1.4.2", 10 + seed, seed % 3)
+        }],
+        _ => vec![
+            version("2.0.0-rc.1'; --", 4, 1),
+            version("2.0.0<b>", 6 + seed, 0),
+        ],
     }
 }
 

@@ -137,6 +137,7 @@ pub fn rollup_round_trip<W: RollupWriter, R: RollupReader>((mut writer, reader):
             latency: sketch([0, u64::MAX]),
             instance_minutes: u64::MAX,
             instance_requests: u64::MAX,
+            versions: Vec::new(),
         },
         ..operation_rollup(MAX_ROLLUP_MINUTE, "billing", "charge", 7)
     });

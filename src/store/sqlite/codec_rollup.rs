@@ -9,7 +9,9 @@
 //! Owns the byte layout only; it does not touch SQL.
 
 use crate::model::LatencySketch;
-use crate::model::graph::{EdgeKind, EdgeStats, NodeKind, OperationStats};
+use crate::model::graph::{
+    EdgeKind, EdgeStats, MAX_VERSIONS, NodeKind, OperationStats, VersionStats,
+};
 use crate::store::StoreError;
 
 use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
@@ -19,8 +21,13 @@ const LAYOUT_V1: u8 = 1;
 /// Edge blobs: V1, then `num_unobserved` (sampling). Operation blobs: V1, then
 /// `instance_minutes` and `instance_requests`.
 const LAYOUT_V2: u8 = 2;
-/// Operation blobs written by this build: V2, then `num_unobserved`.
+/// Operation blobs written by this build: V2, then `num_unobserved` and the versions.
 const LAYOUT_V3: u8 = 3;
+/// A version's figures are the operation's (its only version served every request): stored
+/// as the name alone.
+const VERSION_IS_OPERATION: u8 = 1;
+/// A version's figures follow its name.
+const VERSION_FIGURES: u8 = 0;
 
 /// Code of a node kind in key columns. Codes ascend in the model's `Ord` order, so SQL's
 /// ordering of key columns is the order of [`crate::model::graph::EdgeKey`].
@@ -152,6 +159,7 @@ pub(crate) fn encode_operation_stats(
         latency,
         instance_minutes,
         instance_requests,
+        versions,
     } = stats;
     buf.push(LAYOUT_V3);
     put_varint(buf, *num_requests);
@@ -160,7 +168,58 @@ pub(crate) fn encode_operation_stats(
     put_varint(buf, *instance_minutes);
     put_varint(buf, *instance_requests);
     put_varint(buf, *num_unobserved);
+    put_varint(buf, versions.len() as u64);
+    for version in versions {
+        put_str(buf, &version.version);
+        let is_operation = versions.len() == 1
+            && version.num_requests == *num_requests
+            && version.num_errors == *num_errors
+            && version.latency == *latency;
+        if is_operation {
+            buf.push(VERSION_IS_OPERATION);
+        } else {
+            buf.push(VERSION_FIGURES);
+            put_varint(buf, version.num_requests);
+            put_varint(buf, version.num_errors);
+            put_sketch(buf, &version.latency)?;
+        }
+    }
     Ok(())
+}
+
+/// The versions of an operation blob, after its other figures.
+fn versions(
+    decoder: &mut Decoder<'_>,
+    operation: &OperationStats,
+) -> Result<Vec<VersionStats>, StoreError> {
+    let count = decoder.count()?;
+    if count > MAX_VERSIONS {
+        return Err(corrupt("more versions than an operation keeps"));
+    }
+    let mut versions: Vec<VersionStats> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = decoder.string()?;
+        if versions.last().is_some_and(|last| last.version >= name) {
+            return Err(corrupt("operation versions out of order"));
+        }
+        let version = match decoder.u8()? {
+            VERSION_IS_OPERATION if count == 1 => VersionStats {
+                version: name,
+                num_requests: operation.num_requests,
+                num_errors: operation.num_errors,
+                latency: operation.latency.clone(),
+            },
+            VERSION_FIGURES => VersionStats {
+                version: name,
+                num_requests: decoder.varint()?,
+                num_errors: decoder.varint()?,
+                latency: sketch(decoder)?,
+            },
+            _ => return Err(corrupt("bad operation version")),
+        };
+        versions.push(version);
+    }
+    Ok(versions)
 }
 
 /// Decodes V3, V2 (written before sampling was weighed: nothing unobserved) and V1 (before
@@ -179,6 +238,7 @@ pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, Stor
     }
     if layout >= LAYOUT_V3 {
         stats.num_unobserved = decoder.varint()?;
+        stats.versions = versions(&mut decoder, &stats)?;
     }
     finished(&decoder)?;
     Ok(stats)
@@ -317,12 +377,40 @@ mod tests {
             latency: sketch_of(&[5, 5, 5, 70_000_000_000]),
             instance_minutes: 42,
             instance_requests: u64::MAX - 1,
+            versions: Vec::new(),
         };
-        for stats in [OperationStats::default(), full] {
+        let version = |name: &str, num_requests: u64, values: &[u64]| VersionStats {
+            version: name.to_owned(),
+            num_requests,
+            num_errors: 1,
+            latency: sketch_of(values),
+        };
+        let mut only_version = full.clone();
+        only_version.versions = vec![VersionStats {
+            num_errors: u64::MAX,
+            ..version("1.2.3", 10, &[5, 5, 5, 70_000_000_000])
+        }];
+        let mut rollout = full.clone();
+        rollout.versions = vec![version("1.2.3", 4, &[5]), version("1.3.0\u{0}'<", 6, &[7])];
+        let mut only_some = full.clone();
+        only_some.versions = vec![version("9", 3, &[5])];
+        for stats in [OperationStats::default(), full, rollout, only_some] {
             let mut buf = Vec::new();
             encode_operation_stats(&mut buf, &stats).expect("encode");
             assert_eq!(decode_operation_stats(&buf).expect("decode"), stats);
         }
+        // One version that served everything is stored as its name alone.
+        let mut with_name = Vec::new();
+        encode_operation_stats(&mut with_name, &only_version).expect("encode");
+        let mut without = Vec::new();
+        let mut no_version = only_version.clone();
+        no_version.versions.clear();
+        encode_operation_stats(&mut without, &no_version).expect("encode");
+        assert_eq!(with_name.len(), without.len() + "1.2.3".len() + 2);
+        assert_eq!(
+            decode_operation_stats(&with_name).expect("decode"),
+            only_version
+        );
     }
 
     #[test]
@@ -335,12 +423,12 @@ mod tests {
         };
         let mut buf = Vec::new();
         encode_operation_stats(&mut buf, &stats).expect("encode");
-        // V2: the same without the trailing unobserved varint; V1 without the two instance
-        // varints before it either (a zero byte each).
-        let mut v2 = buf[..buf.len() - 1].to_vec();
+        // V2: the same without the trailing unobserved and version count varints; V1 without
+        // the two instance varints before them either (a zero byte each).
+        let mut v2 = buf[..buf.len() - 2].to_vec();
         v2[0] = LAYOUT_V2;
         assert_eq!(decode_operation_stats(&v2).expect("decode v2"), stats);
-        let mut v1 = buf[..buf.len() - 3].to_vec();
+        let mut v1 = buf[..buf.len() - 4].to_vec();
         v1[0] = LAYOUT_V1;
         assert_eq!(decode_operation_stats(&v1).expect("decode v1"), stats);
         v1[0] = 4;

@@ -18,11 +18,11 @@ pub async fn graph(
 ) -> Result<HttpResponse, ApiError> {
     let (range, filter) = graph_query(&state.query, request.query_string(), GRAPH_PARAMS).await?;
     let placed = state.query.placed_graph(range, &filter).await?;
-    let traffic = state
+    let figures = state
         .query
         .node_traffic(range, &filter, &placed.view)
         .await?;
-    Ok(HttpResponse::Ok().json(graph_json::graph(&placed.view, &placed.overlay, &traffic)))
+    Ok(HttpResponse::Ok().json(graph_json::graph(&placed.view, &placed.overlay, &figures)))
 }
 
 /// The requested view with lag and breakers placed on it.

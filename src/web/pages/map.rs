@@ -204,7 +204,11 @@ pub async fn map(
     let (expand, query_string) = map_query(request.query_string());
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
-    let traffic = state.query.node_traffic(range, &filter, &view).await?;
+    let traffic = state
+        .query
+        .node_traffic(range, &filter, &view)
+        .await?
+        .traffic;
     let (num_nodes, num_edges) = (view.nodes.len(), view.edges.len());
     let mut node_ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
     node_ids.sort();

@@ -69,26 +69,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/api/v1/metric-points",
                 web::get().to(handlers::traces::metric_points),
             )
-            .route("/api/v1/graph", web::get().to(handlers::graph::graph))
-            .route(
-                "/api/v1/graph.dot",
-                web::get().to(handlers::graph::graph_dot),
-            )
-            .route(
-                "/api/v1/graph.mmd",
-                web::get().to(handlers::graph::graph_mermaid),
-            )
-            .route("/api/v1/services", web::get().to(handlers::graph::services))
-            .route("/api/v1/deploys", web::get().to(handlers::changes::deploys))
-            .route(
-                "/api/v1/graph/diff",
-                web::get().to(handlers::changes::graph_diff),
-            )
-            .route(
-                "/api/v1/services/{name}",
-                web::get().to(handlers::graph::service),
-            )
-            .route("/api/v1/insights", web::get().to(handlers::graph::insights))
+            .configure(map_api)
             .route("/api/v1/kafka", web::get().to(handlers::signals::kafka))
             .route(
                 "/api/v1/breakers",
@@ -124,6 +105,31 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// The API of the map: the graph, its services, deploys, diffs and audit.
+fn map_api(config: &mut web::ServiceConfig) {
+    config
+        .route("/api/v1/graph", web::get().to(handlers::graph::graph))
+        .route(
+            "/api/v1/graph.dot",
+            web::get().to(handlers::graph::graph_dot),
+        )
+        .route(
+            "/api/v1/graph.mmd",
+            web::get().to(handlers::graph::graph_mermaid),
+        )
+        .route("/api/v1/services", web::get().to(handlers::graph::services))
+        .route("/api/v1/deploys", web::get().to(handlers::changes::deploys))
+        .route(
+            "/api/v1/graph/diff",
+            web::get().to(handlers::changes::graph_diff),
+        )
+        .route(
+            "/api/v1/services/{name}",
+            web::get().to(handlers::graph::service),
+        )
+        .route("/api/v1/insights", web::get().to(handlers::graph::insights));
 }
 
 async fn not_found(request: HttpRequest) -> HttpResponse {

@@ -4,6 +4,7 @@
 mod audit;
 mod edge_split;
 mod graph;
+mod metric_red;
 mod nodes;
 mod series;
 mod signal_series;
@@ -29,6 +30,7 @@ pub use edge_split::{
     SplitRow, drilldown_queries,
 };
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
+pub use metric_red::{FigureSource, MetricFigures, MetricsOverlay};
 pub use series::SeriesBuckets;
 pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};
 pub use signals::{EdgeLag, PlacedGraph, SignalOverlay, Signals, overlay};

@@ -27,6 +27,9 @@ pub struct Counts {
     /// Exact extremes, known only for a whole point (never for a difference).
     pub min_opt: Option<f64>,
     pub max_opt: Option<f64>,
+    /// The whole point's extremes, kept by a difference: every value it counts lies within
+    /// them, so bucket representatives are held inside.
+    pub within_opt: Option<(f64, f64)>,
     /// Values of zero (and, for exponential histograms, negative ones: no duration is).
     pub num_zero: u64,
     pub layout: Layout,
@@ -60,6 +63,7 @@ impl Counts {
             sum_opt: histogram.sum,
             min_opt: histogram.min,
             max_opt: histogram.max,
+            within_opt: histogram.min.zip(histogram.max),
             num_zero: 0,
             layout: Layout::Explicit(histogram.explicit_bounds.clone()),
             buckets,
@@ -84,6 +88,7 @@ impl Counts {
             sum_opt: histogram.sum,
             min_opt: histogram.min,
             max_opt: histogram.max,
+            within_opt: histogram.min.zip(histogram.max),
             num_zero: histogram.zero_count.saturating_add(num_negative),
             layout: Layout::Exponential {
                 scale: histogram.scale,
@@ -126,6 +131,7 @@ impl Counts {
                 .map(|(now, then)| now - then),
             min_opt: None,
             max_opt: None,
+            within_opt: self.within_opt,
             num_zero: self.num_zero - previous.num_zero,
             layout: self.layout.clone(),
             buckets,
@@ -136,6 +142,14 @@ impl Counts {
     /// bucket (the first from the known minimum or 0, the last at the known maximum or its
     /// lower bound), the geometric middle of an exponential one.
     fn representative(&self, index: i32) -> f64 {
+        let value = self.bucket_middle(index);
+        match self.within_opt {
+            Some((min, max)) if min <= max => value.clamp(min, max),
+            _ => value,
+        }
+    }
+
+    fn bucket_middle(&self, index: i32) -> f64 {
         match &self.layout {
             Layout::Explicit(bounds) => {
                 let position = usize::try_from(index).unwrap_or(usize::MAX);

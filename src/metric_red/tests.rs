@@ -410,3 +410,23 @@ fn unusable_points_are_counted() {
     assert_eq!(red.counters().num_rejected(RedRejection::WrongType), 1);
     assert!(whole(&red).operations.is_empty());
 }
+
+#[test]
+fn a_cumulative_difference_keeps_its_values_within_the_points_extremes() {
+    let mut red = MetricRed::new(0);
+    let cumulative = AggregationTemporality::Cumulative;
+    // Everything in the first bucket (≤ 5 ms), whose middle would be 2.5 ms without extremes.
+    let mut first = server(T0, T0, [4, 0, 0, 0, 0], cumulative);
+    let mut second = server(T0, T0 + 60 * SEC, [10, 0, 0, 0, 0], cumulative);
+    for (point, max) in [(&mut first, 0.004), (&mut second, 0.0045)] {
+        let PointValue::Histogram(histogram) = &mut point.value else {
+            unreachable!()
+        };
+        (histogram.min, histogram.max) = (Some(0.004), Some(max));
+    }
+    red.observe(&first);
+    red.observe(&second);
+    let stats = &whole(&red).operations[&("checkout".to_owned(), "GET /cart".to_owned())];
+    let p95_ms = stats.latency.quantile_nanos(0.95).expect("p95") / 1e6;
+    assert!((4.0..=4.6).contains(&p95_ms), "p95 {p95_ms}");
+}

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod ingest;
 pub mod links;
 pub mod loadgen;
+pub mod metric_red;
 pub mod model;
 pub mod pipeline;
 pub mod query;

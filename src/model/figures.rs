@@ -229,6 +229,25 @@ pub fn node_traffic<'a>(
     traffic
 }
 
+/// Largest relative difference between what traces and what metrics count for one edge or
+/// service before the two are flagged as disagreeing (docs/metrics-source.md): 10 % of the
+/// larger count, and more than [`SOURCES_TOLERANCE_CALLS`] calls.
+pub const SOURCES_TOLERANCE: f64 = 0.10;
+/// Differences of this many calls or fewer never disagree (a minute's edge effects).
+pub const SOURCES_TOLERANCE_CALLS: u64 = 5;
+
+/// Whether traces' and metrics' (requests, errors) of one subject disagree beyond the
+/// tolerance, in either count. Both are shown side by side, never added.
+pub fn sources_disagree(traces: (u64, u64), metrics: (u64, u64)) -> bool {
+    let differ = |a: u64, b: u64| {
+        let difference = a.abs_diff(b);
+        #[allow(clippy::cast_precision_loss)]
+        let relative = difference as f64 / a.max(b).max(1) as f64;
+        difference > SOURCES_TOLERANCE_CALLS && relative > SOURCES_TOLERANCE
+    };
+    differ(traces.0, metrics.0) || differ(traces.1, metrics.1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

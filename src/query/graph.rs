@@ -75,17 +75,34 @@ pub struct ServiceSummary {
     pub stats: OperationStats,
     /// Per operation, sorted by name.
     pub operations: Vec<(String, OperationStats)>,
+    /// Where `stats` come from: traces, or duration histograms for a service that sends
+    /// no traces (`query::metric_red`).
+    pub source: super::FigureSource,
+    /// With traces and metrics both: the metrics' figures, never added to `stats`.
+    pub metrics_opt: Option<OperationStats>,
+    /// With both: they disagree beyond `model::figures::SOURCES_TOLERANCE`.
+    pub metrics_disagree: bool,
 }
 
-type EdgeMap = BTreeMap<EdgeKey, (NodePlacement, NodePlacement, EdgeStats)>;
+pub(super) type EdgeMap = BTreeMap<EdgeKey, (NodePlacement, NodePlacement, EdgeStats)>;
 
 impl QueryService {
-    /// The map over `range`, filtered.
+    /// The map over `range`, filtered: trace edges, and the edges only duration histograms
+    /// describe (`query::metric_red`).
     pub async fn graph(
         &self,
         range: GraphRange,
         filter: &GraphFilter,
     ) -> Result<GraphView, QueryError> {
+        Ok(self.graph_and_metrics(range, filter).await?.0)
+    }
+
+    /// [`Self::graph`] with what metrics describe on it.
+    pub async fn graph_and_metrics(
+        &self,
+        range: GraphRange,
+        filter: &GraphFilter,
+    ) -> Result<(GraphView, super::MetricsOverlay), QueryError> {
         let (live_since, mut edges) = self.live_edges(range.minutes);
         for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let stored = self
@@ -102,7 +119,11 @@ impl QueryService {
                 entry.2.merge(&rollup.stats);
             }
         }
-        Ok(filter_view(view_of(edges, range.window_secs), filter))
+        let (red, is_truncated) = self.metric_red(range).await?;
+        let overlay = super::metric_red::place(&mut edges, &red, is_truncated);
+        let mut view = view_of(edges, range.window_secs);
+        add_lone_nodes(&mut view, &red);
+        Ok((filter_view(view, filter), overlay))
     }
 
     /// Per-service RED over `range` (of one service when `service_opt` is given).
@@ -144,7 +165,10 @@ impl QueryService {
                 entry.1.merge(&rollup.stats);
             }
         }
-        Ok(summarise(operations))
+        let mut summaries = summarise(operations);
+        let (red, _) = self.metric_red(range).await?;
+        super::metric_red::add_services(&mut summaries, &red, service_opt.as_deref());
+        Ok(summaries)
     }
 
     /// The longest synchronous chains the engine has seen, one entry per observation.
@@ -208,6 +232,22 @@ fn view_of(edges: EdgeMap, window_secs: f64) -> GraphView {
         edges: view_edges,
         window_secs,
     }
+}
+
+/// Services that report duration histograms but are on no edge (a server nobody's metrics
+/// call) are still nodes of the map.
+fn add_lone_nodes(view: &mut GraphView, red: &crate::metric_red::RedView) {
+    let mut missing: Vec<(NodeKey, NodePlacement)> = red
+        .placements
+        .iter()
+        .map(|(service, placement)| (NodeKey::service(service.clone()), placement.clone()))
+        .filter(|(node, _)| !view.nodes.iter().any(|(key, _)| key == node))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    view.nodes.append(&mut missing);
+    view.nodes.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// Keeps the first placement that names a namespace or environment.
@@ -307,6 +347,9 @@ fn summarise(
                     ..OperationStats::default()
                 },
                 operations: Vec::new(),
+                source: super::FigureSource::Traces,
+                metrics_opt: None,
+                metrics_disagree: false,
             });
         summary.stats.merge(&stats);
         summary.operations.push((operation, stats));

@@ -6,6 +6,7 @@ mod deploys;
 mod diff;
 mod edge_split;
 mod graph;
+mod metric_red;
 mod nodes;
 mod series;
 mod signal_series;
@@ -32,6 +33,7 @@ pub use edge_split::{
     SplitRow, drilldown_queries,
 };
 pub use graph::{GraphFilter, GraphRange, ServiceSummary};
+pub use metric_red::{FigureSource, MetricFigures, MetricsOverlay};
 pub use nodes::NodeFigures;
 pub use series::SeriesBuckets;
 pub use signal_series::{BreakerHistory, LagSeries, SignalHistory};

@@ -52,6 +52,8 @@ pub struct SignalOverlay {
     pub groups: Vec<(GroupLag, Option<EdgeKey>)>,
     /// Each breaker with the edge it sits on, if any.
     pub breakers: Vec<(Breaker, Option<EdgeKey>)>,
+    /// What duration histograms describe (`query::metric_red`).
+    pub metrics: super::MetricsOverlay,
 }
 
 /// The map of a range with its lag and breakers placed on it.
@@ -70,13 +72,15 @@ impl QueryService {
         range: GraphRange,
         filter: &super::GraphFilter,
     ) -> Result<PlacedGraph, QueryError> {
-        let view = self.graph(range, filter).await?;
+        let (view, metrics) = self.graph_and_metrics(range, filter).await?;
         let signals = self.signals(range).await?;
-        let overlay = overlay(&view, &signals);
+        let mut overlay = overlay(&view, &signals);
+        let is_truncated = signals.is_truncated || metrics.is_truncated;
+        overlay.metrics = metrics;
         Ok(PlacedGraph {
             view,
             overlay,
-            is_truncated: signals.is_truncated,
+            is_truncated,
         })
     }
 

@@ -1,12 +1,14 @@
 //! The live mapper shared between ingest (which feeds it the recognised points of each
 //! accepted export) and queries (which read it). Filtering by name happens before the lock,
-//! so exports without lag or breaker metrics never touch it.
+//! so exports without lag or breaker metrics never touch it. The same feed carries the
+//! semantic-convention duration histograms to the live [`MetricRed`] (its own lock).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Rejection, SignalMapper, SignalSettings};
-use crate::model::MetricPoint;
+use crate::metric_red::{MetricRed, RedRejection};
+use crate::model::{MetricPoint, now_unix_nano};
 
 /// How often the live mapper forgets what is older than its history.
 const EXPIRE_INTERVAL_NANOS: u64 = crate::model::NANOS_PER_MINUTE;
@@ -15,6 +17,8 @@ const EXPIRE_INTERVAL_NANOS: u64 = crate::model::NANOS_PER_MINUTE;
 pub struct SharedSignals {
     mapper: Arc<Mutex<(SignalMapper, u64)>>,
     names: Arc<HashSet<String>>,
+    /// RED from duration histograms since this process started.
+    red: Arc<Mutex<MetricRed>>,
 }
 
 impl std::fmt::Debug for SharedSignals {
@@ -42,20 +46,33 @@ impl SharedSignals {
         Self {
             mapper: Arc::new(Mutex::new((SignalMapper::new(settings), 0))),
             names: Arc::new(names),
+            red: Arc::new(Mutex::new(MetricRed::new(now_unix_nano()))),
         }
     }
 
     pub fn recognises(&self, name: &str) -> bool {
-        self.names.contains(name)
+        self.names.contains(name) || MetricRed::recognises(name)
+    }
+
+    /// The live RED accumulator.
+    pub fn lock_red(&self) -> MutexGuard<'_, MetricRed> {
+        self.red.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Observes the recognised points among `points` (in the order given).
     pub fn offer<'a>(&self, points: impl IntoIterator<Item = &'a MetricPoint>, now_unix_nano: u64) {
-        let mut recognised = points
+        let (histograms, recognised): (Vec<&MetricPoint>, Vec<&MetricPoint>) = points
             .into_iter()
             .filter(|point| self.recognises(&point.name))
-            .peekable();
-        if recognised.peek().is_none() {
+            .partition(|point| MetricRed::recognises(&point.name));
+        if !histograms.is_empty() {
+            let mut red = self.lock_red();
+            for point in histograms {
+                red.observe(point);
+            }
+            red.expire(now_unix_nano);
+        }
+        if recognised.is_empty() {
             return;
         }
         let mut guard = self.mapper.lock().unwrap_or_else(PoisonError::into_inner);
@@ -101,6 +118,7 @@ impl SharedSignals {
                 counters.num_rejected(reason)
             );
         }
+        render_red(&mut out, &self.lock_red());
         let gauges = [
             (
                 "cartograph_signal_lag_series",
@@ -130,4 +148,46 @@ impl SharedSignals {
     pub fn lock(&self) -> SignalsGuard<'_> {
         SignalsGuard(self.mapper.lock().unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// The RED accumulator's counters and size.
+fn render_red(out: &mut String, red: &MetricRed) {
+    use std::fmt::Write as _;
+    let counters = red.counters();
+    out.push_str(
+        "# HELP cartograph_metric_red_points_total Duration-histogram points used for services and edges.\n\
+         # TYPE cartograph_metric_red_points_total counter\n",
+    );
+    let _ = writeln!(
+        out,
+        "cartograph_metric_red_points_total {}",
+        counters.num_points
+    );
+    out.push_str(
+        "# HELP cartograph_metric_red_resets_total Cumulative histogram series that restarted.\n\
+         # TYPE cartograph_metric_red_resets_total counter\n",
+    );
+    let _ = writeln!(
+        out,
+        "cartograph_metric_red_resets_total {}",
+        counters.num_resets
+    );
+    out.push_str(
+        "# HELP cartograph_metric_red_points_rejected_total Duration-histogram points not used (stored all the same).\n\
+         # TYPE cartograph_metric_red_points_rejected_total counter\n",
+    );
+    for reason in RedRejection::ALL {
+        let _ = writeln!(
+            out,
+            "cartograph_metric_red_points_rejected_total{{reason=\"{}\"}} {}",
+            reason.as_str(),
+            counters.num_rejected(reason)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP cartograph_metric_red_series Histogram series followed.\n\
+         # TYPE cartograph_metric_red_series gauge\ncartograph_metric_red_series {}",
+        red.num_series()
+    );
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::graph::analysis::GraphView;
 use crate::model::LatencySketch;
 use crate::model::figures::{NodeTraffic, per_second, share};
-use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement};
-use crate::query::{NodeFigures, SignalOverlay};
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
+use crate::query::{FigureSource, NodeFigures, SignalOverlay};
 use crate::web::format::EdgeFigures;
 use crate::web::signals_json;
 
@@ -32,10 +32,16 @@ pub fn node(
         .flatten()
         .map(signals_json::breaker_badge)
         .collect();
+    let source = if overlay.metrics.nodes.contains(key) {
+        FigureSource::Metrics
+    } else {
+        FigureSource::Traces
+    };
     json!({
         "id": key.id(),
         "name": key.name,
         "kind": key.kind.as_str(),
+        "derived_from": source.as_str(),
         "namespace": placement.namespace,
         "environment": placement.environment,
         "breakers": breakers,
@@ -85,6 +91,45 @@ pub struct EdgeJson {
     max_calls_per_trace: u64,
     kafka_lag: Option<Value>,
     breaker: Option<Value>,
+    /// `traces`, `metrics` (only duration histograms describe it: the figures above are
+    /// theirs) or `traces_and_metrics` (the figures above are the traces').
+    derived_from: &'static str,
+    /// With both sources: the histograms' figures and whether they disagree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<Value>,
+}
+
+/// Requests, errors, rate and latency of one set of RED figures (a service, an operation,
+/// what metrics say of an edge).
+pub fn red(stats: &OperationStats, window_secs: f64) -> Value {
+    json!({
+        "requests": stats.num_requests,
+        "observed_requests": stats.num_observed(),
+        "observed_share": stats.observed_share(),
+        "errors": stats.num_errors,
+        "error_rate": stats.error_rate(),
+        "rate_per_s": per_second(stats.num_requests, window_secs),
+        "p50_ms": quantile_ms(&stats.latency, 0.5),
+        "p95_ms": quantile_ms(&stats.latency, 0.95),
+        "p99_ms": quantile_ms(&stats.latency, 0.99),
+    })
+}
+
+/// An edge's source and, when traces and metrics both describe it, the metrics' figures.
+fn edge_source(
+    key: &EdgeKey,
+    window_secs: f64,
+    overlay: &SignalOverlay,
+) -> (&'static str, Option<Value>) {
+    match overlay.metrics.edges.get(key) {
+        None => (FigureSource::Traces.as_str(), None),
+        Some(figures) if figures.source == FigureSource::Metrics => (figures.source.as_str(), None),
+        Some(figures) => {
+            let mut body = red(&figures.stats, window_secs);
+            body["disagrees"] = json!(figures.disagrees);
+            (figures.source.as_str(), Some(body))
+        }
+    }
 }
 
 fn quantile_ms(sketch: &LatencySketch, quantile: f64) -> Option<f64> {
@@ -97,7 +142,10 @@ pub fn edge_json(
     window_secs: f64,
     overlay: &SignalOverlay,
 ) -> EdgeJson {
+    let (derived_from, metrics) = edge_source(key, window_secs, overlay);
     EdgeJson {
+        derived_from,
+        metrics,
         source: key.source.id(),
         target: key.target.id(),
         kind: key.kind.as_str(),

@@ -39,6 +39,9 @@ fn service(name: &str, requests: u64, errors: u64, millis: u64) -> ServiceSummar
         placement: NodePlacement::default(),
         stats,
         operations: vec![],
+        source: crate::query::FigureSource::Traces,
+        metrics_opt: None,
+        metrics_disagree: false,
     }
 }
 

@@ -5,7 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::graph::analysis;
-use crate::model::figures::per_second;
 use crate::model::graph::NodeKey;
 use crate::query::{GraphFilter, ServiceSummary};
 use crate::web::error::ApiError;
@@ -68,24 +67,21 @@ pub async fn insights(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// A service's figures; `derived_from` says whether they come from traces or, for a service that
+/// sends none, from its duration histograms; with both, `metrics` holds the histograms'.
 fn service_json(summary: &ServiceSummary, window_secs: f64) -> Value {
-    let stats = &summary.stats;
-    let quantile = |q: f64| stats.latency.quantile_nanos(q).map(|nanos| nanos / 1e6);
-    json!({
-        "name": summary.name,
-        "id": NodeKey::service(summary.name.clone()).id(),
-        "namespace": summary.placement.namespace,
-        "environment": summary.placement.environment,
-        "requests": stats.num_requests,
-        "observed_requests": stats.num_observed(),
-        "observed_share": stats.observed_share(),
-        "errors": stats.num_errors,
-        "error_rate": stats.error_rate(),
-        "rate_per_s": per_second(stats.num_requests, window_secs),
-        "p50_ms": quantile(0.5),
-        "p95_ms": quantile(0.95),
-        "p99_ms": quantile(0.99),
-    })
+    let mut body = graph_json::red(&summary.stats, window_secs);
+    body["name"] = json!(summary.name);
+    body["id"] = json!(NodeKey::service(summary.name.clone()).id());
+    body["namespace"] = json!(summary.placement.namespace);
+    body["environment"] = json!(summary.placement.environment);
+    body["derived_from"] = json!(summary.source.as_str());
+    if let Some(metrics) = &summary.metrics_opt {
+        let mut figures = graph_json::red(metrics, window_secs);
+        figures["disagrees"] = json!(summary.metrics_disagree);
+        body["metrics"] = figures;
+    }
+    body
 }
 
 pub async fn services(
@@ -141,6 +137,9 @@ pub async fn service(
                 placement: summary.placement.clone(),
                 stats: stats.clone(),
                 operations: Vec::new(),
+                source: summary.source,
+                metrics_opt: None,
+                metrics_disagree: false,
             };
             service_json(&single, range.window_secs)
         })

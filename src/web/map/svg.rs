@@ -22,7 +22,7 @@ use crate::graph::analysis::GraphView;
 use crate::links;
 use crate::model::figures::{LatencyTargets, NodeTraffic};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodeKind};
-use crate::query::SignalOverlay;
+use crate::query::{FigureSource, SignalOverlay};
 use crate::signals::Trend;
 use crate::web::format::{edge_subject, health_of};
 
@@ -235,6 +235,9 @@ fn node_text(key: &NodeKey, window_secs: f64, marks: &MapMarks) -> NodeText {
             ));
         }
     }
+    if marks.overlay.metrics.nodes.contains(key) {
+        badges.push((LineStyle::Lag, "from metrics".to_owned()));
+    }
     let group = marks.groups.get(key);
     NodeText {
         label: group.map_or_else(
@@ -293,6 +296,15 @@ fn edge_text(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, marks: &MapMark
         };
         let words = format!("lag {:.0} {}", lag.lag, trend_arrow(lag.trend));
         text.badge(style, words.trim_end().to_owned());
+    }
+    match marks.overlay.metrics.edges.get(key) {
+        Some(figures) if figures.disagrees => {
+            text.badge(LineStyle::Warning, "traces ≠ metrics".to_owned());
+        }
+        Some(figures) if figures.source == FigureSource::Metrics => {
+            text.badge(LineStyle::Lag, "from metrics".to_owned());
+        }
+        _ => {}
     }
     let firing = marks.alerts.on_edge(key);
     if firing > 0 {

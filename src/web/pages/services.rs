@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::graph::OperationStats;
+use crate::query::{FigureSource, ServiceSummary};
 
 pub async fn services(
     request: HttpRequest,
@@ -221,6 +222,7 @@ pub async fn service(
     ];
     page.sections.push(charts);
     if let Some(summary) = summaries.first() {
+        page.intro = source_note(summary).to_owned();
         page.cards = service_cards(&summary.stats, range.window_secs, &node);
         page.sections
             .push(operations_section(summary, range.window_secs));
@@ -378,4 +380,17 @@ fn service_cards(stats: &OperationStats, window_secs: f64, node: &NodeKey) -> Ve
 /// "≈ estimated from 25 % of traces" beside counts built from sampled traces.
 pub(super) fn sampling_card(observed_share: Option<f64>) -> Option<Card> {
     format::sampled_note(observed_share).map(|note| Card::new("sampled", note))
+}
+
+/// What the service page says about where its figures come from (`query::metric_red`).
+fn source_note(summary: &ServiceSummary) -> &'static str {
+    match (summary.source, summary.metrics_disagree) {
+        (FigureSource::Metrics, _) => {
+            "From metrics: this service sends no traces; its figures come from its duration histograms."
+        }
+        (FigureSource::TracesAndMetrics, true) => {
+            "Traces ≠ metrics: its duration histograms count differently from its traces beyond the tolerance; the API shows both."
+        }
+        _ => "",
+    }
 }

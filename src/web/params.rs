@@ -109,15 +109,20 @@ impl Params {
 
     /// `from`/`to` as RFC 3339 timestamps or integer Unix nanoseconds; default the last hour.
     pub fn time_range(&self) -> Result<(u64, u64), ApiError> {
+        self.time_range_of("from", "to")
+    }
+
+    /// [`Params::time_range`] from the parameters named `from_key` and `to_key`.
+    pub fn time_range_of(&self, from_key: &str, to_key: &str) -> Result<(u64, u64), ApiError> {
         let expected = "an RFC 3339 time (2026-01-02T15:04:05Z) or Unix nanoseconds";
         let now = now_unix_nano();
-        let to = self.parsed("to", parse_time, expected)?.unwrap_or(now);
+        let to = self.parsed(to_key, parse_time, expected)?.unwrap_or(now);
         let from = self
-            .parsed("from", parse_time, expected)?
+            .parsed(from_key, parse_time, expected)?
             .unwrap_or_else(|| to.saturating_sub(DEFAULT_LOOKBACK.as_nanos() as u64));
         if from >= to {
             return Err(ApiError::BadRequest(format!(
-                "invalid time range: from ({from}) must be before to ({to})"
+                "invalid time range: {from_key} ({from}) must be before {to_key} ({to})"
             )));
         }
         Ok((from, to))

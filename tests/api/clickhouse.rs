@@ -54,6 +54,12 @@ fn clickhouse_config(url: &str, compress: bool, database: &str, data_dir: &Path)
     config
 }
 
+/// A config on the test server, in a database of its own (shared by the instances given it).
+pub fn shared_config(data_dir: &Path) -> Config {
+    let (url, compress) = server();
+    clickhouse_config(&url, compress, &unique_database(), data_dir)
+}
+
 /// Runs one SQL statement over ClickHouse's HTTP interface; returns the TabSeparated answer.
 async fn sql(url: &str, statement: &str) -> String {
     let response = crate::helpers::http_client()

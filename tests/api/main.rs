@@ -38,6 +38,7 @@ mod graph_queries;
 mod graph_restart;
 mod hostile;
 mod loadgen;
+mod map_changes;
 mod metrics_source;
 mod minutes;
 mod replay_bench;

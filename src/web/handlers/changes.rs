@@ -56,16 +56,12 @@ pub fn baseline(params: &Params) -> Result<Baseline, ApiError> {
         ));
     }
     if explicit {
-        let (Some(from), Some(to)) = (params.text("base_from"), params.text("base_to")) else {
+        if params.text("base_from").is_none() || params.text("base_to").is_none() {
             return Err(ApiError::BadRequest(
                 "base_from and base_to go together".to_owned(),
             ));
-        };
-        let base = Params::parse(
-            &serde_urlencoded::to_string([("from", from), ("to", to)]).unwrap_or_default(),
-            &["from", "to"],
-        )?;
-        let (from, to) = base.time_range()?;
+        }
+        let (from, to) = params.time_range_of("base_from", "base_to")?;
         return Ok(Baseline::Minutes(MinuteRange::covering_unix_nano(from, to)));
     }
     if let Some(deploy) = params.text("deploy") {

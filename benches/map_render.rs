@@ -181,6 +181,7 @@ fn map_page(c: &mut Criterion, name: &str, view: &GraphView) {
         alerts: &alerts,
         targets: figures::LatencyTargets::default(),
         groups: &groups,
+        changes: None,
     };
     let mut group = c.benchmark_group(name);
     group.bench_function("layout_and_svg", |bencher| {

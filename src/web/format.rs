@@ -57,6 +57,25 @@ pub fn counted_text(count: u64, num_observed: u64) -> String {
     }
 }
 
+/// A deploy in words: "orders 1.0 → 1.1 at 14:05 UTC (rolling until 14:09)".
+pub fn deploy_text(deploy: &crate::graph::deploys::Deploy) -> String {
+    let at = |minute: i64| clock_text(crate::model::UnixMinute(minute).start_unix_nano());
+    let mut text = match &deploy.previous_version {
+        Some(previous) => format!("{} {previous} → {}", deploy.service, deploy.version),
+        None => format!("{} → {}", deploy.service, deploy.version),
+    };
+    text.push_str(&format!(" at {} UTC", at(deploy.first_seen)));
+    if let Some(last) = deploy.last_seen_previous.filter(|_| deploy.overlapped()) {
+        text.push_str(&format!(" (rolling until {})", at(last + 1)));
+    }
+    text
+}
+
+/// What changed on an edge, as the diff's reasons: "p95 ×5.0 · rate ×2.10".
+pub fn changes_text(reasons: &[String]) -> String {
+    reasons.join(" · ")
+}
+
 /// What marks an estimate.
 pub const ESTIMATED: &str = "≈ ";
 

@@ -348,3 +348,89 @@ async fn bad_diff_and_deploy_queries_say_what_is_wrong() {
     let (status, body) = app.get_json("/api/v1/deploys?window=5x").await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// The elements `selector` matched on the page of report `entry`, as text.
+fn selected<'a>(entry: &'a Value, selector: &str) -> Vec<&'a str> {
+    entry["selected"][selector]
+        .as_array()
+        .unwrap_or_else(|| panic!("{selector} in {entry:#}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_view_and_the_deploy_marker_read_in_chromium() {
+    let app = spawn_app_with(graph_config(1)).await;
+    let first = first_minute();
+    send_scenario(&app, first).await;
+    wait_counted(&app, first).await;
+    let whole = format!("from={}", range(first, 0, MINUTES));
+    let edges = [
+        "svg.map g.edge.diff-new",
+        "svg.map g.edge.diff-vanished",
+        "svg.map g.edge.diff-changed",
+    ];
+    let mut map_selectors: Vec<&str> = edges.to_vec();
+    map_selectors.extend([
+        "#diff-note",
+        "#deploys a",
+        "svg.map g.node.diff-new",
+        "select[name=compare] option:checked",
+    ]);
+    let pages = serde_json::json!([
+        {
+            "name": "map-diff-deploy",
+            "path": format!("/?{whole}&compare=deploy%3Aorders%401.1"),
+            "width": 1280, "height": 800,
+            "selected": map_selectors,
+        },
+        {
+            "name": "service-deploy-marker",
+            "path": format!("/services/orders?{whole}"),
+            "width": 1280, "height": 800,
+            "full_page": true,
+            "texts": ["Versions", "1.0", "1.1"],
+            "selected": ["svg.chart .deploy-marker text", "svg.chart .deploy-marker title"],
+        },
+    ]);
+    let report = crate::dashboards::browse(&app, &pages).await;
+    let map = &report[0];
+    assert_eq!(map["status"], 200, "{map:#}");
+    assert_eq!(map["console_errors"], serde_json::json!([]), "{map:#}");
+    let one = |selector: &str, wanted: &str| {
+        let found = selected(map, selector);
+        assert_eq!(found.len(), 1, "{selector}: {found:?}");
+        assert!(
+            found[0].contains(wanted),
+            "{selector}: {found:?} lacks {wanted:?}"
+        );
+    };
+    one("svg.map g.edge.diff-new", "orders → fraud");
+    one("svg.map g.edge.diff-vanished", "orders → payments");
+    one("svg.map g.edge.diff-changed", "p95 ×5");
+    one("svg.map g.node.diff-new", "service:fraud");
+    let note = selected(map, "#diff-note").join(" ");
+    assert!(note.contains("1 new, 1 gone, 1 changed"), "{note}");
+    let compare = selected(map, "select[name=compare] option:checked");
+    assert_eq!(compare, ["before and after orders@1.1"]);
+    let deploys = selected(map, "#deploys a");
+    assert_eq!(deploys.len(), 1, "{deploys:?}");
+    assert!(
+        deploys[0].starts_with("orders 1.0 → 1.1 at "),
+        "{deploys:?}"
+    );
+
+    let service = &report[1];
+    assert_eq!(service["status"], 200, "{service:#}");
+    for (text, found) in service["texts"].as_object().expect("texts") {
+        assert_eq!(found, true, "{text} on the service page");
+    }
+    let markers = selected(service, "svg.chart .deploy-marker text");
+    assert_eq!(
+        markers, ["orders 1.1"; 3],
+        "one marker on each of the three charts"
+    );
+    let titles = selected(service, "svg.chart .deploy-marker title");
+    assert!(titles[0].starts_with("orders 1.0 → 1.1 at "), "{titles:?}");
+}

@@ -154,6 +154,13 @@ async function main() {
         };
       }));
     }
+    if (spec.selected) {
+      // The text of every element each selector matches (a `g` includes its `<title>`).
+      entry.selected = {};
+      for (const selector of spec.selected) {
+        entry.selected[selector] = await page.evaluate((s) => Array.from(document.querySelectorAll(s)).map((e) => e.textContent), selector);
+      }
+    }
     if (spec.tables) { entry.tables = await page.evaluate(readTables); }
     await page.screenshot({ path: shots + "/" + spec.name + ".png", fullPage: spec.full_page === true });
     if (spec.fill) {

@@ -31,6 +31,16 @@ pub struct LineChart {
     pub overlay: Option<Series>,
     /// Said under the chart, after the times' zone.
     pub note: Option<String>,
+    /// Moments marked across the plot (deploys): when, a short label, a hover title.
+    pub markers: Vec<Marker>,
+}
+
+/// A moment marked on a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    pub unix_nano: u64,
+    pub label: String,
+    pub title: String,
 }
 
 impl LineChart {
@@ -41,6 +51,7 @@ impl LineChart {
             series: Vec::new(),
             overlay: None,
             note: None,
+            markers: Vec::new(),
         }
     }
 
@@ -107,6 +118,9 @@ impl LineChart {
                 (LEFT + RIGHT) / 2.0,
                 plot.top + PLOT_HEIGHT / 2.0
             );
+        }
+        for marker in &self.markers {
+            out.push_str(&plot.marker(marker.unix_nano, &marker.label, &marker.title));
         }
         for (index, bucket) in plot.begun_buckets() {
             let label = axis::bucket_label(bucket, now_unix_nano);

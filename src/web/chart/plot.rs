@@ -67,6 +67,26 @@ impl Plot {
         }
     }
 
+    /// A vertical marker at `unix_nano` (a deploy) with its short `label` above the plot and
+    /// its `title` on hover; nothing outside the range.
+    pub(super) fn marker(&self, unix_nano: u64, label: &str, title: &str) -> String {
+        let (from, to) = self.scale.range.unix_nano_bounds();
+        if !(from..to).contains(&unix_nano) {
+            return String::new();
+        }
+        let x = self.scale.x(unix_nano);
+        format!(
+            r#"<g class="marker deploy-marker"><title>{title}</title><line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}"/><text x="{text_x:.1}" y="{text_y:.1}" text-anchor="{anchor}">{label}</text></g>"#,
+            title = escape(title),
+            label = escape(label),
+            top = self.top - 4.0,
+            bottom = self.bottom,
+            text_x = x + if x > RIGHT - 80.0 { -3.0 } else { 3.0 },
+            text_y = self.top + 6.0,
+            anchor = if x > RIGHT - 80.0 { "end" } else { "start" },
+        )
+    }
+
     pub(super) fn y(&self, value: f64) -> f64 {
         let y_max = self.ticks.last().copied().unwrap_or(1.0);
         self.bottom - (value / y_max).clamp(0.0, 1.0) * PLOT_HEIGHT

@@ -7,7 +7,7 @@ use crate::graph::deploys::Deploy;
 use crate::graph::diff::judged_sketch;
 use crate::model::figures::per_second;
 use crate::model::graph::EdgeStats;
-use crate::model::{MinuteRange, NANOS_PER_MINUTE, UnixMinute};
+use crate::model::{MinuteRange, UnixMinute};
 use crate::query::{Baseline, GraphDiff, GraphRange};
 use crate::web::WebState;
 use crate::web::error::ApiError;
@@ -26,8 +26,9 @@ const DIFF_PARAMS: &[&str] = &[
 ];
 
 /// `/api/v1/graph/diff`: the range (`window` or `from`/`to`) against `base_from`/`base_to`,
-/// `compare=previous|day|week` (the default: `previous`), or `deploy=SERVICE@VERSION` (the
-/// same length of time before and after it, up to an hour each, found within the range).
+/// `compare=previous|day|week` (the default: `previous`), or `deploy=SERVICE@VERSION` (also
+/// `compare=deploy:SERVICE@VERSION`: the same length of time before and after it, up to an
+/// hour each, found within the range).
 pub async fn graph_diff(
     request: HttpRequest,
     state: web::Data<WebState>,
@@ -64,7 +65,12 @@ pub fn baseline(params: &Params) -> Result<Baseline, ApiError> {
         let (from, to) = params.time_range_of("base_from", "base_to")?;
         return Ok(Baseline::Minutes(MinuteRange::covering_unix_nano(from, to)));
     }
-    if let Some(deploy) = params.text("deploy") {
+    let deploy = params.text("deploy").or_else(|| {
+        params
+            .text("compare")
+            .and_then(|compare| compare.strip_prefix("deploy:").map(str::to_owned))
+    });
+    if let Some(deploy) = deploy {
         let Some((service, version)) = deploy
             .rsplit_once('@')
             .filter(|(s, v)| !s.is_empty() && !v.is_empty())
@@ -178,8 +184,7 @@ pub async fn deploys(
 
 /// The start of `minute` as RFC 3339.
 fn minute_start(minute: i64) -> Value {
-    let nanos = u64::try_from(UnixMinute(minute).get()).map_or(0, |m| m * NANOS_PER_MINUTE);
-    rfc3339(nanos)
+    rfc3339(UnixMinute(minute).start_unix_nano())
 }
 
 pub fn deploy_json(deploy: &Deploy) -> Value {

@@ -2,6 +2,7 @@
 //! `layout` places boxes and routes edges (pure, deterministic), `labels` finds room for edge
 //! labels, `text` measures and marks what is written, `svg` draws it all.
 
+pub mod changes;
 mod geometry;
 pub mod groups;
 mod labels;

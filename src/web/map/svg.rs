@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use super::changes::MapChanges;
 use super::geometry::{Rect, Tenths, path_data};
 use super::labels;
 use super::layout::{self, Layout};
@@ -86,6 +87,8 @@ pub struct MapMarks<'a> {
     pub targets: LatencyTargets,
     /// Folded namespaces drawn as one node each ([`super::groups`]).
     pub groups: &'a HashMap<NodeKey, super::groups::GroupNode>,
+    /// Compared with an earlier period: what changed ([`super::changes`]).
+    pub changes: Option<&'a MapChanges>,
 }
 
 /// What a node shows.
@@ -97,6 +100,8 @@ struct NodeText {
     badges: Vec<(LineStyle, String)>,
     /// A folded namespace: where a click opens it.
     group_href: Option<String>,
+    /// Its class when compared with an earlier period (" diff-new").
+    change_class: &'static str,
 }
 
 /// The map before it is written out: what every node and edge says, where it all goes.
@@ -238,6 +243,7 @@ fn node_text(key: &NodeKey, window_secs: f64, marks: &MapMarks) -> NodeText {
     if marks.overlay.metrics.nodes.contains(key) {
         badges.push((LineStyle::Lag, "from metrics".to_owned()));
     }
+    badges.extend(marks.changes.and_then(|changes| changes.node_badge(key)));
     let group = marks.groups.get(key);
     NodeText {
         label: group.map_or_else(
@@ -249,6 +255,7 @@ fn node_text(key: &NodeKey, window_secs: f64, marks: &MapMarks) -> NodeText {
         title: node_title(key, traffic, window_secs),
         health: health_of(traffic.error_rate(), traffic.latency),
         badges,
+        change_class: marks.changes.map_or("", |changes| changes.node_class(key)),
     }
 }
 
@@ -310,6 +317,9 @@ fn edge_text(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, marks: &MapMark
     if firing > 0 {
         text.badge(LineStyle::Alarm, format!("{firing} firing"));
     }
+    if let Some(changes) = marks.changes {
+        changes.mark_edge(key, &mut text);
+    }
     text
 }
 
@@ -369,7 +379,7 @@ fn draw_edge(
     }
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title>{hit}<path class="line" d="{d}" marker-end="url(#arrow)"/>"#,
+        r#"<a href="{href}"><g class="edge health-{health} kind-{kind}{change}" data-source="{source_id}" data-target="{target_id}" data-subject="{subject}"><title>{title}</title>{hit}<path class="line" d="{d}" marker-end="url(#arrow)"/>"#,
         // A wider invisible twin to point at, on maps small enough to afford it.
         hit = if view.edges.len() <= HIT_PATHS_UP_TO {
             format!(r#"<path class="hit" d="{d}"/>"#)
@@ -378,6 +388,7 @@ fn draw_edge(
         },
         href = escape(&links::with_range(&links::edge(key), range_query)),
         kind = key.kind.as_str(),
+        change = marks.changes.map_or("", |changes| changes.edge_class(key)),
         source_id = escape(&key.source.id()),
         target_id = escape(&key.target.id()),
         subject = escape(&edge_subject(key)),
@@ -450,9 +461,10 @@ fn draw_node(out: &mut String, key: &NodeKey, node: &NodeText, rect: &Rect, rang
     };
     let _ = write!(
         out,
-        r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}" data-id="{id}" transform="translate({x},{y})"><title>{title}</title>"#,
+        r#"<a href="{href}"><g class="node kind-{kind} health-{health}{alerting}{change}" data-id="{id}" transform="translate({x},{y})"><title>{title}</title>"#,
         href = escape(&href),
         health = node.health,
+        change = node.change_class,
         id = escape(&key.id()),
         x = Tenths(rect.x),
         y = Tenths(rect.y),

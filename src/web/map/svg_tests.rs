@@ -222,6 +222,7 @@ fn marks<'a>(
         alerts: &NO_ALERTS,
         targets: LatencyTargets::default(),
         groups: &NO_GROUPS,
+        changes: None,
     }
 }
 

@@ -115,6 +115,12 @@ pub enum LineStyle {
     Warning,
     /// Lag that is not growing.
     Lag,
+    /// Compared with an earlier period: an edge or node that is new…
+    New,
+    /// …one that is gone…
+    Gone,
+    /// …and what changed on an edge.
+    Change,
 }
 
 impl LineStyle {
@@ -124,6 +130,9 @@ impl LineStyle {
             LineStyle::Alarm => "badge badge-alarm",
             LineStyle::Warning => "badge badge-warning",
             LineStyle::Lag => "badge badge-lag",
+            LineStyle::New => "badge badge-new",
+            LineStyle::Gone => "badge badge-gone",
+            LineStyle::Change => "badge badge-change",
         }
     }
 

@@ -10,7 +10,9 @@ use crate::model::LatencySketch;
 use crate::model::figures::per_second;
 use crate::model::graph::{EdgeStats, OperationStats};
 use crate::query::{BreakerHistory, QueryError, SignalHistory};
-use crate::web::chart::{Band, ERRORS_COLOUR, LineChart, Series, Timeline, TimelineRow, Unit};
+use crate::web::chart::{
+    Band, ERRORS_COLOUR, LineChart, Marker, Series, Timeline, TimelineRow, Unit,
+};
 
 /// Buckets a chart has at most (whole minutes each).
 const CHART_BUCKETS: i64 = 60;
@@ -49,12 +51,39 @@ where
 }
 
 /// The charts' section of a page, each drawn over `buckets`.
-fn over_the_range(charts: &[LineChart], buckets: &SeriesBuckets, now: u64) -> Section {
+fn over_the_range(
+    charts: &mut [LineChart],
+    markers: &[Marker],
+    buckets: &SeriesBuckets,
+    now: u64,
+) -> Section {
     let rendered = charts
-        .iter()
-        .map(|chart| chart.render(buckets, now))
+        .iter_mut()
+        .map(|chart| {
+            chart.markers = markers.to_vec();
+            chart.render(buckets, now)
+        })
         .collect();
     chart_section("Over the range", rendered)
+}
+
+/// The deploys of `services` in `range`, as chart markers ("orders 1.1").
+async fn deploy_markers(
+    state: &WebState,
+    range: GraphRange,
+    services: &[&str],
+) -> Result<Vec<Marker>, PageError> {
+    let mut markers = Vec::new();
+    for service in services {
+        for deploy in state.query.deploys(range, Some(service)).await? {
+            markers.push(Marker {
+                unix_nano: crate::model::UnixMinute(deploy.first_seen).start_unix_nano(),
+                label: format!("{} {}", deploy.service, deploy.version),
+                title: format::deploy_text(&deploy),
+            });
+        }
+    }
+    Ok(markers)
 }
 
 /// Per bucket, `count` of it per second of the bucket.
@@ -145,7 +174,13 @@ pub(super) async fn service_charts(
         );
         latency.overlay = earlier_series("p95", label, millis(&before, 0.95, |s| &s.latency));
     }
-    Ok(over_the_range(&[requests, errors, latency], &buckets, now))
+    let markers = deploy_markers(state, range, &[service]).await?;
+    Ok(over_the_range(
+        &mut [requests, errors, latency],
+        &markers,
+        &buckets,
+        now,
+    ))
 }
 
 /// Calls, errors and refused calls per second, the error rate, and both sides' latencies of
@@ -201,7 +236,18 @@ pub(super) async fn edge_charts(
             millis(&before, 0.95, |s| &s.client_latency),
         );
     }
-    Ok(over_the_range(&[calls, errors, latency], &buckets, now))
+    let services: Vec<&str> = [source, target]
+        .into_iter()
+        .filter(|node| node.kind == NodeKind::Service)
+        .map(|node| node.name.as_str())
+        .collect();
+    let markers = deploy_markers(state, range, &services).await?;
+    Ok(over_the_range(
+        &mut [calls, errors, latency],
+        &markers,
+        &buckets,
+        now,
+    ))
 }
 
 /// Both sides' latencies of an edge per bucket (and publish → consume, for a topic's).

@@ -5,6 +5,19 @@ use std::collections::{HashMap, HashSet};
 use super::*;
 use crate::signals::BreakerState;
 use crate::web::map::groups;
+use crate::web::params::Params;
+
+/// The map's parameters: the graph's, and what to compare with (see `map_compare`).
+const MAP_PARAMS: &[&str] = &[
+    "window",
+    "from",
+    "to",
+    "namespace",
+    "focus",
+    "depth",
+    "compare",
+    "deploy",
+];
 
 /// The map form sends its time-range select always; a custom from/to replaces it.
 fn custom_range_wins(query_string: &str) -> String {
@@ -188,7 +201,8 @@ pub async fn map_findings(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let (_, query_string) = map_query(request.query_string());
-    let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
+    // The audit of the range's map, whatever it is compared with.
+    let (range, filter) = graph_query(&state.query, &query_string, MAP_PARAMS).await?;
     let (view, overlay) = placed_view(&state, range, &filter).await?;
     let findings = super::audit::map_choices(
         &state.query.audit_of(&view, &overlay).1,
@@ -202,13 +216,15 @@ pub async fn map(
     state: web::Data<WebState>,
 ) -> Result<HttpResponse, PageError> {
     let (expand, query_string) = map_query(request.query_string());
-    let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
-    let (view, overlay) = placed_view(&state, range, &filter).await?;
-    let traffic = state
-        .query
-        .node_traffic(range, &filter, &view)
-        .await?
-        .traffic;
+    let (range, filter) = graph_query(&state.query, &query_string, MAP_PARAMS).await?;
+    let params = Params::parse(&query_string, MAP_PARAMS)?;
+    let map_compare::Drawn {
+        view,
+        overlay,
+        traffic,
+        comparison,
+    } = map_compare::drawn(&state, range, &filter, &params).await?;
+    let deploys = map_compare::deploy_strip(&state, range, &query_string).await?;
     let (num_nodes, num_edges) = (view.nodes.len(), view.edges.len());
     let mut node_ids: Vec<String> = traffic.keys().map(NodeKey::id).collect();
     node_ids.sort();
@@ -225,24 +241,21 @@ pub async fn map(
     let (view, traffic) = (folded.view, folded.traffic);
     let parsed: Vec<(String, String)> =
         serde_urlencoded::from_str(&query_string).unwrap_or_default();
-    let value = |name: &str| {
-        parsed
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, v)| v.clone())
-    };
+    let text = |name: &str| params.text(name).unwrap_or_default();
     let page = MapPage {
         frame: Frame::new("Map", "Map").ranged(request.path(), &query_string, false),
         windows: params::window_names(),
         window: if params::names_custom_range(&parsed) {
             String::new()
         } else {
-            value("window").unwrap_or_else(|| params::DEFAULT_WINDOW.to_owned())
+            params
+                .text("window")
+                .unwrap_or_else(|| params::DEFAULT_WINDOW.to_owned())
         },
-        from: value("from").unwrap_or_default(),
-        to: value("to").unwrap_or_default(),
-        namespace: value("namespace").unwrap_or_default(),
-        focus: value("focus").unwrap_or_default(),
+        from: text("from"),
+        to: text("to"),
+        namespace: text("namespace"),
+        focus: text("focus"),
         depth: filter.depth,
         summary: format!("{num_nodes} nodes, {num_edges} edges"),
         fold_note,
@@ -257,6 +270,14 @@ pub async fn map(
             raw => format!("/?{raw}"),
         },
         targets: targets_text(state.query.targets),
+        compare: text("compare"),
+        compare_choices: map_compare::COMPARE_CHOICES.to_vec(),
+        deploy: map_compare::deploy_compared(&params),
+        deploys,
+        diff_note: comparison
+            .as_ref()
+            .map(|compared| compared.note.clone())
+            .unwrap_or_default(),
         node_ids,
         svg: svg::render(
             &view,
@@ -266,6 +287,7 @@ pub async fn map(
                 alerts: &alerts,
                 targets: state.query.targets,
                 groups: &group_nodes,
+                changes: comparison.as_ref().map(|compared| &compared.changes),
             },
             &params::range_query(&query_string),
         ),

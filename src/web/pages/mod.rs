@@ -8,6 +8,7 @@ mod edge;
 mod edge_split;
 mod insights;
 mod map;
+mod map_compare;
 mod services;
 mod signals;
 mod trace_search;
@@ -34,7 +35,7 @@ use crate::web::format::{
     rate_text,
 };
 use crate::web::map::svg::{self, trend_arrow};
-use crate::web::params::{self, GRAPH_PARAMS, graph_query};
+use crate::web::params::{self, graph_query};
 
 pub use alerts::{alert_badge, alerts, create_silence, expire_silence};
 pub use edge::edge;

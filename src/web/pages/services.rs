@@ -226,6 +226,8 @@ pub async fn service(
         page.cards = service_cards(&summary.stats, range.window_secs, &node);
         page.sections
             .push(operations_section(summary, range.window_secs));
+        page.sections
+            .push(versions_section(&summary.stats, range.window_secs));
     }
     let mut callers = Section::new(
         "Callers",
@@ -277,6 +279,35 @@ fn operations_section(summary: &crate::query::ServiceSummary, window_secs: f64) 
         operations.rows.push(row);
     }
     operations
+}
+
+/// The service's `service.version`s in the range with their RED side by side (a deploy's two
+/// versions, a canary beside the rest).
+fn versions_section(stats: &OperationStats, window_secs: f64) -> Section {
+    let mut versions = Section::new(
+        "Versions",
+        "No span of this service named its service.version in this range.",
+        &[
+            ("Version", false),
+            ("Rate", true),
+            ("Errors", true),
+            ("p50", true),
+            ("p95", true),
+            ("p99", true),
+        ],
+    );
+    for version in &stats.versions {
+        let red = OperationStats {
+            num_requests: version.num_requests,
+            num_errors: version.num_errors,
+            latency: version.latency.clone(),
+            ..OperationStats::default()
+        };
+        let mut row = vec![Cell::text(&version.version)];
+        row.extend(red_cells(&red, window_secs, None));
+        versions.rows.push(row);
+    }
+    versions
 }
 
 /// Who is hurt if `node` fails.

@@ -130,6 +130,14 @@ pub struct MapPage {
     pub show_all_href: String,
     /// The latency targets the colours hold p95 against, in words.
     pub targets: String,
+    /// What the map is compared with (`compare`), the choices, and a deploy compared.
+    pub compare: String,
+    pub compare_choices: Vec<(&'static str, &'static str)>,
+    pub deploy: String,
+    /// The range's newest deploys: what, and the map compared before and after it.
+    pub deploys: Vec<(String, String)>,
+    /// What the comparison found, when comparing.
+    pub diff_note: String,
     pub svg: String,
 }
 

@@ -273,7 +273,7 @@ fn pairing_series(pairing: &crate::graph::PairingCounters) -> [Series; 7] {
     ]
 }
 
-fn window_series(window: &crate::graph::WindowCounters) -> [Series; 8] {
+fn window_series(window: &crate::graph::WindowCounters) -> [Series; 9] {
     [
         (
             "cartograph_graph_calls_over_edge_limit_total",
@@ -294,6 +294,11 @@ fn window_series(window: &crate::graph::WindowCounters) -> [Series; 8] {
             "cartograph_graph_versions_over_limit_total",
             "Spans whose service.version was not kept (16 versions per operation and minute).",
             window.num_versions_over_limit,
+        ),
+        (
+            "cartograph_graph_calls_over_operation_split_limit_total",
+            "Calls counted in their edge's other operations (8 operation pairs per edge and minute).",
+            window.num_calls_over_operation_split_limit,
         ),
         (
             "cartograph_graph_late_total",

@@ -248,7 +248,8 @@ fn classify(span: &Span, parts: ResourceParts, rules: &SamplingRules) -> GraphSp
         placement,
         instance,
         version,
-        name: if is_operation {
+        // A database call's name is its statement's (`SELECT orders`): what it called.
+        name: if is_operation || (role == SpanRole::Client && edge_kind == EdgeKind::Database) {
             span.name.as_str().into()
         } else {
             Box::default()

@@ -200,7 +200,42 @@ fn p95_change(base: &EdgeStats, now: &EdgeStats) -> Option<String> {
     );
     let ratio = now_ms / base_ms.max(1e-6);
     let far = !(1.0 / P95_RATIO..P95_RATIO).contains(&ratio);
-    (far && (now_ms - base_ms).abs() >= P95_MIN_MS).then(|| format!("p95 ×{ratio:.1}"))
+    if !far || (now_ms - base_ms).abs() < P95_MIN_MS {
+        return None;
+    }
+    Some(match most_changed_split(base, now) {
+        Some((operation, split_ratio)) => {
+            format!("p95 ×{ratio:.1} ({operation} ×{split_ratio:.1})")
+        }
+        None => format!("p95 ×{ratio:.1}"),
+    })
+}
+
+/// The operation pair whose p95 moved most (by ratio, either way), among those with enough
+/// timed calls in both periods: "GET /cart → SELECT orders", or the callee's alone.
+fn most_changed_split(base: &EdgeStats, now: &EdgeStats) -> Option<(String, f64)> {
+    let p95 = |sketch: &crate::model::LatencySketch| {
+        (sketch.count() >= MIN_CALLS_COMPARED)
+            .then(|| sketch.quantile_nanos(0.95))
+            .flatten()
+    };
+    now.operations
+        .iter()
+        .filter_map(|after| {
+            let before = base
+                .operations
+                .iter()
+                .find(|split| split.caller == after.caller && split.callee == after.callee)?;
+            let ratio = p95(&after.latency)? / p95(&before.latency)?.max(1.0);
+            let name = match (after.caller.as_str(), after.callee.as_str()) {
+                ("", "") => return None,
+                ("", callee) => callee.to_owned(),
+                (caller, "") => format!("from {caller}"),
+                (caller, callee) => format!("{caller} → {callee}"),
+            };
+            Some((name, ratio))
+        })
+        .max_by(|(_, a), (_, b)| a.max(1.0 / a).total_cmp(&b.max(1.0 / b)))
 }
 
 #[cfg(test)]

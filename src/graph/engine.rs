@@ -5,6 +5,7 @@
 
 use crate::model::graph::{NodeKey, NodeKind, NodePlacement};
 
+use super::caller_operations::CallerOperations;
 use super::chains::{ChainCounters, ChainLimits, ChainTracker, ObservedChain};
 use super::classify::{GraphSpan, SpanRole};
 use super::pairing::{Call, CallSink, Pairing, PairingCounters};
@@ -55,6 +56,7 @@ pub struct GraphEngine {
     chains: ChainTracker,
     num_calls: u64,
     sampling: SamplingCounters,
+    caller_operations: CallerOperations,
 }
 
 /// Records completed calls straight into the open minute.
@@ -62,6 +64,7 @@ struct Recorder<'a> {
     window: &'a mut Window,
     per_trace: &'a mut CallsPerTrace,
     num_calls: &'a mut u64,
+    caller_operations: &'a mut CallerOperations,
     now_unix_nano: u64,
 }
 
@@ -69,8 +72,13 @@ impl CallSink for Recorder<'_> {
     fn record(&mut self, call: Call) {
         debug_assert!(call.target.kind != NodeKind::Client, "clients only call");
         *self.num_calls += 1;
-        self.window
-            .record_call(call, self.per_trace, self.now_unix_nano);
+        let caller = self.caller_operations.of(call.trace_id, call.caller_parent);
+        self.window.record_call(
+            call,
+            caller.as_deref().unwrap_or_default(),
+            self.per_trace,
+            self.now_unix_nano,
+        );
     }
 }
 
@@ -105,6 +113,10 @@ impl GraphEngine {
             chains: ChainTracker::new(chain_limits),
             num_calls: 0,
             sampling: SamplingCounters::default(),
+            caller_operations: CallerOperations::new(
+                u64::try_from(settings.trace_idle_ttl.as_nanos()).unwrap_or(u64::MAX),
+                settings.max_trace_edge_counters.get(),
+            ),
         }
     }
 
@@ -113,10 +125,16 @@ impl GraphEngine {
     /// current store.
     pub fn ingest(&mut self, spans: Vec<GraphSpan>, now_unix_nano: u64) {
         self.advance(now_unix_nano);
+        // The batch's operations first: a client span ends (and is exported) before the
+        // server span it was made from, usually in the same batch.
+        for span in &spans {
+            self.caller_operations.note(span, now_unix_nano);
+        }
         let mut recorder = Recorder {
             window: &mut self.window,
             per_trace: &mut self.per_trace,
             num_calls: &mut self.num_calls,
+            caller_operations: &mut self.caller_operations,
             now_unix_nano,
         };
         for span in spans {
@@ -210,10 +228,12 @@ impl GraphEngine {
         self.window
             .advance(UnixMinute::of_unix_nano(now_unix_nano).get());
         self.per_trace.rotate_if_due(now_unix_nano);
+        self.caller_operations.rotate_if_due(now_unix_nano);
         let mut recorder = Recorder {
             window: &mut self.window,
             per_trace: &mut self.per_trace,
             num_calls: &mut self.num_calls,
+            caller_operations: &mut self.caller_operations,
             now_unix_nano,
         };
         self.pairing

@@ -134,6 +134,8 @@ pub(super) enum Recorded {
     InstanceOverLimit,
     /// Recorded, but its `service.version` not kept: the operation holds as many as it may.
     VersionOverLimit,
+    /// Recorded, its operation pair counted among the edge's other operations.
+    OperationsOverLimit,
     /// Another identity has the same fingerprint: not merged.
     Collision,
 }
@@ -144,6 +146,7 @@ impl MinuteBucket {
     pub(super) fn record_call(
         &mut self,
         call: &Call,
+        caller: &str,
         fingerprint: u64,
         trace_calls: impl FnOnce(i64) -> TraceCalls,
         limits: Limits,
@@ -156,7 +159,7 @@ impl MinuteBucket {
             }
             let trace_calls = trace_calls(self.minute);
             stats::record_call(&mut entry.agg.stats, &call.facts, group_opt, trace_calls);
-            return Recorded::Yes;
+            return split_kept(stats::record_split(&mut entry.agg.stats, call, caller));
         }
         if self.edges.len() >= limits.max_edges {
             return Recorded::OverLimit;
@@ -172,6 +175,7 @@ impl MinuteBucket {
             group_opt,
             trace_calls(self.minute),
         );
+        stats::record_split(&mut agg.stats, call, caller);
         let key = LiveEdgeKey {
             source: call.source.clone(),
             target: call.target.clone(),
@@ -214,6 +218,14 @@ impl MinuteBucket {
         let instance_kept = entry.count_instance(span, &mut self.num_instances);
         self.operations.insert(fingerprint, entry);
         kept(instance_kept, version_kept)
+    }
+}
+
+fn split_kept(own: bool) -> Recorded {
+    if own {
+        Recorded::Yes
+    } else {
+        Recorded::OperationsOverLimit
     }
 }
 

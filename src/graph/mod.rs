@@ -25,6 +25,7 @@
 
 pub mod analysis;
 pub mod audit;
+mod caller_operations;
 mod chains;
 mod classify;
 pub mod deploys;

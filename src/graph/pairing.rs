@@ -21,8 +21,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::TraceId;
 use crate::model::graph::{EdgeKind, NodeKind, NodePlacement};
+use crate::model::{SpanId, TraceId};
 
 use super::classify::{GraphSpan, NodeRef, SpanRef, SpanRole};
 use super::generations::Generations;
@@ -70,6 +70,11 @@ pub struct Call {
     /// When the call happened: the start of its calling side (client, producer), else of
     /// the side that reported (server, consumer). The map counts it in this minute.
     pub start_unix_nano: u64,
+    /// The calling span's parent (whose operation is the caller's), if it reported.
+    pub caller_parent: Option<SpanId>,
+    /// The operation called: the server or consumer span's name, a database call's statement
+    /// name; empty for other peers.
+    pub callee_operation: Box<str>,
 }
 
 /// Where completed calls go (the window, in the engine; a `Vec` in tests).
@@ -419,6 +424,8 @@ impl Pairing {
             source_placement: span.placement,
             facts,
             consumer_group: None,
+            caller_parent: span.parent_span_id,
+            callee_operation: span.name,
         });
     }
 
@@ -446,6 +453,8 @@ impl Pairing {
             target_placement: span.placement,
             facts,
             consumer_group: None,
+            caller_parent: None,
+            callee_operation: span.name,
         }
     }
 }
@@ -485,6 +494,8 @@ fn paired(client: GraphSpan, server: GraphSpan) -> Call {
         target_placement: server.placement,
         facts,
         consumer_group: None,
+        caller_parent: client.parent_span_id,
+        callee_operation: server.name,
     }
 }
 
@@ -520,5 +531,7 @@ fn consumed(consumer: GraphSpan, sides: CallSides, latency_opt: Option<u64>) -> 
         target_placement: consumer.placement,
         facts,
         consumer_group: consumer.consumer_group,
+        caller_parent: None,
+        callee_operation: consumer.name,
     }
 }

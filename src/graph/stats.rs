@@ -11,7 +11,7 @@ use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodePlacement, Operation
 use super::classify::{GraphSpan, NodeRef};
 use super::generations::Generations;
 use super::hash::{FoldBuildHasher, PrehashedBuildHasher};
-use super::pairing::{CallFacts, CallSides};
+use super::pairing::{Call, CallFacts, CallSides};
 
 /// An edge with shared node names (the engine's in-memory form of `model::EdgeKey`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,6 +93,24 @@ pub fn record_call(
     {
         stats.add_consumer_group(group);
     }
+}
+
+/// Adds a call to its edge's split by operation (the caller's, the callee's); false when the
+/// pair did not fit and went to the edge's other operations.
+pub fn record_split(stats: &mut EdgeStats, call: &Call, caller: &str) -> bool {
+    let facts = &call.facts;
+    let weight = facts.weight.max(1);
+    let (split, own) = stats.split_mut(caller, &call.callee_operation);
+    split.num_requests += weight;
+    if facts.is_error || facts.is_short_circuited {
+        split.num_errors += weight;
+    }
+    if !facts.is_short_circuited
+        && let Some(nanos) = facts.client_nanos.or(facts.server_nanos)
+    {
+        split.latency.record_n(nanos, weight);
+    }
+    own
 }
 
 fn record_latencies(stats: &mut EdgeStats, facts: &CallFacts, weight: u64) {

@@ -90,6 +90,8 @@ pub struct WindowCounters {
     pub num_instances_over_limit: u64,
     /// Spans whose `service.version` was not kept (versions per operation and minute full).
     pub num_versions_over_limit: u64,
+    /// Calls counted in their edge's "other operations" (operation pairs per edge full).
+    pub num_calls_over_operation_split_limit: u64,
     pub num_minutes_closed: u64,
     /// Closed minutes whose rollups were dropped because nobody took them for
     /// `num_closed_minutes` minutes (`tick` not called).
@@ -300,7 +302,14 @@ impl Window {
     }
 
     /// Records a call in the minute it started.
-    pub fn record_call(&mut self, call: Call, per_trace: &mut CallsPerTrace, now_unix_nano: u64) {
+    /// `caller` is the operation the call was made from ("" when unknown).
+    pub fn record_call(
+        &mut self,
+        call: Call,
+        caller: &str,
+        per_trace: &mut CallsPerTrace,
+        now_unix_nano: u64,
+    ) {
         let fingerprint = self
             .fingerprints
             .hash_one((&call.source, &call.target, call.kind));
@@ -318,7 +327,7 @@ impl Window {
                 num_calls: 1,
             };
             self.late_in_memory
-                .record_call(&call, fingerprint, untracked, limits);
+                .record_call(&call, caller, fingerprint, untracked, limits);
         }
         let Some((bucket, limits)) = self.bucket(slot) else {
             return;
@@ -326,13 +335,16 @@ impl Window {
         let num_before = bucket.edges.len();
         let trace_calls =
             |minute| per_trace.record(call.trace_id, fingerprint, minute, now_unix_nano);
-        let recorded = bucket.record_call(&call, fingerprint, trace_calls, limits);
+        let recorded = bucket.record_call(&call, caller, fingerprint, trace_calls, limits);
         let num_added = bucket.edges.len() - num_before;
         if is_late {
             self.late_sizes.0 += num_added;
         }
         match recorded {
             Recorded::Yes | Recorded::InstanceOverLimit | Recorded::VersionOverLimit => {}
+            Recorded::OperationsOverLimit => {
+                self.counters.num_calls_over_operation_split_limit += 1
+            }
             Recorded::OverLimit => self.counters.num_calls_over_edge_limit += 1,
             Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }
@@ -357,6 +369,7 @@ impl Window {
             Recorded::Yes => {}
             Recorded::InstanceOverLimit => self.counters.num_instances_over_limit += 1,
             Recorded::VersionOverLimit => self.counters.num_versions_over_limit += 1,
+            Recorded::OperationsOverLimit => {}
             Recorded::OverLimit => self.counters.num_spans_over_operation_limit += 1,
             Recorded::Collision => self.counters.num_fingerprint_collisions += 1,
         }

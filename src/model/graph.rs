@@ -156,6 +156,75 @@ pub struct EdgeStats {
     /// [`MAX_CONSUMER_GROUPS`]), so Kafka lag by (group, topic) can be attached to the edge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_groups: Vec<String>,
+    /// The calls split by the caller's operation and the operation called, sorted, at most
+    /// [`MAX_OPERATION_SPLITS`] and one [`OTHER_OPERATIONS`] entry with the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationSplit>,
+}
+
+/// Operation pairs kept per edge (a minute's, or a range's merged); the rest are added up in
+/// one entry named [`OTHER_OPERATIONS`].
+pub const MAX_OPERATION_SPLITS: usize = 8;
+/// The callee name of the entry holding the operation pairs beyond the limit.
+pub const OTHER_OPERATIONS: &str = "(other operations)";
+
+/// An edge's calls from one operation of the caller to one operation of the callee ("" where
+/// unknown: the caller's span not seen, or a peer without operations).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationSplit {
+    pub caller: String,
+    pub callee: String,
+    pub num_requests: u64,
+    pub num_errors: u64,
+    /// What the caller waited (else what the callee spent).
+    pub latency: LatencySketch,
+}
+
+impl OperationSplit {
+    pub fn merge(&mut self, other: &OperationSplit) {
+        self.num_requests += other.num_requests;
+        self.num_errors += other.num_errors;
+        self.latency.merge(&other.latency);
+    }
+}
+
+impl EdgeStats {
+    /// The split of (`caller`, `callee`), added when there is room, else the
+    /// [`OTHER_OPERATIONS`] entry; returns the split and whether it is the pair's own.
+    pub fn split_mut(&mut self, caller: &str, callee: &str) -> (&mut OperationSplit, bool) {
+        let search = |splits: &[OperationSplit], caller: &str, callee: &str| {
+            splits.binary_search_by(|known| {
+                (known.caller.as_str(), known.callee.as_str()).cmp(&(caller, callee))
+            })
+        };
+        let (caller, callee, own) = match search(&self.operations, caller, callee) {
+            Ok(_) => (caller, callee, true),
+            Err(_) if self.num_own_splits() >= MAX_OPERATION_SPLITS => {
+                ("", OTHER_OPERATIONS, false)
+            }
+            Err(_) => (caller, callee, true),
+        };
+        let at = match search(&self.operations, caller, callee) {
+            Ok(at) => at,
+            Err(at) => {
+                let split = OperationSplit {
+                    caller: caller.to_owned(),
+                    callee: callee.to_owned(),
+                    ..OperationSplit::default()
+                };
+                self.operations.insert(at, split);
+                at
+            }
+        };
+        (&mut self.operations[at], own)
+    }
+
+    fn num_own_splits(&self) -> usize {
+        self.operations
+            .iter()
+            .filter(|split| split.callee != OTHER_OPERATIONS || !split.caller.is_empty())
+            .count()
+    }
 }
 
 /// Bound on [`EdgeStats::consumer_groups`]: a topic read by more groups than this through one
@@ -179,6 +248,9 @@ impl EdgeStats {
         self.max_calls_per_trace = self.max_calls_per_trace.max(other.max_calls_per_trace);
         for group in &other.consumer_groups {
             self.add_consumer_group(group);
+        }
+        for split in &other.operations {
+            self.split_mut(&split.caller, &split.callee).0.merge(split);
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::model::LatencySketch;
 use crate::model::graph::{
     EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationRollup,
-    OperationStats, VersionStats,
+    OperationSplit, OperationStats, VersionStats,
 };
 
 use super::fixtures::{BASE_NANOS, MINUTE_NANOS};
@@ -82,6 +82,7 @@ pub fn edge_rollup(minute: i64, key: EdgeKey, seed: u64) -> EdgeRollup {
             num_traces: 50 + seed,
             max_calls_per_trace: 1 + seed % 4,
             consumer_groups,
+            operations: splits(seed),
         },
     }
 }
@@ -105,13 +106,32 @@ pub fn operation_rollup(minute: i64, service: &str, operation: &str, seed: u64) 
     }
 }
 
+/// No split, one, or two (one of them with an unknown caller and a hostile name).
+fn splits(seed: u64) -> Vec<OperationSplit> {
+    let split = |caller: &str, callee: &str, num_requests: u64| OperationSplit {
+        caller: caller.to_owned(),
+        callee: callee.to_owned(),
+        num_requests,
+        num_errors: num_requests % 3,
+        latency: spread_sketch(seed ^ num_requests, 4),
+    };
+    match seed % 3 {
+        0 => Vec::new(),
+        1 => vec![split("GET /checkout", "POST /orders", seed.wrapping_add(100))],
+        _ => vec![
+            split("", "SELECT orders", 40),
+            split("GET /x", "'; DROP TABLE x --<b>", seed.wrapping_add(60)),
+        ],
+    }
+}
+
 /// No version, one serving everything, or a rollout's two (with hostile names).
 fn versions(seed: u64) -> Vec<VersionStats> {
     let version = |name: &str, num_requests: u64, num_errors: u64| VersionStats {
         version: name.to_owned(),
         num_requests,
         num_errors,
-        latency: spread_sketch(seed + num_requests, 5),
+        latency: spread_sketch(seed ^ num_requests, 5),
     };
     match seed % 3 {
         0 => Vec::new(),
@@ -121,7 +141,7 @@ fn versions(seed: u64) -> Vec<VersionStats> {
         }],
         _ => vec![
             version("2.0.0-rc.1'; --", 4, 1),
-            version("2.0.0<b>", 6 + seed, 0),
+            version("2.0.0<b>", seed.wrapping_add(6), 0),
         ],
     }
 }

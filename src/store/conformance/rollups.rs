@@ -9,8 +9,8 @@ use std::time::Duration;
 pub(super) const INSTANCE: u32 = 7;
 
 use crate::model::graph::{
-    EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OperationRollup,
-    OperationStats,
+    EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, NodeKind, NodePlacement, OTHER_OPERATIONS,
+    OperationRollup, OperationSplit, OperationStats,
 };
 use crate::model::{MinuteRange, UnixMinute};
 use crate::store::{
@@ -87,6 +87,13 @@ fn extreme_edge_stats() -> EdgeStats {
         num_traces: 3,
         max_calls_per_trace: u64::MAX,
         consumer_groups: vec![String::new(), "'; --".to_owned(), "group\0ünï".to_owned()],
+        operations: vec![OperationSplit {
+            caller: "\0".to_owned(),
+            callee: OTHER_OPERATIONS.to_owned(),
+            num_requests: u64::MAX,
+            num_errors: u64::MAX,
+            latency: sketch([u64::MAX]),
+        }],
     }
 }
 

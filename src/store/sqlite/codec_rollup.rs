@@ -10,7 +10,8 @@
 
 use crate::model::LatencySketch;
 use crate::model::graph::{
-    EdgeKind, EdgeStats, MAX_VERSIONS, NodeKind, OperationStats, VersionStats,
+    EdgeKind, EdgeStats, MAX_OPERATION_SPLITS, MAX_VERSIONS, NodeKind, OperationSplit,
+    OperationStats, VersionStats,
 };
 use crate::store::StoreError;
 
@@ -18,7 +19,8 @@ use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
 
 /// The first layout of edge and operation stats blobs.
 const LAYOUT_V1: u8 = 1;
-/// Edge blobs: V1, then `num_unobserved` (sampling). Operation blobs: V1, then
+/// Edge blobs: V1, then `num_unobserved` (sampling) and the operation splits. Operation
+/// blobs: V1, then
 /// `instance_minutes` and `instance_requests`.
 const LAYOUT_V2: u8 = 2;
 /// Operation blobs written by this build: V2, then `num_unobserved` and the versions.
@@ -90,6 +92,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         num_traces,
         max_calls_per_trace,
         consumer_groups,
+        operations,
     } = stats;
     buf.push(LAYOUT_V2);
     for counter in [
@@ -112,7 +115,41 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         put_str(buf, group);
     }
     put_varint(buf, *num_unobserved);
+    put_varint(buf, operations.len() as u64);
+    for split in operations {
+        put_str(buf, &split.caller);
+        put_str(buf, &split.callee);
+        put_varint(buf, split.num_requests);
+        put_varint(buf, split.num_errors);
+        put_sketch(buf, &split.latency)?;
+    }
     Ok(())
+}
+
+/// An edge blob's operation splits, after its other figures.
+fn splits(decoder: &mut Decoder<'_>) -> Result<Vec<OperationSplit>, StoreError> {
+    let count = decoder.count()?;
+    if count > MAX_OPERATION_SPLITS + 1 {
+        return Err(corrupt("more operation splits than an edge keeps"));
+    }
+    let mut splits: Vec<OperationSplit> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let split = OperationSplit {
+            caller: decoder.string()?,
+            callee: decoder.string()?,
+            num_requests: decoder.varint()?,
+            num_errors: decoder.varint()?,
+            latency: sketch(decoder)?,
+        };
+        if splits
+            .last()
+            .is_some_and(|last| (&last.caller, &last.callee) >= (&split.caller, &split.callee))
+        {
+            return Err(corrupt("operation splits out of order"));
+        }
+        splits.push(split);
+    }
+    Ok(splits)
 }
 
 /// Decodes V2, and V1 (written before sampling was weighed) with nothing unobserved.
@@ -140,9 +177,11 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
         num_traces,
         max_calls_per_trace,
         consumer_groups: strings(&mut decoder)?,
+        operations: Vec::new(),
     };
     if layout >= LAYOUT_V2 {
         stats.num_unobserved = decoder.varint()?;
+        stats.operations = splits(&mut decoder)?;
     }
     finished(&decoder)?;
     Ok(stats)
@@ -356,6 +395,21 @@ mod tests {
             num_traces: 7,
             max_calls_per_trace: 8,
             consumer_groups: vec![String::new(), "billing".to_owned(), "ünï\0".to_owned()],
+            operations: vec![
+                OperationSplit {
+                    caller: String::new(),
+                    callee: "SELECT orders".to_owned(),
+                    num_requests: 7,
+                    num_errors: 1,
+                    latency: sketch_of(&[3, 4]),
+                },
+                OperationSplit {
+                    caller: "GET /".to_owned(),
+                    callee: "\0'".to_owned(),
+                    num_requests: u64::MAX,
+                    ..OperationSplit::default()
+                },
+            ],
         }
     }
 
@@ -444,7 +498,8 @@ mod tests {
         };
         let mut buf = Vec::new();
         encode_edge_stats(&mut buf, &stats).expect("encode");
-        let mut v1 = buf[..buf.len() - 1].to_vec();
+        // V1: without the trailing unobserved and split count varints (a zero byte each).
+        let mut v1 = buf[..buf.len() - 2].to_vec();
         v1[0] = LAYOUT_V1;
         assert_eq!(decode_edge_stats(&v1).expect("decode v1"), stats);
         let mut v3 = buf;
@@ -474,6 +529,6 @@ mod tests {
     fn empty_stats_are_small() {
         let mut buf = Vec::new();
         encode_edge_stats(&mut buf, &EdgeStats::default()).expect("encode");
-        assert_eq!(buf.len(), 1 + 8 + 3 + 1 + 1);
+        assert_eq!(buf.len(), 1 + 8 + 3 + 1 + 1 + 1);
     }
 }

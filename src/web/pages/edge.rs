@@ -59,6 +59,8 @@ pub async fn edge(
     page.sections.push(section);
     page.sections.push(charts);
     page.sections
+        .push(operations_section(&edges, view.window_secs));
+    page.sections
         .push(super::edge_split::section_of(&drilldown.split, &target));
     // Stored traces hold the calls of an edge with an instrumented side.
     if [&source, &target]
@@ -77,6 +79,63 @@ pub async fn edge(
         page.sections.push(examples);
     }
     Ok(respond(&page))
+}
+
+/// The edge's calls by the caller's operation and the operation called, from the rollups:
+/// which endpoint got slower or started failing.
+fn operations_section(edges: &[&(EdgeKey, EdgeStats)], window_secs: f64) -> Section {
+    let mut section = Section::new(
+        "By operation: from the caller's to the callee's",
+        "No call on this edge named its operations in this range.",
+        &[
+            ("Caller's operation", false),
+            ("Operation called", false),
+            ("Rate", true),
+            ("Errors", true),
+            ("p50", true),
+            ("p95", true),
+            ("p99", true),
+        ],
+    );
+    let mut merged = EdgeStats::default();
+    for (_, stats) in edges {
+        for split in &stats.operations {
+            merged
+                .split_mut(&split.caller, &split.callee)
+                .0
+                .merge(split);
+        }
+    }
+    merged
+        .operations
+        .sort_by_key(|split| std::cmp::Reverse(split.num_requests));
+    for split in &merged.operations {
+        let red = crate::model::graph::OperationStats {
+            num_requests: split.num_requests,
+            num_errors: split.num_errors,
+            latency: split.latency.clone(),
+            ..Default::default()
+        };
+        let mut row = vec![
+            Cell::text(or_unknown(&split.caller)),
+            Cell::text(or_unknown(&split.callee)),
+        ];
+        row.extend(
+            ServiceFigures::of(&red, window_secs)
+                .listed()
+                .map(|(_, text)| Cell::number(text)),
+        );
+        section.rows.push(row);
+    }
+    section
+}
+
+fn or_unknown(operation: &str) -> &str {
+    if operation.is_empty() {
+        format::NONE
+    } else {
+        operation
+    }
 }
 
 /// A node id from a page path, or a 400 that says what one looks like.

@@ -13,10 +13,10 @@ const MAX_DEPLOYS_SHOWN: usize = 6;
 
 /// What the compare select offers: value and words.
 pub(super) const COMPARE_CHOICES: [(&str, &str); 4] = [
-    ("", "nothing"),
-    ("previous", "the period before"),
-    ("day", "one day before"),
-    ("week", "one week before"),
+    ("", "–"),
+    ("previous", "period before"),
+    ("day", "day before"),
+    ("week", "week before"),
 ];
 
 /// The map of the period compared, and what changed since the base period.

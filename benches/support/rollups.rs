@@ -4,19 +4,23 @@
 use std::time::{Duration, Instant};
 
 use cartograph::store::RollupWriter;
-use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_rollups};
+use cartograph::store::conformance::rollup_fixtures::{
+    BASE_MINUTE, mesh_edge_rollups, mesh_operation_rollups,
+};
 
 pub const MINUTES_PER_HOUR: i64 = 60;
 
-/// Writes an hour of a `num_edges`-edge mesh, one call per minute; the time spent writing
+/// Writes an hour of a `num_edges`-edge mesh (edges split by operation pairs, and the
+/// services' operations with their versions), one call per minute; the time spent writing
 /// (building the rollups is not counted).
 pub fn write_mesh_hour(writer: &mut impl RollupWriter, num_edges: u64) -> Duration {
     let mut elapsed = Duration::ZERO;
     for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
         let rollups = mesh_edge_rollups(minute, num_edges);
+        let operations = mesh_operation_rollups(minute);
         let started = Instant::now();
         writer
-            .write_rollups(1, &rollups, &[])
+            .write_rollups(1, &rollups, &operations)
             .expect("write_rollups");
         elapsed += started.elapsed();
     }

@@ -188,7 +188,7 @@ pub fn mesh_edge_key(no: u64) -> EdgeKey {
 }
 
 /// One minute of `num_edges` (at most 9,900) mesh edges with realistic sketches: 20 to 200
-/// calls each, client and server side.
+/// calls each, client and server side, split over four operation pairs of their own.
 pub fn mesh_edge_rollups(minute: i64, num_edges: u64) -> Vec<EdgeRollup> {
     debug_assert!(num_edges <= 9_900, "mesh edge keys repeat past 9,900");
     (0..num_edges)
@@ -199,6 +199,52 @@ pub fn mesh_edge_rollups(minute: i64, num_edges: u64) -> Vec<EdgeRollup> {
             rollup.stats.num_requests = num_calls;
             rollup.stats.client_latency = spread_sketch(seed, num_calls);
             rollup.stats.server_latency = spread_sketch(seed ^ 1, num_calls);
+            rollup.stats.operations = (0..4)
+                .map(|pair| OperationSplit {
+                    caller: format!("GET /api/v1/resource-{}", no % 7),
+                    callee: format!("POST /internal/op-{pair}"),
+                    num_requests: num_calls / 4,
+                    num_errors: u64::from(pair == 3),
+                    latency: spread_sketch(seed ^ (pair + 2), num_calls / 4),
+                })
+                .collect();
+            rollup
+        })
+        .collect()
+}
+
+/// One minute of the operations of a mesh's 100 services, five each, every tenth service
+/// mid-rollout (two versions), the others on one.
+pub fn mesh_operation_rollups(minute: i64) -> Vec<OperationRollup> {
+    (0..100u64)
+        .flat_map(|service| (0..5u64).map(move |operation| (service, operation)))
+        .map(|(service, operation)| {
+            let seed = mix((service << 8) ^ operation ^ ((minute as u64) << 20));
+            let num_requests = 50 + seed % 200;
+            let mut rollup = operation_rollup(
+                minute,
+                &format!("service-{service:02}"),
+                &format!("POST /internal/op-{operation}"),
+                seed,
+            );
+            rollup.stats.num_requests = num_requests;
+            rollup.stats.num_errors = seed % 3;
+            rollup.stats.latency = spread_sketch(seed, num_requests);
+            let version = |name: &str, share: u64, salt: u64| VersionStats {
+                version: name.to_owned(),
+                num_requests: num_requests * share / 100,
+                num_errors: 0,
+                latency: spread_sketch(seed ^ salt, num_requests * share / 100),
+            };
+            rollup.stats.versions = if service % 10 == 0 {
+                vec![version("2.4.0", 40, 1), version("2.5.0", 60, 2)]
+            } else {
+                vec![VersionStats {
+                    latency: rollup.stats.latency.clone(),
+                    num_errors: rollup.stats.num_errors,
+                    ..version("2.4.0", 100, 0)
+                }]
+            };
             rollup
         })
         .collect()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::graph::fixtures::{MILLI, MINUTE, SECOND, SpanBuilder, T0, placed_resource, span};
 use crate::graph::window::WindowEdge;
-use crate::model::graph::{EdgeKind, NodeKey};
+use crate::model::graph::{EdgeKind, MAX_OPERATION_SPLITS, NodeKey, OTHER_OPERATIONS};
 use crate::model::{MinuteRange, SpanKind, UnixMinute};
 
 /// Processing time of the first batch: one second into the minute of [`T0`].
@@ -547,6 +547,7 @@ fn the_longest_synchronous_chain_of_an_idle_trace_is_kept() {
 }
 
 mod minutes;
+mod operations;
 
 #[test]
 fn instances_serving_an_operation_are_counted_once_per_minute_up_to_the_limit() {

@@ -79,10 +79,10 @@ impl Plot {
             r#"<g class="marker deploy-marker"><title>{title}</title><line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}"/><text x="{text_x:.1}" y="{text_y:.1}" text-anchor="{anchor}">{label}</text></g>"#,
             title = escape(title),
             label = escape(label),
-            top = self.top - 4.0,
+            top = self.top - 6.0,
             bottom = self.bottom,
             text_x = x + if x > RIGHT - 80.0 { -3.0 } else { 3.0 },
-            text_y = self.top + 6.0,
+            text_y = self.top - 8.0,
             anchor = if x > RIGHT - 80.0 { "end" } else { "start" },
         )
     }

@@ -171,6 +171,26 @@ async fn a_spike_against_yesterday_and_last_week_is_the_one_anomaly() {
     assert_eq!(edge["source"], "service:orders");
     assert_eq!(edge["target"], "service:payments");
 
+    // The map badges the edge.
+    let (status, page) = app.get_text("/?window=15m").await;
+    assert_eq!(status, 200);
+    let badge = page
+        .split("rate ×")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no anomaly badge on the map:\n{page}"));
+    assert!(
+        badge.starts_with('4') || badge.starts_with('5'),
+        "{}",
+        &badge[..40]
+    );
+    let badged: Vec<&str> = page
+        .split("<g class=\"edge")
+        .skip(1)
+        .filter(|edge| edge.contains("rate ×"))
+        .collect();
+    assert_eq!(badged.len(), 1, "one edge badged");
+    assert!(badged[0].contains("payments"), "{}", badged[0]);
+
     for (query, expected) in [
         ("window=6h", "at most 60 minutes"),
         ("window=5x", "window"),

@@ -181,6 +181,25 @@ fn map_query(raw: &str) -> (groups::Expand, String) {
     (expand, forgiving_focus(&custom_range_wins(&query_string)))
 }
 
+/// Badges of the edges departing from their baseline over ranges up to an hour (none when
+/// the read fails: the map still draws).
+async fn anomaly_badges(state: &WebState, range: GraphRange) -> HashMap<EdgeKey, String> {
+    if range.minutes.num_minutes() > crate::query::MAX_ANOMALY_WINDOW_MINUTES {
+        return HashMap::new();
+    }
+    match state.query.anomalies(range).await {
+        Ok(found) => found
+            .by_edge()
+            .into_iter()
+            .map(|(key, anomaly)| (key.clone(), crate::web::format::anomaly_badge(anomaly)))
+            .collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "anomalies not read for the map");
+            HashMap::new()
+        }
+    }
+}
+
 /// The map's Audit select, loaded after the map (the audit of a large map costs as much as
 /// drawing a part of it, and the map refreshes without it).
 pub async fn map_findings(
@@ -203,7 +222,8 @@ pub async fn map(
 ) -> Result<HttpResponse, PageError> {
     let (expand, query_string) = map_query(request.query_string());
     let (range, filter) = graph_query(&state.query, &query_string, GRAPH_PARAMS).await?;
-    let (view, overlay) = placed_view(&state, range, &filter).await?;
+    let (view, mut overlay) = placed_view(&state, range, &filter).await?;
+    overlay.anomalies = anomaly_badges(&state, range).await;
     let traffic = state
         .query
         .node_traffic(range, &filter, &view)

@@ -102,10 +102,32 @@ impl QueryService {
         let (day, week) = (around(Reference::DayBefore), around(Reference::WeekBefore));
         let coverage = [self.coverage(&day).await?, self.coverage(&week).await?];
         let mut found = Anomalies::default();
+        let buckets = [&now, &day, &week];
+        self.judge_edges(buckets, now_secs, &coverage, &mut found)
+            .await?;
+        self.judge_services(buckets, now_secs, &coverage, &mut found)
+            .await?;
+        found.anomalies.sort_by(|a, b| {
+            b.departure
+                .score
+                .abs()
+                .total_cmp(&a.departure.score.abs())
+                .then_with(|| a.subject.cmp(&b.subject))
+        });
+        Ok(found)
+    }
 
-        let now_edges = self.edge_series_by_key(&now).await?;
-        let day_edges = self.edge_series_by_key(&day).await?;
-        let week_edges = self.edge_series_by_key(&week).await?;
+    /// The busiest edges judged over `now`, the day and the week before.
+    async fn judge_edges(
+        &self,
+        [now, day, week]: [&SeriesBuckets; 3],
+        now_secs: f64,
+        coverage: &[Coverage; 2],
+        found: &mut Anomalies,
+    ) -> Result<(), QueryError> {
+        let now_edges = self.edge_series_by_key(now).await?;
+        let day_edges = self.edge_series_by_key(day).await?;
+        let week_edges = self.edge_series_by_key(week).await?;
         let edges = busiest(
             [&now_edges, &day_edges, &week_edges],
             |stats| stats.num_requests,
@@ -121,12 +143,22 @@ impl QueryService {
                 Subject::Edge(key.clone()),
                 &series,
                 now_secs,
-                &coverage,
+                coverage,
                 edge_sample,
-                &mut found,
+                found,
             );
         }
+        Ok(())
+    }
 
+    /// The busiest services judged over `now`, the day and the week before.
+    async fn judge_services(
+        &self,
+        [now, day, week]: [&SeriesBuckets; 3],
+        now_secs: f64,
+        coverage: &[Coverage; 2],
+        found: &mut Anomalies,
+    ) -> Result<(), QueryError> {
         let by_service = |buckets: Vec<BTreeMap<String, OperationStats>>| {
             let num_buckets = buckets.len();
             let mut series: HashMap<String, Vec<OperationStats>> = HashMap::new();
@@ -140,9 +172,9 @@ impl QueryService {
             }
             series
         };
-        let now_services = by_service(self.service_series(&now, None).await?);
-        let day_services = by_service(self.service_series(&day, None).await?);
-        let week_services = by_service(self.service_series(&week, None).await?);
+        let now_services = by_service(self.service_series(now, None).await?);
+        let day_services = by_service(self.service_series(day, None).await?);
+        let week_services = by_service(self.service_series(week, None).await?);
         let services = busiest(
             [&now_services, &day_services, &week_services],
             |stats| stats.num_requests,
@@ -158,19 +190,12 @@ impl QueryService {
                 Subject::Service(name.clone()),
                 &series,
                 now_secs,
-                &coverage,
+                coverage,
                 service_sample,
-                &mut found,
+                found,
             );
         }
-        found.anomalies.sort_by(|a, b| {
-            b.departure
-                .score
-                .abs()
-                .total_cmp(&a.departure.score.abs())
-                .then_with(|| a.subject.cmp(&b.subject))
-        });
-        Ok(found)
+        Ok(())
     }
 
     /// Per window of `buckets`, the seconds with anything stored (any edge or operation), when
@@ -189,7 +214,7 @@ impl QueryService {
                 let num_stored = minutes_of(window)
                     .filter(|minute| stored.contains(minute))
                     .count() as i64;
-                (num_stored * 2 >= window.num_minutes()).then(|| num_stored as f64 * 60.0)
+                (num_stored * 2 >= window.num_minutes()).then_some(num_stored as f64 * 60.0)
             })
             .collect())
     }

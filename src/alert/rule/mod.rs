@@ -307,16 +307,7 @@ impl RuleKind {
                 }
                 Ok(())
             }
-            RuleKind::Anomaly { figures, .. } => match figures
-                .iter()
-                .find(|figure| Figure::parse(figure).is_none())
-            {
-                Some(unknown) => Err((
-                    "figures",
-                    format!("`{unknown}` is not one of rate, error_rate, p95_ms"),
-                )),
-                None => Ok(()),
-            },
+            RuleKind::Anomaly { figures, .. } => check_figures(figures),
             RuleKind::KafkaLagGrowing
             | RuleKind::DependencyChange { .. }
             | RuleKind::Cycle { .. } => Ok(()),
@@ -350,6 +341,20 @@ fn check_positive(field: &'static str, value: f64) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err((field, format!("{value} must be above 0")))
+    }
+}
+
+/// Each a figure anomalies are judged by.
+fn check_figures(figures: &[String]) -> Result<(), Invalid> {
+    match figures
+        .iter()
+        .find(|figure| Figure::parse(figure).is_none())
+    {
+        Some(unknown) => Err((
+            "figures",
+            format!("`{unknown}` is not one of rate, error_rate, p95_ms"),
+        )),
+        None => Ok(()),
     }
 }
 

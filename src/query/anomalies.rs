@@ -128,26 +128,14 @@ impl QueryService {
         let now_edges = self.edge_series_by_key(now).await?;
         let day_edges = self.edge_series_by_key(day).await?;
         let week_edges = self.edge_series_by_key(week).await?;
-        let edges = busiest(
+        judge_busiest(
             [&now_edges, &day_edges, &week_edges],
             |stats| stats.num_requests,
-            &mut found.num_skipped,
+            |key| Subject::Edge(key.clone()),
+            edge_sample,
+            (now_secs, coverage),
+            found,
         );
-        for key in edges {
-            let series = Series {
-                now: now_edges.get(key).and_then(|buckets| buckets.first()),
-                day_before: day_edges.get(key),
-                week_before: week_edges.get(key),
-            };
-            judge_subject(
-                Subject::Edge(key.clone()),
-                &series,
-                now_secs,
-                coverage,
-                edge_sample,
-                found,
-            );
-        }
         Ok(())
     }
 
@@ -175,26 +163,14 @@ impl QueryService {
         let now_services = by_service(self.service_series(now, None).await?);
         let day_services = by_service(self.service_series(day, None).await?);
         let week_services = by_service(self.service_series(week, None).await?);
-        let services = busiest(
+        judge_busiest(
             [&now_services, &day_services, &week_services],
             |stats| stats.num_requests,
-            &mut found.num_skipped,
+            |name| Subject::Service(name.clone()),
+            service_sample,
+            (now_secs, coverage),
+            found,
         );
-        for name in services {
-            let series = Series {
-                now: now_services.get(name).and_then(|buckets| buckets.first()),
-                day_before: day_services.get(name),
-                week_before: week_services.get(name),
-            };
-            judge_subject(
-                Subject::Service(name.clone()),
-                &series,
-                now_secs,
-                coverage,
-                service_sample,
-                found,
-            );
-        }
         Ok(())
     }
 
@@ -247,6 +223,26 @@ fn busiest<'a, K: Ord + std::hash::Hash + Eq, T>(
         .take(MAX_SUBJECTS)
         .map(|(key, _)| key)
         .collect()
+}
+
+/// The busiest subjects of the reads of now, a day and a week before, each judged.
+fn judge_busiest<K: Ord + std::hash::Hash + Eq, T: Default>(
+    reads: [&HashMap<K, Vec<T>>; 3],
+    calls: fn(&T) -> u64,
+    subject: impl Fn(&K) -> Subject,
+    sample: fn(Figure, &T, f64) -> Sample,
+    (now_secs, coverage): (f64, &[Coverage; 2]),
+    found: &mut Anomalies,
+) {
+    let [now, day, week] = reads;
+    for key in busiest(reads, calls, &mut found.num_skipped) {
+        let series = Series {
+            now: now.get(key).and_then(|buckets| buckets.first()),
+            day_before: day.get(key),
+            week_before: week.get(key),
+        };
+        judge_subject(subject(key), &series, now_secs, coverage, sample, found);
+    }
 }
 
 /// Each figure of one subject judged; anomalies pushed to `found`.

@@ -211,18 +211,16 @@ impl Engine {
 
     /// `alert` as notifications and pages show it.
     pub fn describe(&self, spec: &RuleSpec, id: u64, alert: &Alert) -> Notifiable {
+        // Templates read the details like labels; a label of the same name wins.
+        let mut fields = alert.details.clone();
+        fields.extend(alert.labels.clone());
         Notifiable {
             fingerprint: id,
             alert: alert.clone(),
             annotations: spec
                 .annotations
                 .iter()
-                .map(|(name, text)| {
-                    (
-                        name.clone(),
-                        template::render(text, &alert.labels, alert.value),
-                    )
-                })
+                .map(|(name, text)| (name.clone(), template::render(text, &fields, alert.value)))
                 .collect(),
             generator_url: format!("{}{}", self.external_url, page_of(&alert.labels)),
         }

@@ -243,6 +243,7 @@ mod tests {
                 resolved_at_unix_nano: (status == Status::Resolved).then_some(0),
                 last_held_unix_nano: 0,
                 value: 1.0,
+                details: Labels::new(),
             },
             annotations: Labels::new(),
             generator_url: String::new(),

@@ -139,6 +139,7 @@ mod tests {
             resolved_at_unix_nano: (status == Status::Resolved).then_some(T0 + 120_000_000_000),
             last_held_unix_nano: T0 + 60_000_000_000,
             value: 0.08,
+            details: Labels::new(),
         }
     }
 

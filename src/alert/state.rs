@@ -12,6 +12,23 @@ use serde::{Deserialize, Serialize};
 /// Labels of one alert, sorted: the identity of the alert within its rule.
 pub type Labels = BTreeMap<String, String>;
 
+/// Labels a rule's evaluation returns under names starting with this are the alert's details
+/// (an anomaly's baseline): kept without the prefix in [`Alert::details`], readable by
+/// templates, never part of its identity or sent as labels.
+pub const DETAIL_PREFIX: &str = "__";
+
+/// `labels` without the details, and the details without their prefix.
+fn split_details(labels: Labels) -> (Labels, Labels) {
+    let (details, labels): (Labels, Labels) = labels
+        .into_iter()
+        .partition(|(name, _)| name.starts_with(DETAIL_PREFIX));
+    let details = details
+        .into_iter()
+        .map(|(name, value)| (name[DETAIL_PREFIX.len()..].to_owned(), value))
+        .collect();
+    (labels, details)
+}
+
 /// A stable 64-bit fingerprint of a label set (FNV-1a over `name\xffvalue\xff`), shown as 16
 /// hex digits like Alertmanager's.
 pub fn fingerprint(labels: &Labels) -> u64 {
@@ -66,6 +83,9 @@ pub struct Alert {
     pub last_held_unix_nano: u64,
     /// The value that made the condition hold, last time it did.
     pub value: f64,
+    /// What the last evaluation said besides the value (see [`DETAIL_PREFIX`]).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub details: Labels,
 }
 
 /// What changed in one evaluation, for notifications and the log.
@@ -132,6 +152,7 @@ impl RuleAlerts {
         let mut changes = Vec::new();
         let mut seen = Vec::with_capacity(holding.len());
         for (labels, value) in holding {
+            let (labels, details) = split_details(labels);
             let id = fingerprint(&labels);
             seen.push(id);
             let is_new = match self.alerts.get(&id) {
@@ -153,6 +174,7 @@ impl RuleAlerts {
                         resolved_at_unix_nano: None,
                         last_held_unix_nano: now,
                         value,
+                        details: Labels::new(),
                     },
                 );
                 changes.push(Change::Pending(id));
@@ -162,6 +184,7 @@ impl RuleAlerts {
             };
             alert.last_held_unix_nano = now;
             alert.value = value;
+            alert.details = details;
             let held_for = now.saturating_sub(alert.active_since_unix_nano);
             if alert.status == Status::Pending && held_for >= nanos(self.timing.for_duration) {
                 alert.status = Status::Firing;

@@ -63,6 +63,16 @@ pub fn format_value(format: ValueFormat, value: f64) -> String {
     }
 }
 
+/// A figure judged for anomalies with its unit: `3.2/s`, `2.5 %`, `140 ms`.
+pub fn figure_text(figure: crate::graph::anomaly::Figure, value: f64) -> String {
+    use crate::graph::anomaly::Figure;
+    match figure {
+        Figure::Rate => format!("{}/s", humanize(value)),
+        Figure::ErrorRate => format_value(ValueFormat::Percent, value),
+        Figure::P95Ms => format_value(ValueFormat::Millis, value),
+    }
+}
+
 /// Up to three significant decimals, no trailing zeros: 0.0833 → "0.0833", 12.5 → "12.5",
 /// 1234.567 → "1234.6".
 pub fn humanize(value: f64) -> String {

@@ -30,10 +30,8 @@ impl CallerOperations {
             return;
         }
         let key = self.fingerprints.hash_one((span.trace_id, span.span_id));
-        if !self.names.contains_key(&key) {
-            self.names
-                .insert(key, Arc::from(&*span.name), now_unix_nano, drop);
-        }
+        self.names
+            .insert(key, Arc::from(&*span.name), now_unix_nano, drop);
     }
 
     /// The operation of span `span_id` of `trace_id`, when it was a recent server or consumer.

@@ -24,6 +24,7 @@
 //! Virtual names are cut to [`naming::MAX_VIRTUAL_NAME_BYTES`].
 
 pub mod analysis;
+pub mod anomaly;
 pub mod audit;
 mod caller_operations;
 mod chains;

@@ -88,6 +88,11 @@ impl OperationStats {
     }
 }
 
+/// A latency sketch's p95 in milliseconds; `None` without timed calls.
+pub fn p95_ms(sketch: &super::LatencySketch) -> Option<f64> {
+    sketch.quantile_nanos(0.95).map(|nanos| nanos / 1e6)
+}
+
 /// The p95 each kind of call should stay under (`[graph]` `target_*_p95_ms`): what the map's
 /// colours, and the audit, hold latency against.
 #[derive(Debug, Clone, Copy, PartialEq)]

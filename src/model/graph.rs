@@ -198,7 +198,7 @@ impl EdgeStats {
             })
         };
         let (caller, callee, own) = match search(&self.operations, caller, callee) {
-            Ok(_) => (caller, callee, true),
+            Ok(at) => return (&mut self.operations[at], true),
             Err(_) if self.num_own_splits() >= MAX_OPERATION_SPLITS => {
                 ("", OTHER_OPERATIONS, false)
             }

@@ -1,6 +1,7 @@
 //! The query service: what the web layer (and later alerts) may ask of stored and live data.
 //! It runs store reads on the blocking pool and knows nothing about HTTP.
 
+mod anomalies;
 mod audit;
 mod deploys;
 mod diff;
@@ -26,6 +27,10 @@ use crate::store::{
     MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader, TraceSummary,
 };
 
+pub use anomalies::{
+    Anomalies, Anomaly, MAX_SUBJECTS as MAX_ANOMALY_SUBJECTS,
+    MAX_WINDOW_MINUTES as MAX_ANOMALY_WINDOW_MINUTES, Subject,
+};
 pub use audit::{Audit, AuditSettings, FindingFilter};
 pub use diff::{Baseline, GraphDiff};
 pub use edge_split::{

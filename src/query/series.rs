@@ -2,7 +2,7 @@
 //! and per-bucket series for sparklines and the edge page, each read once for the whole range
 //! (memory and store) and split by minute — not one full query per bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{GraphRange, QueryError, QueryService};
 use crate::model::graph::{EdgeKey, EdgeStats, OperationStats};
@@ -131,13 +131,48 @@ impl QueryService {
         keep: impl Fn(&EdgeKey) -> bool,
     ) -> Result<Vec<EdgeStats>, QueryError> {
         let mut sums = vec![EdgeStats::default(); buckets.len()];
+        self.each_edge_in_buckets(buckets, keep, |index, _, stats| sums[index].merge(stats))
+            .await?;
+        Ok(sums)
+    }
+
+    /// Per edge, its stats in each bucket (one read for the whole range, like
+    /// [`Self::edge_series`]).
+    pub async fn edge_series_by_key(
+        &self,
+        buckets: &SeriesBuckets,
+    ) -> Result<HashMap<EdgeKey, Vec<EdgeStats>>, QueryError> {
+        let num_buckets = buckets.len();
+        let mut series: HashMap<EdgeKey, Vec<EdgeStats>> = HashMap::new();
+        self.each_edge_in_buckets(
+            buckets,
+            |_| true,
+            |index, key, stats| {
+                series
+                    .entry(key.clone())
+                    .or_insert_with(|| vec![EdgeStats::default(); num_buckets])[index]
+                    .merge(stats);
+            },
+        )
+        .await?;
+        Ok(series)
+    }
+
+    /// Calls `add(bucket index, edge, stats)` for each minute of each edge `keep` accepts:
+    /// from memory for the minutes it holds, from the store for the rest.
+    async fn each_edge_in_buckets(
+        &self,
+        buckets: &SeriesBuckets,
+        keep: impl Fn(&EdgeKey) -> bool,
+        mut add: impl FnMut(usize, &EdgeKey, &EdgeStats),
+    ) -> Result<(), QueryError> {
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
                 let live = bucket.starting_at_or_after(live_since);
                 for edge in engine.edges(live).iter().filter(|edge| keep(&edge.key)) {
-                    sums[index].merge(&edge.stats);
+                    add(index, &edge.key, &edge.stats);
                 }
             }
             live_since
@@ -148,11 +183,11 @@ impl QueryService {
                 .await?;
             for rollup in stored.iter().filter(|rollup| keep(&rollup.key)) {
                 if let Some(index) = buckets.index_of(rollup.minute) {
-                    sums[index].merge(&rollup.stats);
+                    add(index, &rollup.key, &rollup.stats);
                 }
             }
         }
-        Ok(sums)
+        Ok(())
     }
 
     /// Per bucket, each service's operations merged (services without requests left out);

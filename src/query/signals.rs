@@ -54,6 +54,8 @@ pub struct SignalOverlay {
     pub breakers: Vec<(Breaker, Option<EdgeKey>)>,
     /// What duration histograms describe (`query::metric_red`).
     pub metrics: super::MetricsOverlay,
+    /// Badges of edges departing from their baseline (`query::anomalies`), when a page asked.
+    pub anomalies: HashMap<EdgeKey, String>,
 }
 
 /// The map of a range with its lag and breakers placed on it.

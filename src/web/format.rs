@@ -391,6 +391,30 @@ impl Mark {
     }
 }
 
+/// An anomaly as the map's badge says it: "p95 ×4.0 vs last week", "rate ×0.25 vs
+/// yesterday", "errors 12 % vs 0.5 % yesterday", "rate up from 0 vs yesterday".
+pub fn anomaly_badge(anomaly: &crate::query::Anomaly) -> String {
+    use crate::graph::anomaly::Figure;
+    let departure = &anomaly.departure;
+    let reference = departure.reference.words();
+    let name = match anomaly.figure {
+        Figure::Rate => "rate",
+        Figure::ErrorRate => {
+            return format!(
+                "errors {} vs {} {reference}",
+                percent_text(Some(departure.now)),
+                percent_text(Some(departure.baseline))
+            );
+        }
+        Figure::P95Ms => "p95",
+    };
+    match departure.ratio() {
+        Some(ratio) if ratio >= 1.0 => format!("{name} ×{ratio:.1} vs {reference}"),
+        Some(ratio) => format!("{name} ×{ratio:.2} vs {reference}"),
+        None => format!("{name} up from 0 vs {reference}"),
+    }
+}
+
 /// An edge as a mark's subject: `service:orders -> service:payments (http)`.
 pub fn edge_subject(key: &EdgeKey) -> String {
     format!(

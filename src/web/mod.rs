@@ -129,6 +129,10 @@ fn map_api(config: &mut web::ServiceConfig) {
             "/api/v1/services/{name}",
             web::get().to(handlers::graph::service),
         )
+        .route(
+            "/api/v1/anomalies",
+            web::get().to(handlers::anomalies::anomalies),
+        )
         .route("/api/v1/insights", web::get().to(handlers::graph::insights));
 }
 

@@ -15,6 +15,7 @@ mod tls_support;
 mod alertmanager;
 mod alerts;
 mod alerts_page;
+mod anomalies;
 mod audit_e2e;
 mod backpressure;
 mod bad_input;

@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{ChangeFilter, Comparison, DropScope, Inputs, RuleKind};
+use super::{AnomalySubjects, ChangeFilter, Comparison, DropScope, Inputs, RuleKind};
 use crate::alert::state::Labels;
 use crate::graph::analysis::{self, GraphView};
 use crate::model::graph::{EdgeKey, EdgeKind, EdgeStats, NodeKind};
 use crate::model::{AttrValue, MetricPoint, attr_get};
 use crate::model::{NumberValue, PointValue};
-use crate::query::{ServiceSummary, SignalOverlay};
+use crate::query::{Anomaly, ServiceSummary, SignalOverlay, Subject};
 use crate::signals::Trend;
 
 fn label(pairs: &[(&str, &str)]) -> Labels {
@@ -93,6 +93,7 @@ pub fn evaluate(kind: &RuleKind, inputs: &Inputs<'_>) -> Vec<(Labels, f64)> {
             kinds,
             min_severity,
         } => findings(inputs.findings, kinds, min_severity),
+        RuleKind::Anomaly { figures, subjects } => anomalies(inputs.anomalies, figures, *subjects),
         RuleKind::MetricThreshold {
             metric,
             matchers,
@@ -404,4 +405,46 @@ fn point_value(value: &PointValue) -> Option<f64> {
         PointValue::ExponentialHistogram(histogram) => mean(histogram.sum?, histogram.count),
         PointValue::Summary(summary) => mean(summary.sum, summary.count),
     }
+}
+
+/// Anomalies of `figures` (all when empty) of the `subjects` watched: labelled by subject,
+/// figure and direction; the current value and the baseline as details for templates
+/// (`state::DETAIL_PREFIX`: not part of the alert's identity).
+fn anomalies(
+    found: &[Anomaly],
+    figures: &[String],
+    subjects: AnomalySubjects,
+) -> Vec<(Labels, f64)> {
+    found
+        .iter()
+        .filter(|anomaly| figures.is_empty() || figures.iter().any(|f| f == anomaly.figure.name()))
+        .filter_map(|anomaly| {
+            let mut labels = match (&anomaly.subject, subjects) {
+                (Subject::Edge(key), AnomalySubjects::Any | AnomalySubjects::Edges) => {
+                    edge_labels(key)
+                }
+                (Subject::Service(name), AnomalySubjects::Any | AnomalySubjects::Services) => {
+                    label(&[("service", name)])
+                }
+                _ => return None,
+            };
+            let departure = &anomaly.departure;
+            let direction = match departure.direction() {
+                crate::graph::anomaly::Direction::Up => "up",
+                crate::graph::anomaly::Direction::Down => "down",
+            };
+            labels.insert("figure".to_owned(), anomaly.figure.name().to_owned());
+            labels.insert("direction".to_owned(), direction.to_owned());
+            let print = |value| crate::alert::template::figure_text(anomaly.figure, value);
+            let detail = |name: &str| format!("{}{name}", crate::alert::state::DETAIL_PREFIX);
+            labels.insert(detail("now"), print(departure.now));
+            labels.insert(detail("baseline"), print(departure.baseline));
+            labels.insert(detail("reference"), departure.reference.words().to_owned());
+            labels.insert(
+                detail("score"),
+                crate::alert::template::humanize(departure.score),
+            );
+            Some((labels, departure.now))
+        })
+        .collect()
 }

@@ -4,6 +4,8 @@
 //! services' RED, the window before (rate drops, dependency changes) and stored metric points.
 //! `for`, grouping and delivery live elsewhere (`state`, `group`, `delivery`).
 
+#[cfg(test)]
+mod anomaly_tests;
 mod evaluate;
 #[cfg(test)]
 mod tests;
@@ -15,10 +17,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::graph::analysis::GraphView;
+use crate::graph::anomaly::Figure;
 use crate::graph::audit::{Finding, FindingKind, Severity};
 use crate::model::MetricPoint;
 use crate::model::graph::EdgeKind;
-use crate::query::{ServiceSummary, SignalOverlay};
+use crate::query::{Anomaly, ServiceSummary, SignalOverlay};
 
 /// What a rule watches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +103,19 @@ pub enum RuleKind {
         #[serde(default = "default_min_severity")]
         min_severity: String,
     },
+    /// An edge's or a service's figure (`figures`: `rate`, `error_rate`, `p95_ms`; empty: all)
+    /// departing from the same time a day and a week before (docs/anomalies.md): one alert
+    /// per subject and figure, labelled `figure` and `direction`, valued by the current
+    /// figure. Templates read `{{ $labels.now }}`, `{{ $labels.baseline }}` (printed with
+    /// their unit), `{{ $labels.reference }}` and `{{ $labels.score }}`, which are not labels:
+    /// they change between evaluations without making a new alert. Windows longer than an
+    /// hour are judged over their last hour.
+    Anomaly {
+        #[serde(default)]
+        figures: Vec<String>,
+        #[serde(default)]
+        subjects: AnomalySubjects,
+    },
     /// The latest value of each series of a stored metric compared with `threshold`.
     MetricThreshold {
         metric: String,
@@ -118,6 +134,16 @@ pub enum DropScope {
     #[default]
     Service,
     Edge,
+}
+
+/// Which anomalies a rule watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalySubjects {
+    #[default]
+    Any,
+    Edges,
+    Services,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +200,8 @@ pub struct Inputs<'a> {
     pub metric_points: &'a [MetricPoint],
     /// The audit's findings on the window's map (finding rules).
     pub findings: &'a [Finding],
+    /// What departs from its baseline over the window (anomaly rules; empty for others).
+    pub anomalies: &'a [Anomaly],
 }
 
 /// How a rule's values read.
@@ -193,6 +221,11 @@ impl RuleKind {
             RuleKind::EdgeLatency { .. }
             | RuleKind::ServiceLatency { .. }
             | RuleKind::PublishConsumeLatency { .. } => ValueFormat::Millis,
+            RuleKind::Anomaly { figures, .. } => match figures.as_slice() {
+                [only] if only == Figure::ErrorRate.name() => ValueFormat::Percent,
+                [only] if only == Figure::P95Ms.name() => ValueFormat::Millis,
+                _ => ValueFormat::Plain,
+            },
             _ => ValueFormat::Plain,
         }
     }
@@ -274,6 +307,7 @@ impl RuleKind {
                 }
                 Ok(())
             }
+            RuleKind::Anomaly { figures, .. } => check_figures(figures),
             RuleKind::KafkaLagGrowing
             | RuleKind::DependencyChange { .. }
             | RuleKind::Cycle { .. } => Ok(()),
@@ -307,6 +341,20 @@ fn check_positive(field: &'static str, value: f64) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err((field, format!("{value} must be above 0")))
+    }
+}
+
+/// Each a figure anomalies are judged by.
+fn check_figures(figures: &[String]) -> Result<(), Invalid> {
+    match figures
+        .iter()
+        .find(|figure| Figure::parse(figure).is_none())
+    {
+        Some(unknown) => Err((
+            "figures",
+            format!("`{unknown}` is not one of rate, error_rate, p95_ms"),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -22,6 +22,7 @@ fn inputs(view: &GraphView) -> Inputs<'_> {
         baseline_services: &[],
         metric_points: &[],
         findings: &[],
+        anomalies: &[],
     }
 }
 

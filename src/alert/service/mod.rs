@@ -20,7 +20,7 @@ pub use views::{AlertView, RuleView};
 use super::config::AlertsConfig;
 use super::delivery::Sender;
 use super::engine::Engine;
-use super::rule::{self, Inputs};
+use super::rule::{self, Inputs, RuleKind};
 use super::silence::{MAX_SILENCES, NewSilence, Silence};
 use super::state::Labels;
 use crate::alert::store::{AlertStore, Attempt, Delivery, Outcome};
@@ -257,6 +257,16 @@ impl Alerting {
                 },
                 None => Vec::new(),
             };
+            let anomalies = match &spec.kind {
+                RuleKind::Anomaly { .. } => match self.read_anomalies(minutes, now).await {
+                    Ok(found) => found,
+                    Err(err) => {
+                        results.push(Err(err));
+                        continue;
+                    }
+                },
+                _ => Vec::new(),
+            };
             let inputs = Inputs {
                 view: &window.placed.view,
                 overlay: &window.placed.overlay,
@@ -265,6 +275,7 @@ impl Alerting {
                 baseline_services: &window.baseline_services,
                 metric_points: &points,
                 findings: &window.findings,
+                anomalies: &anomalies,
             };
             results.push(Ok(rule::evaluate(&spec.kind, &inputs)));
         }
@@ -288,6 +299,21 @@ impl Alerting {
             baseline_services: query.services(range.before(), None).await.map_err(text)?,
             range,
         })
+    }
+
+    /// What departs from its baseline over the last `minutes` (at most the anomaly query's
+    /// longest window).
+    async fn read_anomalies(
+        &self,
+        minutes: i64,
+        now: u64,
+    ) -> Result<Vec<crate::query::Anomaly>, String> {
+        let minutes = minutes.min(crate::query::MAX_ANOMALY_WINDOW_MINUTES);
+        let range = GraphRange::last_minutes(minutes, now);
+        let found = self.inner.query.anomalies(range).await;
+        found
+            .map(|found| found.anomalies)
+            .map_err(|err| err.to_string())
     }
 
     async fn read_metric(

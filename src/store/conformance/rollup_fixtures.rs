@@ -117,7 +117,11 @@ fn splits(seed: u64) -> Vec<OperationSplit> {
     };
     match seed % 3 {
         0 => Vec::new(),
-        1 => vec![split("GET /checkout", "POST /orders", seed.wrapping_add(100))],
+        1 => vec![split(
+            "GET /checkout",
+            "POST /orders",
+            seed.wrapping_add(100),
+        )],
         _ => vec![
             split("", "SELECT orders", 40),
             split("GET /x", "'; DROP TABLE x --<b>", seed.wrapping_add(60)),

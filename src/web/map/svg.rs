@@ -313,6 +313,9 @@ fn edge_text(key: &EdgeKey, stats: &EdgeStats, window_secs: f64, marks: &MapMark
         }
         _ => {}
     }
+    if let Some(words) = marks.overlay.anomalies.get(key) {
+        text.badge(LineStyle::Warning, words.clone());
+    }
     let firing = marks.alerts.on_edge(key);
     if firing > 0 {
         text.badge(LineStyle::Alarm, format!("{firing} firing"));

@@ -7,6 +7,9 @@ use crate::signals::BreakerState;
 use crate::web::map::groups;
 use crate::web::params::Params;
 
+/// Maps with more edges than this draw no anomaly badges (see [`anomaly_badges`]).
+const MAX_EDGES_WITH_ANOMALY_BADGES: usize = 300;
+
 /// The map's parameters: the graph's, and what to compare with (see `map_compare`).
 const MAP_PARAMS: &[&str] = &[
     "window",
@@ -192,6 +195,33 @@ async fn firing_alerts(state: &WebState) -> svg::FiringAlerts {
 fn map_query(raw: &str) -> (groups::Expand, String) {
     let (expand, query_string) = without_expand(&without_empty(raw));
     (expand, forgiving_focus(&custom_range_wins(&query_string)))
+}
+
+/// Badges of the edges departing from their baseline over ranges up to an hour (none when
+/// the read fails: the map still draws).
+pub(super) async fn anomaly_badges(
+    state: &WebState,
+    range: GraphRange,
+    num_edges: usize,
+) -> HashMap<EdgeKey, String> {
+    // The read takes the range a day and a week before from the store on every render: small
+    // maps only (a large mesh's would cost more than drawing it; the API lists them all).
+    if range.minutes.num_minutes() > crate::query::MAX_ANOMALY_WINDOW_MINUTES
+        || num_edges > MAX_EDGES_WITH_ANOMALY_BADGES
+    {
+        return HashMap::new();
+    }
+    match state.query.anomalies(range).await {
+        Ok(found) => found
+            .by_edge()
+            .into_iter()
+            .map(|(key, anomaly)| (key.clone(), crate::web::format::anomaly_badge(anomaly)))
+            .collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "anomalies not read for the map");
+            HashMap::new()
+        }
+    }
 }
 
 /// The map's Audit select, loaded after the map (the audit of a large map costs as much as

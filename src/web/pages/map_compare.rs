@@ -114,7 +114,7 @@ pub(super) async fn drawn(
     params: &Params,
 ) -> Result<Drawn, PageError> {
     let mut comparison = compared(state, range, filter, params).await?;
-    let (mut view, overlay, shown_range) = match comparison.as_mut() {
+    let (mut view, mut overlay, shown_range) = match comparison.as_mut() {
         Some(compared) => (
             std::mem::take(&mut compared.view),
             std::mem::take(&mut compared.overlay),
@@ -130,6 +130,7 @@ pub(super) async fn drawn(
         .node_traffic(shown_range, filter, &view)
         .await?
         .traffic;
+    overlay.anomalies = super::map::anomaly_badges(state, shown_range, view.edges.len()).await;
     // Vanished edges are drawn with what they carried before; their nodes serve nothing now.
     if let Some(compared) = comparison.as_mut() {
         view.edges.append(&mut compared.vanished_edges);

@@ -15,10 +15,14 @@ fn calls_are_split_by_the_callers_operation_and_the_operation_called() {
             .name("SELECT orders")
             .attr("db.system", "postgresql")
             .timed(0, 4 * MILLI),
-        span("orders", SpanKind::Server, 1, 2).name("POST /orders").http(),
+        span("orders", SpanKind::Server, 1, 2)
+            .name("POST /orders")
+            .http(),
         http_client("orders", 2, 7).parent(6),
         http_server("payments", 2, 8, 7).name("POST /pay"),
-        span("orders", SpanKind::Server, 2, 6).name("GET /cart").http(),
+        span("orders", SpanKind::Server, 2, 6)
+            .name("GET /cart")
+            .http(),
         // A call whose caller's span never came.
         http_client("orders", 3, 9).parent(99),
         http_server("payments", 3, 10, 9).name("POST /refund"),
@@ -28,7 +32,13 @@ fn calls_are_split_by_the_callers_operation_and_the_operation_called() {
         edge.stats
             .operations
             .iter()
-            .map(|split| (split.caller.clone(), split.callee.clone(), split.num_requests))
+            .map(|split| {
+                (
+                    split.caller.clone(),
+                    split.callee.clone(),
+                    split.num_requests,
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -66,7 +76,10 @@ fn operation_pairs_beyond_the_limit_are_added_up_and_counted() {
         .expect("the other operations");
     assert_eq!(other.num_requests, 4);
     assert_eq!(
-        engine.counters().window.num_calls_over_operation_split_limit,
+        engine
+            .counters()
+            .window
+            .num_calls_over_operation_split_limit,
         4
     );
 }

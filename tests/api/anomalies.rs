@@ -191,6 +191,21 @@ async fn a_spike_against_yesterday_and_last_week_is_the_one_anomaly() {
     assert_eq!(badged.len(), 1, "one edge badged");
     assert!(badged[0].contains("payments"), "{}", badged[0]);
 
+    // The insights page lists the edge and the service, linked to their pages.
+    let (status, page) = app.get_text("/insights?window=15m").await;
+    assert_eq!(status, 200);
+    let listed = page
+        .split("Departures from the same time yesterday and last week")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no anomalies section on the insights page:\n{page}"));
+    let listed = listed.split("</table>").next().unwrap_or_default();
+    assert!(listed.contains("orders → payments"), "{listed}");
+    assert!(
+        listed.contains("/edges/service%3Aorders/service%3Apayments"),
+        "{listed}"
+    );
+    assert!(listed.contains("rate ×"), "{listed}");
+
     for (query, expected) in [
         ("window=6h", "at most 60 minutes"),
         ("window=5x", "window"),

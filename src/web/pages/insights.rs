@@ -26,6 +26,8 @@ pub async fn insights(
     page.sections.extend(audit::rule_sections(&audit.findings));
     page.sections
         .push(audit::scorecard_section(&audit.findings));
+    page.sections
+        .push(anomalies_section(&state, range, &params::range_query(&query_string)).await);
     page.sections.extend([
         cycle_section(&found),
         chain_section(&found),
@@ -34,6 +36,42 @@ pub async fn insights(
         spof_section(&found),
     ]);
     Ok(respond(&page))
+}
+
+/// Edges and services departing from the same time a day and a week before (docs/anomalies.md),
+/// over ranges of at most an hour.
+async fn anomalies_section(state: &WebState, range: GraphRange, range_query: &str) -> Section {
+    let mut section = Section::new(
+        "Departures from the same time yesterday and last week",
+        "No edge or service departs from its baseline (or none has a day or a week of history).",
+        &[("Subject", false), ("Departure", false), ("Score", true)],
+    );
+    if range.minutes.num_minutes() > crate::query::MAX_ANOMALY_WINDOW_MINUTES {
+        section.empty = "Judged over ranges of at most an hour: pick a shorter range.".to_owned();
+        return section;
+    }
+    let found = match state.query.anomalies(range).await {
+        Ok(found) => found,
+        Err(err) => {
+            section.empty = format!("Could not read the baselines: {err}");
+            return section;
+        }
+    };
+    for anomaly in &found.anomalies {
+        let (text, href) = match &anomaly.subject {
+            crate::query::Subject::Edge(key) => (
+                format!("{} → {}", key.source.name, key.target.name),
+                links::edge(key),
+            ),
+            crate::query::Subject::Service(name) => (name.clone(), links::service(name)),
+        };
+        section.rows.push(vec![
+            Cell::link(text, links::with_range(&href, range_query)),
+            Cell::text(format::anomaly_badge(anomaly)),
+            Cell::number(format!("{:.1}", anomaly.departure.score)),
+        ]);
+    }
+    section
 }
 
 fn cycle_section(found: &analysis::Insights) -> Section {

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::model::figures::p95_ms;
 use crate::model::graph::{EdgeKey, EdgeStats};
 
 /// Calls that make an edge present in a period (and expected calls that make its absence
@@ -194,10 +195,7 @@ fn p95_change(base: &EdgeStats, now: &EdgeStats) -> Option<String> {
     if before.count() < MIN_CALLS_COMPARED || after.count() < MIN_CALLS_COMPARED {
         return None;
     }
-    let (base_ms, now_ms) = (
-        before.quantile_nanos(0.95)? / 1e6,
-        after.quantile_nanos(0.95)? / 1e6,
-    );
+    let (base_ms, now_ms) = (p95_ms(before)?, p95_ms(after)?);
     let ratio = now_ms / base_ms.max(1e-6);
     let far = !(1.0 / P95_RATIO..P95_RATIO).contains(&ratio);
     if !far || (now_ms - base_ms).abs() < P95_MIN_MS {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::graph::deploys::Deploy;
 use crate::graph::diff::judged_sketch;
-use crate::model::figures::per_second;
+use crate::model::figures::{p95_ms, per_second};
 use crate::model::graph::EdgeStats;
 use crate::model::{MinuteRange, UnixMinute};
 use crate::query::{Baseline, GraphDiff, GraphRange};
@@ -110,10 +110,6 @@ fn figures_json(stats: &EdgeStats, window_secs: f64) -> Value {
         "client_p95_ms": p95_ms(&stats.client_latency),
         "server_p95_ms": p95_ms(&stats.server_latency),
     })
-}
-
-fn p95_ms(sketch: &crate::model::LatencySketch) -> Option<f64> {
-    sketch.quantile_nanos(0.95).map(|nanos| nanos / 1e6)
 }
 
 fn diff_json(diff: &GraphDiff) -> Value {

@@ -75,9 +75,19 @@ impl QueryService {
         base: GraphRange,
         now: GraphRange,
     ) -> Result<GraphDiff, QueryError> {
+        let after = self.graph(now, &GraphFilter::default()).await?;
+        self.graph_diff_of(base, now, &after).await
+    }
+
+    /// The whole map in `base` against `after`, the whole map already read for `now`.
+    pub async fn graph_diff_of(
+        &self,
+        base: GraphRange,
+        now: GraphRange,
+        after: &GraphView,
+    ) -> Result<GraphDiff, QueryError> {
         let base = self.covered(base).await?;
-        let whole = GraphFilter::default();
-        let (before, after) = tokio::try_join!(self.graph(base, &whole), self.graph(now, &whole))?;
+        let before = self.graph(base, &GraphFilter::default()).await?;
         let edges = diff::diff(
             &Period {
                 edges: &before.edges,
@@ -91,7 +101,7 @@ impl QueryService {
         Ok(GraphDiff {
             base,
             now,
-            nodes: node_changes(&before, &after),
+            nodes: node_changes(&before, after),
             edges,
         })
     }

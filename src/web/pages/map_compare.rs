@@ -51,10 +51,15 @@ pub(super) async fn compared(
         };
         return Err(ApiError::NotFound(format!("No deploy {named:?} in this range.")).into());
     };
-    let diff = state.query.graph_diff(base, now).await?;
     let (view, overlay) = placed_view(state, now, filter).await?;
-    let shown = |key: &NodeKey| view.nodes.iter().any(|(node, _)| node == key);
     let unfiltered = filter.namespace.is_none() && filter.focus.is_none();
+    // An unfiltered view is the whole map the diff compares: read once.
+    let diff = if unfiltered {
+        state.query.graph_diff_of(base, now, &view).await?
+    } else {
+        state.query.graph_diff(base, now).await?
+    };
+    let shown = |key: &NodeKey| view.nodes.iter().any(|(node, _)| node == key);
     let vanished_edges: Vec<_> = diff
         .edges
         .iter()

@@ -7,10 +7,10 @@
 //!
 //! `CARTOGRAPH_TEST_CHDB_URL=http://127.0.0.1:8123 cargo bench --bench clickhouse`
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cartograph::model::{MinuteRange, UnixMinute};
-use cartograph::store::clickhouse::{ClickHouseOptions, open};
+use cartograph::store::clickhouse::{ClickHouseOptions, ClickHouseReader, ClickHouseWriter, open};
 use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
 use cartograph::store::{RollupReader, StoreWriter};
 
@@ -32,6 +32,49 @@ fn sql(url: &str, statement: &str) -> String {
         .output()
         .expect("curl runs");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Writes an hour of the mesh, then times its exact read and its read merged per edge.
+fn measure_rollup_reads(writer: &mut ClickHouseWriter, reader: &ClickHouseReader) {
+    let write_elapsed = write_mesh_hour(writer, MESH_EDGES);
+    println!(
+        "clickhouse rollups: an hour of a {MESH_EDGES}-edge mesh written in {:.2} s",
+        write_elapsed.as_secs_f64()
+    );
+    let hour = MinuteRange::new(
+        UnixMinute(BASE_MINUTE),
+        UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
+    );
+    let read = median_of_5(|| {
+        let rollups = reader.edge_rollups(hour, None).expect("read");
+        assert_eq!(rollups.len() as u64, MINUTES_PER_HOUR as u64 * MESH_EDGES);
+    });
+    println!(
+        "clickhouse rollups: the hour read exactly, {} rows, in {:.0} ms (median of 5)",
+        MINUTES_PER_HOUR as u64 * MESH_EDGES,
+        read.as_secs_f64() * 1000.0
+    );
+    let totals = median_of_5(|| {
+        let merged = reader.edge_totals(hour, None).expect("totals");
+        assert_eq!(merged.len() as u64, MESH_EDGES);
+    });
+    println!(
+        "clickhouse rollups: the hour merged per edge (what the map reads) in {:.0} ms (median of 5)",
+        totals.as_secs_f64() * 1000.0
+    );
+}
+
+/// The median of five timed runs of `run`.
+fn median_of_5(mut run: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2]
 }
 
 fn main() {
@@ -95,27 +138,10 @@ fn main() {
         bytes / NUM_SPANS as f64
     );
 
-    let write_elapsed = write_mesh_hour(&mut writer, MESH_EDGES);
-    let mut reads = Vec::new();
-    for _ in 0..5 {
-        let started = Instant::now();
-        let rollups = reader
-            .edge_rollups(
-                MinuteRange::new(
-                    UnixMinute(BASE_MINUTE),
-                    UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
-                ),
-                None,
-            )
-            .expect("read");
-        reads.push(started.elapsed());
-        assert_eq!(rollups.len() as u64, MINUTES_PER_HOUR as u64 * MESH_EDGES);
+    measure_rollup_reads(&mut writer, &reader);
+    if std::env::var_os("CARTOGRAPH_BENCH_KEEP").is_some() {
+        println!("clickhouse: kept database {database}");
+    } else {
+        sql(&url, &format!("DROP DATABASE `{database}`"));
     }
-    reads.sort();
-    println!(
-        "clickhouse rollups: an hour of a {MESH_EDGES}-edge mesh written in {:.2} s, read in {:.0} ms (median of 5)",
-        write_elapsed.as_secs_f64(),
-        reads[2].as_secs_f64() * 1000.0
-    );
-    sql(&url, &format!("DROP DATABASE `{database}`"));
 }

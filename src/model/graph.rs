@@ -182,9 +182,14 @@ pub struct OperationSplit {
 
 impl OperationSplit {
     pub fn merge(&mut self, other: &OperationSplit) {
+        self.add_counts(other);
+        self.latency.merge(&other.latency);
+    }
+
+    /// `other`'s counts (not its latency).
+    fn add_counts(&mut self, other: &OperationSplit) {
         self.num_requests += other.num_requests;
         self.num_errors += other.num_errors;
-        self.latency.merge(&other.latency);
     }
 }
 
@@ -192,13 +197,19 @@ impl EdgeStats {
     /// The split of (`caller`, `callee`), added when there is room, else the
     /// [`OTHER_OPERATIONS`] entry; returns the split and whether it is the pair's own.
     pub fn split_mut(&mut self, caller: &str, callee: &str) -> (&mut OperationSplit, bool) {
+        let (at, own) = self.split_index(caller, callee);
+        (&mut self.operations[at], own)
+    }
+
+    /// Where [`EdgeStats::split_mut`]'s split is in `operations`, added if new.
+    fn split_index(&mut self, caller: &str, callee: &str) -> (usize, bool) {
         let search = |splits: &[OperationSplit], caller: &str, callee: &str| {
             splits.binary_search_by(|known| {
                 (known.caller.as_str(), known.callee.as_str()).cmp(&(caller, callee))
             })
         };
         let (caller, callee, own) = match search(&self.operations, caller, callee) {
-            Ok(at) => return (&mut self.operations[at], true),
+            Ok(at) => return (at, true),
             Err(_) if self.num_own_splits() >= MAX_OPERATION_SPLITS => {
                 ("", OTHER_OPERATIONS, false)
             }
@@ -216,7 +227,7 @@ impl EdgeStats {
                 at
             }
         };
-        (&mut self.operations[at], own)
+        (at, own)
     }
 
     fn num_own_splits(&self) -> usize {
@@ -233,6 +244,47 @@ pub const MAX_CONSUMER_GROUPS: usize = 16;
 
 impl EdgeStats {
     pub fn merge(&mut self, other: &EdgeStats) {
+        self.add_counts(other);
+        self.client_latency.merge(&other.client_latency);
+        self.server_latency.merge(&other.server_latency);
+        self.publish_consume_latency
+            .merge(&other.publish_consume_latency);
+        for split in &other.operations {
+            self.split_mut(&split.caller, &split.callee).0.merge(split);
+        }
+    }
+
+    /// `all` merged: equal to merging them one by one in order ([`EdgeStats::merge`]), with
+    /// each latency sketch merged in one pass ([`LatencySketch::merge_all`]) — what a range
+    /// of many minutes of a large map needs.
+    pub fn merge_all(all: &[&EdgeStats]) -> EdgeStats {
+        let mut total = EdgeStats::default();
+        // Per split of `total`, the sketches that land in it, in order.
+        let mut split_sketches: Vec<Vec<&LatencySketch>> = Vec::new();
+        for stats in all {
+            total.add_counts(stats);
+            for split in &stats.operations {
+                let num_before = total.operations.len();
+                let (at, _) = total.split_index(&split.caller, &split.callee);
+                if total.operations.len() > num_before {
+                    split_sketches.insert(at, Vec::new());
+                }
+                total.operations[at].add_counts(split);
+                split_sketches[at].push(&split.latency);
+            }
+        }
+        total.client_latency = LatencySketch::merge_all(all.iter().map(|s| &s.client_latency));
+        total.server_latency = LatencySketch::merge_all(all.iter().map(|s| &s.server_latency));
+        total.publish_consume_latency =
+            LatencySketch::merge_all(all.iter().map(|s| &s.publish_consume_latency));
+        for (split, sketches) in total.operations.iter_mut().zip(split_sketches) {
+            split.latency = LatencySketch::merge_all(sketches);
+        }
+        total
+    }
+
+    /// `other`'s counts and consumer groups: everything but its latencies and splits.
+    fn add_counts(&mut self, other: &EdgeStats) {
         self.num_requests += other.num_requests;
         self.num_unobserved += other.num_unobserved;
         self.num_errors += other.num_errors;
@@ -240,17 +292,10 @@ impl EdgeStats {
         self.num_short_circuited += other.num_short_circuited;
         self.num_client_only += other.num_client_only;
         self.num_server_only += other.num_server_only;
-        self.client_latency.merge(&other.client_latency);
-        self.server_latency.merge(&other.server_latency);
-        self.publish_consume_latency
-            .merge(&other.publish_consume_latency);
         self.num_traces += other.num_traces;
         self.max_calls_per_trace = self.max_calls_per_trace.max(other.max_calls_per_trace);
         for group in &other.consumer_groups {
             self.add_consumer_group(group);
-        }
-        for split in &other.operations {
-            self.split_mut(&split.caller, &split.callee).0.merge(split);
         }
     }
 
@@ -370,6 +415,16 @@ pub struct NodePlacement {
 pub struct EdgeRollup {
     pub minute: i64,
     pub key: EdgeKey,
+    pub source_placement: NodePlacement,
+    pub target_placement: NodePlacement,
+    pub stats: EdgeStats,
+}
+
+/// One edge's stored rollups over a range, merged: what a map of the range reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeTotal {
+    pub key: EdgeKey,
+    /// The first rollup's placements (by minute, then instance).
     pub source_placement: NodePlacement,
     pub target_placement: NodePlacement,
     pub stats: EdgeStats,

@@ -106,17 +106,17 @@ impl QueryService {
         let (live_since, mut edges) = self.live_edges(range.minutes);
         for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let stored = self
-                .blocking(move |reader| reader.edge_rollups(minutes, exclude))
+                .blocking(move |reader| reader.edge_totals(minutes, exclude))
                 .await?;
-            for rollup in stored {
-                let entry = edges.entry(rollup.key).or_insert_with(|| {
+            for total in stored {
+                let entry = edges.entry(total.key).or_insert_with(|| {
                     (
-                        rollup.source_placement.clone(),
-                        rollup.target_placement.clone(),
+                        total.source_placement.clone(),
+                        total.target_placement.clone(),
                         EdgeStats::default(),
                     )
                 });
-                entry.2.merge(&rollup.stats);
+                entry.2.merge(&total.stats);
             }
         }
         let (red, is_truncated) = self.metric_red(range).await?;

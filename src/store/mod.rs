@@ -8,14 +8,16 @@ pub mod block_meta;
 pub mod clickhouse;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod parallel;
 pub mod sqlite;
 pub(crate) mod summary;
+pub mod totals;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::graph::{EdgeRollup, OperationRollup};
+use crate::model::graph::{EdgeRollup, EdgeTotal, OperationRollup};
 use crate::model::{Batch, MetricPoint, MinuteRange, NANOS_PER_MINUTE, Span, TraceId, UnixMinute};
 
 /// The last minute a rollup can belong to: the minute of `u64::MAX` nanoseconds since the Unix
@@ -206,6 +208,18 @@ pub trait RollupReader: Send + Sync {
         range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError>;
+
+    /// The stored edge rollups of the range but those of `exclude_instance`, merged per edge
+    /// (every minute and instance), ordered by key: what a map of the range reads. Equal to
+    /// merging [`RollupReader::edge_rollups`] one by one in its order
+    /// ([`totals::edge_totals_of`]); a store may merge as it reads.
+    fn edge_totals(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<EdgeTotal>, StoreError> {
+        totals::edge_totals_of(self.edge_rollups(range, exclude_instance)?)
+    }
 
     /// Every stored operation rollup of the range but those of `exclude_instance`, one per
     /// instance that wrote it, of `service` only when given (an exact,

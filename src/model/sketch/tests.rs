@@ -151,6 +151,45 @@ fn merge_equals_recording_everything_in_one_sketch() {
 }
 
 #[test]
+fn merge_all_equals_merging_one_by_one() {
+    let mut rng = Rng(5);
+    // Parts of different spreads, empty ones and one of zeros only among them.
+    let parts: Vec<LatencySketch> = (0..40)
+        .map(|part| match part % 9 {
+            0 => LatencySketch::default(),
+            1 => sketch_of(&[0, 0]),
+            _ => {
+                let scale = 1_000_u64 << (part % 20);
+                let values: Vec<u64> = (0..part * 13).map(|_| rng.next_u64() % scale).collect();
+                sketch_of(&values)
+            }
+        })
+        .collect();
+    let mut one_by_one = LatencySketch::default();
+    for part in &parts {
+        one_by_one.merge(part);
+    }
+    assert_eq!(LatencySketch::merge_all(&parts), one_by_one);
+    assert_eq!(
+        LatencySketch::merge_all(&parts[..0]),
+        LatencySketch::default()
+    );
+    assert_eq!(
+        LatencySketch::merge_all(&parts[..1]),
+        LatencySketch::default()
+    );
+    assert_eq!(LatencySketch::merge_all(&parts[1..3]), {
+        let mut two = parts[1].clone();
+        two.merge(&parts[2]);
+        two
+    });
+    assert_eq!(
+        LatencySketch::merge_all(&parts[..3]),
+        LatencySketch::merge_all(&parts[1..3])
+    );
+}
+
+#[test]
 fn serde_round_trip_is_exact() {
     let mut rng = Rng(4);
     let samples: Vec<u64> = (0..1_000).map(|_| rng.next_u64() % 10_000_000).collect();

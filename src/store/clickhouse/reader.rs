@@ -8,10 +8,12 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use super::Shared;
-use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow};
-use crate::model::graph::{EdgeRollup, OperationRollup};
+use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow};
+use crate::model::graph::{EdgeRollup, EdgeTotal, OperationRollup};
 use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
+use crate::store::parallel::try_map_in_order;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
+use crate::store::totals::edge_totals_of;
 use crate::store::{
     Instances, MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader,
     TraceSummary,
@@ -276,10 +278,13 @@ impl ClickHouseReader {
         (condition, binds)
     }
 
+    /// The edge rollups of `range` written by `instances`, by minute, key and instance (or by
+    /// key, minute and instance: `by_key`).
     pub(super) fn edges_of(
         &self,
         range: MinuteRange,
         instances: Instances,
+        by_key: bool,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         if range.is_empty() {
             return Ok(Vec::new());
@@ -289,14 +294,17 @@ impl ClickHouseReader {
             "SELECT ?fields FROM {} FINAL WHERE {condition}",
             self.shared.table("edge_rollups")
         );
-        let mut rows: Vec<(u32, EdgeRollup)> = self
-            .fetch::<EdgeRollupRow>(sql, binds)?
-            .into_iter()
-            .map(|row| Ok((row.instance, row.into_rollup()?)))
-            .collect::<Result<_, StoreError>>()?;
-        rows.sort_by(|(a_instance, a), (b_instance, b)| {
-            (a.minute, &a.key, a_instance).cmp(&(b.minute, &b.key, b_instance))
-        });
+        let fetched = self.fetch::<EdgeRollupReadRow>(sql, binds)?;
+        let mut rows = try_map_in_order(fetched, |row| Ok((row.instance, row.into_rollup()?)))?;
+        if by_key {
+            rows.sort_unstable_by(|(a_instance, a), (b_instance, b)| {
+                (&a.key, a.minute, a_instance).cmp(&(&b.key, b.minute, b_instance))
+            });
+        } else {
+            rows.sort_unstable_by(|(a_instance, a), (b_instance, b)| {
+                (a.minute, &a.key, a_instance).cmp(&(b.minute, &b.key, b_instance))
+            });
+        }
         Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
     }
 
@@ -318,12 +326,9 @@ impl ClickHouseReader {
             "SELECT ?fields FROM {} FINAL WHERE {condition}",
             self.shared.table("operation_rollups")
         );
-        let mut rows: Vec<(u32, OperationRollup)> = self
-            .fetch::<OperationRollupRow>(sql, binds)?
-            .into_iter()
-            .map(|row| Ok((row.instance, row.into_rollup()?)))
-            .collect::<Result<_, StoreError>>()?;
-        rows.sort_by(|(a_instance, a), (b_instance, b)| {
+        let rows = self.fetch::<OperationRollupRow>(sql, binds)?;
+        let mut rows = try_map_in_order(rows, |row| Ok((row.instance, row.into_rollup()?)))?;
+        rows.sort_unstable_by(|(a_instance, a), (b_instance, b)| {
             (a.minute, &a.service, &a.operation, a_instance).cmp(&(
                 b.minute,
                 &b.service,
@@ -341,7 +346,16 @@ impl RollupReader for ClickHouseReader {
         range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
-        self.edges_of(range, Instances::AllBut(exclude_instance))
+        self.edges_of(range, Instances::AllBut(exclude_instance), false)
+    }
+
+    fn edge_totals(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+    ) -> Result<Vec<EdgeTotal>, StoreError> {
+        // Read by key already: the stable sort by key that merging starts with is one pass.
+        edge_totals_of(self.edges_of(range, Instances::AllBut(exclude_instance), true)?)
     }
 
     fn operation_rollups(

@@ -300,13 +300,14 @@ struct EdgeRollupBody<'a> {
     stats: &'a [u8],
 }
 
+/// Read borrowing the stats from the row's payload (an hour of a mesh is 100k+ of them).
 #[derive(Deserialize)]
-struct EdgeRollupBodyIn {
+struct EdgeRollupBodyIn<'a> {
     key: EdgeKey,
     source_placement: NodePlacement,
     target_placement: NodePlacement,
-    #[serde(with = "serde_bytes")]
-    stats: Vec<u8>,
+    #[serde(borrow)]
+    stats: &'a [u8],
 }
 
 #[derive(Serialize)]
@@ -317,10 +318,10 @@ struct OperationRollupBody<'a> {
 }
 
 #[derive(Deserialize)]
-struct OperationRollupBodyIn {
+struct OperationRollupBodyIn<'a> {
     placement: NodePlacement,
-    #[serde(with = "serde_bytes")]
-    stats: Vec<u8>,
+    #[serde(borrow)]
+    stats: &'a [u8],
 }
 
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -362,7 +363,18 @@ impl EdgeRollupRow {
             },
         })
     }
+}
 
+/// What a read of edge rollups selects: the key and the figures are in the payload.
+#[derive(Debug, Row, Deserialize)]
+pub struct EdgeRollupReadRow {
+    pub minute: i64,
+    pub instance: u32,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+impl EdgeRollupReadRow {
     pub fn into_rollup(self) -> Result<EdgeRollup, StoreError> {
         let body: EdgeRollupBodyIn = postcard::from_bytes(&self.payload)
             .map_err(|err| corrupt("edge rollup payload", err))?;
@@ -371,7 +383,7 @@ impl EdgeRollupRow {
             key: body.key,
             source_placement: body.source_placement,
             target_placement: body.target_placement,
-            stats: decode_edge_stats(&body.stats)?,
+            stats: decode_edge_stats(body.stats)?,
         })
     }
 }
@@ -418,7 +430,7 @@ impl OperationRollupRow {
             service: self.service,
             placement: body.placement,
             operation: self.operation,
-            stats: decode_operation_stats(&body.stats)?,
+            stats: decode_operation_stats(body.stats)?,
         })
     }
 }

@@ -2,20 +2,20 @@
 //! integer codes of node and edge kinds in key columns.
 //!
 //! A stats blob is a layout byte, the counters as varints (primitives of [`super::codec`]),
-//! each latency sketch as a length-prefixed postcard encoding of its serde form (varints,
-//! doubles by their bits: compact and exact without knowing the sketch's insides; an empty
-//! sketch is just a zero length), then any lists (consumer groups). Decoding checks every length and the layout byte, so damage
-//! or a blob of another layout is reported as [`StoreError::Corrupt`], never misread.
+//! each latency sketch in the form its layout fixes ([`super::codec_sketch`]), then any lists
+//! (consumer groups, operation splits, versions). Decoding checks every length and the layout
+//! byte, so damage or a blob of another layout is reported as [`StoreError::Corrupt`], never
+//! misread.
 //! Owns the byte layout only; it does not touch SQL.
 
-use crate::model::LatencySketch;
 use crate::model::graph::{
     EdgeKind, EdgeStats, MAX_OPERATION_SPLITS, MAX_VERSIONS, NodeKind, OperationSplit,
     OperationStats, VersionStats,
 };
 use crate::store::StoreError;
 
-use super::codec::{Decoder, corrupt, put_bytes, put_str, put_varint};
+use super::codec::{Decoder, corrupt, put_str, put_varint};
+use super::codec_sketch::{SketchForm, put_sketch, sketch};
 
 /// The first layout of edge and operation stats blobs.
 const LAYOUT_V1: u8 = 1;
@@ -23,8 +23,11 @@ const LAYOUT_V1: u8 = 1;
 /// blobs: V1, then
 /// `instance_minutes` and `instance_requests`.
 const LAYOUT_V2: u8 = 2;
-/// Operation blobs written by this build: V2, then `num_unobserved` and the versions.
+/// Edge blobs written by this build: V2 with compact sketches. Operation blobs: V2, then
+/// `num_unobserved` and the versions.
 const LAYOUT_V3: u8 = 3;
+/// Operation blobs written by this build: V3 with compact sketches.
+const LAYOUT_V4: u8 = 4;
 /// A version's figures are the operation's (its only version served every request): stored
 /// as the name alone.
 const VERSION_IS_OPERATION: u8 = 1;
@@ -94,7 +97,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         consumer_groups,
         operations,
     } = stats;
-    buf.push(LAYOUT_V2);
+    buf.push(LAYOUT_V3);
     for counter in [
         num_requests,
         num_errors,
@@ -108,7 +111,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         put_varint(buf, *counter);
     }
     for sketch in [client_latency, server_latency, publish_consume_latency] {
-        put_sketch(buf, sketch)?;
+        put_sketch(buf, sketch);
     }
     put_varint(buf, consumer_groups.len() as u64);
     for group in consumer_groups {
@@ -121,13 +124,13 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         put_str(buf, &split.callee);
         put_varint(buf, split.num_requests);
         put_varint(buf, split.num_errors);
-        put_sketch(buf, &split.latency)?;
+        put_sketch(buf, &split.latency);
     }
     Ok(())
 }
 
 /// An edge blob's operation splits, after its other figures.
-fn splits(decoder: &mut Decoder<'_>) -> Result<Vec<OperationSplit>, StoreError> {
+fn splits(decoder: &mut Decoder<'_>, form: SketchForm) -> Result<Vec<OperationSplit>, StoreError> {
     let count = decoder.count()?;
     if count > MAX_OPERATION_SPLITS + 1 {
         return Err(corrupt("more operation splits than an edge keeps"));
@@ -139,7 +142,7 @@ fn splits(decoder: &mut Decoder<'_>) -> Result<Vec<OperationSplit>, StoreError> 
             callee: decoder.string()?,
             num_requests: decoder.varint()?,
             num_errors: decoder.varint()?,
-            latency: sketch(decoder)?,
+            latency: sketch(decoder, form)?,
         };
         if splits
             .last()
@@ -152,9 +155,15 @@ fn splits(decoder: &mut Decoder<'_>) -> Result<Vec<OperationSplit>, StoreError> 
     Ok(splits)
 }
 
-/// Decodes V2, and V1 (written before sampling was weighed) with nothing unobserved.
+/// Decodes V3, V2 (postcard sketches) and V1 (written before sampling was weighed: nothing
+/// unobserved, no splits).
 pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
-    let (layout, mut decoder) = layout_of(blob, LAYOUT_V2)?;
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V3)?;
+    let form = if layout >= LAYOUT_V3 {
+        SketchForm::Compact
+    } else {
+        SketchForm::Postcard
+    };
     let num_requests = decoder.varint()?;
     let num_errors = decoder.varint()?;
     let num_retries = decoder.varint()?;
@@ -171,9 +180,9 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
         num_short_circuited,
         num_client_only,
         num_server_only,
-        client_latency: sketch(&mut decoder)?,
-        server_latency: sketch(&mut decoder)?,
-        publish_consume_latency: sketch(&mut decoder)?,
+        client_latency: sketch(&mut decoder, form)?,
+        server_latency: sketch(&mut decoder, form)?,
+        publish_consume_latency: sketch(&mut decoder, form)?,
         num_traces,
         max_calls_per_trace,
         consumer_groups: strings(&mut decoder)?,
@@ -181,7 +190,7 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     };
     if layout >= LAYOUT_V2 {
         stats.num_unobserved = decoder.varint()?;
-        stats.operations = splits(&mut decoder)?;
+        stats.operations = splits(&mut decoder, form)?;
     }
     finished(&decoder)?;
     Ok(stats)
@@ -200,10 +209,10 @@ pub(crate) fn encode_operation_stats(
         instance_requests,
         versions,
     } = stats;
-    buf.push(LAYOUT_V3);
+    buf.push(LAYOUT_V4);
     put_varint(buf, *num_requests);
     put_varint(buf, *num_errors);
-    put_sketch(buf, latency)?;
+    put_sketch(buf, latency);
     put_varint(buf, *instance_minutes);
     put_varint(buf, *instance_requests);
     put_varint(buf, *num_unobserved);
@@ -220,7 +229,7 @@ pub(crate) fn encode_operation_stats(
             buf.push(VERSION_FIGURES);
             put_varint(buf, version.num_requests);
             put_varint(buf, version.num_errors);
-            put_sketch(buf, &version.latency)?;
+            put_sketch(buf, &version.latency);
         }
     }
     Ok(())
@@ -230,6 +239,7 @@ pub(crate) fn encode_operation_stats(
 fn versions(
     decoder: &mut Decoder<'_>,
     operation: &OperationStats,
+    form: SketchForm,
 ) -> Result<Vec<VersionStats>, StoreError> {
     let count = decoder.count()?;
     if count > MAX_VERSIONS {
@@ -252,7 +262,7 @@ fn versions(
                 version: name,
                 num_requests: decoder.varint()?,
                 num_errors: decoder.varint()?,
-                latency: sketch(decoder)?,
+                latency: sketch(decoder, form)?,
             },
             _ => return Err(corrupt("bad operation version")),
         };
@@ -261,14 +271,19 @@ fn versions(
     Ok(versions)
 }
 
-/// Decodes V3, V2 (written before sampling was weighed: nothing unobserved) and V1 (before
-/// instances were counted: no instance figures either).
+/// Decodes V4, V3 (postcard sketches), V2 (written before sampling was weighed: nothing
+/// unobserved) and V1 (before instances were counted: no instance figures either).
 pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
-    let (layout, mut decoder) = layout_of(blob, LAYOUT_V3)?;
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V4)?;
+    let form = if layout >= LAYOUT_V4 {
+        SketchForm::Compact
+    } else {
+        SketchForm::Postcard
+    };
     let mut stats = OperationStats {
         num_requests: decoder.varint()?,
         num_errors: decoder.varint()?,
-        latency: sketch(&mut decoder)?,
+        latency: sketch(&mut decoder, form)?,
         ..OperationStats::default()
     };
     if layout >= LAYOUT_V2 {
@@ -277,7 +292,7 @@ pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, Stor
     }
     if layout >= LAYOUT_V3 {
         stats.num_unobserved = decoder.varint()?;
-        stats.versions = versions(&mut decoder, &stats)?;
+        stats.versions = versions(&mut decoder, &stats, form)?;
     }
     finished(&decoder)?;
     Ok(stats)
@@ -288,34 +303,11 @@ fn strings(decoder: &mut Decoder<'_>) -> Result<Vec<String>, StoreError> {
     (0..count).map(|_| decoder.string()).collect()
 }
 
-fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) -> Result<(), StoreError> {
-    if *sketch == LatencySketch::default() {
-        put_varint(buf, 0);
-        return Ok(());
-    }
-    let encoded = postcard::to_allocvec(sketch)
-        .map_err(|err| StoreError::InvalidData(format!("cannot encode latency sketch: {err}")))?;
-    put_bytes(buf, &encoded);
-    Ok(())
-}
-
-fn sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
-    let bytes = decoder.bytes()?;
-    if bytes.is_empty() {
-        return Ok(LatencySketch::default());
-    }
-    match postcard::take_from_bytes(bytes) {
-        Ok((sketch, [])) => Ok(sketch),
-        Ok(_) => Err(corrupt("latency sketch followed by stray bytes")),
-        Err(err) => Err(StoreError::Corrupt(format!("bad latency sketch: {err}"))),
-    }
-}
-
 /// The layout byte, from [`LAYOUT_V1`] to `newest`, and a decoder past it.
 fn layout_of(blob: &[u8], newest: u8) -> Result<(u8, Decoder<'_>), StoreError> {
     let mut decoder = Decoder::new(blob);
     match decoder.u8()? {
-        layout @ LAYOUT_V1..=LAYOUT_V3 if layout <= newest => Ok((layout, decoder)),
+        layout @ LAYOUT_V1..=LAYOUT_V4 if layout <= newest => Ok((layout, decoder)),
         other => Err(StoreError::Corrupt(format!(
             "unknown rollup stats layout {other}"
         ))),
@@ -332,7 +324,9 @@ fn finished(decoder: &Decoder<'_>) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::codec_sketch::put_postcard_sketch;
     use super::*;
+    use crate::model::LatencySketch;
 
     const NODE_KINDS: [NodeKind; 5] = [
         NodeKind::Service,
@@ -468,43 +462,103 @@ mod tests {
     }
 
     #[test]
-    fn operation_stats_of_layout_v1_read_with_no_instances() {
+    fn operation_stats_of_older_layouts_still_read() {
         let stats = OperationStats {
             num_requests: 10,
             num_errors: 2,
-            latency: sketch_of(&[5]),
-            ..OperationStats::default()
+            latency: sketch_of(&[5, 7_000_000]),
+            instance_minutes: 3,
+            instance_requests: 9,
+            num_unobserved: 4,
+            versions: Vec::new(),
         };
-        let mut buf = Vec::new();
-        encode_operation_stats(&mut buf, &stats).expect("encode");
-        // V2: the same without the trailing unobserved and version count varints; V1 without
-        // the two instance varints before them either (a zero byte each).
-        let mut v2 = buf[..buf.len() - 2].to_vec();
-        v2[0] = LAYOUT_V2;
-        assert_eq!(decode_operation_stats(&v2).expect("decode v2"), stats);
-        let mut v1 = buf[..buf.len() - 4].to_vec();
-        v1[0] = LAYOUT_V1;
-        assert_eq!(decode_operation_stats(&v1).expect("decode v1"), stats);
-        v1[0] = 4;
-        assert!(decode_operation_stats(&v1).is_err(), "unknown layout");
+        // Layouts 1–3 as they were written: the sketch in the postcard form.
+        let older = |layout: u8| {
+            let mut buf = vec![layout, 10, 2];
+            put_postcard_sketch(&mut buf, &stats.latency);
+            if layout >= LAYOUT_V2 {
+                buf.extend([3, 9]);
+            }
+            if layout >= LAYOUT_V3 {
+                buf.extend([4, 0]);
+            }
+            buf
+        };
+        assert_eq!(
+            decode_operation_stats(&older(LAYOUT_V3)).expect("v3"),
+            stats
+        );
+        let no_sampling = OperationStats {
+            num_unobserved: 0,
+            ..stats.clone()
+        };
+        assert_eq!(
+            decode_operation_stats(&older(LAYOUT_V2)).expect("v2"),
+            no_sampling
+        );
+        let no_instances = OperationStats {
+            instance_minutes: 0,
+            instance_requests: 0,
+            ..no_sampling
+        };
+        assert_eq!(
+            decode_operation_stats(&older(LAYOUT_V1)).expect("v1"),
+            no_instances
+        );
+        let mut unknown = older(LAYOUT_V1);
+        unknown[0] = LAYOUT_V4 + 1;
+        assert!(decode_operation_stats(&unknown).is_err(), "unknown layout");
+        // The current layout holds the sketch in the compact form: read as postcard, refused.
+        let mut current = Vec::new();
+        encode_operation_stats(&mut current, &stats).expect("encode");
+        current[0] = LAYOUT_V3;
+        assert!(decode_operation_stats(&current).is_err());
     }
 
     #[test]
-    fn edge_stats_of_layout_v1_read_with_nothing_unobserved() {
+    fn edge_stats_of_older_layouts_still_read() {
         let stats = EdgeStats {
             num_requests: 9,
+            client_latency: sketch_of(&[5, 7_000_000]),
             consumer_groups: vec!["billing".to_owned()],
+            num_unobserved: 2,
+            operations: vec![OperationSplit {
+                caller: "GET /".to_owned(),
+                callee: "POST /pay".to_owned(),
+                num_requests: 9,
+                num_errors: 0,
+                latency: sketch_of(&[6]),
+            }],
             ..EdgeStats::default()
         };
-        let mut buf = Vec::new();
-        encode_edge_stats(&mut buf, &stats).expect("encode");
-        // V1: without the trailing unobserved and split count varints (a zero byte each).
-        let mut v1 = buf[..buf.len() - 2].to_vec();
-        v1[0] = LAYOUT_V1;
-        assert_eq!(decode_edge_stats(&v1).expect("decode v1"), stats);
-        let mut v3 = buf;
-        v3[0] = LAYOUT_V3;
-        assert!(decode_edge_stats(&v3).is_err(), "no edge layout 3");
+        // Layouts 1–2 as they were written: sketches in the postcard form.
+        let older = |layout: u8| {
+            let mut buf = vec![layout, 9, 0, 0, 0, 0, 0, 0, 0];
+            put_postcard_sketch(&mut buf, &stats.client_latency);
+            buf.extend([0, 0, 1]);
+            put_str(&mut buf, "billing");
+            if layout >= LAYOUT_V2 {
+                buf.extend([2, 1]);
+                put_str(&mut buf, "GET /");
+                put_str(&mut buf, "POST /pay");
+                buf.extend([9, 0]);
+                put_postcard_sketch(&mut buf, &stats.operations[0].latency);
+            }
+            buf
+        };
+        assert_eq!(decode_edge_stats(&older(LAYOUT_V2)).expect("v2"), stats);
+        let before_sampling = EdgeStats {
+            num_unobserved: 0,
+            operations: Vec::new(),
+            ..stats.clone()
+        };
+        assert_eq!(
+            decode_edge_stats(&older(LAYOUT_V1)).expect("v1"),
+            before_sampling
+        );
+        let mut unknown = older(LAYOUT_V2);
+        unknown[0] = LAYOUT_V4;
+        assert!(decode_edge_stats(&unknown).is_err(), "no edge layout 4");
     }
 
     #[test]
@@ -521,7 +575,7 @@ mod tests {
         longer.push(0);
         assert!(decode_edge_stats(&longer).is_err());
         let mut other_layout = buf;
-        other_layout[0] = 3;
+        other_layout[0] = LAYOUT_V2;
         assert!(decode_edge_stats(&other_layout).is_err());
     }
 

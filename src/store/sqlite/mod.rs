@@ -23,6 +23,7 @@ mod checkpoint;
 pub(crate) mod codec;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
+pub(crate) mod codec_sketch;
 mod filter;
 mod intern;
 mod legacy;

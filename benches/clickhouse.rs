@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cartograph::model::{MinuteRange, UnixMinute};
 use cartograph::store::clickhouse::{ClickHouseOptions, ClickHouseReader, ClickHouseWriter, open};
-use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
+use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_key};
 use cartograph::store::{RollupReader, StoreWriter};
 
 #[path = "support/rollups.rs"]
@@ -61,6 +61,17 @@ fn measure_rollup_reads(writer: &mut ClickHouseWriter, reader: &ClickHouseReader
     println!(
         "clickhouse rollups: the hour merged per edge (what the map reads) in {:.0} ms (median of 5)",
         totals.as_secs_f64() * 1000.0
+    );
+    let edge = mesh_edge_key(MESH_EDGES / 2);
+    let one_edge = median_of_5(|| {
+        let rollups = reader
+            .edge_rollups_between(hour, None, &edge.source, &edge.target)
+            .expect("one edge");
+        assert_eq!(rollups.len() as i64, MINUTES_PER_HOUR);
+    });
+    println!(
+        "clickhouse rollups: the hour of one edge (what its charts read) in {:.0} ms (median of 5)",
+        one_edge.as_secs_f64() * 1000.0
     );
 }
 

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use cartograph::model::{Batch, MinuteRange, UnixMinute};
-use cartograph::store::conformance::rollup_fixtures::BASE_MINUTE;
+use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_key};
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
 use cartograph::store::{RollupReader, StoreWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -92,23 +92,37 @@ fn rollup_hour_read(c: &mut Criterion) {
         store_bytes / MINUTES_PER_HOUR as u64
     );
 
+    let hour = MinuteRange::new(
+        UnixMinute(BASE_MINUTE),
+        UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
+    );
     let mut group = c.benchmark_group("sqlite_rollups");
     group.sample_size(10);
     group.throughput(Throughput::Elements(num_rollups));
     // Freeing 120,000 rollups takes a good part of reading them; it is the caller's, not timed.
     group.bench_function("read_hour_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
-            let rollups = reader
-                .edge_rollups(
-                    MinuteRange::new(
-                        UnixMinute(BASE_MINUTE),
-                        UnixMinute(BASE_MINUTE + MINUTES_PER_HOUR),
-                    ),
-                    None,
-                )
-                .expect("edge_rollups");
+            let rollups = reader.edge_rollups(hour, None).expect("edge_rollups");
             assert_eq!(rollups.len() as u64, num_rollups);
             rollups
+        });
+    });
+    // What the map of that hour reads: the same rows merged per edge.
+    group.bench_function("totals_hour_of_2000_edges", |bencher| {
+        bencher.iter_with_large_drop(|| {
+            let totals = reader.edge_totals(hour, None).expect("edge_totals");
+            assert_eq!(totals.len() as u64, MESH_EDGES);
+            totals
+        });
+    });
+    // What one edge's charts of that hour read.
+    let edge = mesh_edge_key(MESH_EDGES / 2);
+    group.throughput(Throughput::Elements(MINUTES_PER_HOUR as u64));
+    group.bench_function("one_edge_hour", |bencher| {
+        bencher.iter(|| {
+            reader
+                .edge_rollups_between(hour, None, &edge.source, &edge.target)
+                .expect("edge_rollups_between")
         });
     });
     group.throughput(Throughput::Elements(5 * MESH_EDGES));

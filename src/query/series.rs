@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{GraphRange, QueryError, QueryService};
-use crate::model::graph::{EdgeKey, EdgeStats, OperationStats};
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, OperationStats};
 use crate::model::{MinuteRange, UnixMinute};
 use crate::pipeline::lock_engine;
 
@@ -124,14 +124,16 @@ impl QueryService {
         })
     }
 
-    /// Per bucket, the edges that `keep` accepts merged into one.
+    /// Per bucket, the edges from `source` to `target` (of every kind) merged into one.
     pub async fn edge_series(
         &self,
         buckets: &SeriesBuckets,
-        keep: impl Fn(&EdgeKey) -> bool,
+        source: &NodeKey,
+        target: &NodeKey,
     ) -> Result<Vec<EdgeStats>, QueryError> {
         let mut sums = vec![EdgeStats::default(); buckets.len()];
-        self.each_edge_in_buckets(buckets, keep, |index, _, stats| sums[index].merge(stats))
+        let pair = Some((source.clone(), target.clone()));
+        self.each_edge_in_buckets(buckets, pair, |index, _, stats| sums[index].merge(stats))
             .await?;
         Ok(sums)
     }
@@ -144,28 +146,29 @@ impl QueryService {
     ) -> Result<HashMap<EdgeKey, Vec<EdgeStats>>, QueryError> {
         let num_buckets = buckets.len();
         let mut series: HashMap<EdgeKey, Vec<EdgeStats>> = HashMap::new();
-        self.each_edge_in_buckets(
-            buckets,
-            |_| true,
-            |index, key, stats| {
-                series
-                    .entry(key.clone())
-                    .or_insert_with(|| vec![EdgeStats::default(); num_buckets])[index]
-                    .merge(stats);
-            },
-        )
+        self.each_edge_in_buckets(buckets, None, |index, key, stats| {
+            series
+                .entry(key.clone())
+                .or_insert_with(|| vec![EdgeStats::default(); num_buckets])[index]
+                .merge(stats);
+        })
         .await?;
         Ok(series)
     }
 
-    /// Calls `add(bucket index, edge, stats)` for each minute of each edge `keep` accepts:
-    /// from memory for the minutes it holds, from the store for the rest.
+    /// Calls `add(bucket index, edge, stats)` for each minute of each edge (of those between
+    /// `pair`'s nodes only, when given: the store reads no others): from memory for the
+    /// minutes it holds, from the store for the rest.
     async fn each_edge_in_buckets(
         &self,
         buckets: &SeriesBuckets,
-        keep: impl Fn(&EdgeKey) -> bool,
+        pair: Option<(NodeKey, NodeKey)>,
         mut add: impl FnMut(usize, &EdgeKey, &EdgeStats),
     ) -> Result<(), QueryError> {
+        let keep = |key: &EdgeKey| {
+            pair.as_ref()
+                .is_none_or(|(source, target)| key.source == *source && key.target == *target)
+        };
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
@@ -178,10 +181,16 @@ impl QueryService {
             live_since
         };
         for (minutes, exclude) in self.stored_ranges(buckets.range, live_since) {
+            let pair = pair.clone();
             let stored = self
-                .blocking(move |reader| reader.edge_rollups(minutes, exclude))
+                .blocking(move |reader| match &pair {
+                    Some((source, target)) => {
+                        reader.edge_rollups_between(minutes, exclude, source, target)
+                    }
+                    None => reader.edge_rollups(minutes, exclude),
+                })
                 .await?;
-            for rollup in stored.iter().filter(|rollup| keep(&rollup.key)) {
+            for rollup in &stored {
                 if let Some(index) = buckets.index_of(rollup.minute) {
                     add(index, &rollup.key, &rollup.stats);
                 }

@@ -36,7 +36,7 @@ pub use log::{log_replay_after_torn_frame, retention_drops_by_time_not_write_ord
 pub use metrics::{metric_filters_and_order, metric_round_trip};
 pub use retention::{retention_by_age, retention_by_size};
 pub use rollup_lifecycle::{rollup_late_merge, rollup_minutes_with_data, rollup_retention};
-pub use rollup_totals::rollup_totals_per_edge;
+pub use rollup_totals::{rollup_reads_between_two_nodes, rollup_totals_per_edge};
 pub use rollups::{
     rollup_hostile_strings, rollup_instances_side_by_side, rollup_minute_out_of_range,
     rollup_range_bounds, rollup_rewrite_replaces, rollup_round_trip, rollup_service_filter,
@@ -80,6 +80,7 @@ macro_rules! store_conformance_tests {
             rollup_hostile_strings,
             rollup_late_merge,
             rollup_totals_per_edge,
+            rollup_reads_between_two_nodes,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::graph::{EdgeRollup, EdgeTotal, OperationRollup};
+use crate::model::graph::{EdgeRollup, EdgeTotal, NodeKey, OperationRollup};
 use crate::model::{Batch, MetricPoint, MinuteRange, NANOS_PER_MINUTE, Span, TraceId, UnixMinute};
 
 /// The last minute a rollup can belong to: the minute of `u64::MAX` nanoseconds since the Unix
@@ -208,6 +208,20 @@ pub trait RollupReader: Send + Sync {
         range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError>;
+
+    /// [`RollupReader::edge_rollups`] of the edges from `source` to `target` only (of any
+    /// kind): what one edge's charts read, without reading the rest of the map.
+    fn edge_rollups_between(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        let mut rollups = self.edge_rollups(range, exclude_instance)?;
+        rollups.retain(|rollup| rollup.key.source == *source && rollup.key.target == *target);
+        Ok(rollups)
+    }
 
     /// The stored edge rollups of the range but those of `exclude_instance`, merged per edge
     /// (every minute and instance), ordered by key: what a map of the range reads. Equal to

@@ -10,10 +10,12 @@ use super::parallel::try_map_in_order;
 /// come in `rollups` (stores give them by minute, then instance), which decides the
 /// placements (the first rollup's) and, past the split limit, which operation pairs keep a
 /// split of their own — as merging them one by one would.
-pub fn edge_totals_of(mut rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreError> {
-    // Stable: each edge's rollups keep their order (and sorted input costs one pass).
-    rollups.sort_by(|left, right| left.key.cmp(&right.key));
-    let groups: Vec<&[EdgeRollup]> = rollups
+pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreError> {
+    // References, not the rollups (a few hundred bytes each), are sorted; stably, so each
+    // edge's rollups keep their order (and sorted input costs one pass).
+    let mut sorted: Vec<&EdgeRollup> = rollups.iter().collect();
+    sorted.sort_by(|left, right| left.key.cmp(&right.key));
+    let groups: Vec<&[&EdgeRollup]> = sorted
         .chunk_by(|left, right| left.key == right.key)
         .collect();
     try_map_in_order(groups, |group| {

@@ -8,8 +8,8 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use super::Shared;
-use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow};
-use crate::model::graph::{EdgeRollup, EdgeTotal, OperationRollup};
+use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow, edge_key_prefix};
+use crate::model::graph::{EdgeRollup, EdgeTotal, NodeKey, OperationRollup};
 use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
 use crate::store::parallel::try_map_in_order;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
@@ -278,34 +278,58 @@ impl ClickHouseReader {
         (condition, binds)
     }
 
-    /// The edge rollups of `range` written by `instances`, by minute, key and instance (or by
-    /// key, minute and instance: `by_key`).
+    /// The edge rollups of `range` written by `instances` (of the edges between `pair` only
+    /// when given), by minute, key and instance (or by key, minute and instance: `by_key`).
     pub(super) fn edges_of(
         &self,
         range: MinuteRange,
         instances: Instances,
+        pair: Option<(&NodeKey, &NodeKey)>,
         by_key: bool,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (condition, binds) = Self::rollup_condition(range, instances);
+        let (mut condition, mut binds) = Self::rollup_condition(range, instances);
+        if let Some((source, target)) = pair {
+            // In hex: names may hold any character, and the key separates them with NULs.
+            condition.push_str(" AND startsWith(key, unhex(?))");
+            binds.push(Bound::Text(hex::encode(edge_key_prefix(source, target))));
+        }
         let sql = format!(
             "SELECT ?fields FROM {} FINAL WHERE {condition}",
             self.shared.table("edge_rollups")
         );
         let fetched = self.fetch::<EdgeRollupReadRow>(sql, binds)?;
         let mut rows = try_map_in_order(fetched, |row| Ok((row.instance, row.into_rollup()?)))?;
-        if by_key {
-            rows.sort_unstable_by(|(a_instance, a), (b_instance, b)| {
-                (&a.key, a.minute, a_instance).cmp(&(&b.key, b.minute, b_instance))
-            });
-        } else {
-            rows.sort_unstable_by(|(a_instance, a), (b_instance, b)| {
-                (a.minute, &a.key, a_instance).cmp(&(b.minute, &b.key, b_instance))
-            });
+        if let Some((source, target)) = pair {
+            // A name holding a NUL could make another edge's key start the same.
+            rows.retain(|(_, rollup)| rollup.key.source == *source && rollup.key.target == *target);
         }
-        Ok(rows.into_iter().map(|(_, rollup)| rollup).collect())
+        // Positions are sorted, not the rollups (a few hundred bytes each).
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_unstable_by(|&left, &right| {
+            let ((left_instance, left), (right_instance, right)) = (&rows[left], &rows[right]);
+            if by_key {
+                (&left.key, left.minute, left_instance).cmp(&(
+                    &right.key,
+                    right.minute,
+                    right_instance,
+                ))
+            } else {
+                (left.minute, &left.key, left_instance).cmp(&(
+                    right.minute,
+                    &right.key,
+                    right_instance,
+                ))
+            }
+        });
+        let mut taken: Vec<Option<EdgeRollup>> =
+            rows.into_iter().map(|(_, rollup)| Some(rollup)).collect();
+        Ok(order
+            .into_iter()
+            .filter_map(|position| taken[position].take())
+            .collect())
     }
 
     pub(super) fn operations_of(
@@ -346,7 +370,18 @@ impl RollupReader for ClickHouseReader {
         range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
-        self.edges_of(range, Instances::AllBut(exclude_instance), false)
+        self.edges_of(range, Instances::AllBut(exclude_instance), None, false)
+    }
+
+    fn edge_rollups_between(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        let instances = Instances::AllBut(exclude_instance);
+        self.edges_of(range, instances, Some((source, target)), false)
     }
 
     fn edge_totals(
@@ -355,7 +390,7 @@ impl RollupReader for ClickHouseReader {
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
         // Read by key already: the stable sort by key that merging starts with is one pass.
-        edge_totals_of(self.edges_of(range, Instances::AllBut(exclude_instance), true)?)
+        edge_totals_of(self.edges_of(range, Instances::AllBut(exclude_instance), None, true)?)
     }
 
     fn operation_rollups(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::model::graph::{EdgeKey, EdgeRollup, NodePlacement, OperationRollup};
+use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
 use crate::model::{
     Attributes, Event, Link, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode,
     TraceId,
@@ -324,6 +324,12 @@ struct OperationRollupBodyIn<'a> {
     stats: &'a [u8],
 }
 
+/// How the `key` column of the edges from `source` to `target` starts (the edge kind
+/// follows): `source id NUL target id NUL`.
+pub fn edge_key_prefix(source: &NodeKey, target: &NodeKey) -> String {
+    format!("{}\u{0}{}\u{0}", source.id(), target.id())
+}
+
 #[derive(Debug, Row, Serialize, Deserialize)]
 pub struct EdgeRollupRow {
     pub minute: i64,
@@ -343,9 +349,8 @@ impl EdgeRollupRow {
             instance,
             // Order of keys as EdgeKey's Ord is not needed here: reads sort in Rust.
             key: format!(
-                "{}\u{0}{}\u{0}{}",
-                rollup.key.source.id(),
-                rollup.key.target.id(),
+                "{}{}",
+                edge_key_prefix(&rollup.key.source, &rollup.key.target),
                 rollup.key.kind.as_str()
             ),
             num_requests: rollup.stats.num_requests,

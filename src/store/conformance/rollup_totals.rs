@@ -1,5 +1,6 @@
-//! Rollups merged per edge over a range (`RollupReader::edge_totals`, what a map reads): equal
-//! to merging the stored rollups one by one, by minute then instance, in every store.
+//! Reads of rollups for one purpose: merged per edge over a range (`edge_totals`, what a map
+//! reads), equal to merging the stored rollups one by one, by minute then instance; and the
+//! edges between two nodes only (`edge_rollups_between`, what an edge's charts read).
 
 use std::collections::BTreeMap;
 
@@ -94,6 +95,77 @@ pub fn rollup_totals_per_edge<W: RollupWriter, R: RollupReader>((mut writer, rea
         .edge_totals(range(20, 30), None)
         .expect("edge_totals");
     assert!(nothing.is_empty());
+}
+
+/// The edges between two nodes are every kind of edge from the one to the other, nothing
+/// else: not the other direction, not nodes whose names start the same or hold the key's
+/// separators.
+pub fn rollup_reads_between_two_nodes<W: RollupWriter, R: RollupReader>(
+    (mut writer, reader): (W, R),
+) {
+    let edge = |source: NodeKey, target: &str, kind: EdgeKind| EdgeKey {
+        source,
+        target: NodeKey::service(target),
+        kind,
+    };
+    let from = NodeKey::service("a'\u{0}");
+    let wanted = [
+        edge(from.clone(), "b", EdgeKind::Http),
+        edge(from.clone(), "b", EdgeKind::Grpc),
+    ];
+    let others = [
+        edge(NodeKey::service("b"), "a'\u{0}", EdgeKind::Http),
+        edge(from.clone(), "bc", EdgeKind::Http),
+        edge(
+            NodeKey::new(NodeKind::Database, "a'\u{0}"),
+            "b",
+            EdgeKind::Http,
+        ),
+        edge(
+            NodeKey::service("a'\u{0}\u{0}service:b"),
+            "c",
+            EdgeKind::Http,
+        ),
+        edge(NodeKey::service("a'"), "b", EdgeKind::Http),
+    ];
+    let rollups: Vec<EdgeRollup> = (0..3_i64)
+        .flat_map(|offset| {
+            wanted
+                .iter()
+                .chain(&others)
+                .enumerate()
+                .map(move |(no, key)| {
+                    edge_rollup(
+                        BASE_MINUTE + offset,
+                        key.clone(),
+                        no as u64 + 3 * offset as u64,
+                    )
+                })
+        })
+        .collect();
+    writer
+        .write_rollups(INSTANCE, &rollups, &[])
+        .expect("write_rollups");
+    let range = MinuteRange::new(UnixMinute(BASE_MINUTE), UnixMinute(BASE_MINUTE + 2));
+    let between = reader
+        .edge_rollups_between(range, None, &from, &NodeKey::service("b"))
+        .expect("edge_rollups_between");
+    let expected: Vec<EdgeRollup> = reader
+        .edge_rollups(range, None)
+        .expect("edge_rollups")
+        .into_iter()
+        .filter(|rollup| wanted.contains(&rollup.key))
+        .collect();
+    assert_eq!(expected.len(), 4, "two kinds, two minutes");
+    assert_eq!(between, expected);
+    let excluded = reader
+        .edge_rollups_between(range, Some(INSTANCE), &from, &NodeKey::service("b"))
+        .expect("edge_rollups_between");
+    assert!(excluded.is_empty());
+    let none = reader
+        .edge_rollups_between(range, None, &NodeKey::service("b"), &NodeKey::service("c"))
+        .expect("edge_rollups_between");
+    assert!(none.is_empty());
 }
 
 /// What the store should return, from what was written: per key, [`EdgeStats::merge`] one

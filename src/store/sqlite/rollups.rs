@@ -49,7 +49,7 @@ impl RollupWriter for SqliteWriter {
         range: MinuteRange,
     ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
         let conn = self.connection();
-        let edges = read_edges(conn, range, Instances::Only(instance))?;
+        let edges = read_edges(conn, range, Instances::Only(instance), None)?;
         let operations = read_operations(conn, range, None, Instances::Only(instance))?;
         Ok((edges, operations))
     }
@@ -190,7 +190,18 @@ impl RollupReader for SqliteReader {
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         let instances = Instances::AllBut(exclude_instance);
-        self.read(|tx| read_edges(tx, range, instances))
+        self.read(|tx| read_edges(tx, range, instances, None))
+    }
+
+    fn edge_rollups_between(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Result<Vec<EdgeRollup>, StoreError> {
+        let instances = Instances::AllBut(exclude_instance);
+        self.read(|tx| read_edges(tx, range, instances, Some((source, target))))
     }
 
     fn operation_rollups(
@@ -228,20 +239,36 @@ fn instance_params(instances: Instances) -> (Option<u32>, Option<u32>) {
     }
 }
 
+/// The edge rollups of `range` written by `instances`, of the edges between `pair` only
+/// when given.
 fn read_edges(
     conn: &Connection,
     range: MinuteRange,
     instances: Instances,
+    pair: Option<(&NodeKey, &NodeKey)>,
 ) -> Result<Vec<EdgeRollup>, StoreError> {
     let mut rollups = Vec::new();
     if range.is_empty() {
         return Ok(rollups);
     }
     let (excluded, only) = instance_params(instances);
+    let source_kind = pair.map(|(source, _)| node_kind_code(source.kind));
+    let target_kind = pair.map(|(_, target)| node_kind_code(target.kind));
+    let source_name = pair.map(|(source, _)| source.name.as_str());
+    let target_name = pair.map(|(_, target)| target.name.as_str());
     for partition in partitions_of(conn, PartitionKind::EdgeRollups, range)? {
         let mut statement = conn.prepare_cached(&select_edges_sql(partition))?;
         let bounds = (range.from().get(), range.to().get());
-        let mut rows = statement.query((bounds.0, bounds.1, excluded, only))?;
+        let mut rows = statement.query(params![
+            bounds.0,
+            bounds.1,
+            excluded,
+            only,
+            source_kind,
+            source_name,
+            target_kind,
+            target_name
+        ])?;
         while let Some(row) = rows.next()? {
             rollups.push(edge_from_row(row)?);
         }
@@ -271,12 +298,15 @@ fn read_operations(
     Ok(rollups)
 }
 
-/// Edge rollups of minutes `?1..?2` of every instance but `?3` (or of `?4` only); the order is
-/// the key index's, so no sorting is done.
+/// Edge rollups of minutes `?1..?2` of every instance but `?3` (or of `?4` only), from node
+/// `?5`/`?6` (kind, name) to `?7`/`?8` when given; the order is the key index's, so no sorting
+/// is done.
 fn select_edges_sql(partition: Partition) -> String {
     format!(
         "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
          AND (?3 IS NULL OR instance != ?3) AND (?4 IS NULL OR instance = ?4) \
+         AND (?5 IS NULL OR (source_kind = ?5 AND source_name = ?6 \
+              AND target_kind = ?7 AND target_name = ?8)) \
          ORDER BY minute, source_kind, source_name, target_kind, target_name, edge_kind, instance",
         partition.table()
     )

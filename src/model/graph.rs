@@ -360,20 +360,20 @@ pub struct VersionStats {
 
 impl VersionStats {
     pub fn merge(&mut self, other: &VersionStats) {
+        self.add_counts(other);
+        self.latency.merge(&other.latency);
+    }
+
+    fn add_counts(&mut self, other: &VersionStats) {
         self.num_requests += other.num_requests;
         self.num_errors += other.num_errors;
-        self.latency.merge(&other.latency);
     }
 }
 
 impl OperationStats {
     pub fn merge(&mut self, other: &OperationStats) {
-        self.num_requests += other.num_requests;
-        self.num_unobserved += other.num_unobserved;
-        self.num_errors += other.num_errors;
+        self.add_counts(other);
         self.latency.merge(&other.latency);
-        self.instance_minutes += other.instance_minutes;
-        self.instance_requests += other.instance_requests;
         for version in &other.versions {
             if let Some(known) = self.version_mut(&version.version) {
                 known.merge(version);
@@ -381,9 +381,51 @@ impl OperationStats {
         }
     }
 
+    /// `all` merged: equal to merging them one by one in order ([`OperationStats::merge`]),
+    /// with each latency sketch merged in one pass ([`LatencySketch::merge_all`]).
+    pub fn merge_all(all: &[&OperationStats]) -> OperationStats {
+        let mut total = OperationStats::default();
+        // Per version of `total`, the sketches that land in it, in order.
+        let mut version_sketches: Vec<Vec<&LatencySketch>> = Vec::new();
+        for stats in all {
+            total.add_counts(stats);
+            for version in &stats.versions {
+                let num_before = total.versions.len();
+                let Some(at) = total.version_index(&version.version) else {
+                    continue;
+                };
+                if total.versions.len() > num_before {
+                    version_sketches.insert(at, Vec::new());
+                }
+                total.versions[at].add_counts(version);
+                version_sketches[at].push(&version.latency);
+            }
+        }
+        total.latency = LatencySketch::merge_all(all.iter().map(|stats| &stats.latency));
+        for (version, sketches) in total.versions.iter_mut().zip(version_sketches) {
+            version.latency = LatencySketch::merge_all(sketches);
+        }
+        total
+    }
+
+    /// `other`'s counts: everything but its latency and versions.
+    fn add_counts(&mut self, other: &OperationStats) {
+        self.num_requests += other.num_requests;
+        self.num_unobserved += other.num_unobserved;
+        self.num_errors += other.num_errors;
+        self.instance_minutes += other.instance_minutes;
+        self.instance_requests += other.instance_requests;
+    }
+
     /// The stats of `version`, added (empty) when there is room; `None` when
     /// [`MAX_VERSIONS`] others are kept.
     pub fn version_mut(&mut self, version: &str) -> Option<&mut VersionStats> {
+        let at = self.version_index(version)?;
+        self.versions.get_mut(at)
+    }
+
+    /// Where [`OperationStats::version_mut`]'s version is in `versions`, added if new.
+    fn version_index(&mut self, version: &str) -> Option<usize> {
         let at = match self
             .versions
             .binary_search_by(|known| known.version.as_str().cmp(version))
@@ -399,7 +441,7 @@ impl OperationStats {
                 at
             }
         };
-        self.versions.get_mut(at)
+        Some(at)
     }
 }
 
@@ -428,6 +470,16 @@ pub struct EdgeTotal {
     pub source_placement: NodePlacement,
     pub target_placement: NodePlacement,
     pub stats: EdgeStats,
+}
+
+/// One operation's stored rollups over a range, merged: what services' figures read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationTotal {
+    pub service: String,
+    pub operation: String,
+    /// The first rollup's placement (by minute, then instance).
+    pub placement: NodePlacement,
+    pub stats: OperationStats,
 }
 
 /// One closed minute of one operation of one service, as stored.

@@ -10,6 +10,7 @@ use crate::graph::analysis::{self, GraphView};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
 use crate::model::{LatencySketch, MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 use crate::pipeline::lock_engine;
+use crate::store::totals::operation_totals_of;
 
 /// The minutes of a query and the seconds they stand for (rates divide by it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,16 +154,20 @@ impl QueryService {
         };
         for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let service = service_opt.clone();
-            let stored = self
+            let totals = self
                 .blocking(move |reader| {
-                    reader.operation_rollups(minutes, service.as_deref(), exclude)
+                    operation_totals_of(reader.operation_rollups(
+                        minutes,
+                        service.as_deref(),
+                        exclude,
+                    )?)
                 })
                 .await?;
-            for rollup in stored {
+            for total in totals {
                 let entry = operations
-                    .entry((rollup.service, rollup.operation))
-                    .or_insert_with(|| (rollup.placement, OperationStats::default()));
-                entry.1.merge(&rollup.stats);
+                    .entry((total.service, total.operation))
+                    .or_insert_with(|| (total.placement, OperationStats::default()));
+                entry.1.merge(&total.stats);
             }
         }
         let mut summaries = summarise(operations);

@@ -1,7 +1,10 @@
-//! Rollups merged per edge over a range ([`super::RollupReader::edge_totals`]): what a map of
-//! a range needs, one entry per edge instead of one per edge, minute and instance.
+//! Rollups merged per edge ([`super::RollupReader::edge_totals`]) or per operation over a
+//! range: what a map or the services' figures of a range need, one entry per edge or
+//! operation instead of one per minute and instance, each sketch merged in one pass.
 
-use crate::model::graph::{EdgeRollup, EdgeStats, EdgeTotal};
+use crate::model::graph::{
+    EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationStats, OperationTotal,
+};
 
 use super::StoreError;
 use super::parallel::try_map_in_order;
@@ -28,4 +31,82 @@ pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreE
             stats: EdgeStats::merge_all(&all),
         })
     })
+}
+
+/// `rollups` (in the order stores give them: by minute, then instance, for each operation)
+/// merged per service and operation, ordered by them; the first rollup's placement is kept.
+pub fn operation_totals_of(
+    rollups: Vec<OperationRollup>,
+) -> Result<Vec<OperationTotal>, StoreError> {
+    let mut sorted: Vec<&OperationRollup> = rollups.iter().collect();
+    sorted.sort_by(|left, right| {
+        (&left.service, &left.operation).cmp(&(&right.service, &right.operation))
+    });
+    let groups: Vec<&[&OperationRollup]> = sorted
+        .chunk_by(|left, right| {
+            (&left.service, &left.operation) == (&right.service, &right.operation)
+        })
+        .collect();
+    try_map_in_order(groups, |group| {
+        let first = &group[0];
+        let all: Vec<&OperationStats> = group.iter().map(|rollup| &rollup.stats).collect();
+        Ok(OperationTotal {
+            service: first.service.clone(),
+            operation: first.operation.clone(),
+            placement: first.placement.clone(),
+            stats: OperationStats::merge_all(&all),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::graph::{MAX_VERSIONS, VersionStats};
+    use crate::store::conformance::rollup_fixtures::{
+        BASE_MINUTE, operation_rollup, spread_sketch,
+    };
+
+    /// Totals equal merging one by one in order, past the version limit too (the versions
+    /// seen first keep their own figures).
+    #[test]
+    fn operation_totals_equal_merging_one_by_one() {
+        let mut rollups = Vec::new();
+        for minute in 0..40_u64 {
+            for (service, operation) in [("a", "GET /"), ("a", "POST /"), ("b'\u{0}", "GET /")] {
+                let seed = minute * 7 + operation.len() as u64;
+                let mut rollup =
+                    operation_rollup(BASE_MINUTE + minute as i64, service, operation, seed);
+                rollup.stats.versions = vec![VersionStats {
+                    version: format!("1.{:02}", minute / 2),
+                    num_requests: rollup.stats.num_requests,
+                    num_errors: 1,
+                    latency: spread_sketch(seed, 9),
+                }];
+                rollups.push(rollup);
+            }
+        }
+        let mut one_by_one: BTreeMap<(String, String), OperationTotal> = BTreeMap::new();
+        for rollup in &rollups {
+            one_by_one
+                .entry((rollup.service.clone(), rollup.operation.clone()))
+                .or_insert_with(|| OperationTotal {
+                    service: rollup.service.clone(),
+                    operation: rollup.operation.clone(),
+                    placement: rollup.placement.clone(),
+                    stats: OperationStats::default(),
+                })
+                .stats
+                .merge(&rollup.stats);
+        }
+        let totals = operation_totals_of(rollups).expect("totals");
+        assert_eq!(totals, one_by_one.into_values().collect::<Vec<_>>());
+        assert!(
+            totals
+                .iter()
+                .all(|total| total.stats.versions.len() == MAX_VERSIONS)
+        );
+    }
 }

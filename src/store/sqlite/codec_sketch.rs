@@ -71,15 +71,15 @@ fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError
         return Err(corrupt("more sketch buckets than indices"));
     }
     let mut buckets = Vec::with_capacity(num_buckets);
-    let mut next_index = 0_i64;
+    let mut next_index = 0_u64;
     for _ in 0..num_buckets {
-        let index = i64::try_from(decoder.varint()?)
-            .ok()
-            .and_then(|gap| next_index.checked_add(gap))
-            .and_then(|index| i32::try_from(index).ok())
+        let index = next_index
+            .checked_add(decoder.varint()?)
+            .filter(|index| *index <= MAX_BUCKET_INDEX as u64)
             .ok_or_else(|| corrupt("sketch bucket index out of range"))?;
-        buckets.push((index, decoder.varint()?));
-        next_index = i64::from(index) + 1;
+        // At most MAX_BUCKET_INDEX: fits.
+        buckets.push((index as i32, decoder.varint()?));
+        next_index = index + 1;
     }
     let zero_count = decoder.varint()?;
     let sum_nanos = decoder.f64()?;

@@ -20,7 +20,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::model::graph::{
-    EdgeKey, EdgeRollup, EdgeStats, NodePlacement, OperationRollup, OperationStats,
+    EdgeKey, EdgeRollup, EdgeStats, NodeKey, NodePlacement, OperationRollup, OperationStats,
 };
 use crate::model::{MinuteRange, UnixMinute};
 
@@ -392,6 +392,25 @@ impl Window {
 
     /// Edges of the minutes of `range` held in memory, merged, sorted by key.
     pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
+        self.edges_where(range, |_| true)
+    }
+
+    /// The edges from `source` to `target` (every kind) of the minutes of `range` held in
+    /// memory, merged, sorted by key: the others are skipped before they are copied.
+    pub fn edges_between(
+        &self,
+        range: MinuteRange,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Vec<WindowEdge> {
+        self.edges_where(range, |key| key.source.is(source) && key.target.is(target))
+    }
+
+    fn edges_where(
+        &self,
+        range: MinuteRange,
+        keep: impl Fn(&LiveEdgeKey) -> bool,
+    ) -> Vec<WindowEdge> {
         let add = |sum: &mut EdgeAgg, agg: &EdgeAgg| {
             sum.stats.merge(&agg.stats);
             // The newest placement wins (buckets are visited oldest first).
@@ -405,6 +424,9 @@ impl Window {
         let mut shared: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
         for bucket in self.buckets(range) {
             for (fingerprint, EdgeEntry { key, agg }) in &bucket.edges {
+                if !keep(key) {
+                    continue;
+                }
                 match merged.entry(*fingerprint) {
                     Entry::Occupied(mut entry) if entry.get().0 == key => {
                         add(&mut entry.get_mut().1, agg)
@@ -435,12 +457,20 @@ impl Window {
         edges
     }
 
-    /// Operations of the minutes of `range` held in memory, merged, sorted by service then
-    /// operation.
-    pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
+    /// Operations of the minutes of `range` held in memory (only `service_opt`'s when it
+    /// names one: the others are skipped before they are copied), merged, sorted by service
+    /// then operation.
+    pub fn operations(
+        &self,
+        range: MinuteRange,
+        service_opt: Option<&str>,
+    ) -> Vec<WindowOperation> {
         let mut merged: FastMap<(&str, &str), OperationAgg> = FastMap::default();
         for bucket in self.buckets(range) {
             for entry in bucket.operations.values() {
+                if service_opt.is_some_and(|service| *entry.service != *service) {
+                    continue;
+                }
                 let agg = &entry.agg;
                 merged
                     .entry((&entry.service, &entry.operation))

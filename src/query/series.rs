@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{GraphRange, QueryError, QueryService};
-use crate::model::graph::{EdgeKey, EdgeStats, OperationStats};
+use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, OperationStats};
 use crate::model::{MinuteRange, UnixMinute};
 use crate::pipeline::lock_engine;
 
@@ -124,15 +124,18 @@ impl QueryService {
         })
     }
 
-    /// Per bucket, the edges that `keep` accepts merged into one.
+    /// Per bucket, the edges from `source` to `target` (every kind) merged into one.
     pub async fn edge_series(
         &self,
         buckets: &SeriesBuckets,
-        keep: impl Fn(&EdgeKey) -> bool,
+        source: &NodeKey,
+        target: &NodeKey,
     ) -> Result<Vec<EdgeStats>, QueryError> {
         let mut sums = vec![EdgeStats::default(); buckets.len()];
-        self.each_edge_in_buckets(buckets, keep, |index, _, stats| sums[index].merge(stats))
-            .await?;
+        self.each_edge_in_buckets(buckets, Some((source, target)), |index, _, stats| {
+            sums[index].merge(stats)
+        })
+        .await?;
         Ok(sums)
     }
 
@@ -144,34 +147,39 @@ impl QueryService {
     ) -> Result<HashMap<EdgeKey, Vec<EdgeStats>>, QueryError> {
         let num_buckets = buckets.len();
         let mut series: HashMap<EdgeKey, Vec<EdgeStats>> = HashMap::new();
-        self.each_edge_in_buckets(
-            buckets,
-            |_| true,
-            |index, key, stats| {
-                series
-                    .entry(key.clone())
-                    .or_insert_with(|| vec![EdgeStats::default(); num_buckets])[index]
-                    .merge(stats);
-            },
-        )
+        self.each_edge_in_buckets(buckets, None, |index, key, stats| {
+            series
+                .entry(key.clone())
+                .or_insert_with(|| vec![EdgeStats::default(); num_buckets])[index]
+                .merge(stats);
+        })
         .await?;
         Ok(series)
     }
 
-    /// Calls `add(bucket index, edge, stats)` for each minute of each edge `keep` accepts:
-    /// from memory for the minutes it holds, from the store for the rest.
+    /// Calls `add(bucket index, edge, stats)` for each minute of each edge (only those from
+    /// and to `between_opt`'s nodes when it names them): from memory for the minutes it holds,
+    /// from the store for the rest.
     async fn each_edge_in_buckets(
         &self,
         buckets: &SeriesBuckets,
-        keep: impl Fn(&EdgeKey) -> bool,
+        between_opt: Option<(&NodeKey, &NodeKey)>,
         mut add: impl FnMut(usize, &EdgeKey, &EdgeStats),
     ) -> Result<(), QueryError> {
+        let keep = |key: &EdgeKey| {
+            between_opt
+                .is_none_or(|(source, target)| key.source == *source && key.target == *target)
+        };
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
                 let live = bucket.starting_at_or_after(live_since);
-                for edge in engine.edges(live).iter().filter(|edge| keep(&edge.key)) {
+                let edges = match between_opt {
+                    Some((source, target)) => engine.edges_between(live, source, target),
+                    None => engine.edges(live),
+                };
+                for edge in &edges {
                     add(index, &edge.key, &edge.stats);
                 }
             }
@@ -202,11 +210,12 @@ impl QueryService {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
-                for operation in engine
-                    .operations(bucket.starting_at_or_after(live_since))
-                    .into_iter()
-                    .filter(|operation| service_opt.is_none_or(|name| operation.service == name))
-                {
+                let live = bucket.starting_at_or_after(live_since);
+                let operations = match service_opt {
+                    Some(service) => engine.operations_of(live, service),
+                    None => engine.operations(live),
+                };
+                for operation in operations {
                     add_operation(&mut sums[index], operation.service, &operation.stats);
                 }
             }

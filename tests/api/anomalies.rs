@@ -196,7 +196,10 @@ async fn a_spike_against_yesterday_and_last_week_is_the_one_anomaly() {
     let (status, page) = app.get_text("/insights?window=15m").await;
     assert_eq!(status, 200);
     let fragment = "hx-get=\"/insights/anomalies?window=15m\"";
-    assert!(page.contains(fragment), "no anomalies section to load:\n{page}");
+    assert!(
+        page.contains(fragment),
+        "no anomalies section to load:\n{page}"
+    );
     let (status, page) = app.get_text("/insights/anomalies?window=15m").await;
     assert_eq!(status, 200, "{page}");
     let listed = page

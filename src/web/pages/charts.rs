@@ -193,12 +193,7 @@ pub(super) async fn edge_charts(
 ) -> Result<Section, PageError> {
     let buckets = SeriesBuckets::new(range.minutes, CHART_BUCKETS);
     let read = |buckets: SeriesBuckets| async move {
-        state
-            .query
-            .edge_series(&buckets, |key| {
-                key.source == *source && key.target == *target
-            })
-            .await
+        state.query.edge_series(&buckets, source, target).await
     };
     let (stats, earlier) = now_and_earlier(&buckets, read, |stats| stats.num_requests > 0).await?;
     let now = now_unix_nano();

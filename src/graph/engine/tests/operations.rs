@@ -83,3 +83,41 @@ fn operation_pairs_beyond_the_limit_are_added_up_and_counted() {
         4
     );
 }
+
+#[test]
+fn one_edges_and_one_services_reads_are_the_whole_reads_filtered() {
+    let mut engine = engine();
+    let batch = vec![
+        http_client("orders", 1, 3).parent(2),
+        http_server("payments", 1, 4, 3).name("POST /pay"),
+        span("orders", SpanKind::Server, 1, 2)
+            .name("POST /orders")
+            .http(),
+        http_client("orders", 2, 7).parent(6),
+        http_server("payments", 2, 8, 7).name("POST /pay"),
+        span("orders", SpanKind::Server, 2, 6)
+            .name("GET /cart")
+            .http(),
+    ];
+    ingest(&mut engine, batch, NOW);
+    let range = MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX));
+    let (orders, payments) = (NodeKey::service("orders"), NodeKey::service("payments"));
+    for (source, target) in [(&orders, &payments), (&payments, &orders)] {
+        let filtered: Vec<WindowEdge> = engine
+            .edges(range)
+            .into_iter()
+            .filter(|edge| edge.key.source == *source && edge.key.target == *target)
+            .collect();
+        assert_eq!(engine.edges_between(range, source, target), filtered);
+    }
+    assert_eq!(engine.edges_between(range, &orders, &payments).len(), 1);
+    for service in ["orders", "payments", "nobody"] {
+        let filtered: Vec<WindowOperation> = engine
+            .operations(range)
+            .into_iter()
+            .filter(|operation| operation.service == service)
+            .collect();
+        assert_eq!(engine.operations_of(range, service), filtered, "{service}");
+    }
+    assert_eq!(engine.operations_of(range, "orders").len(), 2);
+}

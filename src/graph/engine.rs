@@ -161,7 +161,7 @@ impl GraphEngine {
     /// Edges of the in-memory minutes of `range`, merged and sorted by key. Minutes before
     /// [`GraphEngine::live_since_minute`] are the store's.
     pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
-        self.window.edges(range)
+        self.window.edges(range, None)
     }
 
     /// [`Self::edges`] from `source` to `target` only (every kind).
@@ -171,7 +171,7 @@ impl GraphEngine {
         source: &NodeKey,
         target: &NodeKey,
     ) -> Vec<WindowEdge> {
-        self.window.edges_between(range, source, target)
+        self.window.edges(range, Some((source, target)))
     }
 
     /// The first minute of `range` memory holds calls or operations of.

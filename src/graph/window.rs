@@ -390,27 +390,18 @@ impl Window {
             .filter(move |bucket| range.contains(UnixMinute(bucket.minute)))
     }
 
-    /// Edges of the minutes of `range` held in memory, merged, sorted by key.
-    pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
-        self.edges_where(range, |_| true)
-    }
-
-    /// The edges from `source` to `target` (every kind) of the minutes of `range` held in
-    /// memory, merged, sorted by key: the others are skipped before they are copied.
-    pub fn edges_between(
+    /// Edges of the minutes of `range` held in memory (only those from and to
+    /// `between_opt`'s nodes, every kind, when it names them: the others are skipped before
+    /// they are copied), merged, sorted by key.
+    pub fn edges(
         &self,
         range: MinuteRange,
-        source: &NodeKey,
-        target: &NodeKey,
+        between_opt: Option<(&NodeKey, &NodeKey)>,
     ) -> Vec<WindowEdge> {
-        self.edges_where(range, |key| key.source.is(source) && key.target.is(target))
-    }
-
-    fn edges_where(
-        &self,
-        range: MinuteRange,
-        keep: impl Fn(&LiveEdgeKey) -> bool,
-    ) -> Vec<WindowEdge> {
+        let keep = |key: &LiveEdgeKey| {
+            between_opt
+                .is_none_or(|(source, target)| key.source.is(source) && key.target.is(target))
+        };
         let add = |sum: &mut EdgeAgg, agg: &EdgeAgg| {
             sum.stats.merge(&agg.stats);
             // The newest placement wins (buckets are visited oldest first).

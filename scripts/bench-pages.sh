@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Page render times with a large store (BENCHMARKS.md, issue 17): loadgen stores ~1M spans over
 # 300 services (fresh trace ids) into an embedded store, then every dashboard page is fetched
-# 10 times with curl, one after the other; the report gives p50 and max per page, and the map's
+# 10 times with curl (with the parts the map and insights pages load after themselves), one after the other; the report gives p50 and max per page, and the map's
 # size. Target: every page under 50 ms.
 #
 #   bash scripts/bench-pages.sh [spans per second, default 25000] [seconds, default 40]
@@ -32,7 +32,7 @@ print(q(edge["source"][8:]), q(edge["source"]) + "/" + q(edge["target"]), traces
 ' "$base")
 curl -s "$base/metrics" | grep -E '^cartograph_(store_spans_stored_total|spans_stored_total)' | head -2 || true
 for page in "/" "/?window=15m" "/?window=15m&expand=all" "/map/findings?window=15m" "/services" "/services/$service" \
-    "/edges/$target" "/kafka" "/breakers" "/insights" "/traces?service=$service" "/traces/$trace"; do
+    "/edges/$target" "/kafka" "/breakers" "/insights" "/insights/anomalies" "/traces?service=$service" "/traces/$trace"; do
     for _ in $(seq 10); do curl -s -o /dev/null -w '%{time_total}\n' "$base$page"; done | sort -n |
         awk -v page="$page" '{t[NR]=$1} END {printf "%-60s p50 %6.1f ms  max %6.1f ms\n", page, t[int(NR*0.5)]*1000, t[NR]*1000}'
 done

@@ -59,6 +59,11 @@ impl NodeRef {
     pub fn to_key(&self) -> NodeKey {
         NodeKey::new(self.kind, &*self.name)
     }
+
+    /// Whether this is the node `key` names (without building a key).
+    pub fn is(&self, key: &NodeKey) -> bool {
+        self.kind == key.kind && *self.name == *key.name
+    }
 }
 
 impl PartialEq for NodeRef {

@@ -161,7 +161,17 @@ impl GraphEngine {
     /// Edges of the in-memory minutes of `range`, merged and sorted by key. Minutes before
     /// [`GraphEngine::live_since_minute`] are the store's.
     pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
-        self.window.edges(range)
+        self.window.edges(range, None)
+    }
+
+    /// [`Self::edges`] from `source` to `target` only (every kind).
+    pub fn edges_between(
+        &self,
+        range: MinuteRange,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Vec<WindowEdge> {
+        self.window.edges(range, Some((source, target)))
     }
 
     /// The first minute of `range` memory holds calls or operations of.
@@ -171,7 +181,12 @@ impl GraphEngine {
 
     /// Operations of the in-memory minutes of `range`, merged and sorted.
     pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
-        self.window.operations(range)
+        self.window.operations(range, None)
+    }
+
+    /// [`Self::operations`] of `service` only.
+    pub fn operations_of(&self, range: MinuteRange, service: &str) -> Vec<WindowOperation> {
+        self.window.operations(range, Some(service))
     }
 
     /// Nodes at either end of the window's edges or with operations in it, sorted by key.

@@ -20,7 +20,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::model::graph::{
-    EdgeKey, EdgeRollup, EdgeStats, NodePlacement, OperationRollup, OperationStats,
+    EdgeKey, EdgeRollup, EdgeStats, NodeKey, NodePlacement, OperationRollup, OperationStats,
 };
 use crate::model::{MinuteRange, UnixMinute};
 
@@ -390,8 +390,18 @@ impl Window {
             .filter(move |bucket| range.contains(UnixMinute(bucket.minute)))
     }
 
-    /// Edges of the minutes of `range` held in memory, merged, sorted by key.
-    pub fn edges(&self, range: MinuteRange) -> Vec<WindowEdge> {
+    /// Edges of the minutes of `range` held in memory (only those from and to
+    /// `between_opt`'s nodes, every kind, when it names them: the others are skipped before
+    /// they are copied), merged, sorted by key.
+    pub fn edges(
+        &self,
+        range: MinuteRange,
+        between_opt: Option<(&NodeKey, &NodeKey)>,
+    ) -> Vec<WindowEdge> {
+        let keep = |key: &LiveEdgeKey| {
+            between_opt
+                .is_none_or(|(source, target)| key.source.is(source) && key.target.is(target))
+        };
         let add = |sum: &mut EdgeAgg, agg: &EdgeAgg| {
             sum.stats.merge(&agg.stats);
             // The newest placement wins (buckets are visited oldest first).
@@ -405,6 +415,9 @@ impl Window {
         let mut shared: FastMap<&LiveEdgeKey, EdgeAgg> = FastMap::default();
         for bucket in self.buckets(range) {
             for (fingerprint, EdgeEntry { key, agg }) in &bucket.edges {
+                if !keep(key) {
+                    continue;
+                }
                 match merged.entry(*fingerprint) {
                     Entry::Occupied(mut entry) if entry.get().0 == key => {
                         add(&mut entry.get_mut().1, agg)
@@ -435,12 +448,20 @@ impl Window {
         edges
     }
 
-    /// Operations of the minutes of `range` held in memory, merged, sorted by service then
-    /// operation.
-    pub fn operations(&self, range: MinuteRange) -> Vec<WindowOperation> {
+    /// Operations of the minutes of `range` held in memory (only `service_opt`'s when it
+    /// names one: the others are skipped before they are copied), merged, sorted by service
+    /// then operation.
+    pub fn operations(
+        &self,
+        range: MinuteRange,
+        service_opt: Option<&str>,
+    ) -> Vec<WindowOperation> {
         let mut merged: FastMap<(&str, &str), OperationAgg> = FastMap::default();
         for bucket in self.buckets(range) {
             for entry in bucket.operations.values() {
+                if service_opt.is_some_and(|service| *entry.service != *service) {
+                    continue;
+                }
                 let agg = &entry.agg;
                 merged
                     .entry((&entry.service, &entry.operation))

@@ -210,7 +210,9 @@ impl LatencySketch {
         self.count += other.count;
         self.sum_nanos += other.sum_nanos;
         self.zero_count += other.zero_count;
-        self.buckets = merge_buckets(&self.buckets, &other.buckets);
+        if !add_in_place(&mut self.buckets, &other.buckets) {
+            self.buckets = merge_buckets(&self.buckets, &other.buckets);
+        }
         self.debug_check();
     }
 
@@ -356,8 +358,30 @@ impl LatencySketch {
 }
 
 /// Adds two sorted bucket lists index by index.
+/// Adds `right`'s counts to `left`'s buckets when `left` has every bucket `right` has (the
+/// usual case when a window's minutes are merged: no allocation); returns whether it did.
+fn add_in_place(left: &mut [(i32, u64)], right: &[(i32, u64)]) -> bool {
+    let mut left_pos = 0;
+    for &(right_index, _) in right {
+        while left_pos < left.len() && left[left_pos].0 < right_index {
+            left_pos += 1;
+        }
+        if left_pos == left.len() || left[left_pos].0 != right_index {
+            return false;
+        }
+    }
+    let mut left_pos = 0;
+    for &(right_index, right_count) in right {
+        while left[left_pos].0 < right_index {
+            left_pos += 1;
+        }
+        left[left_pos].1 += right_count;
+    }
+    true
+}
+
 fn merge_buckets(left: &[(i32, u64)], right: &[(i32, u64)]) -> Vec<(i32, u64)> {
-    let mut merged = Vec::with_capacity(left.len().max(right.len()));
+    let mut merged = Vec::with_capacity(left.len() + right.len());
     let (mut left_pos, mut right_pos) = (0, 0);
     while left_pos < left.len() && right_pos < right.len() {
         let (left_index, left_count) = left[left_pos];

@@ -124,7 +124,7 @@ impl QueryService {
         })
     }
 
-    /// Per bucket, the edges from `source` to `target` (of every kind) merged into one.
+    /// Per bucket, the edges from `source` to `target` (every kind) merged into one.
     pub async fn edge_series(
         &self,
         buckets: &SeriesBuckets,
@@ -132,9 +132,10 @@ impl QueryService {
         target: &NodeKey,
     ) -> Result<Vec<EdgeStats>, QueryError> {
         let mut sums = vec![EdgeStats::default(); buckets.len()];
-        let pair = Some((source.clone(), target.clone()));
-        self.each_edge_in_buckets(buckets, pair, |index, _, stats| sums[index].merge(stats))
-            .await?;
+        self.each_edge_in_buckets(buckets, Some((source, target)), |index, _, stats| {
+            sums[index].merge(stats)
+        })
+        .await?;
         Ok(sums)
     }
 
@@ -156,34 +157,34 @@ impl QueryService {
         Ok(series)
     }
 
-    /// Calls `add(bucket index, edge, stats)` for each minute of each edge (of those between
-    /// `pair`'s nodes only, when given: the store reads no others): from memory for the
-    /// minutes it holds, from the store for the rest.
+    /// Calls `add(bucket index, edge, stats)` for each minute of each edge (only those from
+    /// and to `between_opt`'s nodes when it names them, and neither memory nor the store reads
+    /// others): from memory for the minutes it holds, from the store for the rest.
     async fn each_edge_in_buckets(
         &self,
         buckets: &SeriesBuckets,
-        pair: Option<(NodeKey, NodeKey)>,
+        between_opt: Option<(&NodeKey, &NodeKey)>,
         mut add: impl FnMut(usize, &EdgeKey, &EdgeStats),
     ) -> Result<(), QueryError> {
-        let keep = |key: &EdgeKey| {
-            pair.as_ref()
-                .is_none_or(|(source, target)| key.source == *source && key.target == *target)
-        };
         let live_since = {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
                 let live = bucket.starting_at_or_after(live_since);
-                for edge in engine.edges(live).iter().filter(|edge| keep(&edge.key)) {
+                let edges = match between_opt {
+                    Some((source, target)) => engine.edges_between(live, source, target),
+                    None => engine.edges(live),
+                };
+                for edge in &edges {
                     add(index, &edge.key, &edge.stats);
                 }
             }
             live_since
         };
         for (minutes, exclude) in self.stored_ranges(buckets.range, live_since) {
-            let pair = pair.clone();
+            let between = between_opt.map(|(source, target)| (source.clone(), target.clone()));
             let stored = self
-                .blocking(move |reader| match &pair {
+                .blocking(move |reader| match &between {
                     Some((source, target)) => {
                         reader.edge_rollups_between(minutes, exclude, source, target)
                     }
@@ -211,11 +212,12 @@ impl QueryService {
             let engine = lock_engine(&self.engine);
             let live_since = engine.live_since_minute().unwrap_or(buckets.range.to());
             for (index, bucket) in buckets.ranges().into_iter().enumerate() {
-                for operation in engine
-                    .operations(bucket.starting_at_or_after(live_since))
-                    .into_iter()
-                    .filter(|operation| service_opt.is_none_or(|name| operation.service == name))
-                {
+                let live = bucket.starting_at_or_after(live_since);
+                let operations = match service_opt {
+                    Some(service) => engine.operations_of(live, service),
+                    None => engine.operations(live),
+                };
+                for operation in operations {
                     add_operation(&mut sums[index], operation.service, &operation.stats);
                 }
             }

@@ -49,6 +49,10 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/kafka", web::get().to(pages::kafka))
             .route("/breakers", web::get().to(pages::breakers))
             .route("/insights", web::get().to(pages::insights))
+            .route(
+                "/insights/anomalies",
+                web::get().to(pages::insights_anomalies),
+            )
             .route("/traces", web::get().to(pages::traces))
             // Before `/traces/{trace_id}`, which would take "open" for an id.
             .route(crate::links::OPEN_TRACE, web::get().to(pages::open_trace))

@@ -191,9 +191,17 @@ async fn a_spike_against_yesterday_and_last_week_is_the_one_anomaly() {
     assert_eq!(badged.len(), 1, "one edge badged");
     assert!(badged[0].contains("payments"), "{}", badged[0]);
 
-    // The insights page lists the edge and the service, linked to their pages.
+    // The insights page lists the edge and the service, linked to their pages, in a section
+    // loaded after the page.
     let (status, page) = app.get_text("/insights?window=15m").await;
     assert_eq!(status, 200);
+    let fragment = "hx-get=\"/insights/anomalies?window=15m\"";
+    assert!(
+        page.contains(fragment),
+        "no anomalies section to load:\n{page}"
+    );
+    let (status, page) = app.get_text("/insights/anomalies?window=15m").await;
+    assert_eq!(status, 200, "{page}");
     let listed = page
         .split("Departures from the same time yesterday and last week")
         .nth(1)
@@ -201,7 +209,7 @@ async fn a_spike_against_yesterday_and_last_week_is_the_one_anomaly() {
     let listed = listed.split("</table>").next().unwrap_or_default();
     assert!(listed.contains("orders → payments"), "{listed}");
     assert!(
-        listed.contains("/edges/service%3Aorders/service%3Apayments"),
+        listed.contains("/edges/service%3Aorders/service%3Apayments?window=15m"),
         "{listed}"
     );
     assert!(listed.contains("rate ×"), "{listed}");

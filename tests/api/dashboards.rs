@@ -210,7 +210,7 @@ async fn every_page_renders_in_chromium_with_its_data_and_executes_nothing_hosti
         { "name": "trace", "path": format!("/traces/{trace_id}"), "texts": ["POST /orders", "POST /pay", "</script><script>alert(2)</script>"] },
         { "name": "kafka", "path": "/kafka", "texts": ["Kafka consumer lag"] },
         { "name": "breakers", "path": "/breakers", "texts": ["payments", "open"] },
-        { "name": "insights", "path": "/insights", "texts": ["Cycles", "Single points of failure"] },
+        { "name": "insights", "path": "/insights", "texts": ["Cycles", "Single points of failure", "No edge or service departs from its baseline"] },
         { "name": "not-found", "path": "/no/such/page", "texts": ["Not found"] },
     ]);
     let report = browse(&app, &pages).await;

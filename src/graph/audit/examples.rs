@@ -3,7 +3,7 @@
 //! those holding a call on one of a finding's edges, or to or from one of its nodes when it
 //! names no edge; failed traces first, then the newest.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::Finding;
 
@@ -28,30 +28,43 @@ pub fn attach_examples(findings: &mut [Finding], traces: &[TraceEdges]) {
         .filter(|trace| trace.failed)
         .chain(traces.iter().filter(|trace| !trace.failed))
         .collect();
+    // Each edge and node to the traces holding it (positions in `by_failure`, ascending): a
+    // large map has thousands of findings, most of which no read trace concerns.
+    let mut with_edge: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut with_node: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (position, trace) in by_failure.iter().enumerate() {
+        for edge in &trace.edges {
+            with_edge.entry(edge).or_default().push(position);
+        }
+        for node in &trace.nodes {
+            with_node.entry(node).or_default().push(position);
+        }
+    }
     for finding in findings
         .iter_mut()
         .filter(|finding| finding.example_trace_ids.is_empty())
     {
-        let edges: Vec<&String> = finding
+        let has_edges = finding
             .subjects
             .iter()
-            .filter(|subject| subject.contains(" -> "))
-            .collect();
-        let concerns = |trace: &TraceEdges| {
-            if edges.is_empty() {
-                finding
-                    .subjects
-                    .iter()
-                    .any(|node| trace.nodes.contains(node))
-            } else {
-                edges.iter().any(|edge| trace.edges.contains(*edge))
-            }
-        };
-        finding.example_trace_ids = by_failure
+            .any(|subject| subject.contains(" -> "));
+        let mut concerning: Vec<usize> = finding
+            .subjects
             .iter()
-            .filter(|trace| concerns(trace))
+            .filter(|subject| subject.contains(" -> ") == has_edges)
+            .filter_map(|subject| {
+                let index = if has_edges { &with_edge } else { &with_node };
+                index.get(subject.as_str())
+            })
+            .flatten()
+            .copied()
+            .collect();
+        concerning.sort_unstable();
+        concerning.dedup();
+        finding.example_trace_ids = concerning
+            .into_iter()
             .take(MAX_EXAMPLES)
-            .map(|trace| trace.trace_id.clone())
+            .map(|position| by_failure[position].trace_id.clone())
             .collect();
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::graph::fixtures::{MILLI, MINUTE, SECOND, SpanBuilder, T0, placed_resource, span};
-use crate::graph::window::WindowEdge;
+use crate::graph::window::{WindowEdge, WindowOperation};
 use crate::model::graph::{EdgeKind, MAX_OPERATION_SPLITS, NodeKey, OTHER_OPERATIONS};
 use crate::model::{MinuteRange, SpanKind, UnixMinute};
 

@@ -190,6 +190,23 @@ fn merge_all_equals_merging_one_by_one() {
 }
 
 #[test]
+fn merging_into_the_same_buckets_or_new_ones_equals_recording_both() {
+    let wide = [0, 1_000, 2_000, 50_000, 3_000_000];
+    // Into buckets the sketch has (added in place), into new ones and between them (merged).
+    for other in [
+        &[1_000, 50_000, 50_000][..],
+        &[500, 1_000],
+        &[9_000_000],
+        &[2_100, 0],
+    ] {
+        let mut merged = sketch_of(&wide);
+        merged.merge(&sketch_of(other));
+        let both: Vec<u64> = wide.iter().chain(other).copied().collect();
+        assert_eq!(merged, sketch_of(&both), "{other:?}");
+    }
+}
+
+#[test]
 fn serde_round_trip_is_exact() {
     let mut rng = Rng(4);
     let samples: Vec<u64> = (0..1_000).map(|_| rng.next_u64() % 10_000_000).collect();

@@ -1,6 +1,7 @@
 //! The insights page: the communication-pattern audit (findings by rule, a scorecard), then
 //! the structure behind it: cycles, long chains, chatty pairs, fan-out, single points of
-//! failure.
+//! failure. Its departures from the baselines (two reads of the store a day and a week back)
+//! are a section loaded after it (`insights_anomalies`).
 
 use super::*;
 
@@ -26,8 +27,9 @@ pub async fn insights(
     page.sections.extend(audit::rule_sections(&audit.findings));
     page.sections
         .push(audit::scorecard_section(&audit.findings));
-    page.sections
-        .push(anomalies_section(&state, range, &params::range_query(&query_string)).await);
+    let mut anomalies = anomalies_section();
+    anomalies.loaded_from = Some(format!("/insights/anomalies?{}", request.query_string()));
+    page.sections.push(anomalies);
     page.sections.extend([
         cycle_section(&found),
         chain_section(&found),
@@ -38,23 +40,45 @@ pub async fn insights(
     Ok(respond(&page))
 }
 
-/// Edges and services departing from the same time a day and a week before (docs/anomalies.md),
-/// over ranges of at most an hour.
-async fn anomalies_section(state: &WebState, range: GraphRange, range_query: &str) -> Section {
-    let mut section = Section::new(
+/// The anomalies section, without its rows.
+fn anomalies_section() -> Section {
+    Section::new(
         "Departures from the same time yesterday and last week",
         "No edge or service departs from its baseline (or none has a day or a week of history).",
         &[("Subject", false), ("Departure", false), ("Score", true)],
-    );
+    )
+}
+
+/// The insights page's edges and services departing from the same time a day and a week before
+/// (docs/anomalies.md), over ranges of at most an hour: loaded after the page.
+pub async fn insights_anomalies(
+    request: HttpRequest,
+    state: web::Data<WebState>,
+) -> Result<HttpResponse, PageError> {
+    let query_string = without_empty(request.query_string());
+    params::finding_filter(&query_string)?;
+    let (range, _) = graph_query(&state.query, &query_string, params::INSIGHTS_PARAMS).await?;
+    let frame =
+        Frame::new("Insights", "Insights").ranged(request.path(), request.query_string(), false);
+    let mut section = anomalies_section();
+    fill_anomalies(&mut section, &state, range).await;
+    Ok(respond(&SectionsFragment {
+        frame,
+        sections: vec![section],
+    }))
+}
+
+/// The rows of the anomalies section (or why there are none).
+async fn fill_anomalies(section: &mut Section, state: &WebState, range: GraphRange) {
     if range.minutes.num_minutes() > crate::query::MAX_ANOMALY_WINDOW_MINUTES {
         section.empty = "Judged over ranges of at most an hour: pick a shorter range.".to_owned();
-        return section;
+        return;
     }
     let found = match state.query.anomalies(range).await {
         Ok(found) => found,
         Err(err) => {
             section.empty = format!("Could not read the baselines: {err}");
-            return section;
+            return;
         }
     };
     for anomaly in &found.anomalies {
@@ -66,12 +90,11 @@ async fn anomalies_section(state: &WebState, range: GraphRange, range_query: &st
             crate::query::Subject::Service(name) => (name.clone(), links::service(name)),
         };
         section.rows.push(vec![
-            Cell::link(text, links::with_range(&href, range_query)),
+            Cell::link(text, href),
             Cell::text(format::anomaly_badge(anomaly)),
             Cell::number(format!("{:.1}", anomaly.departure.score)),
         ]);
     }
-    section
 }
 
 fn cycle_section(found: &analysis::Insights) -> Section {

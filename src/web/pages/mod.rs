@@ -39,7 +39,7 @@ use crate::web::params::{self, graph_query};
 
 pub use alerts::{alert_badge, alerts, create_silence, expire_silence};
 pub use edge::edge;
-pub use insights::insights;
+pub use insights::{insights, insights_anomalies};
 pub use map::{map, map_findings};
 pub use services::{service, services};
 use signals::{LAG_COLUMNS, lag_rows};
@@ -48,8 +48,8 @@ pub use trace_search::traces;
 use traces::{TRACE_COLUMNS, recent_traces, trace_rows};
 pub use traces::{open_trace, trace};
 use views::{
-    Card, Cell, ErrorPage, Field, Frame, Input, MapFindings, MapPage, Section, TablePage, TraceCut,
-    TracePage,
+    Card, Cell, ErrorPage, Field, Frame, Input, MapFindings, MapPage, Section, SectionsFragment,
+    TablePage, TraceCut, TracePage,
 };
 
 const RANGE_PARAMS: &[&str] = &["window", "from", "to"];

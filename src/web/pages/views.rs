@@ -148,6 +148,15 @@ pub struct MapFindings {
     pub findings: Vec<(String, String, bool)>,
 }
 
+/// Sections a page loads after itself (each `Section::loaded_from`), swapped in for their
+/// placeholders.
+#[derive(Template, WebTemplate)]
+#[template(path = "sections_fragment.html")]
+pub struct SectionsFragment {
+    pub frame: Frame,
+    pub sections: Vec<Section>,
+}
+
 /// One cell of a table: text, optionally a link or a coloured pill.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
@@ -257,6 +266,9 @@ pub struct Section {
     pub charts: Vec<String>,
     /// A line under the title saying what the section is about.
     pub note: String,
+    /// Where the section is loaded from once the page shows, when it costs more than the rest
+    /// of its page (see [`SectionsFragment`]); the page then holds only its title.
+    pub loaded_from: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +385,7 @@ impl Section {
             rows: Vec::new(),
             charts: Vec::new(),
             note: String::new(),
+            loaded_from: None,
         }
     }
 

@@ -2,12 +2,11 @@
 
 use super::*;
 
-#[test]
-fn calls_are_split_by_the_callers_operation_and_the_operation_called() {
-    let mut engine = engine();
-    // orders serves POST /orders (span 2) and GET /cart (span 6); under each it calls
-    // payments and runs a query. The client spans come first in the batch, as exported.
-    let batch = vec![
+/// orders serves POST /orders (span 2) and GET /cart (span 6); under each it calls payments,
+/// and under the first it runs a query; a third call's caller span never came. The client
+/// spans come first in the batch, as exported.
+fn orders_calling_payments_and_its_database() -> Vec<SpanBuilder> {
+    vec![
         http_client("orders", 1, 3).parent(2),
         http_server("payments", 1, 4, 3).name("POST /pay"),
         span("orders", SpanKind::Client, 1, 5)
@@ -23,11 +22,15 @@ fn calls_are_split_by_the_callers_operation_and_the_operation_called() {
         span("orders", SpanKind::Server, 2, 6)
             .name("GET /cart")
             .http(),
-        // A call whose caller's span never came.
         http_client("orders", 3, 9).parent(99),
         http_server("payments", 3, 10, 9).name("POST /refund"),
-    ];
-    ingest(&mut engine, batch, NOW);
+    ]
+}
+
+#[test]
+fn calls_are_split_by_the_callers_operation_and_the_operation_called() {
+    let mut engine = engine();
+    ingest(&mut engine, orders_calling_payments_and_its_database(), NOW);
     let pairs = |edge: WindowEdge| -> Vec<(String, String, u64)> {
         edge.stats
             .operations
@@ -82,4 +85,30 @@ fn operation_pairs_beyond_the_limit_are_added_up_and_counted() {
             .num_calls_over_operation_split_limit,
         4
     );
+}
+
+#[test]
+fn one_edges_and_one_services_reads_are_the_whole_reads_filtered() {
+    let mut engine = engine();
+    ingest(&mut engine, orders_calling_payments_and_its_database(), NOW);
+    let range = MinuteRange::new(UnixMinute(i64::MIN), UnixMinute(i64::MAX));
+    let (orders, payments) = (NodeKey::service("orders"), NodeKey::service("payments"));
+    for (source, target) in [(&orders, &payments), (&payments, &orders)] {
+        let filtered: Vec<WindowEdge> = engine
+            .edges(range)
+            .into_iter()
+            .filter(|edge| edge.key.source == *source && edge.key.target == *target)
+            .collect();
+        assert_eq!(engine.edges_between(range, source, target), filtered);
+    }
+    assert_eq!(engine.edges_between(range, &orders, &payments).len(), 1);
+    for service in ["orders", "payments", "nobody"] {
+        let filtered: Vec<WindowOperation> = engine
+            .operations(range)
+            .into_iter()
+            .filter(|operation| operation.service == service)
+            .collect();
+        assert_eq!(engine.operations_of(range, service), filtered, "{service}");
+    }
+    assert_eq!(engine.operations_of(range, "orders").len(), 2);
 }

@@ -2,6 +2,8 @@
 //! range: what a map or the services' figures of a range need, one entry per edge or
 //! operation instead of one per minute and instance, each sketch merged in one pass.
 
+use std::cmp::Ordering;
+
 use crate::model::graph::{
     EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationStats, OperationTotal,
 };
@@ -14,23 +16,20 @@ use super::parallel::try_map_in_order;
 /// placements (the first rollup's) and, past the split limit, which operation pairs keep a
 /// split of their own — as merging them one by one would.
 pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreError> {
-    // References, not the rollups (a few hundred bytes each), are sorted; stably, so each
-    // edge's rollups keep their order (and sorted input costs one pass).
-    let mut sorted: Vec<&EdgeRollup> = rollups.iter().collect();
-    sorted.sort_by(|left, right| left.key.cmp(&right.key));
-    let groups: Vec<&[&EdgeRollup]> = sorted
-        .chunk_by(|left, right| left.key == right.key)
-        .collect();
-    try_map_in_order(groups, |group| {
-        let first = &group[0];
-        let all: Vec<&EdgeStats> = group.iter().map(|rollup| &rollup.stats).collect();
-        Ok(EdgeTotal {
-            key: first.key.clone(),
-            source_placement: first.source_placement.clone(),
-            target_placement: first.target_placement.clone(),
-            stats: EdgeStats::merge_all(&all),
-        })
-    })
+    totals_by(
+        &rollups,
+        |left, right| left.key.cmp(&right.key),
+        |group| {
+            let first = group[0];
+            let all: Vec<&EdgeStats> = group.iter().map(|rollup| &rollup.stats).collect();
+            EdgeTotal {
+                key: first.key.clone(),
+                source_placement: first.source_placement.clone(),
+                target_placement: first.target_placement.clone(),
+                stats: EdgeStats::merge_all(&all),
+            }
+        },
+    )
 }
 
 /// `rollups` (in the order stores give them: by minute, then instance, for each operation)
@@ -38,25 +37,36 @@ pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreE
 pub fn operation_totals_of(
     rollups: Vec<OperationRollup>,
 ) -> Result<Vec<OperationTotal>, StoreError> {
-    let mut sorted: Vec<&OperationRollup> = rollups.iter().collect();
-    sorted.sort_by(|left, right| {
-        (&left.service, &left.operation).cmp(&(&right.service, &right.operation))
-    });
-    let groups: Vec<&[&OperationRollup]> = sorted
-        .chunk_by(|left, right| {
-            (&left.service, &left.operation) == (&right.service, &right.operation)
-        })
+    totals_by(
+        &rollups,
+        |left, right| (&left.service, &left.operation).cmp(&(&right.service, &right.operation)),
+        |group| {
+            let first = group[0];
+            let all: Vec<&OperationStats> = group.iter().map(|rollup| &rollup.stats).collect();
+            OperationTotal {
+                service: first.service.clone(),
+                operation: first.operation.clone(),
+                placement: first.placement.clone(),
+                stats: OperationStats::merge_all(&all),
+            }
+        },
+    )
+}
+
+/// `rollups` grouped by `order` and each group made one total, on the machine's cores,
+/// ordered as `order` says. References, not the rollups (a few hundred bytes each), are
+/// sorted; stably, so each group keeps the rollups' order (and sorted input costs one pass).
+fn totals_by<R: Sync, T: Send>(
+    rollups: &[R],
+    order: impl Fn(&R, &R) -> Ordering,
+    total: impl Fn(&[&R]) -> T + Sync,
+) -> Result<Vec<T>, StoreError> {
+    let mut sorted: Vec<&R> = rollups.iter().collect();
+    sorted.sort_by(|left, right| order(left, right));
+    let groups: Vec<&[&R]> = sorted
+        .chunk_by(|left, right| order(left, right) == Ordering::Equal)
         .collect();
-    try_map_in_order(groups, |group| {
-        let first = &group[0];
-        let all: Vec<&OperationStats> = group.iter().map(|rollup| &rollup.stats).collect();
-        Ok(OperationTotal {
-            service: first.service.clone(),
-            operation: first.operation.clone(),
-            placement: first.placement.clone(),
-            stats: OperationStats::merge_all(&all),
-        })
-    })
+    try_map_in_order(groups, |group| Ok(total(group)))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cartograph::model::{MinuteRange, UnixMinute};
 use cartograph::store::clickhouse::{ClickHouseOptions, ClickHouseReader, ClickHouseWriter, open};
 use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_key};
-use cartograph::store::{RollupReader, StoreWriter};
+use cartograph::store::{RollupReader, Splits, StoreWriter};
 
 #[path = "support/rollups.rs"]
 mod rollups;
@@ -56,7 +56,9 @@ fn measure_rollup_reads(writer: &mut ClickHouseWriter, reader: &ClickHouseReader
         read.as_secs_f64() * 1000.0
     );
     let totals = median_of_5(|| {
-        let merged = reader.edge_totals(hour, None).expect("totals");
+        let merged = reader
+            .edge_totals(hour, None, Splits::Skipped)
+            .expect("totals");
         assert_eq!(merged.len() as u64, MESH_EDGES);
         merged
     });

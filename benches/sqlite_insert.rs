@@ -15,7 +15,7 @@ use std::time::Instant;
 use cartograph::model::{Batch, MinuteRange, UnixMinute};
 use cartograph::store::conformance::rollup_fixtures::{BASE_MINUTE, mesh_edge_key};
 use cartograph::store::sqlite::{SqliteLocation, SqliteOptions, SqliteWriter, open};
-use cartograph::store::{RollupReader, StoreWriter};
+use cartograph::store::{RollupReader, Splits, StoreWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[path = "support/rollups.rs"]
@@ -110,7 +110,9 @@ fn rollup_hour_read(c: &mut Criterion) {
     // What the map of that hour reads: the same rows merged per edge.
     group.bench_function("totals_hour_of_2000_edges", |bencher| {
         bencher.iter_with_large_drop(|| {
-            let totals = reader.edge_totals(hour, None).expect("edge_totals");
+            let totals = reader
+                .edge_totals(hour, None, Splits::Skipped)
+                .expect("edge_totals");
             assert_eq!(totals.len() as u64, MESH_EDGES);
             totals
         });

@@ -33,7 +33,7 @@ pub mod deploys;
 pub mod diff;
 mod engine;
 mod generations;
-mod hash;
+pub(crate) mod hash;
 mod minute_bucket;
 pub mod naming;
 mod pairing;

@@ -284,7 +284,7 @@ impl EdgeStats {
     }
 
     /// `other`'s counts and consumer groups: everything but its latencies and splits.
-    fn add_counts(&mut self, other: &EdgeStats) {
+    pub(crate) fn add_counts(&mut self, other: &EdgeStats) {
         self.num_requests += other.num_requests;
         self.num_unobserved += other.num_unobserved;
         self.num_errors += other.num_errors;

@@ -19,7 +19,7 @@ pub use metric::{
 };
 pub use minute::{MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 pub use sketch::{
-    LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, bucket_index,
+    LatencySketch, MAX_BUCKET_INDEX, RELATIVE_ACCURACY, SketchError, SketchSum, bucket_index,
     bucket_value_nanos,
 };
 pub use span::{Event, Link, Resource, Scope, Span, SpanKind, StatusCode, UNKNOWN_SERVICE};

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod sum;
+pub use sum::SketchSum;
+
 /// Relative accuracy of quantile estimates (0.5 %, comfortably inside the 1 % promised).
 pub const RELATIVE_ACCURACY: f64 = 0.005;
 

@@ -75,11 +75,12 @@ impl QueryService {
         base: GraphRange,
         now: GraphRange,
     ) -> Result<GraphDiff, QueryError> {
-        let after = self.graph(now, &GraphFilter::default()).await?;
+        let after = self.graph(now, &GraphFilter::whole_with_splits()).await?;
         self.graph_diff_of(base, now, &after).await
     }
 
-    /// The whole map in `base` against `after`, the whole map already read for `now`.
+    /// The whole map in `base` against `after`, the whole map already read for `now` (with
+    /// its operation splits: [`GraphFilter::operation_splits`]).
     pub async fn graph_diff_of(
         &self,
         base: GraphRange,
@@ -87,7 +88,7 @@ impl QueryService {
         after: &GraphView,
     ) -> Result<GraphDiff, QueryError> {
         let base = self.covered(base).await?;
-        let before = self.graph(base, &GraphFilter::default()).await?;
+        let before = self.graph(base, &GraphFilter::whole_with_splits()).await?;
         let edges = diff::diff(
             &Period {
                 edges: &before.edges,

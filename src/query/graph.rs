@@ -10,6 +10,7 @@ use crate::graph::analysis::{self, GraphView};
 use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
 use crate::model::{LatencySketch, MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 use crate::pipeline::lock_engine;
+use crate::store::Splits;
 use crate::store::totals::operation_totals_of;
 
 /// The minutes of a query and the seconds they stand for (rates divide by it).
@@ -66,6 +67,20 @@ pub struct GraphFilter {
     /// Keep nodes within `depth` hops of this node (either direction).
     pub focus: Option<NodeKey>,
     pub depth: usize,
+    /// Keep each edge's operation splits (an edge's page and change over time show them).
+    /// Without, the edges of stored minutes come without them (the live minutes' keep theirs):
+    /// the map, alerts and the audit never read them, and ClickHouse then reads less.
+    pub operation_splits: bool,
+}
+
+impl GraphFilter {
+    /// The whole map, with each edge's operation splits.
+    pub fn whole_with_splits() -> Self {
+        GraphFilter {
+            operation_splits: true,
+            ..GraphFilter::default()
+        }
+    }
 }
 
 /// RED of one service over a range: its operations merged.
@@ -105,9 +120,14 @@ impl QueryService {
         filter: &GraphFilter,
     ) -> Result<(GraphView, super::MetricsOverlay), QueryError> {
         let (live_since, mut edges) = self.live_edges(range.minutes);
+        let splits = if filter.operation_splits {
+            Splits::Read
+        } else {
+            Splits::Skipped
+        };
         for (minutes, exclude) in self.stored_ranges(range.minutes, live_since) {
             let stored = self
-                .blocking(move |reader| reader.edge_totals(minutes, exclude))
+                .blocking(move |reader| reader.edge_totals(minutes, exclude, splits))
                 .await?;
             for total in stored {
                 let entry = edges.entry(total.key).or_insert_with(|| {

@@ -199,6 +199,16 @@ pub fn merged_with_stored(
 /// hour of 2,000 edges is 120,000 rollups.
 ///
 /// [`EdgeKey`]: crate::model::graph::EdgeKey
+/// Whether totals of edges hold their operation splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Splits {
+    /// With them: an edge's page and change over time show them.
+    Read,
+    /// Without (empty): the map, alerts and the audit do not read them, and a store may then
+    /// leave them unread (ClickHouse keeps them in a column apart).
+    Skipped,
+}
+
 pub trait RollupReader: Send + Sync {
     /// Every stored edge rollup of the range, exactly as written, one per instance that wrote
     /// it; those of `exclude_instance` are left out (a running instance reads its own minutes
@@ -226,13 +236,21 @@ pub trait RollupReader: Send + Sync {
     /// The stored edge rollups of the range but those of `exclude_instance`, merged per edge
     /// (every minute and instance), ordered by key: what a map of the range reads. Equal to
     /// merging [`RollupReader::edge_rollups`] one by one in its order
-    /// ([`totals::edge_totals_of`]); a store may merge as it reads.
+    /// ([`totals::edge_totals_of`]), with or without the operation splits as `splits` asks;
+    /// a store may merge as it reads.
     fn edge_totals(
         &self,
         range: MinuteRange,
         exclude_instance: Option<u32>,
+        splits: Splits,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
-        totals::edge_totals_of(self.edge_rollups(range, exclude_instance)?)
+        let mut rollups = self.edge_rollups(range, exclude_instance)?;
+        if splits == Splits::Skipped {
+            for rollup in &mut rollups {
+                rollup.stats.operations = Vec::new();
+            }
+        }
+        totals::edge_totals_of(rollups)
     }
 
     /// Every stored operation rollup of the range but those of `exclude_instance`, one per

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 
+use crate::model::SketchSum;
 use crate::model::graph::{
     EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationStats, OperationTotal,
 };
@@ -30,6 +31,31 @@ pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreE
             }
         },
     )
+}
+
+/// One edge's figures summed as its rollups are read, without their operation splits: the
+/// counts and consumer groups as they come, each latency bucket by bucket
+/// (`codec_rollup::add_edge_stats`). Equal to [`EdgeStats::merge_all`] of the rollups with
+/// their splits left out, whatever the order they come in (counts add, consumer groups keep
+/// the first in sort order, extremes are extremes), but for the rounding of the latency sums
+/// past 2^53 ns.
+#[derive(Debug, Default)]
+pub struct EdgeSum {
+    pub(crate) counts: EdgeStats,
+    pub(crate) client_latency: SketchSum,
+    pub(crate) server_latency: SketchSum,
+    pub(crate) publish_consume_latency: SketchSum,
+}
+
+impl EdgeSum {
+    pub fn into_stats(self) -> EdgeStats {
+        EdgeStats {
+            client_latency: self.client_latency.into_sketch(),
+            server_latency: self.server_latency.into_sketch(),
+            publish_consume_latency: self.publish_consume_latency.into_sketch(),
+            ..self.counts
+        }
+    }
 }
 
 /// `rollups` (in the order stores give them: by minute, then instance, for each operation)

@@ -277,6 +277,7 @@ impl Params {
             namespace: self.text("namespace"),
             focus,
             depth,
+            operation_splits: false,
         })
     }
 }

@@ -93,3 +93,10 @@ ORDER BY (minute, service, operation, instance);
 CREATE TABLE IF NOT EXISTS `cartograph`.`operation_rollups` ON CLUSTER 'observability' AS `cartograph`.`operation_rollups_local`
 ENGINE = Distributed('observability', 'cartograph', 'operation_rollups_local', cityHash64(minute, service, operation, instance));
 
+-- 0002_edge_operations
+ALTER TABLE `cartograph`.edge_rollups_local ON CLUSTER 'observability'
+    ADD COLUMN IF NOT EXISTS operations String DEFAULT '' CODEC(ZSTD(3));
+
+ALTER TABLE `cartograph`.edge_rollups ON CLUSTER 'observability'
+    ADD COLUMN IF NOT EXISTS operations String DEFAULT '';
+

@@ -78,3 +78,10 @@ ENGINE = ReplacingMergeTree(written_at)
 PARTITION BY intDiv(minute, 1440)
 ORDER BY (minute, service, operation, instance);
 
+-- 0002_edge_operations
+ALTER TABLE `cartograph`.edge_rollups
+    ADD COLUMN IF NOT EXISTS operations String DEFAULT '' CODEC(ZSTD(3));
+
+ALTER TABLE `cartograph`.edge_rollups
+    ADD COLUMN IF NOT EXISTS operations String DEFAULT '';
+

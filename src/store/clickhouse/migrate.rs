@@ -3,7 +3,7 @@
 //!
 //! Rendering: `{db}` → the database; `{on_cluster}` → `` or ` ON CLUSTER 'c'`;
 //! `{table:NAME}` → `NAME` (or `NAME_local` in cluster mode, plus a `Distributed` table `NAME`
-//! over it); `{engine:NAME:ENGINE}` → `ENGINE` (or its `Replicated` form with a ZooKeeper path
+//! over it); `{local:NAME}` → the same name, alone (for `ALTER`); `{engine:NAME:ENGINE}` → `ENGINE` (or its `Replicated` form with a ZooKeeper path
 //! per table). Every statement is `IF NOT EXISTS`, so two processes migrating at once, or a
 //! migration interrupted half-way, converge on the same schema.
 
@@ -19,11 +19,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tables",
-    sql: include_str!("../../../migrations/clickhouse/0001_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tables",
+        sql: include_str!("../../../migrations/clickhouse/0001_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "edge_operations",
+        sql: include_str!("../../../migrations/clickhouse/0002_edge_operations.sql"),
+    },
+];
 
 /// The oldest server this schema runs on (`Map`, bloom-filter indexes on `mapValues`,
 /// `LIMIT BY`, `DoubleDelta`/`T64` codecs).
@@ -101,6 +108,8 @@ impl Layout {
             } else if let Some(spec) = token.strip_prefix("table:") {
                 let (name, key) = spec.split_once(':').unwrap_or((spec, "rand()"));
                 table = Some((name.to_owned(), key.to_owned()));
+                out.push_str(&self.local(name));
+            } else if let Some(name) = token.strip_prefix("local:") {
                 out.push_str(&self.local(name));
             } else if let Some(spec) = token.strip_prefix("engine:") {
                 let (name, engine) = spec.split_once(':').unwrap_or((spec, "MergeTree"));
@@ -311,6 +320,9 @@ mod tests {
         assert!(ddl.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/edge_rollups_local', '{replica}', written_at)"));
         assert!(ddl.contains("ENGINE = Distributed('observability', 'cartograph', 'spans_local', cityHash64(trace_id))"));
         assert!(!single.full_ddl().contains("ON CLUSTER"));
+        // A column added to a sharded table: to the local tables and the Distributed one.
+        assert!(ddl.contains("ALTER TABLE `cartograph`.edge_rollups_local ON CLUSTER 'observability'\n    ADD COLUMN IF NOT EXISTS operations"), "{ddl}");
+        assert!(ddl.contains("ALTER TABLE `cartograph`.edge_rollups ON CLUSTER 'observability'\n    ADD COLUMN IF NOT EXISTS operations String DEFAULT ''"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod reader;
 mod rows;
 #[cfg(test)]
 pub(crate) mod tests;
+mod totals;
 mod writer;
 
 use std::sync::Arc;

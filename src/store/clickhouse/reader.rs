@@ -9,14 +9,15 @@ use serde::Deserialize;
 
 use super::Shared;
 use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow, edge_key_prefix};
+use super::totals::{Summed, TotalsRow};
 use crate::model::graph::{EdgeRollup, EdgeTotal, NodeKey, OperationRollup};
 use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
 use crate::store::parallel::try_map_in_order;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::totals::edge_totals_of;
 use crate::store::{
-    Instances, MetricQuery, MetricReader, RollupReader, StoreError, TraceQuery, TraceReader,
-    TraceSummary,
+    Instances, MetricQuery, MetricReader, RollupReader, Splits, StoreError, TraceQuery,
+    TraceReader, TraceSummary,
 };
 
 /// Trace ids asked for in one `IN (...)` at most.
@@ -56,16 +57,8 @@ impl ClickHouseReader {
         binds: Vec<Bound>,
     ) -> Result<Vec<T>, StoreError> {
         let client = self.shared.client.clone();
-        self.shared.block(async move {
-            let mut query = client.query(&sql);
-            for bound in binds {
-                query = match bound {
-                    Bound::Text(text) => query.bind(text),
-                    Bound::Number(number) => query.bind(number),
-                };
-            }
-            query.fetch_all::<T>().await
-        })
+        self.shared
+            .block(async move { bound_query(&client, &sql, binds).fetch_all::<T>().await })
     }
 
     /// Every stored span of `trace_ids`, one row per (trace, span).
@@ -257,7 +250,52 @@ impl MetricReader for ClickHouseReader {
     }
 }
 
+/// `sql` with `binds` bound to its `?`s, in order.
+fn bound_query(
+    client: &clickhouse::Client,
+    sql: &str,
+    binds: Vec<Bound>,
+) -> clickhouse::query::Query {
+    let mut query = client.query(sql);
+    for bound in binds {
+        query = match bound {
+            Bound::Text(text) => query.bind(text),
+            Bound::Number(number) => query.bind(number),
+        };
+    }
+    query
+}
+
 impl ClickHouseReader {
+    /// The map's totals ([`Splits::Skipped`]): the rows of `range` streamed into per-edge sums
+    /// as they arrive ([`Summed`]).
+    fn summed_edges(
+        &self,
+        range: MinuteRange,
+        instances: Instances,
+    ) -> Result<Vec<EdgeTotal>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (condition, binds) = Self::rollup_condition(range, instances);
+        let sql = format!(
+            "SELECT ?fields FROM {} FINAL WHERE {condition}",
+            self.shared.table("edge_rollups")
+        );
+        let client = self.shared.client.clone();
+        let summed = self.shared.block(async move {
+            let mut cursor = bound_query(&client, &sql, binds).fetch::<TotalsRow<'_>>()?;
+            let mut summed = Summed::default();
+            while let Some(row) = cursor.next().await? {
+                if let Err(err) = summed.add(&row) {
+                    return Ok(Err(err));
+                }
+            }
+            Ok(Ok(summed))
+        })??;
+        Ok(summed.into_totals())
+    }
+
     fn rollup_condition(range: MinuteRange, instances: Instances) -> (String, Vec<Bound>) {
         let mut condition = "minute >= ? AND minute < ?".to_owned();
         let mut binds = vec![
@@ -388,9 +426,14 @@ impl RollupReader for ClickHouseReader {
         &self,
         range: MinuteRange,
         exclude_instance: Option<u32>,
+        splits: Splits,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
-        // Read by key already: the stable sort by key that merging starts with is one pass.
-        edge_totals_of(self.edges_of(range, Instances::AllBut(exclude_instance), None, true)?)
+        let instances = Instances::AllBut(exclude_instance);
+        match splits {
+            // Read by key already: the stable sort by key that merging starts with is one pass.
+            Splits::Read => edge_totals_of(self.edges_of(range, instances, None, true)?),
+            Splits::Skipped => self.summed_edges(range, instances),
+        }
     }
 
     fn operation_rollups(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
+use crate::model::graph::{
+    EdgeKey, EdgeKind, EdgeRollup, NodeKey, NodeKind, NodePlacement, OperationRollup,
+};
 use crate::model::{
     Attributes, Event, Link, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode,
     TraceId,
@@ -15,8 +17,9 @@ use crate::model::{
 use crate::store::StoreError;
 use crate::store::sqlite::codec_metric::{decode_point_value, encode_point_value};
 use crate::store::sqlite::codec_rollup::{
-    decode_edge_stats, decode_operation_stats, encode_edge_stats, encode_operation_stats,
+    decode_edge_stats, decode_operation_stats, encode_edge_stats_with, encode_operation_stats,
 };
+use crate::store::sqlite::codec_splits::{decode_splits, encode_splits};
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("clickhouse {what}: {err}"))
@@ -310,6 +313,79 @@ struct EdgeRollupBodyIn<'a> {
     stats: &'a [u8],
 }
 
+/// An edge rollup's payload read in place: nothing copied (the map's totals read an hour of
+/// a mesh, 100k+ of them, to keep one key and one pair of placements per edge). Reads what
+/// [`EdgeRollupBody`] writes, field for field.
+#[derive(Deserialize)]
+pub struct EdgeRollupBodyRef<'a> {
+    #[serde(borrow)]
+    pub key: EdgeKeyRef<'a>,
+    #[serde(borrow)]
+    pub source_placement: PlacementRef<'a>,
+    #[serde(borrow)]
+    pub target_placement: PlacementRef<'a>,
+    pub stats: &'a [u8],
+}
+
+/// An [`EdgeKey`] borrowed from a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub struct EdgeKeyRef<'a> {
+    #[serde(borrow)]
+    pub source: NodeKeyRef<'a>,
+    #[serde(borrow)]
+    pub target: NodeKeyRef<'a>,
+    pub kind: EdgeKind,
+}
+
+/// A [`NodeKey`] borrowed from a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub struct NodeKeyRef<'a> {
+    pub kind: NodeKind,
+    pub name: &'a str,
+}
+
+/// A [`NodePlacement`] borrowed from a payload.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PlacementRef<'a> {
+    #[serde(borrow)]
+    pub namespace: Option<&'a str>,
+    #[serde(borrow)]
+    pub environment: Option<&'a str>,
+}
+
+impl EdgeRollupBodyRef<'_> {
+    pub fn parse(payload: &[u8]) -> Result<EdgeRollupBodyRef<'_>, StoreError> {
+        postcard::from_bytes(payload).map_err(|err| corrupt("edge rollup payload", err))
+    }
+}
+
+impl EdgeKeyRef<'_> {
+    pub fn to_key(self) -> EdgeKey {
+        let node = |node: NodeKeyRef<'_>| NodeKey::new(node.kind, node.name);
+        EdgeKey {
+            source: node(self.source),
+            target: node(self.target),
+            kind: self.kind,
+        }
+    }
+
+    pub fn is(&self, key: &EdgeKey) -> bool {
+        let same = |node: &NodeKeyRef<'_>, known: &NodeKey| {
+            node.kind == known.kind && node.name == known.name
+        };
+        same(&self.source, &key.source) && same(&self.target, &key.target) && self.kind == key.kind
+    }
+}
+
+impl PlacementRef<'_> {
+    pub fn to_placement(self) -> NodePlacement {
+        NodePlacement {
+            namespace: self.namespace.map(str::to_owned),
+            environment: self.environment.map(str::to_owned),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct OperationRollupBody<'a> {
     placement: &'a NodePlacement,
@@ -325,9 +401,20 @@ struct OperationRollupBodyIn<'a> {
 }
 
 /// How the `key` column of the edges from `source` to `target` starts (the edge kind
-/// follows): `source id NUL target id NUL`.
+/// follows): `source id NUL target id NUL`, each id with its NULs (and the escape byte 0x01)
+/// escaped, so that two edges never share a key: rows of one minute and instance with equal
+/// keys collapse into one. Ids without either byte (every real one) are as they were before
+/// the escape.
 pub fn edge_key_prefix(source: &NodeKey, target: &NodeKey) -> String {
-    format!("{}\u{0}{}\u{0}", source.id(), target.id())
+    let escaped = |id: String| {
+        if id.contains(['\u{0}', '\u{1}']) {
+            id.replace('\u{1}', "\u{1}\u{2}")
+                .replace('\u{0}', "\u{1}\u{3}")
+        } else {
+            id
+        }
+    };
+    format!("{}\u{0}{}\u{0}", escaped(source.id()), escaped(target.id()))
 }
 
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -340,6 +427,11 @@ pub struct EdgeRollupRow {
     pub written_at: u64,
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    /// The operation splits ([`encode_splits`]), apart from the rest of the stats so that the
+    /// map's totals need not read them; empty in rows written before the column (their
+    /// splits are in `payload`).
+    #[serde(with = "serde_bytes")]
+    pub operations: Vec<u8>,
 }
 
 impl EdgeRollupRow {
@@ -358,7 +450,7 @@ impl EdgeRollupRow {
             written_at,
             payload: {
                 let mut stats = Vec::new();
-                encode_edge_stats(&mut stats, &rollup.stats)?;
+                encode_edge_stats_with(&mut stats, &rollup.stats, &[])?;
                 encode(&EdgeRollupBody {
                     key: &rollup.key,
                     source_placement: &rollup.source_placement,
@@ -366,29 +458,41 @@ impl EdgeRollupRow {
                     stats: &stats,
                 })?
             },
+            operations: encode_splits(&rollup.stats.operations),
         })
     }
 }
 
-/// What a read of edge rollups selects: the key and the figures are in the payload.
+/// What a read of edge rollups selects: the key and the figures are in the payload, the
+/// operation splits in their column.
 #[derive(Debug, Row, Deserialize)]
 pub struct EdgeRollupReadRow {
     pub minute: i64,
     pub instance: u32,
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub operations: Vec<u8>,
 }
 
 impl EdgeRollupReadRow {
     pub fn into_rollup(self) -> Result<EdgeRollup, StoreError> {
         let body: EdgeRollupBodyIn = postcard::from_bytes(&self.payload)
             .map_err(|err| corrupt("edge rollup payload", err))?;
+        let mut stats = decode_edge_stats(body.stats)?;
+        let splits = decode_splits(&self.operations)?;
+        if !splits.is_empty() {
+            if !stats.operations.is_empty() {
+                return Err(corrupt("edge rollup", "operation splits in two places"));
+            }
+            stats.operations = splits;
+        }
         Ok(EdgeRollup {
             minute: self.minute,
             key: body.key,
             source_placement: body.source_placement,
             target_placement: body.target_placement,
-            stats: decode_edge_stats(body.stats)?,
+            stats,
         })
     }
 }

@@ -9,13 +9,14 @@
 //! Owns the byte layout only; it does not touch SQL.
 
 use crate::model::graph::{
-    EdgeKind, EdgeStats, MAX_OPERATION_SPLITS, MAX_VERSIONS, NodeKind, OperationSplit,
-    OperationStats, VersionStats,
+    EdgeKind, EdgeStats, MAX_VERSIONS, NodeKind, OperationSplit, OperationStats, VersionStats,
 };
 use crate::store::StoreError;
+use crate::store::totals::EdgeSum;
 
 use super::codec::{Decoder, corrupt, put_str, put_varint};
-use super::codec_sketch::{SketchForm, put_sketch, sketch};
+use super::codec_sketch::{SketchForm, add_sketch, put_sketch, sketch};
+use super::codec_splits::{put_splits, splits};
 
 /// The first layout of edge and operation stats blobs.
 const LAYOUT_V1: u8 = 1;
@@ -80,6 +81,16 @@ pub(super) fn edge_kind_from_code(code: i64) -> Result<EdgeKind, StoreError> {
 }
 
 pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<(), StoreError> {
+    encode_edge_stats_with(buf, stats, &stats.operations)
+}
+
+/// [`encode_edge_stats`] with `splits` in place of the stats' own (ClickHouse keeps them in a
+/// column of their own and writes none here).
+pub(crate) fn encode_edge_stats_with(
+    buf: &mut Vec<u8>,
+    stats: &EdgeStats,
+    splits: &[OperationSplit],
+) -> Result<(), StoreError> {
     // Destructured whole so that a new field fails to compile here instead of being lost.
     let EdgeStats {
         num_requests,
@@ -95,7 +106,7 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         num_traces,
         max_calls_per_trace,
         consumer_groups,
-        operations,
+        operations: _,
     } = stats;
     buf.push(LAYOUT_V3);
     for counter in [
@@ -118,82 +129,64 @@ pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<
         put_str(buf, group);
     }
     put_varint(buf, *num_unobserved);
-    put_varint(buf, operations.len() as u64);
-    for split in operations {
-        put_str(buf, &split.caller);
-        put_str(buf, &split.callee);
-        put_varint(buf, split.num_requests);
-        put_varint(buf, split.num_errors);
-        put_sketch(buf, &split.latency);
-    }
+    put_splits(buf, splits);
     Ok(())
 }
 
-/// An edge blob's operation splits, after its other figures.
-fn splits(decoder: &mut Decoder<'_>, form: SketchForm) -> Result<Vec<OperationSplit>, StoreError> {
-    let count = decoder.count()?;
-    if count > MAX_OPERATION_SPLITS + 1 {
-        return Err(corrupt("more operation splits than an edge keeps"));
-    }
-    let mut splits: Vec<OperationSplit> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let split = OperationSplit {
-            caller: decoder.string()?,
-            callee: decoder.string()?,
-            num_requests: decoder.varint()?,
-            num_errors: decoder.varint()?,
-            latency: sketch(decoder, form)?,
-        };
-        if splits
-            .last()
-            .is_some_and(|last| (&last.caller, &last.callee) >= (&split.caller, &split.callee))
-        {
-            return Err(corrupt("operation splits out of order"));
-        }
-        splits.push(split);
-    }
-    Ok(splits)
-}
-
-/// Decodes V3, V2 (postcard sketches) and V1 (written before sampling was weighed: nothing
-/// unobserved, no splits).
-pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
+/// An edge blob's layout, its sketches' form and its counters (the stats without sketches,
+/// consumer groups or splits), with a decoder at its first sketch.
+fn edge_counters(blob: &[u8]) -> Result<(u8, SketchForm, EdgeStats, Decoder<'_>), StoreError> {
     let (layout, mut decoder) = layout_of(blob, LAYOUT_V3)?;
     let form = if layout >= LAYOUT_V3 {
         SketchForm::Compact
     } else {
         SketchForm::Postcard
     };
-    let num_requests = decoder.varint()?;
-    let num_errors = decoder.varint()?;
-    let num_retries = decoder.varint()?;
-    let num_short_circuited = decoder.varint()?;
-    let num_client_only = decoder.varint()?;
-    let num_server_only = decoder.varint()?;
-    let num_traces = decoder.varint()?;
-    let max_calls_per_trace = decoder.varint()?;
-    let mut stats = EdgeStats {
-        num_requests,
-        num_unobserved: 0,
-        num_errors,
-        num_retries,
-        num_short_circuited,
-        num_client_only,
-        num_server_only,
-        client_latency: sketch(&mut decoder, form)?,
-        server_latency: sketch(&mut decoder, form)?,
-        publish_consume_latency: sketch(&mut decoder, form)?,
-        num_traces,
-        max_calls_per_trace,
-        consumer_groups: strings(&mut decoder)?,
-        operations: Vec::new(),
-    };
+    let mut stats = EdgeStats::default();
+    for counter in [
+        &mut stats.num_requests,
+        &mut stats.num_errors,
+        &mut stats.num_retries,
+        &mut stats.num_short_circuited,
+        &mut stats.num_client_only,
+        &mut stats.num_server_only,
+        &mut stats.num_traces,
+        &mut stats.max_calls_per_trace,
+    ] {
+        *counter = decoder.varint()?;
+    }
+    Ok((layout, form, stats, decoder))
+}
+
+/// Decodes V3, V2 (postcard sketches) and V1 (written before sampling was weighed: nothing
+/// unobserved, no splits).
+pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
+    let (layout, form, mut stats, mut decoder) = edge_counters(blob)?;
+    stats.client_latency = sketch(&mut decoder, form)?;
+    stats.server_latency = sketch(&mut decoder, form)?;
+    stats.publish_consume_latency = sketch(&mut decoder, form)?;
+    stats.consumer_groups = strings(&mut decoder)?;
     if layout >= LAYOUT_V2 {
         stats.num_unobserved = decoder.varint()?;
         stats.operations = splits(&mut decoder, form)?;
     }
     finished(&decoder)?;
     Ok(stats)
+}
+
+/// Adds an edge blob's figures to `sum`, its latencies bucket by bucket; its operation splits
+/// (the blob's end) are not read.
+pub(crate) fn add_edge_stats(blob: &[u8], sum: &mut EdgeSum) -> Result<(), StoreError> {
+    let (layout, form, mut counts, mut decoder) = edge_counters(blob)?;
+    add_sketch(&mut decoder, form, &mut sum.client_latency)?;
+    add_sketch(&mut decoder, form, &mut sum.server_latency)?;
+    add_sketch(&mut decoder, form, &mut sum.publish_consume_latency)?;
+    counts.consumer_groups = strings(&mut decoder)?;
+    if layout >= LAYOUT_V2 {
+        counts.num_unobserved = decoder.varint()?;
+    }
+    sum.counts.add_counts(&counts);
+    Ok(())
 }
 
 pub(crate) fn encode_operation_stats(

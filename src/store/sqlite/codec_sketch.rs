@@ -9,7 +9,7 @@
 //! The count is not stored: it is the buckets' and the zero count's sum.
 
 use crate::model::LatencySketch;
-use crate::model::sketch::MAX_BUCKET_INDEX;
+use crate::model::sketch::{MAX_BUCKET_INDEX, SketchError, SketchSum};
 use crate::store::StoreError;
 
 use super::codec::{Decoder, corrupt, put_f64, put_varint};
@@ -59,9 +59,74 @@ pub(super) fn sketch(
     }
 }
 
+/// Reads one sketch in `form` into `sum`, bucket by bucket (checked as
+/// [`LatencySketch::from_parts`] checks), without building it.
+pub(super) fn add_sketch(
+    decoder: &mut Decoder<'_>,
+    form: SketchForm,
+    sum: &mut SketchSum,
+) -> Result<(), StoreError> {
+    if form == SketchForm::Postcard {
+        sum.add(&postcard_sketch(decoder)?);
+        return Ok(());
+    }
+    let mut num_in_buckets = 0_u64;
+    let rest = compact_parts(decoder, |index, count| {
+        num_in_buckets = num_in_buckets.saturating_add(count);
+        sum.add_bucket(index, count)
+    })?;
+    if let Some(Rest {
+        zero_count,
+        sum_nanos,
+        min_nanos,
+        max_nanos,
+    }) = rest
+    {
+        sum.add_rest(num_in_buckets, zero_count, sum_nanos, min_nanos, max_nanos)
+            .map_err(bad_sketch)?;
+    }
+    Ok(())
+}
+
+fn bad_sketch(err: SketchError) -> StoreError {
+    StoreError::Corrupt(format!("bad latency sketch: {err}"))
+}
+
+/// What follows a compact sketch's buckets.
+struct Rest {
+    zero_count: u64,
+    sum_nanos: f64,
+    min_nanos: u64,
+    max_nanos: u64,
+}
+
 fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
+    let mut buckets = Vec::new();
+    let rest = compact_parts(decoder, |index, count| {
+        buckets.push((index, count));
+        Ok(())
+    })?;
+    let Some(rest) = rest else {
+        return Ok(LatencySketch::default());
+    };
+    LatencySketch::from_parts(
+        buckets,
+        rest.zero_count,
+        rest.sum_nanos,
+        rest.min_nanos,
+        rest.max_nanos,
+    )
+    .map_err(bad_sketch)
+}
+
+/// Reads a compact sketch: each bucket (sorted, distinct, in range) given to `bucket`, then
+/// the rest; `None` for the empty sketch's tag.
+fn compact_parts(
+    decoder: &mut Decoder<'_>,
+    mut bucket: impl FnMut(i32, u64) -> Result<(), SketchError>,
+) -> Result<Option<Rest>, StoreError> {
     match decoder.u8()? {
-        EMPTY => return Ok(LatencySketch::default()),
+        EMPTY => return Ok(None),
         BUCKETS => {}
         _ => return Err(corrupt("bad latency sketch tag")),
     }
@@ -70,7 +135,6 @@ fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError
     if num_buckets > MAX_BUCKET_INDEX as usize + 1 {
         return Err(corrupt("more sketch buckets than indices"));
     }
-    let mut buckets = Vec::with_capacity(num_buckets);
     let mut next_index = 0_u64;
     for _ in 0..num_buckets {
         let index = next_index
@@ -78,15 +142,15 @@ fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError
             .filter(|index| *index <= MAX_BUCKET_INDEX as u64)
             .ok_or_else(|| corrupt("sketch bucket index out of range"))?;
         // At most MAX_BUCKET_INDEX: fits.
-        buckets.push((index as i32, decoder.varint()?));
+        bucket(index as i32, decoder.varint()?).map_err(bad_sketch)?;
         next_index = index + 1;
     }
-    let zero_count = decoder.varint()?;
-    let sum_nanos = decoder.f64()?;
-    let min_nanos = decoder.varint()?;
-    let max_nanos = decoder.varint()?;
-    LatencySketch::from_parts(buckets, zero_count, sum_nanos, min_nanos, max_nanos)
-        .map_err(|err| StoreError::Corrupt(format!("bad latency sketch: {err}")))
+    Ok(Some(Rest {
+        zero_count: decoder.varint()?,
+        sum_nanos: decoder.f64()?,
+        min_nanos: decoder.varint()?,
+        max_nanos: decoder.varint()?,
+    }))
 }
 
 fn postcard_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
@@ -211,5 +275,35 @@ mod tests {
         let mut huge = vec![BUCKETS];
         put_varint(&mut huge, u64::MAX);
         assert!(read(&huge, SketchForm::Compact).is_err());
+    }
+
+    #[test]
+    fn sketches_read_into_a_sum_equal_merging_them() {
+        for form in [SketchForm::Compact, SketchForm::Postcard] {
+            let mut bytes = Vec::new();
+            for sample in samples() {
+                match form {
+                    SketchForm::Compact => put_sketch(&mut bytes, &sample),
+                    SketchForm::Postcard => put_postcard_sketch(&mut bytes, &sample),
+                }
+            }
+            let mut decoder = Decoder::new(&bytes);
+            let mut sum = SketchSum::default();
+            for _ in samples() {
+                add_sketch(&mut decoder, form, &mut sum).expect("a sketch");
+            }
+            assert!(decoder.is_empty(), "every sketch is read");
+            assert_eq!(sum.into_sketch(), LatencySketch::merge_all(&samples()));
+        }
+        let mut zero_count = Vec::new();
+        put_sketch(&mut zero_count, &sketch_of(&[3, 4_000]));
+        zero_count[3] = 0;
+        let mut sum = SketchSum::default();
+        let read = add_sketch(
+            &mut Decoder::new(&zero_count),
+            SketchForm::Compact,
+            &mut sum,
+        );
+        assert!(read.is_err());
     }
 }

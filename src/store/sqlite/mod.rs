@@ -24,6 +24,7 @@ pub(crate) mod codec;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
 pub(crate) mod codec_sketch;
+pub(crate) mod codec_splits;
 mod filter;
 mod intern;
 mod legacy;

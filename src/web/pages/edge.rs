@@ -27,7 +27,7 @@ pub async fn edge(
         let (source, target) = (source.clone(), target.clone());
         Ok::<_, PageError>(state.query.edge_drilldown(source, target, bounds).await?)
     };
-    let whole_map = GraphFilter::default();
+    let whole_map = GraphFilter::whole_with_splits();
     let (drilldown, (view, overlay), charts) = tokio::try_join!(
         drilldown,
         placed_view(&state, range, &whole_map),

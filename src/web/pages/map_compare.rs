@@ -51,7 +51,12 @@ pub(super) async fn compared(
         };
         return Err(ApiError::NotFound(format!("No deploy {named:?} in this range.")).into());
     };
-    let (view, overlay) = placed_view(state, now, filter).await?;
+    // The diff names the operation pair that moved most: read with the splits.
+    let with_splits = GraphFilter {
+        operation_splits: true,
+        ..filter.clone()
+    };
+    let (view, overlay) = placed_view(state, now, &with_splits).await?;
     let unfiltered = filter.namespace.is_none() && filter.focus.is_none();
     // An unfiltered view is the whole map the diff compares: read once.
     let diff = if unfiltered {

@@ -8,3 +8,9 @@ ALTER TABLE {db}.{local:edge_rollups}{on_cluster}
 
 ALTER TABLE {db}.edge_rollups{on_cluster}
     ADD COLUMN IF NOT EXISTS operations String DEFAULT '';
+
+-- The map reads every payload of its range: LZ4 decompresses in about half ZSTD(3)'s time
+-- for about 1.5 times the bytes on disk (an hour of a 2,000-edge mesh: 41 MB against 28 MB).
+-- Parts written before keep ZSTD until merged.
+ALTER TABLE {db}.{local:edge_rollups}{on_cluster}
+    MODIFY COLUMN payload String CODEC(LZ4);

@@ -14,10 +14,20 @@ pub fn try_map_in_order<R: Send, T: Send>(
     items: Vec<R>,
     work: impl Fn(R) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
+    try_map_in_order_by(items, ITEMS_PER_THREAD, work)
+}
+
+/// [`try_map_in_order`] for items of more work each: a second thread starts from
+/// `items_per_thread` items.
+pub fn try_map_in_order_by<R: Send, T: Send>(
+    items: Vec<R>,
+    items_per_thread: usize,
+    work: impl Fn(R) -> Result<T, StoreError> + Sync,
+) -> Result<Vec<T>, StoreError> {
     let num_threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(MAX_THREADS)
-        .min(items.len() / ITEMS_PER_THREAD)
+        .min(items.len() / items_per_thread.max(1))
         .max(1);
     if num_threads == 1 {
         return items.into_iter().map(work).collect();

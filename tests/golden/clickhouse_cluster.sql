@@ -100,3 +100,6 @@ ALTER TABLE `cartograph`.edge_rollups_local ON CLUSTER 'observability'
 ALTER TABLE `cartograph`.edge_rollups ON CLUSTER 'observability'
     ADD COLUMN IF NOT EXISTS operations String DEFAULT '';
 
+ALTER TABLE `cartograph`.edge_rollups_local ON CLUSTER 'observability'
+    MODIFY COLUMN payload String CODEC(LZ4);
+

@@ -85,3 +85,6 @@ ALTER TABLE `cartograph`.edge_rollups
 ALTER TABLE `cartograph`.edge_rollups
     ADD COLUMN IF NOT EXISTS operations String DEFAULT '';
 
+ALTER TABLE `cartograph`.edge_rollups
+    MODIFY COLUMN payload String CODEC(LZ4);
+

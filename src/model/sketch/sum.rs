@@ -34,12 +34,20 @@ impl SketchSum {
 
     /// Adds one bucket of a sketch being read; its other parts follow through
     /// [`SketchSum::add_rest`]. Refuses what [`LatencySketch::from_parts`] refuses.
+    #[inline]
     pub fn add_bucket(&mut self, index: i32, count: u64) -> Result<(), SketchError> {
-        if !(0..=MAX_BUCKET_INDEX).contains(&index) {
-            return Err(SketchError::IndexOutOfRange { index });
-        }
         if count == 0 {
             return Err(SketchError::EmptyBucket { index });
+        }
+        // The array only ever covers valid indices: one inside it needs no other check (an
+        // index below `low` wraps to a position past the end).
+        let at = index.wrapping_sub(self.low) as u32 as usize;
+        if let Some(slot) = self.dense.get_mut(at) {
+            *slot += count;
+            return Ok(());
+        }
+        if !(0..=MAX_BUCKET_INDEX).contains(&index) {
+            return Err(SketchError::IndexOutOfRange { index });
         }
         *self.slot(index) += count;
         Ok(())

@@ -293,7 +293,7 @@ impl ClickHouseReader {
             }
             Ok(Ok(summed))
         })??;
-        Ok(summed.into_totals())
+        summed.into_totals()
     }
 
     fn rollup_condition(range: MinuteRange, instances: Instances) -> (String, Vec<Bound>) {

@@ -24,11 +24,14 @@ const LAYOUT_V1: u8 = 1;
 /// blobs: V1, then
 /// `instance_minutes` and `instance_requests`.
 const LAYOUT_V2: u8 = 2;
-/// Edge blobs written by this build: V2 with compact sketches. Operation blobs: V2, then
-/// `num_unobserved` and the versions.
+/// Edge blobs: V2 with compact sketches. Operation blobs: V2, then `num_unobserved` and the
+/// versions.
 const LAYOUT_V3: u8 = 3;
-/// Operation blobs written by this build: V3 with compact sketches.
+/// Edge blobs written by this build: V3 with flagged sketches. Operation blobs: V3 with compact
+/// sketches.
 const LAYOUT_V4: u8 = 4;
+/// Operation blobs written by this build: V4 with flagged sketches.
+const LAYOUT_V5: u8 = 5;
 /// A version's figures are the operation's (its only version served every request): stored
 /// as the name alone.
 const VERSION_IS_OPERATION: u8 = 1;
@@ -108,7 +111,7 @@ pub(crate) fn encode_edge_stats_with(
         consumer_groups,
         operations: _,
     } = stats;
-    buf.push(LAYOUT_V3);
+    buf.push(LAYOUT_V4);
     for counter in [
         num_requests,
         num_errors,
@@ -136,11 +139,11 @@ pub(crate) fn encode_edge_stats_with(
 /// An edge blob's layout, its sketches' form and its counters (the stats without sketches,
 /// consumer groups or splits), with a decoder at its first sketch.
 fn edge_counters(blob: &[u8]) -> Result<(u8, SketchForm, EdgeStats, Decoder<'_>), StoreError> {
-    let (layout, mut decoder) = layout_of(blob, LAYOUT_V3)?;
-    let form = if layout >= LAYOUT_V3 {
-        SketchForm::Compact
-    } else {
-        SketchForm::Postcard
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V4)?;
+    let form = match layout {
+        LAYOUT_V4 => SketchForm::Flagged,
+        LAYOUT_V3 => SketchForm::Compact,
+        _ => SketchForm::Postcard,
     };
     let mut stats = EdgeStats::default();
     for counter in [
@@ -158,8 +161,8 @@ fn edge_counters(blob: &[u8]) -> Result<(u8, SketchForm, EdgeStats, Decoder<'_>)
     Ok((layout, form, stats, decoder))
 }
 
-/// Decodes V3, V2 (postcard sketches) and V1 (written before sampling was weighed: nothing
-/// unobserved, no splits).
+/// Decodes V4, V3 (compact sketches), V2 (postcard sketches) and V1 (written before sampling
+/// was weighed: nothing unobserved, no splits).
 pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     let (layout, form, mut stats, mut decoder) = edge_counters(blob)?;
     stats.client_latency = sketch(&mut decoder, form)?;
@@ -202,7 +205,7 @@ pub(crate) fn encode_operation_stats(
         instance_requests,
         versions,
     } = stats;
-    buf.push(LAYOUT_V4);
+    buf.push(LAYOUT_V5);
     put_varint(buf, *num_requests);
     put_varint(buf, *num_errors);
     put_sketch(buf, latency);
@@ -264,14 +267,15 @@ fn versions(
     Ok(versions)
 }
 
-/// Decodes V4, V3 (postcard sketches), V2 (written before sampling was weighed: nothing
-/// unobserved) and V1 (before instances were counted: no instance figures either).
+/// Decodes V5, V4 (compact sketches), V3 (postcard sketches), V2 (written before sampling was
+/// weighed: nothing unobserved) and V1 (before instances were counted: no instance figures
+/// either).
 pub(crate) fn decode_operation_stats(blob: &[u8]) -> Result<OperationStats, StoreError> {
-    let (layout, mut decoder) = layout_of(blob, LAYOUT_V4)?;
-    let form = if layout >= LAYOUT_V4 {
-        SketchForm::Compact
-    } else {
-        SketchForm::Postcard
+    let (layout, mut decoder) = layout_of(blob, LAYOUT_V5)?;
+    let form = match layout {
+        LAYOUT_V5 => SketchForm::Flagged,
+        LAYOUT_V4 => SketchForm::Compact,
+        _ => SketchForm::Postcard,
     };
     let mut stats = OperationStats {
         num_requests: decoder.varint()?,
@@ -300,7 +304,7 @@ fn strings(decoder: &mut Decoder<'_>) -> Result<Vec<String>, StoreError> {
 fn layout_of(blob: &[u8], newest: u8) -> Result<(u8, Decoder<'_>), StoreError> {
     let mut decoder = Decoder::new(blob);
     match decoder.u8()? {
-        layout @ LAYOUT_V1..=LAYOUT_V4 if layout <= newest => Ok((layout, decoder)),
+        layout @ LAYOUT_V1..=LAYOUT_V5 if layout <= newest => Ok((layout, decoder)),
         other => Err(StoreError::Corrupt(format!(
             "unknown rollup stats layout {other}"
         ))),
@@ -317,7 +321,7 @@ fn finished(decoder: &Decoder<'_>) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::codec_sketch::put_postcard_sketch;
+    use super::super::codec_sketch::{put_compact_sketch, put_postcard_sketch};
     use super::*;
     use crate::model::LatencySketch;
 
@@ -465,10 +469,14 @@ mod tests {
             num_unobserved: 4,
             versions: Vec::new(),
         };
-        // Layouts 1–3 as they were written: the sketch in the postcard form.
+        // Layouts 1–4 as they were written: the sketch in the postcard form, in 4 compact.
         let older = |layout: u8| {
             let mut buf = vec![layout, 10, 2];
-            put_postcard_sketch(&mut buf, &stats.latency);
+            if layout == LAYOUT_V4 {
+                put_compact_sketch(&mut buf, &stats.latency);
+            } else {
+                put_postcard_sketch(&mut buf, &stats.latency);
+            }
             if layout >= LAYOUT_V2 {
                 buf.extend([3, 9]);
             }
@@ -477,10 +485,12 @@ mod tests {
             }
             buf
         };
-        assert_eq!(
-            decode_operation_stats(&older(LAYOUT_V3)).expect("v3"),
-            stats
-        );
+        for layout in [LAYOUT_V4, LAYOUT_V3] {
+            assert_eq!(
+                decode_operation_stats(&older(layout)).expect("v4, v3"),
+                stats
+            );
+        }
         let no_sampling = OperationStats {
             num_unobserved: 0,
             ..stats.clone()
@@ -499,9 +509,9 @@ mod tests {
             no_instances
         );
         let mut unknown = older(LAYOUT_V1);
-        unknown[0] = LAYOUT_V4 + 1;
+        unknown[0] = LAYOUT_V5 + 1;
         assert!(decode_operation_stats(&unknown).is_err(), "unknown layout");
-        // The current layout holds the sketch in the compact form: read as postcard, refused.
+        // The current layout holds the sketch in the flagged form: read as postcard, refused.
         let mut current = Vec::new();
         encode_operation_stats(&mut current, &stats).expect("encode");
         current[0] = LAYOUT_V3;
@@ -524,10 +534,15 @@ mod tests {
             }],
             ..EdgeStats::default()
         };
-        // Layouts 1–2 as they were written: sketches in the postcard form.
+        // Layouts 1–3 as they were written: sketches in the postcard form, in 3 compact.
         let older = |layout: u8| {
+            let put = |buf: &mut Vec<u8>, sketch: &LatencySketch| match layout {
+                LAYOUT_V3 => put_compact_sketch(buf, sketch),
+                _ => put_postcard_sketch(buf, sketch),
+            };
             let mut buf = vec![layout, 9, 0, 0, 0, 0, 0, 0, 0];
-            put_postcard_sketch(&mut buf, &stats.client_latency);
+            put(&mut buf, &stats.client_latency);
+            // The empty sketches: the compact form's tag, postcard's empty bytes, both 0.
             buf.extend([0, 0, 1]);
             put_str(&mut buf, "billing");
             if layout >= LAYOUT_V2 {
@@ -535,11 +550,13 @@ mod tests {
                 put_str(&mut buf, "GET /");
                 put_str(&mut buf, "POST /pay");
                 buf.extend([9, 0]);
-                put_postcard_sketch(&mut buf, &stats.operations[0].latency);
+                put(&mut buf, &stats.operations[0].latency);
             }
             buf
         };
-        assert_eq!(decode_edge_stats(&older(LAYOUT_V2)).expect("v2"), stats);
+        for layout in [LAYOUT_V3, LAYOUT_V2] {
+            assert_eq!(decode_edge_stats(&older(layout)).expect("v3, v2"), stats);
+        }
         let before_sampling = EdgeStats {
             num_unobserved: 0,
             operations: Vec::new(),
@@ -550,8 +567,13 @@ mod tests {
             before_sampling
         );
         let mut unknown = older(LAYOUT_V2);
-        unknown[0] = LAYOUT_V4;
-        assert!(decode_edge_stats(&unknown).is_err(), "no edge layout 4");
+        unknown[0] = LAYOUT_V5;
+        assert!(decode_edge_stats(&unknown).is_err(), "no edge layout 5");
+        // The current layout holds flagged sketches: read as compact, refused.
+        let mut current = Vec::new();
+        encode_edge_stats(&mut current, &stats).expect("encode");
+        current[0] = LAYOUT_V3;
+        assert!(decode_edge_stats(&current).is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Latency sketches inside rollup stats blobs (both stores).
 //!
-//! Blobs written since the compact form (edge layout 3, operation layout 4) hold each sketch
-//! as: a tag (0: the empty default sketch, nothing follows), the number of buckets, each
-//! bucket as the gap to the previous index (the first: its index) and its count, all varints,
-//! then the zero count, the sum's bits and min and max. Bucket indices are sorted and close
-//! together, so most gaps and counts take one byte: about two bytes a bucket, against three
-//! for the postcard form older layouts hold (zig-zag absolute indices), which is still read.
-//! The count is not stored: it is the buckets' and the zero count's sum.
+//! Blobs written now (edge layout 4, operation layout 5) hold each sketch in the flagged form:
+//! a tag (0: the empty default sketch, nothing follows), the number of buckets, each bucket as
+//! twice the gap to the previous index (the first: its index) plus one when its count is 1,
+//! then the count unless it is 1, all varints, then the zero count, the sum's bits and min and
+//! max. Bucket indices are sorted and close together, and a minute of a quiet edge holds
+//! mostly buckets of one call: most buckets take one byte. The compact form before it (edge
+//! layout 3, operation layout 4) wrote gap and count always (about two bytes a bucket), the
+//! postcard form before that zig-zag absolute indices (about three); both are still read. The
+//! count is not stored: it is the buckets' and the zero count's sum.
 
 use crate::model::LatencySketch;
 use crate::model::sketch::{MAX_BUCKET_INDEX, SketchError, SketchSum};
@@ -19,15 +21,28 @@ use super::codec::{Decoder, corrupt, put_f64, put_varint};
 pub(super) enum SketchForm {
     /// Length-prefixed postcard of the serde form (edge layouts 1–2, operation 1–3).
     Postcard,
-    /// Gaps and counts as varints (this module's header).
+    /// Gaps and counts as varints (edge layout 3, operation layout 4).
     Compact,
+    /// Gaps flagged when the count is 1, other counts after them (this module's header).
+    Flagged,
 }
 
 const EMPTY: u8 = 0;
 const BUCKETS: u8 = 1;
 
-/// Appends `sketch` in the compact form.
+/// Appends `sketch` in the flagged form.
 pub(super) fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
+    put_buckets_sketch(buf, sketch, SketchForm::Flagged);
+}
+
+/// Appends `sketch` in the compact form, as blobs of the previous layouts hold it (tests build
+/// such blobs to check they are still read).
+#[cfg(test)]
+pub(super) fn put_compact_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
+    put_buckets_sketch(buf, sketch, SketchForm::Compact);
+}
+
+fn put_buckets_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch, form: SketchForm) {
     if *sketch == LatencySketch::default() {
         buf.push(EMPTY);
         return;
@@ -38,8 +53,16 @@ pub(super) fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
     let mut next_index = 0_i32;
     for &(index, count) in buckets {
         // Sorted, distinct and non-negative (the sketch's invariants): the gap is never negative.
-        put_varint(buf, u64::from(index.abs_diff(next_index)));
-        put_varint(buf, count);
+        let gap = u64::from(index.abs_diff(next_index));
+        if form == SketchForm::Compact {
+            put_varint(buf, gap);
+            put_varint(buf, count);
+        } else if count == 1 {
+            put_varint(buf, gap * 2 + 1);
+        } else {
+            put_varint(buf, gap * 2);
+            put_varint(buf, count);
+        }
         next_index = index + 1;
     }
     put_varint(buf, sketch.zero_count());
@@ -55,7 +78,7 @@ pub(super) fn sketch(
 ) -> Result<LatencySketch, StoreError> {
     match form {
         SketchForm::Postcard => postcard_sketch(decoder),
-        SketchForm::Compact => compact_sketch(decoder),
+        SketchForm::Compact | SketchForm::Flagged => buckets_sketch(decoder, form),
     }
 }
 
@@ -71,7 +94,7 @@ pub(super) fn add_sketch(
         return Ok(());
     }
     let mut num_in_buckets = 0_u64;
-    let rest = compact_parts(decoder, |index, count| {
+    let rest = bucket_parts(decoder, form, |index, count| {
         num_in_buckets = num_in_buckets.saturating_add(count);
         sum.add_bucket(index, count)
     })?;
@@ -100,9 +123,12 @@ struct Rest {
     max_nanos: u64,
 }
 
-fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
+fn buckets_sketch(
+    decoder: &mut Decoder<'_>,
+    form: SketchForm,
+) -> Result<LatencySketch, StoreError> {
     let mut buckets = Vec::new();
-    let rest = compact_parts(decoder, |index, count| {
+    let rest = bucket_parts(decoder, form, |index, count| {
         buckets.push((index, count));
         Ok(())
     })?;
@@ -119,12 +145,15 @@ fn compact_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError
     .map_err(bad_sketch)
 }
 
-/// Reads a compact sketch: each bucket (sorted, distinct, in range) given to `bucket`, then
-/// the rest; `None` for the empty sketch's tag.
-fn compact_parts(
+/// Reads a sketch in the compact or flagged form: each bucket (sorted, distinct, in range)
+/// given to `bucket`, then the rest; `None` for the empty sketch's tag.
+#[inline]
+fn bucket_parts(
     decoder: &mut Decoder<'_>,
+    form: SketchForm,
     mut bucket: impl FnMut(i32, u64) -> Result<(), SketchError>,
 ) -> Result<Option<Rest>, StoreError> {
+    let flagged = form == SketchForm::Flagged;
     match decoder.u8()? {
         EMPTY => return Ok(None),
         BUCKETS => {}
@@ -135,16 +164,26 @@ fn compact_parts(
     if num_buckets > MAX_BUCKET_INDEX as usize + 1 {
         return Err(corrupt("more sketch buckets than indices"));
     }
+    // Read through a local copy, kept in registers: through `decoder` every byte read was
+    // stored back to memory, lest the bucket's add below had changed it.
+    let mut local = *decoder;
     let mut next_index = 0_u64;
     for _ in 0..num_buckets {
+        let word = local.varint()?;
+        let (gap, is_one) = match flagged {
+            true => (word >> 1, word & 1 == 1),
+            false => (word, false),
+        };
         let index = next_index
-            .checked_add(decoder.varint()?)
+            .checked_add(gap)
             .filter(|index| *index <= MAX_BUCKET_INDEX as u64)
             .ok_or_else(|| corrupt("sketch bucket index out of range"))?;
+        let count = local.varint_unless_one(is_one)?;
         // At most MAX_BUCKET_INDEX: fits.
-        bucket(index as i32, decoder.varint()?).map_err(bad_sketch)?;
+        bucket(index as i32, count).map_err(bad_sketch)?;
         next_index = index + 1;
     }
+    *decoder = local;
     Ok(Some(Rest {
         zero_count: decoder.varint()?,
         sum_nanos: decoder.f64()?,
@@ -210,21 +249,34 @@ mod tests {
         ]
     }
 
+    /// `sketch` written in `form`.
+    fn written(sketch: &LatencySketch, form: SketchForm) -> Vec<u8> {
+        let mut buf = Vec::new();
+        match form {
+            SketchForm::Postcard => put_postcard_sketch(&mut buf, sketch),
+            SketchForm::Compact => put_compact_sketch(&mut buf, sketch),
+            SketchForm::Flagged => put_sketch(&mut buf, sketch),
+        }
+        buf
+    }
+
+    const FORMS: [SketchForm; 3] = [
+        SketchForm::Flagged,
+        SketchForm::Compact,
+        SketchForm::Postcard,
+    ];
+
     #[test]
-    fn both_forms_round_trip_exactly() {
+    fn every_form_round_trips_exactly() {
         for sample in samples() {
-            let mut compact = Vec::new();
-            put_sketch(&mut compact, &sample);
-            assert_eq!(
-                read(&compact, SketchForm::Compact).expect("compact"),
-                sample
-            );
-            let mut postcard = Vec::new();
-            put_postcard_sketch(&mut postcard, &sample);
-            assert_eq!(
-                read(&postcard, SketchForm::Postcard).expect("postcard"),
-                sample
-            );
+            for form in FORMS {
+                let bytes = written(&sample, form);
+                assert_eq!(read(&bytes, form).expect("read"), sample, "{form:?}");
+            }
+            let flagged = written(&sample, SketchForm::Flagged);
+            let compact = written(&sample, SketchForm::Compact);
+            let postcard = written(&sample, SketchForm::Postcard);
+            assert!(flagged.len() <= compact.len());
             assert!(
                 compact.len() <= postcard.len() + 1,
                 "compact {} > postcard {}",
@@ -235,58 +287,91 @@ mod tests {
     }
 
     #[test]
-    fn compact_form_takes_about_two_bytes_a_bucket() {
-        let sketch = samples().pop().expect("spread");
-        let mut compact = Vec::new();
-        put_sketch(&mut compact, &sketch);
-        let mut postcard = Vec::new();
-        put_postcard_sketch(&mut postcard, &sketch);
+    fn buckets_of_one_call_take_one_byte() {
+        // A quiet minute: every call in a bucket of its own, a bucket or two apart.
+        let values: Vec<u64> = (0..600)
+            .map(|no| (1_000.0 * 1.021_f64.powi(no)) as u64)
+            .collect();
+        let sketch = sketch_of(&values);
         let num_buckets = sketch.buckets().len();
-        assert!(num_buckets > 500, "{num_buckets} buckets");
+        assert_eq!(num_buckets, 600);
+        assert!(sketch.buckets().iter().all(|(_, count)| *count == 1));
+        let flagged = written(&sketch, SketchForm::Flagged);
+        let compact = written(&sketch, SketchForm::Compact);
+        let postcard = written(&sketch, SketchForm::Postcard);
+        assert!(flagged.len() < num_buckets + 32, "{} bytes", flagged.len());
         assert!(
             compact.len() < num_buckets * 2 + 32,
             "{} bytes",
             compact.len()
         );
         assert!(compact.len() * 4 < postcard.len() * 3);
+        // Many calls a bucket: a count after each gap, as in the compact form.
+        let busy = sketch_of(&[5_000_000; 300]);
+        let busy_flagged = written(&busy, SketchForm::Flagged);
+        assert_eq!(
+            busy_flagged.len(),
+            written(&busy, SketchForm::Compact).len()
+        );
     }
 
     #[test]
     fn damage_is_reported_not_misread() {
         let sample = sketch_of(&[3, 4_000, 5_000_000, 5_000_000]);
-        let mut compact = Vec::new();
-        put_sketch(&mut compact, &sample);
-        for len in 0..compact.len() {
-            assert!(read(&compact[..len], SketchForm::Compact).is_err(), "{len}");
+        for form in [SketchForm::Flagged, SketchForm::Compact] {
+            let bytes = written(&sample, form);
+            for len in 0..bytes.len() {
+                assert!(read(&bytes[..len], form).is_err(), "{form:?} {len}");
+            }
+            let mut bad_tag = bytes.clone();
+            bad_tag[0] = 2;
+            assert!(read(&bad_tag, form).is_err());
+            // An index past the last bucket, an absurd bucket count.
+            let mut beyond = vec![BUCKETS, 1];
+            let past = MAX_BUCKET_INDEX as u64 + 1;
+            put_varint(
+                &mut beyond,
+                if form == SketchForm::Flagged {
+                    past * 2 + 1
+                } else {
+                    past
+                },
+            );
+            if form == SketchForm::Compact {
+                beyond.push(1);
+            }
+            beyond.push(0);
+            put_f64(&mut beyond, 1.0);
+            beyond.extend([1, 1]);
+            assert!(read(&beyond, form).is_err());
+            let mut huge = vec![BUCKETS];
+            put_varint(&mut huge, u64::MAX);
+            assert!(read(&huge, form).is_err());
         }
-        let mut bad_tag = compact.clone();
-        bad_tag[0] = 2;
-        assert!(read(&bad_tag, SketchForm::Compact).is_err());
-        // A zero count in a bucket, an index past the last bucket, an absurd bucket count.
-        let mut zero_count = compact.clone();
-        zero_count[3] = 0;
-        assert!(read(&zero_count, SketchForm::Compact).is_err());
-        let mut beyond = vec![BUCKETS, 1];
-        put_varint(&mut beyond, MAX_BUCKET_INDEX as u64 + 1);
-        beyond.extend([1, 0]);
-        put_f64(&mut beyond, 1.0);
-        beyond.extend([1, 1]);
-        assert!(read(&beyond, SketchForm::Compact).is_err());
-        let mut huge = vec![BUCKETS];
-        put_varint(&mut huge, u64::MAX);
-        assert!(read(&huge, SketchForm::Compact).is_err());
+        // A zero count: written out (the flag clear), or after a compact gap.
+        let with_count = |count: u8| {
+            let mut bytes = vec![BUCKETS, 1, 6, count, 0];
+            put_f64(&mut bytes, 6.0);
+            bytes.extend([1, 1]);
+            bytes
+        };
+        assert!(read(&with_count(2), SketchForm::Flagged).is_ok());
+        assert!(read(&with_count(0), SketchForm::Flagged).is_err());
+        let mut compact = written(&sample, SketchForm::Compact);
+        compact[3] = 0;
+        assert!(read(&compact, SketchForm::Compact).is_err());
+        let mut sum = SketchSum::default();
+        let added = add_sketch(&mut Decoder::new(&compact), SketchForm::Compact, &mut sum);
+        assert!(added.is_err());
     }
 
     #[test]
     fn sketches_read_into_a_sum_equal_merging_them() {
-        for form in [SketchForm::Compact, SketchForm::Postcard] {
-            let mut bytes = Vec::new();
-            for sample in samples() {
-                match form {
-                    SketchForm::Compact => put_sketch(&mut bytes, &sample),
-                    SketchForm::Postcard => put_postcard_sketch(&mut bytes, &sample),
-                }
-            }
+        for form in FORMS {
+            let bytes: Vec<u8> = samples()
+                .iter()
+                .flat_map(|sample| written(sample, form))
+                .collect();
             let mut decoder = Decoder::new(&bytes);
             let mut sum = SketchSum::default();
             for _ in samples() {
@@ -295,15 +380,5 @@ mod tests {
             assert!(decoder.is_empty(), "every sketch is read");
             assert_eq!(sum.into_sketch(), LatencySketch::merge_all(&samples()));
         }
-        let mut zero_count = Vec::new();
-        put_sketch(&mut zero_count, &sketch_of(&[3, 4_000]));
-        zero_count[3] = 0;
-        let mut sum = SketchSum::default();
-        let read = add_sketch(
-            &mut Decoder::new(&zero_count),
-            SketchForm::Compact,
-            &mut sum,
-        );
-        assert!(read.is_err());
     }
 }

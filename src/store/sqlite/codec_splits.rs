@@ -8,7 +8,7 @@ use crate::store::StoreError;
 use super::codec::{Decoder, corrupt, put_str, put_varint};
 use super::codec_sketch::{SketchForm, put_sketch, sketch};
 
-/// The only layout of a splits blob so far (compact sketches).
+/// The only layout of a splits blob so far (flagged sketches).
 const SPLITS_LAYOUT_V1: u8 = 1;
 
 /// Appends the list: its length, then each split.
@@ -71,7 +71,7 @@ pub(crate) fn decode_splits(blob: &[u8]) -> Result<Vec<OperationSplit>, StoreErr
     if decoder.u8()? != SPLITS_LAYOUT_V1 {
         return Err(corrupt("unknown operation splits layout"));
     }
-    let splits = splits(&mut decoder, SketchForm::Compact)?;
+    let splits = splits(&mut decoder, SketchForm::Flagged)?;
     if !decoder.is_empty() {
         return Err(corrupt("operation splits followed by stray bytes"));
     }

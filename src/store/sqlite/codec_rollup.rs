@@ -1,5 +1,5 @@
-//! Binary encoding of rollup rows: the `stats` blob of edge and operation rollups, and the
-//! integer codes of node and edge kinds in key columns.
+//! Binary encoding of rollup rows: the `stats` blob of edge and operation rollups (the codes
+//! of node and edge kinds in key columns are [`super::codec_kinds`]'s).
 //!
 //! A stats blob is a layout byte, the counters as varints (primitives of [`super::codec`]),
 //! each latency sketch in the form its layout fixes ([`super::codec_sketch`]), then any lists
@@ -8,13 +8,14 @@
 //! misread.
 //! Owns the byte layout only; it does not touch SQL.
 
-use crate::model::graph::{
-    EdgeKind, EdgeStats, MAX_VERSIONS, NodeKind, OperationSplit, OperationStats, VersionStats,
-};
+use crate::model::graph::{EdgeStats, MAX_VERSIONS, OperationSplit, OperationStats, VersionStats};
 use crate::store::StoreError;
 use crate::store::totals::EdgeSum;
 
 use super::codec::{Decoder, corrupt, put_str, put_varint};
+pub(super) use super::codec_kinds::{
+    edge_kind_code, edge_kind_from_code, node_kind_code, node_kind_from_code,
+};
 use super::codec_sketch::{SketchForm, add_sketch, put_sketch, sketch};
 use super::codec_splits::{put_splits, splits};
 
@@ -37,51 +38,6 @@ const LAYOUT_V5: u8 = 5;
 const VERSION_IS_OPERATION: u8 = 1;
 /// A version's figures follow its name.
 const VERSION_FIGURES: u8 = 0;
-
-/// Code of a node kind in key columns. Codes ascend in the model's `Ord` order, so SQL's
-/// ordering of key columns is the order of [`crate::model::graph::EdgeKey`].
-pub(super) fn node_kind_code(kind: NodeKind) -> i64 {
-    match kind {
-        NodeKind::Service => 0,
-        NodeKind::Database => 1,
-        NodeKind::Topic => 2,
-        NodeKind::External => 3,
-        NodeKind::Client => 4,
-    }
-}
-
-pub(super) fn node_kind_from_code(code: i64) -> Result<NodeKind, StoreError> {
-    Ok(match code {
-        0 => NodeKind::Service,
-        1 => NodeKind::Database,
-        2 => NodeKind::Topic,
-        3 => NodeKind::External,
-        4 => NodeKind::Client,
-        _ => return Err(StoreError::Corrupt(format!("unknown node kind {code}"))),
-    })
-}
-
-/// Code of an edge kind in key columns, ascending in the model's `Ord` order.
-pub(super) fn edge_kind_code(kind: EdgeKind) -> i64 {
-    match kind {
-        EdgeKind::Http => 0,
-        EdgeKind::Grpc => 1,
-        EdgeKind::Messaging => 2,
-        EdgeKind::Database => 3,
-        EdgeKind::Other => 4,
-    }
-}
-
-pub(super) fn edge_kind_from_code(code: i64) -> Result<EdgeKind, StoreError> {
-    Ok(match code {
-        0 => EdgeKind::Http,
-        1 => EdgeKind::Grpc,
-        2 => EdgeKind::Messaging,
-        3 => EdgeKind::Database,
-        4 => EdgeKind::Other,
-        _ => return Err(StoreError::Corrupt(format!("unknown edge kind {code}"))),
-    })
-}
 
 pub(crate) fn encode_edge_stats(buf: &mut Vec<u8>, stats: &EdgeStats) -> Result<(), StoreError> {
     encode_edge_stats_with(buf, stats, &stats.operations)
@@ -324,6 +280,7 @@ mod tests {
     use super::super::codec_sketch::{put_compact_sketch, put_postcard_sketch};
     use super::*;
     use crate::model::LatencySketch;
+    use crate::model::graph::{EdgeKind, NodeKind};
 
     const NODE_KINDS: [NodeKind; 5] = [
         NodeKind::Service,

@@ -21,6 +21,7 @@ mod block_search;
 mod blocks;
 mod checkpoint;
 pub(crate) mod codec;
+pub(crate) mod codec_kinds;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
 pub(crate) mod codec_sketch;

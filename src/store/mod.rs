@@ -8,6 +8,7 @@ pub mod block_meta;
 pub mod clickhouse;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod edge_sums;
 pub mod parallel;
 pub mod sqlite;
 pub(crate) mod summary;

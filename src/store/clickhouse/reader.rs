@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use super::Shared;
 use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow, edge_key_prefix};
-use super::totals::{Summed, TotalsRow};
+use super::totals::{TotalsRow, add_row};
 use crate::model::graph::{EdgeRollup, EdgeTotal, NodeKey, OperationRollup};
 use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
+use crate::store::edge_sums::EdgeSums;
 use crate::store::parallel::try_map_in_order;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
 use crate::store::totals::edge_totals_of;
@@ -268,7 +269,7 @@ fn bound_query(
 
 impl ClickHouseReader {
     /// The map's totals ([`Splits::Skipped`]): the rows of `range` streamed into per-edge sums
-    /// as they arrive ([`Summed`]).
+    /// as they arrive ([`EdgeSums`]).
     fn summed_edges(
         &self,
         range: MinuteRange,
@@ -285,9 +286,9 @@ impl ClickHouseReader {
         let client = self.shared.client.clone();
         let summed = self.shared.block(async move {
             let mut cursor = bound_query(&client, &sql, binds).fetch::<TotalsRow<'_>>()?;
-            let mut summed = Summed::default();
+            let mut summed = EdgeSums::default();
             while let Some(row) = cursor.next().await? {
-                if let Err(err) = summed.add(&row) {
+                if let Err(err) = add_row(&mut summed, &row) {
                     return Ok(Err(err));
                 }
             }

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::model::graph::{
-    EdgeKey, EdgeKind, EdgeRollup, NodeKey, NodeKind, NodePlacement, OperationRollup,
-};
+use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
 use crate::model::{
     Attributes, Event, Link, MetricPoint, Resource, Scope, Span, SpanId, SpanKind, StatusCode,
     TraceId,
 };
 use crate::store::StoreError;
+use crate::store::edge_sums::{EdgeKeyRef, PlacementRef};
 use crate::store::sqlite::codec_metric::{decode_point_value, encode_point_value};
 use crate::store::sqlite::codec_rollup::{
     decode_edge_stats, decode_operation_stats, encode_edge_stats_with, encode_operation_stats,
@@ -327,62 +326,9 @@ pub struct EdgeRollupBodyRef<'a> {
     pub stats: &'a [u8],
 }
 
-/// An [`EdgeKey`] borrowed from a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub struct EdgeKeyRef<'a> {
-    #[serde(borrow)]
-    pub source: NodeKeyRef<'a>,
-    #[serde(borrow)]
-    pub target: NodeKeyRef<'a>,
-    pub kind: EdgeKind,
-}
-
-/// A [`NodeKey`] borrowed from a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-pub struct NodeKeyRef<'a> {
-    pub kind: NodeKind,
-    pub name: &'a str,
-}
-
-/// A [`NodePlacement`] borrowed from a payload.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct PlacementRef<'a> {
-    #[serde(borrow)]
-    pub namespace: Option<&'a str>,
-    #[serde(borrow)]
-    pub environment: Option<&'a str>,
-}
-
 impl EdgeRollupBodyRef<'_> {
     pub fn parse(payload: &[u8]) -> Result<EdgeRollupBodyRef<'_>, StoreError> {
         postcard::from_bytes(payload).map_err(|err| corrupt("edge rollup payload", err))
-    }
-}
-
-impl EdgeKeyRef<'_> {
-    pub fn to_key(self) -> EdgeKey {
-        let node = |node: NodeKeyRef<'_>| NodeKey::new(node.kind, node.name);
-        EdgeKey {
-            source: node(self.source),
-            target: node(self.target),
-            kind: self.kind,
-        }
-    }
-
-    pub fn is(&self, key: &EdgeKey) -> bool {
-        let same = |node: &NodeKeyRef<'_>, known: &NodeKey| {
-            node.kind == known.kind && node.name == known.name
-        };
-        same(&self.source, &key.source) && same(&self.target, &key.target) && self.kind == key.kind
-    }
-}
-
-impl PlacementRef<'_> {
-    pub fn to_placement(self) -> NodePlacement {
-        NodePlacement {
-            namespace: self.namespace.map(str::to_owned),
-            environment: self.environment.map(str::to_owned),
-        }
     }
 }
 

@@ -33,6 +33,7 @@ mod parts;
 mod pool;
 mod reader;
 mod retention;
+mod rollup_sums;
 mod rollups;
 mod schema;
 mod sql_values;

@@ -12,14 +12,18 @@ use std::collections::BTreeSet;
 use rusqlite::{Connection, Row, params};
 
 use crate::model::MinuteRange;
-use crate::model::graph::{EdgeKey, EdgeRollup, NodeKey, NodePlacement, OperationRollup};
-use crate::store::{Instances, MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, StoreError};
+use crate::model::graph::{
+    EdgeKey, EdgeRollup, EdgeTotal, NodeKey, NodePlacement, OperationRollup,
+};
+use crate::store::totals::edge_totals_of;
+use crate::store::{Instances, MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, Splits, StoreError};
 
 use super::codec_rollup::{
     decode_edge_stats, decode_operation_stats, edge_kind_code, edge_kind_from_code,
     encode_edge_stats, encode_operation_stats, node_kind_code, node_kind_from_code,
 };
 use super::reader::{SqliteReader, partitions_in_hours};
+use super::rollup_sums::sum_edges;
 use super::schema::{Partition, PartitionKind, add_rows, by_hour, hour_of_minute};
 use super::sql_values::blob;
 use super::writer::SqliteWriter;
@@ -204,6 +208,21 @@ impl RollupReader for SqliteReader {
         self.read(|tx| read_edges(tx, range, instances, Some((source, target))))
     }
 
+    fn edge_totals(
+        &self,
+        range: MinuteRange,
+        exclude_instance: Option<u32>,
+        splits: Splits,
+    ) -> Result<Vec<EdgeTotal>, StoreError> {
+        match splits {
+            Splits::Read => edge_totals_of(self.edge_rollups(range, exclude_instance)?),
+            Splits::Skipped => {
+                let instances = Instances::AllBut(exclude_instance);
+                self.read(|tx| sum_edges(tx, range, instances))
+            }
+        }
+    }
+
     fn operation_rollups(
         &self,
         range: MinuteRange,
@@ -232,7 +251,7 @@ impl RollupReader for SqliteReader {
 }
 
 /// The `(excluded, only)` parameters of the select statements.
-fn instance_params(instances: Instances) -> (Option<u32>, Option<u32>) {
+pub(super) fn instance_params(instances: Instances) -> (Option<u32>, Option<u32>) {
     match instances {
         Instances::AllBut(excluded) => (excluded, None),
         Instances::Only(instance) => (None, Some(instance)),
@@ -301,7 +320,7 @@ fn read_operations(
 /// Edge rollups of minutes `?1..?2` of every instance but `?3` (or of `?4` only), from node
 /// `?5`/`?6` (kind, name) to `?7`/`?8` when given; the order is the key index's, so no sorting
 /// is done.
-fn select_edges_sql(partition: Partition) -> String {
+pub(super) fn select_edges_sql(partition: Partition) -> String {
     format!(
         "SELECT {EDGE_COLUMNS} FROM {} WHERE minute >= ?1 AND minute < ?2 \
          AND (?3 IS NULL OR instance != ?3) AND (?4 IS NULL OR instance = ?4) \
@@ -333,7 +352,7 @@ fn next_minute_sql(partition: Partition) -> String {
 }
 
 /// Rollup partitions of `kind` overlapping `range` (not empty), oldest first.
-fn partitions_of(
+pub(super) fn partitions_of(
     conn: &Connection,
     kind: PartitionKind,
     range: MinuteRange,

@@ -122,32 +122,31 @@ impl EdgeSums {
     /// Takes one row: its edge (new if it is the first), its placements if it comes first in
     /// an exact read's order, and a copy of its stats.
     pub fn add(&mut self, row: RowRef<'_>) -> Result<(), StoreError> {
-        let body = row;
         let slots = self
             .by_hash
-            .entry(self.hasher.hash_one(body.key))
+            .entry(self.hasher.hash_one(row.key))
             .or_default();
         let found = slots
             .iter()
             .copied()
-            .find(|&at| body.key.is(&self.entries[at].key));
+            .find(|&at| row.key.is(&self.entries[at].key));
         let at = found.unwrap_or_else(|| {
             slots.push(self.entries.len());
             self.entries.push(Entry {
-                key: body.key.to_key(),
+                key: row.key.to_key(),
                 first: (row.minute, row.instance),
-                source_placement: body.source_placement.to_placement(),
-                target_placement: body.target_placement.to_placement(),
+                source_placement: row.source_placement.to_placement(),
+                target_placement: row.target_placement.to_placement(),
             });
             self.entries.len() - 1
         });
         let entry = &mut self.entries[at];
         if (row.minute, row.instance) < entry.first {
             entry.first = (row.minute, row.instance);
-            entry.source_placement = body.source_placement.to_placement();
-            entry.target_placement = body.target_placement.to_placement();
+            entry.source_placement = row.source_placement.to_placement();
+            entry.target_placement = row.target_placement.to_placement();
         }
-        let stats = body.stats;
+        let stats = row.stats;
         let has_room = self
             .chunks
             .last()

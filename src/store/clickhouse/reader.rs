@@ -342,7 +342,8 @@ impl ClickHouseReader {
         let fetched = self.fetch::<EdgeRollupReadRow>(sql, binds)?;
         let mut rows = try_map_in_order(fetched, |row| Ok((row.instance, row.into_rollup()?)))?;
         if let Some((source, target)) = pair {
-            // A name holding a NUL could make another edge's key start the same.
+            // Keys written before ids were escaped: a name holding a NUL could make another
+            // edge's key start the same.
             rows.retain(|(_, rollup)| rollup.key.source == *source && rollup.key.target == *target);
         }
         // Positions are sorted, not the rollups (a few hundred bytes each).

@@ -61,8 +61,7 @@ pub(crate) fn put_opt_str(buf: &mut Vec<u8>, text: Option<&str>) {
     }
 }
 
-/// A cursor over an encoded blob (a copy reads on from the same place).
-#[derive(Clone, Copy)]
+/// A cursor over an encoded blob.
 pub(crate) struct Decoder<'a> {
     bytes: &'a [u8],
 }
@@ -101,22 +100,6 @@ impl<'a> Decoder<'a> {
             }
         }
         Err(corrupt("varint longer than 64 bits"))
-    }
-
-    /// A varint, or 1 without reading anything when `is_one`: without a branch on `is_one` in
-    /// the usual case (a one-byte varint follows), where data decides it at random (sketch
-    /// buckets of one call or more) and a branch would be mispredicted half the time.
-    #[inline]
-    pub(crate) fn varint_unless_one(&mut self, is_one: bool) -> Result<u64, StoreError> {
-        // A missing byte reads as a long varint's first: the slow path reports it.
-        let next = self.bytes.first().copied().unwrap_or(0x80);
-        if is_one | (next < 0x80) {
-            let num_read = usize::from(!is_one);
-            self.bytes = &self.bytes[num_read..];
-            // Arithmetic, not a choice: 1 when `is_one`, else the byte.
-            return Ok(u64::from(next) * u64::from(!is_one) + u64::from(is_one));
-        }
-        self.varint()
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {

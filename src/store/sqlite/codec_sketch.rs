@@ -164,12 +164,9 @@ fn bucket_parts(
     if num_buckets > MAX_BUCKET_INDEX as usize + 1 {
         return Err(corrupt("more sketch buckets than indices"));
     }
-    // Read through a local copy, kept in registers: through `decoder` every byte read was
-    // stored back to memory, lest the bucket's add below had changed it.
-    let mut local = *decoder;
     let mut next_index = 0_u64;
     for _ in 0..num_buckets {
-        let word = local.varint()?;
+        let word = decoder.varint()?;
         let (gap, is_one) = match flagged {
             true => (word >> 1, word & 1 == 1),
             false => (word, false),
@@ -178,12 +175,11 @@ fn bucket_parts(
             .checked_add(gap)
             .filter(|index| *index <= MAX_BUCKET_INDEX as u64)
             .ok_or_else(|| corrupt("sketch bucket index out of range"))?;
-        let count = local.varint_unless_one(is_one)?;
+        let count = if is_one { 1 } else { decoder.varint()? };
         // At most MAX_BUCKET_INDEX: fits.
         bucket(index as i32, count).map_err(bad_sketch)?;
         next_index = index + 1;
     }
-    *decoder = local;
     Ok(Some(Rest {
         zero_count: decoder.varint()?,
         sum_nanos: decoder.f64()?,

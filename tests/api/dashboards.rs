@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Value, json};
 
-use crate::fixtures::{encode, now_nanos, string_attr, trace_request};
+use crate::fixtures::{encode, now_nanos, string_attr, trace_request, well_inside_a_minute};
 use crate::graph_support::spawn_graph_app;
 use crate::helpers::TestApp;
 
@@ -305,6 +305,8 @@ fn url_encode(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_range_follows_every_click_and_the_picker_shows_it() {
     let app = spawn_graph_app(1).await;
+    // "Last 1m" is the minute in progress: seed and browse inside one minute.
+    well_inside_a_minute().await;
     seed(&app).await;
     wait_for_edges(&app, 3).await;
     let pages = json!([

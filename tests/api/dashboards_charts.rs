@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use serde_json::{Value, json};
 
 use crate::dashboards::browse;
-use crate::fixtures::{encode, now_nanos, string_attr, trace_request};
+use crate::fixtures::{encode, string_attr, trace_request, well_inside_a_minute};
 use crate::graph_support::{graph_config, spawn_graph_app};
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::signals_store::{breaker_at, lag_at, post_metrics};
@@ -161,20 +161,6 @@ fn millis_after(hover: &str, label: &str) -> f64 {
         .and_then(|rest| rest.split(" ms").next())
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("no {label:?} in ms in {hover:?}"))
-}
-
-/// Now, once it is at least 3 s into a minute and 15 s from its end: the tests name minutes
-/// by the clock, so seeding "now" must not cross into the minute before, nor the page load
-/// into the next.
-async fn well_inside_a_minute() -> u64 {
-    loop {
-        let now = now_nanos();
-        let into = now % MINUTE_NANOS;
-        if (3_000_000_000..MINUTE_NANOS - 15_000_000_000).contains(&into) {
-            return now;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
 }
 
 /// Within the latency sketches' accuracy.

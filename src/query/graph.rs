@@ -7,11 +7,13 @@ use serde::Serialize;
 
 use super::{QueryError, QueryService};
 use crate::graph::analysis::{self, GraphView};
-use crate::model::graph::{EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationStats};
+use crate::model::graph::{
+    EdgeKey, EdgeStats, NodeKey, NodePlacement, OperationSplit, OperationStats,
+};
 use crate::model::{LatencySketch, MinuteRange, NANOS_PER_MINUTE, UnixMinute};
 use crate::pipeline::lock_engine;
 use crate::store::Splits;
-use crate::store::totals::operation_totals_of;
+use crate::store::totals::{edge_totals_of, operation_totals_of};
 
 /// The minutes of a query and the seconds they stand for (rates divide by it).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +147,44 @@ impl QueryService {
         let mut view = view_of(edges, range.window_secs);
         add_lone_nodes(&mut view, &red);
         Ok((filter_view(view, filter), overlay))
+    }
+
+    /// The operation splits of each edge from `source` to `target` over `range`, read
+    /// without the rest of the map: equal to those [`Self::graph`] gives with
+    /// [`GraphFilter::operation_splits`] (memory's minutes first, then the store's totals,
+    /// merged in the same order), so one edge's page need not read the whole map's splits.
+    pub async fn edge_operation_splits(
+        &self,
+        range: MinuteRange,
+        source: &NodeKey,
+        target: &NodeKey,
+    ) -> Result<BTreeMap<EdgeKey, Vec<OperationSplit>>, QueryError> {
+        let (live_since, mut edges) = {
+            let engine = lock_engine(&self.engine);
+            let live_since = engine.live_since_minute().unwrap_or(range.to());
+            let live = range.starting_at_or_after(live_since);
+            let edges: BTreeMap<EdgeKey, EdgeStats> = engine
+                .edges_between(live, source, target)
+                .into_iter()
+                .map(|edge| (edge.key, edge.stats))
+                .collect();
+            (live_since, edges)
+        };
+        for (minutes, exclude) in self.stored_ranges(range, live_since) {
+            let (source, target) = (source.clone(), target.clone());
+            let stored = self
+                .blocking(move |reader| {
+                    edge_totals_of(reader.edge_rollups_between(minutes, exclude, &source, &target)?)
+                })
+                .await?;
+            for total in stored {
+                edges.entry(total.key).or_default().merge(&total.stats);
+            }
+        }
+        Ok(edges
+            .into_iter()
+            .map(|(key, stats)| (key, stats.operations))
+            .collect())
     }
 
     /// Per-service RED over `range` (of one service when `service_opt` is given).

@@ -63,7 +63,7 @@ async fn edge_errors_fire_one_webhook_then_one_resolved_when_errors_stop() {
     let alert = &alerts[0];
     let held = time_of(alert, "fired_at") - time_of(alert, "starts_at");
     assert!(
-        held >= FOR && held <= FOR + EVALUATION_INTERVAL + Duration::from_millis(100),
+        held >= FOR && held <= FOR + EVALUATION_INTERVAL + Duration::from_secs(1),
         "fired {held:?} after the condition first held (for {FOR:?}, interval {EVALUATION_INTERVAL:?})"
     );
     assert_eq!(alert["labels"]["source"], "service:checkout");
@@ -290,7 +290,7 @@ async fn a_notification_pending_at_restart_is_delivered_once_after_it() {
 async fn a_silence_holds_notifications_back_until_it_expires() {
     let receiver = Receiver::start().await;
     let app = spawn_app_with(alert_config(&receiver.url, "")).await;
-    let silence_for = Duration::from_secs(8);
+    let silence_for = Duration::from_secs(12);
     let ends_at = time::OffsetDateTime::now_utc() + silence_for;
     let ends_text = ends_at
         .format(&time::format_description::well_known::Rfc3339)

@@ -218,7 +218,7 @@ async fn settled_graph(app: &TestApp) -> Value {
 }
 
 /// `(text, href)` of the cells of the table titled `title` (its start) on a page's report.
-fn table<'a>(tables: &'a Value, title: &str) -> Vec<Vec<(&'a str, Option<&'a str>)>> {
+pub fn table<'a>(tables: &'a Value, title: &str) -> Vec<Vec<(&'a str, Option<&'a str>)>> {
     let found = tables
         .as_array()
         .into_iter()

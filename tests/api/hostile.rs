@@ -483,9 +483,10 @@ async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
     // A response of several compressed chunks (before: 13 of 30 took 38-48 ms).
     let request = "GET /static/htmx.min.js HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n";
     // Nagle against delayed ACK delays about one in three by ~40 ms, in every round; a loaded
-    // machine may make some slow for other reasons, in some rounds: the best of three counts.
+    // machine may make a few slow for other reasons, in some rounds: the best of five counts,
+    // and up to 5 of 40 slow pass (the delay makes about 13 slow).
     let mut rounds = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let mut times = Vec::new();
         for _ in 0..40 {
             let started = Instant::now();
@@ -502,12 +503,12 @@ async fn compressed_pages_on_a_kept_alive_connection_are_not_delayed() {
             "40 kept-alive gzip pages: median {:?}, max {:?}, {slow} at 38 ms or more",
             times[20], times[39]
         );
-        if slow <= 2 {
+        if slow <= 5 {
             return;
         }
         rounds.push((slow, times));
     }
-    panic!("every round had more than 2 of 40 at 38 ms or more: {rounds:?}");
+    panic!("every round had more than 5 of 40 at 38 ms or more: {rounds:?}");
 }
 
 /// Reads one chunked or sized HTTP/1.1 response off a kept-alive stream.

@@ -29,6 +29,7 @@ mod dashboards_figures;
 mod dashboards_map;
 mod demo;
 mod durability;
+mod edge_operations;
 mod exporters_python;
 mod exporters_rust;
 mod graph_analyses;

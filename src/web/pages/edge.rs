@@ -27,17 +27,12 @@ pub async fn edge(
         let (source, target) = (source.clone(), target.clone());
         Ok::<_, PageError>(state.query.edge_drilldown(source, target, bounds).await?)
     };
-    let whole_map = GraphFilter::whole_with_splits();
-    let (drilldown, (view, overlay), charts) = tokio::try_join!(
+    let (drilldown, (edges, overlay, window_secs), charts) = tokio::try_join!(
         drilldown,
-        placed_view(&state, range, &whole_map),
+        edges_between(&state, range, &source, &target),
         charts::edge_charts(&state, range, &source, &target),
     )?;
-    let edges: Vec<&(EdgeKey, EdgeStats)> = view
-        .edges
-        .iter()
-        .filter(|(key, _)| key.source == source && key.target == target)
-        .collect();
+    let edges: Vec<&(EdgeKey, EdgeStats)> = edges.iter().collect();
     if edges.is_empty() {
         let error = ApiError::NotFound(format!(
             "No calls from {} to {} in this range.",
@@ -54,12 +49,11 @@ pub async fn edge(
         format!("{} → {}", source.name, target.name),
         "Client-side latency is what the caller waited; server-side is what the callee spent. The gap is network, queues and retries. Calls refused by the caller's open breaker never reached the callee: they are counted apart, in neither the errors nor the latencies.",
     );
-    let (cards, section) = edge_calls(&edges, &overlay, view.window_secs);
+    let (cards, section) = edge_calls(&edges, &overlay, window_secs);
     page.cards = cards;
     page.sections.push(section);
     page.sections.push(charts);
-    page.sections
-        .push(operations_section(&edges, view.window_secs));
+    page.sections.push(operations_section(&edges, window_secs));
     page.sections
         .push(super::edge_split::section_of(&drilldown.split, &target));
     // Stored traces hold the calls of an edge with an instrumented side.
@@ -79,6 +73,42 @@ pub async fn edge(
         page.sections.push(examples);
     }
     Ok(respond(&page))
+}
+
+/// The edges from `source` to `target` (one per kind of call), the breakers and lag placed on
+/// the whole map (read without operation splits), and the range's seconds. Their operation
+/// splits are read for them alone: on a large mesh, the whole map's splits are most of a read.
+async fn edges_between(
+    state: &WebState,
+    range: GraphRange,
+    source: &NodeKey,
+    target: &NodeKey,
+) -> Result<(Vec<(EdgeKey, EdgeStats)>, SignalOverlay, f64), PageError> {
+    let whole_map = GraphFilter::default();
+    let splits = async {
+        let splits = state
+            .query
+            .edge_operation_splits(range.minutes, source, target);
+        Ok::<_, PageError>(splits.await?)
+    };
+    let ((view, overlay), mut splits) =
+        tokio::try_join!(placed_view(state, range, &whole_map), splits)?;
+    let edges = view
+        .edges
+        .into_iter()
+        .filter(|(key, _)| key.source == *source && key.target == *target)
+        .map(|(key, stats)| {
+            let operations = splits.remove(&key).unwrap_or_default();
+            (
+                key,
+                EdgeStats {
+                    operations,
+                    ..stats
+                },
+            )
+        })
+        .collect();
+    Ok((edges, overlay, view.window_secs))
 }
 
 /// The edge's calls by the caller's operation and the operation called, from the rollups:

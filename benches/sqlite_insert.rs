@@ -107,16 +107,20 @@ fn rollup_hour_read(c: &mut Criterion) {
             rollups
         });
     });
-    // What the map of that hour reads: the same rows merged per edge.
-    group.bench_function("totals_hour_of_2000_edges", |bencher| {
-        bencher.iter_with_large_drop(|| {
-            let totals = reader
-                .edge_totals(hour, None, Splits::Skipped)
-                .expect("edge_totals");
-            assert_eq!(totals.len() as u64, MESH_EDGES);
-            totals
+    // What the map of that hour reads: the same rows merged per edge; and what change over
+    // time reads: with their operation splits.
+    for (name, splits) in [
+        ("totals_hour_of_2000_edges", Splits::Skipped),
+        ("totals_with_splits_hour_of_2000_edges", Splits::Read),
+    ] {
+        group.bench_function(name, |bencher| {
+            bencher.iter_with_large_drop(|| {
+                let totals = reader.edge_totals(hour, None, splits).expect("edge_totals");
+                assert_eq!(totals.len() as u64, MESH_EDGES);
+                totals
+            });
         });
-    });
+    }
     // What one edge's charts of that hour read.
     let edge = mesh_edge_key(MESH_EDGES / 2);
     group.throughput(Throughput::Elements(MINUTES_PER_HOUR as u64));

@@ -202,7 +202,7 @@ impl EdgeStats {
     }
 
     /// Where [`EdgeStats::split_mut`]'s split is in `operations`, added if new.
-    fn split_index(&mut self, caller: &str, callee: &str) -> (usize, bool) {
+    pub(crate) fn split_index(&mut self, caller: &str, callee: &str) -> (usize, bool) {
         let search = |splits: &[OperationSplit], caller: &str, callee: &str| {
             splits.binary_search_by(|known| {
                 (known.caller.as_str(), known.callee.as_str()).cmp(&(caller, callee))

@@ -1,20 +1,23 @@
 //! The map's totals of a range summed straight from stored rows, for any store: each row's
-//! edge found from its key read in place ([`EdgeKeyRef`]), its stats bytes copied to the end of
-//! the rows read so far, then each edge's rows summed together, bucket by bucket
-//! (`codec_rollup::add_edge_stats`), the edges spread over the cores. No rollup is built.
-//! Summing an edge's rows one after another keeps its sums in the cache; summing rows as they
-//! come (by minute) moved through every edge's sums each minute and waited on memory (an hour
-//! of a 2,000-edge mesh is 120k rows). Equal to [`super::totals::edge_totals_of`] without
-//! operation splits (the conformance case `rollup_totals_per_edge`).
+//! edge found from its key read in place ([`EdgeKeyRef`]), its stats bytes (and its splits,
+//! when read) copied to the end of the rows read so far, then each edge's rows summed
+//! together, bucket by bucket (`codec_rollup::add_edge_stats`), the edges spread over the
+//! cores. No rollup is built. Summing an edge's rows one after another keeps its sums in the
+//! cache; summing rows as they come (by minute) moved through every edge's sums each minute
+//! and waited on memory (an hour of a 2,000-edge mesh is 120k rows). Equal to
+//! [`super::totals::edge_totals_of`], with or without operation splits (the conformance case
+//! `rollup_totals_per_edge`): with them, each edge's rows are summed by minute, then instance,
+//! as merging one by one would place them.
 
 use std::hash::BuildHasher;
 
 use serde::Deserialize;
 
-use super::StoreError;
 use super::parallel::try_map_in_order_by;
 use super::sqlite::codec_rollup::add_edge_stats;
+use super::sqlite::codec_splits::add_splits_blob;
 use super::totals::EdgeSum;
+use super::{Splits, StoreError};
 use crate::graph::hash::{FastMap, FoldBuildHasher};
 use crate::model::graph::{EdgeKey, EdgeKind, EdgeTotal, NodeKey, NodeKind, NodePlacement};
 
@@ -87,6 +90,9 @@ pub struct RowRef<'a> {
     pub target_placement: PlacementRef<'a>,
     /// The stats blob (`codec_rollup`).
     pub stats: &'a [u8],
+    /// A splits blob kept apart from the stats (ClickHouse's `operations` column), empty when
+    /// there is none; read only with [`Splits::Read`].
+    pub operations: &'a [u8],
 }
 
 struct Entry {
@@ -98,18 +104,22 @@ struct Entry {
     target_placement: NodePlacement,
 }
 
-/// Where a row's stats were copied, and whose they are.
+/// Where a row's stats (then its splits blob, if kept) were copied, and whose they are.
 #[derive(Debug, Clone, Copy, Default)]
 struct StatsAt {
     entry: usize,
+    /// The row's minute and instance: with splits, an edge's rows are summed in their order.
+    at: (i64, u32),
     chunk: usize,
     start: usize,
-    len: usize,
+    stats_len: usize,
+    operations_len: usize,
 }
 
 /// The edges read so far and their rows' stats.
 #[derive(Default)]
 pub struct EdgeSums {
+    splits: Splits,
     hasher: FoldBuildHasher,
     /// Positions in `entries` by a hash of their key (colliding keys share a list).
     by_hash: FastMap<u64, Vec<usize>>,
@@ -119,6 +129,14 @@ pub struct EdgeSums {
 }
 
 impl EdgeSums {
+    /// Sums that read the rows' operation splits, or leave them.
+    pub fn new(splits: Splits) -> Self {
+        EdgeSums {
+            splits,
+            ..EdgeSums::default()
+        }
+    }
+
     /// Takes one row: its edge (new if it is the first), its placements if it comes first in
     /// an exact read's order, and a copy of its stats.
     pub fn add(&mut self, row: RowRef<'_>) -> Result<(), StoreError> {
@@ -146,30 +164,37 @@ impl EdgeSums {
             entry.source_placement = row.source_placement.to_placement();
             entry.target_placement = row.target_placement.to_placement();
         }
-        let stats = row.stats;
+        let operations = match self.splits {
+            Splits::Read => row.operations,
+            Splits::Skipped => &[],
+        };
+        let len = row.stats.len() + operations.len();
         let has_room = self
             .chunks
             .last()
-            .is_some_and(|chunk| chunk.len() + stats.len() <= chunk.capacity());
+            .is_some_and(|chunk| chunk.len() + len <= chunk.capacity());
         if !has_room {
-            self.chunks
-                .push(Vec::with_capacity(CHUNK_BYTES.max(stats.len())));
+            self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(len)));
         }
         let chunk_at = self.chunks.len() - 1;
         let chunk = &mut self.chunks[chunk_at];
         self.rows.push(StatsAt {
             entry: at,
+            at: (row.minute, row.instance),
             chunk: chunk_at,
             start: chunk.len(),
-            len: stats.len(),
+            stats_len: row.stats.len(),
+            operations_len: operations.len(),
         });
-        chunk.extend_from_slice(stats);
+        chunk.extend_from_slice(row.stats);
+        chunk.extend_from_slice(operations);
         Ok(())
     }
 
     /// Each edge's rows summed, ordered by key.
     pub fn into_totals(self) -> Result<Vec<EdgeTotal>, StoreError> {
         let EdgeSums {
+            splits,
             entries,
             chunks,
             rows,
@@ -189,13 +214,17 @@ impl EdgeSums {
             grouped[next[row.entry]] = row;
             next[row.entry] += 1;
         }
+        if splits == Splits::Read {
+            for edge in starts.windows(2) {
+                grouped[edge[0]..edge[1]].sort_unstable_by_key(|row| row.at);
+            }
+        }
         let mut order: Vec<usize> = (0..entries.len()).collect();
         order.sort_unstable_by(|&left, &right| entries[left].key.cmp(&entries[right].key));
         let stats = try_map_in_order_by(order, EDGES_PER_THREAD, |at| {
             let mut sum = EdgeSum::default();
             for row in &grouped[starts[at]..starts[at + 1]] {
-                let chunk = &chunks[row.chunk];
-                add_edge_stats(&chunk[row.start..row.start + row.len], &mut sum)?;
+                add_row(&chunks[row.chunk][row.start..], row, &mut sum, splits)?;
             }
             Ok((at, sum.into_stats()))
         })?;
@@ -213,4 +242,24 @@ impl EdgeSums {
             })
             .collect())
     }
+}
+
+/// Adds one row copied at the start of `bytes` to `sum`.
+fn add_row(
+    bytes: &[u8],
+    row: &StatsAt,
+    sum: &mut EdgeSum,
+    splits: Splits,
+) -> Result<(), StoreError> {
+    let (stats, rest) = bytes.split_at(row.stats_len);
+    let num_in_stats = add_edge_stats(stats, sum, splits)?;
+    if row.operations_len > 0 {
+        if num_in_stats > 0 {
+            return Err(StoreError::Corrupt(
+                "an edge rollup holds operation splits in two places".to_owned(),
+            ));
+        }
+        add_splits_blob(&rest[..row.operations_len], &mut sum.operations)?;
+    }
+    Ok(())
 }

@@ -201,12 +201,13 @@ pub fn merged_with_stored(
 ///
 /// [`EdgeKey`]: crate::model::graph::EdgeKey
 /// Whether totals of edges hold their operation splits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Splits {
     /// With them: an edge's page and change over time show them.
     Read,
     /// Without (empty): the map, alerts and the audit do not read them, and a store may then
     /// leave them unread (ClickHouse keeps them in a column apart).
+    #[default]
     Skipped,
 }
 

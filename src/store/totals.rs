@@ -6,7 +6,8 @@ use std::cmp::Ordering;
 
 use crate::model::SketchSum;
 use crate::model::graph::{
-    EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationStats, OperationTotal,
+    EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationSplit, OperationStats,
+    OperationTotal,
 };
 
 use super::StoreError;
@@ -33,18 +34,19 @@ pub fn edge_totals_of(rollups: Vec<EdgeRollup>) -> Result<Vec<EdgeTotal>, StoreE
     )
 }
 
-/// One edge's figures summed as its rollups are read, without their operation splits: the
-/// counts and consumer groups as they come, each latency bucket by bucket
-/// (`codec_rollup::add_edge_stats`). Equal to [`EdgeStats::merge_all`] of the rollups with
-/// their splits left out, whatever the order they come in (counts add, consumer groups keep
-/// the first in sort order, extremes are extremes), but for the rounding of the latency sums
-/// past 2^53 ns.
+/// One edge's figures summed as its rollups are read: the counts and consumer groups as they
+/// come, each latency bucket by bucket (`codec_rollup::add_edge_stats`), and the operation
+/// splits when they are read. Equal to [`EdgeStats::merge_all`] of the rollups, whatever the
+/// order they come in (counts add, consumer groups keep the first in sort order, extremes are
+/// extremes) but for the splits, which need the rollups in order, and for the rounding of the
+/// latency sums past 2^53 ns.
 #[derive(Debug, Default)]
 pub struct EdgeSum {
     pub(crate) counts: EdgeStats,
     pub(crate) client_latency: SketchSum,
     pub(crate) server_latency: SketchSum,
     pub(crate) publish_consume_latency: SketchSum,
+    pub(crate) operations: SplitSums,
 }
 
 impl EdgeSum {
@@ -53,8 +55,50 @@ impl EdgeSum {
             client_latency: self.client_latency.into_sketch(),
             server_latency: self.server_latency.into_sketch(),
             publish_consume_latency: self.publish_consume_latency.into_sketch(),
+            operations: self.operations.into_splits(),
             ..self.counts
         }
+    }
+}
+
+/// An edge's operation splits summed as its rollups' are read, in the rollups' order: the
+/// pairs that come first keep a split of their own, the rest go to the other operations' (as
+/// [`EdgeStats::merge_all`] places them), each latency summed bucket by bucket.
+#[derive(Debug, Default)]
+pub struct SplitSums {
+    /// The splits' names and counts, placed as an edge's splits are; their latencies are in
+    /// `latencies`, at the same positions.
+    named: EdgeStats,
+    latencies: Vec<SketchSum>,
+}
+
+impl SplitSums {
+    /// Adds the counts of (`caller`, `callee`)'s split to its sum (or to the other
+    /// operations'), and returns the sum its latency is to be added to.
+    pub fn add(
+        &mut self,
+        caller: &str,
+        callee: &str,
+        num_requests: u64,
+        num_errors: u64,
+    ) -> &mut SketchSum {
+        let num_before = self.named.operations.len();
+        let (at, _) = self.named.split_index(caller, callee);
+        if self.named.operations.len() > num_before {
+            self.latencies.insert(at, SketchSum::default());
+        }
+        let split = &mut self.named.operations[at];
+        split.num_requests += num_requests;
+        split.num_errors += num_errors;
+        &mut self.latencies[at]
+    }
+
+    pub fn into_splits(self) -> Vec<OperationSplit> {
+        let mut splits = self.named.operations;
+        for (split, latency) in splits.iter_mut().zip(self.latencies) {
+            split.latency = latency.into_sketch();
+        }
+        splits
     }
 }
 

@@ -15,7 +15,6 @@ use crate::model::{MetricPoint, MinuteRange, Span, TraceId};
 use crate::store::edge_sums::EdgeSums;
 use crate::store::parallel::try_map_in_order;
 use crate::store::summary::{SpanBrief, TraceAcc, summaries_newest_first};
-use crate::store::totals::edge_totals_of;
 use crate::store::{
     Instances, MetricQuery, MetricReader, RollupReader, Splits, StoreError, TraceQuery,
     TraceReader, TraceSummary,
@@ -274,19 +273,24 @@ impl ClickHouseReader {
         &self,
         range: MinuteRange,
         instances: Instances,
+        splits: Splits,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
         if range.is_empty() {
             return Ok(Vec::new());
         }
         let (condition, binds) = Self::rollup_condition(range, instances);
+        let operations = match splits {
+            Splits::Read => "operations",
+            Splits::Skipped => "'' AS operations",
+        };
         let sql = format!(
-            "SELECT ?fields FROM {} FINAL WHERE {condition}",
+            "SELECT minute, instance, payload, {operations} FROM {} FINAL WHERE {condition}",
             self.shared.table("edge_rollups")
         );
         let client = self.shared.client.clone();
         let summed = self.shared.block(async move {
             let mut cursor = bound_query(&client, &sql, binds).fetch::<TotalsRow<'_>>()?;
-            let mut summed = EdgeSums::default();
+            let mut summed = EdgeSums::new(splits);
             while let Some(row) = cursor.next().await? {
                 if let Err(err) = add_row(&mut summed, &row) {
                     return Ok(Err(err));
@@ -318,13 +322,12 @@ impl ClickHouseReader {
     }
 
     /// The edge rollups of `range` written by `instances` (of the edges between `pair` only
-    /// when given), by minute, key and instance (or by key, minute and instance: `by_key`).
+    /// when given), by minute, key and instance.
     pub(super) fn edges_of(
         &self,
         range: MinuteRange,
         instances: Instances,
         pair: Option<(&NodeKey, &NodeKey)>,
-        by_key: bool,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         if range.is_empty() {
             return Ok(Vec::new());
@@ -350,19 +353,7 @@ impl ClickHouseReader {
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_unstable_by(|&left, &right| {
             let ((left_instance, left), (right_instance, right)) = (&rows[left], &rows[right]);
-            if by_key {
-                (&left.key, left.minute, left_instance).cmp(&(
-                    &right.key,
-                    right.minute,
-                    right_instance,
-                ))
-            } else {
-                (left.minute, &left.key, left_instance).cmp(&(
-                    right.minute,
-                    &right.key,
-                    right_instance,
-                ))
-            }
+            (left.minute, &left.key, left_instance).cmp(&(right.minute, &right.key, right_instance))
         });
         let mut taken: Vec<Option<EdgeRollup>> =
             rows.into_iter().map(|(_, rollup)| Some(rollup)).collect();
@@ -410,7 +401,7 @@ impl RollupReader for ClickHouseReader {
         range: MinuteRange,
         exclude_instance: Option<u32>,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
-        self.edges_of(range, Instances::AllBut(exclude_instance), None, false)
+        self.edges_of(range, Instances::AllBut(exclude_instance), None)
     }
 
     fn edge_rollups_between(
@@ -421,7 +412,7 @@ impl RollupReader for ClickHouseReader {
         target: &NodeKey,
     ) -> Result<Vec<EdgeRollup>, StoreError> {
         let instances = Instances::AllBut(exclude_instance);
-        self.edges_of(range, instances, Some((source, target)), false)
+        self.edges_of(range, instances, Some((source, target)))
     }
 
     fn edge_totals(
@@ -430,12 +421,7 @@ impl RollupReader for ClickHouseReader {
         exclude_instance: Option<u32>,
         splits: Splits,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
-        let instances = Instances::AllBut(exclude_instance);
-        match splits {
-            // Read by key already: the stable sort by key that merging starts with is one pass.
-            Splits::Read => edge_totals_of(self.edges_of(range, instances, None, true)?),
-            Splits::Skipped => self.summed_edges(range, instances),
-        }
+        self.summed_edges(range, Instances::AllBut(exclude_instance), splits)
     }
 
     fn operation_rollups(

@@ -1,6 +1,6 @@
-//! The map's read of a range ([`crate::store::RollupReader::edge_totals`] without operation
-//! splits): only `payload` is selected (the splits are in `operations`), and each row streamed
-//! in is read in place ([`EdgeRollupBodyRef`]) into [`EdgeSums`].
+//! The totals read of a range ([`crate::store::RollupReader::edge_totals`]): `payload`, and
+//! `operations` only when the splits are read (the map's read leaves them), each row streamed
+//! in read in place ([`EdgeRollupBodyRef`]) into [`EdgeSums`].
 
 use clickhouse::Row;
 use serde::Deserialize;
@@ -15,6 +15,8 @@ pub(super) struct TotalsRow<'a> {
     pub minute: i64,
     pub instance: u32,
     pub payload: &'a [u8],
+    /// Empty when the splits are not read (or the row has none).
+    pub operations: &'a [u8],
 }
 
 /// Adds one streamed row to `sums`.
@@ -27,6 +29,7 @@ pub(super) fn add_row(sums: &mut EdgeSums, row: &TotalsRow<'_>) -> Result<(), St
         source_placement: body.source_placement,
         target_placement: body.target_placement,
         stats: body.stats,
+        operations: row.operations,
     })
 }
 
@@ -35,6 +38,7 @@ mod tests {
     use super::super::rows::{EdgeRollupReadRow, EdgeRollupRow};
     use super::*;
     use crate::model::graph::{EdgeKey, EdgeKind, EdgeRollup, EdgeStats, NodeKey, OperationSplit};
+    use crate::store::Splits;
     use crate::store::conformance::rollup_fixtures::{BASE_MINUTE, edge_rollup, spread_sketch};
     use crate::store::sqlite::codec_rollup::encode_edge_stats;
 
@@ -100,11 +104,17 @@ mod tests {
     }
 
     #[test]
-    fn sums_equal_merging_without_splits_and_keep_the_first_placements() {
+    fn sums_equal_merging_with_or_without_splits_and_keep_the_first_placements() {
+        for splits in [Splits::Skipped, Splits::Read] {
+            sums_equal_merging(splits);
+        }
+    }
+
+    fn sums_equal_merging(splits: Splits) {
         let rollups: Vec<EdgeRollup> = (0..5)
             .map(|no| rollup(BASE_MINUTE + no, no as u64))
             .collect();
-        let mut summed = EdgeSums::default();
+        let mut summed = EdgeSums::new(splits);
         // Out of order, one row written before the column: neither changes the sum.
         for rollup in rollups.iter().rev() {
             let row = if rollup.minute == BASE_MINUTE + 2 {
@@ -122,27 +132,42 @@ mod tests {
                 minute: row.minute,
                 instance: row.instance,
                 payload: &row.payload,
+                operations: &row.operations,
             };
             add_row(&mut summed, &totals_row).expect("a row");
         }
         let totals = summed.into_totals().expect("totals");
         let all: Vec<&EdgeStats> = rollups.iter().map(|rollup| &rollup.stats).collect();
         let mut merged = EdgeStats::merge_all(&all);
-        merged.operations = Vec::new();
+        if splits == Splits::Skipped {
+            merged.operations = Vec::new();
+        }
         assert_eq!(totals.len(), 1);
         assert_eq!(totals[0].key, rollups[0].key);
         assert_eq!(totals[0].source_placement, rollups[0].source_placement);
         assert_eq!(totals[0].target_placement, rollups[0].target_placement);
         assert_eq!(totals[0].stats, merged);
-        let mut damaged = EdgeSums::default();
+        let mut damaged = EdgeSums::new(splits);
         let row = EdgeRollupRow::new(1, &rollups[0], 1).expect("row");
         let cut = TotalsRow {
             minute: row.minute,
             instance: 1,
             payload: &row.payload[..row.payload.len() - 3],
+            operations: &row.operations,
         };
         // The cut shows where the stats are read: in the payload's read, or when summed.
         let read = add_row(&mut damaged, &cut);
         assert!(read.is_err() || damaged.into_totals().is_err());
+        // Splits in both places are refused when they are read.
+        let mut both = EdgeSums::new(splits);
+        let old = written_before_the_column(&rollups[0]);
+        let in_both = TotalsRow {
+            minute: old.minute,
+            instance: 1,
+            payload: &old.payload,
+            operations: &row.operations,
+        };
+        add_row(&mut both, &in_both).expect("a row");
+        assert_eq!(both.into_totals().is_err(), splits == Splits::Read);
     }
 }

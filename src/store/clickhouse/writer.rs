@@ -248,7 +248,7 @@ impl RollupWriter for ClickHouseWriter {
         range: MinuteRange,
     ) -> Result<(Vec<EdgeRollup>, Vec<OperationRollup>), StoreError> {
         let reader = ClickHouseReader::new(Arc::clone(&self.shared));
-        let edges = reader.edges_of(range, Instances::Only(instance), None, false)?;
+        let edges = reader.edges_of(range, Instances::Only(instance), None)?;
         let operations = reader.operations_of(range, None, Instances::Only(instance))?;
         Ok((edges, operations))
     }

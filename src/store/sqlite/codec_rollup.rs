@@ -9,15 +9,15 @@
 //! Owns the byte layout only; it does not touch SQL.
 
 use crate::model::graph::{EdgeStats, MAX_VERSIONS, OperationSplit, OperationStats, VersionStats};
-use crate::store::StoreError;
 use crate::store::totals::EdgeSum;
+use crate::store::{Splits, StoreError};
 
 use super::codec::{Decoder, corrupt, put_str, put_varint};
 pub(super) use super::codec_kinds::{
     edge_kind_code, edge_kind_from_code, node_kind_code, node_kind_from_code,
 };
 use super::codec_sketch::{SketchForm, add_sketch, put_sketch, sketch};
-use super::codec_splits::{put_splits, splits};
+use super::codec_splits::{add_splits, put_splits, splits};
 
 /// The first layout of edge and operation stats blobs.
 const LAYOUT_V1: u8 = 1;
@@ -133,9 +133,13 @@ pub(crate) fn decode_edge_stats(blob: &[u8]) -> Result<EdgeStats, StoreError> {
     Ok(stats)
 }
 
-/// Adds an edge blob's figures to `sum`, its latencies bucket by bucket; its operation splits
-/// (the blob's end) are not read.
-pub(crate) fn add_edge_stats(blob: &[u8], sum: &mut EdgeSum) -> Result<(), StoreError> {
+/// Adds an edge blob's figures to `sum`, its latencies bucket by bucket, and its operation
+/// splits (the blob's end) when `splits` asks for them; returns how many splits were added.
+pub(crate) fn add_edge_stats(
+    blob: &[u8],
+    sum: &mut EdgeSum,
+    splits: Splits,
+) -> Result<usize, StoreError> {
     let (layout, form, mut counts, mut decoder) = edge_counters(blob)?;
     add_sketch(&mut decoder, form, &mut sum.client_latency)?;
     add_sketch(&mut decoder, form, &mut sum.server_latency)?;
@@ -145,7 +149,16 @@ pub(crate) fn add_edge_stats(blob: &[u8], sum: &mut EdgeSum) -> Result<(), Store
         counts.num_unobserved = decoder.varint()?;
     }
     sum.counts.add_counts(&counts);
-    Ok(())
+    if splits == Splits::Skipped {
+        return Ok(0);
+    }
+    let num_splits = if layout >= LAYOUT_V2 {
+        add_splits(&mut decoder, form, &mut sum.operations)?
+    } else {
+        0
+    };
+    finished(&decoder)?;
+    Ok(num_splits)
 }
 
 pub(crate) fn encode_operation_stats(

@@ -1,31 +1,31 @@
-//! The map's totals of a range ([`crate::store::RollupReader::edge_totals`] without operation
-//! splits): the scans of an exact read, each row read in place from SQLite's buffers into
-//! [`EdgeSums`], so no rollup is built, and the splits at the end of each stats blob are not
-//! read.
+//! The totals of a range ([`crate::store::RollupReader::edge_totals`]): the scans of an
+//! exact read, each row read in place from SQLite's buffers into [`EdgeSums`], so no rollup is
+//! built; the splits at the end of each stats blob are read only when asked for.
 
 use rusqlite::{Connection, Row, params};
 
 use crate::model::MinuteRange;
 use crate::model::graph::EdgeTotal;
 use crate::store::edge_sums::{EdgeKeyRef, EdgeSums, NodeKeyRef, PlacementRef, RowRef};
-use crate::store::{Instances, StoreError};
+use crate::store::{Instances, Splits, StoreError};
 
 use super::codec_rollup::{edge_kind_from_code, node_kind_from_code};
 use super::rollups::{instance_params, partitions_of, select_edges_sql};
 use super::schema::PartitionKind;
 use super::sql_values::blob;
 
-/// The edges of `range` written by `instances`, summed.
+/// The edges of `range` written by `instances`, summed, with or without their splits.
 pub(super) fn sum_edges(
     conn: &Connection,
     range: MinuteRange,
     instances: Instances,
+    splits: Splits,
 ) -> Result<Vec<EdgeTotal>, StoreError> {
     if range.is_empty() {
         return Ok(Vec::new());
     }
     let (excluded, only) = instance_params(instances);
-    let mut sums = EdgeSums::default();
+    let mut sums = EdgeSums::new(splits);
     for partition in partitions_of(conn, PartitionKind::EdgeRollups, range)? {
         let mut statement = conn.prepare_cached(&select_edges_sql(partition))?;
         let (no_kind, no_name) = (None::<i64>, None::<&str>);
@@ -79,5 +79,6 @@ fn row_ref<'row>(row: &'row Row<'_>) -> Result<RowRef<'row>, StoreError> {
             environment: text(9)?,
         },
         stats: blob(row, 10)?,
+        operations: &[],
     })
 }

@@ -15,7 +15,6 @@ use crate::model::MinuteRange;
 use crate::model::graph::{
     EdgeKey, EdgeRollup, EdgeTotal, NodeKey, NodePlacement, OperationRollup,
 };
-use crate::store::totals::edge_totals_of;
 use crate::store::{Instances, MAX_ROLLUP_MINUTE, RollupReader, RollupWriter, Splits, StoreError};
 
 use super::codec_rollup::{
@@ -214,13 +213,8 @@ impl RollupReader for SqliteReader {
         exclude_instance: Option<u32>,
         splits: Splits,
     ) -> Result<Vec<EdgeTotal>, StoreError> {
-        match splits {
-            Splits::Read => edge_totals_of(self.edge_rollups(range, exclude_instance)?),
-            Splits::Skipped => {
-                let instances = Instances::AllBut(exclude_instance);
-                self.read(|tx| sum_edges(tx, range, instances))
-            }
-        }
+        let instances = Instances::AllBut(exclude_instance);
+        self.read(|tx| sum_edges(tx, range, instances, splits))
     }
 
     fn operation_rollups(

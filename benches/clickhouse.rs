@@ -55,29 +55,23 @@ fn measure_rollup_reads(writer: &mut ClickHouseWriter, reader: &ClickHouseReader
         MINUTES_PER_HOUR as u64 * MESH_EDGES,
         read.as_secs_f64() * 1000.0
     );
-    let totals = median_of_5(|| {
-        let merged = reader
-            .edge_totals(hour, None, Splits::Skipped)
-            .expect("totals");
-        assert_eq!(merged.len() as u64, MESH_EDGES);
-        merged
-    });
-    println!(
-        "clickhouse rollups: the hour merged per edge (what the map reads) in {:.0} ms (median of 5)",
-        totals.as_secs_f64() * 1000.0
-    );
-    let with_splits = median_of_5(|| {
-        let merged = reader
-            .edge_totals(hour, None, Splits::Read)
-            .expect("totals");
-        assert_eq!(merged.len() as u64, MESH_EDGES);
-        merged
-    });
-    println!(
-        "clickhouse rollups: the hour merged per edge with operation splits (what change over \
-         time reads) in {:.0} ms (median of 5)",
-        with_splits.as_secs_f64() * 1000.0
-    );
+    for (what, splits) in [
+        ("(what the map reads)", Splits::Skipped),
+        (
+            "with operation splits (what change over time reads)",
+            Splits::Read,
+        ),
+    ] {
+        let totals = median_of_5(|| {
+            let merged = reader.edge_totals(hour, None, splits).expect("totals");
+            assert_eq!(merged.len() as u64, MESH_EDGES);
+            merged
+        });
+        println!(
+            "clickhouse rollups: the hour merged per edge {what} in {:.0} ms (median of 5)",
+            totals.as_secs_f64() * 1000.0
+        );
+    }
     let edge = mesh_edge_key(MESH_EDGES / 2);
     let one_edge = median_of_5(|| {
         let rollups = reader

@@ -216,7 +216,7 @@ impl EdgeSums {
         }
         if splits == Splits::Read {
             for edge in starts.windows(2) {
-                grouped[edge[0]..edge[1]].sort_unstable_by_key(|row| row.at);
+                grouped[edge[0]..edge[1]].sort_by_key(|row| row.at);
             }
         }
         let mut order: Vec<usize> = (0..entries.len()).collect();

@@ -1,6 +1,7 @@
 //! The edge page's calls by operation pair come from that edge's rollups alone (the map around
 //! it is read without anyone's splits): minutes written to the store before a restart and
-//! minutes in memory after it add up per pair, and another edge's pairs never show.
+//! minutes in memory after it add up per pair, calls that left no span at the callee are named
+//! so, and another edge's pairs never show.
 
 use cartograph::config::{Config, StoreKind};
 use cartograph::web::format::rate_of;
@@ -24,7 +25,8 @@ fn on_disk(data_dir: &std::path::Path) -> Config {
 }
 
 /// `calls` calls from `caller`'s operation `caller_op` to `callee`'s `callee_op`, started 10 s
-/// into `minute`: the caller's server span, its client span, the callee's server span.
+/// into `minute`: the caller's server span, its client span, the callee's server span (none
+/// when `callee_op` is empty: a call that never reached the callee).
 async fn post_calls(
     app: &TestApp,
     (caller, caller_op): (&str, &str),
@@ -53,7 +55,9 @@ async fn post_calls(
         let mut client = at(2, Some(1), 3, "POST");
         client.attributes.push(string_attr("peer.service", callee));
         caller_spans.push(client);
-        callee_spans.push(at(3, Some(2), 2, callee_op));
+        if !callee_op.is_empty() {
+            callee_spans.push(at(3, Some(2), 2, callee_op));
+        }
     }
     for (service, spans) in [(caller, caller_spans), (callee, callee_spans)] {
         let body = encode(&trace_request(Some(service), spans));
@@ -140,7 +144,9 @@ async fn the_edge_page_sums_its_own_operation_pairs_from_the_store_and_memory() 
         1,
     )
     .await;
-    wait_for_requests(&app, &range, 10).await;
+    // One that never reached payments (counted once its pairing wait is over).
+    post_calls(&app, orders("POST /orders"), payments(""), live, 1).await;
+    wait_for_requests(&app, &range, 11).await;
 
     let path = format!("/edges/service%3Aorders/service%3Apayments?{range}");
     let pages = json!([{ "name": "edge-operations", "path": path, "tables": true }]);
@@ -169,6 +175,11 @@ async fn the_edge_page_sums_its_own_operation_pairs_from_the_store_and_memory() 
             row("POST /orders", "POST /pay", 7),
             row("GET /orders", "GET /status", 2),
             row("DELETE /orders", "POST /refund", 1),
+            row(
+                "POST /orders",
+                "none: no span from the callee (refused or unanswered)",
+                1
+            ),
         ],
         "{:#}",
         report[0]["tables"]

@@ -53,7 +53,8 @@ pub async fn edge(
     page.cards = cards;
     page.sections.push(section);
     page.sections.push(charts);
-    page.sections.push(operations_section(&edges, window_secs));
+    page.sections
+        .push(operations_section(&edges, &target, window_secs));
     page.sections
         .push(super::edge_split::section_of(&drilldown.split, &target));
     // Stored traces hold the calls of an edge with an instrumented side.
@@ -112,8 +113,14 @@ async fn edges_between(
 }
 
 /// The edge's calls by the caller's operation and the operation called, from the rollups:
-/// which endpoint got slower or started failing.
-fn operations_section(edges: &[&(EdgeKey, EdgeStats)], window_secs: f64) -> Section {
+/// which endpoint got slower or started failing. Calls to a service that left no span there
+/// (refused by the caller's breaker, or never answered) are named as such: their split counts
+/// them as failed.
+fn operations_section(
+    edges: &[&(EdgeKey, EdgeStats)],
+    target: &NodeKey,
+    window_secs: f64,
+) -> Section {
     let mut section = Section::new(
         "By operation: from the caller's to the callee's",
         "No call on this edge named its operations in this range.",
@@ -148,7 +155,10 @@ fn operations_section(edges: &[&(EdgeKey, EdgeStats)], window_secs: f64) -> Sect
         };
         let mut row = vec![
             Cell::text(or_unknown(&split.caller)),
-            Cell::text(or_unknown(&split.callee)),
+            Cell::text(match split.callee.as_str() {
+                "" if target.kind == NodeKind::Service => NO_CALLEE_SPAN,
+                callee => or_unknown(callee),
+            }),
         ];
         row.extend(
             ServiceFigures::of(&red, window_secs)
@@ -159,6 +169,9 @@ fn operations_section(edges: &[&(EdgeKey, EdgeStats)], window_secs: f64) -> Sect
     }
     section
 }
+
+/// The operation called, for calls to a service that left no span there.
+const NO_CALLEE_SPAN: &str = "none: no span from the callee (refused or unanswered)";
 
 fn or_unknown(operation: &str) -> &str {
     if operation.is_empty() {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::LatencySketch;
+use super::{LatencySketch, SketchSum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,7 +202,7 @@ impl EdgeStats {
     }
 
     /// Where [`EdgeStats::split_mut`]'s split is in `operations`, added if new.
-    pub(crate) fn split_index(&mut self, caller: &str, callee: &str) -> (usize, bool) {
+    fn split_index(&mut self, caller: &str, callee: &str) -> (usize, bool) {
         let search = |splits: &[OperationSplit], caller: &str, callee: &str| {
             splits.binary_search_by(|known| {
                 (known.caller.as_str(), known.callee.as_str()).cmp(&(caller, callee))
@@ -238,6 +238,47 @@ impl EdgeStats {
     }
 }
 
+/// An edge's operation splits summed in order, as stats are merged or stored rollups read:
+/// the pairs that come first keep a split of their own, the rest go to the other operations'
+/// (as [`EdgeStats::merge`] places them), each latency summed bucket by bucket.
+#[derive(Debug, Default)]
+pub struct SplitSums {
+    /// The splits' names and counts, placed as an edge's splits are; their latencies are in
+    /// `latencies`, at the same positions.
+    named: EdgeStats,
+    latencies: Vec<SketchSum>,
+}
+
+impl SplitSums {
+    /// Adds the counts of (`caller`, `callee`)'s split to its sum (or to the other
+    /// operations'), and returns the sum its latency is to be added to.
+    pub fn add(
+        &mut self,
+        caller: &str,
+        callee: &str,
+        num_requests: u64,
+        num_errors: u64,
+    ) -> &mut SketchSum {
+        let num_before = self.named.operations.len();
+        let (at, _) = self.named.split_index(caller, callee);
+        if self.named.operations.len() > num_before {
+            self.latencies.insert(at, SketchSum::default());
+        }
+        let split = &mut self.named.operations[at];
+        split.num_requests += num_requests;
+        split.num_errors += num_errors;
+        &mut self.latencies[at]
+    }
+
+    pub fn into_splits(self) -> Vec<OperationSplit> {
+        let mut splits = self.named.operations;
+        for (split, latency) in splits.iter_mut().zip(self.latencies) {
+            split.latency = latency.into_sketch();
+        }
+        splits
+    }
+}
+
 /// Bound on [`EdgeStats::consumer_groups`]: a topic read by more groups than this through one
 /// service keeps the first ones (in sort order).
 pub const MAX_CONSUMER_GROUPS: usize = 16;
@@ -255,31 +296,25 @@ impl EdgeStats {
     }
 
     /// `all` merged: equal to merging them one by one in order ([`EdgeStats::merge`]), with
-    /// each latency sketch merged in one pass ([`LatencySketch::merge_all`]) — what a range
-    /// of many minutes of a large map needs.
+    /// each latency sketch merged in one pass ([`LatencySketch::merge_all`], the splits'
+    /// through [`SplitSums`]) — what a range of many minutes of a large map needs.
     pub fn merge_all(all: &[&EdgeStats]) -> EdgeStats {
         let mut total = EdgeStats::default();
-        // Per split of `total`, the sketches that land in it, in order.
-        let mut split_sketches: Vec<Vec<&LatencySketch>> = Vec::new();
+        let mut splits = SplitSums::default();
         for stats in all {
             total.add_counts(stats);
             for split in &stats.operations {
-                let num_before = total.operations.len();
-                let (at, _) = total.split_index(&split.caller, &split.callee);
-                if total.operations.len() > num_before {
-                    split_sketches.insert(at, Vec::new());
-                }
-                total.operations[at].add_counts(split);
-                split_sketches[at].push(&split.latency);
+                let (caller, callee) = (&split.caller, &split.callee);
+                splits
+                    .add(caller, callee, split.num_requests, split.num_errors)
+                    .add(&split.latency);
             }
         }
         total.client_latency = LatencySketch::merge_all(all.iter().map(|s| &s.client_latency));
         total.server_latency = LatencySketch::merge_all(all.iter().map(|s| &s.server_latency));
         total.publish_consume_latency =
             LatencySketch::merge_all(all.iter().map(|s| &s.publish_consume_latency));
-        for (split, sketches) in total.operations.iter_mut().zip(split_sketches) {
-            split.latency = LatencySketch::merge_all(sketches);
-        }
+        total.operations = splits.into_splits();
         total
     }
 

@@ -1,4 +1,4 @@
-//! The map's totals of a range summed straight from stored rows, for any store: each row's
+//! Totals of a range summed straight from stored rows, for any store: each row's
 //! edge found from its key read in place ([`EdgeKeyRef`]), its stats bytes (and its splits,
 //! when read) copied to the end of the rows read so far, then each edge's rows summed
 //! together, bucket by bucket (`codec_rollup::add_edge_stats`), the edges spread over the

@@ -6,8 +6,7 @@ use std::cmp::Ordering;
 
 use crate::model::SketchSum;
 use crate::model::graph::{
-    EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationSplit, OperationStats,
-    OperationTotal,
+    EdgeRollup, EdgeStats, EdgeTotal, OperationRollup, OperationStats, OperationTotal, SplitSums,
 };
 
 use super::StoreError;
@@ -58,47 +57,6 @@ impl EdgeSum {
             operations: self.operations.into_splits(),
             ..self.counts
         }
-    }
-}
-
-/// An edge's operation splits summed as its rollups' are read, in the rollups' order: the
-/// pairs that come first keep a split of their own, the rest go to the other operations' (as
-/// [`EdgeStats::merge_all`] places them), each latency summed bucket by bucket.
-#[derive(Debug, Default)]
-pub struct SplitSums {
-    /// The splits' names and counts, placed as an edge's splits are; their latencies are in
-    /// `latencies`, at the same positions.
-    named: EdgeStats,
-    latencies: Vec<SketchSum>,
-}
-
-impl SplitSums {
-    /// Adds the counts of (`caller`, `callee`)'s split to its sum (or to the other
-    /// operations'), and returns the sum its latency is to be added to.
-    pub fn add(
-        &mut self,
-        caller: &str,
-        callee: &str,
-        num_requests: u64,
-        num_errors: u64,
-    ) -> &mut SketchSum {
-        let num_before = self.named.operations.len();
-        let (at, _) = self.named.split_index(caller, callee);
-        if self.named.operations.len() > num_before {
-            self.latencies.insert(at, SketchSum::default());
-        }
-        let split = &mut self.named.operations[at];
-        split.num_requests += num_requests;
-        split.num_errors += num_errors;
-        &mut self.latencies[at]
-    }
-
-    pub fn into_splits(self) -> Vec<OperationSplit> {
-        let mut splits = self.named.operations;
-        for (split, latency) in splits.iter_mut().zip(self.latencies) {
-            split.latency = latency.into_sketch();
-        }
-        splits
     }
 }
 

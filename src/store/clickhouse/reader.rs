@@ -267,8 +267,8 @@ fn bound_query(
 }
 
 impl ClickHouseReader {
-    /// The map's totals ([`Splits::Skipped`]): the rows of `range` streamed into per-edge sums
-    /// as they arrive ([`EdgeSums`]).
+    /// Totals over `range`, with or without the operation splits: the rows streamed into
+    /// per-edge sums as they arrive ([`EdgeSums`]), `operations` selected only when read.
     fn summed_edges(
         &self,
         range: MinuteRange,

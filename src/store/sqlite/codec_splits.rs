@@ -2,9 +2,9 @@
 //! the blob of ClickHouse's `operations` column, which holds the same list apart so that a
 //! read of the map's totals need not read it.
 
+use crate::model::graph::SplitSums;
 use crate::model::graph::{MAX_OPERATION_SPLITS, OperationSplit};
 use crate::store::StoreError;
-use crate::store::totals::SplitSums;
 
 use super::codec::{Decoder, corrupt, put_str, put_varint};
 use super::codec_sketch::{SketchForm, add_sketch, put_sketch, sketch};

@@ -193,6 +193,13 @@ impl EdgeSums {
 
     /// Each edge's rows summed, ordered by key.
     pub fn into_totals(self) -> Result<Vec<EdgeTotal>, StoreError> {
+        let firsts = self.into_totals_with_first_minutes()?;
+        Ok(firsts.into_iter().map(|(_, total)| total).collect())
+    }
+
+    /// Each edge's rows summed, ordered by key, each with the minute of its first row (the
+    /// one whose placements it keeps).
+    pub fn into_totals_with_first_minutes(self) -> Result<Vec<(i64, EdgeTotal)>, StoreError> {
         let EdgeSums {
             splits,
             entries,
@@ -233,12 +240,13 @@ impl EdgeSums {
             .into_iter()
             .filter_map(|(at, stats)| {
                 let entry = entries[at].take()?;
-                Some(EdgeTotal {
+                let total = EdgeTotal {
                     key: entry.key,
                     source_placement: entry.source_placement,
                     target_placement: entry.target_placement,
                     stats,
-                })
+                };
+                Some((entry.first.0, total))
             })
             .collect())
     }

@@ -120,6 +120,7 @@ async fn migrations_apply_once_and_survive_two_processes_at_once() {
     assert_eq!(
         tables.lines().collect::<Vec<_>>(),
         [
+            "edge_rollup_buckets",
             "edge_rollups",
             "metric_points",
             "operation_rollups",

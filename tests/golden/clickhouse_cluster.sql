@@ -103,3 +103,23 @@ ALTER TABLE `cartograph`.edge_rollups ON CLUSTER 'observability'
 ALTER TABLE `cartograph`.edge_rollups_local ON CLUSTER 'observability'
     MODIFY COLUMN payload String CODEC(LZ4);
 
+-- 0003_edge_rollup_buckets
+CREATE TABLE IF NOT EXISTS `cartograph`.edge_rollup_buckets_local ON CLUSTER 'observability'
+(
+    bucket Int64 CODEC(DoubleDelta, ZSTD(1)),
+    instance UInt32,
+    key String CODEC(ZSTD(1)),
+    minute Int64 CODEC(DoubleDelta, ZSTD(1)),
+    written_at UInt64,
+    num_keys UInt32,
+    source_rows UInt32,
+    source_versions UInt64,
+    payload String CODEC(LZ4)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cartograph/edge_rollup_buckets_local', '{replica}', written_at)
+PARTITION BY intDiv(bucket, 1440)
+ORDER BY (bucket, instance, key);
+
+CREATE TABLE IF NOT EXISTS `cartograph`.`edge_rollup_buckets` ON CLUSTER 'observability' AS `cartograph`.`edge_rollup_buckets_local`
+ENGINE = Distributed('observability', 'cartograph', 'edge_rollup_buckets_local', cityHash64(bucket, instance));
+

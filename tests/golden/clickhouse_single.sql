@@ -88,3 +88,20 @@ ALTER TABLE `cartograph`.edge_rollups
 ALTER TABLE `cartograph`.edge_rollups
     MODIFY COLUMN payload String CODEC(LZ4);
 
+-- 0003_edge_rollup_buckets
+CREATE TABLE IF NOT EXISTS `cartograph`.edge_rollup_buckets
+(
+    bucket Int64 CODEC(DoubleDelta, ZSTD(1)),
+    instance UInt32,
+    key String CODEC(ZSTD(1)),
+    minute Int64 CODEC(DoubleDelta, ZSTD(1)),
+    written_at UInt64,
+    num_keys UInt32,
+    source_rows UInt32,
+    source_versions UInt64,
+    payload String CODEC(LZ4)
+)
+ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY intDiv(bucket, 1440)
+ORDER BY (bucket, instance, key);
+

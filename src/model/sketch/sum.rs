@@ -53,6 +53,27 @@ impl SketchSum {
         Ok(())
     }
 
+    /// Adds the slots of a dense sketch: `bytes` holds one count per index from `low`, each
+    /// `width` bytes little-endian (1, 2, 4 or 8), the indices checked by the caller to lie in
+    /// `0..=MAX_BUCKET_INDEX`. Returns the number of observations added; its other parts
+    /// follow through [`SketchSum::add_rest`].
+    pub fn add_dense(&mut self, low: i32, width: usize, bytes: &[u8]) -> u64 {
+        let num_slots = bytes.len() / width;
+        if num_slots == 0 {
+            return 0;
+        }
+        self.slot(low);
+        self.slot(low + num_slots as i32 - 1);
+        let at = (low - self.low) as usize;
+        let slots = &mut self.dense[at..at + num_slots];
+        match width {
+            1 => add_widened::<1>(slots, bytes),
+            2 => add_widened::<2>(slots, bytes),
+            4 => add_widened::<4>(slots, bytes),
+            _ => add_widened::<8>(slots, bytes),
+        }
+    }
+
     /// The rest of a sketch whose buckets (holding `num_in_buckets` observations) were added:
     /// its zero count, sum and extremes. A sketch of no observations adds nothing, as
     /// `merge_all` skips it.
@@ -109,6 +130,21 @@ impl SketchSum {
         }
         &mut self.dense[at]
     }
+}
+
+/// Adds counts of `WIDTH` bytes each to `slots`; returns their total. No branch on a count: the
+/// loop vectorises.
+fn add_widened<const WIDTH: usize>(slots: &mut [u64], bytes: &[u8]) -> u64 {
+    let mut total = 0_u64;
+    for (slot, count) in slots.iter_mut().zip(bytes.chunks_exact(WIDTH)) {
+        let mut le = [0_u8; 8];
+        le[..WIDTH].copy_from_slice(count);
+        let count = u64::from_le_bytes(le);
+        // As `add_bucket`'s sum would, without a check on each count.
+        *slot = slot.wrapping_add(count);
+        total = total.saturating_add(count);
+    }
+    total
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "edge_operations",
         sql: include_str!("../../../migrations/clickhouse/0002_edge_operations.sql"),
     },
+    Migration {
+        version: 3,
+        name: "edge_rollup_buckets",
+        sql: include_str!("../../../migrations/clickhouse/0003_edge_rollup_buckets.sql"),
+    },
 ];
 
 /// The oldest server this schema runs on (`Map`, bloom-filter indexes on `mapValues`,

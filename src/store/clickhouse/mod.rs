@@ -6,6 +6,10 @@
 //! or RowBinary rows — never by formatting user input into a statement. See `migrate` for the
 //! schema and [`rows`] for what each row holds.
 
+mod bound;
+#[cfg(test)]
+mod bucket_tests;
+mod buckets;
 pub mod migrate;
 mod reader;
 mod rows;
@@ -17,7 +21,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clickhouse::{Client, Compression};
+use clickhouse::{Client, Compression, RowOwned, RowWrite};
 
 pub use migrate::Layout;
 pub use reader::ClickHouseReader;
@@ -88,6 +92,26 @@ impl Shared {
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("the runtime lives until drop")
+    }
+
+    /// Inserts `rows` into `table` (nothing when there are none).
+    pub(crate) fn insert<T: RowOwned + RowWrite + Sync>(
+        &self,
+        table: &str,
+        rows: &[T],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let client = self.client.clone();
+        let name = table.to_owned();
+        self.block(async move {
+            let mut insert = client.insert::<T>(&name).await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        })
     }
 
     /// `table` in the store's database, quoted.

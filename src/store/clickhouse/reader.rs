@@ -8,6 +8,8 @@ use clickhouse::Row;
 use serde::Deserialize;
 
 use super::Shared;
+use super::bound::{Bound, bound_query, rollup_condition};
+use super::buckets::totals_statement;
 use super::rows::{EdgeRollupReadRow, OperationRollupRow, PointRow, SpanRow, edge_key_prefix};
 use super::totals::{TotalsRow, add_row};
 use crate::model::graph::{EdgeRollup, EdgeTotal, NodeKey, OperationRollup};
@@ -37,13 +39,6 @@ struct Candidate {
     latest: u64,
     /// The longest matching span's duration.
     longest: u64,
-}
-
-/// A value bound into a query: the crate escapes it (nothing is formatted into SQL).
-#[derive(Clone)]
-enum Bound {
-    Text(String),
-    Number(u64),
 }
 
 impl ClickHouseReader {
@@ -250,25 +245,11 @@ impl MetricReader for ClickHouseReader {
     }
 }
 
-/// `sql` with `binds` bound to its `?`s, in order.
-fn bound_query(
-    client: &clickhouse::Client,
-    sql: &str,
-    binds: Vec<Bound>,
-) -> clickhouse::query::Query {
-    let mut query = client.query(sql);
-    for bound in binds {
-        query = match bound {
-            Bound::Text(text) => query.bind(text),
-            Bound::Number(number) => query.bind(number),
-        };
-    }
-    query
-}
-
 impl ClickHouseReader {
     /// Totals over `range`, with or without the operation splits: the rows streamed into
     /// per-edge sums as they arrive ([`EdgeSums`]), `operations` selected only when read.
+    /// Without splits, ten-minute sets stand for their minutes where they can
+    /// ([`super::buckets`]).
     fn summed_edges(
         &self,
         range: MinuteRange,
@@ -278,15 +259,25 @@ impl ClickHouseReader {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (condition, binds) = Self::rollup_condition(range, instances);
-        let operations = match splits {
-            Splits::Read => "operations",
-            Splits::Skipped => "'' AS operations",
+        let with_sets = match splits {
+            Splits::Skipped => totals_statement(&self.shared, range, instances)?,
+            Splits::Read => None,
         };
-        let sql = format!(
-            "SELECT minute, instance, payload, {operations} FROM {} FINAL WHERE {condition}",
-            self.shared.table("edge_rollups")
-        );
+        let (sql, binds) = match with_sets {
+            Some(statement) => statement,
+            None => {
+                let (condition, binds) = rollup_condition("minute", range, instances);
+                let operations = match splits {
+                    Splits::Read => "operations",
+                    Splits::Skipped => "'' AS operations",
+                };
+                let sql = format!(
+                    "SELECT minute, instance, payload, {operations} FROM {} FINAL WHERE {condition}",
+                    self.shared.table("edge_rollups")
+                );
+                (sql, binds)
+            }
+        };
         let client = self.shared.client.clone();
         let summed = self.shared.block(async move {
             let mut cursor = bound_query(&client, &sql, binds).fetch::<TotalsRow<'_>>()?;
@@ -301,26 +292,6 @@ impl ClickHouseReader {
         summed.into_totals()
     }
 
-    fn rollup_condition(range: MinuteRange, instances: Instances) -> (String, Vec<Bound>) {
-        let mut condition = "minute >= ? AND minute < ?".to_owned();
-        let mut binds = vec![
-            Bound::Number(u64::try_from(range.from().get().max(0)).unwrap_or(0)),
-            Bound::Number(u64::try_from(range.to().get().max(0)).unwrap_or(0)),
-        ];
-        match instances {
-            Instances::AllBut(Some(instance)) => {
-                condition.push_str(" AND instance != ?");
-                binds.push(Bound::Number(u64::from(instance)));
-            }
-            Instances::AllBut(None) => {}
-            Instances::Only(instance) => {
-                condition.push_str(" AND instance = ?");
-                binds.push(Bound::Number(u64::from(instance)));
-            }
-        }
-        (condition, binds)
-    }
-
     /// The edge rollups of `range` written by `instances` (of the edges between `pair` only
     /// when given), by minute, key and instance.
     pub(super) fn edges_of(
@@ -332,7 +303,7 @@ impl ClickHouseReader {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (mut condition, mut binds) = Self::rollup_condition(range, instances);
+        let (mut condition, mut binds) = rollup_condition("minute", range, instances);
         if let Some((source, target)) = pair {
             // In hex: names may hold any character, and the key separates them with NULs.
             condition.push_str(" AND startsWith(key, unhex(?))");
@@ -372,7 +343,7 @@ impl ClickHouseReader {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (mut condition, mut binds) = Self::rollup_condition(range, instances);
+        let (mut condition, mut binds) = rollup_condition("minute", range, instances);
         if let Some(service) = service {
             condition.push_str(" AND service = ?");
             binds.push(Bound::Text(service.to_owned()));
@@ -437,7 +408,7 @@ impl RollupReader for ClickHouseReader {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let (condition, mut binds) = Self::rollup_condition(range, Instances::AllBut(None));
+        let (condition, mut binds) = rollup_condition("minute", range, Instances::AllBut(None));
         binds.extend(binds.clone());
         let sql = format!(
             "SELECT DISTINCT minute FROM (SELECT minute FROM {} WHERE {condition} \

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use clickhouse::{RowOwned, RowWrite};
+use tracing::warn;
 
 use super::Shared;
+use super::buckets::{PendingBuckets, delete_sets_before, write_set};
 use super::reader::ClickHouseReader;
 use super::rows::{EdgeRollupRow, OperationRollupRow, PointRow, SpanRow, TraceTimeRow};
 use crate::model::graph::{EdgeRollup, OperationRollup};
@@ -24,6 +25,8 @@ const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 #[derive(Debug)]
 pub struct ClickHouseWriter {
     shared: Arc<Shared>,
+    /// Buckets whose ten-minute set this writer owes (see [`super::buckets`]).
+    pending: PendingBuckets,
 }
 
 /// Tables retention works on: name, time column, whether rows collapse (read with FINAL).
@@ -36,26 +39,10 @@ const ROLLUP_TABLES: [&str; 2] = ["edge_rollups", "operation_rollups"];
 
 impl ClickHouseWriter {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-
-    fn insert<T: RowOwned + RowWrite + Sync>(
-        &self,
-        table: &str,
-        rows: &[T],
-    ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+        Self {
+            shared,
+            pending: PendingBuckets::default(),
         }
-        let client = self.shared.client.clone();
-        let name = table.to_owned();
-        self.shared.block(async move {
-            let mut insert = client.insert::<T>(&name).await?;
-            for row in rows {
-                insert.write(row).await?;
-            }
-            insert.end().await
-        })
     }
 
     fn count(
@@ -127,6 +114,8 @@ impl ClickHouseWriter {
             }
             rollups += num;
         }
+        // Sets are derived from the minutes: they are not counted.
+        delete_sets_before(&self.shared, cutoff_minute)?;
         Ok((deleted[0], deleted[2], rollups))
     }
 
@@ -151,6 +140,22 @@ impl ClickHouseWriter {
     }
 }
 
+impl ClickHouseWriter {
+    /// Writes the ten-minute sets now due after `edges` were stored. A set that cannot be
+    /// written stays owed: reads take its minutes meanwhile, and the rollups are stored.
+    fn write_due_sets(&mut self, instance: u32, edges: &[EdgeRollup]) {
+        let due = self
+            .pending
+            .stored(instance, edges.iter().map(|rollup| rollup.minute));
+        for bucket in due {
+            match write_set(&self.shared, instance, bucket) {
+                Ok(()) => self.pending.written(instance, bucket),
+                Err(err) => warn!(bucket, error = %err, "cannot write a ten-minute set of rollups"),
+            }
+        }
+    }
+}
+
 impl StoreWriter for ClickHouseWriter {
     fn write_batch(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let spans = batch
@@ -171,9 +176,9 @@ impl StoreWriter for ClickHouseWriter {
             .map(PointRow::from_point)
             .collect::<Result<Vec<_>, _>>()?;
         // Trace times first: a span is never visible without the row that finds it.
-        self.insert("trace_times", &times)?;
-        self.insert("spans", &spans)?;
-        self.insert("metric_points", &points)
+        self.shared.insert("trace_times", &times)?;
+        self.shared.insert("spans", &spans)?;
+        self.shared.insert("metric_points", &points)
     }
 
     fn apply_retention(
@@ -238,8 +243,10 @@ impl RollupWriter for ClickHouseWriter {
             .enumerate()
             .map(|(index, rollup)| OperationRollupRow::new(instance, rollup, base + index as u64))
             .collect::<Result<Vec<_>, _>>()?;
-        self.insert("edge_rollups", &edge_rows)?;
-        self.insert("operation_rollups", &operation_rows)
+        self.shared.insert("edge_rollups", &edge_rows)?;
+        self.shared.insert("operation_rollups", &operation_rows)?;
+        self.write_due_sets(instance, edges);
+        Ok(())
     }
 
     fn instance_rollups(

@@ -84,22 +84,20 @@ impl<'a> Decoder<'a> {
 
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
-        // Most are one byte (lengths, counts, small numbers): search reads millions of them.
-        if let Some((&byte, rest)) = self.bytes.split_first()
-            && byte < 0x80
-        {
-            self.bytes = rest;
-            return Ok(u64::from(byte));
-        }
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(corrupt("varint longer than 64 bits"))
+        let (value, rest) = split_varint(self.bytes).ok_or_else(|| varint_error(self.bytes))?;
+        self.bytes = rest;
+        Ok(value)
+    }
+
+    /// The bytes not read yet, for a hot loop that reads them itself ([`split_varint`]).
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Continues after what a hot loop read: `rest` is the end of [`Decoder::remaining`].
+    pub(crate) fn continue_at(&mut self, rest: &'a [u8]) {
+        debug_assert!(rest.len() <= self.bytes.len());
+        self.bytes = rest;
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {
@@ -172,6 +170,40 @@ pub(crate) fn corrupt(what: &str) -> StoreError {
 
 fn truncated() -> StoreError {
     corrupt("truncated")
+}
+
+/// Bytes a varint may take: 64 bits in groups of 7.
+const MAX_VARINT_BYTES: usize = 10;
+
+/// The varint at the start of `bytes` and the bytes after it; `None` when `bytes` ends inside
+/// it or it runs past [`MAX_VARINT_BYTES`] ([`varint_error`] says which). Most are one byte
+/// (lengths, counts, sketch gaps): sums and search read millions of them.
+#[inline(always)]
+pub(crate) fn split_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let (&first, mut rest) = bytes.split_first()?;
+    if first < 0x80 {
+        return Some((u64::from(first), rest));
+    }
+    let mut value = u64::from(first & 0x7f);
+    for shift in (7..64).step_by(7) {
+        let (&byte, after) = rest.split_first()?;
+        rest = after;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value, rest));
+        }
+    }
+    None
+}
+
+/// Why [`split_varint`] read no varint from `bytes`.
+#[cold]
+pub(crate) fn varint_error(bytes: &[u8]) -> StoreError {
+    if bytes.len() >= MAX_VARINT_BYTES {
+        corrupt("varint longer than 64 bits")
+    } else {
+        truncated()
+    }
 }
 
 pub(crate) fn put_attributes(buf: &mut Vec<u8>, attributes: &Attributes) {

@@ -9,12 +9,18 @@
 //! layout 3, operation layout 4) wrote gap and count always (about two bytes a bucket), the
 //! postcard form before that zig-zag absolute indices (about three); both are still read. The
 //! count is not stored: it is the buckets' and the zero count's sum.
+//!
+//! A sketch whose buckets fill most of their span (a busy edge's minute, ten minutes summed)
+//! is written dense instead, when that is no longer: tag 2, the first index, the number of
+//! slots and their width in bytes (1, 2, 4 or 8), then each slot's count, little-endian (0
+//! for an empty bucket; the first and the last are not empty), then the same rest. A sum adds
+//! such a sketch slot by slot without a branch ([`SketchSum::add_dense`]).
 
 use crate::model::LatencySketch;
 use crate::model::sketch::{MAX_BUCKET_INDEX, SketchError, SketchSum};
 use crate::store::StoreError;
 
-use super::codec::{Decoder, corrupt, put_f64, put_varint};
+use super::codec::{Decoder, corrupt, put_f64, put_varint, split_varint, varint_error};
 
 /// How a blob holds its sketches: fixed by the blob's layout byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +35,7 @@ pub(super) enum SketchForm {
 
 const EMPTY: u8 = 0;
 const BUCKETS: u8 = 1;
+const DENSE: u8 = 2;
 
 /// Appends `sketch` in the flagged form.
 pub(super) fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
@@ -45,6 +52,10 @@ pub(super) fn put_compact_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
 fn put_buckets_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch, form: SketchForm) {
     if *sketch == LatencySketch::default() {
         buf.push(EMPTY);
+        return;
+    }
+    if form == SketchForm::Flagged && put_dense_if_shorter(buf, sketch) {
+        put_rest(buf, sketch);
         return;
     }
     buf.push(BUCKETS);
@@ -65,10 +76,122 @@ fn put_buckets_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch, form: SketchFor
         }
         next_index = index + 1;
     }
+    put_rest(buf, sketch);
+}
+
+fn put_rest(buf: &mut Vec<u8>, sketch: &LatencySketch) {
     put_varint(buf, sketch.zero_count());
     put_f64(buf, sketch.sum_nanos());
     put_varint(buf, sketch.min_nanos());
     put_varint(buf, sketch.max_nanos());
+}
+
+fn varint_len(value: u64) -> usize {
+    (64 - value.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// Appends the dense form's tag and slots when they take no more bytes than the flagged
+/// form's buckets; says whether it did. `sketch` has buckets or a zero count.
+fn put_dense_if_shorter(buf: &mut Vec<u8>, sketch: &LatencySketch) -> bool {
+    let buckets = sketch.buckets();
+    let (Some(&(low, _)), Some(&(high, _))) = (buckets.first(), buckets.last()) else {
+        return false;
+    };
+    let mut flagged = varint_len(buckets.len() as u64);
+    let mut next_index = 0_i32;
+    for &(index, count) in buckets {
+        let gap = u64::from(index.abs_diff(next_index));
+        flagged += match count {
+            1 => varint_len(gap * 2 + 1),
+            _ => varint_len(gap * 2) + varint_len(count),
+        };
+        next_index = index + 1;
+    }
+    let max_count = buckets.iter().map(|&(_, count)| count).max().unwrap_or(1);
+    let width = DENSE_WIDTHS
+        .into_iter()
+        .find(|&width| width == 8 || max_count < 1 << (8 * width))
+        .unwrap_or(8);
+    let num_slots = (high - low) as usize + 1;
+    let dense = varint_len(low as u64) + varint_len(num_slots as u64) + 1 + num_slots * width;
+    if dense > flagged {
+        return false;
+    }
+    buf.push(DENSE);
+    put_varint(buf, low as u64);
+    put_varint(buf, num_slots as u64);
+    buf.push(width as u8);
+    let start = buf.len();
+    buf.resize(start + num_slots * width, 0);
+    for &(index, count) in buckets {
+        let at = start + (index - low) as usize * width;
+        buf[at..at + width].copy_from_slice(&count.to_le_bytes()[..width]);
+    }
+    true
+}
+
+/// Bytes a dense slot may take.
+const DENSE_WIDTHS: [usize; 4] = [1, 2, 4, 8];
+
+/// A dense sketch's slots, checked: the first index, the width and the slots' bytes.
+struct DenseSlots<'a> {
+    low: i32,
+    width: usize,
+    bytes: &'a [u8],
+}
+
+/// Reads a dense sketch's header and slots (after its tag).
+fn dense_slots<'a>(decoder: &mut Decoder<'a>) -> Result<DenseSlots<'a>, StoreError> {
+    let low = decoder.varint()?;
+    let num_slots = decoder.varint()?;
+    let width = usize::from(decoder.u8()?);
+    let last = low.checked_add(num_slots).map(|end| end.wrapping_sub(1));
+    if num_slots == 0 || last.is_none_or(|last| last > MAX_BUCKET_INDEX as u64) {
+        return Err(corrupt("dense sketch slots out of range"));
+    }
+    if !DENSE_WIDTHS.contains(&width) {
+        return Err(corrupt("bad dense sketch width"));
+    }
+    // At most MAX_BUCKET_INDEX + 1 slots of 8 bytes: no overflow.
+    let len = num_slots as usize * width;
+    let remaining = decoder.remaining();
+    if remaining.len() < len {
+        return Err(corrupt("truncated"));
+    }
+    let (bytes, rest) = remaining.split_at(len);
+    decoder.continue_at(rest);
+    let is_empty = |slot: &[u8]| slot.iter().all(|byte| *byte == 0);
+    if is_empty(&bytes[..width]) || is_empty(&bytes[len - width..]) {
+        return Err(corrupt("dense sketch starts or ends with an empty slot"));
+    }
+    Ok(DenseSlots {
+        low: low as i32,
+        width,
+        bytes,
+    })
+}
+
+impl DenseSlots<'_> {
+    /// Each non-empty slot's index and count.
+    fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
+        (self.low..)
+            .zip(self.bytes.chunks_exact(self.width))
+            .filter_map(|(index, slot)| {
+                let mut le = [0_u8; 8];
+                le[..slot.len()].copy_from_slice(slot);
+                let count = u64::from_le_bytes(le);
+                (count > 0).then_some((index, count))
+            })
+    }
+}
+
+fn read_rest(decoder: &mut Decoder<'_>) -> Result<Rest, StoreError> {
+    Ok(Rest {
+        zero_count: decoder.varint()?,
+        sum_nanos: decoder.f64()?,
+        min_nanos: decoder.varint()?,
+        max_nanos: decoder.varint()?,
+    })
 }
 
 /// Reads one sketch in `form`, checking it as [`LatencySketch::from_parts`] does.
@@ -92,6 +215,21 @@ pub(super) fn add_sketch(
     if form == SketchForm::Postcard {
         sum.add(&postcard_sketch(decoder)?);
         return Ok(());
+    }
+    if form == SketchForm::Flagged && decoder.remaining().first() == Some(&DENSE) {
+        decoder.u8()?;
+        let slots = dense_slots(decoder)?;
+        let num_in_buckets = sum.add_dense(slots.low, slots.width, slots.bytes);
+        let rest = read_rest(decoder)?;
+        return sum
+            .add_rest(
+                num_in_buckets,
+                rest.zero_count,
+                rest.sum_nanos,
+                rest.min_nanos,
+                rest.max_nanos,
+            )
+            .map_err(bad_sketch);
     }
     let mut num_in_buckets = 0_u64;
     let rest = bucket_parts(decoder, form, |index, count| {
@@ -157,6 +295,13 @@ fn bucket_parts(
     match decoder.u8()? {
         EMPTY => return Ok(None),
         BUCKETS => {}
+        DENSE if flagged => {
+            let slots = dense_slots(decoder)?;
+            for (index, count) in slots.buckets() {
+                bucket(index, count).map_err(bad_sketch)?;
+            }
+            return read_rest(decoder).map(Some);
+        }
         _ => return Err(corrupt("bad latency sketch tag")),
     }
     // Each bucket takes two bytes at least: the count is bounded by what is left.
@@ -165,8 +310,10 @@ fn bucket_parts(
         return Err(corrupt("more sketch buckets than indices"));
     }
     let mut next_index = 0_u64;
+    // Read from the bytes themselves: the hottest loop of a long range's totals.
+    let mut bytes = decoder.remaining();
     for _ in 0..num_buckets {
-        let word = decoder.varint()?;
+        let (word, rest) = split_varint(bytes).ok_or_else(|| varint_error(bytes))?;
         let (gap, is_one) = match flagged {
             true => (word >> 1, word & 1 == 1),
             false => (word, false),
@@ -175,17 +322,17 @@ fn bucket_parts(
             .checked_add(gap)
             .filter(|index| *index <= MAX_BUCKET_INDEX as u64)
             .ok_or_else(|| corrupt("sketch bucket index out of range"))?;
-        let count = if is_one { 1 } else { decoder.varint()? };
+        let (count, rest) = match is_one {
+            true => (1, rest),
+            false => split_varint(rest).ok_or_else(|| varint_error(rest))?,
+        };
         // At most MAX_BUCKET_INDEX: fits.
         bucket(index as i32, count).map_err(bad_sketch)?;
         next_index = index + 1;
+        bytes = rest;
     }
-    Ok(Some(Rest {
-        zero_count: decoder.varint()?,
-        sum_nanos: decoder.f64()?,
-        min_nanos: decoder.varint()?,
-        max_nanos: decoder.varint()?,
-    }))
+    decoder.continue_at(bytes);
+    read_rest(decoder).map(Some)
 }
 
 fn postcard_sketch(decoder: &mut Decoder<'_>) -> Result<LatencySketch, StoreError> {
@@ -242,7 +389,34 @@ mod tests {
             sketch_of(&[1, u64::MAX]),
             sketch_of(&[5_000_000; 300]),
             sketch_of(&spread),
+            // Every bucket of a span filled: written dense.
+            sketch_of(
+                &(0..5_000)
+                    .map(|no| 1_000_000 + no * 397)
+                    .collect::<Vec<_>>(),
+            ),
+            wide_counts(1 << 40),
         ]
+    }
+
+    /// Twenty buckets side by side, each holding `count`.
+    fn wide_counts(count: u64) -> LatencySketch {
+        let buckets = (900..920).map(|index| (index, count)).collect();
+        LatencySketch::from_parts(buckets, 1, 1.0e9, 0, 2_000_000).expect("a sketch")
+    }
+
+    /// `sketch` (buckets side by side) in the dense form with slots of `width` bytes.
+    fn dense_bytes(sketch: &LatencySketch, width: usize) -> Vec<u8> {
+        let buckets = sketch.buckets();
+        let mut bytes = vec![DENSE];
+        put_varint(&mut bytes, buckets[0].0 as u64);
+        put_varint(&mut bytes, buckets.len() as u64);
+        bytes.push(width as u8);
+        for &(_, count) in buckets {
+            bytes.extend_from_slice(&count.to_le_bytes()[..width]);
+        }
+        put_rest(&mut bytes, sketch);
+        bytes
     }
 
     /// `sketch` written in `form`.
@@ -312,6 +486,69 @@ mod tests {
     }
 
     #[test]
+    fn a_filled_span_is_written_dense_in_the_narrowest_width() {
+        for (count, width) in [(2, 1), (255, 1), (256, 2), (16_000, 2)] {
+            let sketch = wide_counts(count);
+            let bytes = written(&sketch, SketchForm::Flagged);
+            assert_eq!(bytes[0], DENSE, "{count}");
+            // Tag, first index (two bytes), twenty slots, their width.
+            assert_eq!(bytes[4], width as u8, "{count}");
+            assert_eq!(bytes, dense_bytes(&sketch, width));
+        }
+        // Every width reads back, as a sketch and into a sum (wider counts than these are
+        // shorter in the flagged form, but any width is read).
+        for (count, width) in [(2, 1), (300, 2), (70_000, 4), (1 << 40, 8), (3, 8)] {
+            let sketch = wide_counts(count);
+            let bytes = dense_bytes(&sketch, width);
+            assert_eq!(read(&bytes, SketchForm::Flagged).expect("read"), sketch);
+            let mut sum = SketchSum::default();
+            add_sketch(&mut Decoder::new(&bytes), SketchForm::Flagged, &mut sum).expect("added");
+            assert_eq!(sum.into_sketch(), sketch, "{count} in {width}");
+        }
+        // Sparse buckets stay in the flagged form.
+        let sparse = sketch_of(&[1_000, 1_000_000_000]);
+        assert_eq!(written(&sparse, SketchForm::Flagged)[0], BUCKETS);
+        // Neither older form is ever dense.
+        let filled = &samples()[6];
+        assert_eq!(written(filled, SketchForm::Flagged)[0], DENSE);
+        assert_eq!(written(filled, SketchForm::Compact)[0], BUCKETS);
+    }
+
+    #[test]
+    fn damage_to_a_dense_sketch_is_reported() {
+        let bytes = written(&wide_counts(2), SketchForm::Flagged);
+        assert_eq!(bytes[0], DENSE);
+        let read_both = |bytes: &[u8]| {
+            let mut sum = SketchSum::default();
+            let added = add_sketch(&mut Decoder::new(bytes), SketchForm::Flagged, &mut sum);
+            (read(bytes, SketchForm::Flagged), added)
+        };
+        for len in 0..bytes.len() {
+            let (read, added) = read_both(&bytes[..len]);
+            assert!(read.is_err() && added.is_err(), "{len}");
+        }
+        let damaged = |at: usize, value: u8| {
+            let mut copy = bytes.clone();
+            copy[at] = value;
+            copy
+        };
+        // Width 3; no slots; slots past the last index; an empty first or last slot.
+        let last_slot = 5 + 19;
+        for bad in [
+            damaged(4, 3),
+            damaged(3, 0),
+            damaged(2, 0x7f),
+            damaged(5, 0),
+            damaged(last_slot, 0),
+        ] {
+            let (read, added) = read_both(&bad);
+            assert!(read.is_err() && added.is_err());
+        }
+        // The dense tag means nothing in the compact form.
+        assert!(read(&bytes, SketchForm::Compact).is_err());
+    }
+
+    #[test]
     fn damage_is_reported_not_misread() {
         let sample = sketch_of(&[3, 4_000, 5_000_000, 5_000_000]);
         for form in [SketchForm::Flagged, SketchForm::Compact] {
@@ -320,7 +557,7 @@ mod tests {
                 assert!(read(&bytes[..len], form).is_err(), "{form:?} {len}");
             }
             let mut bad_tag = bytes.clone();
-            bad_tag[0] = 2;
+            bad_tag[0] = 3;
             assert!(read(&bad_tag, form).is_err());
             // An index past the last bucket, an absurd bucket count.
             let mut beyond = vec![BUCKETS, 1];

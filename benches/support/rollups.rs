@@ -14,8 +14,17 @@ pub const MINUTES_PER_HOUR: i64 = 60;
 /// services' operations with their versions), one call per minute; the time spent writing
 /// (building the rollups is not counted).
 pub fn write_mesh_hour(writer: &mut impl RollupWriter, num_edges: u64) -> Duration {
+    write_mesh_minutes(writer, num_edges, 0..MINUTES_PER_HOUR)
+}
+
+/// Writes the minutes `offsets` after the base minute of the mesh, as [`write_mesh_hour`].
+pub fn write_mesh_minutes(
+    writer: &mut impl RollupWriter,
+    num_edges: u64,
+    offsets: std::ops::Range<i64>,
+) -> Duration {
     let mut elapsed = Duration::ZERO;
-    for minute in BASE_MINUTE..BASE_MINUTE + MINUTES_PER_HOUR {
+    for minute in BASE_MINUTE + offsets.start..BASE_MINUTE + offsets.end {
         let rollups = mesh_edge_rollups(minute, num_edges);
         let operations = mesh_operation_rollups(minute);
         let started = Instant::now();

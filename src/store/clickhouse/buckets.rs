@@ -172,13 +172,8 @@ pub(super) fn write_set(shared: &Shared, instance: u32, bucket: i64) -> Result<(
 
 /// The buckets wholly inside `range`, as a range of minutes (empty when there is none).
 fn whole_buckets(range: MinuteRange) -> MinuteRange {
-    let from = range.from().get();
-    let first = bucket_of(from)
-        + if bucket_of(from) < from {
-            BUCKET_MINUTES
-        } else {
-            0
-        };
+    // The first bucket starting at or after the range's start.
+    let first = bucket_of(range.from().get() + BUCKET_MINUTES - 1);
     let end = bucket_of(range.to().get());
     MinuteRange::new(UnixMinute(first), UnixMinute(end.max(first)))
 }

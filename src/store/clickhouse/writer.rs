@@ -138,9 +138,7 @@ impl ClickHouseWriter {
             .block(async move { client.query(&sql).fetch_one::<u64>().await })?;
         Ok((oldest > 0).then(|| oldest - oldest % NANOS_PER_HOUR))
     }
-}
 
-impl ClickHouseWriter {
     /// Writes the ten-minute sets now due after `edges` were stored. A set that cannot be
     /// written stays owed: reads take its minutes meanwhile, and the rollups are stored.
     fn write_due_sets(&mut self, instance: u32, edges: &[EdgeRollup]) {

@@ -8,19 +8,16 @@
 //! mostly buckets of one call: most buckets take one byte. The compact form before it (edge
 //! layout 3, operation layout 4) wrote gap and count always (about two bytes a bucket), the
 //! postcard form before that zig-zag absolute indices (about three); both are still read. The
-//! count is not stored: it is the buckets' and the zero count's sum.
-//!
-//! A sketch whose buckets fill most of their span (a busy edge's minute, ten minutes summed)
-//! is written dense instead, when that is no longer: tag 2, the first index, the number of
-//! slots and their width in bytes (1, 2, 4 or 8), then each slot's count, little-endian (0
-//! for an empty bucket; the first and the last are not empty), then the same rest. A sum adds
-//! such a sketch slot by slot without a branch ([`SketchSum::add_dense`]).
+//! count is not stored: it is the buckets' and the zero count's sum. A sketch whose buckets
+//! fill most of their span is written dense instead, when that is no longer
+//! ([`super::codec_sketch_dense`]).
 
 use crate::model::LatencySketch;
 use crate::model::sketch::{MAX_BUCKET_INDEX, SketchError, SketchSum};
 use crate::store::StoreError;
 
 use super::codec::{Decoder, corrupt, put_f64, put_varint, split_varint, varint_error};
+use super::codec_sketch_dense::{DENSE, dense_slots, make_dense_if_no_longer};
 
 /// How a blob holds its sketches: fixed by the blob's layout byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +32,6 @@ pub(super) enum SketchForm {
 
 const EMPTY: u8 = 0;
 const BUCKETS: u8 = 1;
-const DENSE: u8 = 2;
 
 /// Appends `sketch` in the flagged form.
 pub(super) fn put_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch) {
@@ -54,10 +50,7 @@ fn put_buckets_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch, form: SketchFor
         buf.push(EMPTY);
         return;
     }
-    if form == SketchForm::Flagged && put_dense_if_shorter(buf, sketch) {
-        put_rest(buf, sketch);
-        return;
-    }
+    let start = buf.len();
     buf.push(BUCKETS);
     let buckets = sketch.buckets();
     put_varint(buf, buckets.len() as u64);
@@ -76,6 +69,9 @@ fn put_buckets_sketch(buf: &mut Vec<u8>, sketch: &LatencySketch, form: SketchFor
         }
         next_index = index + 1;
     }
+    if form == SketchForm::Flagged {
+        make_dense_if_no_longer(buf, start, sketch);
+    }
     put_rest(buf, sketch);
 }
 
@@ -84,105 +80,6 @@ fn put_rest(buf: &mut Vec<u8>, sketch: &LatencySketch) {
     put_f64(buf, sketch.sum_nanos());
     put_varint(buf, sketch.min_nanos());
     put_varint(buf, sketch.max_nanos());
-}
-
-fn varint_len(value: u64) -> usize {
-    (64 - value.leading_zeros() as usize).max(1).div_ceil(7)
-}
-
-/// Appends the dense form's tag and slots when they take no more bytes than the flagged
-/// form's buckets; says whether it did. `sketch` has buckets or a zero count.
-fn put_dense_if_shorter(buf: &mut Vec<u8>, sketch: &LatencySketch) -> bool {
-    let buckets = sketch.buckets();
-    let (Some(&(low, _)), Some(&(high, _))) = (buckets.first(), buckets.last()) else {
-        return false;
-    };
-    let mut flagged = varint_len(buckets.len() as u64);
-    let mut next_index = 0_i32;
-    for &(index, count) in buckets {
-        let gap = u64::from(index.abs_diff(next_index));
-        flagged += match count {
-            1 => varint_len(gap * 2 + 1),
-            _ => varint_len(gap * 2) + varint_len(count),
-        };
-        next_index = index + 1;
-    }
-    let max_count = buckets.iter().map(|&(_, count)| count).max().unwrap_or(1);
-    let width = DENSE_WIDTHS
-        .into_iter()
-        .find(|&width| width == 8 || max_count < 1 << (8 * width))
-        .unwrap_or(8);
-    let num_slots = (high - low) as usize + 1;
-    let dense = varint_len(low as u64) + varint_len(num_slots as u64) + 1 + num_slots * width;
-    if dense > flagged {
-        return false;
-    }
-    buf.push(DENSE);
-    put_varint(buf, low as u64);
-    put_varint(buf, num_slots as u64);
-    buf.push(width as u8);
-    let start = buf.len();
-    buf.resize(start + num_slots * width, 0);
-    for &(index, count) in buckets {
-        let at = start + (index - low) as usize * width;
-        buf[at..at + width].copy_from_slice(&count.to_le_bytes()[..width]);
-    }
-    true
-}
-
-/// Bytes a dense slot may take.
-const DENSE_WIDTHS: [usize; 4] = [1, 2, 4, 8];
-
-/// A dense sketch's slots, checked: the first index, the width and the slots' bytes.
-struct DenseSlots<'a> {
-    low: i32,
-    width: usize,
-    bytes: &'a [u8],
-}
-
-/// Reads a dense sketch's header and slots (after its tag).
-fn dense_slots<'a>(decoder: &mut Decoder<'a>) -> Result<DenseSlots<'a>, StoreError> {
-    let low = decoder.varint()?;
-    let num_slots = decoder.varint()?;
-    let width = usize::from(decoder.u8()?);
-    let last = low.checked_add(num_slots).map(|end| end.wrapping_sub(1));
-    if num_slots == 0 || last.is_none_or(|last| last > MAX_BUCKET_INDEX as u64) {
-        return Err(corrupt("dense sketch slots out of range"));
-    }
-    if !DENSE_WIDTHS.contains(&width) {
-        return Err(corrupt("bad dense sketch width"));
-    }
-    // At most MAX_BUCKET_INDEX + 1 slots of 8 bytes: no overflow.
-    let len = num_slots as usize * width;
-    let remaining = decoder.remaining();
-    if remaining.len() < len {
-        return Err(corrupt("truncated"));
-    }
-    let (bytes, rest) = remaining.split_at(len);
-    decoder.continue_at(rest);
-    let is_empty = |slot: &[u8]| slot.iter().all(|byte| *byte == 0);
-    if is_empty(&bytes[..width]) || is_empty(&bytes[len - width..]) {
-        return Err(corrupt("dense sketch starts or ends with an empty slot"));
-    }
-    Ok(DenseSlots {
-        low: low as i32,
-        width,
-        bytes,
-    })
-}
-
-impl DenseSlots<'_> {
-    /// Each non-empty slot's index and count.
-    fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {
-        (self.low..)
-            .zip(self.bytes.chunks_exact(self.width))
-            .filter_map(|(index, slot)| {
-                let mut le = [0_u8; 8];
-                le[..slot.len()].copy_from_slice(slot);
-                let count = u64::from_le_bytes(le);
-                (count > 0).then_some((index, count))
-            })
-    }
 }
 
 fn read_rest(decoder: &mut Decoder<'_>) -> Result<Rest, StoreError> {
@@ -216,26 +113,19 @@ pub(super) fn add_sketch(
         sum.add(&postcard_sketch(decoder)?);
         return Ok(());
     }
-    if form == SketchForm::Flagged && decoder.remaining().first() == Some(&DENSE) {
+    let mut num_in_buckets = 0_u64;
+    let rest = if form == SketchForm::Flagged && decoder.remaining().first() == Some(&DENSE) {
+        // Added whole, not bucket by bucket.
         decoder.u8()?;
         let slots = dense_slots(decoder)?;
-        let num_in_buckets = sum.add_dense(slots.low, slots.width, slots.bytes);
-        let rest = read_rest(decoder)?;
-        return sum
-            .add_rest(
-                num_in_buckets,
-                rest.zero_count,
-                rest.sum_nanos,
-                rest.min_nanos,
-                rest.max_nanos,
-            )
-            .map_err(bad_sketch);
-    }
-    let mut num_in_buckets = 0_u64;
-    let rest = bucket_parts(decoder, form, |index, count| {
-        num_in_buckets = num_in_buckets.saturating_add(count);
-        sum.add_bucket(index, count)
-    })?;
+        num_in_buckets = sum.add_dense(slots.low, slots.width, slots.bytes);
+        Some(read_rest(decoder)?)
+    } else {
+        bucket_parts(decoder, form, |index, count| {
+            num_in_buckets = num_in_buckets.saturating_add(count);
+            sum.add_bucket(index, count)
+        })?
+    };
     if let Some(Rest {
         zero_count,
         sum_nanos,

@@ -25,6 +25,7 @@ pub(crate) mod codec_kinds;
 pub(crate) mod codec_metric;
 pub(crate) mod codec_rollup;
 pub(crate) mod codec_sketch;
+mod codec_sketch_dense;
 pub(crate) mod codec_splits;
 mod filter;
 mod intern;
